@@ -1,0 +1,90 @@
+"""Quickstart: an image classifier from a folder of images, in a minute on a CPU.
+
+    python examples/quickstart.py [FOLDER]
+
+FOLDER holds one sub-folder per class (``FOLDER/ants/1.jpg``...), or
+``train/`` and ``val/`` folders laid out that way. Without FOLDER the
+ants-vs-bees data set of the PyTorch transfer-learning tutorial is used
+(``sktransfer.datasets.fetch_hymenoptera``).
+
+The transferred model is a frozen ImageNet network (EfficientNet-Lite0,
+whose weights ship with the package) turning each image into 1280 numbers,
+followed by a plain LogisticRegression. The baseline without transfer is the
+same classifier on raw downscaled pixels.
+"""
+
+import sys
+import time
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+from sktransfer import PretrainedFeatureExtractor
+from sktransfer._images import load_image
+from sktransfer.datasets import fetch_hymenoptera, load_image_folder
+
+
+def load_split(folder):
+    """(train paths, train labels, test paths, test labels) from a folder."""
+    from pathlib import Path
+
+    root = Path(folder)
+    if (root / "train").is_dir() and (root / "val").is_dir():
+        X_train, y_train = load_image_folder(root / "train")
+        X_test, y_test = load_image_folder(root / "val")
+        return list(X_train), y_train, list(X_test), y_test
+    paths, labels = load_image_folder(root)
+    X_train, X_test, y_train, y_test = train_test_split(
+        list(paths), labels, test_size=0.3, stratify=labels, random_state=0
+    )
+    return X_train, y_train, X_test, y_test
+
+
+def raw_pixels(paths, size=32):
+    """Each image as its size x size RGB pixels, flattened: the no-transfer baseline."""
+    return np.stack(
+        [np.asarray(load_image(p).resize((size, size))).reshape(-1) / 255.0 for p in paths]
+    )
+
+
+def main(folder=None):
+    if folder is None:
+        train = fetch_hymenoptera(subset="train")
+        val = fetch_hymenoptera(subset="val")
+        X_train, y_train, X_test, y_test = train.paths, train.target, val.paths, val.target
+        name = "hymenoptera (ants vs bees)"
+    else:
+        X_train, y_train, X_test, y_test = load_split(folder)
+        name = str(folder)
+    classes = sorted(str(c) for c in set(y_train))
+    print(f"data set: {name}: {len(X_train)} training and {len(X_test)} test images, classes {classes}")
+
+    results = []
+    baseline = make_pipeline(
+        FunctionTransformer(raw_pixels), StandardScaler(), LogisticRegression(max_iter=2000)
+    )
+    transfer = Pipeline(
+        [
+            ("embed", PretrainedFeatureExtractor(model="efficientnet_lite0")),
+            ("classify", LogisticRegression(max_iter=2000)),
+        ]
+    )
+    for label, clf in [("raw 32x32 pixels + LogisticRegression", baseline),
+                       ("EfficientNet-Lite0 features + LogisticRegression", transfer)]:
+        start = time.perf_counter()
+        clf.fit(X_train, y_train)
+        accuracy = clf.score(X_test, y_test)
+        seconds = time.perf_counter() - start
+        results.append((label, accuracy, seconds))
+
+    print()
+    print(f"{'model':<50} {'test accuracy':>13} {'wall time':>10}")
+    for label, accuracy, seconds in results:
+        print(f"{label:<50} {accuracy:>13.3f} {seconds:>9.1f}s")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else None)

@@ -1,0 +1,105 @@
+"""The network a feature extractor runs: uint8 images in, one vector each out.
+
+Putting normalisation, the chosen layer and the pooling into one module
+gives both engines (PyTorch and the exported ONNX graph) the same function,
+and lets the decoding threads hand over compact uint8 batches.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ._pooling import global_pool
+
+
+class _StopForward(Exception):
+    """Raised by a forward hook once the requested module has run."""
+
+
+def default_pooling(fmt):
+    return "token" if fmt == "nlc" else "avg"
+
+
+class Embedder(nn.Module):
+    """Map a uint8 NCHW batch to (batch, features) through a backbone.
+
+    Parameters
+    ----------
+    backbone : Backbone
+    layer : str or None
+        None: the pre-logits embedding. A layer-group name: the output of
+        that group. Any other name: a submodule of the backbone as listed by
+        ``backbone.named_modules()`` (``"groups."`` may be left out).
+    pooling : str or None
+        Global pooling of the feature map; None: the network's own pooling
+        and pre-logits for ``layer=None``, ``"avg"`` (``"token"`` for ViT
+        sequences) for other layers.
+    """
+
+    def __init__(self, backbone, layer=None, pooling=None):
+        super().__init__()
+        self.backbone = backbone
+        self.layer = layer
+        self.pooling = pooling
+        pre = backbone.preprocessing
+        self.register_buffer("mean", torch.tensor(pre.mean).view(1, 3, 1, 1) * 255.0, persistent=False)
+        self.register_buffer("std", torch.tensor(pre.std).view(1, 3, 1, 1) * 255.0, persistent=False)
+        self._module_name = None
+        if layer is not None and layer not in backbone.group_names and layer != "pre_logits":
+            self._module_name = self._find_module(layer)
+
+    def _find_module(self, layer):
+        names = dict(self.backbone.named_modules())
+        for candidate in (layer, f"groups.{layer}"):
+            if candidate in names and candidate:
+                return candidate
+        raise ValueError(
+            f"layer={layer!r} is neither a layer group of {self.backbone.name} "
+            f"({self.backbone.layer_groups}) nor one of its modules "
+            "(see backbone.named_modules())"
+        )
+
+    @property
+    def exportable(self):
+        """Whether the computation is a plain graph (no hooks), e.g. for ONNX."""
+        return self._module_name is None
+
+    def normalize(self, batch):
+        return (batch.to(self.mean.dtype) - self.mean) / self.std
+
+    def forward(self, batch):
+        x = self.normalize(batch)
+        bb = self.backbone
+        if self._module_name is not None:
+            return self._forward_hooked(x)
+        if self.layer is None or self.layer == "pre_logits":
+            if self.pooling is None:
+                return bb.forward_embedding(x)
+            fmt = bb.group_formats[bb.group_names[-1]]
+            return global_pool(bb.forward_trunk(x), self.pooling, fmt)
+        fmt = bb.group_formats[self.layer]
+        return global_pool(bb.forward_trunk(x, stop=self.layer), self.pooling or default_pooling(fmt), fmt)
+
+    def _forward_hooked(self, x):
+        captured = {}
+
+        def hook(module, inputs, output):
+            captured["out"] = output
+            raise _StopForward
+
+        module = dict(self.backbone.named_modules())[self._module_name]
+        handle = module.register_forward_hook(hook)
+        try:
+            self.backbone.forward_embedding(x)
+        except _StopForward:
+            pass
+        finally:
+            handle.remove()
+        if "out" not in captured:
+            raise RuntimeError(f"module {self._module_name!r} was not called by the forward pass")
+        out = captured["out"]
+        if isinstance(out, (tuple, list)):
+            out = out[0]
+        fmt = "nlc" if out.ndim == 3 else "nchw"
+        return global_pool(out, self.pooling or default_pooling(fmt), fmt)

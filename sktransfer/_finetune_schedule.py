@@ -1,0 +1,187 @@
+"""Which part of the network trains, when, and how fast.
+
+* :class:`FineTuneNetwork`: a backbone plus a new linear head, which can run
+  from any layer-group boundary (so cached activations can enter midway) and
+  keeps frozen groups in eval mode.
+* :func:`trainable_groups` / :func:`set_trainable`: the last ``unfreeze``
+  layer groups train, the rest is frozen through ``requires_grad``.
+* :func:`param_groups`: one optimizer param group per layer group, with the
+  head at ``lr`` and group k from the end at ``lr * lr_decay**k``. Every
+  parameter is in the optimizer from the start; freezing only switches
+  ``requires_grad`` (a parameter without gradient is skipped by the
+  optimizer), so resuming never meets param groups added mid-training.
+* :class:`PhaseSwitch`: the skorch callback that moves from the head phase to
+  the fine-tuning phase at epoch ``head_epochs``.
+"""
+
+from __future__ import annotations
+
+import time
+
+from skorch.callbacks import Callback
+from torch import nn
+
+HEAD = "head"
+
+
+class FineTuneNetwork(nn.Module):
+    """A backbone with a new classification head, runnable from a group boundary.
+
+    Parameters
+    ----------
+    backbone : Backbone
+        The pretrained network cut into layer groups.
+    n_classes : int
+        Width of the new head.
+    dropout : float, default=0.2
+        Dropout before the head's linear layer.
+    batchnorm : {"frozen", "train"}, default="frozen"
+        ``"frozen"`` keeps frozen layer groups in eval mode during training
+        (BatchNorm uses and keeps its running statistics; no drop-connect).
+
+    Attributes
+    ----------
+    frozen_groups : list of str
+        Layer groups currently frozen (all of them until a phase is set).
+    input_start : str or None
+        What ``forward`` receives: None for uint8 image batches, a trunk
+        group name for the input of that group, ``"pre_logits"`` for pooled
+        features, ``"head"`` for the embedding (cached activations).
+    """
+
+    def __init__(self, backbone, n_classes, dropout=0.2, batchnorm="frozen"):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(backbone.num_features, int(n_classes)))
+        self.batchnorm = batchnorm
+        self.frozen_groups = list(backbone.layer_groups)
+        self.input_start = None
+
+    def _trunk_names(self):
+        return self.backbone.group_names
+
+    def forward_prefix(self, images, start):
+        """uint8 images -> the input expected by ``forward_suffix(., start)``."""
+        x = self.backbone.preprocessing.normalize(images)
+        names = self._trunk_names()
+        if start in names:
+            i = names.index(start)
+            return self.backbone.forward_trunk(x, stop=names[i - 1]) if i > 0 else x
+        x = self.backbone.pool(self.backbone.forward_trunk(x))
+        return x if start == "pre_logits" else self.backbone.pre_logits(x)
+
+    def forward_suffix(self, x, start):
+        """Run the network from ``start`` (see ``input_start``) to the logits."""
+        names = self._trunk_names()
+        if start is None:
+            x = self.backbone.forward_trunk(self.backbone.preprocessing.normalize(x))
+        elif start in names:
+            x = self.backbone.forward_trunk(x, start=start)
+        if start not in ("pre_logits", HEAD):
+            x = self.backbone.pool(x)
+        if start != HEAD:
+            x = self.backbone.pre_logits(x)
+        return self.head(x)
+
+    def forward(self, x):
+        return self.forward_suffix(x, self.input_start)
+
+    def train(self, mode=True):
+        super().train(mode)
+        if mode and self.batchnorm == "frozen":
+            # Frozen groups must compute exactly what they computed in
+            # pretraining: running BatchNorm statistics, no stochastic depth.
+            for name in self.frozen_groups:
+                self.backbone.layer_group(name).eval()
+        return self
+
+
+def n_layer_groups(backbone):
+    return len(backbone.layer_groups)
+
+
+def resolve_unfreeze(unfreeze, backbone):
+    """``unfreeze`` as a number of layer groups, checked against the backbone."""
+    groups = backbone.layer_groups
+    if unfreeze == "all":
+        return len(groups)
+    if unfreeze > len(groups):
+        raise ValueError(
+            f"unfreeze={unfreeze} but {backbone.name} has only {len(groups)} layer groups "
+            f"{groups}; use at most {len(groups)} or 'all'"
+        )
+    return int(unfreeze)
+
+
+def trainable_groups(backbone, n_unfrozen):
+    """The last ``n_unfrozen`` layer groups, in forward order."""
+    groups = backbone.layer_groups
+    return groups[len(groups) - n_unfrozen :] if n_unfrozen else []
+
+
+def set_trainable(network, n_unfrozen):
+    """Freeze all layer groups but the last ``n_unfrozen``; the head always trains."""
+    backbone = network.backbone
+    trainable = set(trainable_groups(backbone, n_unfrozen))
+    for name in backbone.layer_groups:
+        flag = name in trainable
+        for p in backbone.layer_group(name).parameters():
+            p.requires_grad_(flag)
+    for p in network.head.parameters():
+        p.requires_grad_(True)
+    network.frozen_groups = [g for g in backbone.layer_groups if g not in trainable]
+
+
+def suffix_start(network, n_unfrozen):
+    """Where the trainable suffix begins: the ``input_start`` for cached activations.
+
+    None when the whole trunk trains (nothing worth caching).
+    """
+    groups = network.backbone.layer_groups
+    if n_unfrozen == 0:
+        return HEAD
+    first = groups[len(groups) - n_unfrozen]
+    if first == network.backbone.group_names[0]:
+        return None
+    return first
+
+
+def param_groups(network, lr, lr_decay):
+    """Optimizer param groups: the head at ``lr``, group k from the end at ``lr * lr_decay**k``.
+
+    Every layer group with parameters gets its own param group (frozen or
+    not), each dict carrying a ``"name"`` key. Returns them head first.
+    """
+    groups = [{"name": HEAD, "params": list(network.head.parameters()), "lr": lr}]
+    for k, name in enumerate(reversed(network.backbone.layer_groups), start=1):
+        params = list(network.backbone.layer_group(name).parameters())
+        if params:
+            groups.append({"name": name, "params": params, "lr": lr * lr_decay**k})
+    return groups
+
+
+class PhaseSwitch(Callback):
+    """Switch from the head phase to fine-tuning at epoch ``net.head_epochs``.
+
+    The phase follows from the number of epochs in ``net.history``, so a
+    resumed or ``warm_start`` fit continues in the phase it stopped in. Each
+    epoch records ``phase`` (1 or 2) and, when activations were (re)cached at
+    its start, ``cache_dur`` (seconds) in the history.
+    """
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self.phase_ = None
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        epochs_done = len(net.history) - 1
+        phase = 1 if epochs_done < net.head_epochs else 2
+        if phase != self.phase_:
+            t0 = time.perf_counter()
+            net.enter_phase(phase, [dataset_train, dataset_valid])
+            net.history.record("cache_dur", time.perf_counter() - t0)
+            self.phase_ = phase
+        net.history.record("phase", phase)
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        net.leave_training()
+        self.phase_ = None

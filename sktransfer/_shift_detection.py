@@ -1,0 +1,219 @@
+"""Two-sample tests for dataset shift between reference and new features.
+
+The three tests of the "Failing Loudly" study (Rabanser et al., 2019), which
+found them the most useful on learned representations:
+
+* ``"mmd"``: maximum mean discrepancy with a Gaussian kernel (median-heuristic
+  bandwidth) and a permutation test (Gretton et al., 2012);
+* ``"ks"``: a Kolmogorov-Smirnov test per feature with a Bonferroni
+  correction;
+* ``"classifier"``: a domain classifier's out-of-fold ROC AUC, tested against
+  0.5 with the Mann-Whitney U statistic (AUC is U / (n_ref · n_new)).
+"""
+
+from dataclasses import dataclass, field
+from numbers import Integral, Real
+
+import numpy as np
+from scipy.spatial.distance import cdist
+from scipy.stats import ks_2samp, mannwhitneyu
+from sklearn.base import clone
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_params
+
+from ._shift_utils import (
+    check_domain_features,
+    check_same_feature_space,
+    default_domain_classifier,
+    domain_labels,
+)
+
+# Pairwise distances for the median heuristic are computed on at most this
+# many rows: the median is stable long before, and it keeps memory bounded.
+_MEDIAN_HEURISTIC_ROWS = 1000
+
+
+@dataclass(frozen=True)
+class ShiftTestResult:
+    """Outcome of :func:`detect_shift`.
+
+    Attributes
+    ----------
+    is_shift : bool
+        ``p_value < alpha``.
+    p_value : float
+        P-value of the test of "same distribution".
+    statistic : float
+        The test statistic: MMD² (``"mmd"``), the largest per-feature KS
+        statistic (``"ks"``) or the domain-classifier AUC (``"classifier"``).
+    method : str
+        Test used.
+    alpha : float
+        Significance level.
+    details : dict
+        Method-specific extras (bandwidth and permutations, per-feature
+        p-values, AUC...).
+    """
+
+    is_shift: bool
+    p_value: float
+    statistic: float
+    method: str
+    alpha: float
+    details: dict = field(default_factory=dict, repr=False)
+
+    def __str__(self):
+        verdict = "shift detected" if self.is_shift else "no shift detected"
+        return (
+            f"{self.method} test: {verdict} (statistic={self.statistic:.4g}, "
+            f"p={self.p_value:.3g}, alpha={self.alpha})"
+        )
+
+
+def _mmd_test(X_ref, X_new, n_permutations, rng):
+    pooled = np.vstack([X_ref, X_new])
+    sample = pooled[rng.choice(len(pooled), min(len(pooled), _MEDIAN_HEURISTIC_ROWS), replace=False)]
+    sq_dists = cdist(sample, sample, "sqeuclidean")
+    median_sq_dist = np.median(sq_dists[np.triu_indices_from(sq_dists, k=1)])
+    gamma = 1.0 / median_sq_dist if median_sq_dist > 0 else 1.0
+    kernel = np.exp(-gamma * cdist(pooled, pooled, "sqeuclidean"))
+    n_ref, n_total = len(X_ref), len(pooled)
+
+    def mmd2(is_ref):
+        # Biased MMD² = vᵀKv with v = 1/n_ref on reference rows and -1/n_new on
+        # new rows; columns of `is_ref` are label assignments (one per column).
+        signs = np.where(is_ref, 1.0 / n_ref, -1.0 / (n_total - n_ref))
+        return np.einsum("ip,ip->p", signs, kernel @ signs)
+
+    observed = float(mmd2(np.arange(n_total)[:, None] < n_ref)[0])
+    exceed = 0
+    for start in range(0, n_permutations, 100):
+        batch = min(100, n_permutations - start)
+        permuted = np.argsort(rng.random((n_total, batch)), axis=0) < n_ref
+        exceed += int(np.sum(mmd2(permuted) >= observed))
+    p_value = (1 + exceed) / (1 + n_permutations)
+    details = {"bandwidth_gamma": gamma, "n_permutations": n_permutations}
+    return observed, p_value, details
+
+
+def _ks_test(X_ref, X_new):
+    results = [ks_2samp(X_ref[:, j], X_new[:, j]) for j in range(X_ref.shape[1])]
+    statistics = np.array([r.statistic for r in results])
+    p_values = np.array([r.pvalue for r in results])
+    n_features = X_ref.shape[1]
+    p_value = min(1.0, n_features * float(np.min(p_values)))
+    details = {"feature_statistics": statistics, "feature_p_values": p_values}
+    return float(np.max(statistics)), p_value, details
+
+
+def _classifier_test(X_ref, X_new, classifier, cv, rng):
+    X = np.vstack([X_ref, X_new])
+    domain = domain_labels(len(X_ref), len(X_new))
+    folds = StratifiedKFold(cv, shuffle=True, random_state=rng.randint(np.iinfo(np.int32).max))
+    classifier = default_domain_classifier() if classifier is None else clone(classifier)
+    scores = cross_val_predict(classifier, X, domain, cv=folds, method="predict_proba")[:, 1]
+    auc = float(roc_auc_score(domain, scores))
+    # One-sided: a shift can only make new rows *more* recognisable as new.
+    p_value = float(mannwhitneyu(scores[domain == 1], scores[domain == 0], alternative="greater").pvalue)
+    return auc, p_value, {"auc": auc, "cv": cv}
+
+
+@validate_params(
+    {
+        "X_ref": ["array-like"],
+        "X_new": ["array-like"],
+        "method": [StrOptions({"mmd", "ks", "classifier"})],
+        "alpha": [Interval(Real, 0, 1, closed="neither")],
+        "n_permutations": [Interval(Integral, 1, None, closed="left")],
+        "classifier": [HasMethods(["fit", "predict_proba"]), None],
+        "cv": [Interval(Integral, 2, None, closed="left")],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
+def detect_shift(
+    X_ref,
+    X_new,
+    method="mmd",
+    alpha=0.05,
+    *,
+    n_permutations=500,
+    classifier=None,
+    cv=5,
+    random_state=None,
+):
+    """Test whether ``X_new`` comes from the same distribution as ``X_ref``.
+
+    Parameters
+    ----------
+    X_ref : array-like of shape (n_ref, n_features)
+        Reference features (e.g. training embeddings).
+    X_new : array-like of shape (n_new, n_features)
+        New features from the same backbone (e.g. deployment embeddings).
+    method : {"mmd", "ks", "classifier"}, default="mmd"
+        Two-sample test; see the module notes. MMD sees any difference in
+        distribution, KS only per-feature marginal differences, the classifier
+        test whatever its classifier can learn.
+    alpha : float, default=0.05
+        Significance level: ``is_shift`` is ``p_value < alpha``.
+    n_permutations : int, default=500
+        Permutations of the MMD test; the smallest attainable p-value is
+        ``1 / (n_permutations + 1)``.
+    classifier : classifier with ``predict_proba``, default=None
+        Domain classifier of the ``"classifier"`` test; ``None`` means
+        standardisation + logistic regression.
+    cv : int, default=5
+        Folds of the out-of-fold domain-classifier scores.
+    random_state : int, RandomState instance or None, default=None
+        Seed of permutations, bandwidth subsample and folds.
+
+    Returns
+    -------
+    result : ShiftTestResult
+        ``is_shift``, ``p_value``, ``statistic``, ``method``, ``alpha`` and
+        method ``details``.
+
+    References
+    ----------
+    S. Rabanser, S. Günnemann, Z. Lipton (2019). Failing loudly: an empirical
+    study of methods for detecting dataset shift. NeurIPS.
+
+    A. Gretton, K. Borgwardt, M. Rasch, B. Schölkopf, A. Smola (2012). A
+    kernel two-sample test. JMLR 13.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktransfer import detect_shift
+    >>> rng = np.random.default_rng(0)
+    >>> X_ref = rng.normal(size=(200, 5))
+    >>> X_new = rng.normal(size=(200, 5)) + 0.5
+    >>> detect_shift(X_ref, X_new, method="mmd", random_state=0).is_shift
+    True
+    """
+    X_ref = check_domain_features(X_ref, "X_ref", ensure_min_samples=2)
+    X_new = check_domain_features(X_new, "X_new", ensure_min_samples=2)
+    check_same_feature_space(X_ref, X_new, "X_ref", "X_new")
+    rng = check_random_state(random_state)
+    if method == "mmd":
+        statistic, p_value, details = _mmd_test(X_ref, X_new, n_permutations, rng)
+    elif method == "ks":
+        statistic, p_value, details = _ks_test(X_ref, X_new)
+    else:
+        if min(len(X_ref), len(X_new)) < cv:
+            raise ValueError(
+                f"The classifier test needs at least cv={cv} rows in each of X_ref "
+                f"and X_new (got {len(X_ref)} and {len(X_new)})."
+            )
+        statistic, p_value, details = _classifier_test(X_ref, X_new, classifier, cv, rng)
+    details = {"n_ref": len(X_ref), "n_new": len(X_new), **details}
+    return ShiftTestResult(
+        is_shift=bool(p_value < alpha),
+        p_value=float(p_value),
+        statistic=float(statistic),
+        method=method,
+        alpha=alpha,
+        details=details,
+    )

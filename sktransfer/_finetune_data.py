@@ -191,42 +191,51 @@ def decode_training_images(items, preprocessing, *, augment=None, num_workers=0)
 
 
 class ActivationCache:
-    """The frozen prefix's output for every stored image, for one start point.
+    """Frozen-prefix outputs for every stored image, keyed by entry position.
 
-    ``start`` is where the trainable suffix begins (see
-    ``FineTuneNetwork.forward_suffix``); ``values`` is None while nothing is
-    cached.
+    ``values[start]`` is what the network receives at ``start`` (see
+    ``FineTuneNetwork.input_start``) for each stored image; ``active`` is the
+    position the training batches currently come from (None: images).
     """
 
     def __init__(self):
-        self.start = None
-        self.values = None
+        self.values = {}
+        self.active = None
 
     def clear(self):
-        self.start, self.values = None, None
+        self.values, self.active = {}, None
 
     @torch.no_grad()
-    def fill(self, network, images, start, *, device, batch_size):
-        """Run the frozen prefix of ``network`` up to ``start`` over ``images``.
+    def fill(self, network, images, start, *, device, batch_size, source=None):
+        """Cache the input at ``start``, computed from images or from cached ``source``.
 
-        Returns False (caching nothing) when the activations would exceed
-        :data:`MAX_CACHE_BYTES`.
+        Computing from a cached later-than-images position (e.g. the embedding
+        from the phase-2 activations) runs only the part in between. Returns
+        False, caching nothing, when it would exceed :data:`MAX_CACHE_BYTES`.
         """
-        self.clear()
+        if start in self.values:
+            return True
+        from_cache = source is not None and source in self.values
+        src = source if from_cache else None
+
+        def batch_of(lo, hi):
+            if from_cache:
+                return self.values[source][lo:hi].to(device)
+            return torch.stack([images.eval_item(i) for i in range(lo, hi)]).to(device)
+
         was_training = network.training
         network.eval()
         try:
-            first = network.forward_prefix(images.eval_item(0)[None].to(device), start)
+            first = network.forward_between(batch_of(0, 1), src, start)
             if first.element_size() * first.numel() * len(images) > MAX_CACHE_BYTES:
                 return False
             out = torch.empty((len(images),) + tuple(first.shape[1:]), dtype=first.dtype)
             for lo in range(0, len(images), batch_size):
                 hi = min(lo + batch_size, len(images))
-                batch = torch.stack([images.eval_item(i) for i in range(lo, hi)]).to(device)
-                out[lo:hi] = network.forward_prefix(batch, start).cpu()
+                out[lo:hi] = network.forward_between(batch_of(lo, hi), src, start).cpu()
         finally:
             network.train(was_training)
-        self.start, self.values = start, out
+        self.values[start] = out
         return True
 
 
@@ -249,8 +258,8 @@ class TrainingDataset(Dataset):
     def __getitem__(self, i):
         index = int(self.indices[i])
         cache = self.images.cache
-        if cache.values is not None:
-            x = cache.values[index]
+        if cache.active is not None:
+            x = cache.values[cache.active][index]
         elif self.train:
             x = self.images.train_item(index)
         else:

@@ -57,31 +57,38 @@ class FineTuneNetwork(nn.Module):
         self.frozen_groups = list(backbone.layer_groups)
         self.input_start = None
 
-    def _trunk_names(self):
-        return self.backbone.group_names
+    def _positions(self):
+        # Where a tensor can enter: None (uint8 images), each trunk group's
+        # input, the pooled features ("pre_logits"), the embedding ("head").
+        return [None, *self.backbone.group_names, "pre_logits", HEAD]
+
+    def forward_between(self, x, start, end):
+        """Map the input at position ``start`` to the input at position ``end``.
+
+        Positions are those of ``input_start``; ``start`` must come first.
+        """
+        order = self._positions()
+        i, j = order.index(start), order.index(end)
+        if start is None:
+            x = self.backbone.preprocessing.normalize(x)
+            i = 1
+        trunk = [name for name in order[i:j] if name in self.backbone.groups]
+        if trunk:
+            x = self.backbone.forward_trunk(x, start=trunk[0], stop=trunk[-1])
+        pooled = order.index("pre_logits")
+        if i < pooled <= j:
+            x = self.backbone.pool(x)
+        if i <= pooled < j:
+            x = self.backbone.pre_logits(x)
+        return x
 
     def forward_prefix(self, images, start):
         """uint8 images -> the input expected by ``forward_suffix(., start)``."""
-        x = self.backbone.preprocessing.normalize(images)
-        names = self._trunk_names()
-        if start in names:
-            i = names.index(start)
-            return self.backbone.forward_trunk(x, stop=names[i - 1]) if i > 0 else x
-        x = self.backbone.pool(self.backbone.forward_trunk(x))
-        return x if start == "pre_logits" else self.backbone.pre_logits(x)
+        return self.forward_between(images, None, start)
 
     def forward_suffix(self, x, start):
         """Run the network from ``start`` (see ``input_start``) to the logits."""
-        names = self._trunk_names()
-        if start is None:
-            x = self.backbone.forward_trunk(self.backbone.preprocessing.normalize(x))
-        elif start in names:
-            x = self.backbone.forward_trunk(x, start=start)
-        if start not in ("pre_logits", HEAD):
-            x = self.backbone.pool(x)
-        if start != HEAD:
-            x = self.backbone.pre_logits(x)
-        return self.head(x)
+        return self.head(self.forward_between(x, start, HEAD))
 
     def forward(self, x):
         return self.forward_suffix(x, self.input_start)

@@ -1,0 +1,142 @@
+"""Fine-tuning benchmarks (issue 3): hymenoptera, flowers, grid over freeze depth.
+
+Usage (from the repository root)::
+
+    python benchmarks/finetune.py hymenoptera [--repeats 3] [--uncached]
+    python benchmarks/finetune.py flowers [--per-class 20] [--test-size 500]
+    python benchmarks/finetune.py grid [--per-class 20] [--out examples/output/finetune_grid.json]
+
+Data: ``$SKTRANSFER_DATA`` or ``../shared/data`` (hymenoptera/, flowers/).
+Backbone: the offline ``efficientnet_lite0`` with ImageNet weights; all
+FineTuneClassifier parameters at their defaults unless stated.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def data_dir():
+    env = os.environ.get("SKTRANSFER_DATA")
+    for path in ([Path(env)] if env else []) + [Path("/work/shared/data"), ROOT.parent / "shared" / "data"]:
+        if (path / "hymenoptera").is_dir():
+            return path
+    sys.exit("data not found: set SKTRANSFER_DATA to the folder holding hymenoptera/ and flowers/")
+
+
+def phase_times(clf):
+    hist = clf.history
+    out = {}
+    for row in hist:
+        key = f"phase{row['phase']}_s"
+        out[key] = out.get(key, 0.0) + row["dur"] + row.get("cache_dur", 0.0)
+    return {k: round(v, 1) for k, v in out.items()}
+
+
+def run_hymenoptera(args):
+    from sktransfer import FineTuneClassifier
+    from sktransfer.datasets import load_image_folder
+
+    root = data_dir() / "hymenoptera"
+    results = []
+    for r in range(args.repeats):
+        t0 = time.perf_counter()
+        X_train, y_train = load_image_folder(root / "train")
+        X_val, y_val = load_image_folder(root / "val")
+        clf = FineTuneClassifier(random_state=r, verbose=args.verbose, cache_activations=not args.uncached,
+                                 **json.loads(args.params))
+        t_fit = time.perf_counter()
+        clf.fit(X_train, y_train)
+        fit_s = time.perf_counter() - t_fit
+        acc = clf.score(X_val, y_val)
+        wall = time.perf_counter() - t0
+        res = {"seed": r, "val_acc": round(acc, 4), "wall_s": round(wall, 1), "fit_s": round(fit_s, 1),
+               "epochs": len(clf.history), **phase_times(clf)}
+        print(json.dumps(res), flush=True)
+        results.append(res)
+    print("median val_acc", statistics.median(r["val_acc"] for r in results),
+          "median wall_s", statistics.median(r["wall_s"] for r in results))
+
+
+def flowers_split(per_class, test_size, seed=0):
+    from sktransfer.datasets import load_image_folder
+
+    paths, labels = load_image_folder(data_dir() / "flowers")
+    paths = np.asarray(paths)
+    rng = np.random.default_rng(seed)
+    train_idx = np.concatenate([rng.choice(np.flatnonzero(labels == c), per_class, replace=False)
+                                for c in np.unique(labels)])
+    rest = np.setdiff1d(np.arange(len(paths)), train_idx)
+    test_idx = rng.choice(rest, min(test_size, len(rest)), replace=False) if test_size else rest
+    return paths[train_idx].tolist(), labels[train_idx], paths[test_idx].tolist(), labels[test_idx]
+
+
+def run_flowers(args):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    from sktransfer import FineTuneClassifier, PretrainedFeatureExtractor
+
+    X_tr, y_tr, X_te, y_te = flowers_split(args.per_class, args.test_size)
+    print(f"flowers: {len(X_tr)} train ({args.per_class}/class), {len(X_te)} test", flush=True)
+    t0 = time.perf_counter()
+    pipe = make_pipeline(PretrainedFeatureExtractor(), LogisticRegression(max_iter=2000)).fit(X_tr, y_tr)
+    acc = pipe.score(X_te, y_te)
+    print(json.dumps({"method": "extractor+logreg", "test_acc": round(acc, 4),
+                      "wall_s": round(time.perf_counter() - t0, 1)}), flush=True)
+    t0 = time.perf_counter()
+    clf = FineTuneClassifier(random_state=0, verbose=args.verbose, **json.loads(args.params)).fit(X_tr, y_tr)
+    acc = clf.score(X_te, y_te)
+    print(json.dumps({"method": "FineTuneClassifier", "test_acc": round(acc, 4),
+                      "wall_s": round(time.perf_counter() - t0, 1), **phase_times(clf)}), flush=True)
+
+
+def run_grid(args):
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+
+    from sktransfer import FineTuneClassifier
+
+    X_tr, y_tr, X_te, y_te = flowers_split(args.per_class, args.test_size)
+    grid = {"unfreeze": [0, 1, 2, 3], "lr_decay": [0.1, 0.3]}
+    t0 = time.perf_counter()
+    search = GridSearchCV(FineTuneClassifier(random_state=0, verbose=0), grid,
+                          cv=StratifiedKFold(3, shuffle=True, random_state=0), refit=False)
+    search.fit(X_tr, y_tr)
+    wall = time.perf_counter() - t0
+    res = {"wall_s": round(wall, 1), "n_train": len(X_tr), "best_params": search.best_params_,
+           "best_score": round(search.best_score_, 4),
+           "params": [dict(p) for p in search.cv_results_["params"]],
+           "mean_test_score": search.cv_results_["mean_test_score"].round(4).tolist(),
+           "std_test_score": search.cv_results_["std_test_score"].round(4).tolist()}
+    print(json.dumps(res), flush=True)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(res, indent=1))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("task", choices=["hymenoptera", "flowers", "grid"])
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--uncached", action="store_true", help="disable frozen-prefix caching")
+    parser.add_argument("--per-class", type=int, default=20)
+    parser.add_argument("--test-size", type=int, default=500, help="subsample of the flowers test set (0: all)")
+    parser.add_argument("--params", default="{}", help="JSON of extra FineTuneClassifier parameters")
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--verbose", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    {"hymenoptera": run_hymenoptera, "flowers": run_flowers, "grid": run_grid}[args.task](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,328 @@
+"""FineTuneClassifier: freezing, learning rates, phases, caching, sklearn API.
+
+Fast tests use a tiny random-init backbone of three conv groups on 16 random
+32x32 images; the real-data ones are marked ``real_data``/``real_weights``.
+"""
+
+import copy
+import pickle
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV
+from skorch.callbacks import Callback
+from torch import nn
+
+from sktransfer import FineTuneClassifier, ImageLoadError
+from sktransfer._finetune_schedule import FineTuneNetwork, param_groups, set_trainable
+from sktransfer.backbones import Backbone, Preprocessing
+from sktransfer.backbones._base import Lambda, global_avg
+
+GROUPS = ["stem", "stage1", "stage2"]
+
+
+def _block(c_in, c_out):
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.ReLU())
+
+
+def make_tiny_backbone(seed=0):
+    torch.manual_seed(seed)
+    return Backbone(
+        name="tiny",
+        groups=[("stem", _block(3, 4)), ("stage1", _block(4, 8)), ("stage2", _block(8, 8))],
+        pool=Lambda(global_avg),
+        num_features=8,
+        preprocessing=Preprocessing(resize_size=32, crop_size=28),
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_backbone():
+    return make_tiny_backbone()
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, size=(16, 32, 32, 3), dtype=np.uint8)
+    y = np.array(["ant", "bee"] * 8, dtype=object)
+    # A learnable signal: bees are brighter.
+    X[1::2] = np.clip(X[1::2].astype(int) + 60, 0, 255).astype(np.uint8)
+    return X, y
+
+
+def make_clf(backbone, **params):
+    defaults = dict(model=backbone, weights=None, max_epochs=3, head_epochs=1, batch_size=4,
+                    train_split=None, verbose=0, random_state=0, num_workers=0, device="cpu")
+    defaults.update(params)
+    return FineTuneClassifier(**defaults)
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny_backbone, data):
+    X, y = data
+    return make_clf(tiny_backbone, max_epochs=2).fit(X, y)
+
+
+# --------------------------------------------------------------- freezing
+
+
+@pytest.mark.parametrize("unfreeze", [0, 1, 2, 3, "all"])
+def test_requires_grad_follows_unfreeze(tiny_backbone, unfreeze):
+    net = FineTuneNetwork(copy.deepcopy(tiny_backbone), n_classes=2)
+    n = 3 if unfreeze == "all" else unfreeze
+    set_trainable(net, n)
+    trainable = GROUPS[len(GROUPS) - n:]
+    for group in GROUPS:
+        flags = {p.requires_grad for p in net.backbone.layer_group(group).parameters()}
+        assert flags == {group in trainable}, group
+    assert all(p.requires_grad for p in net.head.parameters())
+    assert net.frozen_groups == [g for g in GROUPS if g not in trainable]
+
+
+@pytest.mark.parametrize("lr_decay", [0.1, 0.3, 1.0])
+def test_param_groups_have_decayed_lrs(tiny_backbone, lr_decay):
+    net = FineTuneNetwork(copy.deepcopy(tiny_backbone), n_classes=2)
+    groups = param_groups(net, 0.01, lr_decay)
+    assert [g["name"] for g in groups] == ["head", "stage2", "stage1", "stem"]
+    for k, g in enumerate(groups):
+        assert g["lr"] == pytest.approx(0.01 * lr_decay**k)
+    # Every parameter is in exactly one group.
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert sorted(ids) == sorted(id(p) for p in net.parameters())
+
+
+@pytest.mark.parametrize("unfreeze,lr_decay", [(0, 0.3), (1, 0.1), (2, 0.3), ("all", 1.0)])
+def test_fitted_optimizer_and_freezing(tiny_backbone, data, unfreeze, lr_decay):
+    X, y = data
+    clf = make_clf(tiny_backbone, unfreeze=unfreeze, lr_decay=lr_decay, lr=0.02, max_epochs=2).fit(X, y)
+    lrs = {g["name"]: g["lr"] for g in clf.optimizer_.param_groups}
+    assert lrs == pytest.approx({"head": 0.02, "stage2": 0.02 * lr_decay, "stage1": 0.02 * lr_decay**2,
+                                 "stem": 0.02 * lr_decay**3})
+    n = 3 if unfreeze == "all" else unfreeze
+    for group in GROUPS:
+        flags = {p.requires_grad for p in clf.module_.backbone.layer_group(group).parameters()}
+        assert flags == {group in GROUPS[3 - n:]}
+    # All parameters were in the optimizer from the start.
+    assert sum(len(g["params"]) for g in clf.optimizer_.param_groups) == len(list(clf.module_.parameters()))
+
+
+def test_set_params_lr_keeps_decay(fitted):
+    clf = copy.deepcopy(fitted)
+    clf.set_params(lr=0.1, lr_decay=0.5)
+    lrs = [g["lr"] for g in clf.optimizer_.param_groups]
+    assert lrs == pytest.approx([0.1, 0.05, 0.025, 0.0125])
+
+
+# ------------------------------------------------------------------ phases
+
+
+class _RecordTrainable(Callback):
+    """Callback recording which groups train at each epoch."""
+
+    def __init__(self):
+        self.epochs = []
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.epochs.append(
+            [g for g in GROUPS if any(p.requires_grad for p in net.module_.backbone.layer_group(g).parameters())]
+        )
+
+
+def test_phase_switch_at_head_epochs(tiny_backbone, data):
+    X, y = data
+    recorder = _RecordTrainable()
+    clf = make_clf(tiny_backbone, unfreeze=2, head_epochs=2, max_epochs=4, callbacks=[("rec", recorder)])
+    clf.fit(X, y)
+    assert clf.history[:, "phase"] == [1, 1, 2, 2]
+    assert recorder.epochs == [[], [], ["stage1", "stage2"], ["stage1", "stage2"]]
+
+
+def test_warm_start_continues_in_phase_two(tiny_backbone, data):
+    X, y = data
+    clf = make_clf(tiny_backbone, head_epochs=2, max_epochs=2, warm_start=True).fit(X, y)
+    assert clf.history[:, "phase"] == [1, 1]
+    clf.fit(X, y)
+    assert clf.history[:, "phase"] == [1, 1, 2, 2]
+    assert clf.predict(X).shape == (16,)
+
+
+def test_frozen_batchnorm_statistics_do_not_move(tiny_backbone, data):
+    X, y = data
+    clf = make_clf(tiny_backbone, unfreeze=1, head_epochs=1, max_epochs=3, cache_activations=False).fit(X, y)
+    before, after = tiny_backbone, clf.module_.backbone
+    for group in ["stem", "stage1"]:  # frozen throughout
+        bn0, bn1 = before.layer_group(group)[1], after.layer_group(group)[1]
+        torch.testing.assert_close(bn0.running_mean, bn1.running_mean, rtol=0, atol=0)
+        torch.testing.assert_close(bn0.running_var, bn1.running_var, rtol=0, atol=0)
+        torch.testing.assert_close(bn0.weight, bn1.weight, rtol=0, atol=0)
+    # The unfrozen group trains, statistics included.
+    assert not torch.equal(before.layer_group("stage2")[1].running_mean, after.layer_group("stage2")[1].running_mean)
+
+
+def test_batchnorm_train_moves_statistics(tiny_backbone, data):
+    X, y = data
+    clf = make_clf(tiny_backbone, unfreeze=0, max_epochs=1, batchnorm="train").fit(X, y)
+    assert not torch.equal(tiny_backbone.layer_group("stem")[1].running_mean,
+                           clf.module_.backbone.layer_group("stem")[1].running_mean)
+    # Frozen weights still do not move.
+    torch.testing.assert_close(tiny_backbone.layer_group("stem")[0].weight,
+                               clf.module_.backbone.layer_group("stem")[0].weight, rtol=0, atol=0)
+
+
+# ----------------------------------------------------------------- caching
+
+
+@pytest.mark.parametrize("unfreeze", [0, 1, 2])
+def test_cached_equals_uncached(tiny_backbone, data, unfreeze):
+    X, y = data
+    params = dict(unfreeze=unfreeze, head_epochs=2, max_epochs=4, train_split=0.25, patience=None,
+                  iterator_train__shuffle=True)
+    from skorch.dataset import ValidSplit
+
+    params["train_split"] = ValidSplit(4, stratified=True)
+    cached = make_clf(tiny_backbone, cache_activations=True, **params).fit(X, y)
+    uncached = make_clf(tiny_backbone, cache_activations=False, **params).fit(X, y)
+    assert cached.module_.input_start is None  # back to image input after fit
+    for (name, p1), (_, p2) in zip(cached.module_.state_dict().items(), uncached.module_.state_dict().items()):
+        torch.testing.assert_close(p1, p2, rtol=1e-4, atol=1e-5, msg=name)
+    np.testing.assert_allclose(cached.history[:, "valid_loss"], uncached.history[:, "valid_loss"], rtol=1e-4)
+    np.testing.assert_allclose(cached.predict_proba(X), uncached.predict_proba(X), atol=1e-5)
+
+
+def test_augment_light_and_callable(tiny_backbone, data):
+    X, y = data
+    make_clf(tiny_backbone, augment="light", max_epochs=2).fit(X, y)
+    calls = []
+
+    def flip(img):
+        calls.append(img.size)
+        return img.transpose(0)  # PIL horizontal flip, centre-cropped afterwards
+
+    clf = make_clf(tiny_backbone, augment=flip, max_epochs=1).fit(X, y)
+    assert calls and calls[0] == (32, 32)  # resized to resize_size on the shorter side
+    assert clf.predict(X).shape == (16,)
+
+
+# ------------------------------------------------------------ sklearn API
+
+
+def test_labels_and_probabilities(fitted, data):
+    X, y = data
+    assert list(fitted.classes_) == ["ant", "bee"]
+    assert set(fitted.predict(X)) <= {"ant", "bee"}
+    proba = fitted.predict_proba(X)
+    assert proba.shape == (16, 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    assert 0.0 <= fitted.score(X, y) <= 1.0
+
+
+def test_pandas_and_list_inputs(fitted, data):
+    pd = pytest.importorskip("pandas")
+    X, _ = data
+    expected = fitted.predict_proba(X)
+    np.testing.assert_allclose(fitted.predict_proba(list(X)), expected, atol=1e-6)
+    np.testing.assert_allclose(fitted.predict_proba(pd.Series(list(X))), expected, atol=1e-6)
+
+
+def test_clone_and_get_set_params(tiny_backbone):
+    clf = make_clf(tiny_backbone, unfreeze=1, lr_decay=0.1)
+    cloned = clone(clf)
+    assert cloned.get_params()["unfreeze"] == 1 and cloned.get_params()["lr_decay"] == 0.1
+    assert not hasattr(cloned, "module_")  # nothing built before fit
+    cloned.set_params(unfreeze="all", lr=0.5)
+    assert cloned.unfreeze == "all" and cloned.lr == 0.5
+
+
+def test_pickle_and_joblib_round_trip(fitted, data, tmp_path):
+    X, _ = data
+    expected = fitted.predict_proba(X)
+    restored = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_allclose(restored.predict_proba(X), expected, atol=1e-6)
+    joblib.dump(fitted, tmp_path / "clf.joblib")
+    restored = joblib.load(tmp_path / "clf.joblib")
+    np.testing.assert_allclose(restored.predict_proba(X), expected, atol=1e-6)
+
+
+def test_auto_device_pickle_loads_on_cpu(tiny_backbone, data):
+    X, y = data
+    clf = make_clf(tiny_backbone, device="auto", max_epochs=1).fit(X, y)
+    assert clf.device == "auto"
+    state = clf.__getstate__()
+    state["device"] = "auto"
+    restored = FineTuneClassifier.__new__(FineTuneClassifier)
+    restored.__setstate__(state)
+    assert restored.device == "auto"
+    assert restored.predict(X).shape == (16,)
+
+
+def test_grid_search(tiny_backbone, data):
+    X, y = data
+    search = GridSearchCV(make_clf(tiny_backbone, max_epochs=2),
+                          {"unfreeze": [0, 1, 2], "lr_decay": [0.1, 0.3]}, cv=2)
+    search.fit(X, y)
+    assert set(search.best_params_) == {"unfreeze", "lr_decay"}
+    assert len(search.cv_results_["mean_test_score"]) == 6
+
+
+# ------------------------------------------------------------- bad input
+
+
+def test_one_class_is_an_error(tiny_backbone, data):
+    X, _ = data
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        make_clf(tiny_backbone).fit(X, ["ant"] * 16)
+
+
+def test_unseen_labels_at_score(fitted, data):
+    X, y = data
+    with pytest.raises(ValueError, match="never seen in fit.*wasp"):
+        fitted.score(X, np.where(np.arange(16) == 3, "wasp", y))
+
+
+def test_unreadable_image_names_the_file(tiny_backbone, tmp_path):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not a jpeg")
+    good = [np.zeros((32, 32, 3), np.uint8)] * 3
+    with pytest.raises(ImageLoadError, match="broken.jpg"):
+        make_clf(tiny_backbone).fit(good + [str(bad)], ["a", "b", "a", "b"])
+
+
+def test_unfreeze_too_large(tiny_backbone, data):
+    X, y = data
+    with pytest.raises(ValueError, match=r"unfreeze=4 but tiny has only 3 layer groups"):
+        make_clf(tiny_backbone, unfreeze=4).fit(X, y)
+
+
+@pytest.mark.parametrize("lr_decay", [0.0, 1.5, -0.3])
+def test_lr_decay_out_of_range(tiny_backbone, data, lr_decay):
+    X, y = data
+    with pytest.raises(ValueError, match="lr_decay"):
+        make_clf(tiny_backbone, lr_decay=lr_decay).fit(X, y)
+
+
+def test_caller_backbone_not_trained_in_place(tiny_backbone, data):
+    X, y = data
+    reference = make_tiny_backbone()
+    make_clf(tiny_backbone, unfreeze="all", max_epochs=2).fit(X, y)
+    for p0, p1 in zip(reference.parameters(), tiny_backbone.parameters()):
+        assert torch.equal(p0, p1)
+
+
+# --------------------------------------------------------------- real data
+
+
+@pytest.mark.real_data
+@pytest.mark.real_weights
+def test_hymenoptera_quick(data_dir):
+    from sktransfer.datasets import load_image_folder
+
+    X_train, y_train = load_image_folder(data_dir / "hymenoptera" / "train")
+    X_val, y_val = load_image_folder(data_dir / "hymenoptera" / "val")
+    rng = np.random.default_rng(0)
+    idx = rng.choice(len(X_val), 60, replace=False)
+    clf = FineTuneClassifier(random_state=0, max_epochs=6, head_epochs=3, verbose=0).fit(X_train, y_train)
+    assert clf.score([X_val[i] for i in idx], y_val[idx]) >= 0.85

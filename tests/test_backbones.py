@@ -171,3 +171,21 @@ def test_user_module_becomes_a_single_group():
     assert bb.layer_groups == ["body"] and bb.preprocessing.crop_size == 32
     with torch.inference_mode():
         assert bb.forward_embedding(torch.randn(1, 3, 32, 32)).shape == (1, 4)
+
+
+@pytest.mark.slow
+def test_intermediate_layers_of_channels_last_and_token_networks():
+    from sktransfer._embedder import Embedder
+
+    swin = get_backbone("swin_t", weights=None)
+    assert swin.group_formats["stage2"] == "nhwc"
+    x = torch.zeros(2, 3, 64, 64, dtype=torch.uint8)
+    with torch.inference_mode():
+        assert Embedder(swin, "stage2").eval()(x).shape == (2, 192)
+        assert Embedder(swin, None, "max").eval()(x).shape == (2, 768)
+    vit = get_backbone("vit_b_32", weights=None)
+    x = torch.zeros(1, 3, 224, 224, dtype=torch.uint8)
+    with torch.inference_mode():
+        token = Embedder(vit, "blocks2").eval()(x)
+        avg = Embedder(vit, "blocks2", "avg").eval()(x)
+    assert token.shape == avg.shape == (1, 768) and not torch.allclose(token, avg)

@@ -18,6 +18,14 @@ ESTIMATORS = [
         ),
         {},
     ),
+    # --- fine-tuning (issue 3) ---
+    (
+        sktransfer.FineTuneClassifier(
+            model="tiny_convnet", weights=None, max_epochs=2, head_epochs=1, batch_size=16,
+            train_split=None, random_state=0, num_workers=0, device="cpu", verbose=0,
+        ),
+        {},
+    ),
     # --- domain shift (issue 4) ---
     (sktransfer.ResampledClassifier(random_state=0), {}),
     (sktransfer.ResampledClassifier(sampler="over", random_state=0), {}),

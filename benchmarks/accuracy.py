@@ -1,0 +1,240 @@
+"""Accuracy of frozen efficientnet_lite0 features + LogisticRegression (issue 2).
+
+Usage (from the repository root)::
+
+    python benchmarks/accuracy.py [--seeds 0 1 2] [--per-class 5 20] [--no-cache] [--json out.json]
+
+* hymenoptera: train on ``train/``, score on ``val/`` (the tutorial split).
+  The features are extracted afresh on every run (397 images) so that the
+  extraction wall time is measured.
+* flowers: for each seed, k images per class drawn at random for training,
+  all the other images are the test set; mean +- std over the seeds.
+  Embeddings of all 4054 images are cached in ``benchmarks/.cache/``
+  (git-ignored), keyed by the file list (paths, sizes, mtimes) and the
+  extractor parameters, so reruns skip the extraction of a few minutes; the
+  table then reports the extraction time recorded when the cache was built.
+
+Extractor: ``PretrainedFeatureExtractor()`` with all defaults
+(``efficientnet_lite0``, real ImageNet weights, engine ``"auto"`` -> ONNX
+Runtime on CPU). Classifiers, all fitted on the training images only:
+
+* ``LR(C=1)``: ``LogisticRegression(C=1.0, max_iter=1000)`` (scikit-learn's
+  default C; max_iter raised from 100 so lbfgs converges on 1280 features).
+* ``scaler+LR(C=1)``: ``StandardScaler()`` then the same LogisticRegression.
+* ``LR-CV``: ``LogisticRegressionCV(Cs=10, cv=5, max_iter=1000)``, C chosen by
+  5-fold cross-validation on the training set only (for flowers at 5 per
+  class, cv=5 is stratified with one image per class per fold).
+
+Data: ``$SKTRANSFER_DATA`` or ``../shared/data`` (relative to the repository
+root) holding ``hymenoptera/`` and ``flowers/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = Path(__file__).resolve().parent / ".cache"
+
+
+def data_dir(name):
+    env = os.environ.get("SKTRANSFER_DATA")
+    candidates = ([Path(env)] if env else []) + [ROOT.parent / "shared" / "data"]
+    for path in candidates:
+        if (path / name).is_dir():
+            return path / name
+    sys.exit(
+        f"data set {name!r} not found; looked in: " + ", ".join(str(p) for p in candidates)
+        + f". Set SKTRANSFER_DATA to the folder holding {name}/."
+    )
+
+
+def load_folder(path):
+    from sktransfer.datasets import load_image_folder
+
+    with warnings.catch_warnings():  # hymenoptera's imageNotFound.gif is skipped, as intended
+        warnings.simplefilter("ignore")
+        return load_image_folder(path)
+
+
+def classifiers():
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return {
+        "LR(C=1)": lambda: LogisticRegression(C=1.0, max_iter=1000),
+        "scaler+LR(C=1)": lambda: make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000)),
+        "LR-CV": lambda: LogisticRegressionCV(Cs=10, cv=5, max_iter=1000),
+    }
+
+
+def fit_score(make, X_train, y_train, X_test, y_test):
+    clf = make()
+    t0 = time.perf_counter()
+    clf.fit(X_train, y_train)
+    fit_s = time.perf_counter() - t0
+    acc = float(np.mean(clf.predict(X_test) == y_test))
+    extra = {}
+    if hasattr(clf, "C_"):
+        extra["C_chosen"] = float(np.ravel(clf.C_)[0])
+    return acc, fit_s, extra
+
+
+def make_extractor():
+    from sktransfer import PretrainedFeatureExtractor
+
+    return PretrainedFeatureExtractor()
+
+
+def run_hymenoptera():
+    root = data_dir("hymenoptera")
+    X_train, y_train = load_folder(root / "train")
+    X_val, y_val = load_folder(root / "val")
+    ext = make_extractor()
+    t0 = time.perf_counter()
+    ext.fit(X_train)
+    fit_ext_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    F_train = ext.transform(X_train)
+    F_val = ext.transform(X_val)
+    extract_s = time.perf_counter() - t0
+    rows = {}
+    for name, make in classifiers().items():
+        acc, fit_s, extra = fit_score(make, F_train, y_train, F_val, y_val)
+        rows[name] = {"acc": acc, "fit_s": fit_s, **extra}
+    return {
+        "n_train": len(X_train), "n_val": len(X_val), "engine": ext._engine,
+        "extractor_fit_s": fit_ext_s, "extract_s": extract_s,
+        "images_per_s": (len(X_train) + len(X_val)) / extract_s, "classifiers": rows,
+    }
+
+
+def _file_list_key(paths, params):
+    h = hashlib.sha256()
+    h.update(json.dumps(params, sort_keys=True).encode())
+    for p in paths:
+        st = os.stat(p)
+        h.update(f"{os.path.relpath(p, ROOT.parent)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:20]
+
+
+def flowers_features(use_cache=True):
+    import sktransfer
+    import torch
+
+    paths, labels = load_folder(data_dir("flowers"))
+    ext = make_extractor()
+    params = {k: str(v) for k, v in ext.get_params().items()}
+    params["sktransfer"] = getattr(sktransfer, "__version__", "?")
+    params["torch"] = torch.__version__
+    key = _file_list_key(paths, params)
+    path = CACHE / f"flowers_{key}.npz"
+    if use_cache and path.is_file():
+        data = np.load(path)
+        return data["X"], labels, {"cached": True, "extract_s": float(data["extract_s"]), "n": len(paths),
+                                   "engine": str(data["engine"]), "cache_file": str(path.relative_to(ROOT))}
+    t0 = time.perf_counter()
+    ext.fit(paths)
+    X = ext.transform(paths)
+    extract_s = time.perf_counter() - t0
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, X=X, extract_s=extract_s, engine=ext._engine)
+    os.replace(tmp, path)
+    return X, labels, {"cached": False, "extract_s": extract_s, "n": len(paths), "engine": ext._engine,
+                       "cache_file": str(path.relative_to(ROOT))}
+
+
+def split_per_class(labels, k, seed):
+    rng = np.random.default_rng(seed)
+    train = np.zeros(len(labels), dtype=bool)
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        train[rng.choice(idx, size=k, replace=False)] = True
+    return np.flatnonzero(train), np.flatnonzero(~train)
+
+
+def run_flowers(per_class, seeds, use_cache):
+    X, labels, meta = flowers_features(use_cache)
+    out = {"meta": meta, "results": {}}
+    for k in per_class:
+        rows = {}
+        for name, make in classifiers().items():
+            accs, fits, cs = [], [], []
+            for seed in seeds:
+                tr, te = split_per_class(labels, k, seed)
+                acc, fit_s, extra = fit_score(make, X[tr], labels[tr], X[te], labels[te])
+                accs.append(acc)
+                fits.append(fit_s)
+                if "C_chosen" in extra:
+                    cs.append(extra["C_chosen"])
+            rows[name] = {"accs": accs, "mean": float(np.mean(accs)), "std": float(np.std(accs)),
+                          "fit_s_median": statistics.median(fits), "n_test": len(te), **({"C_chosen": cs} if cs else {})}
+        out["results"][k] = rows
+    return out
+
+
+def markdown(hym, flw, seeds):
+    lines = ["Extractor: `PretrainedFeatureExtractor()` defaults (efficientnet_lite0 ImageNet weights, "
+             f"engine auto -> {hym['engine']}).", ""]
+    lines += [
+        f"**hymenoptera** (train {hym['n_train']} -> val {hym['n_val']}); extraction {hym['extract_s']:.1f} s "
+        f"({hym['images_per_s']:.1f} images/s; extractor fit {hym['extractor_fit_s']:.1f} s)",
+        "",
+        "| classifier | val accuracy | fit s |",
+        "|---|---:|---:|",
+    ]
+    for name, r in hym["classifiers"].items():
+        c = f" (C={r['C_chosen']:.3g})" if "C_chosen" in r else ""
+        lines.append(f"| {name}{c} | {r['acc']:.4f} | {r['fit_s']:.2f} |")
+    m = flw["meta"]
+    how = "cached; recorded when built" if m["cached"] else "this run"
+    lines += [
+        "",
+        f"**flowers** ({m['n']} images, 5 classes); extraction {m['extract_s']:.0f} s ({how}, "
+        f"{m['n'] / m['extract_s']:.1f} images/s); seeds {list(seeds)}, k per class for training, rest test",
+        "",
+        "| k/class | classifier | test accuracy mean ± std | fit s (median) | n test |",
+        "|---:|---|---:|---:|---:|",
+    ]
+    for k, rows in flw["results"].items():
+        for name, r in rows.items():
+            c = f" (C={', '.join(f'{x:.3g}' for x in r['C_chosen'])})" if "C_chosen" in r else ""
+            lines.append(f"| {k} | {name}{c} | {r['mean']:.4f} ± {r['std']:.4f} | {r['fit_s_median']:.2f} | {r['n_test']} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--per-class", type=int, nargs="+", default=[5, 20])
+    parser.add_argument("--no-cache", action="store_true", help="re-extract the flowers embeddings")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+    load = os.getloadavg()
+    print(f"{os.cpu_count()}-core CPU; load average at start {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}", flush=True)
+    t0 = time.perf_counter()
+    hym = run_hymenoptera()
+    print(f"hymenoptera done ({time.perf_counter() - t0:.0f} s)", flush=True)
+    flw = run_flowers(args.per_class, args.seeds, not args.no_cache)
+    print()
+    print(markdown(hym, flw, args.seeds))
+    print(f"\ntotal wall {time.perf_counter() - t0:.0f} s; load average at end "
+          + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"hymenoptera": hym, "flowers": flw}, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -46,9 +46,7 @@ def test_split_reproduces_the_original_network(name):
     with torch.inference_mode():
         expected = net(x)
     spec = splitter_for(name)(net)
-    bb = Backbone(name=name, preprocessing=pre, groups=spec.groups, pool=spec.pool,
-                  pre_logits=spec.pre_logits, head=spec.head, num_features=spec.num_features,
-                  group_formats=spec.group_formats, input_transform=spec.input_transform).eval()
+    bb = Backbone.from_spec(name, spec, pre).eval()
     with torch.inference_mode():
         emb = bb.forward_embedding(x)
         logits = bb(x)

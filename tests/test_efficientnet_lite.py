@@ -24,17 +24,7 @@ TOL = 1e-3
 
 def _backbone(model):
     spec = efficientnet_lite0_spec(model)
-    return Backbone(
-        name="efficientnet_lite0",
-        preprocessing=EFFICIENTNET_LITE0_PREPROCESSING,
-        groups=spec.groups,
-        pool=spec.pool,
-        pre_logits=spec.pre_logits,
-        head=spec.head,
-        num_features=spec.num_features,
-        group_formats=spec.group_formats,
-        input_transform=spec.input_transform,
-    )
+    return Backbone.from_spec("efficientnet_lite0", spec, EFFICIENTNET_LITE0_PREPROCESSING)
 
 
 @pytest.fixture(scope="module")

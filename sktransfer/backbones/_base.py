@@ -176,6 +176,21 @@ class Backbone(nn.Module):
         emb = self.forward_embedding(x)
         return emb if self.head is None else self.head(emb)
 
+    @classmethod
+    def from_spec(cls, name, spec, preprocessing):
+        """Assemble a backbone from a family splitter's :class:`BackboneSpec`."""
+        return cls(
+            name=name,
+            groups=spec.groups,
+            pool=spec.pool,
+            pre_logits=spec.pre_logits,
+            head=spec.head,
+            num_features=spec.num_features,
+            preprocessing=preprocessing,
+            group_formats=spec.group_formats,
+            input_transform=spec.input_transform,
+        )
+
     def extra_repr(self):
         return f"name={self.name!r}, layer_groups={self.layer_groups}, num_features={self.num_features}"
 

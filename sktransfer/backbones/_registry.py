@@ -120,15 +120,5 @@ def get_backbone(model, weights="DEFAULT"):
             raise ValueError(f"unknown model {model!r}: see sktransfer.backbones.list_backbones(){hint}")
         net, pre = build_torchvision(name, weights)
         spec = splitter_for(name)(net)
-    backbone = Backbone(
-        name=name,
-        groups=spec.groups,
-        pool=spec.pool,
-        pre_logits=spec.pre_logits,
-        head=spec.head,
-        num_features=spec.num_features,
-        preprocessing=pre,
-        group_formats=spec.group_formats,
-        input_transform=spec.input_transform,
-    )
+    backbone = Backbone.from_spec(name, spec, pre)
     return backbone.eval()

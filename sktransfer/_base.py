@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils.validation import validate_data
 
-from ._images import check_images
+from ._image_collections import check_images
 from ._loading import rows_to_images
 
 

@@ -11,10 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
+from sktransfer._image_collections import check_images
 from sktransfer._images import (
     ImageLoadError,
     array_to_image,
-    check_images,
     describe_source,
     load_image,
     to_rgb,

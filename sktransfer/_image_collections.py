@@ -1,0 +1,198 @@
+"""Image collections: validate what users pass as ``X`` before any decoding.
+
+Cheap checks only (container type, item types, array layouts); no file is
+opened here, so errors about the *collection* come before any slow work.
+"""
+
+import math
+import os
+import sys
+
+import numpy as np
+from PIL import Image
+
+from ._images import _is_pandas, _is_tensor
+
+__all__ = ["check_images"]
+
+
+def _wrap_hint(input_name):
+    return f"wrap it in a list: {input_name}=[image]"
+
+
+def _check_item(item, index, input_name):
+    """Cheap per-item type check (no file access)."""
+    if item is None or (isinstance(item, (float, np.floating)) and math.isnan(item)):
+        raise ValueError(f"{input_name}[{index}] is missing (got {item!r}); expected an image")
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and item is pandas.NA:
+        raise ValueError(f"{input_name}[{index}] is missing (got pandas.NA); expected an image")
+    if isinstance(item, (str, os.PathLike)):
+        if not os.fspath(item):
+            raise ValueError(f"{input_name}[{index}] is an empty path")
+        return
+    if isinstance(item, (bytes, bytearray, memoryview, Image.Image, np.ndarray)) or _is_tensor(
+        item
+    ):
+        return
+    raise TypeError(
+        f"{input_name}[{index}] has type {type(item).__name__}; expected a path "
+        "(str or os.PathLike), bytes, a PIL image, a numpy array or a torch tensor"
+    )
+
+
+def _split_4d(array, input_name):
+    """Split a 4-D numpy batch into HWC arrays, deciding the channel axis."""
+    _, axis1, height_or_width, last = array.shape
+    channels_last = last in (1, 3, 4)
+    channels_first = axis1 in (1, 3)
+    if channels_last and channels_first:
+        # Both readings fit (e.g. 3x4x4 or 4x4x3 after the batch axis): the
+        # channel axis is the one smaller than the two spatial axes; when
+        # that does not decide, numpy's usual channels-last wins.
+        channels_last = not (axis1 < last and axis1 < height_or_width)
+        channels_first = not channels_last
+    if channels_last:
+        return list(array)
+    if channels_first:
+        return [np.moveaxis(image, 0, -1) for image in array]
+    raise ValueError(
+        f"{input_name} is a 4-D array of shape {array.shape}: expected "
+        "(n_images, height, width, channels) with 1, 3 or 4 channels, or "
+        "(n_images, channels, height, width) with 1 or 3 channels"
+    )
+
+
+def _numeric_array_items(array, input_name):
+    if array.ndim == 4:
+        return _split_4d(array, input_name)
+    if array.ndim == 3:
+        return list(array)
+    if array.ndim == 2:
+        raise ValueError(
+            f"{input_name} is a 2-D numeric array of shape {array.shape}; expected "
+            "a collection of images, e.g. an (n_images, height, width[, channels]) "
+            f"array. For a single greyscale image, {_wrap_hint(input_name)}"
+        )
+    raise ValueError(
+        f"{input_name} is a {array.ndim}-D numeric array of shape {array.shape}; "
+        "expected paths, or a 3-D (n_images, height, width) or 4-D image batch"
+    )
+
+
+def _tensor_items(tensor, input_name):
+    shape = tuple(tensor.shape)
+    if tensor.ndim == 4:
+        if shape[1] not in (1, 3, 4):
+            raise ValueError(
+                f"{input_name} is a 4-D tensor of shape {shape}; expected "
+                "(n_images, channels, height, width) with 1, 3 or 4 channels"
+            )
+        return list(tensor.unbind(0))
+    if tensor.ndim == 3:
+        return list(tensor.unbind(0))
+    raise ValueError(
+        f"{input_name} is a {tensor.ndim}-D tensor of shape {shape}; expected "
+        "(n_images, channels, height, width) or (n_images, height, width)"
+    )
+
+
+def check_images(X, *, input_name="X"):
+    """Validate a collection of images and return it as a list of items.
+
+    Only the container and the item types are checked; no file is opened.
+
+    Accepted containers:
+
+    - a list or tuple of paths, bytes, PIL images, arrays or tensors;
+    - a 1-D numpy array of strings or objects (or an (n, 1) one);
+    - a pandas Series, or a DataFrame with exactly one column;
+    - a 4-D numpy array: (N, H, W, C) when the last axis has 1, 3 or 4
+      entries, (N, C, H, W) when the second axis has 1 or 3. When both fit,
+      the axis smaller than the two others is the channel axis; if that does
+      not decide, channels-last is assumed. Items are HWC arrays;
+    - a 3-D numeric array: N greyscale images of H x W;
+    - a 4-D torch tensor (N, C, H, W), giving CHW tensors, or a 3-D one
+      (N, H, W) of greyscale images.
+
+    Parameters
+    ----------
+    X : collection of images
+        See above.
+    input_name : str, default="X"
+        Name used in error messages.
+
+    Returns
+    -------
+    list
+        One item per image, in input order.
+
+    Raises
+    ------
+    ValueError
+        Empty input, a missing item (None/NaN), a single image or path passed
+        instead of a collection, a DataFrame with several columns, or an
+        array of unusable shape.
+    TypeError
+        A container or item of an unsupported type.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> items = check_images(np.zeros((2, 3, 8, 8), dtype=np.uint8))
+    >>> len(items), items[0].shape
+    (2, (8, 8, 3))
+    """
+    if isinstance(X, (str, os.PathLike)):
+        raise ValueError(
+            f"{input_name} is a single path ({os.fspath(X)!r}), expected a "
+            f"collection of images; {_wrap_hint(input_name)}"
+        )
+    if isinstance(X, (bytes, bytearray)):
+        raise ValueError(
+            f"{input_name} is a single encoded image ({len(X)} bytes), expected "
+            f"a collection of images; {_wrap_hint(input_name)}"
+        )
+    if isinstance(X, Image.Image):
+        raise ValueError(
+            f"{input_name} is a single PIL image, expected a collection of "
+            f"images; {_wrap_hint(input_name)}"
+        )
+    if _is_pandas(X, "DataFrame"):
+        if X.shape[1] != 1:
+            raise ValueError(
+                f"{input_name} is a DataFrame with {X.shape[1]} columns "
+                f"{list(X.columns)}; pass one column of images, e.g. "
+                f"{input_name}[[column_name]] or {input_name}[column_name]"
+            )
+        items = X.iloc[:, 0].tolist()
+    elif _is_pandas(X, "Series"):
+        items = X.tolist()
+    elif isinstance(X, (list, tuple)):
+        items = list(X)
+    elif isinstance(X, np.ndarray):
+        if X.dtype.kind in "OUS":
+            if X.ndim == 2 and X.shape[1] == 1:
+                X = X[:, 0]
+            if X.ndim != 1:
+                raise ValueError(
+                    f"{input_name} is a {X.ndim}-D array of {X.dtype} of shape "
+                    f"{X.shape}; expected a 1-D array of paths or images"
+                )
+            items = X.tolist()
+        elif X.dtype.kind in "biuf":
+            items = _numeric_array_items(X, input_name)
+        else:
+            raise TypeError(f"{input_name} is an array of unsupported dtype {X.dtype}")
+    elif _is_tensor(X):
+        items = _tensor_items(X, input_name)
+    else:
+        raise TypeError(
+            f"{input_name} has type {type(X).__name__}; expected a list, tuple, "
+            "numpy array, pandas Series, one-column DataFrame or torch tensor of images"
+        )
+    if not items:
+        raise ValueError(f"{input_name} is empty; expected at least one image")
+    for index, item in enumerate(items):
+        _check_item(item, index, input_name)
+    return items

@@ -21,7 +21,7 @@ Runtime on CPU). Classifiers, all fitted on the training images only:
 * ``LR(C=1)``: ``LogisticRegression(C=1.0, max_iter=1000)`` (scikit-learn's
   default C; max_iter raised from 100 so lbfgs converges on 1280 features).
 * ``scaler+LR(C=1)``: ``StandardScaler()`` then the same LogisticRegression.
-* ``LR-CV``: ``LogisticRegressionCV(Cs=10, cv=5, max_iter=1000)``, C chosen by
+* ``LR-CV``: ``LogisticRegressionCV(Cs=10, cv=5, scoring="accuracy", max_iter=1000)``, C chosen by
   5-fold cross-validation on the training set only (for flowers at 5 per
   class, cv=5 is stratified with one image per class per fold).
 
@@ -54,7 +54,8 @@ def data_dir(name):
         if (path / name).is_dir():
             return path / name
     sys.exit(
-        f"data set {name!r} not found; looked in: " + ", ".join(str(p) for p in candidates)
+        f"data set {name!r} not found; looked in: "
+        + ", ".join(str(p) for p in candidates)
         + f". Set SKTRANSFER_DATA to the folder holding {name}/."
     )
 
@@ -62,7 +63,9 @@ def data_dir(name):
 def load_folder(path):
     from sktransfer.datasets import load_image_folder
 
-    with warnings.catch_warnings():  # hymenoptera's imageNotFound.gif is skipped, as intended
+    with (
+        warnings.catch_warnings()
+    ):  # hymenoptera's imageNotFound.gif is skipped, as intended
         warnings.simplefilter("ignore")
         return load_image_folder(path)
 
@@ -74,15 +77,23 @@ def classifiers():
 
     return {
         "LR(C=1)": lambda: LogisticRegression(C=1.0, max_iter=1000),
-        "scaler+LR(C=1)": lambda: make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000)),
-        "LR-CV": lambda: LogisticRegressionCV(Cs=10, cv=5, max_iter=1000),
+        "scaler+LR(C=1)": lambda: make_pipeline(
+            StandardScaler(), LogisticRegression(C=1.0, max_iter=1000)
+        ),
+        "LR-CV": lambda: LogisticRegressionCV(
+            Cs=10, cv=5, scoring="accuracy", max_iter=1000
+        ),
     }
 
 
 def fit_score(make, X_train, y_train, X_test, y_test):
     clf = make()
     t0 = time.perf_counter()
-    clf.fit(X_train, y_train)
+    with warnings.catch_warnings():
+        # recent scikit-learn announces LogisticRegressionCV API changes; the
+        # behaviour used here (l2, accuracy scoring) is stated explicitly.
+        warnings.simplefilter("ignore", FutureWarning)
+        clf.fit(X_train, y_train)
     fit_s = time.perf_counter() - t0
     acc = float(np.mean(clf.predict(X_test) == y_test))
     extra = {}
@@ -114,9 +125,13 @@ def run_hymenoptera():
         acc, fit_s, extra = fit_score(make, F_train, y_train, F_val, y_val)
         rows[name] = {"acc": acc, "fit_s": fit_s, **extra}
     return {
-        "n_train": len(X_train), "n_val": len(X_val), "engine": ext._engine,
-        "extractor_fit_s": fit_ext_s, "extract_s": extract_s,
-        "images_per_s": (len(X_train) + len(X_val)) / extract_s, "classifiers": rows,
+        "n_train": len(X_train),
+        "n_val": len(X_val),
+        "engine": ext._engine,
+        "extractor_fit_s": fit_ext_s,
+        "extract_s": extract_s,
+        "images_per_s": (len(X_train) + len(X_val)) / extract_s,
+        "classifiers": rows,
     }
 
 
@@ -125,13 +140,16 @@ def _file_list_key(paths, params):
     h.update(json.dumps(params, sort_keys=True).encode())
     for p in paths:
         st = os.stat(p)
-        h.update(f"{os.path.relpath(p, ROOT.parent)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        h.update(
+            f"{os.path.relpath(p, ROOT.parent)}|{st.st_size}|{st.st_mtime_ns}\n".encode()
+        )
     return h.hexdigest()[:20]
 
 
 def flowers_features(use_cache=True):
-    import sktransfer
     import torch
+
+    import sktransfer
 
     paths, labels = load_folder(data_dir("flowers"))
     ext = make_extractor()
@@ -142,8 +160,17 @@ def flowers_features(use_cache=True):
     path = CACHE / f"flowers_{key}.npz"
     if use_cache and path.is_file():
         data = np.load(path)
-        return data["X"], labels, {"cached": True, "extract_s": float(data["extract_s"]), "n": len(paths),
-                                   "engine": str(data["engine"]), "cache_file": str(path.relative_to(ROOT))}
+        return (
+            data["X"],
+            labels,
+            {
+                "cached": True,
+                "extract_s": float(data["extract_s"]),
+                "n": len(paths),
+                "engine": str(data["engine"]),
+                "cache_file": str(path.relative_to(ROOT)),
+            },
+        )
     t0 = time.perf_counter()
     ext.fit(paths)
     X = ext.transform(paths)
@@ -152,8 +179,17 @@ def flowers_features(use_cache=True):
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, X=X, extract_s=extract_s, engine=ext._engine)
     os.replace(tmp, path)
-    return X, labels, {"cached": False, "extract_s": extract_s, "n": len(paths), "engine": ext._engine,
-                       "cache_file": str(path.relative_to(ROOT))}
+    return (
+        X,
+        labels,
+        {
+            "cached": False,
+            "extract_s": extract_s,
+            "n": len(paths),
+            "engine": ext._engine,
+            "cache_file": str(path.relative_to(ROOT)),
+        },
+    )
 
 
 def split_per_class(labels, k, seed):
@@ -174,23 +210,38 @@ def run_flowers(per_class, seeds, use_cache):
             accs, fits, cs = [], [], []
             for seed in seeds:
                 tr, te = split_per_class(labels, k, seed)
-                acc, fit_s, extra = fit_score(make, X[tr], labels[tr], X[te], labels[te])
+                acc, fit_s, extra = fit_score(
+                    make, X[tr], labels[tr], X[te], labels[te]
+                )
                 accs.append(acc)
                 fits.append(fit_s)
                 if "C_chosen" in extra:
                     cs.append(extra["C_chosen"])
-            rows[name] = {"accs": accs, "mean": float(np.mean(accs)), "std": float(np.std(accs)),
-                          "fit_s_median": statistics.median(fits), "n_test": len(te), **({"C_chosen": cs} if cs else {})}
+            rows[name] = {
+                "accs": accs,
+                "mean": float(np.mean(accs)),
+                "std": float(np.std(accs)),
+                "fit_s_median": statistics.median(fits),
+                "n_test": len(te),
+                **({"C_chosen": cs} if cs else {}),
+            }
         out["results"][k] = rows
     return out
 
 
 def markdown(hym, flw, seeds):
-    lines = ["Extractor: `PretrainedFeatureExtractor()` defaults (efficientnet_lite0 ImageNet weights, "
-             f"engine auto -> {hym['engine']}).", ""]
+    lines = [
+        (
+            "Extractor: `PretrainedFeatureExtractor()` defaults (efficientnet_lite0 ImageNet weights, "
+            f"engine auto -> {hym['engine']})."
+        ),
+        "",
+    ]
     lines += [
-        f"**hymenoptera** (train {hym['n_train']} -> val {hym['n_val']}); extraction {hym['extract_s']:.1f} s "
-        f"({hym['images_per_s']:.1f} images/s; extractor fit {hym['extractor_fit_s']:.1f} s)",
+        (
+            f"**hymenoptera** (train {hym['n_train']} -> val {hym['n_val']}); extraction {hym['extract_s']:.1f} s "
+            f"({hym['images_per_s']:.1f} images/s; extractor fit {hym['extractor_fit_s']:.1f} s)"
+        ),
         "",
         "| classifier | val accuracy | fit s |",
         "|---|---:|---:|",
@@ -202,16 +253,24 @@ def markdown(hym, flw, seeds):
     how = "cached; recorded when built" if m["cached"] else "this run"
     lines += [
         "",
-        f"**flowers** ({m['n']} images, 5 classes); extraction {m['extract_s']:.0f} s ({how}, "
-        f"{m['n'] / m['extract_s']:.1f} images/s); seeds {list(seeds)}, k per class for training, rest test",
+        (
+            f"**flowers** ({m['n']} images, 5 classes); extraction {m['extract_s']:.0f} s ({how}, "
+            f"{m['n'] / m['extract_s']:.1f} images/s); seeds {list(seeds)}, k per class for training, rest test"
+        ),
         "",
         "| k/class | classifier | test accuracy mean ± std | fit s (median) | n test |",
         "|---:|---|---:|---:|---:|",
     ]
     for k, rows in flw["results"].items():
         for name, r in rows.items():
-            c = f" (C={', '.join(f'{x:.3g}' for x in r['C_chosen'])})" if "C_chosen" in r else ""
-            lines.append(f"| {k} | {name}{c} | {r['mean']:.4f} ± {r['std']:.4f} | {r['fit_s_median']:.2f} | {r['n_test']} |")
+            c = (
+                f" (C={', '.join(f'{x:.3g}' for x in r['C_chosen'])})"
+                if "C_chosen" in r
+                else ""
+            )
+            lines.append(
+                f"| {k} | {name}{c} | {r['mean']:.4f} ± {r['std']:.4f} | {r['fit_s_median']:.2f} | {r['n_test']} |"
+            )
     return "\n".join(lines)
 
 
@@ -219,21 +278,30 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--per-class", type=int, nargs="+", default=[5, 20])
-    parser.add_argument("--no-cache", action="store_true", help="re-extract the flowers embeddings")
+    parser.add_argument(
+        "--no-cache", action="store_true", help="re-extract the flowers embeddings"
+    )
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     load = os.getloadavg()
-    print(f"{os.cpu_count()}-core CPU; load average at start {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}", flush=True)
+    print(
+        f"{os.cpu_count()}-core CPU; load average at start {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}",
+        flush=True,
+    )
     t0 = time.perf_counter()
     hym = run_hymenoptera()
     print(f"hymenoptera done ({time.perf_counter() - t0:.0f} s)", flush=True)
     flw = run_flowers(args.per_class, args.seeds, not args.no_cache)
     print()
     print(markdown(hym, flw, args.seeds))
-    print(f"\ntotal wall {time.perf_counter() - t0:.0f} s; load average at end "
-          + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
+    print(
+        f"\ntotal wall {time.perf_counter() - t0:.0f} s; load average at end "
+        + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    )
     if args.json:
-        Path(args.json).write_text(json.dumps({"hymenoptera": hym, "flowers": flw}, indent=1, default=str))
+        Path(args.json).write_text(
+            json.dumps({"hymenoptera": hym, "flowers": flw}, indent=1, default=str)
+        )
 
 
 if __name__ == "__main__":

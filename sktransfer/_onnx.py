@@ -83,6 +83,10 @@ class OnnxRunner:
         crop = embedder.backbone.preprocessing.crop_size
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = torch.get_num_threads()
+        # Decoding threads run beside the network: idle ORT workers must
+        # sleep, not spin, or they take the cores the decoders need
+        # (+15% images/s on 2 cores, benchmarks/RESULTS.md).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if cache_key is None:
             with tempfile.TemporaryDirectory() as tmp:

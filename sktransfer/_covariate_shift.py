@@ -18,10 +18,12 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
+from sklearn import get_config
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import get_scorer, roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.pipeline import Pipeline
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.metadata_routing import MetadataRequest
 from sklearn.utils.metaestimators import available_if
@@ -187,6 +189,29 @@ class DomainClassifierWeighter(BaseEstimator):
         return weights
 
 
+def _sample_weight_param(estimator):
+    """Name of the fit parameter that carries per-row weights to ``estimator``.
+
+    A Pipeline has no ``sample_weight`` of its own: without metadata routing
+    the weights go to its final step as ``<step>__sample_weight``.
+    """
+    if isinstance(estimator, Pipeline) and not get_config()["enable_metadata_routing"]:
+        step_name, final_step = estimator.steps[-1]
+        if has_fit_parameter(final_step, "sample_weight"):
+            return f"{step_name}__sample_weight"
+        owner = f"The final step {step_name!r} ({type(final_step).__name__})"
+    elif isinstance(estimator, Pipeline) or has_fit_parameter(estimator, "sample_weight"):
+        # With routing enabled a Pipeline takes sample_weight and routes it
+        # to the steps that requested it (set_fit_request).
+        return "sample_weight"
+    else:
+        owner = f"{type(estimator).__name__}.fit"
+    raise ValueError(
+        f"{owner} does not accept sample_weight, so it cannot be importance "
+        "weighted; choose an estimator that does."
+    )
+
+
 class ImportanceWeightedClassifier(ClassifierMixin, BaseEstimator):
     """Classifier fitted with importance weights against covariate shift.
 
@@ -196,7 +221,8 @@ class ImportanceWeightedClassifier(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     estimator : classifier accepting ``sample_weight``, default=None
-        ``None`` means ``LogisticRegression(max_iter=1000)``.
+        ``None`` means ``LogisticRegression(max_iter=1000)``. For a Pipeline
+        the weights go to its final step.
     weighter : object with ``compute_weights(X)``, default=None
         Usually a :class:`DomainClassifierWeighter`. Either pass ``X_target``
         to :meth:`fit`, which fits a clone of it on ``(X, X_target)``, or give
@@ -272,11 +298,7 @@ class ImportanceWeightedClassifier(ClassifierMixin, BaseEstimator):
         X, y = validate_data(self, X, y)
         check_classification_targets(y)
         estimator = LogisticRegression(max_iter=1000) if self.estimator is None else self.estimator
-        if not has_fit_parameter(estimator, "sample_weight"):
-            raise ValueError(
-                f"{type(estimator).__name__}.fit does not accept sample_weight, so "
-                "it cannot be importance weighted; choose an estimator that does."
-            )
+        weight_param = _sample_weight_param(estimator)
         weighter = DomainClassifierWeighter() if self.weighter is None else self.weighter
         if X_target is not None:
             self.weighter_ = clone(weighter).fit(X, X_target)
@@ -298,7 +320,7 @@ class ImportanceWeightedClassifier(ClassifierMixin, BaseEstimator):
         else:
             weights = np.asarray(self.weighter_.compute_weights(X), dtype=float) ** self.flattening
         weights = weights * _check_sample_weight(sample_weight, X)
-        self.estimator_ = clone(estimator).fit(X, y, sample_weight=weights)
+        self.estimator_ = clone(estimator).fit(X, y, **{weight_param: weights})
         self.classes_ = self.estimator_.classes_
         return self
 

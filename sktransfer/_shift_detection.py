@@ -7,8 +7,12 @@ found them the most useful on learned representations:
   bandwidth) and a permutation test (Gretton et al., 2012);
 * ``"ks"``: a Kolmogorov-Smirnov test per feature with a Bonferroni
   correction;
-* ``"classifier"``: a domain classifier's out-of-fold ROC AUC, tested against
-  0.5 with the Mann-Whitney U statistic (AUC is U / (n_ref · n_new)).
+* ``"classifier"``: a domain classifier fitted on a random half of the rows,
+  its ROC AUC on the other half tested against 0.5 with the Mann-Whitney U
+  statistic (AUC is U / (n_ref · n_new)). Scoring held-out rows of a single
+  model keeps the test exact; pooling out-of-fold scores of several
+  cross-validation models rejected ~7% of the time at alpha = 5% in our
+  null simulations.
 """
 
 from dataclasses import dataclass, field
@@ -19,7 +23,7 @@ from scipy.spatial.distance import cdist
 from scipy.stats import ks_2samp, mannwhitneyu
 from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_params
 
@@ -47,7 +51,8 @@ class ShiftTestResult:
         P-value of the test of "same distribution".
     statistic : float
         The test statistic: MMD² (``"mmd"``), the largest per-feature KS
-        statistic (``"ks"``) or the domain-classifier AUC (``"classifier"``).
+        statistic (``"ks"``) or the held-out domain-classifier AUC
+        (``"classifier"``).
     method : str
         Test used.
     alpha : float
@@ -108,16 +113,26 @@ def _ks_test(X_ref, X_new):
     return float(np.max(statistics)), p_value, details
 
 
-def _classifier_test(X_ref, X_new, classifier, cv, rng):
+def _classifier_test(X_ref, X_new, classifier, test_size, rng):
     X = np.vstack([X_ref, X_new])
     domain = domain_labels(len(X_ref), len(X_new))
-    folds = StratifiedKFold(cv, shuffle=True, random_state=rng.randint(np.iinfo(np.int32).max))
+    fit_rows, test_rows = train_test_split(
+        np.arange(len(X)),
+        test_size=test_size,
+        stratify=domain,
+        random_state=rng.randint(np.iinfo(np.int32).max),
+    )
     classifier = default_domain_classifier() if classifier is None else clone(classifier)
-    scores = cross_val_predict(classifier, X, domain, cv=folds, method="predict_proba")[:, 1]
-    auc = float(roc_auc_score(domain, scores))
+    classifier.fit(X[fit_rows], domain[fit_rows])
+    target_column = list(classifier.classes_).index(1)
+    scores = classifier.predict_proba(X[test_rows])[:, target_column]
+    held_out_domain = domain[test_rows]
+    auc = float(roc_auc_score(held_out_domain, scores))
     # One-sided: a shift can only make new rows *more* recognisable as new.
-    p_value = float(mannwhitneyu(scores[domain == 1], scores[domain == 0], alternative="greater").pvalue)
-    return auc, p_value, {"auc": auc, "cv": cv}
+    p_value = float(
+        mannwhitneyu(scores[held_out_domain == 1], scores[held_out_domain == 0], alternative="greater").pvalue
+    )
+    return auc, p_value, {"auc": auc, "n_test": len(test_rows)}
 
 
 @validate_params(
@@ -128,7 +143,7 @@ def _classifier_test(X_ref, X_new, classifier, cv, rng):
         "alpha": [Interval(Real, 0, 1, closed="neither")],
         "n_permutations": [Interval(Integral, 1, None, closed="left")],
         "classifier": [HasMethods(["fit", "predict_proba"]), None],
-        "cv": [Interval(Integral, 2, None, closed="left")],
+        "test_size": [Interval(Real, 0, 1, closed="neither")],
         "random_state": ["random_state"],
     },
     prefer_skip_nested_validation=True,
@@ -141,7 +156,7 @@ def detect_shift(
     *,
     n_permutations=500,
     classifier=None,
-    cv=5,
+    test_size=0.5,
     random_state=None,
 ):
     """Test whether ``X_new`` comes from the same distribution as ``X_ref``.
@@ -160,12 +175,14 @@ def detect_shift(
         Significance level: ``is_shift`` is ``p_value < alpha``.
     n_permutations : int, default=500
         Permutations of the MMD test; the smallest attainable p-value is
-        ``1 / (n_permutations + 1)``.
+        ``1 / (n_permutations + 1)``. The MMD test holds the full
+        ``(n_ref + n_new)²`` kernel matrix: subsample beyond ~5,000 rows.
     classifier : classifier with ``predict_proba``, default=None
         Domain classifier of the ``"classifier"`` test; ``None`` means
         standardisation + logistic regression.
-    cv : int, default=5
-        Folds of the out-of-fold domain-classifier scores.
+    test_size : float, default=0.5
+        Share of the rows (stratified by domain) on which the ``"classifier"``
+        test scores its domain classifier; it is fitted on the rest.
     random_state : int, RandomState instance or None, default=None
         Seed of permutations, bandwidth subsample and folds.
 
@@ -202,12 +219,13 @@ def detect_shift(
     elif method == "ks":
         statistic, p_value, details = _ks_test(X_ref, X_new)
     else:
-        if min(len(X_ref), len(X_new)) < cv:
+        if min(len(X_ref), len(X_new)) < 4:
             raise ValueError(
-                f"The classifier test needs at least cv={cv} rows in each of X_ref "
-                f"and X_new (got {len(X_ref)} and {len(X_new)})."
+                "The classifier test needs at least 4 rows in each of X_ref and "
+                f"X_new to fit and score on separate halves (got {len(X_ref)} and "
+                f"{len(X_new)})."
             )
-        statistic, p_value, details = _classifier_test(X_ref, X_new, classifier, cv, rng)
+        statistic, p_value, details = _classifier_test(X_ref, X_new, classifier, test_size, rng)
     details = {"n_ref": len(X_ref), "n_new": len(X_new), **details}
     return ShiftTestResult(
         is_shift=bool(p_value < alpha),

@@ -44,3 +44,18 @@ def tiny_images():
     """Eight small random RGB uint8 images, HWC, of two sizes."""
     rng = np.random.default_rng(0)
     return [rng.integers(0, 256, size=(40 + 4 * (i % 2), 48, 3), dtype=np.uint8) for i in range(8)]
+
+
+@pytest.fixture(scope="session")
+def flower_embeddings(data_dir):
+    """EfficientNet-Lite0 embeddings of 60 flowers photos per class (fixed pick)."""
+    from sktransfer import PretrainedFeatureExtractor
+    from sktransfer.datasets import load_image_folder
+
+    paths, labels = load_image_folder(data_dir / "flowers")
+    rng = np.random.default_rng(0)
+    rows = np.concatenate(
+        [rng.choice(np.flatnonzero(labels == c), 60, replace=False) for c in np.unique(labels)]
+    )
+    X = PretrainedFeatureExtractor().fit_transform([paths[i] for i in rows])
+    return X, np.asarray(labels)[rows]

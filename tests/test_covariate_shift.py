@@ -10,6 +10,8 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score, cross_validate
 from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import (
     check_get_params_invariance,
     check_no_attributes_set_in_init,
@@ -164,6 +166,25 @@ def test_no_target_warns_and_fits_unweighted():
         clf = ImportanceWeightedClassifier().fit(X_source, y_source)
     reference = LogisticRegression(max_iter=1000).fit(X_source, y_source)
     np.testing.assert_allclose(clf.predict_proba(X_source), reference.predict_proba(X_source))
+
+
+def test_pipeline_weights_reach_the_final_step():
+    (X_source, y_source), (X_target, y_target) = parabola_domains(seed=0)
+    pipe = make_pipeline(StandardScaler(), LogisticRegression())
+    weighter = DomainClassifierWeighter(random_state=0)
+    in_pipeline = ImportanceWeightedClassifier(pipe, weighter).fit(X_source, y_source, X_target=X_target)
+    alone = ImportanceWeightedClassifier(LogisticRegression(), weighter).fit(
+        StandardScaler().fit_transform(X_source), y_source,
+        X_target=in_pipeline.estimator_[0].transform(X_target),
+    )
+    # Same weights either way (the weighter standardises internally), so the
+    # same target accuracy up to solver tolerance.
+    scaled_target = in_pipeline.estimator_[0].transform(X_target)
+    assert in_pipeline.score(X_target, y_target) == pytest.approx(alone.score(scaled_target, y_target), abs=0.01)
+    with pytest.raises(ValueError, match="final step 'kneighborsclassifier'"):
+        ImportanceWeightedClassifier(make_pipeline(StandardScaler(), KNeighborsClassifier())).fit(
+            X_source, y_source, X_target=X_target
+        )
 
 
 def test_estimator_without_sample_weight_is_refused():

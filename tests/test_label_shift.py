@@ -1,7 +1,5 @@
 """LabelShiftAdapter: prior recovery (EM + BCTS, BBSE) and corrected posteriors."""
 
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -109,24 +107,10 @@ def test_works_as_pipeline_step(shifted_data):
     assert pipe[-1].target_priors_[0] == pytest.approx(0.7, abs=0.05)
 
 
-def _cached_flower_embeddings():
-    cache = Path(__file__).resolve().parents[1] / "benchmarks" / ".cache"
-    path = cache / "flowers_clean.npz"
-    if not path.is_file():
-        return None
-    data = np.load(path)
-    return data["X"], data["y"]
-
-
 @pytest.mark.real_data
-def test_known_priors_recovered_on_real_flower_embeddings():
-    cached = _cached_flower_embeddings()
-    if cached is None:
-        pytest.skip(
-            "no cached flower embeddings: run `python benchmarks/domain_shift.py` "
-            "once (it writes benchmarks/.cache/flowers_clean.npz)"
-        )
-    X, y = cached
+@pytest.mark.real_weights
+def test_known_priors_recovered_on_real_flower_embeddings(flower_embeddings):
+    X, y = flower_embeddings
     rng = np.random.default_rng(0)
     classes = np.unique(y)
     train_rows, pool_rows = [], []

@@ -14,7 +14,7 @@ ALPHA = 0.05
     [
         ("mmd", 200, {"n_permutations": 99}),
         ("ks", 300, {}),
-        ("classifier", 80, {"cv": 3}),
+        ("classifier", 100, {}),
     ],
 )
 def test_false_positive_rate_near_alpha_without_shift(method, n_repeats, kwargs):

@@ -15,7 +15,7 @@ from sktransfer._transfer_gain import corrected_paired_ttest
 @pytest.fixture(scope="module")
 def digits():
     X, y = load_digits(return_X_y=True)
-    return X[:500] / 16.0, y[:500]
+    return X[:300] / 16.0, y[:300]
 
 
 def test_negative_transfer_fires_when_the_baseline_is_better(digits):
@@ -46,7 +46,7 @@ def test_baseline_uses_its_own_inputs_on_the_same_folds(digits):
     X, y = digits
     rng = np.random.default_rng(0)
     X_embedded = X + rng.normal(scale=0.5, size=X.shape)  # stands in for other features
-    cv = StratifiedKFold(4, shuffle=True, random_state=0)
+    cv = StratifiedKFold(3, shuffle=True, random_state=0)
     result = transfer_gain(
         LogisticRegression(max_iter=1000), LogisticRegression(max_iter=1000),
         X_embedded, y, X_baseline=X, cv=cv, scoring="accuracy",

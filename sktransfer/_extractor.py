@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import io
-import os
 import warnings
 from numbers import Integral
 

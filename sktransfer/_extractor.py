@@ -288,24 +288,22 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
     def __getstate__(self):
         state = dict(super().__getstate__())  # a copy: never touch the live object
         state.pop("_runner", None)
-        for key in ("backbone_", "_embedder"):
-            if key in state:
-                # torch.save + map_location="cpu" on load: a model fitted on
-                # a GPU unpickles on a machine without one.
-                buf = io.BytesIO()
-                torch.save(state[key], buf)
-                state[key] = buf.getvalue()
+        state.pop("_embedder", None)  # rebuilt from backbone_, layer and pooling
+        if "backbone_" in state:
+            # torch.save + map_location="cpu" on load: a model fitted on a
+            # GPU unpickles on a machine without one.
+            buf = io.BytesIO()
+            torch.save(state["backbone_"], buf)
+            state["backbone_"] = buf.getvalue()
         return state
 
     def __setstate__(self, state):
-        for key in ("backbone_", "_embedder"):
-            if isinstance(state.get(key), bytes):
-                state[key] = torch.load(io.BytesIO(state[key]), map_location="cpu", weights_only=False)
+        if isinstance(state.get("backbone_"), bytes):
+            state["backbone_"] = torch.load(io.BytesIO(state["backbone_"]), map_location="cpu", weights_only=False)
         state["_runner"] = None
         super().__setstate__(state)
-        if "_embedder" in state and "backbone_" in state:
-            # Both were saved separately; keep one network, shared.
-            self._embedder.backbone = self.backbone_
+        if "backbone_" in state:
+            self._embedder = Embedder(self.backbone_, self.layer, self.pooling).eval()
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

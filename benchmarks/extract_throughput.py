@@ -3,7 +3,7 @@
 Usage (from the repository root)::
 
     python benchmarks/extract_throughput.py [--repeats 3] [--models efficientnet_lite0 resnet18]
-                                            [--limit N] [--batch-size 32] [--json out.json]
+                                            [--limit N] [--batch-size 8] [--json out.json]
 
 For every model, and in every repeat, all of these run back to back over the
 same hymenoptera images (train + val, 397 JPEGs), so the ratios of one repeat
@@ -350,7 +350,7 @@ def main(argv=None):
     parser.add_argument(
         "--models", nargs="+", default=["efficientnet_lite0", "resnet18"]
     )
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=8, help="the extractor's CPU default")
     parser.add_argument(
         "--limit", type=int, default=None, help="use only the first N images"
     )

@@ -4,7 +4,9 @@ Usage (from the repository root)::
 
     python benchmarks/finetune.py hymenoptera [--repeats 3] [--uncached]
     python benchmarks/finetune.py flowers [--per-class 20] [--test-size 500]
-    python benchmarks/finetune.py grid [--per-class 20] [--out examples/output/finetune_grid.json]
+
+The grid over ``unfreeze`` x ``lr_decay`` (flowers, cv=3) and its plot are
+``examples/finetune_grid.py``.
 
 Data: ``$SKTRANSFER_DATA`` or ``../shared/data`` (hymenoptera/, flowers/).
 Backbone: the offline ``efficientnet_lite0`` with ImageNet weights; all
@@ -100,42 +102,18 @@ def run_flowers(args):
                       "wall_s": round(time.perf_counter() - t0, 1), **phase_times(clf)}), flush=True)
 
 
-def run_grid(args):
-    from sklearn.model_selection import GridSearchCV, StratifiedKFold
-
-    from sktransfer import FineTuneClassifier
-
-    X_tr, y_tr, X_te, y_te = flowers_split(args.per_class, args.test_size)
-    grid = {"unfreeze": [0, 1, 2, 3], "lr_decay": [0.1, 0.3]}
-    t0 = time.perf_counter()
-    search = GridSearchCV(FineTuneClassifier(random_state=0, verbose=0), grid,
-                          cv=StratifiedKFold(3, shuffle=True, random_state=0), refit=False)
-    search.fit(X_tr, y_tr)
-    wall = time.perf_counter() - t0
-    res = {"wall_s": round(wall, 1), "n_train": len(X_tr), "best_params": search.best_params_,
-           "best_score": round(search.best_score_, 4),
-           "params": [dict(p) for p in search.cv_results_["params"]],
-           "mean_test_score": search.cv_results_["mean_test_score"].round(4).tolist(),
-           "std_test_score": search.cv_results_["std_test_score"].round(4).tolist()}
-    print(json.dumps(res), flush=True)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(res, indent=1))
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("task", choices=["hymenoptera", "flowers", "grid"])
+    parser.add_argument("task", choices=["hymenoptera", "flowers"])
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--uncached", action="store_true", help="disable frozen-prefix caching")
     parser.add_argument("--per-class", type=int, default=20)
     parser.add_argument("--test-size", type=int, default=500, help="subsample of the flowers test set (0: all)")
     parser.add_argument("--params", default="{}", help="JSON of extra FineTuneClassifier parameters")
-    parser.add_argument("--out", default=None)
     parser.add_argument("--verbose", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
-    {"hymenoptera": run_hymenoptera, "flowers": run_flowers, "grid": run_grid}[args.task](args)
+    {"hymenoptera": run_hymenoptera, "flowers": run_flowers}[args.task](args)
 
 
 if __name__ == "__main__":

@@ -49,8 +49,10 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         Global pooling of the feature map. None: the network's own pooling
         and pre-logits layers for ``layer=None``, ``"avg"`` otherwise
         (``"token"``, the class token, for ViT layers).
-    batch_size : int, default=32
-        Images per forward pass.
+    batch_size : int or "auto", default="auto"
+        Images per forward pass. "auto": 8 on the CPU, where small batches
+        stay in cache (EfficientNet-Lite0 under ONNX Runtime ran 86 images/s
+        at batch 8 against 68 at batch 32 on 2 cores), 64 on a GPU.
     device : str or torch.device, default="auto"
         ``"auto"`` picks cuda, then mps, then cpu.
     dtype : {"float32", "float16", "bfloat16"}, default="float32"
@@ -117,7 +119,7 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         "weights": "no_validation",  # names, paths, enum members: checked by get_backbone
         "layer": [str, None],
         "pooling": [StrOptions(set(POOLINGS)), None],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "device": [str, torch.device],
         "dtype": [StrOptions({"float32", "float16", "bfloat16"})],
         "num_workers": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
@@ -134,7 +136,7 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         weights="DEFAULT",
         layer=None,
         pooling=None,
-        batch_size=32,
+        batch_size="auto",
         device="auto",
         dtype="float32",
         num_workers="auto",
@@ -222,10 +224,15 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
             if self._engine == "onnxruntime":
                 from ._onnx import OnnxRunner
 
-                self._runner = OnnxRunner(self._embedder, self._onnx_cache_key(), self.batch_size)
+                self._runner = OnnxRunner(self._embedder, self._onnx_cache_key())
             else:
                 self._runner = _TorchRunner(self._embedder, device, self.dtype)
         return self._runner
+
+    def _batch_size(self):
+        if self.batch_size != "auto":
+            return self.batch_size
+        return 8 if resolve_device(self.device).type == "cpu" else 64
 
     def _onnx_cache_key(self):
         """Identity of the exported graph, or None when the weights are not reproducible."""
@@ -254,10 +261,11 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         items = self._validate_images(X, reset=False)
         pre = self.backbone_.preprocessing
         transform = pre.pil_transform()
+        batch_size = self._batch_size()
         decoder = BatchDecoder(
             items,
             transform,
-            batch_size=self.batch_size,
+            batch_size=batch_size,
             num_workers=resolve_num_workers(self.num_workers),
             on_error=self.on_error,
             draft_size=transform.draft_size,
@@ -266,8 +274,8 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         out = np.empty((len(items), self.n_features_out_), dtype=np.float32)
         failures = []
         batches = decoder
-        if self.verbose and len(items) > 2 * self.batch_size:
-            batches = _progress(decoder, total=-(-len(items) // self.batch_size))
+        if self.verbose and len(items) > 2 * batch_size:
+            batches = _progress(decoder, total=-(-len(items) // batch_size))
         for start, batch, fails in batches:
             if batch is not None:
                 out[start : start + len(batch)] = runner(batch)

@@ -14,27 +14,39 @@ import copy
 import os
 from contextlib import contextmanager
 from numbers import Integral, Real
+from typing import ClassVar
 
 import numpy as np
 import torch
+from sklearn.exceptions import NotFittedError
+from sklearn.utils._param_validation import (
+    Interval,
+    StrOptions,
+    validate_parameter_constraints,
+)
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import column_or_1d
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EarlyStopping, EpochScoring
 from skorch.dataset import ValidSplit
 from skorch.utils import is_dataset
-from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
-from sklearn.utils.class_weight import compute_class_weight
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import column_or_1d
 from torch import nn
 from torch.utils.data import Subset
 
 from ._base import ImageInputMixin
 from ._device import resolve_device
-from ._finetune_data import LightAugment, PredictionDataset, TrainingDataset, decode_training_images
+from ._finetune_data import (
+    LightAugment,
+    PredictionDataset,
+    TrainingDataset,
+    decode_training_images,
+)
 from ._finetune_schedule import (
     HEAD,
     FineTuneNetwork,
     PhaseSwitch,
+    fit_linear_probe,
     param_groups,
     resolve_unfreeze,
     set_trainable,
@@ -44,6 +56,10 @@ from ._loading import resolve_num_workers
 from .backbones import OFFLINE_BACKBONE, get_backbone
 
 __all__ = ["FineTuneClassifier"]
+
+
+# skorch's own default: the first of 5 stratified folds is the validation set.
+_DEFAULT_TRAIN_SPLIT = ValidSplit(5, stratified=True)
 
 
 def _valid_accuracy(net, X, y):
@@ -89,6 +105,14 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         ``lr * lr_decay**k``; 1.0 gives one rate everywhere.
     head_epochs : int, default=4
         Epochs of phase 1, before unfreezing.
+    head_init : {"probe", "random"}, default="probe"
+        How the new head starts. ``"probe"``: fitted to convergence as an
+        L2-penalised logistic regression (scikit-learn's default ``C=1``) on
+        the frozen embeddings of the training split, by L-BFGS, before phase
+        1 -- "linear probing, then fine-tuning" (LP-FT), which Kumar et al.
+        (ICLR 2022) found to distort the pretrained features less than
+        fine-tuning from a random head. ``"random"``: PyTorch's default
+        initialisation, trained by the optimizer alone.
     max_epochs : int, default=12
         Total epochs, both phases.
     augment : None, "light" or callable, default=None
@@ -147,20 +171,21 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
     >>> rng = np.random.default_rng(0)
     >>> X = rng.integers(0, 255, size=(8, 32, 32, 3), dtype=np.uint8)
     >>> y = ["cat", "dog"] * 4
-    >>> clf = FineTuneClassifier(model="resnet18", weights=None, max_epochs=2,
+    >>> clf = FineTuneClassifier(model="tiny_convnet", weights=None, max_epochs=2,
     ...                          head_epochs=1, train_split=None, verbose=0,
     ...                          random_state=0).fit(X, y)
-    >>> clf.predict_proba(X).shape, sorted(clf.classes_)
+    >>> clf.predict_proba(X).shape, clf.classes_.tolist()
     ((8, 2), ['cat', 'dog'])
     """
 
-    _parameter_constraints = {
+    _parameter_constraints: ClassVar[dict] = {
         "model": [str, nn.Module],
         "weights": [str, os.PathLike, None],
         "unfreeze": [Interval(Integral, 0, None, closed="left"), StrOptions({"all"})],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "lr_decay": [Interval(Real, 0, 1, closed="right")],
         "head_epochs": [Interval(Integral, 0, None, closed="left")],
+        "head_init": [StrOptions({"probe", "random"})],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "augment": [None, StrOptions({"light"}), callable],
         "batchnorm": [StrOptions({"frozen", "train"})],
@@ -182,6 +207,7 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         lr=1e-3,
         lr_decay=0.3,
         head_epochs=4,
+        head_init="probe",
         max_epochs=12,
         augment=None,
         batchnorm="frozen",
@@ -196,7 +222,7 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         module=FineTuneNetwork,
         criterion=nn.CrossEntropyLoss,
         optimizer=torch.optim.AdamW,
-        train_split=ValidSplit(5, stratified=True),
+        train_split=_DEFAULT_TRAIN_SPLIT,
         **kwargs,
     ):
         # Set before skorch's __init__: afterwards skorch refuses to store an
@@ -206,6 +232,7 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         self.unfreeze = unfreeze
         self.lr_decay = lr_decay
         self.head_epochs = head_epochs
+        self.head_init = head_init
         self.augment = augment
         self.batchnorm = batchnorm
         self.class_weight = class_weight
@@ -214,7 +241,6 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         self.cache_activations = cache_activations
         self.image_shape = image_shape
         self.num_workers = num_workers
-        kwargs.setdefault("iterator_train__shuffle", True)
         super().__init__(
             module,
             criterion=criterion,
@@ -289,6 +315,13 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         self.optimizer_ = self.optimizer(param_groups(self.module_, head_lr, self.lr_decay), **kwargs)
         return self
 
+    def get_params_for(self, prefix):
+        params = super().get_params_for(prefix)
+        if prefix == "iterator_train":
+            # Shuffle training batches unless told otherwise (skorch does not).
+            params.setdefault("shuffle", True)
+        return params
+
     def _initialize_optimizer(self, reason=None):
         super()._initialize_optimizer(reason)
         # skorch's setter for ``lr`` gives every param group the same rate;
@@ -307,22 +340,26 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
 
     def _encode_labels(self, y, n_samples, *, new_classes):
         if y is None:
-            raise ValueError(f"{type(self).__name__} needs labels y to fit")
-        y = column_or_1d(np.asarray(y, dtype=object) if not hasattr(y, "dtype") else y, warn=True)
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+        y = column_or_1d(y, warn=True)
         check_classification_targets(y)
         if len(y) != n_samples:
             raise ValueError(f"X has {n_samples} images but y has {len(y)} labels")
         if new_classes:
-            classes = np.unique(y)
+            classes = np.unique(y) if self.classes is None else np.asarray(self.classes)
+            if self.classes is not None:
+                self.classes_inferred_ = classes
+                self._check_known_labels(y)
             if len(classes) < 2:
                 raise ValueError(
-                    f"{type(self).__name__} needs at least 2 classes in y; got only one: {classes[0]!r}"
+                    f"{type(self).__name__} needs at least 2 classes in y; got 1 class: {classes[0]!r}"
                 )
             self.classes_inferred_ = classes
             self.class_weight_ = self._class_weights(classes, y)
         else:
             self._check_known_labels(y)
-        return np.searchsorted(self.classes_, y)
+        position = {label: i for i, label in enumerate(self.classes_.tolist())}
+        return np.array([position[label] for label in np.asarray(y).tolist()], dtype=np.int64)
 
     def _class_weights(self, classes, y):
         if self.class_weight is None:
@@ -433,7 +470,7 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         start = suffix_start(self.module_, n_unfrozen)
         later = suffix_start(self.module_, self.n_unfrozen_groups_) if phase == 1 else None
         cached = bool(stores) and self._can_cache() and start is not None
-        fill = dict(device=self.device, batch_size=max(self.batch_size, 64))
+        fill = {"device": self.device, "batch_size": max(self.batch_size, 64)}
         for store in stores.values():
             if not cached:
                 break
@@ -445,6 +482,34 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
                 store.cache.clear()
             store.cache.active = start if cached else None
         self.module_.input_start = start if cached else None
+        if self.head_init == "probe" and len(self.history) == 1:  # first epoch of a fresh fit
+            self._probe_head(datasets[0])
+
+    @torch.no_grad()
+    def _probe_head(self, train):
+        """Fit the new head as a logistic regression on the frozen embeddings (LP-FT)."""
+        if not isinstance(train, TrainingDataset) or len(train) == 0:
+            return
+        store, rows = train.images, torch.as_tensor(train.indices)
+        cache = store.cache
+        if cache.active == HEAD:
+            embeddings = cache.values[HEAD][rows]
+        else:
+            self.module_.eval()
+            step = max(self.batch_size, 64)
+            embeddings = torch.cat([
+                self.module_.forward_between(
+                    torch.stack([store.eval_item(int(i)) for i in rows[lo : lo + step]]).to(self.device), None, HEAD
+                ).cpu()
+                for lo in range(0, len(rows), step)
+            ])
+        weight = getattr(self, "class_weight_", None)
+        fit_linear_probe(
+            self.module_.head[-1],
+            embeddings,
+            train.y[rows],
+            class_weight=None if weight is None else torch.as_tensor(weight),
+        )
 
     def leave_training(self):
         """Back to image input after training (called by :class:`PhaseSwitch`)."""
@@ -460,15 +525,18 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
 
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes), rows summing to 1."""
+        if not (self.initialized_ and (self.classes is not None or hasattr(self, "classes_inferred_"))):
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet; call fit first")
         return super().predict_proba(X)
 
     def predict(self, X):
         """Predicted labels (the original label values)."""
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        indices = self.predict_proba(X).argmax(axis=1)
+        return self.classes_[indices]
 
     def score(self, X, y, sample_weight=None):
         """Accuracy on (X, y); labels never seen in fit are an error."""
-        self._check_known_labels(column_or_1d(np.asarray(y, dtype=object) if not hasattr(y, "dtype") else y))
+        self._check_known_labels(column_or_1d(y))
         return super().score(X, y, sample_weight=sample_weight)
 
     def load_params(self, *args, **kwargs):
@@ -487,6 +555,10 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
 
     @property
     def classes_(self):
+        # skorch's ``classes`` parameter fixes the classes (and their order)
+        # before fit, e.g. to initialize() and load_params() for a resume.
+        if self.classes is not None:
+            return np.asarray(self.classes)
         return self.classes_inferred_
 
     def __sklearn_tags__(self):

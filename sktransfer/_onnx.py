@@ -72,12 +72,11 @@ class OnnxRunner:
     embedder : Embedder
     cache_key : str or None
         None exports to a temporary file that is deleted after loading.
-    batch_size : int
     """
 
     _lock = threading.Lock()
 
-    def __init__(self, embedder, cache_key, batch_size):
+    def __init__(self, embedder, cache_key):
         import onnxruntime as ort
 
         crop = embedder.backbone.preprocessing.crop_size

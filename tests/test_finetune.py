@@ -14,6 +14,7 @@ import torch
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 from skorch.callbacks import Callback
+from skorch.dataset import ValidSplit
 from torch import nn
 
 from sktransfer import FineTuneClassifier, ImageLoadError
@@ -55,8 +56,8 @@ def data():
 
 
 def make_clf(backbone, **params):
-    defaults = dict(model=backbone, weights=None, max_epochs=3, head_epochs=1, batch_size=4,
-                    train_split=None, verbose=0, random_state=0, num_workers=0, device="cpu")
+    defaults = {"model": backbone, "weights": None, "max_epochs": 3, "head_epochs": 1, "batch_size": 4,
+                "train_split": None, "verbose": 0, "random_state": 0, "num_workers": 0, "device": "cpu"}
     defaults.update(params)
     return FineTuneClassifier(**defaults)
 
@@ -150,6 +151,21 @@ def test_warm_start_continues_in_phase_two(tiny_backbone, data):
     assert clf.predict(X).shape == (16,)
 
 
+def test_resume_from_saved_params(tiny_backbone, data, tmp_path):
+    X, y = data
+    files = {f"f_{kind}": tmp_path / f"{kind}.pt" for kind in ("params", "optimizer")}
+    files["f_history"] = tmp_path / "history.json"
+    first = make_clf(tiny_backbone, head_epochs=2, max_epochs=2).fit(X, y)
+    first.save_params(**files)
+    resumed = make_clf(tiny_backbone, head_epochs=2, max_epochs=2, classes=["ant", "bee"], warm_start=True)
+    resumed.initialize()
+    resumed.load_params(**files)
+    resumed.fit(X, y)
+    assert resumed.history[:, "phase"] == [1, 1, 2, 2]
+    assert [g["name"] for g in resumed.optimizer_.param_groups] == ["head", "stage2", "stage1", "stem"]
+    assert list(resumed.predict(X[:2])) == list(resumed.classes_[resumed.predict_proba(X[:2]).argmax(1)])
+
+
 def test_frozen_batchnorm_statistics_do_not_move(tiny_backbone, data):
     X, y = data
     clf = make_clf(tiny_backbone, unfreeze=1, head_epochs=1, max_epochs=3, cache_activations=False).fit(X, y)
@@ -176,21 +192,51 @@ def test_batchnorm_train_moves_statistics(tiny_backbone, data):
 # ----------------------------------------------------------------- caching
 
 
+class _RecordInputStart(Callback):
+    def __init__(self):
+        self.starts = []
+
+    def on_epoch_end(self, net, **kwargs):
+        self.starts.append(net.module_.input_start)
+
+
 @pytest.mark.parametrize("unfreeze", [0, 1, 2])
 def test_cached_equals_uncached(tiny_backbone, data, unfreeze):
     X, y = data
-    params = dict(unfreeze=unfreeze, head_epochs=2, max_epochs=4, train_split=0.25, patience=None,
-                  iterator_train__shuffle=True)
-    from skorch.dataset import ValidSplit
-
-    params["train_split"] = ValidSplit(4, stratified=True)
-    cached = make_clf(tiny_backbone, cache_activations=True, **params).fit(X, y)
-    uncached = make_clf(tiny_backbone, cache_activations=False, **params).fit(X, y)
+    params = {"unfreeze": unfreeze, "head_epochs": 2, "max_epochs": 4, "patience": None,
+              "train_split": ValidSplit(4, stratified=True)}
+    cached_rec, uncached_rec = _RecordInputStart(), _RecordInputStart()
+    cached = make_clf(tiny_backbone, cache_activations=True, callbacks=[("rec", cached_rec)], **params).fit(X, y)
+    uncached = make_clf(tiny_backbone, cache_activations=False, callbacks=[("rec", uncached_rec)], **params)
+    uncached.fit(X, y)
+    second = {0: "head", 1: "stage2", 2: "stage1"}[unfreeze]
+    assert cached_rec.starts == ["head", "head", second, second]  # the cache was really used
+    assert uncached_rec.starts == [None] * 4
     assert cached.module_.input_start is None  # back to image input after fit
     for (name, p1), (_, p2) in zip(cached.module_.state_dict().items(), uncached.module_.state_dict().items()):
         torch.testing.assert_close(p1, p2, rtol=1e-4, atol=1e-5, msg=name)
     np.testing.assert_allclose(cached.history[:, "valid_loss"], uncached.history[:, "valid_loss"], rtol=1e-4)
     np.testing.assert_allclose(cached.predict_proba(X), uncached.predict_proba(X), atol=1e-5)
+
+
+def test_probe_head_is_the_logistic_regression_of_the_embeddings(tiny_backbone, data):
+    from sklearn.linear_model import LogisticRegression
+
+    from sktransfer import PretrainedFeatureExtractor
+
+    X, y = data
+    # One head epoch at a negligible learning rate: the head stays where the
+    # probe put it.
+    clf = make_clf(tiny_backbone, head_init="probe", max_epochs=1, head_epochs=1, lr=1e-12).fit(X, y)
+    emb = PretrainedFeatureExtractor(model=tiny_backbone, weights=None, engine="torch", num_workers=0)
+    emb = emb.fit(X).transform(X)
+    # The probe is a softmax over both classes penalised by ||W||^2 / (2C):
+    # for two classes that is scikit-learn's binary model with C doubled.
+    reference = LogisticRegression(C=2.0, tol=1e-10, max_iter=10_000).fit(emb, y)
+    np.testing.assert_allclose(clf.predict_proba(X), reference.predict_proba(emb), atol=2e-3)
+    random_head = make_clf(tiny_backbone, head_init="random", max_epochs=1, head_epochs=1, lr=1e-12).fit(X, y)
+    probe_w = clf.module_.head[-1].weight.detach()
+    assert (random_head.module_.head[-1].weight.detach() - probe_w).abs().max() > 0.1
 
 
 def test_augment_light_and_callable(tiny_backbone, data):
@@ -273,7 +319,7 @@ def test_grid_search(tiny_backbone, data):
 
 def test_one_class_is_an_error(tiny_backbone, data):
     X, _ = data
-    with pytest.raises(ValueError, match="at least 2 classes"):
+    with pytest.raises(ValueError, match="at least 2 classes.*1 class"):
         make_clf(tiny_backbone).fit(X, ["ant"] * 16)
 
 

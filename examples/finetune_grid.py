@@ -1,0 +1,90 @@
+"""Accuracy against freeze depth: a grid over ``unfreeze`` x ``lr_decay``.
+
+Fine-tunes the offline efficientnet_lite0 on flowers (20 images per class,
+fixed seed) with ``GridSearchCV(cv=3)`` over how many of the last layer
+groups train (0 = head only) and the per-group learning-rate decay, then
+plots the cross-validated accuracy against the number of unfrozen groups.
+
+Usage (from the repository root)::
+
+    python examples/finetune_grid.py [--per-class 20] [--unfreeze 0 1 2 3] [--lr-decay 0.1 0.3]
+
+Writes ``examples/output/finetune_grid.png`` (and ``.json`` with the numbers).
+Data: ``$SKTRANSFER_DATA`` or ``../shared/data`` (the ``flowers/`` folder).
+"""
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+
+from sktransfer import FineTuneClassifier
+from sktransfer.datasets import load_image_folder
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def flowers_dir():
+    env = os.environ.get("SKTRANSFER_DATA")
+    for base in ([Path(env)] if env else []) + [ROOT.parent / "shared" / "data", Path("/work/shared/data")]:
+        if (base / "flowers").is_dir():
+            return base / "flowers"
+    raise SystemExit("flowers/ not found: set SKTRANSFER_DATA to the folder that holds it")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--per-class", type=int, default=20)
+    parser.add_argument("--unfreeze", type=int, nargs="+", default=[0, 1, 2, 3])
+    parser.add_argument("--lr-decay", type=float, nargs="+", default=[0.1, 0.3])
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    paths, labels = load_image_folder(flowers_dir())
+    rng = np.random.default_rng(args.seed)
+    idx = np.concatenate([rng.choice(np.flatnonzero(labels == c), args.per_class, replace=False)
+                          for c in np.unique(labels)])
+    X, y = [paths[i] for i in idx], labels[idx]
+
+    grid = {"unfreeze": args.unfreeze, "lr_decay": args.lr_decay}
+    search = GridSearchCV(FineTuneClassifier(random_state=args.seed, verbose=0), grid,
+                          cv=StratifiedKFold(3, shuffle=True, random_state=args.seed), refit=False)
+    t0 = time.perf_counter()
+    search.fit(X, y)
+    wall = time.perf_counter() - t0
+    print(f"{len(X)} images, {len(search.cv_results_['params'])} settings x 3 folds in {wall:.0f} s; "
+          f"best {search.best_params_} ({search.best_score_:.3f})")
+
+    res = search.cv_results_
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for decay in args.lr_decay:
+        rows = [i for i, p in enumerate(res["params"]) if p["lr_decay"] == decay]
+        depth = [res["params"][i]["unfreeze"] for i in rows]
+        ax.errorbar(depth, res["mean_test_score"][rows], yerr=res["std_test_score"][rows],
+                    marker="o", capsize=3, label=f"lr_decay={decay}")
+    ax.set_xlabel("unfreeze (last layer groups trained after the head phase)")
+    ax.set_ylabel("3-fold CV accuracy")
+    ax.set_xticks(args.unfreeze)
+    ax.set_title(f"FineTuneClassifier on flowers, {args.per_class} images/class")
+    ax.legend()
+    fig.tight_layout()
+    out = ROOT / "examples" / "output"
+    out.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out / "finetune_grid.png", dpi=120)
+    (out / "finetune_grid.json").write_text(json.dumps({
+        "wall_s": round(wall, 1), "n_images": len(X), "best_params": search.best_params_,
+        "params": res["params"], "mean_test_score": res["mean_test_score"].round(4).tolist(),
+        "std_test_score": res["std_test_score"].round(4).tolist()}, indent=1))
+    print(f"wrote {out / 'finetune_grid.png'}")
+
+
+if __name__ == "__main__":
+    main()

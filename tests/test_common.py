@@ -11,10 +11,11 @@ import sktransfer
 # (estimator instance, {check name: reason it is expected to fail})
 ESTIMATORS = [
     # --- representation extraction (issue 2) ---
-    # Rows of the checks' numeric tables are read as tiny flattened images.
+    # Rows of the checks' numeric tables are read as tiny flattened images;
+    # batch_size=1 for exact sample-order invariance (see the row below).
     (
         sktransfer.PretrainedFeatureExtractor(
-            model="tiny_convnet", weights=None, batch_size=16, num_workers=0
+            model="tiny_convnet", weights=None, batch_size=1, num_workers=0
         ),
         {},
     ),
@@ -23,6 +24,10 @@ ESTIMATORS = [
         sktransfer.FineTuneClassifier(
             model="tiny_convnet", weights=None, max_epochs=2, head_epochs=1, batch_size=16,
             train_split=None, random_state=0, num_workers=0, device="cpu", verbose=0,
+            # One image per prediction batch: oneDNN picks kernels by batch
+            # shape, so a sample's float rounding would otherwise depend on
+            # which samples share its batch (sample-order invariance check).
+            iterator_valid__batch_size=1,
         ),
         {
             "check_no_attributes_set_in_init": "skorch's NeuralNet.__init__ itself sets "
@@ -34,10 +39,13 @@ ESTIMATORS = [
                     "check_classifiers_train",
                     "check_classifiers_train(readonly_memmap=True)",
                     "check_classifiers_train(readonly_memmap=True,X_dtype=float32)",
+                    "check_class_weight_classifiers",
                 ],
                 "score thresholds on tabular blobs: a random tiny convnet trained for 2 "
-                "epochs on table rows read as 1-pixel-high strips does not reach them "
-                "(API and label handling pass; learning is tested in test_finetune.py)",
+                "epochs on table rows read as 1-pixel-high strips does not reliably reach "
+                "them (check_class_weight_classifiers passes on some runs: the threads' "
+                "float summation order varies); API and label handling pass, learning is "
+                "tested in test_finetune.py",
             ),
         },
     ),

@@ -20,7 +20,6 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn import get_config
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import get_scorer, roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import Pipeline
@@ -36,11 +35,13 @@ from sklearn.utils.validation import (
 )
 
 from ._shift_utils import (
+    base_classifier,
     check_domain_features,
     check_same_feature_space,
     default_domain_classifier,
     domain_labels,
     is_fitted,
+    wrapped_estimator_has,
 )
 
 # Keeps P(target|x) / P(source|x) finite when the domain classifier is certain.
@@ -297,7 +298,7 @@ class ImportanceWeightedClassifier(ClassifierMixin, BaseEstimator):
         """
         X, y = validate_data(self, X, y)
         check_classification_targets(y)
-        estimator = LogisticRegression(max_iter=1000) if self.estimator is None else self.estimator
+        estimator = base_classifier(self.estimator)
         weight_param = _sample_weight_param(estimator)
         weighter = DomainClassifierWeighter() if self.weighter is None else self.weighter
         if X_target is not None:
@@ -340,16 +341,7 @@ class ImportanceWeightedClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         return self.estimator_.predict(validate_data(self, X, reset=False))
 
-    def _estimator_has(method):
-        def check(self):
-            if hasattr(self, "estimator_"):
-                return hasattr(self.estimator_, method)
-            estimator = LogisticRegression() if self.estimator is None else self.estimator
-            return hasattr(estimator, method)
-
-        return check
-
-    @available_if(_estimator_has("predict_proba"))
+    @available_if(wrapped_estimator_has("predict_proba"))
     def predict_proba(self, X):
         """Class probabilities, ordered like ``classes_``.
 
@@ -366,7 +358,7 @@ class ImportanceWeightedClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         return self.estimator_.predict_proba(validate_data(self, X, reset=False))
 
-    @available_if(_estimator_has("decision_function"))
+    @available_if(wrapped_estimator_has("decision_function"))
     def decision_function(self, X):
         """Decision function of the fitted estimator.
 

@@ -22,11 +22,12 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
-from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._shift_utils import base_classifier
 
 # Floor on probabilities before taking logs: keeps temperature scaling finite
 # when the base model outputs exact zeros.
@@ -227,7 +228,7 @@ class LabelShiftAdapter(ClassifierMixin, BaseEstimator):
                 f"Class {rare!r} has only {counts.min()} sample(s): the out-of-fold "
                 "calibration needs at least 2 samples per class."
             )
-        estimator = LogisticRegression(max_iter=1000) if self.estimator is None else self.estimator
+        estimator = base_classifier(self.estimator)
         # Fewer folds when a class is rarer than `cv`, so every fold sees every class.
         n_folds = min(self.cv, int(counts.min()))
         out_of_fold = cross_val_predict(

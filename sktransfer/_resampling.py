@@ -12,12 +12,13 @@ from numbers import Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
-from sklearn.linear_model import LogisticRegression
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._shift_utils import base_classifier, wrapped_estimator_has
 
 _UNDER_STRATEGIES = {"auto", "majority", "not minority", "not majority", "all"}
 _OVER_STRATEGIES = {"auto", "minority", "not minority", "not majority", "all"}
@@ -320,9 +321,7 @@ class ResampledClassifier(ClassifierMixin, BaseEstimator):
         self.resampled_class_counts_ = np.array(
             [np.sum(y_resampled == label) for label in self.classes_]
         )
-        estimator = (
-            LogisticRegression(max_iter=1000) if self.estimator is None else self.estimator
-        )
+        estimator = base_classifier(self.estimator)
         self.estimator_ = clone(estimator).fit(X_resampled, y_resampled)
         return self
 
@@ -343,13 +342,7 @@ class ResampledClassifier(ClassifierMixin, BaseEstimator):
         X = validate_data(self, X, reset=False)
         return self.estimator_.predict(X)
 
-    def _estimator_has_predict_proba(self):
-        if hasattr(self, "estimator_"):
-            return hasattr(self.estimator_, "predict_proba")
-        estimator = LogisticRegression() if self.estimator is None else self.estimator
-        return hasattr(estimator, "predict_proba")
-
-    @available_if(_estimator_has_predict_proba)
+    @available_if(wrapped_estimator_has("predict_proba"))
     def predict_proba(self, X):
         """Class probabilities, prior-corrected when ``prior_correction=True``.
 

@@ -49,6 +49,22 @@ def default_domain_classifier():
     return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
 
 
+def base_classifier(estimator):
+    """The wrapped classifier of a meta-estimator: ``estimator``, or logistic regression."""
+    return LogisticRegression(max_iter=1000) if estimator is None else estimator
+
+
+def wrapped_estimator_has(method):
+    """For ``available_if``: does the (fitted, else configured) wrapped estimator have ``method``?"""
+
+    def check(self):
+        if hasattr(self, "estimator_"):
+            return hasattr(self.estimator_, method)
+        return hasattr(base_classifier(self.estimator), method)
+
+    return check
+
+
 def is_fitted(obj):
     """True when ``obj`` is a fitted estimator (or a frozen one)."""
     try:

@@ -22,8 +22,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from sktransfer import PretrainedFeatureExtractor
-from sktransfer._images import load_image
+from sktransfer import PretrainedFeatureExtractor, load_image
 from sktransfer.datasets import fetch_hymenoptera, load_image_folder
 
 

@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 
 from ._extractor import PretrainedFeatureExtractor
 from ._finetune import FineTuneClassifier
-from ._images import ImageLoadError
+from ._images import ImageLoadError, load_image
 
 from ._coral import CORAL
 from ._covariate_shift import (
@@ -28,6 +28,7 @@ __all__ = [
     "FineTuneClassifier",
     "ImageLoadError",
     "PretrainedFeatureExtractor",
+    "load_image",
     # domain shift and when to transfer (issue 4)
     "CORAL",
     "DomainClassifierWeighter",

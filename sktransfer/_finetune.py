@@ -30,7 +30,7 @@ from sklearn.utils.validation import column_or_1d
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EarlyStopping, EpochScoring
 from skorch.dataset import ValidSplit
-from skorch.utils import is_dataset
+from skorch.utils import is_dataset, to_device
 from torch import nn
 from torch.utils.data import Subset
 
@@ -52,7 +52,7 @@ from ._finetune_schedule import (
     set_trainable,
     suffix_start,
 )
-from ._loading import resolve_num_workers
+from ._loading import BatchDecoder, resolve_num_workers
 from .backbones import OFFLINE_BACKBONE, get_backbone
 
 __all__ = ["FineTuneClassifier"]
@@ -518,10 +518,24 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
     # ------------------------------------------------------------ inference
 
     def forward_iter(self, X, training=False, device="cpu"):
-        if not is_dataset(X):
-            self.module_.input_start = None
+        if is_dataset(X):
+            with self._resolved_device():
+                yield from super().forward_iter(X, training=training, device=device)
+            return
+        # Images to predict on: decode in threads ahead of the network (the
+        # extractor's decoder) rather than one image at a time in a Dataset.
+        self.module_.input_start = None
+        items = self._validate_images(X, reset=False)
+        crop = self.module_.backbone.preprocessing.pil_transform()
+        batch_size = self.get_params_for("iterator_valid").get("batch_size", self.batch_size)
+        decoder = BatchDecoder(
+            items, crop, batch_size=batch_size, num_workers=resolve_num_workers(self.num_workers),
+            draft_size=crop.draft_size,
+        )
         with self._resolved_device():
-            yield from super().forward_iter(X, training=training, device=device)
+            for _, images, _ in decoder:
+                yp = self.evaluation_step((images, None), training=training)
+                yield to_device(yp, device=device)
 
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes), rows summing to 1."""

@@ -17,52 +17,19 @@ mode), that output is the same every epoch, so the prefix runs once.
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ._images import describe_source, load_image
-from .backbones._preprocess import ResizeCenterCrop, _resized_size
+from ._images import load_image
+from ._loading import decode_all, item_source
+from .backbones._preprocess import ResizeCenterCrop
 
 # Activations are cached only while they fit in this many bytes; beyond it the
 # prefix is recomputed every epoch (slower, never out of memory).
 MAX_CACHE_BYTES = 2 * 1024**3
-
-
-def _source(item, index):
-    return os.fspath(item) if isinstance(item, (str, os.PathLike)) else describe_source(item, index)
-
-
-def _map_threads(fn, n_items, num_workers):
-    if num_workers <= 0 or n_items < 2:
-        return [fn(i) for i in range(n_items)]
-    with ThreadPoolExecutor(num_workers, thread_name_prefix="sktransfer-finetune") as pool:
-        return list(pool.map(fn, range(n_items)))
-
-
-class ResizeShorterSide:
-    """Resize an RGB PIL image so that its shorter side is ``size`` pixels.
-
-    The first half of :class:`ResizeCenterCrop`, with the same rounding, so
-    that a centre crop of the result equals the backbone's evaluation crop.
-    """
-
-    def __init__(self, size, interpolation="bilinear"):
-        self.size = int(size)
-        self._crop = ResizeCenterCrop(size, size, interpolation)
-
-    def __call__(self, img):
-        w, h = img.size
-        new_size = _resized_size(w, h, self.size)
-        if new_size == (w, h):
-            return img
-        from .backbones._preprocess import _PIL_FILTERS
-
-        return img.resize(new_size, _PIL_FILTERS[self._crop.interpolation])
 
 
 def pil_to_chw(img):
@@ -176,18 +143,14 @@ def decode_training_images(items, preprocessing, *, augment=None, num_workers=0)
     DecodedImages
     """
     crop = preprocessing.pil_transform()
-    draft = crop.draft_size
     if augment is None:
-        def decode(i):
-            return crop(load_image(items[i], source=_source(items[i], i), draft_size=draft))
-
-        return DecodedImages(torch.stack(_map_threads(decode, len(items), num_workers)), crop)
-    resize = ResizeShorterSide(preprocessing.resize_size, preprocessing.interpolation)
-
-    def decode_resized(i):
-        return resize(load_image(items[i], source=_source(items[i], i), draft_size=draft))
-
-    return DecodedImages(_map_threads(decode_resized, len(items), num_workers), crop, augment)
+        images, _ = decode_all(items, crop, num_workers=num_workers, draft_size=crop.draft_size)
+        return DecodedImages(images, crop)
+    # Keep the resized images: random crops are drawn from them each epoch,
+    # and their centre crop is the evaluation crop.
+    resized, _ = decode_all(items, crop.resize, num_workers=num_workers, draft_size=crop.draft_size,
+                            stack=False)
+    return DecodedImages(resized, crop, augment)
 
 
 class ActivationCache:
@@ -283,5 +246,5 @@ class PredictionDataset(Dataset):
 
     def __getitem__(self, i):
         item = self.items[i]
-        img = load_image(item, source=_source(item, i), draft_size=self.crop.draft_size)
+        img = load_image(item, source=item_source(item, i), draft_size=self.crop.draft_size)
         return self.crop(img), torch.tensor(0)

@@ -72,9 +72,15 @@ def rows_to_images(X, image_shape, input_name="X"):
     return list(images)
 
 
+def item_source(item, index, input_name="X"):
+    """How errors name an item: its path, or e.g. ``X[3] (PIL image)``."""
+    if isinstance(item, (str, os.PathLike)):
+        return os.fspath(item)
+    return describe_source(item, index, input_name=input_name)
+
+
 def _decode(item, index, transform, draft_size, input_name):
-    source = item if isinstance(item, (str, os.PathLike)) else describe_source(item, index, input_name=input_name)
-    return transform(load_image(item, source=source, draft_size=draft_size))
+    return transform(load_image(item, source=item_source(item, index, input_name), draft_size=draft_size))
 
 
 class BatchDecoder:
@@ -167,17 +173,25 @@ class BatchDecoder:
 
 
 def decode_all(items, transform, *, num_workers=0, on_error="raise", draft_size=None, input_name="X",
-               batch_size=64):
-    """Decode every item into one uint8 tensor (n, 3, H, W) plus the failures."""
-    decoder = BatchDecoder(items, transform, batch_size=batch_size, num_workers=num_workers,
-                           on_error=on_error, draft_size=draft_size, input_name=input_name)
-    batches, failures, shape = [], [], None
-    for _, batch, fails in decoder:
-        failures.extend(fails)
-        batches.append((batch, len(fails)))
-        if batch is not None:
-            shape = batch.shape[1:]
-    if shape is None:
+               stack=True):
+    """Decode every item at once, in ``num_workers`` threads.
+
+    Returns ``(decoded, failures)``: with ``stack`` a uint8 tensor (n, 3, H, W)
+    (black images where decoding failed), else the list of ``transform``
+    outputs (None where it failed); ``failures`` lists (index, ImageLoadError).
+    """
+    decoder = BatchDecoder(items, transform, batch_size=1, on_error=on_error, draft_size=draft_size,
+                           input_name=input_name)
+    if num_workers > 0 and len(items) > 1:
+        with ThreadPoolExecutor(num_workers, thread_name_prefix="sktransfer-decode") as pool:
+            results = list(pool.map(decoder._decode_safe, range(len(items))))
+    else:
+        results = [decoder._decode_safe(i) for i in range(len(items))]
+    failures = [(i, r) for i, r in enumerate(results) if isinstance(r, ImageLoadError)]
+    if not stack:
+        return [None if isinstance(r, ImageLoadError) else r for r in results], failures
+    good = [r for r in results if not isinstance(r, ImageLoadError)]
+    if not good:
         raise failures[0][1]
-    out = [b if b is not None else torch.zeros((n,) + tuple(shape), dtype=torch.uint8) for b, n in batches]
-    return torch.cat(out), failures
+    filler = torch.zeros_like(good[0])
+    return torch.stack([filler if isinstance(r, ImageLoadError) else r for r in results]), failures

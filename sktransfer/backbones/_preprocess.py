@@ -63,21 +63,29 @@ class ResizeCenterCrop:
         """
         return (2 * self.resize_size, 2 * self.resize_size)
 
+    def resize(self, img):
+        """Resize an RGB PIL image so that its shorter side is ``resize_size``."""
+        w, h = img.size
+        new_size = _resized_size(w, h, self.resize_size)
+        if new_size == (w, h):
+            return img
+        return img.resize(new_size, _PIL_FILTERS[self.interpolation])
+
+    def center_crop(self, img):
+        """The square centre crop of ``crop_size`` (torchvision's rounding; pads when too small)."""
+        w, h = img.size
+        c = self.crop_size
+        if w < c or h < c:
+            canvas = Image.new("RGB", (max(w, c), max(h, c)))
+            canvas.paste(img, ((max(w, c) - w) // 2, (max(h, c) - h) // 2))
+            img, w, h = canvas, canvas.size[0], canvas.size[1]
+        top = int(round((h - c) / 2.0))
+        left = int(round((w - c) / 2.0))
+        return img.crop((left, top, left + c, top + c))
+
     def resize_crop(self, img):
         """Resize and crop an RGB PIL image, returning a PIL image."""
-        w, h = img.size
-        new_w, new_h = _resized_size(w, h, self.resize_size)
-        if (new_w, new_h) != (w, h):
-            img = img.resize((new_w, new_h), _PIL_FILTERS[self.interpolation])
-        c = self.crop_size
-        # torchvision's centre crop: round the offsets, pad when too small.
-        if new_w < c or new_h < c:
-            canvas = Image.new("RGB", (max(new_w, c), max(new_h, c)))
-            canvas.paste(img, ((max(new_w, c) - new_w) // 2, (max(new_h, c) - new_h) // 2))
-            img, new_w, new_h = canvas, canvas.size[0], canvas.size[1]
-        top = int(round((new_h - c) / 2.0))
-        left = int(round((new_w - c) / 2.0))
-        return img.crop((left, top, left + c, top + c))
+        return self.center_crop(self.resize(img))
 
     def __call__(self, img):
         arr = np.asarray(self.resize_crop(img), dtype=np.uint8)

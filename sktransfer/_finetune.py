@@ -38,6 +38,7 @@ from ._base import ImageInputMixin
 from ._device import resolve_device
 from ._finetune_data import (
     LightAugment,
+    paths_key,
     PredictionDataset,
     TrainingDataset,
     decode_training_images,
@@ -53,6 +54,7 @@ from ._finetune_schedule import (
     suffix_start,
 )
 from ._loading import BatchDecoder, resolve_num_workers
+from ._onnx import weights_identity
 from .backbones import OFFLINE_BACKBONE, get_backbone
 
 __all__ = ["FineTuneClassifier"]
@@ -299,6 +301,7 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         kwargs.setdefault("batchnorm", self.batchnorm)
         self.module_ = self.module(backbone, len(self.classes_), **kwargs)
         set_trainable(self.module_, 0)
+        self._network_is_pretrained = True
         return self
 
     def initialize_criterion(self):
@@ -451,8 +454,24 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
                 self.module_.backbone.preprocessing,
                 augment=self._augment_transform(),
                 num_workers=resolve_num_workers(self.num_workers),
+                memo_key=self._memo_key(items),
             )
             return super().partial_fit(TrainingDataset(images, y_encoded), y_encoded, classes, **fit_params)
+
+    def _memo_key(self, items):
+        """What other fits may share with this one (see ``FIT_MEMO``), or None.
+
+        Only a network still holding its pretrained weights computes the same
+        frozen-prefix activations as a fresh clone; named weights and image
+        paths make that identity checkable.
+        """
+        if not getattr(self, "_network_is_pretrained", False):
+            return None
+        network = weights_identity(self.model, self.weights)
+        images = paths_key(items)
+        if network is None or images is None:
+            return None
+        return network, images
 
     def _can_cache(self):
         return self.cache_activations and self.augment is None and self.batchnorm == "frozen"
@@ -514,6 +533,7 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
     def leave_training(self):
         """Back to image input after training (called by :class:`PhaseSwitch`)."""
         self.module_.input_start = None
+        self._network_is_pretrained = False
 
     # ------------------------------------------------------------ inference
 

@@ -17,6 +17,8 @@ mode), that output is the same every epoch, so the prefix runs once.
 
 from __future__ import annotations
 
+import os
+from collections import OrderedDict
 
 import numpy as np
 import torch
@@ -89,6 +91,58 @@ def to_crop_tensor(out, crop_size, what="augment"):
     )
 
 
+class FitMemo:
+    """Process-wide LRU of what fits on the same images can share.
+
+    A grid search fits many clones on the same training folds: each decodes
+    the same images and runs the same pretrained frozen prefix over them.
+    Entries are keyed by the images (their paths) and, for activations, by
+    the pretrained weights and the entry position, so they are only shared
+    between fits that would compute exactly the same tensors. Stored tensors
+    are never modified in place.
+    """
+
+    def __init__(self, max_entries=32):
+        self.max_entries = max_entries
+        self._entries = OrderedDict()
+        self.hits = 0
+
+    def get(self, key):
+        if key is None or key not in self._entries:
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return self._entries[key]
+
+    def put(self, key, value):
+        if key is None:
+            return
+        self._entries[key] = value
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def clear(self):
+        self._entries.clear()
+        self.hits = 0
+
+
+FIT_MEMO = FitMemo()
+
+
+def paths_key(items):
+    """A hashable identity for a list of image paths (None if any item is not a path)."""
+    if not all(isinstance(i, (str, os.PathLike)) for i in items):
+        return None
+    files = [os.fspath(i) for i in items]
+    # Size and mtime: a file rewritten between fits is not the same image.
+    try:
+        stats = [(st.st_size, st.st_mtime_ns) for st in map(os.stat, files)]
+    except OSError:
+        return None
+    return tuple(zip(files, stats))
+
+
 class DecodedImages:
     """Training images decoded once, plus the activation cache.
 
@@ -103,11 +157,11 @@ class DecodedImages:
         PIL image -> augmented image, for training batches.
     """
 
-    def __init__(self, images, crop, augment=None):
+    def __init__(self, images, crop, augment=None, memo_key=None):
         self.images = images
         self.crop = crop
         self.augment = augment
-        self.cache = ActivationCache()
+        self.cache = ActivationCache(memo_key)
 
     def __len__(self):
         return len(self.images)
@@ -123,7 +177,7 @@ class DecodedImages:
         return to_crop_tensor(self.augment(self.images[index]), self.crop.crop_size)
 
 
-def decode_training_images(items, preprocessing, *, augment=None, num_workers=0):
+def decode_training_images(items, preprocessing, *, augment=None, num_workers=0, memo_key=None):
     """Decode every item once (threads), for training.
 
     Parameters
@@ -137,6 +191,9 @@ def decode_training_images(items, preprocessing, *, augment=None, num_workers=0)
         resized images are kept as PIL images for random cropping.
     num_workers : int
         Decoding threads.
+    memo_key : hashable or None
+        Identity of the items and the pretrained network in :data:`FIT_MEMO`;
+        None shares nothing with other fits.
 
     Returns
     -------
@@ -144,8 +201,12 @@ def decode_training_images(items, preprocessing, *, augment=None, num_workers=0)
     """
     crop = preprocessing.pil_transform()
     if augment is None:
-        images, _ = decode_all(items, crop, num_workers=num_workers, draft_size=crop.draft_size)
-        return DecodedImages(images, crop)
+        key = None if memo_key is None else ("images", memo_key)
+        images = FIT_MEMO.get(key)
+        if images is None:
+            images, _ = decode_all(items, crop, num_workers=num_workers, draft_size=crop.draft_size)
+            FIT_MEMO.put(key, images)
+        return DecodedImages(images, crop, memo_key=memo_key)
     # Keep the resized images: random crops are drawn from them each epoch,
     # and their centre crop is the evaluation crop.
     resized, _ = decode_all(items, crop.resize, num_workers=num_workers, draft_size=crop.draft_size,
@@ -161,9 +222,10 @@ class ActivationCache:
     position the training batches currently come from (None: images).
     """
 
-    def __init__(self):
+    def __init__(self, memo_key=None):
         self.values = {}
         self.active = None
+        self.memo_key = memo_key
 
     def clear(self):
         self.values, self.active = {}, None
@@ -178,27 +240,55 @@ class ActivationCache:
         """
         if start in self.values:
             return True
+        memo_key = None if self.memo_key is None else ("activations", self.memo_key, start)
+        shared = FIT_MEMO.get(memo_key)
+        if shared is not None:
+            self.values[start] = shared
+            return True
         from_cache = source is not None and source in self.values
         src = source if from_cache else None
+        # On the way to ``start``, also keep the inputs of the few groups just
+        # before it, for other fits of a grid: a fit unfreezing one group
+        # more starts there. (Small tensors: late feature maps.)
+        order = network._positions()
+        extra = []
+        if self.memo_key is not None and FIT_MEMO.max_entries > 0:
+            extra = [p for p in order[order.index(src) + 1 : order.index(start)] if p in network.backbone.groups]
+            extra = extra[-3:]
+        stops = extra + [start]
 
         def batch_of(lo, hi):
             if from_cache:
                 return self.values[source][lo:hi].to(device)
             return torch.stack([images.eval_item(i) for i in range(lo, hi)]).to(device)
 
+        def run(x):
+            outs, prev = [], src
+            for stop in stops:
+                x = network.forward_between(x, prev, stop)
+                outs.append(x)
+                prev = stop
+            return outs
+
         was_training = network.training
         network.eval()
         try:
-            first = network.forward_between(batch_of(0, 1), src, start)
-            if first.element_size() * first.numel() * len(images) > MAX_CACHE_BYTES:
+            firsts = run(batch_of(0, 1))
+            sizes = [f.element_size() * f.numel() * len(images) for f in firsts]
+            if sizes[-1] > MAX_CACHE_BYTES:
                 return False
-            out = torch.empty((len(images),) + tuple(first.shape[1:]), dtype=first.dtype)
+            outs = [torch.empty((len(images),) + tuple(f.shape[1:]), dtype=f.dtype) for f in firsts]
             for lo in range(0, len(images), batch_size):
                 hi = min(lo + batch_size, len(images))
-                out[lo:hi] = network.forward_between(batch_of(lo, hi), src, start).cpu()
+                for out, value in zip(outs, run(batch_of(lo, hi))):
+                    out[lo:hi] = value.cpu()
         finally:
             network.train(was_training)
-        self.values[start] = out
+        self.values[start] = outs[-1]
+        FIT_MEMO.put(memo_key, outs[-1])
+        for stop, out, size in zip(extra, outs, sizes):
+            if size <= MAX_CACHE_BYTES // 8:
+                FIT_MEMO.put(("activations", self.memo_key, stop), out)
         return True
 
 

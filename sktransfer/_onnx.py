@@ -36,6 +36,8 @@ def weights_identity(model, weights):
     """A string naming reproducible weights, or None (random init, user modules)."""
     import torchvision
 
+    if model == "tiny_convnet" and weights is None:
+        return "tiny_convnet|seed=0"  # make_tiny_backbone() is seeded: reproducible
     if not isinstance(model, str) or weights is None:
         return None
     if isinstance(weights, (str, os.PathLike)) and os.path.isfile(weights):

@@ -207,8 +207,14 @@ def test_onnxruntime_engine_matches_torch(image_files, monkeypatch, tmp_path):
     assert hooked._engine == "torch"
     with pytest.raises(ValueError, match="engine='onnxruntime'"):
         PretrainedFeatureExtractor(**{**TINY, "engine": "onnxruntime", "layer": "stage1.0"}).fit(image_files)
-    # Random-init weights are not reproducible, so nothing is cached on disk.
-    assert not list(tmp_path.rglob("*.onnx"))
+    # The seeded tiny network is reproducible: its graph is cached on disk...
+    assert len(list(tmp_path.rglob("*.onnx"))) == 1
+    # ...but a module passed in is not, so nothing more is written.
+    from sktransfer.backbones import make_tiny_backbone
+
+    module = {**TINY, "engine": "onnxruntime", "model": make_tiny_backbone(seed=5)}
+    PretrainedFeatureExtractor(**module).fit(image_files).transform(image_files[:2])
+    assert len(list(tmp_path.rglob("*.onnx"))) == 1
 
 
 @pytest.mark.real_weights

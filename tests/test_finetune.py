@@ -239,6 +239,33 @@ def test_probe_head_is_the_logistic_regression_of_the_embeddings(tiny_backbone, 
     assert (random_head.module_.head[-1].weight.detach() - probe_w).abs().max() > 0.1
 
 
+def test_grid_clones_share_decoded_images_and_activations(data, tmp_path, monkeypatch):
+    from PIL import Image
+    from sklearn.base import clone
+
+    from sktransfer._finetune_data import FIT_MEMO
+
+    X, y = data
+    paths = []
+    for i, image in enumerate(X):
+        paths.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray(image).save(paths[-1])
+    FIT_MEMO.clear()
+    params = {"model": "tiny_convnet", "weights": None, "unfreeze": 1, "head_epochs": 1, "max_epochs": 2}
+    first = make_clf(None, **params).fit(paths, y)
+    assert FIT_MEMO.hits == 0
+    second = clone(first).set_params(unfreeze=2).fit(paths, y)
+    # The decoded images and the frozen prefix activations came from the first fit.
+    assert FIT_MEMO.hits >= 2
+    monkeypatch.setattr(FIT_MEMO, "max_entries", 0)  # nothing shared from here on
+    FIT_MEMO.clear()
+    alone = clone(second).fit(paths, y)
+    assert FIT_MEMO.hits == 0
+    np.testing.assert_allclose(second.predict_proba(paths), alone.predict_proba(paths), atol=1e-6)
+    # A fit continuing from trained weights must not take pretrained activations.
+    assert second._memo_key(paths) is None
+
+
 def test_augment_light_and_callable(tiny_backbone, data):
     X, y = data
     make_clf(tiny_backbone, augment="light", max_epochs=2).fit(X, y)

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def data_dir():
     env = os.environ.get("SKTRANSFER_DATA")
-    for path in ([Path(env)] if env else []) + [Path("/work/shared/data"), ROOT.parent / "shared" / "data"]:
+    for path in ([Path(env)] if env else []) + [ROOT.parent / "shared" / "data"]:
         if (path / "hymenoptera").is_dir():
             return path
     sys.exit("data not found: set SKTRANSFER_DATA to the folder holding hymenoptera/ and flowers/")

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def flowers_dir():
     env = os.environ.get("SKTRANSFER_DATA")
-    for base in ([Path(env)] if env else []) + [ROOT.parent / "shared" / "data", Path("/work/shared/data")]:
+    for base in ([Path(env)] if env else []) + [ROOT.parent / "shared" / "data"]:
         if (base / "flowers").is_dir():
             return base / "flowers"
     raise SystemExit("flowers/ not found: set SKTRANSFER_DATA to the folder that holds it")

@@ -37,6 +37,7 @@ from torch.utils.data import Subset
 from ._base import ImageInputMixin
 from ._device import resolve_device
 from ._finetune_data import (
+    ActivationCache,
     LightAugment,
     paths_key,
     PredictionDataset,
@@ -511,17 +512,13 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
             return
         store, rows = train.images, torch.as_tensor(train.indices)
         cache = store.cache
-        if cache.active == HEAD:
-            embeddings = cache.values[HEAD][rows]
-        else:
-            self.module_.eval()
-            step = max(self.batch_size, 64)
-            embeddings = torch.cat([
-                self.module_.forward_between(
-                    torch.stack([store.eval_item(int(i)) for i in rows[lo : lo + step]]).to(self.device), None, HEAD
-                ).cpu()
-                for lo in range(0, len(rows), step)
-            ])
+        if cache.active != HEAD:
+            # Not training from cached embeddings: compute them once, aside.
+            cache = ActivationCache()
+            if not cache.fill(self.module_, store, HEAD, device=self.device, batch_size=max(self.batch_size, 64)):
+                return  # embeddings beyond MAX_CACHE_BYTES: the head starts at random
+
+        embeddings = cache.values[HEAD][rows]
         weight = getattr(self, "class_weight_", None)
         fit_linear_probe(
             self.module_.head[-1],

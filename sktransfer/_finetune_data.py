@@ -27,16 +27,11 @@ from torch.utils.data import Dataset
 
 from ._images import load_image
 from ._loading import decode_all, item_source
-from .backbones._preprocess import ResizeCenterCrop
+from .backbones._preprocess import ResizeCenterCrop, pil_to_chw
 
 # Activations are cached only while they fit in this many bytes; beyond it the
 # prefix is recomputed every epoch (slower, never out of memory).
 MAX_CACHE_BYTES = 2 * 1024**3
-
-
-def pil_to_chw(img):
-    """RGB PIL image -> uint8 CHW tensor."""
-    return torch.from_numpy(np.array(img, dtype=np.uint8, copy=True)).permute(2, 0, 1).contiguous()
 
 
 class LightAugment:

@@ -79,8 +79,23 @@ def item_source(item, index, input_name="X"):
     return describe_source(item, index, input_name=input_name)
 
 
-def _decode(item, index, transform, draft_size, input_name):
-    return transform(load_image(item, source=item_source(item, index, input_name), draft_size=draft_size))
+def _decode_safe(item, index, transform, draft_size, input_name, on_error):
+    """Decode and transform one item; an unreadable one raises, or returns its error."""
+    try:
+        return transform(load_image(item, source=item_source(item, index, input_name), draft_size=draft_size))
+    except ImageLoadError as exc:
+        if on_error == "raise":
+            raise
+        return exc
+
+
+def _stack(results):
+    """Stack decoded tensors, black where decoding failed; None when all failed."""
+    good = [r for r in results if not isinstance(r, ImageLoadError)]
+    if not good:
+        return None
+    filler = torch.zeros_like(good[0])
+    return torch.stack([filler if isinstance(r, ImageLoadError) else r for r in results])
 
 
 class BatchDecoder:
@@ -123,21 +138,12 @@ class BatchDecoder:
         self.input_name = input_name
 
     def _decode_safe(self, index):
-        try:
-            return _decode(self.items[index], index, self.transform, self.draft_size, self.input_name)
-        except ImageLoadError as exc:
-            if self.on_error == "raise":
-                raise
-            return exc
+        return _decode_safe(self.items[index], index, self.transform, self.draft_size, self.input_name,
+                            self.on_error)
 
     def _collate(self, start, results):
         failures = [(start + i, r) for i, r in enumerate(results) if isinstance(r, ImageLoadError)]
-        good = [r for r in results if not isinstance(r, ImageLoadError)]
-        if not good:
-            return start, None, failures
-        filler = torch.zeros_like(good[0])
-        batch = torch.stack([filler if isinstance(r, ImageLoadError) else r for r in results])
-        return start, batch, failures
+        return start, _stack(results), failures
 
     def __iter__(self):
         starts = range(0, len(self.items), self.batch_size)
@@ -180,18 +186,18 @@ def decode_all(items, transform, *, num_workers=0, on_error="raise", draft_size=
     (black images where decoding failed), else the list of ``transform``
     outputs (None where it failed); ``failures`` lists (index, ImageLoadError).
     """
-    decoder = BatchDecoder(items, transform, batch_size=1, on_error=on_error, draft_size=draft_size,
-                           input_name=input_name)
+    def decode(index):
+        return _decode_safe(items[index], index, transform, draft_size, input_name, on_error)
+
     if num_workers > 0 and len(items) > 1:
         with ThreadPoolExecutor(num_workers, thread_name_prefix="sktransfer-decode") as pool:
-            results = list(pool.map(decoder._decode_safe, range(len(items))))
+            results = list(pool.map(decode, range(len(items))))
     else:
-        results = [decoder._decode_safe(i) for i in range(len(items))]
+        results = [decode(i) for i in range(len(items))]
     failures = [(i, r) for i, r in enumerate(results) if isinstance(r, ImageLoadError)]
     if not stack:
         return [None if isinstance(r, ImageLoadError) else r for r in results], failures
-    good = [r for r in results if not isinstance(r, ImageLoadError)]
-    if not good:
+    batch = _stack(results)
+    if batch is None:
         raise failures[0][1]
-    filler = torch.zeros_like(good[0])
-    return torch.stack([filler if isinstance(r, ImageLoadError) else r for r in results]), failures
+    return batch, failures

@@ -24,6 +24,11 @@ def _resized_size(width, height, size):
     return int(size * width / height), size
 
 
+def pil_to_chw(img):
+    """RGB PIL image -> uint8 CHW tensor."""
+    return torch.from_numpy(np.array(img, dtype=np.uint8, copy=True)).permute(2, 0, 1).contiguous()
+
+
 class ResizeCenterCrop:
     """Resize the shorter side, centre-crop a square, return a uint8 CHW tensor.
 
@@ -88,8 +93,7 @@ class ResizeCenterCrop:
         return self.center_crop(self.resize(img))
 
     def __call__(self, img):
-        arr = np.asarray(self.resize_crop(img), dtype=np.uint8)
-        return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
+        return pil_to_chw(self.resize_crop(img))
 
     def __repr__(self):
         return (

@@ -13,7 +13,7 @@ from PIL import Image
 
 from ._images import _is_pandas, _is_tensor
 
-__all__ = ["check_images"]
+__all__ = ["check_images", "rows_to_images"]
 
 
 def _wrap_hint(input_name):
@@ -196,3 +196,48 @@ def check_images(X, *, input_name="X"):
     for index, item in enumerate(items):
         _check_item(item, index, input_name)
     return items
+
+
+def rows_to_images(X, image_shape, input_name="X"):
+    """Reshape the rows of a 2-D numeric array into images.
+
+    Each row is one flattened image. ``image_shape`` is ``(height, width)``,
+    ``(height, width, channels)`` or ``"auto"``: a square greyscale image
+    when the row length is a perfect square, a square RGB image when a third
+    of it is, else a one-pixel-high greyscale strip (so that any numeric
+    table, as in scikit-learn's estimator checks, is a valid input).
+    Float values in [0, 1] are pixel intensities; other float ranges are
+    rescaled per image to [0, 1] by their minimum and maximum.
+    """
+    X = np.asarray(X)
+    n_features = X.shape[1]
+    if image_shape == "auto":
+        side = int(round(np.sqrt(n_features)))
+        side3 = int(round(np.sqrt(n_features / 3)))
+        if side * side == n_features:
+            image_shape = (side, side)
+        elif 3 * side3 * side3 == n_features:
+            image_shape = (side3, side3, 3)
+        else:
+            image_shape = (1, n_features)
+    image_shape = tuple(int(s) for s in image_shape)
+    if int(np.prod(image_shape)) != n_features:
+        raise ValueError(
+            f"{input_name} has {n_features} columns, which cannot be reshaped to "
+            f"image_shape={image_shape} ({int(np.prod(image_shape))} values per image)"
+        )
+    if X.dtype.kind == "f" and not np.isfinite(X).all():
+        bad = np.flatnonzero(~np.all(np.isfinite(X), axis=1))
+        raise ValueError(f"{input_name} has NaN or infinite values in rows {bad[:10].tolist()}")
+    images = X.reshape((X.shape[0],) + image_shape)
+    if images.dtype.kind == "f":
+        images = images.astype(np.float32)
+        lo = images.reshape(len(images), -1).min(1)
+        hi = images.reshape(len(images), -1).max(1)
+        outside = (lo < 0) | (hi > 1)
+        if outside.any():
+            span = np.where(hi > lo, hi - lo, 1.0)
+            shape = (-1,) + (1,) * len(image_shape)
+            scaled = (images - lo.reshape(shape)) / span.reshape(shape)
+            images = np.where(outside.reshape(shape), scaled, images)
+    return list(images)

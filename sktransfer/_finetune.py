@@ -24,8 +24,6 @@ from sklearn.utils._param_validation import (
     StrOptions,
     validate_parameter_constraints,
 )
-from sklearn.utils.class_weight import compute_class_weight
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EarlyStopping, EpochScoring
@@ -39,13 +37,15 @@ from ._device import resolve_device
 from ._finetune_data import (
     ActivationCache,
     LightAugment,
-    paths_key,
     PredictionDataset,
     TrainingDataset,
     decode_training_images,
+    paths_key,
 )
+from ._finetune_labels import LabelEncodingMixin
 from ._finetune_schedule import (
     HEAD,
+    CosineDecay,
     FineTuneNetwork,
     PhaseSwitch,
     fit_linear_probe,
@@ -76,16 +76,20 @@ def _set_group_lrs(net, key, value):
     net.apply_learning_rates()
 
 
-class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
+class FineTuneClassifier(ImageInputMixin, LabelEncodingMixin, NeuralNetClassifier):
     """Fine-tune a pretrained image network: head first, then the last layer groups.
 
     Training runs in two phases. In phase 1 (``head_epochs`` epochs) the
     whole pretrained network is frozen and only a new linear head trains. In
     phase 2 the last ``unfreeze`` layer groups of the backbone train too,
     each earlier group ``lr_decay`` times slower than the next (differential
-    learning rates). By default 20% of the training data (stratified) is
-    held out, training stops when the validation loss stops improving, and
-    the weights of the best epoch are restored.
+    learning rates), their rates decaying along a half cosine to zero.
+
+    By default the new head starts as the logistic regression of the frozen
+    embeddings (so phase 1 needs no epochs), 20% of the training data
+    (stratified) is held out to choose the number of epochs (early stopping
+    on the validation loss), and the network is then trained again from the
+    pretrained weights on all the data for that many epochs (``refit``).
 
     Without augmentation, the frozen part of the network computes the same
     thing every epoch, so its output is computed once per phase and only the
@@ -99,15 +103,18 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         module passed here is copied at each fit, never trained in place.
     weights : str, path or None, default="DEFAULT"
         Pretrained weights; None for random initialisation.
-    unfreeze : int or "all", default=2
+    unfreeze : int or "all", default=3
         How many of the last layer groups train in phase 2 (0: the head only).
-    lr : float, default=1e-3
-        Learning rate of the head.
+    lr : float, default=2e-4
+        Learning rate of the head (low: the head starts fitted, see
+        ``head_init``).
     lr_decay : float in (0, 1], default=0.3
         Layer group k from the end (k=1 for the last) learns at
         ``lr * lr_decay**k``; 1.0 gives one rate everywhere.
-    head_epochs : int, default=4
-        Epochs of phase 1, before unfreezing.
+    head_epochs : int, default=0
+        Epochs of phase 1, before unfreezing. With ``head_init="probe"`` the
+        head is already fitted to the frozen embeddings before the first
+        epoch, so phase 1 can be skipped; with ``"random"`` give it a few.
     head_init : {"probe", "random"}, default="probe"
         How the new head starts. ``"probe"``: fitted to convergence as an
         L2-penalised logistic regression (scikit-learn's default ``C=1``) on
@@ -116,8 +123,19 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         (ICLR 2022) found to distort the pretrained features less than
         fine-tuning from a random head. ``"random"``: PyTorch's default
         initialisation, trained by the optimizer alone.
-    max_epochs : int, default=12
+    max_epochs : int, default=5
         Total epochs, both phases.
+    lr_schedule : {"cosine", "constant"}, default="cosine"
+        ``"cosine"``: in phase 2 every group's rate falls along a half cosine
+        from its value to zero at ``max_epochs``, batch by batch (ratios
+        between groups kept); phase 1 runs at constant rates.
+    refit : bool, default=True
+        After a validated run (``train_split`` not None), train again from
+        the pretrained weights on all the data for the run's best number of
+        epochs (the lowest validation loss; every epoch when ``patience`` is
+        None), as scikit-learn's searches refit. The decoded images and
+        cached activations are reused. False keeps the validated run's best
+        weights, trained on 80% of the data.
     augment : None, "light" or callable, default=None
         Training augmentation. ``"light"``: random resized crop (35-100% of
         the area) and horizontal flip. A callable receives the RGB PIL image
@@ -139,8 +157,9 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
     batch_size : int, default=32
     patience : int or None, default=5
         Early stopping: epochs without improvement of the validation loss
-        before stopping; the best epoch's weights are restored. None
-        disables it (as does ``train_split=None``).
+        before stopping; the best epoch's weights are restored (and its
+        number of epochs is what ``refit`` trains for). None disables it (as
+        does ``train_split=None``).
     cache_activations : bool, default=True
         Use frozen-prefix caching when possible (``augment=None`` and
         ``batchnorm="frozen"``).
@@ -165,7 +184,12 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         ``unfreeze`` resolved against the backbone.
     history : skorch History
         Per epoch: losses, ``valid_acc``, ``phase``, ``dur``, and
-        ``cache_dur`` where activations were cached.
+        ``cache_dur`` where activations were cached. After a refit, the
+        refit's epochs (training losses only).
+    validation_history_ : skorch History or None
+        The validated run's history when the model was refit, else None.
+    best_epoch_ : int or None
+        The number of epochs the refit trained for (None without refit).
 
     Examples
     --------
@@ -188,6 +212,8 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         "lr": [Interval(Real, 0, None, closed="neither")],
         "lr_decay": [Interval(Real, 0, 1, closed="right")],
         "head_epochs": [Interval(Integral, 0, None, closed="left")],
+        "lr_schedule": [StrOptions({"cosine", "constant"})],
+        "refit": ["boolean"],
         "head_init": [StrOptions({"probe", "random"})],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "augment": [None, StrOptions({"light"}), callable],
@@ -206,12 +232,14 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         *,
         model=OFFLINE_BACKBONE,
         weights="DEFAULT",
-        unfreeze=2,
-        lr=1e-3,
+        unfreeze=3,
+        lr=2e-4,
         lr_decay=0.3,
-        head_epochs=4,
+        head_epochs=0,
         head_init="probe",
-        max_epochs=12,
+        max_epochs=5,
+        lr_schedule="cosine",
+        refit=True,
         augment=None,
         batchnorm="frozen",
         class_weight=None,
@@ -236,6 +264,8 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         self.lr_decay = lr_decay
         self.head_epochs = head_epochs
         self.head_init = head_init
+        self.lr_schedule = lr_schedule
+        self.refit = refit
         self.augment = augment
         self.batchnorm = batchnorm
         self.class_weight = class_weight
@@ -279,6 +309,7 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
     def _default_callbacks(self):
         callbacks = [(name, cb) for name, cb in super()._default_callbacks if name != "valid_acc"]
         callbacks.insert(0, ("phase_switch", PhaseSwitch()))
+        callbacks.insert(1, ("lr_schedule", CosineDecay()))
         # Insert validation accuracy and early stopping before print_log.
         extra = [("valid_acc", EpochScoring(_valid_accuracy, name="valid_acc", lower_is_better=False))]
         if self.patience is not None and self.train_split is not None:
@@ -333,54 +364,14 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         self._register_virtual_param(["lr", "lr_decay"], _set_group_lrs)
         return self
 
-    def apply_learning_rates(self):
-        """Write ``lr`` and ``lr_decay`` into the optimizer's param groups."""
-        wanted = {g["name"]: g["lr"] for g in param_groups(self.module_, self.lr, self.lr_decay)}
+    def apply_learning_rates(self, scale=1.0):
+        """Write ``lr`` and ``lr_decay`` (times ``scale``) into the optimizer's param groups."""
+        wanted = {g["name"]: g["lr"] for g in param_groups(self.module_, self.lr * scale, self.lr_decay)}
         for group in self.optimizer_.param_groups:
             if group.get("name") in wanted:
                 group["lr"] = wanted[group["name"]]
 
     # ------------------------------------------------------------------- data
-
-    def _encode_labels(self, y, n_samples, *, new_classes):
-        if y is None:
-            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
-        y = column_or_1d(y, warn=True)
-        check_classification_targets(y)
-        if len(y) != n_samples:
-            raise ValueError(f"X has {n_samples} images but y has {len(y)} labels")
-        if new_classes:
-            classes = np.unique(y) if self.classes is None else np.asarray(self.classes)
-            if self.classes is not None:
-                self.classes_inferred_ = classes
-                self._check_known_labels(y)
-            if len(classes) < 2:
-                raise ValueError(
-                    f"{type(self).__name__} needs at least 2 classes in y; got 1 class: {classes[0]!r}"
-                )
-            self.classes_inferred_ = classes
-            self.class_weight_ = self._class_weights(classes, y)
-        else:
-            self._check_known_labels(y)
-        position = {label: i for i, label in enumerate(self.classes_.tolist())}
-        return np.array([position[label] for label in np.asarray(y).tolist()], dtype=np.int64)
-
-    def _class_weights(self, classes, y):
-        if self.class_weight is None:
-            return None
-        if self.class_weight == "balanced":
-            return compute_class_weight("balanced", classes=classes, y=y)
-        unknown = set(self.class_weight) - set(classes.tolist())
-        if unknown:
-            raise ValueError(f"class_weight has labels that are not in y: {sorted(map(str, unknown))}")
-        return np.array([float(self.class_weight.get(c, 1.0)) for c in classes])
-
-    def _check_known_labels(self, y):
-        unseen = np.setdiff1d(np.unique(np.asarray(y)), self.classes_)
-        if len(unseen):
-            raise ValueError(
-                f"y has labels never seen in fit: {unseen[:10].tolist()}; the classes are {self.classes_.tolist()}"
-            )
 
     def check_data(self, X, y=None):
         # Classes are set from the original labels in fit/partial_fit; skorch's
@@ -417,6 +408,11 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
     def fit(self, X, y, **fit_params):
         """Fit the head, then the last ``unfreeze`` layer groups.
 
+        With a validation split (``train_split``, the default) the training
+        run is validated and early-stopped; with ``refit=True`` the network
+        then starts again from the pretrained weights and trains on all of
+        ``X`` for the best run's number of epochs.
+
         Parameters
         ----------
         X : images
@@ -432,32 +428,84 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         self
         """
         self._validate_own_params()
-        if not (self.warm_start and self.initialized_):
+        fresh = not (self.warm_start and self.initialized_)
+        if fresh:
+            self.best_epoch_, self.validation_history_ = None, None
             n = len(self._validate_images(X, reset=True))
             self._encode_labels(y, n, new_classes=True)
-            if self.random_state is not None:
-                torch.manual_seed(self.random_state)
+            self._seed()
         with self._resolved_device():
-            return super().fit(X, y, **fit_params)
+            if fresh:
+                self.initialize()
+            if is_dataset(X):
+                return super().partial_fit(X, y, **fit_params)
+            dataset, y_encoded = self._training_dataset(X, y)
+            super().partial_fit(dataset, y_encoded, **fit_params)
+            if fresh and self.refit:
+                self._refit_on_all(dataset, y_encoded, **fit_params)
+        return self
 
     def partial_fit(self, X, y=None, classes=None, **fit_params):
         """Continue training for ``max_epochs`` epochs (initialising if needed)."""
-        if is_dataset(X):
-            with self._resolved_device():
-                return super().partial_fit(X, y, classes, **fit_params)
-        items = self._validate_images(X, reset=not self.initialized_)
-        y_encoded = self._encode_labels(y, len(items), new_classes=not self.initialized_)
         with self._resolved_device():
+            if is_dataset(X):
+                return super().partial_fit(X, y, classes, **fit_params)
             if not self.initialized_:
+                n = len(self._validate_images(X, reset=True))
+                self._encode_labels(y, n, new_classes=True)
                 self.initialize()
-            images = decode_training_images(
-                items,
-                self.module_.backbone.preprocessing,
-                augment=self._augment_transform(),
-                num_workers=resolve_num_workers(self.num_workers),
-                memo_key=self._memo_key(items),
-            )
-            return super().partial_fit(TrainingDataset(images, y_encoded), y_encoded, classes, **fit_params)
+            dataset, y_encoded = self._training_dataset(X, y)
+            return super().partial_fit(dataset, y_encoded, classes, **fit_params)
+
+    def _seed(self):
+        if self.random_state is not None:
+            torch.manual_seed(self.random_state)
+
+    def _training_dataset(self, X, y):
+        """Decode the training images once; the labels as class indices."""
+        items = self._validate_images(X, reset=False)
+        y_encoded = self._encode_labels(y, len(items), new_classes=False)
+        images = decode_training_images(
+            items,
+            self.module_.backbone.preprocessing,
+            augment=self._augment_transform(),
+            num_workers=resolve_num_workers(self.num_workers),
+            memo_key=self._memo_key(items),
+        )
+        return TrainingDataset(images, y_encoded), y_encoded
+
+    def _refit_on_all(self, dataset, y_encoded, **fit_params):
+        """Train again from the pretrained weights on all data, for the best run's epochs.
+
+        Like scikit-learn's ``refit``: the validation split chose the number
+        of epochs (the best validation loss when early stopping is on, else
+        every epoch run), and the images it held out now train too -- on a
+        few hundred images, 20% more data is worth more than the check. The
+        decoded images and the frozen prefix's activations are reused.
+        """
+        epochs = self._epochs_to_refit()
+        if epochs is None:
+            return
+        validation_history = copy.deepcopy(self.history)  # initialize() empties it in place
+        split = self.train_split
+        self.train_split = None
+        try:
+            self._seed()
+            self.initialize()
+            super().partial_fit(dataset, y_encoded, epochs=epochs, **fit_params)
+        finally:
+            self.train_split = split
+            self.initialize_callbacks()
+        self.validation_history_, self.best_epoch_ = validation_history, epochs
+
+    def _epochs_to_refit(self):
+        """Epochs the validated run recommends, or None when nothing was validated."""
+        losses = [row.get("valid_loss") for row in self.history]
+        if not losses or any(loss is None for loss in losses):
+            return None
+        if self.patience is None:
+            return len(losses)
+        return int(np.argmin(losses)) + 1
 
     def _memo_key(self, items):
         """What other fits may share with this one (see ``FIT_MEMO``), or None.
@@ -512,10 +560,15 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
             return
         store, rows = train.images, torch.as_tensor(train.indices)
         cache = store.cache
-        if cache.active != HEAD:
-            # Not training from cached embeddings: compute them once, aside.
+        fill = {"device": self.device, "batch_size": max(self.batch_size, 64)}
+        if cache.active not in (None, HEAD):
+            # Training from cached activations: the embedding is the short
+            # rest of the frozen network away.
+            cache.fill(self.module_, store, HEAD, source=cache.active, **fill)
+        elif cache.active is None:
+            # Training from images: compute the embeddings once, aside.
             cache = ActivationCache()
-            if not cache.fill(self.module_, store, HEAD, device=self.device, batch_size=max(self.batch_size, 64)):
+            if not cache.fill(self.module_, store, HEAD, **fill):
                 return  # embeddings beyond MAX_CACHE_BYTES: the head starts at random
 
         embeddings = cache.values[HEAD][rows]
@@ -583,14 +636,6 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
             self.device = requested
         else:
             super().__setstate__(state)
-
-    @property
-    def classes_(self):
-        # skorch's ``classes`` parameter fixes the classes (and their order)
-        # before fit, e.g. to initialize() and load_params() for a resume.
-        if self.classes is not None:
-            return np.asarray(self.classes)
-        return self.classes_inferred_
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -166,6 +166,63 @@ def test_resume_from_saved_params(tiny_backbone, data, tmp_path):
     assert list(resumed.predict(X[:2])) == list(resumed.classes_[resumed.predict_proba(X[:2]).argmax(1)])
 
 
+class _RecordLRs(Callback):
+    def __init__(self):
+        self.lrs = []
+
+    def on_batch_begin(self, net, training=False, **kwargs):
+        if training:
+            self.lrs.append({g["name"]: g["lr"] for g in net.optimizer_.param_groups})
+
+
+@pytest.mark.parametrize("head_epochs", [0, 1])
+def test_cosine_schedule_decays_every_group_keeping_ratios(tiny_backbone, data, head_epochs):
+    X, y = data
+    rec = _RecordLRs()
+    clf = make_clf(tiny_backbone, unfreeze=2, lr=0.1, lr_decay=0.5, head_epochs=head_epochs, max_epochs=3,
+                   callbacks=[("rec", rec)]).fit(X, y)
+    per_epoch = 16 // 4
+    head = np.array([lrs["head"] for lrs in rec.lrs])
+    phase1, phase2 = head[: head_epochs * per_epoch], head[head_epochs * per_epoch :]
+    np.testing.assert_allclose(phase1, 0.1)  # the head phase runs at the full rate
+    steps = np.arange(len(phase2)) / len(phase2)
+    np.testing.assert_allclose(phase2, 0.1 * 0.5 * (1 + np.cos(np.pi * steps)))
+    for lrs in rec.lrs:  # the groups keep their ratios to the head
+        assert lrs["stage2"] == pytest.approx(lrs["head"] * 0.5)
+        assert lrs["stage1"] == pytest.approx(lrs["head"] * 0.25)
+    # Afterwards the optimizer is back at the configured rates.
+    assert clf.optimizer_.param_groups[0]["lr"] == pytest.approx(0.1)
+
+
+def test_constant_schedule(tiny_backbone, data):
+    X, y = data
+    rec = _RecordLRs()
+    make_clf(tiny_backbone, lr=0.1, lr_schedule="constant", callbacks=[("rec", rec)]).fit(X, y)
+    assert {lrs["head"] for lrs in rec.lrs} == {0.1}
+
+
+def test_refit_trains_on_all_data_for_the_best_epochs(tiny_backbone, data):
+    X, y = data
+    split = ValidSplit(4, stratified=True)
+    clf = make_clf(tiny_backbone, max_epochs=4, train_split=split, patience=2).fit(X, y)
+    validated = clf.validation_history_
+    assert "valid_loss" in validated[-1]
+    best = int(np.argmin(validated[:, "valid_loss"])) + 1
+    assert clf.best_epoch_ == best
+    assert len(clf.history) == best
+    # The refit saw every image: 16 per epoch, 12 in the validated run.
+    assert sum(b.get("train_batch_size", 0) for b in clf.history[-1, "batches"]) == 16
+    assert sum(b.get("train_batch_size", 0) for b in validated[-1, "batches"]) == 12
+    # Early stopping is back for the next (warm-started) fit.
+    assert "early_stopping" in dict(clf.callbacks_)
+
+    kept = make_clf(tiny_backbone, max_epochs=4, train_split=split, patience=2, refit=False).fit(X, y)
+    assert kept.best_epoch_ is None and kept.validation_history_ is None
+    assert "valid_loss" in kept.history[-1]
+    # Without refit, the validated run is the model: same run, same weights.
+    np.testing.assert_allclose(kept.history[:, "valid_loss"], validated[:, "valid_loss"], rtol=1e-5)
+
+
 def test_frozen_batchnorm_statistics_do_not_move(tiny_backbone, data):
     X, y = data
     clf = make_clf(tiny_backbone, unfreeze=1, head_epochs=1, max_epochs=3, cache_activations=False).fit(X, y)
@@ -210,12 +267,16 @@ def test_cached_equals_uncached(tiny_backbone, data, unfreeze):
     uncached = make_clf(tiny_backbone, cache_activations=False, callbacks=[("rec", uncached_rec)], **params)
     uncached.fit(X, y)
     second = {0: "head", 1: "stage2", 2: "stage1"}[unfreeze]
-    assert cached_rec.starts == ["head", "head", second, second]  # the cache was really used
-    assert uncached_rec.starts == [None] * 4
+    # The validated run, then the refit on all images (patience=None: all 4 epochs).
+    assert cached_rec.starts == ["head", "head", second, second] * 2  # the cache was really used
+    assert uncached_rec.starts == [None] * 8
+    assert cached.best_epoch_ == uncached.best_epoch_ == 4
     assert cached.module_.input_start is None  # back to image input after fit
     for (name, p1), (_, p2) in zip(cached.module_.state_dict().items(), uncached.module_.state_dict().items()):
         torch.testing.assert_close(p1, p2, rtol=1e-4, atol=1e-5, msg=name)
-    np.testing.assert_allclose(cached.history[:, "valid_loss"], uncached.history[:, "valid_loss"], rtol=1e-4)
+    np.testing.assert_allclose(cached.validation_history_[:, "valid_loss"],
+                               uncached.validation_history_[:, "valid_loss"], rtol=1e-4)
+    np.testing.assert_allclose(cached.history[:, "train_loss"], uncached.history[:, "train_loss"], rtol=1e-4)
     np.testing.assert_allclose(cached.predict_proba(X), uncached.predict_proba(X), atol=1e-5)
 
 

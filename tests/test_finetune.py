@@ -223,6 +223,40 @@ def test_refit_trains_on_all_data_for_the_best_epochs(tiny_backbone, data):
     np.testing.assert_allclose(kept.history[:, "valid_loss"], validated[:, "valid_loss"], rtol=1e-5)
 
 
+class _RecordHeadDtype(Callback):
+    """Dtype of the head's output during training batches."""
+
+    def __init__(self):
+        self.dtypes = set()
+
+    def on_train_begin(self, net, **kwargs):
+        self.handle = net.module_.head[-1].register_forward_hook(
+            lambda module, args, out: self.dtypes.add(out.dtype) if module.training else None
+        )
+
+    def on_train_end(self, net, **kwargs):
+        self.handle.remove()
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_mixed_precision_trains_in_reduced_precision(tiny_backbone, data, dtype, tmp_path):
+    X, y = data
+    rec = _RecordHeadDtype()
+    clf = make_clf(tiny_backbone, dtype=dtype, unfreeze="all", lr=1e-2, callbacks=[("rec", rec)]).fit(X, y)
+    assert rec.dtypes == {getattr(torch, dtype)}  # the forward pass ran under autocast
+    assert all(p.dtype == torch.float32 for p in clf.module_.parameters())  # weights stay float32
+    assert np.isfinite(clf.history[:, "train_loss"]).all()
+    # The weights moved (a float16 overflow would have skipped every step).
+    assert not torch.equal(clf.module_.backbone.layer_group("stem")[0].weight,
+                           tiny_backbone.layer_group("stem")[0].weight)
+    assert (clf.grad_scaler_ is not None) == (dtype == "float16")
+    proba = clf.predict_proba(X)
+    assert proba.dtype == np.float32
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+    restored = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_allclose(restored.predict_proba(X), proba, atol=1e-6)
+
+
 def test_frozen_batchnorm_statistics_do_not_move(tiny_backbone, data):
     X, y = data
     clf = make_clf(tiny_backbone, unfreeze=1, head_epochs=1, max_epochs=3, cache_activations=False).fit(X, y)

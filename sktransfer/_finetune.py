@@ -479,8 +479,7 @@ class FineTuneClassifier(ImageInputMixin, LabelEncodingMixin, NeuralNetClassifie
         fresh = not (self.warm_start and self.initialized_)
         if fresh:
             self.best_epoch_, self.validation_history_ = None, None
-            n = len(self._validate_images(X, reset=True))
-            self._encode_labels(y, n, new_classes=True)
+            self._learn_classes(X, y)
             self._seed()
         with self._resolved_device():
             if fresh:
@@ -499,11 +498,15 @@ class FineTuneClassifier(ImageInputMixin, LabelEncodingMixin, NeuralNetClassifie
             if is_dataset(X):
                 return super().partial_fit(X, y, classes, **fit_params)
             if not self.initialized_:
-                n = len(self._validate_images(X, reset=True))
-                self._encode_labels(y, n, new_classes=True)
+                self._learn_classes(X, y)
                 self.initialize()
             dataset, y_encoded = self._training_dataset(X, y)
             return super().partial_fit(dataset, y_encoded, classes, **fit_params)
+
+    def _learn_classes(self, X, y):
+        """Check the images and labels of a new fit; set ``classes_`` and class weights."""
+        n_images = len(self._validate_images(X, reset=True))
+        self._encode_labels(y, n_images, new_classes=True)
 
     def _seed(self):
         if self.random_state is not None:

@@ -479,14 +479,16 @@ class FineTuneClassifier(ImageInputMixin, LabelEncodingMixin, NeuralNetClassifie
         fresh = not (self.warm_start and self.initialized_)
         if fresh:
             self.best_epoch_, self.validation_history_ = None, None
-            self._learn_classes(X, y)
+            items, y_encoded = self._checked_inputs(X, y, new_fit=True)
             self._seed()
         with self._resolved_device():
             if fresh:
                 self.initialize()
             if is_dataset(X):
                 return super().partial_fit(X, y, **fit_params)
-            dataset, y_encoded = self._training_dataset(X, y)
+            if not fresh:
+                items, y_encoded = self._checked_inputs(X, y, new_fit=False)
+            dataset = self._training_dataset(items, y_encoded)
             super().partial_fit(dataset, y_encoded, **fit_params)
             if fresh and self.refit:
                 self._refit_on_all(dataset, y_encoded, **fit_params)
@@ -497,25 +499,28 @@ class FineTuneClassifier(ImageInputMixin, LabelEncodingMixin, NeuralNetClassifie
         with self._resolved_device():
             if is_dataset(X):
                 return super().partial_fit(X, y, classes, **fit_params)
-            if not self.initialized_:
-                self._learn_classes(X, y)
+            new_fit = not self.initialized_
+            items, y_encoded = self._checked_inputs(X, y, new_fit=new_fit)
+            if new_fit:
                 self.initialize()
-            dataset, y_encoded = self._training_dataset(X, y)
+            dataset = self._training_dataset(items, y_encoded)
             return super().partial_fit(dataset, y_encoded, classes, **fit_params)
 
-    def _learn_classes(self, X, y):
-        """Check the images and labels of a new fit; set ``classes_`` and class weights."""
-        n_images = len(self._validate_images(X, reset=True))
-        self._encode_labels(y, n_images, new_classes=True)
+    def _checked_inputs(self, X, y, *, new_fit):
+        """The checked image items and the labels as class indices.
+
+        A new fit (``new_fit=True``) also sets ``classes_`` and the class
+        weights; otherwise labels must be among the known classes.
+        """
+        items = self._validate_images(X, reset=new_fit)
+        return items, self._encode_labels(y, len(items), new_classes=new_fit)
 
     def _seed(self):
         if self.random_state is not None:
             torch.manual_seed(self.random_state)
 
-    def _training_dataset(self, X, y):
-        """Decode the training images once; the labels as class indices."""
-        items = self._validate_images(X, reset=False)
-        y_encoded = self._encode_labels(y, len(items), new_classes=False)
+    def _training_dataset(self, items, y_encoded):
+        """The training images, decoded once, with their class indices."""
         images = decode_training_images(
             items,
             self.module_.backbone.preprocessing,
@@ -523,7 +528,7 @@ class FineTuneClassifier(ImageInputMixin, LabelEncodingMixin, NeuralNetClassifie
             num_workers=resolve_num_workers(self.num_workers),
             memo_key=self._memo_key(items),
         )
-        return TrainingDataset(images, y_encoded), y_encoded
+        return TrainingDataset(images, y_encoded)
 
     def _refit_on_all(self, dataset, y_encoded, **fit_params):
         """Train again from the pretrained weights on all data, for the best run's epochs.

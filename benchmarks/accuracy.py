@@ -1,4 +1,4 @@
-"""Accuracy of frozen efficientnet_lite0 features + LogisticRegression (issue 2).
+"""Accuracy of frozen efficientnet_lite0 features + LogisticRegression.
 
 Usage (from the repository root)::
 

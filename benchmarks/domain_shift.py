@@ -1,4 +1,4 @@
-"""Domain-shift helpers on real image embeddings (issue 4).
+"""Domain-shift helpers on real image embeddings.
 
 Embeds a subset of the flowers photos (and of scikit-learn's 8x8 digits) with
 ``PretrainedFeatureExtractor(model="efficientnet_lite0")`` once, caches the
@@ -370,7 +370,7 @@ def main():
     print(report)
     if args.append_results:
         header = (
-            "\n## Domain shift (issue 4)\n\n"
+            "\n## Domain shift\n\n"
             "Command: `python benchmarks/domain_shift.py --append-results`  \n"
             f"Machine: 2-core CPU, no GPU. Date: {datetime.date.today().isoformat()}.  \n"
             f"Data: {IMAGES_PER_CLASS} flowers photos per class (5 classes) and "

@@ -1,4 +1,4 @@
-"""Feature-extraction throughput (issue 2): naive loop vs extractor vs bare forward.
+"""Feature-extraction throughput: naive loop vs extractor vs bare forward.
 
 Usage (from the repository root)::
 
@@ -135,7 +135,7 @@ def make_naive(backbone, threads=None):
 
 
 def make_decode(ext, paths):
-    from sktransfer._loading import BatchDecoder, resolve_num_workers
+    from sktransfer.image._batch_decoder import BatchDecoder, resolve_num_workers
 
     transform = ext.backbone_.preprocessing.pil_transform()
 
@@ -182,7 +182,7 @@ def timed(fn, *args):
 
 def bench_model(model, paths, args):
     from sktransfer import PretrainedFeatureExtractor
-    from sktransfer._loading import decode_all, resolve_num_workers
+    from sktransfer.image._batch_decoder import decode_all, resolve_num_workers
 
     weights = default_weights(model)
     n = len(paths)

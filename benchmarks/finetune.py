@@ -1,4 +1,4 @@
-"""Fine-tuning benchmarks (issue 3): hymenoptera, flowers, grid over freeze depth.
+"""Fine-tuning benchmarks: hymenoptera, flowers, grid over freeze depth.
 
 Usage (from the repository root)::
 

@@ -5,7 +5,7 @@
 ``GridSearchCV(FineTuneClassifier(), {"unfreeze": [0, 1, 2]}, cv=2)`` on the
 hymenoptera training images (efficientnet_lite0, ImageNet weights), once with
 the process-wide memo of decoded images and frozen-prefix activations
-(``sktransfer._finetune_data.FIT_MEMO``, the default) and once with it
+(``sktransfer.finetune._data.FIT_MEMO``, the default) and once with it
 disabled, back to back. The scores must be identical.
 """
 
@@ -19,7 +19,7 @@ import numpy as np
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
 from sktransfer import FineTuneClassifier
-from sktransfer._finetune_data import FIT_MEMO
+from sktransfer.finetune._data import FIT_MEMO
 from sktransfer.datasets import load_image_folder
 
 

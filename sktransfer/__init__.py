@@ -4,40 +4,35 @@ Pretrained networks as scikit-learn transformers (``PretrainedFeatureExtractor``
 fine-tuning with frozen layer groups and differential learning rates
 (``FineTuneClassifier``), and helpers for domain shift and for deciding when
 transfer helps.
+
+Subpackages, one per subject: :mod:`sktransfer.image` (reading images),
+:mod:`sktransfer.feature_extraction`, :mod:`sktransfer.finetune`,
+:mod:`sktransfer.shift`, :mod:`sktransfer.backbones`,
+:mod:`sktransfer.datasets` and :mod:`sktransfer.utils`. Their public names
+are re-exported here lazily, so ``from sktransfer import CORAL`` does not
+import torch.
 """
+
+from ._lazy import attach
 
 __version__ = "0.1.0"
 
-from ._extractor import PretrainedFeatureExtractor
-from ._finetune import FineTuneClassifier
-from ._images import ImageLoadError, load_image
+_EXPORTS = {
+    "PretrainedFeatureExtractor": "sktransfer.feature_extraction",
+    "FineTuneClassifier": "sktransfer.finetune",
+    "ImageLoadError": "sktransfer.image",
+    "load_image": "sktransfer.image",
+    "CORAL": "sktransfer.shift",
+    "DomainClassifierWeighter": "sktransfer.shift",
+    "ImportanceWeightedClassifier": "sktransfer.shift",
+    "LabelShiftAdapter": "sktransfer.shift",
+    "ResampledClassifier": "sktransfer.shift",
+    "ShiftTestResult": "sktransfer.shift",
+    "TransferGainResult": "sktransfer.shift",
+    "detect_shift": "sktransfer.shift",
+    "make_importance_weighted_scorer": "sktransfer.shift",
+    "transfer_gain": "sktransfer.shift",
+}
 
-from ._coral import CORAL
-from ._covariate_shift import (
-    DomainClassifierWeighter,
-    ImportanceWeightedClassifier,
-    make_importance_weighted_scorer,
-)
-from ._label_shift import LabelShiftAdapter
-from ._resampling import ResampledClassifier
-from ._shift_detection import ShiftTestResult, detect_shift
-from ._transfer_gain import TransferGainResult, transfer_gain
-
-__all__ = [
-    "__version__",
-    "FineTuneClassifier",
-    "ImageLoadError",
-    "PretrainedFeatureExtractor",
-    "load_image",
-    # domain shift and when to transfer (issue 4)
-    "CORAL",
-    "DomainClassifierWeighter",
-    "ImportanceWeightedClassifier",
-    "LabelShiftAdapter",
-    "ResampledClassifier",
-    "ShiftTestResult",
-    "TransferGainResult",
-    "detect_shift",
-    "make_importance_weighted_scorer",
-    "transfer_gain",
-]
+__getattr__, __dir__, _names = attach(__name__, _EXPORTS)
+__all__ = ["__version__", *_names]

@@ -10,7 +10,7 @@ import sktransfer
 
 # (estimator instance, {check name: reason it is expected to fail})
 ESTIMATORS = [
-    # --- representation extraction (issue 2) ---
+    # --- representation extraction ---
     # Rows of the checks' numeric tables are read as tiny flattened images;
     # batch_size=1 for exact sample-order invariance (see the row below).
     (
@@ -19,7 +19,7 @@ ESTIMATORS = [
         ),
         {},
     ),
-    # --- fine-tuning (issue 3) ---
+    # --- fine-tuning ---
     (
         sktransfer.FineTuneClassifier(
             model="tiny_convnet", weights=None, max_epochs=2, head_epochs=1, batch_size=16,
@@ -49,7 +49,7 @@ ESTIMATORS = [
             ),
         },
     ),
-    # --- domain shift (issue 4) ---
+    # --- domain shift ---
     (sktransfer.ResampledClassifier(random_state=0), {}),
     (sktransfer.ResampledClassifier(sampler="over", random_state=0), {}),
     (sktransfer.LabelShiftAdapter(), {}),

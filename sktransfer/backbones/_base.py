@@ -53,13 +53,13 @@ class Preprocessing:
 
     def pil_transform(self):
         """A callable mapping an RGB PIL image to a uint8 CHW tensor (resize, crop)."""
-        from ._preprocess import ResizeCenterCrop
+        from ..image._transforms import ResizeCenterCrop
 
         return ResizeCenterCrop(self.resize_size, self.crop_size, self.interpolation)
 
     def normalize(self, batch):
         """Map a uint8 (or [0, 255] float) NCHW batch to the network's normalised input."""
-        from ._preprocess import normalize_batch
+        from ..image._transforms import normalize_batch
 
         return normalize_batch(batch, self.mean, self.std)
 

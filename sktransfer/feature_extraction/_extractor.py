@@ -14,12 +14,12 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from ._base import ImageInputMixin
-from ._device import autocast_context, resolve_device
+from ..image._validation import ImageInputMixin
+from ..utils._device import autocast_context, resolve_device
 from ._embedder import Embedder
-from ._loading import BatchDecoder, resolve_num_workers
+from ..image._batch_decoder import BatchDecoder, resolve_num_workers
 from ._pooling import POOLINGS
-from .backbones import Backbone, get_backbone
+from ..backbones import Backbone, get_backbone
 
 
 class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -199,7 +199,7 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         return self.n_features_out_
 
     def _select_engine(self, device):
-        from ._onnx import onnxruntime_available
+        from ._onnx_engine import onnxruntime_available
 
         if self.engine == "torch":
             return "torch"
@@ -222,7 +222,7 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         if getattr(self, "_runner", None) is None:
             device = resolve_device(self.device)
             if self._engine == "onnxruntime":
-                from ._onnx import OnnxRunner
+                from ._onnx_engine import OnnxRunner
 
                 self._runner = OnnxRunner(self._embedder, self._onnx_cache_key())
             else:
@@ -236,7 +236,7 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
 
     def _onnx_cache_key(self):
         """Identity of the exported graph, or None when the weights are not reproducible."""
-        from ._onnx import weights_identity
+        from ._onnx_engine import weights_identity
 
         ident = weights_identity(self.model, self.weights)
         if ident is None:

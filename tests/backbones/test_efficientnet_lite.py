@@ -102,7 +102,7 @@ def test_preprocessing_reproduces_reference_inputs(reference, data_dir):
 
 @pytest.mark.real_data
 def test_library_preprocessing_reproduces_reference_inputs(reference, data_dir):
-    pytest.importorskip("sktransfer.backbones._preprocess")
+    pytest.importorskip("sktransfer.image._transforms")
     arrays, meta = reference
     images = _reference_images(meta, data_dir)
     pre = EFFICIENTNET_LITE0_PREPROCESSING

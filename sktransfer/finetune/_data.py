@@ -25,9 +25,9 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ._images import load_image
-from ._loading import decode_all, item_source
-from .backbones._preprocess import ResizeCenterCrop, pil_to_chw
+from ..image._decode import load_image
+from ..image._batch_decoder import decode_all, item_source
+from ..image._transforms import ResizeCenterCrop, pil_to_chw
 
 # Activations are cached only while they fit in this many bytes; beyond it the
 # prefix is recomputed every epoch (slower, never out of memory).

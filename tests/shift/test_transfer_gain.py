@@ -9,7 +9,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 
 from sktransfer import TransferGainResult, transfer_gain
-from sktransfer._transfer_gain import corrected_paired_ttest
+from sktransfer.shift._transfer_gain import corrected_paired_ttest
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sktransfer import ResampledClassifier
-from sktransfer._resampling import resampled_indices, target_class_counts
+from sktransfer.shift._resampling import resampled_indices, target_class_counts
 
 
 def imbalanced_data(seed=0, n_major=1000, n_minor=100, shift=1.5):

@@ -173,7 +173,7 @@ def test_user_module_becomes_a_single_group():
 
 @pytest.mark.slow
 def test_intermediate_layers_of_channels_last_and_token_networks():
-    from sktransfer._embedder import Embedder
+    from sktransfer.feature_extraction._embedder import Embedder
 
     swin = get_backbone("swin_t", weights=None)
     assert swin.group_formats["stage2"] == "nhwc"

@@ -18,7 +18,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._shift_utils import base_classifier, wrapped_estimator_has
+from ._base import base_classifier, wrapped_estimator_has
 
 _UNDER_STRATEGIES = {"auto", "majority", "not minority", "not majority", "all"}
 _OVER_STRATEGIES = {"auto", "minority", "not minority", "not majority", "all"}
@@ -151,7 +151,7 @@ def resampled_indices(y, *, kind="under", sampling_strategy="auto", random_state
     Examples
     --------
     >>> import numpy as np
-    >>> from sktransfer._resampling import resampled_indices
+    >>> from sktransfer.shift._resampling import resampled_indices
     >>> y = np.array([0] * 8 + [1] * 2)
     >>> np.bincount(y[resampled_indices(y, random_state=0)])
     array([2, 2])

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from sktransfer._pooling import global_pool
+from sktransfer.feature_extraction._pooling import global_pool
 
 
 @pytest.fixture(scope="module")

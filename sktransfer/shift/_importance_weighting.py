@@ -34,7 +34,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._shift_utils import (
+from ._base import (
     base_classifier,
     check_domain_features,
     check_same_feature_space,

@@ -18,7 +18,7 @@ def resolve_device(device="auto"):
 
     Examples
     --------
-    >>> from sktransfer._device import resolve_device
+    >>> from sktransfer.utils._device import resolve_device
     >>> resolve_device("cpu")
     device(type='cpu')
     """

@@ -16,7 +16,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
 from sktransfer import ImageLoadError, PretrainedFeatureExtractor
-from sktransfer._onnx import onnxruntime_available
+from sktransfer.feature_extraction._onnx_engine import onnxruntime_available
 
 TINY = dict(model="tiny_convnet", weights=None, batch_size=4, num_workers=0, engine="torch")
 

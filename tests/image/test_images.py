@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from sktransfer._image_collections import check_images
-from sktransfer._images import (
+from sktransfer.image._collections import check_images
+from sktransfer.image._decode import (
     ImageLoadError,
     array_to_image,
     describe_source,

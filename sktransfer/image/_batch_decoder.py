@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from ._images import ImageLoadError, describe_source, load_image
+from ._decode import ImageLoadError, describe_source, load_image
 
 
 def default_num_workers():

@@ -18,7 +18,7 @@ from skorch.dataset import ValidSplit
 from torch import nn
 
 from sktransfer import FineTuneClassifier, ImageLoadError
-from sktransfer._finetune_schedule import FineTuneNetwork, param_groups, set_trainable
+from sktransfer.finetune._schedule import FineTuneNetwork, param_groups, set_trainable
 from sktransfer.backbones import Backbone, Preprocessing
 from sktransfer.backbones._base import Lambda, global_avg
 
@@ -338,7 +338,7 @@ def test_grid_clones_share_decoded_images_and_activations(data, tmp_path, monkey
     from PIL import Image
     from sklearn.base import clone
 
-    from sktransfer._finetune_data import FIT_MEMO
+    from sktransfer.finetune._data import FIT_MEMO
 
     X, y = data
     paths = []

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 from PIL import Image
 
-from ._images import _is_pandas, _is_tensor
+from ._decode import _is_pandas, _is_tensor
 
 __all__ = ["check_images", "rows_to_images"]
 

@@ -32,9 +32,9 @@ from skorch.utils import is_dataset, to_device
 from torch import nn
 from torch.utils.data import Subset
 
-from ._base import ImageInputMixin
-from ._device import resolve_device
-from ._finetune_data import (
+from ..image._validation import ImageInputMixin
+from ..utils._device import resolve_device
+from ._data import (
     ActivationCache,
     LightAugment,
     PredictionDataset,
@@ -42,8 +42,8 @@ from ._finetune_data import (
     decode_training_images,
     paths_key,
 )
-from ._finetune_labels import LabelEncodingMixin
-from ._finetune_schedule import (
+from ._labels import LabelEncodingMixin
+from ._schedule import (
     HEAD,
     CosineDecay,
     FineTuneNetwork,
@@ -54,9 +54,9 @@ from ._finetune_schedule import (
     set_trainable,
     suffix_start,
 )
-from ._loading import BatchDecoder, resolve_num_workers
-from ._onnx import weights_identity
-from .backbones import OFFLINE_BACKBONE, get_backbone
+from ..image._batch_decoder import BatchDecoder, resolve_num_workers
+from ..feature_extraction._onnx_engine import weights_identity
+from ..backbones import OFFLINE_BACKBONE, get_backbone
 
 __all__ = ["FineTuneClassifier"]
 
@@ -465,7 +465,7 @@ class FineTuneClassifier(ImageInputMixin, LabelEncodingMixin, NeuralNetClassifie
         ----------
         X : images
             Paths, PIL images, arrays, a pandas Series or one-column DataFrame,
-            a 4-D array or tensor (see :func:`sktransfer._images.check_images`).
+            a 4-D array or tensor (see :func:`sktransfer.image._decode.check_images`).
         y : array-like of shape (n_samples,)
             Labels of any type.
         **fit_params

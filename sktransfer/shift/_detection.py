@@ -27,7 +27,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_params
 
-from ._shift_utils import (
+from ._base import (
     check_domain_features,
     check_same_feature_space,
     default_domain_classifier,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils.validation import validate_data
 
-from ._image_collections import check_images, rows_to_images
+from ._collections import check_images, rows_to_images
 
 
 def _is_numeric_table(X):
@@ -37,7 +37,7 @@ class ImageInputMixin:
     """Mixin: ``_validate_images(X, reset)`` -> list of image items.
 
     Estimators using it declare an ``image_shape`` parameter that lays out
-    the rows of numeric tables (see :func:`sktransfer._image_collections.rows_to_images`).
+    the rows of numeric tables (see :func:`sktransfer.image._collections.rows_to_images`).
     """
 
     def _validate_images(self, X, *, reset, input_name="X"):

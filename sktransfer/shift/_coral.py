@@ -20,7 +20,7 @@ from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin, 
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._shift_utils import check_domain_features, check_same_feature_space
+from ._base import check_domain_features, check_same_feature_space
 
 
 def _symmetric_power(matrix, power):

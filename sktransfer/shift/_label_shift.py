@@ -27,7 +27,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._shift_utils import base_classifier
+from ._base import base_classifier
 
 # Floor on probabilities before taking logs: keeps temperature scaling finite
 # when the base model outputs exact zeros.

@@ -1,0 +1,12 @@
+"""Pretrained networks as scikit-learn transformers: images in, embeddings out."""
+
+from .._lazy import attach
+
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    {
+        "PretrainedFeatureExtractor": "._extractor",
+        "Embedder": "._embedder",
+        "global_pool": "._pooling",
+    },
+)

@@ -144,3 +144,17 @@ def build_torchvision(arch, weights):
     kwargs.pop("init_weights", None)
     # The normal torchvision path: downloads into the torch.hub cache once.
     return get_model(arch, weights=enum, **kwargs), preprocessing_from_enum(enum)
+
+
+def weights_identity(model, weights):
+    """A string naming reproducible weights, or None (random init, user modules)."""
+    import torchvision
+
+    if model == "tiny_convnet" and weights is None:
+        return "tiny_convnet|seed=0"  # make_tiny_backbone() is seeded: reproducible
+    if not isinstance(model, str) or weights is None:
+        return None
+    if isinstance(weights, (str, os.PathLike)) and os.path.isfile(weights):
+        st = os.stat(weights)
+        return f"{model}|file={os.path.abspath(weights)}|{st.st_size}|{st.st_mtime_ns}"
+    return f"{model}|weights={weights}|torchvision={torchvision.__version__}"

@@ -236,7 +236,7 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
 
     def _onnx_cache_key(self):
         """Identity of the exported graph, or None when the weights are not reproducible."""
-        from ._onnx_engine import weights_identity
+        from ..backbones._weights import weights_identity
 
         ident = weights_identity(self.model, self.weights)
         if ident is None:

@@ -32,20 +32,6 @@ def cache_dir():
     return Path(root) / "onnx"
 
 
-def weights_identity(model, weights):
-    """A string naming reproducible weights, or None (random init, user modules)."""
-    import torchvision
-
-    if model == "tiny_convnet" and weights is None:
-        return "tiny_convnet|seed=0"  # make_tiny_backbone() is seeded: reproducible
-    if not isinstance(model, str) or weights is None:
-        return None
-    if isinstance(weights, (str, os.PathLike)) and os.path.isfile(weights):
-        st = os.stat(weights)
-        return f"{model}|file={os.path.abspath(weights)}|{st.st_size}|{st.st_mtime_ns}"
-    return f"{model}|weights={weights}|torchvision={torchvision.__version__}"
-
-
 def _export(embedder, crop, path):
     example = torch.zeros(2, 3, crop, crop, dtype=torch.uint8)
     import warnings

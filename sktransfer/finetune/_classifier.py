@@ -55,7 +55,7 @@ from ._schedule import (
     suffix_start,
 )
 from ..image._batch_decoder import BatchDecoder, resolve_num_workers
-from ..feature_extraction._onnx_engine import weights_identity
+from ..backbones._weights import weights_identity
 from ..backbones import OFFLINE_BACKBONE, get_backbone
 
 __all__ = ["FineTuneClassifier"]

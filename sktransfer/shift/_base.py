@@ -109,7 +109,20 @@ class WrappedClassifier(ClassifierMixin, BaseEstimator):
     def _validate_training_data(self, X, y):
         """Validate ``(X, y)`` of ``fit`` (records ``n_features_in_``) as classification data."""
         X, y = validate_data(self, X, y)
-        check_classification_targets(y)
+        try:
+            check_classification_targets(y)
+            classes = np.unique(y)
+        except TypeError as exc:
+            # Raised deep inside np.unique, with a message that names no input.
+            raise TypeError(
+                f"y mixes labels that cannot be compared ({exc}), e.g. None among "
+                "strings; give every sample a label of the same type."
+            ) from exc
+        if len(classes) < 2:
+            raise ValueError(
+                f"y has one class ({classes[0]!r}); {type(self).__name__} needs samples "
+                "of at least 2 classes."
+            )
         return X, y
 
     def _validate_prediction_input(self, X):

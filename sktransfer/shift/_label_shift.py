@@ -257,11 +257,6 @@ class LabelShiftAdapter(WrappedClassifier):
         """
         X, y = self._validate_training_data(X, y)
         self.classes_, y_index, counts = np.unique(y, return_inverse=True, return_counts=True)
-        if len(self.classes_) < 2:
-            raise ValueError(
-                f"y has one class ({self.classes_[0]!r}); label-shift "
-                "correction needs at least 2 classes."
-            )
         if counts.min() < 2:
             rare = self.classes_[np.argmin(counts)]
             raise ValueError(

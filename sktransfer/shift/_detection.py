@@ -243,7 +243,8 @@ def detect_shift(
         Permutations of the MMD test; the smallest attainable p-value is
         ``1 / (n_permutations + 1)``, so a decision needs
         ``n_permutations >= 1 / alpha``. The MMD test holds the full
-        ``(n_ref + n_new)²`` kernel matrix: subsample beyond ~5,000 rows.
+        ``(n_ref + n_new)²`` kernel matrix (8 bytes an entry): subsample large
+        samples.
     classifier : classifier with ``predict_proba``, default=None
         Domain classifier of the ``"classifier"`` test; ``None`` means
         standardisation + logistic regression.

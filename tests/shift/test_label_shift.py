@@ -211,3 +211,21 @@ def test_known_priors_recovered_on_real_flower_embeddings(flower_embeddings):
     true_priors = np.array([np.mean(y[target_rows] == c) for c in classes])
     # Embeddings separate flowers well: EM-BCTS lands within 0.05 of each prior.
     assert np.max(np.abs(adapter.target_priors_ - true_priors)) < 0.05
+
+
+def test_em_priors_are_a_fixed_point_of_the_saerens_update(shifted_data):
+    # At convergence the priors equal the mean of the posteriors they correct:
+    # pi = mean_x normalise(p_s(y|x) * pi / pi_s).
+    X, y, X_target, _ = shifted_data
+    adapter = LabelShiftAdapter().fit(X, y).fit_target(X_target)
+    np.testing.assert_allclose(adapter.predict_proba(X_target).mean(axis=0), adapter.target_priors_, atol=1e-6)
+    assert 1 < adapter.n_em_iter_ < adapter.em_max_iter
+
+
+def test_bbse_solves_confusion_times_weights_equals_predicted_distribution(shifted_data):
+    X, y, X_target, _ = shifted_data
+    adapter = LabelShiftAdapter(method="bbse").fit(X, y).fit_target(X_target)
+    source_proba = adapter._source_posteriors(adapter.estimator_.predict_proba(X_target))
+    predicted = np.bincount(source_proba.argmax(axis=1), minlength=3) / len(X_target)
+    # No weight was clipped at 0 here, so the estimate solves C w = mu exactly.
+    np.testing.assert_allclose(adapter.confusion_matrix_ @ adapter.class_weights_, predicted, atol=1e-10)

@@ -318,7 +318,7 @@ class LabelShiftAdapter(WrappedClassifier):
     def _calibrate(self, log_proba):
         return softmax(log_proba / self.temperature_ + self.bias_, axis=1)
 
-    def _source_posteriors(self, proba):
+    def _calibrated_posteriors(self, proba):
         """Calibrated source posteriors from the inner estimator's probabilities."""
         return self._calibrate(np.log(np.clip(proba, _PROBA_FLOOR, None)))
 
@@ -358,7 +358,7 @@ class LabelShiftAdapter(WrappedClassifier):
                 "the estimate cannot be told apart from noise. Collect more "
                 "unlabelled target samples, or keep the source priors."
             )
-        proba = self._source_posteriors(self.estimator_.predict_proba(X_target))
+        proba = self._calibrated_posteriors(self.estimator_.predict_proba(X_target))
         if self.method == "em":
             self.target_priors_, self.n_em_iter_ = _em_priors(
                 proba, self.source_priors_, max_iter=self.em_max_iter, tol=self.em_tol
@@ -384,7 +384,7 @@ class LabelShiftAdapter(WrappedClassifier):
         return self
 
     def _adjust_proba(self, proba):
-        adjusted = self._source_posteriors(proba) * self.class_weights_
+        adjusted = self._calibrated_posteriors(proba) * self.class_weights_
         total = adjusted.sum(axis=1, keepdims=True)
         # A row can lose all mass when every plausible class got prior 0.
         empty = total[:, 0] == 0

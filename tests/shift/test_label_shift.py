@@ -137,7 +137,7 @@ def test_genuine_label_shift_does_not_warn_and_reports_the_check(shifted_data):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         adapter.fit_target(X_target)
-    confidence = adapter._source_posteriors(adapter.estimator_.predict_proba(X_target)).max(axis=1)
+    confidence = adapter._calibrated_posteriors(adapter.estimator_.predict_proba(X_target)).max(axis=1)
     assert adapter.target_confidence_ == pytest.approx(confidence.mean())
     assert adapter.expected_target_confidence_ == pytest.approx(
         adapter.target_priors_ @ adapter.source_confidence_
@@ -225,7 +225,7 @@ def test_em_priors_are_a_fixed_point_of_the_saerens_update(shifted_data):
 def test_bbse_solves_confusion_times_weights_equals_predicted_distribution(shifted_data):
     X, y, X_target, _ = shifted_data
     adapter = LabelShiftAdapter(method="bbse").fit(X, y).fit_target(X_target)
-    source_proba = adapter._source_posteriors(adapter.estimator_.predict_proba(X_target))
+    source_proba = adapter._calibrated_posteriors(adapter.estimator_.predict_proba(X_target))
     predicted = np.bincount(source_proba.argmax(axis=1), minlength=3) / len(X_target)
     # No weight was clipped at 0 here, so the estimate solves C w = mu exactly.
     np.testing.assert_allclose(adapter.confusion_matrix_ @ adapter.class_weights_, predicted, atol=1e-10)

@@ -312,8 +312,10 @@ class LabelShiftAdapter(WrappedClassifier):
             max(mixture_var, 0.0) / len(proba)
             + priors**2 @ (self._source_confidence_var / self._source_class_counts)
         )
-        z = (expected - observed) / standard_error if standard_error > 0 else 0.0
-        return observed, expected, float(z)
+        # A source whose every confidence is the same (e.g. saturated at 1)
+        # has zero spread; the floor keeps rounding noise from reading as a shift.
+        standard_error = max(float(standard_error), 1e-6)
+        return observed, expected, (expected - observed) / standard_error
 
     def _calibrate(self, log_proba):
         return softmax(log_proba / self.temperature_ + self.bias_, axis=1)

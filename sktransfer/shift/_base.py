@@ -1,17 +1,25 @@
 """Private helpers shared by the domain-shift modules.
 
-Kept here so that the covariate-shift weighter, CORAL and the shift tests
-validate their two feature matrices the same way and give the same error
-when the domains do not live in the same feature space.
+Two things live here. The checks of a pair of domain feature matrices, so
+that the covariate-shift weighter, CORAL and the shift tests give the same
+error when the domains do not live in the same feature space. And
+:class:`WrappedClassifier`, the base of the three meta-classifiers
+(resampling, importance weighting, label shift), which validates prediction
+input and delegates ``predict``/``predict_proba``/``decision_function`` to the
+fitted inner estimator, so that each subclass writes only what is special to
+it.
 """
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_array
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 
 def check_domain_features(X, name, *, ensure_min_samples=1):
@@ -49,22 +57,6 @@ def default_domain_classifier():
     return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
 
 
-def base_classifier(estimator):
-    """The wrapped classifier of a meta-estimator: ``estimator``, or logistic regression."""
-    return LogisticRegression(max_iter=1000) if estimator is None else estimator
-
-
-def wrapped_estimator_has(method):
-    """For ``available_if``: does the (fitted, else configured) wrapped estimator have ``method``?"""
-
-    def check(self):
-        if hasattr(self, "estimator_"):
-            return hasattr(self.estimator_, method)
-        return hasattr(base_classifier(self.estimator), method)
-
-    return check
-
-
 def is_fitted(obj):
     """True when ``obj`` is a fitted estimator (or a frozen one)."""
     try:
@@ -77,3 +69,123 @@ def is_fitted(obj):
 def domain_labels(n_source, n_target):
     """0 for the source rows, 1 for the target rows (stacked in that order)."""
     return np.r_[np.zeros(n_source, dtype=int), np.ones(n_target, dtype=int)]
+
+
+def _delegates(method):
+    """For ``available_if``: is ``method`` delegated, and does the inner estimator have it?
+
+    The fitted inner estimator is asked when there is one, else the configured
+    one, so that ``hasattr(meta, "predict_proba")`` is right before and after fit.
+    """
+
+    def check(self):
+        if method not in self._delegated_methods:
+            return False
+        if hasattr(self, "estimator_"):
+            return hasattr(self.estimator_, method)
+        return hasattr(self._inner_estimator(), method)
+
+    return check
+
+
+class WrappedClassifier(ClassifierMixin, BaseEstimator):
+    """Base of a classifier that fits and delegates to an inner ``estimator``.
+
+    Subclasses set ``estimator_`` (and ``classes_``) in ``fit``, starting with
+    :meth:`_validate_training_data`. Prediction validates ``X`` against the
+    fitted feature count and calls the inner estimator; a subclass that
+    changes the probabilities overrides :meth:`_adjust_proba`, and one whose
+    decisions are not the inner estimator's removes ``"decision_function"``
+    from ``_delegated_methods`` (the inner scores would contradict its
+    ``predict``) and overrides ``predict``.
+    """
+
+    _delegated_methods = ("predict_proba", "decision_function")
+
+    def _inner_estimator(self):
+        """The configured inner estimator: ``estimator``, or logistic regression."""
+        return LogisticRegression(max_iter=1000) if self.estimator is None else self.estimator
+
+    def _validate_training_data(self, X, y):
+        """Validate ``(X, y)`` of ``fit`` (records ``n_features_in_``) as classification data."""
+        X, y = validate_data(self, X, y)
+        try:
+            check_classification_targets(y)
+            classes = np.unique(y)
+        except TypeError as exc:
+            # Raised deep inside np.unique, with a message that names no input.
+            raise TypeError(
+                f"y mixes labels that cannot be compared ({exc}), e.g. None among "
+                "strings; give every sample a label of the same type."
+            ) from exc
+        if len(classes) < 2:
+            raise ValueError(
+                f"y has one class ({classes[0]!r}); {type(self).__name__} needs samples "
+                "of at least 2 classes."
+            )
+        return X, y
+
+    def _validate_prediction_input(self, X):
+        # Checked before ``self.estimator_`` is touched, so that an unfitted
+        # model raises NotFittedError rather than AttributeError.
+        check_is_fitted(self)
+        return validate_data(self, X, reset=False)
+
+    def _adjust_proba(self, proba):
+        """Hook: turn the inner estimator's probabilities into this model's."""
+        return proba
+
+    def predict(self, X):
+        """Predict class labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Features.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Predicted class labels.
+        """
+        X = self._validate_prediction_input(X)
+        return self.estimator_.predict(X)
+
+    @available_if(_delegates("predict_proba"))
+    def predict_proba(self, X):
+        """Class probabilities, ordered like ``classes_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Features.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Probabilities.
+        """
+        X = self._validate_prediction_input(X)
+        return self._adjust_proba(self.estimator_.predict_proba(X))
+
+    @available_if(_delegates("decision_function"))
+    def decision_function(self, X):
+        """Decision function of the fitted inner estimator.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Features.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            Decision values.
+        """
+        X = self._validate_prediction_input(X)
+        return self.estimator_.decision_function(X)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        return tags

@@ -11,10 +11,16 @@ found them the most useful on learned representations:
   its ROC AUC on the other half tested against 0.5 with the Mann-Whitney U
   statistic (AUC is U / (n_ref · n_new)). Scoring held-out rows of a single
   model keeps the test exact; pooling out-of-fold scores of several
-  cross-validation models rejected ~7% of the time at alpha = 5% in our
-  null simulations.
+  cross-validation models would not (their scores are not exchangeable), and
+  rejects more often than alpha without shift.
+
+Each test has a smallest p-value it can reach with the given sample sizes
+(e.g. a permutation test of 3 against 3 rows has only 20 distinct splits).
+When that floor is not below alpha the test cannot reject whatever the data,
+so the answer is "cannot tell", never "no shift".
 """
 
+import math
 from dataclasses import dataclass, field
 from numbers import Integral, Real
 
@@ -39,6 +45,9 @@ from ._base import (
 _MEDIAN_HEURISTIC_ROWS = 1000
 
 
+SHIFT, NO_SHIFT_DETECTED, CANNOT_TELL = "shift", "no shift detected", "cannot tell"
+
+
 @dataclass(frozen=True)
 class ShiftTestResult:
     """Outcome of :func:`detect_shift`.
@@ -46,7 +55,8 @@ class ShiftTestResult:
     Attributes
     ----------
     is_shift : bool
-        ``p_value < alpha``.
+        ``decision == "shift"``: ``p_value < alpha`` on samples large enough
+        for the test to decide.
     p_value : float
         P-value of the test of "same distribution".
     statistic : float
@@ -59,7 +69,13 @@ class ShiftTestResult:
         Significance level.
     details : dict
         Method-specific extras (bandwidth and permutations, per-feature
-        p-values, AUC...).
+        p-values, AUC...) and ``smallest_p_value``.
+    decision : {"shift", "no shift detected", "cannot tell"}
+        "cannot tell" when ``smallest_p_value >= alpha``: the samples are too
+        small for this test to ever reject, so a large p-value says nothing.
+    smallest_p_value : float
+        The smallest p-value the test can reach with these sample sizes (and
+        permutations), whatever the data.
     """
 
     is_shift: bool
@@ -68,13 +84,47 @@ class ShiftTestResult:
     method: str
     alpha: float
     details: dict = field(default_factory=dict, repr=False)
+    decision: str = NO_SHIFT_DETECTED
+    smallest_p_value: float = 0.0
 
     def __str__(self):
-        verdict = "shift detected" if self.is_shift else "no shift detected"
-        return (
-            f"{self.method} test: {verdict} (statistic={self.statistic:.4g}, "
+        text = (
+            f"{self.method} test: {self.decision} (statistic={self.statistic:.4g}, "
             f"p={self.p_value:.3g}, alpha={self.alpha})"
         )
+        if self.decision == CANNOT_TELL:
+            text += (
+                f": with {self.details.get('n_ref')} and {self.details.get('n_new')} rows "
+                f"its p-value cannot go below {self.smallest_p_value:.3g}; use more rows"
+            )
+        return text
+
+
+def _smallest_permutation_p_value(n_ref, n_new, n_permutations):
+    """Floor of the MMD permutation p-value: one split in C(n, n_ref) is the observed one.
+
+    With equal sizes the split with the two domains swapped has the same
+    statistic, so two splits are as extreme; and the Monte-Carlo p-value
+    ``(1 + exceed) / (1 + n_permutations)`` is never below ``1 / (1 + n_permutations)``.
+    """
+    n_extreme = 2 if n_ref == n_new else 1
+    exact = n_extreme / math.comb(n_ref + n_new, n_ref)
+    return max(exact, 1.0 / (1 + n_permutations))
+
+
+def _smallest_ks_p_value(n_ref, n_new, n_features):
+    """Floor of the Bonferroni KS p-value: fully separated samples on one feature."""
+    separated = ks_2samp(np.arange(n_ref), np.arange(n_ref, n_ref + n_new)).pvalue
+    return min(1.0, n_features * float(separated))
+
+
+def _smallest_rank_p_value(n_ref_test, n_new_test):
+    """Floor of the one-sided Mann-Whitney p-value: every new row ranked above every reference row."""
+    return float(
+        mannwhitneyu(
+            np.arange(n_new_test) + n_ref_test, np.arange(n_ref_test), alternative="greater"
+        ).pvalue
+    )
 
 
 def _mmd_test(X_ref, X_new, n_permutations, rng):
@@ -99,7 +149,11 @@ def _mmd_test(X_ref, X_new, n_permutations, rng):
         permuted = np.argsort(rng.random((n_total, batch)), axis=0) < n_ref
         exceed += int(np.sum(mmd2(permuted) >= observed))
     p_value = (1 + exceed) / (1 + n_permutations)
-    details = {"bandwidth_gamma": gamma, "n_permutations": n_permutations}
+    details = {
+        "bandwidth_gamma": gamma,
+        "n_permutations": n_permutations,
+        "smallest_p_value": _smallest_permutation_p_value(n_ref, n_total - n_ref, n_permutations),
+    }
     return observed, p_value, details
 
 
@@ -109,7 +163,11 @@ def _ks_test(X_ref, X_new):
     p_values = np.array([r.pvalue for r in results])
     n_features = X_ref.shape[1]
     p_value = min(1.0, n_features * float(np.min(p_values)))
-    details = {"feature_statistics": statistics, "feature_p_values": p_values}
+    details = {
+        "feature_statistics": statistics,
+        "feature_p_values": p_values,
+        "smallest_p_value": _smallest_ks_p_value(len(X_ref), len(X_new), n_features),
+    }
     return float(np.max(statistics)), p_value, details
 
 
@@ -132,7 +190,14 @@ def _classifier_test(X_ref, X_new, classifier, test_size, rng):
     p_value = float(
         mannwhitneyu(scores[held_out_domain == 1], scores[held_out_domain == 0], alternative="greater").pvalue
     )
-    return auc, p_value, {"auc": auc, "n_test": len(test_rows)}
+    details = {
+        "auc": auc,
+        "n_test": len(test_rows),
+        "smallest_p_value": _smallest_rank_p_value(
+            int(np.sum(held_out_domain == 0)), int(np.sum(held_out_domain == 1))
+        ),
+    }
+    return auc, p_value, details
 
 
 @validate_params(
@@ -172,11 +237,14 @@ def detect_shift(
         distribution, KS only per-feature marginal differences, the classifier
         test whatever its classifier can learn.
     alpha : float, default=0.05
-        Significance level: ``is_shift`` is ``p_value < alpha``.
+        Significance level: ``is_shift`` is ``p_value < alpha``, on samples
+        large enough to decide (see Notes).
     n_permutations : int, default=500
         Permutations of the MMD test; the smallest attainable p-value is
-        ``1 / (n_permutations + 1)``. The MMD test holds the full
-        ``(n_ref + n_new)²`` kernel matrix: subsample beyond ~5,000 rows.
+        ``1 / (n_permutations + 1)``, so a decision needs
+        ``n_permutations >= 1 / alpha``. The MMD test holds the full
+        ``(n_ref + n_new)²`` kernel matrix (8 bytes an entry): subsample large
+        samples.
     classifier : classifier with ``predict_proba``, default=None
         Domain classifier of the ``"classifier"`` test; ``None`` means
         standardisation + logistic regression.
@@ -189,8 +257,27 @@ def detect_shift(
     Returns
     -------
     result : ShiftTestResult
-        ``is_shift``, ``p_value``, ``statistic``, ``method``, ``alpha`` and
-        method ``details``.
+        ``decision`` ("shift", "no shift detected" or "cannot tell"),
+        ``is_shift``, ``p_value``, ``statistic``, ``smallest_p_value``,
+        ``method``, ``alpha`` and method ``details``.
+
+    Notes
+    -----
+    Smallest samples. Each test decides only when the smallest p-value it
+    can reach with the given sizes is below ``alpha``; otherwise the
+    ``decision`` is "cannot tell" (and ``is_shift`` is False) whatever the
+    data. At ``alpha=0.05``:
+
+    * ``"mmd"``: ``2 / C(2n, n)`` for n rows on each side, else
+      ``1 / C(n_ref + n_new, n_ref)``: 4 + 4 rows (or 3 + 4), and at least
+      20 permutations;
+    * ``"ks"``: ``n_features`` times the KS p-value of two fully separated
+      samples: 4 + 4 rows for one feature, 6 + 6 for 10 features, 10 + 10
+      for 1,280 features;
+    * ``"classifier"``: the one-sided Mann-Whitney p-value of fully separated
+      held-out rows: with ``test_size=0.5``, 7 + 7 rows (3 + 4 held out).
+
+    ``smallest_p_value`` on the result gives the floor for the sizes used.
 
     References
     ----------
@@ -219,19 +306,20 @@ def detect_shift(
     elif method == "ks":
         statistic, p_value, details = _ks_test(X_ref, X_new)
     else:
-        if min(len(X_ref), len(X_new)) < 4:
-            raise ValueError(
-                "The classifier test needs at least 4 rows in each of X_ref and "
-                f"X_new to fit and score on separate halves (got {len(X_ref)} and "
-                f"{len(X_new)})."
-            )
         statistic, p_value, details = _classifier_test(X_ref, X_new, classifier, test_size, rng)
     details = {"n_ref": len(X_ref), "n_new": len(X_new), **details}
+    smallest_p_value = details["smallest_p_value"]
+    if smallest_p_value >= alpha:
+        decision = CANNOT_TELL
+    else:
+        decision = SHIFT if p_value < alpha else NO_SHIFT_DETECTED
     return ShiftTestResult(
-        is_shift=bool(p_value < alpha),
+        is_shift=decision == SHIFT,
         p_value=float(p_value),
         statistic=float(statistic),
         method=method,
         alpha=alpha,
         details=details,
+        decision=decision,
+        smallest_p_value=float(smallest_p_value),
     )

@@ -19,14 +19,12 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn import get_config
-from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
+from sklearn.base import BaseEstimator, _fit_context, clone
 from sklearn.metrics import get_scorer, roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import Pipeline
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.metadata_routing import MetadataRequest
-from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_is_fitted,
@@ -35,13 +33,12 @@ from sklearn.utils.validation import (
 )
 
 from ._base import (
-    base_classifier,
+    WrappedClassifier,
     check_domain_features,
     check_same_feature_space,
     default_domain_classifier,
     domain_labels,
     is_fitted,
-    wrapped_estimator_has,
 )
 
 # Keeps P(target|x) / P(source|x) finite when the domain classifier is certain.
@@ -213,7 +210,7 @@ def _sample_weight_param(estimator):
     )
 
 
-class ImportanceWeightedClassifier(ClassifierMixin, BaseEstimator):
+class ImportanceWeightedClassifier(WrappedClassifier):
     """Classifier fitted with importance weights against covariate shift.
 
     The weights ``weighter.compute_weights(X) ** flattening`` (times any
@@ -296,9 +293,8 @@ class ImportanceWeightedClassifier(ClassifierMixin, BaseEstimator):
         self : ImportanceWeightedClassifier
             Fitted classifier.
         """
-        X, y = validate_data(self, X, y)
-        check_classification_targets(y)
-        estimator = base_classifier(self.estimator)
+        X, y = self._validate_training_data(X, y)
+        estimator = self._inner_estimator()
         weight_param = _sample_weight_param(estimator)
         weighter = DomainClassifierWeighter() if self.weighter is None else self.weighter
         if X_target is not None:
@@ -324,61 +320,6 @@ class ImportanceWeightedClassifier(ClassifierMixin, BaseEstimator):
         self.estimator_ = clone(estimator).fit(X, y, **{weight_param: weights})
         self.classes_ = self.estimator_.classes_
         return self
-
-    def predict(self, X):
-        """Predict class labels.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Features.
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples,)
-            Predicted labels.
-        """
-        check_is_fitted(self)
-        return self.estimator_.predict(validate_data(self, X, reset=False))
-
-    @available_if(wrapped_estimator_has("predict_proba"))
-    def predict_proba(self, X):
-        """Class probabilities, ordered like ``classes_``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Features.
-
-        Returns
-        -------
-        proba : ndarray of shape (n_samples, n_classes)
-            Probabilities.
-        """
-        check_is_fitted(self)
-        return self.estimator_.predict_proba(validate_data(self, X, reset=False))
-
-    @available_if(wrapped_estimator_has("decision_function"))
-    def decision_function(self, X):
-        """Decision function of the fitted estimator.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Features.
-
-        Returns
-        -------
-        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
-            Decision values.
-        """
-        check_is_fitted(self)
-        return self.estimator_.decision_function(validate_data(self, X, reset=False))
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
-        return tags
 
 
 class _ImportanceWeightedScorer:

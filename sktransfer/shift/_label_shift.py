@@ -16,22 +16,34 @@ be estimated from unlabelled target features:
   grows with the condition number of C, which is reported.
 """
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import log_softmax, softmax
-from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
+from sklearn.base import _fit_context, clone
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._base import base_classifier
+from ._base import WrappedClassifier
 
 # Floor on probabilities before taking logs: keeps temperature scaling finite
 # when the base model outputs exact zeros.
 _PROBA_FLOOR = 1e-12
+
+# Smallest target sample whose priors are estimated. Even with a perfect
+# classifier, a prior estimated from n samples has standard error up to
+# 0.5 / sqrt(n); n = 25 bounds it by 0.1, the size of a prior shift worth
+# correcting, and is where the normal approximation behind the support check
+# becomes usable. Below it the estimate is mostly noise (one sample gives a
+# prior of 1 to whichever class it looks like).
+MIN_TARGET_SAMPLES = 25
+
+# One-sided z-score above which the target's mean confidence falls too far
+# short of what label shift predicts (false-alarm rate about 0.1% when the
+# label-shift assumption holds).
+_SUPPORT_Z_THRESHOLD = 3.0
 
 
 def _fit_calibration(log_proba, y_index, *, with_bias):
@@ -90,7 +102,7 @@ def _bbse_priors(proba, confusion, source_priors):
     return priors / priors.sum()
 
 
-class LabelShiftAdapter(ClassifierMixin, BaseEstimator):
+class LabelShiftAdapter(WrappedClassifier):
     """Classifier that re-estimates class priors on the target domain.
 
     :meth:`fit` learns on labelled source data and calibrates the posteriors
@@ -98,6 +110,18 @@ class LabelShiftAdapter(ClassifierMixin, BaseEstimator):
     of unlabelled target data, after which :meth:`predict_proba` and
     :meth:`predict` are corrected for them. Before :meth:`fit_target` the
     target priors equal the source class frequencies (no correction).
+
+    :meth:`fit_target` refuses fewer than ``MIN_TARGET_SAMPLES`` (25) target
+    samples: a class prior estimated from n samples has a standard error of
+    up to ``0.5 / sqrt(n)``, so below 25 the answer is "cannot tell", not a
+    prior of 1 for whichever class a single sample resembles. It also checks
+    the label-shift assumption (the target is a re-weighted mixture of the
+    source classes): under it, the target's mean calibrated confidence
+    ``max_y p_s(y|x)`` is the source's held-out per-class mean confidence
+    averaged with the estimated target priors. A target mean confidence that
+    falls short of that by more than 3 standard errors means many target
+    samples lie between or away from the source classes (e.g. a class never
+    seen in training), and a warning says the priors are unreliable.
 
     Parameters
     ----------
@@ -142,6 +166,19 @@ class LabelShiftAdapter(ClassifierMixin, BaseEstimator):
         with it; values in the hundreds mean unreliable BBSE estimates.
     n_em_iter_ : int
         EM iterations of the last :meth:`fit_target` (0 for BBSE or before).
+    source_confidence_ : ndarray of shape (n_classes,)
+        Mean calibrated out-of-fold confidence ``max_y p_s(y|x)`` of the
+        source samples of each class.
+    target_confidence_ : float
+        Mean calibrated confidence on the last target (NaN before
+        :meth:`fit_target`).
+    expected_target_confidence_ : float
+        The mean confidence label shift predicts for that target:
+        ``source_confidence_`` averaged with ``target_priors_``.
+    confidence_shortfall_z_ : float
+        ``(expected_target_confidence_ - target_confidence_)`` in standard
+        errors; above 3, :meth:`fit_target` warns that the target looks
+        outside the source's support.
     n_features_in_ : int
         Number of features.
 
@@ -171,6 +208,10 @@ class LabelShiftAdapter(ClassifierMixin, BaseEstimator):
     >>> bool(abs(adapter.target_priors_[0] - 0.8) < 0.05)
     True
     """
+
+    # The inner decision_function knows nothing of the target priors and would
+    # contradict predict, so only the (corrected) probabilities are delegated.
+    _delegated_methods = ("predict_proba",)
 
     _parameter_constraints = {
         "estimator": [HasMethods(["fit", "predict_proba"]), None],
@@ -214,21 +255,15 @@ class LabelShiftAdapter(ClassifierMixin, BaseEstimator):
         self : LabelShiftAdapter
             Fitted adapter.
         """
-        X, y = validate_data(self, X, y)
-        check_classification_targets(y)
+        X, y = self._validate_training_data(X, y)
         self.classes_, y_index, counts = np.unique(y, return_inverse=True, return_counts=True)
-        if len(self.classes_) < 2:
-            raise ValueError(
-                f"y has one class ({self.classes_[0]!r}); label-shift "
-                "correction needs at least 2 classes."
-            )
         if counts.min() < 2:
             rare = self.classes_[np.argmin(counts)]
             raise ValueError(
                 f"Class {rare!r} has only {counts.min()} sample(s): the out-of-fold "
                 "calibration needs at least 2 samples per class."
             )
-        estimator = base_classifier(self.estimator)
+        estimator = self._inner_estimator()
         # Fewer folds when a class is rarer than `cv`, so every fold sees every class.
         n_folds = min(self.cv, int(counts.min()))
         out_of_fold = cross_val_predict(
@@ -257,14 +292,36 @@ class LabelShiftAdapter(ClassifierMixin, BaseEstimator):
         self.target_priors_ = self.source_priors_.copy()
         self.class_weights_ = np.ones(n_classes)
         self.n_em_iter_ = 0
+        confidence = calibrated_oof.max(axis=1)
+        self.source_confidence_ = np.array([confidence[y_index == k].mean() for k in range(n_classes)])
+        self._source_confidence_var = np.array([confidence[y_index == k].var() for k in range(n_classes)])
+        self._source_class_counts = counts
+        self.target_confidence_ = self.expected_target_confidence_ = np.nan
+        self.confidence_shortfall_z_ = np.nan
         return self
+
+    def _confidence_shortfall(self, proba):
+        """Expected and observed mean target confidence, and the shortfall in standard errors."""
+        priors = self.target_priors_
+        observed = float(proba.max(axis=1).mean())
+        expected = float(priors @ self.source_confidence_)
+        # Variance of one target confidence under the label-shift mixture, and
+        # of the expected value from the finite source sample behind it.
+        mixture_var = priors @ (self._source_confidence_var + self.source_confidence_**2) - expected**2
+        standard_error = np.sqrt(
+            max(mixture_var, 0.0) / len(proba)
+            + priors**2 @ (self._source_confidence_var / self._source_class_counts)
+        )
+        # A source whose every confidence is the same (e.g. saturated at 1)
+        # has zero spread; the floor keeps rounding noise from reading as a shift.
+        standard_error = max(float(standard_error), 1e-6)
+        return observed, expected, (expected - observed) / standard_error
 
     def _calibrate(self, log_proba):
         return softmax(log_proba / self.temperature_ + self.bias_, axis=1)
 
-    def _source_posteriors(self, X):
-        """Calibrated source posteriors, columns ordered like ``classes_``."""
-        proba = self.estimator_.predict_proba(X)
+    def _calibrated_posteriors(self, proba):
+        """Calibrated source posteriors from the inner estimator's probabilities."""
         return self._calibrate(np.log(np.clip(proba, _PROBA_FLOOR, None)))
 
     def fit_target(self, X_target):
@@ -274,16 +331,36 @@ class LabelShiftAdapter(ClassifierMixin, BaseEstimator):
         ----------
         X_target : array-like of shape (n_target, n_features)
             Target-domain features, from the same backbone as the training
-            features.
+            features; at least ``MIN_TARGET_SAMPLES`` (25) rows.
 
         Returns
         -------
         self : LabelShiftAdapter
             The adapter, now correcting for the estimated priors.
+
+        Raises
+        ------
+        ValueError
+            With fewer than 25 target samples: the priors cannot be told
+            apart from sampling noise.
+
+        Warns
+        -----
+        UserWarning
+            When the target's mean confidence falls short of what label shift
+            predicts (see the class notes): the target looks outside the
+            source's support and the estimated priors are unreliable.
         """
-        check_is_fitted(self)
-        X_target = validate_data(self, X_target, reset=False)
-        proba = self._source_posteriors(X_target)
+        X_target = self._validate_prediction_input(X_target)
+        if len(X_target) < MIN_TARGET_SAMPLES:
+            raise ValueError(
+                f"X_target has {len(X_target)} sample(s); estimating target class "
+                f"priors needs at least {MIN_TARGET_SAMPLES}: a prior estimated from "
+                "n samples has a standard error of up to 0.5/sqrt(n), so with fewer "
+                "the estimate cannot be told apart from noise. Collect more "
+                "unlabelled target samples, or keep the source priors."
+            )
+        proba = self._calibrated_posteriors(self.estimator_.predict_proba(X_target))
         if self.method == "em":
             self.target_priors_, self.n_em_iter_ = _em_priors(
                 proba, self.source_priors_, max_iter=self.em_max_iter, tol=self.em_tol
@@ -292,25 +369,24 @@ class LabelShiftAdapter(ClassifierMixin, BaseEstimator):
             self.target_priors_ = _bbse_priors(proba, self.confusion_matrix_, self.source_priors_)
             self.n_em_iter_ = 0
         self.class_weights_ = self.target_priors_ / self.source_priors_
+        self.target_confidence_, self.expected_target_confidence_, self.confidence_shortfall_z_ = (
+            self._confidence_shortfall(proba)
+        )
+        if self.confidence_shortfall_z_ > _SUPPORT_Z_THRESHOLD:
+            warnings.warn(
+                "X_target looks outside the source's support: its mean calibrated "
+                f"confidence is {self.target_confidence_:.3f}, where label shift with "
+                f"the estimated priors predicts {self.expected_target_confidence_:.3f} "
+                f"({self.confidence_shortfall_z_:.1f} standard errors lower). Target "
+                "samples from classes never seen in training, or a change in how the "
+                "classes look (covariate shift), break the label-shift assumption, so "
+                "the estimated priors are unreliable.",
+                UserWarning,
+            )
         return self
 
-    def predict_proba(self, X):
-        """Target-domain class probabilities.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Features.
-
-        Returns
-        -------
-        proba : ndarray of shape (n_samples, n_classes)
-            Calibrated source posteriors re-weighted by
-            ``target_priors_ / source_priors_`` and renormalised.
-        """
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False)
-        adjusted = self._source_posteriors(X) * self.class_weights_
+    def _adjust_proba(self, proba):
+        adjusted = self._calibrated_posteriors(proba) * self.class_weights_
         total = adjusted.sum(axis=1, keepdims=True)
         # A row can lose all mass when every plausible class got prior 0.
         empty = total[:, 0] == 0
@@ -331,10 +407,5 @@ class LabelShiftAdapter(ClassifierMixin, BaseEstimator):
         y_pred : ndarray of shape (n_samples,)
             Predicted labels.
         """
-        check_is_fitted(self)
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
-        return tags
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]

@@ -11,14 +11,11 @@ al., 2002; Dal Pozzolo et al., 2015).
 from numbers import Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
+from sklearn.base import _fit_context, clone
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._base import base_classifier, wrapped_estimator_has
+from ._base import WrappedClassifier
 
 _UNDER_STRATEGIES = {"auto", "majority", "not minority", "not majority", "all"}
 _OVER_STRATEGIES = {"auto", "minority", "not minority", "not majority", "all"}
@@ -170,7 +167,7 @@ def resampled_indices(y, *, kind="under", sampling_strategy="auto", random_state
     return np.concatenate(parts)
 
 
-class ResampledClassifier(ClassifierMixin, BaseEstimator):
+class ResampledClassifier(WrappedClassifier):
     """Fit a classifier on a class-rebalanced resample of the training data.
 
     Resampling happens only in :meth:`fit`; prediction uses the data as is.
@@ -199,9 +196,10 @@ class ResampledClassifier(ClassifierMixin, BaseEstimator):
         Undo in :meth:`predict_proba` the class-prior shift the resampling
         created, so that probabilities refer to the original class
         frequencies: ``p(y|x) ∝ p_resampled(y|x) * π_original(y) / π_resampled(y)``
-        (Saerens et al., 2002). :meth:`predict` always returns the decisions of
-        the model fitted on resampled data (the balanced decision rule that is
-        the reason to resample), so with ``prior_correction=True`` it can
+        (Saerens et al., 2002). :meth:`predict` (and ``decision_function``,
+        when the inner estimator has one) always give the decisions of the
+        model fitted on resampled data (the balanced decision rule that is
+        the reason to resample), so with ``prior_correction=True`` they can
         differ from ``argmax(predict_proba)`` on purpose.
     random_state : int, RandomState instance or None, default=None
         Seed of the built-in samplers; also set on a custom sampler that has
@@ -309,8 +307,7 @@ class ResampledClassifier(ClassifierMixin, BaseEstimator):
         self : ResampledClassifier
             Fitted classifier.
         """
-        X, y = validate_data(self, X, y)
-        check_classification_targets(y)
+        X, y = self._validate_training_data(X, y)
         self.classes_, self.class_counts_ = np.unique(y, return_counts=True)
         X_resampled, y_resampled = self._resample(X, y)
         missing = np.setdiff1d(self.classes_, y_resampled)
@@ -321,44 +318,10 @@ class ResampledClassifier(ClassifierMixin, BaseEstimator):
         self.resampled_class_counts_ = np.array(
             [np.sum(y_resampled == label) for label in self.classes_]
         )
-        estimator = base_classifier(self.estimator)
-        self.estimator_ = clone(estimator).fit(X_resampled, y_resampled)
+        self.estimator_ = clone(self._inner_estimator()).fit(X_resampled, y_resampled)
         return self
 
-    def predict(self, X):
-        """Class decisions of the model fitted on the resampled data.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Features.
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples,)
-            Predicted class labels.
-        """
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False)
-        return self.estimator_.predict(X)
-
-    @available_if(wrapped_estimator_has("predict_proba"))
-    def predict_proba(self, X):
-        """Class probabilities, prior-corrected when ``prior_correction=True``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Features.
-
-        Returns
-        -------
-        proba : ndarray of shape (n_samples, n_classes)
-            Probabilities ordered like ``classes_``.
-        """
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False)
-        proba = self.estimator_.predict_proba(X)
+    def _adjust_proba(self, proba):
         if not self.prior_correction:
             return proba
         # The inner model saw priors n_resampled / N_resampled; Bayes' rule
@@ -367,8 +330,3 @@ class ResampledClassifier(ClassifierMixin, BaseEstimator):
         prior_ratio = self.class_counts_ / self.resampled_class_counts_
         corrected = proba * prior_ratio
         return corrected / corrected.sum(axis=1, keepdims=True)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
-        return tags

@@ -60,3 +60,25 @@ def test_feature_names_pass_through():
     X = np.random.default_rng(0).normal(size=(20, 2))
     coral = CORAL().fit(X, X_target=X + 1)
     assert coral.get_feature_names_out(["a", "b"]).tolist() == ["a", "b"]
+
+
+def test_alignment_is_the_papers_whitening_then_recolouring():
+    # Independent computation with scipy's matrix square root; the ridge is
+    # lambda times the mean variance, added to both covariances.
+    from scipy.linalg import inv, sqrtm
+
+    rng = np.random.default_rng(1)
+    X_source = rng.normal(size=(300, 3)) @ rng.normal(size=(3, 3))
+    X_target = rng.normal(size=(200, 3)) @ rng.normal(size=(3, 3))
+
+    def regularised(X, lam):
+        cov = np.cov(X, rowvar=False)
+        return cov + lam * np.trace(cov) / 3 * np.eye(3)
+
+    coral = CORAL(regularization=0.5).fit(X_source, X_target=X_target)
+    expected = inv(sqrtm(regularised(X_source, 0.5))) @ sqrtm(regularised(X_target, 0.5))
+    np.testing.assert_allclose(coral.alignment_, np.real(expected), atol=1e-10)
+    np.testing.assert_allclose(
+        CORAL(regularization=0.5, match_mean=False).fit(X_source, X_target=X_target).align(X_source).mean(axis=0),
+        X_source.mean(axis=0), atol=1e-10,
+    )

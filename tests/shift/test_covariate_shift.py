@@ -61,10 +61,17 @@ def test_normalize_and_clip():
     X_source, X_target = gaussian_domains(1000, 1000)
     weighter = DomainClassifierWeighter(random_state=0).fit(X_source, X_target)
     assert np.mean(weighter.compute_weights(X_source)) == pytest.approx(1.0, abs=1e-9)
+    unnormalised = clone(weighter).set_params(normalize=False).fit(X_source, X_target)
+    np.testing.assert_allclose(
+        weighter.compute_weights(X_source),
+        unnormalised.compute_weights(X_source) / unnormalised.source_mean_weight_,
+    )
     clipped = clone(weighter).set_params(clip=2.0).fit(X_source, X_target)
-    weights = clipped.compute_weights(X_source)
-    assert weights.max() == pytest.approx(2.0)
-    assert np.mean(weights) < 1.0
+    # Clipping applies after normalisation: min(normalised weight, 2).
+    np.testing.assert_allclose(
+        clipped.compute_weights(X_source), np.minimum(weighter.compute_weights(X_source), 2.0)
+    )
+    assert np.sum(weighter.compute_weights(X_source) > 2.0) > 0  # the clip did bite
 
 
 def test_domain_auc_measures_how_different_the_domains_are():
@@ -145,12 +152,20 @@ def test_iwcv_scorer_with_metadata_routing_matches_manual_weighting():
 def test_routing_also_works_through_grid_search():
     (X_source, y_source), (X_target, _) = parabola_domains(seed=3)
     weights = DomainClassifierWeighter(random_state=0).fit(X_source, X_target).compute_weights(X_source)
+    folds = list(KFold(3, shuffle=True, random_state=0).split(X_source))
     with sklearn.config_context(enable_metadata_routing=True):
         search = GridSearchCV(
-            LogisticRegression(), {"C": [0.01, 1.0]}, cv=3,
+            LogisticRegression(), {"C": [0.01, 1.0]}, cv=folds,
             scoring=make_importance_weighted_scorer("accuracy"),
         ).fit(X_source, y_source, importance_weight=weights)
-    assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+    # Each fold's score is the accuracy weighted by that fold's slice of the weights.
+    for C, score in zip([0.01, 1.0], search.cv_results_["mean_test_score"]):
+        manual = []
+        for train, test in folds:
+            clf = LogisticRegression(C=C).fit(X_source[train], y_source[train])
+            correct = clf.predict(X_source[test]) == y_source[test]
+            manual.append(np.average(correct, weights=weights[test]))
+        assert score == pytest.approx(np.mean(manual), abs=1e-12)
 
 
 def test_scorer_without_weights_explains_how_to_pass_them():

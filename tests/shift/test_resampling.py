@@ -4,10 +4,12 @@ import pickle
 
 import numpy as np
 import pytest
+from imblearn.over_sampling import RandomOverSampler
+from imblearn.under_sampling import RandomUnderSampler
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
-from sklearn.model_selection import GridSearchCV
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -20,24 +22,6 @@ def imbalanced_data(seed=0, n_major=1000, n_minor=100, shift=1.5):
     y = np.r_[np.zeros(n_major, dtype=int), np.ones(n_minor, dtype=int)]
     X = rng.normal(size=(len(y), 2)) + shift * y[:, None]
     return X, y
-
-
-@pytest.mark.parametrize(
-    "kind, strategy, expected",
-    [
-        ("under", "auto", {0: 10, 1: 10, 2: 10}),
-        ("under", "majority", {0: 10, 1: 30, 2: 10}),
-        ("under", "not majority", {0: 50, 1: 10, 2: 10}),
-        ("under", {0: 20}, {0: 20, 1: 30, 2: 10}),
-        ("over", "auto", {0: 50, 1: 50, 2: 50}),
-        ("over", "minority", {0: 50, 1: 30, 2: 50}),
-        ("over", {2: 40}, {0: 50, 1: 30, 2: 40}),
-        ("over", lambda y: {1: 45}, {0: 50, 1: 45, 2: 10}),
-    ],
-)
-def test_target_counts_follow_imbalanced_learn(kind, strategy, expected):
-    y = np.repeat([0, 1, 2], [50, 30, 10])
-    assert target_class_counts(y, strategy, kind) == expected
 
 
 def test_float_strategy_is_minority_over_majority_ratio():
@@ -152,24 +136,98 @@ def test_sampling_strategy_is_refused_with_a_custom_sampler():
         clf.fit(X, y)
 
 
-def test_imbalanced_learn_sampler_matches_builtin_counts():
-    imblearn = pytest.importorskip("imblearn.under_sampling")
+IMBLEARN_SAMPLERS = {"under": RandomUnderSampler, "over": RandomOverSampler}
+
+
+def _imblearn_counts(kind, strategy, y):
+    sampler = IMBLEARN_SAMPLERS[kind](sampling_strategy=strategy, random_state=0)
+    _, y_resampled = sampler.fit_resample(np.zeros((len(y), 1)), y)
+    labels, counts = np.unique(y_resampled, return_counts=True)
+    return dict(zip(labels.tolist(), counts.tolist()))
+
+
+@pytest.mark.parametrize(
+    "kind, strategy",
+    [
+        ("under", "auto"), ("under", "majority"), ("under", "not minority"),
+        ("under", "not majority"), ("under", "all"), ("under", {0: 20}),
+        ("under", lambda y: {0: 20, 1: 15}),
+        ("over", "auto"), ("over", "minority"), ("over", "not minority"),
+        ("over", "not majority"), ("over", "all"), ("over", {2: 40}),
+        ("over", lambda y: {1: 45}),
+    ],
+)
+def test_class_counts_equal_imbalanced_learn_on_three_classes(kind, strategy):
+    y = np.repeat([0, 1, 2], [50, 30, 10])
+    expected = _imblearn_counts(kind, strategy, y)
+    assert target_class_counts(y, strategy, kind) == expected
+    # And through the estimator, as the counts its inner model was fitted on.
+    X = np.random.default_rng(0).normal(size=(len(y), 2))
+    clf = ResampledClassifier(sampler=kind, sampling_strategy=strategy, random_state=0).fit(X, y)
+    assert clf.resampled_class_counts_.tolist() == [expected[c] for c in clf.classes_]
+
+
+@pytest.mark.parametrize("kind", ["under", "over"])
+@pytest.mark.parametrize("ratio", [0.25, 0.5, 0.3, 1.0])
+def test_float_counts_equal_imbalanced_learn(kind, ratio):
+    y = np.repeat([0, 1], [100, 10])
+    assert target_class_counts(y, ratio, kind) == _imblearn_counts(kind, ratio, y)
+
+
+@pytest.mark.parametrize("kind, strategy", [("under", "minority"), ("over", "majority")])
+def test_strategies_imbalanced_learn_refuses_are_refused(kind, strategy):
+    y = np.repeat([0, 1], [50, 30])
+    with pytest.raises(ValueError):
+        _imblearn_counts(kind, strategy, y)
+    with pytest.raises(ValueError, match="makes no sense"):
+        target_class_counts(y, strategy, kind)
+
+
+@pytest.mark.parametrize("kind", ["under", "over"])
+def test_an_imbalanced_learn_sampler_can_be_plugged_in(kind):
     X, y = imbalanced_data(seed=0)
-    theirs = ResampledClassifier(sampler=imblearn.RandomUnderSampler(), random_state=0).fit(X, y)
-    ours = ResampledClassifier(sampler="under", random_state=0).fit(X, y)
+    sampler = IMBLEARN_SAMPLERS[kind](sampling_strategy=0.5)
+    theirs = ResampledClassifier(sampler=sampler, random_state=0).fit(X, y)
+    ours = ResampledClassifier(sampler=kind, sampling_strategy=0.5, random_state=0).fit(X, y)
     np.testing.assert_array_equal(theirs.resampled_class_counts_, ours.resampled_class_counts_)
+    assert theirs.resampled_class_counts_.tolist() == (
+        [200, 100] if kind == "under" else [1000, 500]
+    )
+    # random_state reached the cloned sampler: same seed, same resample, same model.
+    again = ResampledClassifier(sampler=sampler, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(again.estimator_.coef_, theirs.estimator_.coef_)
+    assert sampler.random_state is None, "the user's sampler must be cloned, not modified"
+
+
+def test_decision_function_is_the_balanced_rule_of_predict():
+    X, y = imbalanced_data(seed=0)
+    clf = ResampledClassifier(random_state=0).fit(X, y)
+    scores = clf.decision_function(X)
+    np.testing.assert_allclose(scores, clf.estimator_.decision_function(X))
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[(scores > 0).astype(int)])
 
 
 def test_works_in_pipeline_and_grid_search_and_pickles():
     X, y = imbalanced_data(seed=0)
     pipe = make_pipeline(StandardScaler(), ResampledClassifier(random_state=0))
+    cv = StratifiedKFold(3, shuffle=True, random_state=0)
     search = GridSearchCV(
         pipe,
         {"resampledclassifier__sampler": ["under", "over"]},
         scoring="balanced_accuracy",
-        cv=3,
+        cv=cv,
     ).fit(X, y)
-    assert search.best_params_["resampledclassifier__sampler"] in {"under", "over"}
+    # Each candidate is cloned, resampled with the same seed and scored like a
+    # plain cross-validation of that configuration.
+    for sampler, score in zip(
+        search.cv_results_["param_resampledclassifier__sampler"],
+        search.cv_results_["mean_test_score"],
+    ):
+        manual = cross_val_score(
+            clone(pipe).set_params(resampledclassifier__sampler=sampler),
+            X, y, scoring="balanced_accuracy", cv=cv,
+        )
+        assert score == pytest.approx(manual.mean())
     fitted = search.best_estimator_
     restored = pickle.loads(pickle.dumps(fitted))
     np.testing.assert_allclose(restored.predict_proba(X), fitted.predict_proba(X))

@@ -388,11 +388,21 @@ def _decode_file(file_or_path, source, draft_size):
                 image.draft("RGB", (int(width), int(height)))
             # Decode now, inside the try, so corrupt data fails here.
             image.load()
-            return to_rgb(image, source=source)
+            rgb = to_rgb(image, source=source)
+            # Multi-frame TIFFs re-arm their lazy decoder whenever the frame
+            # count is read or frame 0 is sought, so the RGB image (the
+            # file's own object when already RGB) may hold no pixels yet:
+            # read them while the file is still open. A no-op when loaded.
+            rgb.load()
+            return rgb
     except ImageLoadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) + _DECODE_ERRORS as exc:
         raise ImageLoadError(source, _open_reason(exc)) from exc
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 -- PIL plugins raise anything; name the file
+        raise ImageLoadError(source, f"unexpected {type(exc).__name__}: {exc}") from exc
 
 
 def load_image(item, *, source=None, draft_size=None):
@@ -446,6 +456,10 @@ def load_image(item, *, source=None, draft_size=None):
             raise
         except _DECODE_ERRORS as exc:
             raise ImageLoadError(source, _open_reason(exc)) from exc
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 -- e.g. an image whose file was closed
+            raise ImageLoadError(source, f"unexpected {type(exc).__name__}: {exc}") from exc
     if isinstance(item, np.ndarray) or _is_tensor(item):
         return array_to_image(item, source)
     raise TypeError(

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from ._decode import ImageLoadError, describe_source, load_image
+from ._decode import ImageLoadError, describe_source, load_image, unexpected_error
 
 
 def default_num_workers():
@@ -39,10 +39,9 @@ def decode_item_or_error(item, index, transform, draft_size, input_name, on_erro
 
     With ``on_error="raise"`` the error is raised instead of returned. Any
     other exception from decoding or from ``transform`` becomes an
-    ImageLoadError naming the item too: PIL plugins raise whatever they
-    like (a multi-frame TIFF once raised a bare AssertionError), and an
-    error that does not say which of a thousand files failed is useless.
-    MemoryError and KeyboardInterrupt pass through untouched.
+    ImageLoadError naming the item too (see ``unexpected_error``), so
+    ``on_error`` applies to it. MemoryError and KeyboardInterrupt pass
+    through untouched.
     """
     source = item_source(item, index, input_name)
     try:
@@ -52,8 +51,7 @@ def decode_item_or_error(item, index, transform, draft_size, input_name, on_erro
     except MemoryError:
         raise
     except Exception as exc:  # noqa: BLE001 -- see the docstring
-        error = ImageLoadError(source, f"unexpected {type(exc).__name__}: {exc}")
-        error.__cause__ = exc
+        error = unexpected_error(source, exc)
     if on_error == "raise":
         raise error
     return error

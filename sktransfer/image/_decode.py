@@ -21,6 +21,7 @@ __all__ = [
     "describe_source",
     "load_image",
     "to_rgb",
+    "unexpected_error",
 ]
 
 # Background that transparent pixels are composited onto. White matches what
@@ -351,6 +352,18 @@ def array_to_image(array, source="<array>"):
     return Image.fromarray(pixels, mode="RGB")
 
 
+def unexpected_error(source, exc):
+    """An ImageLoadError naming ``source`` for an exception no rule foresaw.
+
+    PIL plugins raise whatever they like (AssertionError, struct.error,
+    TypeError...); an error that does not say which of a thousand images
+    failed is useless, and ``on_error="nan"`` must be able to skip it.
+    """
+    error = ImageLoadError(source, f"unexpected {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
+
+
 def _open_reason(exc):
     """Short human reason for an exception raised while opening a file."""
     if isinstance(exc, FileNotFoundError):
@@ -401,8 +414,8 @@ def _decode_file(file_or_path, source, draft_size):
         raise ImageLoadError(source, _open_reason(exc)) from exc
     except MemoryError:
         raise
-    except Exception as exc:  # noqa: BLE001 -- PIL plugins raise anything; name the file
-        raise ImageLoadError(source, f"unexpected {type(exc).__name__}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 -- see unexpected_error
+        raise unexpected_error(source, exc) from exc
 
 
 def load_image(item, *, source=None, draft_size=None):
@@ -459,7 +472,7 @@ def load_image(item, *, source=None, draft_size=None):
         except MemoryError:
             raise
         except Exception as exc:  # noqa: BLE001 -- e.g. an image whose file was closed
-            raise ImageLoadError(source, f"unexpected {type(exc).__name__}: {exc}") from exc
+            raise unexpected_error(source, exc) from exc
     if isinstance(item, np.ndarray) or _is_tensor(item):
         return array_to_image(item, source)
     raise TypeError(

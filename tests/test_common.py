@@ -1,23 +1,74 @@
-"""scikit-learn's estimator checks over every estimator of the package.
+"""scikit-learn's estimator checks, and the image checks, over every estimator of the package.
 
 One table of small init parameters feeds the checks: tiny or randomly
 initialised backbones, so the whole module runs in seconds on 2 CPU cores.
+Image estimators also run sktransfer's own image suite
+(:mod:`sktransfer.utils.estimator_checks`), which covers on real image
+collections what the tabular checks they cannot pass used to cover.
 """
 
+import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import sktransfer
+from sktransfer.image._validation import ImageInputMixin
+from sktransfer.utils.estimator_checks import image_estimator_checks
 
-# (estimator instance, {check name: reason it is expected to fail})
+
+def _not_images(checks):
+    """Expected failures of tabular checks whose tables are not images.
+
+    ``checks`` maps a check to (the column count of its tables, the image
+    check covering the same ground). Rows of a table are read as images only
+    when their length is a square or three times a square; any other width
+    is refused with a ValueError asking for ``image_shape``, so these checks
+    fail on every run, before any learning happens.
+    """
+    return {
+        check: f"its tables have {columns} columns, which are not images (neither a "
+        f"square nor three times a square) and are refused with a ValueError; "
+        f"{replacement} covers this on images"
+        for check, (columns, replacement) in checks.items()
+    }
+
+
+# Tabular checks that both image estimators fail, and what replaces them.
+_IMAGE_ESTIMATOR_TABLES = {
+    "check_estimators_overwrite_params": (2, "check_image_clone_and_pickle"),
+    "check_estimators_fit_returns_self": (2, "every image check (fit must return self)"),
+    "check_readonly_memmap_input": (2, "check_image_inputs_unchanged"),
+    "check_estimators_dtypes": (5, "check_image_containers"),
+    "check_dtype_object": (10, "check_image_containers"),
+    "check_fit2d_1sample": (10, "check_image_subset_invariance"),
+    "check_fit_idempotent": (2, "check_image_clone_and_pickle"),
+    "check_fit_check_is_fitted": (2, "check_image_not_fitted"),
+    "check_n_features_in": (2, "check_image_fitted_attributes and check_image_table_contract"),
+}
+
+# Tabular classifier checks the fine-tuner fails for the same reason.
+_CLASSIFIER_TABLES = {
+    "check_classifier_data_not_an_array": (2, "check_image_containers"),
+    "check_classifiers_one_label_sample_weights": (10, "test_finetune.py's label tests"),
+    "check_classifiers_classes": (2, "check_image_fitted_attributes and check_image_string_labels"),
+    "check_estimators_partial_fit_n_features": (2, "check_image_table_contract"),
+    "check_classifiers_regression_target": (10, "test_finetune.py's label tests"),
+    "check_requires_y_none": (2, "test_finetune.py's label tests"),
+    "check_classifiers_train": (2, "check_image_fitted_attributes (learning: test_finetune.py)"),
+    "check_classifiers_train(readonly_memmap=True)": (2, "check_image_inputs_unchanged"),
+    "check_classifiers_train(readonly_memmap=True,X_dtype=float32)": (2, "check_image_inputs_unchanged"),
+    "check_class_weight_classifiers": (2, "test_finetune.py's class weight tests"),
+}
+
+# (estimator instance, {check name: reason it is expected to fail}); the
+# names are scikit-learn checks and, for image estimators, image checks.
 ESTIMATORS = [
     # --- representation extraction ---
-    # Rows of the checks' numeric tables are read as tiny flattened images;
     # batch_size=1 for exact sample-order invariance (see the row below).
     (
         sktransfer.PretrainedFeatureExtractor(
             model="tiny_convnet", weights=None, batch_size=1, num_workers=0
         ),
-        {},
+        _not_images(_IMAGE_ESTIMATOR_TABLES),
     ),
     # --- fine-tuning ---
     (
@@ -34,19 +85,10 @@ ESTIMATORS = [
             "history_, initialized_ and virtual_params_",
             "check_set_params": "skorch lists its private _params_to_validate among the "
             "params; setting it to a float breaks skorch's set_params",
-            **dict.fromkeys(
-                [
-                    "check_classifiers_train",
-                    "check_classifiers_train(readonly_memmap=True)",
-                    "check_classifiers_train(readonly_memmap=True,X_dtype=float32)",
-                    "check_class_weight_classifiers",
-                ],
-                "score thresholds on tabular blobs: a random tiny convnet trained for 2 "
-                "epochs on table rows read as 1-pixel-high strips does not reliably reach "
-                "them (check_class_weight_classifiers passes on some runs: the threads' "
-                "float summation order varies); API and label handling pass, learning is "
-                "tested in test_finetune.py",
-            ),
+            **_not_images(_IMAGE_ESTIMATOR_TABLES),
+            **_not_images(_CLASSIFIER_TABLES),
+            "check_image_not_fitted": "score() before fit raises AttributeError "
+            "(classes_inferred_) instead of NotFittedError",
         },
     ),
     # --- domain shift ---
@@ -95,6 +137,27 @@ def _expected_failed_checks(estimator):
 @parametrize_with_checks(_instances(), expected_failed_checks=_expected_failed_checks)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+def _image_check_params():
+    for estimator, expected in ESTIMATORS:
+        if not isinstance(estimator, ImageInputMixin):
+            continue
+        for check in image_estimator_checks(estimator):
+            reason = expected.get(check.__name__)
+            # strict: a check that starts passing must lose its row here.
+            marks = [pytest.mark.xfail(reason=reason, strict=True, raises=AssertionError)] if reason else []
+            yield pytest.param(estimator, check, id=f"{type(estimator).__name__}-{check.__name__}", marks=marks)
+
+
+@pytest.mark.parametrize("estimator, check", list(_image_check_params()))
+def test_image_estimator(estimator, check):
+    check(estimator)
+
+
+def test_every_image_estimator_runs_the_image_checks():
+    image_estimators = {type(est).__name__ for est, _ in ESTIMATORS if isinstance(est, ImageInputMixin)}
+    assert image_estimators == {"PretrainedFeatureExtractor", "FineTuneClassifier"}
 
 
 def test_table_covers_every_public_estimator():

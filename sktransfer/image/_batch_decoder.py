@@ -8,13 +8,14 @@ start-up cost per call, and it works the same from notebooks and scripts.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from ._decode import ImageLoadError, describe_source, load_image
+from ._decode import ImageLoadError, describe_source, load_image, unexpected_error
 
 
 def default_num_workers():
@@ -33,14 +34,27 @@ def item_source(item, index, input_name="X"):
     return describe_source(item, index, input_name=input_name)
 
 
-def _decode_safe(item, index, transform, draft_size, input_name, on_error):
-    """Decode and transform one item; an unreadable one raises, or returns its error."""
+def decode_item_or_error(item, index, transform, draft_size, input_name, on_error):
+    """Decode and transform one item; returns the tensor, or its ImageLoadError.
+
+    With ``on_error="raise"`` the error is raised instead of returned. Any
+    other exception from decoding or from ``transform`` becomes an
+    ImageLoadError naming the item too (see ``unexpected_error``), so
+    ``on_error`` applies to it. MemoryError and KeyboardInterrupt pass
+    through untouched.
+    """
+    source = item_source(item, index, input_name)
     try:
-        return transform(load_image(item, source=item_source(item, index, input_name), draft_size=draft_size))
+        return transform(load_image(item, source=source, draft_size=draft_size))
     except ImageLoadError as exc:
-        if on_error == "raise":
-            raise
-        return exc
+        error = exc
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 -- see the docstring
+        error = unexpected_error(source, exc)
+    if on_error == "raise":
+        raise error
+    return error
 
 
 def _stack(results):
@@ -91,9 +105,9 @@ class BatchDecoder:
         self.draft_size = draft_size
         self.input_name = input_name
 
-    def _decode_safe(self, index):
-        return _decode_safe(self.items[index], index, self.transform, self.draft_size, self.input_name,
-                            self.on_error)
+    def _decode_index(self, index):
+        return decode_item_or_error(self.items[index], index, self.transform, self.draft_size,
+                                    self.input_name, self.on_error)
 
     def _collate(self, start, results):
         failures = [(start + i, r) for i, r in enumerate(results) if isinstance(r, ImageLoadError)]
@@ -104,32 +118,32 @@ class BatchDecoder:
         if self.num_workers <= 0:
             for s in starts:
                 stop = min(s + self.batch_size, len(self.items))
-                yield self._collate(s, [self._decode_safe(i) for i in range(s, stop)])
+                yield self._collate(s, [self._decode_index(i) for i in range(s, stop)])
             return
-        with ThreadPoolExecutor(self.num_workers, thread_name_prefix="sktransfer-decode") as pool:
-            pending = deque()
-            # Two batches in flight: one being collated, one being decoded.
-            ahead = 2
-            it = iter(starts)
-            for s in it:
-                stop = min(s + self.batch_size, len(self.items))
-                pending.append((s, [pool.submit(self._decode_safe, i) for i in range(s, stop)]))
-                if len(pending) >= ahead:
-                    break
-            while pending:
-                s, futures = pending.popleft()
-                nxt = next(it, None)
-                if nxt is not None:
-                    stop = min(nxt + self.batch_size, len(self.items))
-                    pending.append((nxt, [pool.submit(self._decode_safe, i) for i in range(nxt, stop)]))
-                try:
-                    results = [f.result() for f in futures]
-                except BaseException:
-                    for _, fs in pending:
-                        for f in fs:
-                            f.cancel()
-                    raise
-                yield self._collate(s, results)
+        pool = ThreadPoolExecutor(self.num_workers, thread_name_prefix="sktransfer-decode")
+        try:
+            yield from self._iter_threaded(pool, starts)
+        finally:
+            # On an error, or when the consumer stops early (generator
+            # closed), queued decodes are cancelled rather than run to
+            # completion; running ones finish before this returns, so no
+            # worker thread outlives the iteration.
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _submit_batch(self, pool, start):
+        stop = min(start + self.batch_size, len(self.items))
+        return start, [pool.submit(self._decode_index, i) for i in range(start, stop)]
+
+    def _iter_threaded(self, pool, starts):
+        # Two batches in flight: one being collated, one being decoded.
+        it = iter(starts)
+        pending = deque(self._submit_batch(pool, s) for s in itertools.islice(it, 2))
+        while pending:
+            start, futures = pending.popleft()
+            following = next(it, None)
+            if following is not None:
+                pending.append(self._submit_batch(pool, following))
+            yield self._collate(start, [f.result() for f in futures])
 
 
 def decode_all(items, transform, *, num_workers=0, on_error="raise", draft_size=None, input_name="X",
@@ -141,7 +155,7 @@ def decode_all(items, transform, *, num_workers=0, on_error="raise", draft_size=
     outputs (None where it failed); ``failures`` lists (index, ImageLoadError).
     """
     def decode(index):
-        return _decode_safe(items[index], index, transform, draft_size, input_name, on_error)
+        return decode_item_or_error(items[index], index, transform, draft_size, input_name, on_error)
 
     if num_workers > 0 and len(items) > 1:
         with ThreadPoolExecutor(num_workers, thread_name_prefix="sktransfer-decode") as pool:

@@ -13,14 +13,21 @@ from PIL import Image
 
 from ._decode import _is_pandas, _is_tensor
 
-__all__ = ["check_images", "rows_to_images"]
+__all__ = ["check_images", "infer_image_shape", "rows_to_images"]
 
 
 def _wrap_hint(input_name):
     return f"wrap it in a list: {input_name}=[image]"
 
 
-def _check_item(item, index, input_name):
+def is_image_item(item):
+    """Whether ``item`` is one image of a kind ``load_image`` reads (no file access)."""
+    return isinstance(
+        item, (str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray)
+    ) or _is_tensor(item)
+
+
+def _check_item(item, index, input_name, items):
     """Cheap per-item type check (no file access)."""
     if item is None or (isinstance(item, (float, np.floating)) and math.isnan(item)):
         raise ValueError(f"{input_name}[{index}] is missing (got {item!r}); expected an image")
@@ -31,13 +38,15 @@ def _check_item(item, index, input_name):
         if not os.fspath(item):
             raise ValueError(f"{input_name}[{index}] is an empty path")
         return
-    if isinstance(item, (bytes, bytearray, memoryview, Image.Image, np.ndarray)) or _is_tensor(
-        item
-    ):
+    if is_image_item(item):
         return
+    mixed = ""
+    if any(is_image_item(other) for other in items):
+        mixed = f" ({input_name} mixes images with {type(item).__name__} values)"
     raise TypeError(
-        f"{input_name}[{index}] has type {type(item).__name__}; expected a path "
-        "(str or os.PathLike), bytes, a PIL image, a numpy array or a torch tensor"
+        f"{input_name}[{index}] has type {type(item).__name__} (value {item!r:.40}){mixed}; "
+        "expected a path (str or os.PathLike), bytes, a PIL image, a numpy array "
+        "or a torch tensor"
     )
 
 
@@ -177,7 +186,7 @@ def check_images(X, *, input_name="X"):
             if X.ndim != 1:
                 raise ValueError(
                     f"{input_name} is a {X.ndim}-D array of {X.dtype} of shape "
-                    f"{X.shape}; expected a 1-D array of paths or images"
+                    f"{X.shape}; expected a 1-D array (or a single column) of paths or images"
                 )
             items = X.tolist()
         elif X.dtype.kind in "biuf":
@@ -194,32 +203,108 @@ def check_images(X, *, input_name="X"):
     if not items:
         raise ValueError(f"{input_name} is empty; expected at least one image")
     for index, item in enumerate(items):
-        _check_item(item, index, input_name)
+        _check_item(item, index, input_name, items)
     return items
+
+
+def _square_side(n):
+    """The integer ``side`` with ``side * side == n``, or None."""
+    side = math.isqrt(n)
+    return side if side * side == n else None
+
+
+def infer_image_shape(n_features, input_name="X"):
+    """The image layout of a table row of ``n_features`` values, when unambiguous.
+
+    A perfect square is a square greyscale image; three times a perfect
+    square is a square RGB image (channels last). Any other length has no
+    single reading (a 1x30 strip? 5x6? 2x5x3?), so it is an error rather
+    than a guess: the classic mistake is passing embeddings or a feature
+    table to an image estimator, and that must not silently "work".
+
+    Parameters
+    ----------
+    n_features : int
+        Number of columns of the table.
+    input_name : str, default="X"
+        Name used in the error message.
+
+    Returns
+    -------
+    tuple of int
+        ``(side, side)`` or ``(side, side, 3)``.
+
+    Raises
+    ------
+    ValueError
+        When the row length is neither a square nor three times a square.
+
+    Examples
+    --------
+    >>> infer_image_shape(64), infer_image_shape(48)
+    ((8, 8), (4, 4, 3))
+    """
+    n_features = int(n_features)
+    side = _square_side(n_features)
+    if side:
+        return (side, side)
+    side3 = _square_side(n_features // 3) if n_features % 3 == 0 else None
+    if side3:
+        return (side3, side3, 3)
+    raise ValueError(
+        f"{input_name} is a numeric table with {n_features} columns, which is not "
+        "an image of unambiguous shape: rows of a table are read as flattened "
+        "images only when their length is a square (square greyscale images) or "
+        "three times a square (square RGB images). For other images pass "
+        "image_shape=(height, width) or (height, width, channels), or pass the "
+        "images themselves (paths, PIL images, arrays). If these are embeddings "
+        "or other features, they belong in a classifier (e.g. "
+        "sklearn.linear_model.LogisticRegression), not in an image estimator"
+    )
 
 
 def rows_to_images(X, image_shape, input_name="X"):
     """Reshape the rows of a 2-D numeric array into images.
 
-    Each row is one flattened image. ``image_shape`` is ``(height, width)``,
-    ``(height, width, channels)`` or ``"auto"``: a square greyscale image
-    when the row length is a perfect square, a square RGB image when a third
-    of it is, else a one-pixel-high greyscale strip (so that any numeric
-    table, as in scikit-learn's estimator checks, is a valid input).
+    Each row is one flattened image, laid out as ``image_shape``:
+    ``(height, width)``, ``(height, width, channels)`` (channels last, 1, 3
+    or 4 of them) or ``"auto"``. ``"auto"`` accepts only unambiguous rows:
+    a square greyscale image when the row length is a perfect square, a
+    square RGB image when a third of it is (see :func:`infer_image_shape`);
+    any other row length is a ValueError asking for ``image_shape``.
     Float values in [0, 1] are pixel intensities; other float ranges are
     rescaled per image to [0, 1] by their minimum and maximum.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_images, n_features)
+        Numeric table, one flattened image per row.
+    image_shape : "auto" or tuple of int
+        Layout of one row.
+    input_name : str, default="X"
+        Name used in error messages.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        One HW or HWC array per row.
+
+    Raises
+    ------
+    ValueError
+        A row length with no unambiguous image shape, an ``image_shape``
+        whose size differs from the row length, or NaN/infinite values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> [image.shape for image in rows_to_images(np.zeros((2, 27)), "auto")]
+    [(3, 3, 3), (3, 3, 3)]
     """
     X = np.asarray(X)
     n_features = X.shape[1]
-    if image_shape == "auto":
-        side = int(round(np.sqrt(n_features)))
-        side3 = int(round(np.sqrt(n_features / 3)))
-        if side * side == n_features:
-            image_shape = (side, side)
-        elif 3 * side3 * side3 == n_features:
-            image_shape = (side3, side3, 3)
-        else:
-            image_shape = (1, n_features)
+    if isinstance(image_shape, str):
+        image_shape = infer_image_shape(n_features, input_name)
     image_shape = tuple(int(s) for s in image_shape)
     if int(np.prod(image_shape)) != n_features:
         raise ValueError(
@@ -231,13 +316,18 @@ def rows_to_images(X, image_shape, input_name="X"):
         raise ValueError(f"{input_name} has NaN or infinite values in rows {bad[:10].tolist()}")
     images = X.reshape((X.shape[0],) + image_shape)
     if images.dtype.kind == "f":
-        images = images.astype(np.float32)
-        lo = images.reshape(len(images), -1).min(1)
-        hi = images.reshape(len(images), -1).max(1)
-        outside = (lo < 0) | (hi > 1)
-        if outside.any():
-            span = np.where(hi > lo, hi - lo, 1.0)
-            shape = (-1,) + (1,) * len(image_shape)
-            scaled = (images - lo.reshape(shape)) / span.reshape(shape)
-            images = np.where(outside.reshape(shape), scaled, images)
+        images = _rescale_float_images(images.astype(np.float32))
     return list(images)
+
+
+def _rescale_float_images(images):
+    """Rescale to [0, 1], per image, the float images that leave that range."""
+    flat = images.reshape(len(images), -1)
+    lo, hi = flat.min(1), flat.max(1)
+    outside = (lo < 0) | (hi > 1)
+    if not outside.any():
+        return images
+    span = np.where(hi > lo, hi - lo, 1.0)
+    shape = (-1,) + (1,) * (images.ndim - 1)
+    scaled = (images - lo.reshape(shape)) / span.reshape(shape)
+    return np.where(outside.reshape(shape), scaled, images)

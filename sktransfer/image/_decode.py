@@ -21,6 +21,7 @@ __all__ = [
     "describe_source",
     "load_image",
     "to_rgb",
+    "unexpected_error",
 ]
 
 # Background that transparent pixels are composited onto. White matches what
@@ -351,6 +352,18 @@ def array_to_image(array, source="<array>"):
     return Image.fromarray(pixels, mode="RGB")
 
 
+def unexpected_error(source, exc):
+    """An ImageLoadError naming ``source`` for an exception no rule foresaw.
+
+    PIL plugins raise whatever they like (AssertionError, struct.error,
+    TypeError...); an error that does not say which of a thousand images
+    failed is useless, and ``on_error="nan"`` must be able to skip it.
+    """
+    error = ImageLoadError(source, f"unexpected {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
+
+
 def _open_reason(exc):
     """Short human reason for an exception raised while opening a file."""
     if isinstance(exc, FileNotFoundError):
@@ -388,11 +401,21 @@ def _decode_file(file_or_path, source, draft_size):
                 image.draft("RGB", (int(width), int(height)))
             # Decode now, inside the try, so corrupt data fails here.
             image.load()
-            return to_rgb(image, source=source)
+            rgb = to_rgb(image, source=source)
+            # Multi-frame TIFFs re-arm their lazy decoder whenever the frame
+            # count is read or frame 0 is sought, so the RGB image (the
+            # file's own object when already RGB) may hold no pixels yet:
+            # read them while the file is still open. A no-op when loaded.
+            rgb.load()
+            return rgb
     except ImageLoadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) + _DECODE_ERRORS as exc:
         raise ImageLoadError(source, _open_reason(exc)) from exc
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 -- see unexpected_error
+        raise unexpected_error(source, exc) from exc
 
 
 def load_image(item, *, source=None, draft_size=None):
@@ -446,6 +469,10 @@ def load_image(item, *, source=None, draft_size=None):
             raise
         except _DECODE_ERRORS as exc:
             raise ImageLoadError(source, _open_reason(exc)) from exc
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 -- e.g. an image whose file was closed
+            raise unexpected_error(source, exc) from exc
     if isinstance(item, np.ndarray) or _is_tensor(item):
         return array_to_image(item, source)
     raise TypeError(

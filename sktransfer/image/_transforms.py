@@ -102,9 +102,38 @@ class ResizeCenterCrop:
         )
 
 
-def normalize_batch(batch, mean, std):
-    """uint8 (or [0, 255] float) NCHW batch -> float32 ``(x / 255 - mean) / std``."""
-    x = batch.float() if batch.dtype == torch.uint8 else batch.to(torch.float32)
-    mean = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1) * 255.0
-    std = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1) * 255.0
+def normalize_batch(batch, mean, std, *, dtype=torch.float32):
+    """Normalise a uint8 (or [0, 255] float) NCHW batch: ``(x / 255 - mean) / std``.
+
+    The one normalisation of the package: the extractor's embedder, the
+    backbones' preprocessing and the fine-tuner all call it, so they agree
+    to the last bit.
+
+    Parameters
+    ----------
+    batch : torch.Tensor of shape (n, channels, height, width)
+        Pixels in [0, 255].
+    mean, std : sequence of float or torch.Tensor
+        Per-channel statistics of [0, 1] pixels (e.g. ImageNet's). A tensor
+        (e.g. a module buffer of shape (1, C, 1, 1)) follows the module to
+        its device.
+    dtype : torch.dtype, default=torch.float32
+        Dtype of the result (e.g. a half-precision network's).
+
+    Returns
+    -------
+    torch.Tensor
+        Same shape as ``batch``, in ``dtype``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> batch = torch.full((1, 3, 1, 1), 255, dtype=torch.uint8)
+    >>> normalize_batch(batch, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)).flatten().tolist()
+    [1.0, 1.0, 1.0]
+    """
+    x = batch.to(dtype)
+    # Scaling the statistics rather than the batch saves one pass over it.
+    mean = torch.as_tensor(mean, dtype=dtype, device=x.device).reshape(1, -1, 1, 1) * 255.0
+    std = torch.as_tensor(std, dtype=dtype, device=x.device).reshape(1, -1, 1, 1) * 255.0
     return (x - mean) / std

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from sktransfer.image._collections import check_images
+from sktransfer.image._collections import check_images, infer_image_shape, rows_to_images
 from sktransfer.image._decode import (
     ImageLoadError,
     array_to_image,
@@ -628,3 +628,61 @@ def test_check_images_uses_input_name():
 def test_check_images_does_not_touch_files(tmp_path):
     missing = str(tmp_path / "does_not_exist.jpg")
     assert check_images([missing]) == [missing]
+
+
+# ------------------------------------------------------------- numeric tables
+
+
+@pytest.mark.parametrize(
+    "n_features, shape",
+    [(1, (1, 1)), (3, (1, 1, 3)), (4, (2, 2)), (12, (2, 2, 3)), (64, (8, 8)), (192, (8, 8, 3)), (144, (12, 12))],
+)
+def test_infer_image_shape_square_grey_before_square_rgb(n_features, shape):
+    assert infer_image_shape(n_features) == shape
+
+
+@pytest.mark.parametrize("n_features", [2, 5, 6, 10, 30, 128, 512, 1280])
+def test_infer_image_shape_refuses_ambiguous_widths(n_features):
+    # 1280 is EfficientNet-Lite0's embedding width: the classic mistake.
+    with pytest.raises(ValueError, match=rf"X_new is a numeric table with {n_features} columns") as info:
+        infer_image_shape(n_features, input_name="X_new")
+    assert "image_shape=(height, width)" in str(info.value)
+    assert "belong in a classifier" in str(info.value)
+
+
+def test_rows_to_images_explicit_shape_and_layout():
+    X = np.arange(2 * 24).reshape(2, 24)
+    images = rows_to_images(X, (2, 4, 3))
+    assert [image.shape for image in images] == [(2, 4, 3)] * 2
+    np.testing.assert_array_equal(images[1], X[1].reshape(2, 4, 3))
+    # An explicit image_shape makes any width usable, e.g. a 1x30 strip.
+    assert rows_to_images(np.zeros((1, 30)), (1, 30))[0].shape == (1, 30)
+
+
+def test_rows_to_images_rescales_only_the_float_rows_outside_unit_range():
+    X = np.array([[0.0, 0.25, 0.5, 1.0], [-1.0, 0.0, 1.0, 3.0]])
+    inside, outside = rows_to_images(X, "auto")
+    np.testing.assert_array_equal(inside.ravel(), X[0])
+    np.testing.assert_allclose(outside.ravel(), [0.0, 0.25, 0.5, 1.0])
+    assert inside.dtype == np.float32
+
+
+def test_rows_to_images_constant_row_outside_range_does_not_divide_by_zero():
+    (image,) = rows_to_images(np.full((1, 4), 7.0), "auto")
+    np.testing.assert_array_equal(image, np.zeros((2, 2)))
+
+
+def test_rows_to_images_names_rows_with_nan():
+    X = np.zeros((4, 4))
+    X[2, 1] = np.inf
+    with pytest.raises(ValueError, match=r"X has NaN or infinite values in rows \[2\]"):
+        rows_to_images(X, "auto")
+
+
+def test_multi_frame_tiff_with_rgb_first_frame_loads_after_the_file_is_closed(tmp_path):
+    path = tmp_path / "pages.tif"
+    Image.new("RGB", (5, 4), RED).save(path, save_all=True, append_images=[Image.new("L", (2, 2), 9)])
+    image = load_image(path)
+    _assert_rgb(image, (5, 4))
+    assert _pixel(image) == RED
+    np.testing.assert_array_equal(np.asarray(image)[..., 0], 255)

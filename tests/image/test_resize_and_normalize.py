@@ -1,0 +1,78 @@
+"""The one resize/crop and the one normalisation match torchvision's."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torchvision.transforms import v2
+
+from sktransfer.image._transforms import ResizeCenterCrop, normalize_batch, pil_to_chw
+
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def _noise(width, height, seed=0):
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    return Image.fromarray(pixels)
+
+
+def test_pil_to_chw_keeps_pixels_and_owns_its_memory():
+    image = _noise(5, 3)
+    tensor = pil_to_chw(image)
+    assert tensor.dtype == torch.uint8 and tensor.shape == (3, 3, 5)
+    np.testing.assert_array_equal(tensor.permute(1, 2, 0).numpy(), np.asarray(image))
+    assert tensor.is_contiguous()
+
+
+def test_normalize_batch_equals_to_tensor_and_normalize():
+    batch = torch.stack([pil_to_chw(_noise(6, 4, seed)) for seed in range(3)])
+    expected = v2.Normalize(MEAN, STD)(batch.float() / 255)
+    torch.testing.assert_close(normalize_batch(batch, MEAN, STD), expected, rtol=0, atol=1e-5)
+
+
+def test_normalize_batch_takes_tensors_floats_and_a_dtype():
+    batch = torch.tensor([0, 255], dtype=torch.uint8).view(1, 1, 2, 1).expand(1, 3, 2, 1)
+    as_float = normalize_batch(batch.float(), MEAN, STD)
+    as_buffer = normalize_batch(batch, torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1))
+    torch.testing.assert_close(as_float, as_buffer, rtol=0, atol=0)
+    np.testing.assert_allclose(as_float[0, :, 1, 0].numpy(), (1 - np.array(MEAN)) / STD, rtol=1e-6)
+    assert normalize_batch(batch, MEAN, STD, dtype=torch.bfloat16).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("size", [(40, 30), (30, 40), (17, 17), (64, 23)])
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic", "nearest"])
+def test_resize_center_crop_matches_torchvision(size, interpolation):
+    image = _noise(*size)
+    ours = ResizeCenterCrop(20, 16, interpolation)(image)
+    mode = getattr(v2.InterpolationMode, interpolation.upper())
+    theirs = v2.Compose([v2.Resize(20, interpolation=mode, antialias=True), v2.CenterCrop(16), v2.PILToTensor()])
+    torch.testing.assert_close(ours, theirs(image), rtol=0, atol=0)
+
+
+def test_crop_larger_than_image_pads_with_black_like_torchvision():
+    image = _noise(6, 4)
+    crop = ResizeCenterCrop(4, 8)
+    ours = crop(image)
+    theirs = v2.Compose([v2.CenterCrop(8), v2.PILToTensor()])(crop.resize(image))
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+    assert ours[:, 0, :].sum().item() == 0
+
+
+def test_resize_leaves_an_image_of_the_right_size_alone():
+    image = _noise(20, 30)
+    assert ResizeCenterCrop(20, 16).resize(image) is image
+
+
+def test_draft_size_leaves_a_two_times_margin():
+    assert ResizeCenterCrop(256, 224).draft_size == (512, 512)
+
+
+def test_unknown_interpolation_is_refused():
+    with pytest.raises(ValueError, match=r"interpolation must be one of \['bicubic', 'bilinear', 'nearest'\]"):
+        ResizeCenterCrop(8, 8, "lanczos")
+
+
+def test_repr_names_the_parameters():
+    assert repr(ResizeCenterCrop(8, 6, "nearest")) == (
+        "ResizeCenterCrop(resize_size=8, crop_size=6, interpolation='nearest')"
+    )

@@ -7,7 +7,8 @@ and lets the decoding threads hand over compact uint8 batches.
 
 from __future__ import annotations
 
-import torch
+import threading
+
 from torch import nn
 
 from ._pooling import global_pool
@@ -42,9 +43,6 @@ class Embedder(nn.Module):
         self.backbone = backbone
         self.layer = layer
         self.pooling = pooling
-        pre = backbone.preprocessing
-        self.register_buffer("mean", torch.tensor(pre.mean).view(1, 3, 1, 1) * 255.0, persistent=False)
-        self.register_buffer("std", torch.tensor(pre.std).view(1, 3, 1, 1) * 255.0, persistent=False)
         self._module_name = None
         if layer is not None and layer not in backbone.group_names and layer != "pre_logits":
             self._module_name = self._find_module(layer)
@@ -65,11 +63,8 @@ class Embedder(nn.Module):
         """Whether the computation is a plain graph (no hooks), e.g. for ONNX."""
         return self._module_name is None
 
-    def normalize(self, batch):
-        return (batch.to(self.mean.dtype) - self.mean) / self.std
-
     def forward(self, batch):
-        x = self.normalize(batch)
+        x = self.backbone.preprocessing.normalize(batch)
         bb = self.backbone
         if self._module_name is not None:
             return self._forward_hooked(x)
@@ -83,8 +78,13 @@ class Embedder(nn.Module):
 
     def _forward_hooked(self, x):
         captured = {}
+        caller = threading.get_ident()
 
         def hook(module, inputs, output):
+            # Threads embedding at the same time all see every hook on the
+            # module: each one takes its own output only.
+            if threading.get_ident() != caller:
+                return None
             captured["out"] = output
             raise _StopForward
 

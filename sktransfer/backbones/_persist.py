@@ -17,14 +17,20 @@ import os
 import torch
 
 from ._base import Preprocessing
-from ._registry import build_named_backbone
-from ._weights import expand_weights_path, is_weights_path, load_state_dict_bytes, load_state_dict_checked
+from ._registry import OFFLINE_BACKBONE, TINY_BACKBONE, build_named_backbone
+from ._weights import (
+    expand_weights_path,
+    is_weights_path,
+    load_state_dict_bytes,
+    load_state_dict_checked,
+    torchvision_weights_enum,
+)
 
 RECIPE_FORMAT = "sktransfer.backbone/1"
 _RECIPE_KEYS = {"format", "model", "weights", "preprocessing", "state_dict"}
 
 
-def _weights_token(weights):
+def _weights_token(model, weights):
     """What the architecture depends on in ``weights``, as a str or None."""
     if weights is None:
         return None
@@ -32,7 +38,11 @@ def _weights_token(weights):
         # Absolute, so that it still reads as a path wherever it is loaded;
         # only the architecture variant is taken from it, never the file.
         return os.path.abspath(expand_weights_path(weights))
-    return getattr(weights, "name", str(weights))  # an enum member: its name
+    if model.lower() in (OFFLINE_BACKBONE, TINY_BACKBONE):
+        return str(weights)
+    # The torchvision member's own name: "DEFAULT" may mean another member
+    # in the torchvision release that loads it.
+    return torchvision_weights_enum(model.lower(), weights).name
 
 
 def backbone_recipe(backbone, model, weights):
@@ -62,7 +72,7 @@ def backbone_recipe(backbone, model, weights):
     return {
         "format": RECIPE_FORMAT,
         "model": model,
-        "weights": _weights_token(weights),
+        "weights": _weights_token(model, weights),
         "preprocessing": dataclasses.asdict(backbone.preprocessing),
         "state_dict": buffer.getvalue(),
     }

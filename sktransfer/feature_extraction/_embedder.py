@@ -36,6 +36,15 @@ class Embedder(nn.Module):
         Global pooling of the feature map; None: the network's own pooling
         and pre-logits for ``layer=None``, ``"avg"`` (``"token"`` for ViT
         sequences) for other layers.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sktransfer.backbones import make_tiny_backbone
+    >>> from sktransfer.feature_extraction import Embedder
+    >>> embedder = Embedder(make_tiny_backbone(), layer="stage2", pooling="avgmax").eval()
+    >>> embedder(torch.zeros(2, 3, 32, 32, dtype=torch.uint8)).shape
+    torch.Size([2, 64])
     """
 
     def __init__(self, backbone, layer=None, pooling=None):

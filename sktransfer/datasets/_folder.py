@@ -72,22 +72,30 @@ def _sorted_entries(folder):
         raise OSError(f"cannot list the image folder {folder}: {exc}") from exc
 
 
-def _classify(entry, skipped):
-    """Return "dir", "file", or None for a hidden or skipped (recorded) entry."""
-    if _is_hidden(entry.name):
-        return None
-    # is_dir/is_file follow symbolic links: a class folder assembled from links
-    # is common when splitting a data set without copying it. A link that
-    # loops onto itself raises ELOOP here rather than answering False.
-    try:
-        if entry.is_dir():
-            return "dir"
-        if entry.is_file():
-            return "file"
-    except OSError:
-        pass
-    skipped.paths["broken_link" if entry.is_symlink() else "special"].append(entry.path)
-    return None
+def _listing(folder, skipped):
+    """The sub-folder and file entries of `folder`, sorted by name.
+
+    Hidden entries are left out silently; broken links and special files are
+    left out and recorded in `skipped`.
+    """
+    subfolders, files = [], []
+    for entry in _sorted_entries(folder):
+        if _is_hidden(entry.name):
+            continue
+        # is_dir/is_file follow symbolic links: a class folder assembled from
+        # links is common when splitting a data set without copying it. A link
+        # that loops onto itself raises ELOOP here rather than answering False.
+        try:
+            if entry.is_dir():
+                subfolders.append(entry)
+                continue
+            if entry.is_file():
+                files.append(entry)
+                continue
+        except OSError:
+            pass
+        skipped.paths["broken_link" if entry.is_symlink() else "special"].append(entry.path)
+    return subfolders, files
 
 
 def _class_folder_files(class_dir, skipped):
@@ -105,16 +113,11 @@ def _class_folder_files(class_dir, skipped):
             skipped.paths["repeated_folder"].append(folder)
             continue
         seen.add(identity)
-        subfolders = []
-        for entry in _sorted_entries(folder):
-            kind = _classify(entry, skipped)
-            if kind == "dir":
-                subfolders.append(entry.path)
-            elif kind == "file":
-                found.append(entry.path)
+        subfolders, files = _listing(folder, skipped)
+        found.extend(entry.path for entry in files)
         # Depth first in name order: of two links to one folder, the first
         # by name is the one listed.
-        pending.extend(reversed(subfolders))
+        pending.extend(reversed([entry.path for entry in subfolders]))
     return sorted(found)
 
 
@@ -207,13 +210,9 @@ def load_image_folder(path, *, extensions=None, return_class_names=False):
     extensions = _normalise_extensions(extensions)
 
     skipped = _Skipped()
-    class_names = []
-    for entry in _sorted_entries(root):
-        kind = _classify(entry, skipped)
-        if kind == "dir":
-            class_names.append(entry.name)
-        elif kind == "file":
-            skipped.paths["root_file"].append(entry.path)
+    class_folders, root_files = _listing(root, skipped)
+    class_names = [entry.name for entry in class_folders]
+    skipped.paths["root_file"].extend(entry.path for entry in root_files)
     if not class_names:
         n_files = len(skipped.paths["root_file"])
         found = f" (it holds {n_files} file(s) directly)" if n_files else ""

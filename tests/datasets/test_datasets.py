@@ -432,3 +432,14 @@ def test_the_test_run_writes_caches_under_its_temporary_folder(cache_root):
     assert Path(os.environ["TORCH_HOME"]).is_relative_to(cache_root)
     assert Path(os.environ["MPLCONFIGDIR"]).is_relative_to(cache_root)
     assert not cache_root.is_relative_to(Path.home())
+
+
+@pytest.mark.real_data
+def test_real_flowers_folder_loads_without_skipping_anything(data_dir):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no root files, links or non-images skipped
+        paths, labels, class_names = load_image_folder(data_dir / "flowers", return_class_names=True)
+    assert len(paths) == 4054
+    assert class_names == sorted(set(labels.tolist())) and len(class_names) == 5
+    # No nested folders in flowers/: each image's own folder is its label.
+    assert [Path(p).parent.name for p in paths] == labels.tolist()

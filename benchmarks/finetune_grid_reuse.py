@@ -50,7 +50,7 @@ def main():
     paths, labels = load_image_folder(root / "train")
     # Files are sorted by class: an evenly spaced subset keeps both classes.
     step = max(1, len(paths) // args.limit) if args.limit else 1
-    paths, labels = list(paths)[::step], labels[::step]
+    paths, labels = list(paths)[::step][: args.limit], labels[::step][: args.limit]
     rows = {True: [], False: []}
     for _ in range(args.repeats):
         for memo in (False, True):

@@ -28,6 +28,9 @@ RESULTS = REPO / "benchmarks" / "RESULTS.md"
 _END = "<!-- end results -->"
 # The CPU flags that decide how fast the networks run (vector units).
 _SIMD_PREFIXES = ("sse4", "avx", "fma", "f16c", "amx", "vnni", "bf16")
+# The load when the benchmark started (it imports this module first): a
+# timing is only trustworthy when the machine was quiet at both ends.
+_LOAD_AT_START = os.getloadavg()
 # Options that say where to write, not what was measured.
 _OUTPUT_OPTIONS = ("--write-results", "--json")
 
@@ -80,17 +83,17 @@ def _lscpu():
 
 
 def machine():
-    """One line: CPU model, cores, SIMD flags, GPU, load average."""
+    """One line: CPU model, cores, SIMD flags, GPU, load average at start and end."""
     cpu = _lscpu()
     name = cpu.get("Model name") or platform.processor() or "unknown CPU"
     flags = [f for f in cpu.get("Flags", "").split() if f.startswith(_SIMD_PREFIXES)]
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    start, end = (", ".join(f"{x:.1f}" for x in load) for load in (_LOAD_AT_START, os.getloadavg()))
     gpu = "no GPU"
     if "torch" in sys.modules and sys.modules["torch"].cuda.is_available():
         gpu = sys.modules["torch"].cuda.get_device_name(0)
     return (
         f"{os.cpu_count()}-core CPU, `lscpu` model name: {name}; SIMD flags: "
-        f"{' '.join(flags) or 'none listed'}; {gpu}; load average {load}"
+        f"{' '.join(flags) or 'none listed'}; {gpu}; load average {start} at the start, {end} at the end"
     )
 
 

@@ -335,7 +335,6 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     paths = hymenoptera_paths(args.limit)
-    load_at_start = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(_results.machine(), flush=True)
     results = []
     for model in args.models:
@@ -346,10 +345,7 @@ def main(argv=None):
     print(f"\nload average at end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
-    notes = (
-        f"torch intra-op threads: {torch.get_num_threads()}; load average at the start "
-        f"{load_at_start} (the machine line gives it at the end; quiet: < 2)."
-    )
+    notes = f"torch intra-op threads: {torch.get_num_threads()}."
     _results.write(args.write_results, "Feature extraction throughput", table, notes=notes)
 
 

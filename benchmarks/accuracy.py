@@ -3,6 +3,7 @@
 Usage (from the repository root)::
 
     python benchmarks/accuracy.py [--seeds 0 1 2] [--per-class 5 20] [--no-cache] [--json out.json]
+                                  [--write-results [FILE]]
 
 * hymenoptera: train on ``train/``, score on ``val/`` (the tutorial split).
   The features are extracted afresh on every run (397 images) so that the
@@ -25,8 +26,8 @@ Runtime on CPU). Classifiers, all fitted on the training images only:
   5-fold cross-validation on the training set only (for flowers at 5 per
   class, cv=5 is stratified with one image per class per fold).
 
-Data: ``$SKTRANSFER_DATA`` or ``../shared/data`` (relative to the repository
-root) holding ``hymenoptera/`` and ``flowers/``.
+Data: the folder holding ``hymenoptera/`` and ``flowers/`` that
+``sktransfer.datasets.find_data_dir`` finds (``$SKTRANSFER_DATA`` first).
 """
 
 from __future__ import annotations
@@ -36,28 +37,22 @@ import hashlib
 import json
 import os
 import statistics
-import sys
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+import _results
+
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(__file__).resolve().parent / ".cache"
 
 
 def data_dir(name):
-    env = os.environ.get("SKTRANSFER_DATA")
-    candidates = ([Path(env)] if env else []) + [ROOT.parent / "shared" / "data"]
-    for path in candidates:
-        if (path / name).is_dir():
-            return path / name
-    sys.exit(
-        f"data set {name!r} not found; looked in: "
-        + ", ".join(str(p) for p in candidates)
-        + f". Set SKTRANSFER_DATA to the folder holding {name}/."
-    )
+    from sktransfer.datasets import find_data_dir
+
+    return Path(find_data_dir(name, required=True)) / name
 
 
 def load_folder(path):
@@ -282,6 +277,7 @@ def main(argv=None):
         "--no-cache", action="store_true", help="re-extract the flowers embeddings"
     )
     parser.add_argument("--json", default=None)
+    _results.add_argument(parser)
     args = parser.parse_args(argv)
     load = os.getloadavg()
     print(
@@ -293,7 +289,8 @@ def main(argv=None):
     print(f"hymenoptera done ({time.perf_counter() - t0:.0f} s)", flush=True)
     flw = run_flowers(args.per_class, args.seeds, not args.no_cache)
     print()
-    print(markdown(hym, flw, args.seeds))
+    table = markdown(hym, flw, args.seeds)
+    print(table)
     print(
         f"\ntotal wall {time.perf_counter() - t0:.0f} s; load average at end "
         + ", ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -302,6 +299,7 @@ def main(argv=None):
         Path(args.json).write_text(
             json.dumps({"hymenoptera": hym, "flowers": flw}, indent=1, default=str)
         )
+    _results.write(args.write_results, "Accuracy: frozen features + logistic regression", table)
 
 
 if __name__ == "__main__":

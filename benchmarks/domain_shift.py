@@ -16,16 +16,14 @@ embeddings in ``benchmarks/.cache/``, then runs four demonstrations:
 
 Usage::
 
-    python benchmarks/domain_shift.py                   # print the tables
-    python benchmarks/domain_shift.py --append-results  # and add them to RESULTS.md
+    python benchmarks/domain_shift.py                  # print the tables
+    python benchmarks/domain_shift.py --write-results  # and write them into RESULTS.md
 
-The data folder is ``$SKTRANSFER_DATA/flowers`` or ``../shared/data/flowers``
-relative to the repository root.
+Data: the ``flowers/`` folder that ``sktransfer.datasets.find_data_dir``
+finds (``$SKTRANSFER_DATA`` first).
 """
 
 import argparse
-import datetime
-import os
 import sys
 import time
 from pathlib import Path
@@ -42,6 +40,7 @@ from sklearn.preprocessing import StandardScaler
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import _results  # noqa: E402
 from sktransfer import (  # noqa: E402
     CORAL,
     DomainClassifierWeighter,
@@ -62,14 +61,10 @@ SEED = 0
 
 
 def flowers_dir():
-    candidates = []
-    if os.environ.get("SKTRANSFER_DATA"):
-        candidates.append(Path(os.environ["SKTRANSFER_DATA"]) / "flowers")
-    candidates.append(REPO.parent / "shared" / "data" / "flowers")
-    for path in candidates:
-        if path.is_dir():
-            return path
-    return None
+    from sktransfer.datasets import find_data_dir
+
+    home = find_data_dir("flowers")
+    return None if home is None else Path(home) / "flowers"
 
 
 def classifier():
@@ -252,13 +247,13 @@ def digit_images(images):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--append-results", action="store_true", help="append the tables to benchmarks/RESULTS.md")
+    _results.add_argument(parser)
     args = parser.parse_args()
     root = flowers_dir()
     if root is None:
         print(
             "SKIPPED: flowers images not found. Set SKTRANSFER_DATA to a folder "
-            "holding flowers/<class>/*.jpg, or place it at ../shared/data/flowers."
+            "holding flowers/<class>/*.jpg (see sktransfer.datasets.find_data_dir)."
         )
         return 0
     start = time.perf_counter()
@@ -368,17 +363,12 @@ def main():
     report = "\n".join(lines)
     print()
     print(report)
-    if args.append_results:
-        header = (
-            "\n## Domain shift\n\n"
-            "Command: `python benchmarks/domain_shift.py --append-results`  \n"
-            f"Machine: 2-core CPU, no GPU. Date: {datetime.date.today().isoformat()}.  \n"
-            f"Data: {IMAGES_PER_CLASS} flowers photos per class (5 classes) and "
-            f"{N_DIGITS} sklearn digits, embedded with efficientnet_lite0 (1280-d).\n\n"
-        )
-        with open(REPO / "benchmarks" / "RESULTS.md", "a", encoding="utf-8") as results:
-            results.write(header + report + "\n")
-        print("appended to benchmarks/RESULTS.md")
+    notes = (
+        f"Data: {IMAGES_PER_CLASS} flowers photos per class (5 classes) and {N_DIGITS} "
+        "sklearn digits, embedded with efficientnet_lite0 (1280-d); embeddings are cached "
+        "in benchmarks/.cache/ and reused by later runs."
+    )
+    _results.write(args.write_results, "Domain shift", report, notes=notes)
     return 0
 
 

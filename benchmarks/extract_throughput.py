@@ -4,6 +4,7 @@ Usage (from the repository root)::
 
     python benchmarks/extract_throughput.py [--repeats 3] [--models efficientnet_lite0 resnet18]
                                             [--limit N] [--batch-size 8] [--json out.json]
+                                            [--write-results [FILE]]
 
 For every model, and in every repeat, all of these run back to back over the
 same hymenoptera images (train + val, 397 JPEGs), so the ratios of one repeat
@@ -33,8 +34,13 @@ computed within each repeat and then their median taken.
 ``efficientnet_lite0`` uses its real ImageNet weights; other models use
 ``weights=None`` (random initialisation: the speed is the same).
 
-Data: ``$SKTRANSFER_DATA`` or ``../shared/data`` (relative to the repository
-root) holding ``hymenoptera/``.
+Data: the folder holding ``hymenoptera/`` that
+``sktransfer.datasets.find_data_dir`` finds (``$SKTRANSFER_DATA`` first).
+
+Internals used (no public equivalent): the extractor's chosen engine
+(``_engine``), its ONNX Runtime session (``_get_runner``) and torch module
+(``_embedder``), and ``sktransfer.image._batch_decoder`` for the decode-only
+and bare-forward runs.
 """
 
 from __future__ import annotations
@@ -42,30 +48,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def data_dir():
-    env = os.environ.get("SKTRANSFER_DATA")
-    candidates = ([Path(env)] if env else []) + [ROOT.parent / "shared" / "data"]
-    for path in candidates:
-        if (path / "hymenoptera" / "train").is_dir():
-            return path
-    sys.exit(
-        "hymenoptera data not found; looked in: "
-        + ", ".join(str(p) for p in candidates)
-        + ". Set SKTRANSFER_DATA to the folder holding hymenoptera/{train,val}/{ants,bees}."
-    )
+import _results
 
 
 def hymenoptera_paths(limit=None):
@@ -73,7 +63,9 @@ def hymenoptera_paths(limit=None):
 
     from sktransfer.datasets import load_image_folder
 
-    root = data_dir() / "hymenoptera"
+    from sktransfer.datasets import find_data_dir
+
+    root = Path(find_data_dir("hymenoptera", required=True)) / "hymenoptera"
     paths = []
     for split in ("train", "val"):
         with (
@@ -281,28 +273,6 @@ def bench_model(model, paths, args):
 # ------------------------------------------------------------------ report
 
 
-def machine_line():
-    try:
-        cpu = subprocess.run(
-            ["lscpu"], check=False, capture_output=True, text=True
-        ).stdout
-        name = next(
-            (
-                ln.split(":", 1)[1].strip()
-                for ln in cpu.splitlines()
-                if ln.startswith("Model name")
-            ),
-            "?",
-        )
-    except OSError:
-        name = platform.processor() or "?"
-    load = os.getloadavg()
-    return (
-        f"{os.cpu_count()}-core CPU ({name}), no GPU; torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads); load average at start {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}"
-    )
-
-
 def markdown(results, args):
     lines = [
         (
@@ -361,18 +331,22 @@ def main(argv=None):
         help="time the default-threads naive loop on the first N images only (it is slow)",
     )
     parser.add_argument("--json", default=None, help="also write the raw results here")
+    _results.add_argument(parser)
     args = parser.parse_args(argv)
 
     paths = hymenoptera_paths(args.limit)
-    print(machine_line(), flush=True)
+    print(_results.machine(), flush=True)
     results = []
     for model in args.models:
         results.append(bench_model(model, paths, args))
+    table = markdown(results, args)
     print()
-    print(markdown(results, args))
+    print(table)
     print(f"\nload average at end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
+    notes = f"torch intra-op threads: {torch.get_num_threads()}."
+    _results.write(args.write_results, "Feature extraction throughput", table, notes=notes)
 
 
 if __name__ == "__main__":

@@ -1,132 +1,177 @@
-"""Fine-tuning benchmarks: hymenoptera, flowers, grid over freeze depth.
+"""Fine-tuning benchmarks: FineTuneClassifier settings on hymenoptera or flowers.
 
 Usage (from the repository root)::
 
-    python benchmarks/finetune.py hymenoptera [--repeats 3] [--uncached]
-    python benchmarks/finetune.py flowers [--per-class 20] [--test-size 500]
+    python benchmarks/finetune.py hymenoptera [--repeats 3] [--params JSON [JSON ...]]
+    python benchmarks/finetune.py flowers [--per-class 20] [--test-size 500] [--params ...]
+    ... [--show-errors] [--verbose 1] [--write-results [FILE]]
 
-The grid over ``unfreeze`` x ``lr_decay`` (flowers, cv=3) and its plot are
+Each ``--params`` value is one setting, a JSON object of FineTuneClassifier
+parameters (``{}``: the defaults); every setting is fitted with seeds
+``0 .. repeats-1`` and becomes one row of the table, so settings compared in
+one table ran back to back on the same machine. ``{"cache_activations":
+false}`` measures what frozen-prefix caching saves. On flowers the table
+starts with ``PretrainedFeatureExtractor()`` + ``LogisticRegression`` on the
+same split, for scale.
+
+hymenoptera: train (244 images) -> val (153). flowers: ``--per-class``
+images per class for training (seed 0), a ``--test-size`` random subsample of
+the rest for testing (0: all of it).
+
+Data: the folder holding ``hymenoptera/`` and ``flowers/`` that
+``sktransfer.datasets.find_data_dir`` finds (``$SKTRANSFER_DATA`` first).
+Backbone: the offline ``efficientnet_lite0`` with ImageNet weights.
+The grid over ``unfreeze`` x ``lr_decay`` and its plot are
 ``examples/finetune_grid.py``.
-
-Data: ``$SKTRANSFER_DATA`` or ``../shared/data`` (hymenoptera/, flowers/).
-Backbone: the offline ``efficientnet_lite0`` with ImageNet weights; all
-FineTuneClassifier parameters at their defaults unless stated.
 """
 
 import argparse
 import json
 import os
 import statistics
-import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+import _results
 
 
-def data_dir():
-    env = os.environ.get("SKTRANSFER_DATA")
-    for path in ([Path(env)] if env else []) + [ROOT.parent / "shared" / "data"]:
-        if (path / "hymenoptera").is_dir():
-            return path
-    sys.exit("data not found: set SKTRANSFER_DATA to the folder holding hymenoptera/ and flowers/")
+def data_folder(name):
+    from sktransfer.datasets import find_data_dir
+
+    return Path(find_data_dir(name, required=True)) / name
+
+
+def load_split(args):
+    """(X_train, y_train, X_test, y_test) of the task."""
+    from sktransfer.datasets import load_image_folder
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # hymenoptera's imageNotFound.gif is skipped
+        if args.task == "hymenoptera":
+            root = data_folder("hymenoptera")
+            X_train, y_train = load_image_folder(root / "train")
+            X_test, y_test = load_image_folder(root / "val")
+            return X_train, y_train, X_test, y_test
+        paths, labels = load_image_folder(data_folder("flowers"))
+    paths = np.asarray(paths)
+    rng = np.random.default_rng(0)
+    train = np.concatenate(
+        [rng.choice(np.flatnonzero(labels == c), args.per_class, replace=False) for c in np.unique(labels)]
+    )
+    rest = np.setdiff1d(np.arange(len(paths)), train)
+    test = rng.choice(rest, min(args.test_size, len(rest)), replace=False) if args.test_size else rest
+    return paths[train].tolist(), labels[train], paths[test].tolist(), labels[test]
 
 
 def phase_times(clf):
     """Seconds per phase (caching included) of the validated run and of the refit."""
     runs = [("", clf.history)]
     if getattr(clf, "validation_history_", None) is not None:
-        runs = [("", clf.validation_history_), ("refit_", clf.history)]
+        runs = [("", clf.validation_history_), ("refit ", clf.history)]
     out = {}
-    for prefix, hist in runs:
-        for row in hist:
-            key = f"{prefix}phase{row['phase']}_s"
+    for prefix, history in runs:
+        for row in history:
+            key = f"{prefix}phase {row['phase']}"
             out[key] = out.get(key, 0.0) + row["dur"] + row.get("cache_dur", 0.0)
-    out = {k: round(v, 1) for k, v in out.items()}
-    out["best_epoch"] = getattr(clf, "best_epoch_", None)
     return out
 
 
-def run_hymenoptera(args):
+def run_setting(params, split, args):
     from sktransfer import FineTuneClassifier
-    from sktransfer.datasets import load_image_folder
 
-    root = data_dir() / "hymenoptera"
-    results = []
-    for r in range(args.repeats):
-        t0 = time.perf_counter()
-        X_train, y_train = load_image_folder(root / "train")
-        X_val, y_val = load_image_folder(root / "val")
-        clf = FineTuneClassifier(random_state=r, verbose=args.verbose, cache_activations=not args.uncached,
-                                 **json.loads(args.params))
-        t_fit = time.perf_counter()
+    X_train, y_train, X_test, y_test = split
+    runs = []
+    for seed in range(args.repeats):
+        start = time.perf_counter()
+        clf = FineTuneClassifier(random_state=seed, verbose=args.verbose, **params)
         clf.fit(X_train, y_train)
-        fit_s = time.perf_counter() - t_fit
-        pred = clf.predict(X_val)
-        acc = float(np.mean(pred == y_val))
-        wall = time.perf_counter() - t0
-        res = {"seed": r, "val_acc": round(acc, 4), "wall_s": round(wall, 1), "fit_s": round(fit_s, 1),
-               "epochs": len(clf.history), **phase_times(clf)}
-        if args.show_errors:
-            res["errors"] = [f"{Path(p).parent.name}/{Path(p).name}" for p in np.asarray(X_val)[pred != y_val]]
-        print(json.dumps(res), flush=True)
-        results.append(res)
-    print("median val_acc", statistics.median(r["val_acc"] for r in results),
-          "median wall_s", statistics.median(r["wall_s"] for r in results))
+        fit_s = time.perf_counter() - start
+        predicted = clf.predict(X_test)
+        run = {
+            "seed": seed,
+            "accuracy": float(np.mean(predicted == np.asarray(y_test))),
+            "wall_s": time.perf_counter() - start,
+            "fit_s": fit_s,
+            "epochs": len(clf.history),
+            "best_epoch": getattr(clf, "best_epoch_", None),
+            "phases": phase_times(clf),
+            "errors": [f"{Path(p).parent.name}/{Path(p).stem}" for p in np.asarray(X_test)[predicted != y_test]],
+        }
+        print(json.dumps({k: v for k, v in run.items() if k != "errors"}, default=str), flush=True)
+        runs.append(run)
+    return runs
 
 
-def flowers_split(per_class, test_size, seed=0):
-    from sktransfer.datasets import load_image_folder
-
-    paths, labels = load_image_folder(data_dir() / "flowers")
-    paths = np.asarray(paths)
-    rng = np.random.default_rng(seed)
-    train_idx = np.concatenate([rng.choice(np.flatnonzero(labels == c), per_class, replace=False)
-                                for c in np.unique(labels)])
-    rest = np.setdiff1d(np.arange(len(paths)), train_idx)
-    test_idx = rng.choice(rest, min(test_size, len(rest)), replace=False) if test_size else rest
-    return paths[train_idx].tolist(), labels[train_idx], paths[test_idx].tolist(), labels[test_idx]
-
-
-def run_flowers(args):
+def baseline(split):
+    """Frozen features + logistic regression on the same split, for scale."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
-    from sktransfer import FineTuneClassifier, PretrainedFeatureExtractor
+    from sktransfer import PretrainedFeatureExtractor
 
-    X_tr, y_tr, X_te, y_te = flowers_split(args.per_class, args.test_size)
-    print(f"flowers: {len(X_tr)} train ({args.per_class}/class), {len(X_te)} test", flush=True)
-    t0 = time.perf_counter()
-    pipe = make_pipeline(PretrainedFeatureExtractor(), LogisticRegression(max_iter=2000)).fit(X_tr, y_tr)
-    acc = pipe.score(X_te, y_te)
-    print(json.dumps({"method": "extractor+logreg", "test_acc": round(acc, 4),
-                      "wall_s": round(time.perf_counter() - t0, 1)}), flush=True)
-    accs = []
-    for r in range(args.repeats):
-        t0 = time.perf_counter()
-        clf = FineTuneClassifier(random_state=r, verbose=args.verbose, **json.loads(args.params)).fit(X_tr, y_tr)
-        accs.append(clf.score(X_te, y_te))
-        print(json.dumps({"method": "FineTuneClassifier", "seed": r, "test_acc": round(accs[-1], 4),
-                          "wall_s": round(time.perf_counter() - t0, 1), **phase_times(clf)}), flush=True)
-    print("FineTuneClassifier median test_acc", round(statistics.median(accs), 4))
+    X_train, y_train, X_test, y_test = split
+    start = time.perf_counter()
+    pipe = make_pipeline(PretrainedFeatureExtractor(), LogisticRegression(max_iter=2000)).fit(X_train, y_train)
+    return pipe.score(X_test, y_test), time.perf_counter() - start
+
+
+def markdown(rows, split, args, base=None):
+    n_train, n_test = len(split[0]), len(split[2])
+    seeds = " / ".join(str(s) for s in range(args.repeats))
+    lines = [
+        f"{args.task}: {n_train} training images -> {n_test} test images; seeds {seeds}; "
+        "wall = fit (decoding included) + prediction, median over the seeds; phase seconds of seed 0.",
+        "",
+        f"| setting (`FineTuneClassifier(**params)`) | accuracy, seeds {seeds} | median | wall s | fit s "
+        "| epochs (best) | phase seconds |",
+        "|---|---|---:|---:|---:|---|---|",
+    ]
+    if base is not None:
+        lines.append(
+            f"| `PretrainedFeatureExtractor()` + `LogisticRegression(max_iter=2000)` (deterministic) "
+            f"| {base[0]:.4f} | {base[0]:.4f} | {base[1]:.1f} | | | |"
+        )
+    for params, runs in rows:
+        phases = ", ".join(f"{k} {v:.1f}" for k, v in runs[0]["phases"].items())
+        accuracies = " / ".join(f"{r['accuracy']:.4f}" for r in runs)
+        lines.append(
+            f"| `{json.dumps(params)}` | {accuracies} "
+            f"| {statistics.median(r['accuracy'] for r in runs):.4f} "
+            f"| {statistics.median(r['wall_s'] for r in runs):.1f} "
+            f"| {statistics.median(r['fit_s'] for r in runs):.1f} "
+            f"| {runs[0]['epochs']} ({runs[0]['best_epoch']}) | {phases} |"
+        )
+    if args.show_errors:
+        for params, runs in rows:
+            errors = ", ".join(runs[0]["errors"]) or "none"
+            lines += ["", f"Misclassified by `{json.dumps(params)}`, seed 0: {errors}."]
+    return "\n".join(lines)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("task", choices=["hymenoptera", "flowers"])
-    parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--uncached", action="store_true", help="disable frozen-prefix caching")
+    parser.add_argument("--repeats", type=int, default=1, help="seeds 0 .. repeats-1")
     parser.add_argument("--per-class", type=int, default=20)
     parser.add_argument("--test-size", type=int, default=500, help="subsample of the flowers test set (0: all)")
-    parser.add_argument("--params", default="{}", help="JSON of extra FineTuneClassifier parameters")
+    parser.add_argument("--params", nargs="+", default=["{}"], help="one JSON object of parameters per setting")
     parser.add_argument("--verbose", type=int, default=0)
-    parser.add_argument("--show-errors", action="store_true", help="list the misclassified val images")
+    parser.add_argument("--show-errors", action="store_true", help="list the misclassified test images")
+    _results.add_argument(parser)
     args = parser.parse_args()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
-    {"hymenoptera": run_hymenoptera, "flowers": run_flowers}[args.task](args)
+    settings = [json.loads(text) for text in args.params]
+    split = load_split(args)
+    base = baseline(split) if args.task == "flowers" else None
+    rows = [(params, run_setting(params, split, args)) for params in settings]
+    table = markdown(rows, split, args, base)
+    print()
+    print(table)
+    _results.write(args.write_results, f"Fine-tuning: {args.task}", table)
 
 
 if __name__ == "__main__":

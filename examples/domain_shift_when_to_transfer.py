@@ -7,13 +7,12 @@ negative transfer when the pixels are significantly better. On scikit-learn's
 
 Reuses the embeddings cached by ``benchmarks/domain_shift.py`` when present,
 otherwise embeds a small subset (about a minute on a 2-core CPU). Photos come
-from ``$SKTRANSFER_DATA/flowers`` or ``../shared/data/flowers``; without them
-only the digits part runs. The plot goes to
+from the ``flowers/`` folder that ``sktransfer.datasets.find_data_dir`` finds
+(``$SKTRANSFER_DATA`` first); without them only the digits part runs. The plot goes to
 ``examples/output/domain_shift_when_to_transfer.png``.
 Run: ``python examples/domain_shift_when_to_transfer.py``
 """
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -29,7 +28,7 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from sktransfer import PretrainedFeatureExtractor, transfer_gain  # noqa: E402
-from sktransfer.datasets import load_image_folder  # noqa: E402
+from sktransfer.datasets import find_data_dir, load_image_folder  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / "benchmarks" / ".cache"
@@ -60,13 +59,11 @@ def photo_data(per_class=40):
     if (CACHE / "flowers_clean.npz").is_file():
         data = np.load(CACHE / "flowers_clean.npz")
         return data["X"], data["y"], data["pixels"]
-    roots = [Path(os.environ["SKTRANSFER_DATA"])] if os.environ.get("SKTRANSFER_DATA") else []
-    roots.append(REPO.parent / "shared" / "data")
-    root = next((r / "flowers" for r in roots if (r / "flowers").is_dir()), None)
-    if root is None:
+    home = find_data_dir("flowers")
+    if home is None:
         print("flowers photos not found (set SKTRANSFER_DATA): skipping the photo part")
         return None
-    paths, labels = load_image_folder(root)
+    paths, labels = load_image_folder(Path(home) / "flowers")
     paths = np.asarray(paths)
     rows = np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in np.unique(labels)])
     pixels = np.stack(

@@ -1,6 +1,6 @@
 """Quickstart: an image classifier from a folder of images, in a minute on a CPU.
 
-    python examples/quickstart.py [FOLDER]
+    python examples/quickstart.py [FOLDER] [--write-results [FILE]]
 
 FOLDER holds one sub-folder per class (``FOLDER/ants/1.jpg``...), or
 ``train/`` and ``val/`` folders laid out that way. Without FOLDER the
@@ -11,10 +11,15 @@ The transferred model is a frozen ImageNet network (EfficientNet-Lite0,
 whose weights ship with the package) turning each image into 1280 numbers,
 followed by a plain LogisticRegression. The baseline without transfer is the
 same classifier on raw downscaled pixels.
+
+``--write-results`` (from a source checkout) writes the table into
+``benchmarks/RESULTS.md`` with the command, date and machine.
 """
 
+import argparse
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -28,8 +33,6 @@ from sktransfer.datasets import fetch_hymenoptera, load_image_folder
 
 def load_split(folder):
     """(train paths, train labels, test paths, test labels) from a folder."""
-    from pathlib import Path
-
     root = Path(folder)
     if (root / "train").is_dir() and (root / "val").is_dir():
         X_train, y_train = load_image_folder(root / "train")
@@ -83,7 +86,28 @@ def main(folder=None):
     print(f"{'model':<50} {'test accuracy':>13} {'wall time':>10}")
     for label, accuracy, seconds in results:
         print(f"{label:<50} {accuracy:>13.3f} {seconds:>9.1f}s")
+    return name, len(X_train), len(X_test), results
+
+
+def results_table(name, n_train, n_test, results):
+    lines = [
+        f"{name}, {n_train} training -> {n_test} test images; wall time = fit + "
+        "prediction, decoding included.",
+        "",
+        "| model | test accuracy | wall time |",
+        "|---|---:|---:|",
+    ]
+    lines += [f"| {label} | {accuracy:.3f} | {seconds:.1f} s |" for label, accuracy, seconds in results]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else None)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # RESULTS.md writer
+    import _results
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", nargs="?", default=None, help="a folder of class sub-folders")
+    _results.add_argument(parser)
+    args = parser.parse_args()
+    outcome = main(args.folder)
+    _results.write(args.write_results, "Quickstart (`make demo`)", results_table(*outcome))

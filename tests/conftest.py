@@ -1,34 +1,70 @@
-"""Shared fixtures: where the real data lives, and tiny inputs."""
+"""Shared fixtures: private cache folders, where the real data lives, tiny inputs."""
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from sktransfer.datasets import find_data_dir
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# Every variable naming a folder that the library or its dependencies write
+# into during a test run, and the sub-folder of the run's temporary folder it
+# points at instead.
+_WRITABLE_FOLDERS = {
+    "SKTRANSFER_CACHE": "sktransfer",  # exported ONNX graphs
+    "TORCH_HOME": "torch",  # torchvision weight downloads (torch.hub)
+    "MPLCONFIGDIR": "matplotlib",  # font cache
+    "XDG_CACHE_HOME": "xdg-cache",  # anything else following the XDG layout
+}
+_SAVED_ENV = pytest.StashKey()
+_CACHE_ROOT = pytest.StashKey()
 
-def shared_data_dir():
-    """The folder holding ``hymenoptera/`` and ``flowers/``, or None."""
-    env = os.environ.get("SKTRANSFER_DATA")
-    candidates = [Path(env)] if env else []
-    candidates.append(REPO_ROOT.parent / "shared" / "data")
-    for path in candidates:
-        if (path / "hymenoptera").is_dir():
-            return path
-    return None
+
+def pytest_configure(config):
+    """Point every cache at a folder of this run, before anything is imported.
+
+    A hook rather than a fixture: the docstring examples under sktransfer/ are
+    outside this folder's fixtures, and matplotlib reads its folder on import,
+    which may happen while test modules are collected.
+    """
+    root = tempfile.mkdtemp(prefix="sktransfer-tests-")
+    config.stash[_CACHE_ROOT] = root
+    config.stash[_SAVED_ENV] = {name: os.environ.get(name) for name in _WRITABLE_FOLDERS}
+    for name, folder in _WRITABLE_FOLDERS.items():
+        os.environ[name] = os.path.join(root, folder)
+
+
+def pytest_unconfigure(config):
+    for name, value in config.stash.get(_SAVED_ENV, {}).items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    if _CACHE_ROOT in config.stash:
+        shutil.rmtree(config.stash[_CACHE_ROOT], ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def cache_root(pytestconfig):
+    """The run's temporary folder holding every cache (see pytest_configure)."""
+    return Path(pytestconfig.stash[_CACHE_ROOT])
 
 
 @pytest.fixture(scope="session")
 def data_dir():
-    path = shared_data_dir()
+    """The folder holding ``hymenoptera/`` and ``flowers/`` (see find_data_dir)."""
+    path = find_data_dir("hymenoptera", "flowers")
     if path is None:
         pytest.skip(
             "real image data not found: set SKTRANSFER_DATA to a folder holding "
-            "hymenoptera/ and flowers/, or place it at ../shared/data"
+            "hymenoptera/ and flowers/ (see sktransfer.datasets.find_data_dir)"
         )
-    return path
+    return Path(path)
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ Loaders return file paths (not decoded pixels): image data sets are large,
 and :class:`~sktransfer.PretrainedFeatureExtractor` reads paths lazily.
 """
 
-from ._base import get_data_home
+from ._base import find_data_dir, get_data_home
 from ._folder import IMAGE_EXTENSIONS, load_image_folder
 from ._hymenoptera import HYMENOPTERA_URL, fetch_hymenoptera
 
@@ -12,6 +12,7 @@ __all__ = [
     "HYMENOPTERA_URL",
     "IMAGE_EXTENSIONS",
     "fetch_hymenoptera",
+    "find_data_dir",
     "get_data_home",
     "load_image_folder",
 ]

@@ -30,16 +30,94 @@ def _normalise_extensions(extensions):
     return normalised
 
 
-def _class_folder_files(class_dir):
-    """All non-hidden files under `class_dir`, recursively, sorted."""
-    found = []
-    # followlinks: a class folder assembled from symlinks is common when
-    # splitting a data set without copying it.
-    for dirpath, dirnames, filenames in os.walk(class_dir, followlinks=True):
-        dirnames[:] = sorted(name for name in dirnames if not _is_hidden(name))
-        found.extend(
-            os.path.join(dirpath, name) for name in sorted(filenames) if not _is_hidden(name)
-        )
+class _Skipped:
+    """What a folder scan left out, by reason, so each reason is reported once."""
+
+    REASONS = {
+        "extension": "file(s) whose extension is not an accepted image extension",
+        "root_file": "file(s) directly in the root folder, outside any class folder",
+        "broken_link": "broken or looping symbolic link(s)",
+        "repeated_folder": "linked folder(s) already listed (a link loop or a second link to one folder)",
+        "special": "entries that are neither files nor folders (pipes, sockets, devices)",
+    }
+
+    def __init__(self):
+        self.paths = {reason: [] for reason in self.REASONS}
+
+    def warn(self, root, extensions):
+        for reason, paths in self.paths.items():
+            if not paths:
+                continue
+            examples = ", ".join(os.path.relpath(p, root) for p in paths[:_N_SKIPPED_EXAMPLES])
+            more = ", ..." if len(paths) > _N_SKIPPED_EXAMPLES else ""
+            detail = f" ({' '.join(extensions)})" if reason == "extension" else ""
+            warnings.warn(
+                f"skipped {len(paths)} {self.REASONS[reason]}{detail} in {root}: {examples}{more}",
+                UserWarning,
+                stacklevel=3,
+            )
+
+
+def _folder_identity(path):
+    status = os.stat(path)
+    return status.st_dev, status.st_ino
+
+
+def _sorted_entries(folder):
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(entries, key=lambda entry: entry.name)
+    except OSError as exc:
+        # os.walk would skip an unreadable folder silently, losing its images.
+        raise OSError(f"cannot list the image folder {folder}: {exc}") from exc
+
+
+def _listing(folder, skipped):
+    """The sub-folder and file entries of `folder`, sorted by name.
+
+    Hidden entries are left out silently; broken links and special files are
+    left out and recorded in `skipped`.
+    """
+    subfolders, files = [], []
+    for entry in _sorted_entries(folder):
+        if _is_hidden(entry.name):
+            continue
+        # is_dir/is_file follow symbolic links: a class folder assembled from
+        # links is common when splitting a data set without copying it. A link
+        # that loops onto itself raises ELOOP here rather than answering False.
+        try:
+            if entry.is_dir():
+                subfolders.append(entry)
+                continue
+            if entry.is_file():
+                files.append(entry)
+                continue
+        except OSError:
+            pass
+        skipped.paths["broken_link" if entry.is_symlink() else "special"].append(entry.path)
+    return subfolders, files
+
+
+def _class_folder_files(class_dir, skipped):
+    """All non-hidden files under `class_dir`, at any depth, sorted by path.
+
+    Links to folders are followed, but each real folder is listed once, so a
+    link back to an ancestor cannot loop and a folder linked twice cannot
+    duplicate its images.
+    """
+    found, seen, pending = [], set(), [class_dir]
+    while pending:
+        folder = pending.pop()
+        identity = _folder_identity(folder)
+        if identity in seen:
+            skipped.paths["repeated_folder"].append(folder)
+            continue
+        seen.add(identity)
+        subfolders, files = _listing(folder, skipped)
+        found.extend(entry.path for entry in files)
+        # Depth first in name order: of two links to one folder, the first
+        # by name is the one listed.
+        pending.extend(reversed([entry.path for entry in subfolders]))
     return sorted(found)
 
 
@@ -48,10 +126,29 @@ def load_image_folder(path, *, extensions=None, return_class_names=False):
 
     The layout is the one of torchvision's ``ImageFolder``: every non-hidden
     sub-folder of `path` is a class, and every image file below it (at any
-    depth) is a sample of that class. Files whose extension is not an image
-    extension are skipped with a warning; hidden files and folders (name
-    starting with ``"."``) are ignored silently. The order is deterministic:
-    classes sorted by name, files sorted by path within a class.
+    depth) is a sample of that class. The order is deterministic: classes
+    sorted by name, files sorted by path within a class.
+
+    Unusual entries are handled as follows; nothing is left out without a
+    warning except hidden entries:
+
+    - hidden files and folders (name starting with ``"."``: ``.DS_Store``,
+      ``.ipynb_checkpoints``, ``._photo.jpg``) are ignored silently, at every
+      level, including hidden folders directly in `path`;
+    - files whose extension is not accepted (compared case-insensitively, so
+      ``.JPG`` is an image) are skipped with a warning;
+    - files directly in `path`, beside the class folders, belong to no class
+      and are skipped with a warning;
+    - symbolic links to files and to folders are followed; a path keeps the
+      link's name (the label is the folder the link sits in); each real folder
+      is listed once per class, so a link loop or a second link to the same
+      folder is skipped with a warning instead of repeating images;
+    - broken links, links that loop onto themselves, pipes, sockets and
+      devices are skipped with a warning;
+    - a class folder left with no image (empty, or only hidden or skipped
+      files) is an error naming it, as in torchvision: a class with no
+      samples is almost always a mistake in the layout;
+    - a folder that cannot be listed is an error (it is not skipped).
 
     Parameters
     ----------
@@ -81,18 +178,27 @@ def load_image_folder(path, *, extensions=None, return_class_names=False):
         If `path` is not a folder.
     ValueError
         If `path` has no class sub-folders, or a class folder holds no image.
+    OSError
+        If a folder below `path` cannot be listed.
 
     Warns
     -----
     UserWarning
-        When files were skipped because of their extension; says how many
+        Once per reason when entries were skipped (see above); says how many
         and names a few.
 
     Examples
     --------
-    >>> paths, labels = load_image_folder("hymenoptera/train")  # doctest: +SKIP
-    >>> labels[:2]  # doctest: +SKIP
-    array(['ants', 'ants'], dtype='<U4')
+    >>> import os, tempfile
+    >>> root = tempfile.mkdtemp()
+    >>> for name in ("cats/a.jpg", "cats/b.PNG", "dogs/c.jpg", "dogs/.DS_Store"):
+    ...     os.makedirs(os.path.dirname(os.path.join(root, name)), exist_ok=True)
+    ...     open(os.path.join(root, name), "wb").close()
+    >>> paths, labels = load_image_folder(root)
+    >>> [os.path.relpath(p, root) for p in paths]
+    ['cats/a.jpg', 'cats/b.PNG', 'dogs/c.jpg']
+    >>> labels.tolist()
+    ['cats', 'cats', 'dogs']
     """
     root = os.path.expanduser(os.fspath(path))
     if not os.path.exists(root):
@@ -103,26 +209,27 @@ def load_image_folder(path, *, extensions=None, return_class_names=False):
         )
     extensions = _normalise_extensions(extensions)
 
-    with os.scandir(root) as entries:
-        entries = sorted(entries, key=lambda entry: entry.name)
-    class_names = [e.name for e in entries if e.is_dir() and not _is_hidden(e.name)]
+    skipped = _Skipped()
+    class_folders, root_files = _listing(root, skipped)
+    class_names = [entry.name for entry in class_folders]
+    skipped.paths["root_file"].extend(entry.path for entry in root_files)
     if not class_names:
-        loose_files = [e.name for e in entries if e.is_file() and not _is_hidden(e.name)]
-        found = f" (it holds {len(loose_files)} file(s) directly)" if loose_files else ""
+        n_files = len(skipped.paths["root_file"])
+        found = f" (it holds {n_files} file(s) directly)" if n_files else ""
         raise ValueError(
             f"no class sub-folders in {root}{found}; expected the layout "
             f"{os.path.join(root, 'class_name', 'image.jpg')}"
         )
 
-    paths, labels, skipped, empty_classes = [], [], [], []
+    paths, labels, empty_classes = [], [], []
     for class_name in class_names:
         n_before = len(paths)
-        for file_path in _class_folder_files(os.path.join(root, class_name)):
+        for file_path in _class_folder_files(os.path.join(root, class_name), skipped):
             if file_path.lower().endswith(extensions):
                 paths.append(file_path)
                 labels.append(class_name)
             else:
-                skipped.append(file_path)
+                skipped.paths["extension"].append(file_path)
         if len(paths) == n_before:
             empty_classes.append(class_name)
 
@@ -131,15 +238,7 @@ def load_image_folder(path, *, extensions=None, return_class_names=False):
             f"class folder(s) with no image files in {root}: {empty_classes}; "
             f"accepted extensions: {' '.join(extensions)}"
         )
-    if skipped:
-        examples = ", ".join(os.path.relpath(p, root) for p in skipped[:_N_SKIPPED_EXAMPLES])
-        more = ", ..." if len(skipped) > _N_SKIPPED_EXAMPLES else ""
-        warnings.warn(
-            f"skipped {len(skipped)} file(s) in {root} whose extension is not an "
-            f"image extension ({' '.join(extensions)}): {examples}{more}",
-            UserWarning,
-            stacklevel=2,
-        )
+    skipped.warn(root, extensions)
 
     labels = np.asarray(labels, dtype=str)
     if return_class_names:

@@ -9,7 +9,7 @@ import zipfile
 import numpy as np
 from sklearn.utils import Bunch
 
-from ._base import DATA_HOME_ENV, DEFAULT_DATA_HOME, get_data_home
+from ._base import DATA_HOME_ENV, _candidate_data_homes, get_data_home
 from ._folder import load_image_folder
 
 __all__ = ["HYMENOPTERA_URL", "fetch_hymenoptera"]
@@ -48,19 +48,6 @@ Loaded from: {root}
 
 def _is_copy(folder):
     return all(os.path.isdir(os.path.join(folder, split)) for split in _SPLITS)
-
-
-def _candidate_data_homes(data_home):
-    """Data folders to search, in order, without duplicates."""
-    candidates = (data_home, os.environ.get(DATA_HOME_ENV), DEFAULT_DATA_HOME)
-    homes = []
-    for candidate in candidates:
-        if candidate is None or candidate == "":
-            continue
-        home = get_data_home(candidate)
-        if home not in homes:
-            homes.append(home)
-    return homes
 
 
 def _find_copy(homes):
@@ -137,8 +124,10 @@ def fetch_hymenoptera(
 ):
     """Load the ants-vs-bees image data set (paths and labels).
 
-    A copy is searched for, in order, in `data_home`, in the folder named by
-    the ``SKTRANSFER_DATA`` environment variable, and in ``~/sktransfer_data``.
+    A copy is searched for in the folders :func:`find_data_dir` searches:
+    `data_home`, the folder named by the ``SKTRANSFER_DATA`` environment
+    variable, ``~/sktransfer_data``, then ``../shared/data`` beside a source
+    checkout.
     A copy is a sub-folder ``hymenoptera/`` (or ``hymenoptera_data/``, the
     folder inside the PyTorch tutorial's zip) holding ``train/`` and ``val/``,
     each with ``ants/`` and ``bees/``. When there is none and

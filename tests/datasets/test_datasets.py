@@ -13,8 +13,10 @@ from sklearn.utils import Bunch
 from sktransfer.datasets import (
     HYMENOPTERA_URL,
     IMAGE_EXTENSIONS,
+    _base,
     _hymenoptera,
     fetch_hymenoptera,
+    find_data_dir,
     get_data_home,
     load_image_folder,
 )
@@ -35,6 +37,8 @@ def isolated_home(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.delenv("SKTRANSFER_DATA", raising=False)
+    # Nor the shared/data folder beside this checkout.
+    monkeypatch.setattr(_base, "_checkout_data_home", lambda: None)
     return home
 
 
@@ -109,7 +113,7 @@ def test_load_image_folder_ignores_hidden_files_and_folders(tmp_path):
 
 def test_load_image_folder_skips_non_images_with_warning(tmp_path):
     _touch(tmp_path, "a/1.jpg", "a/notes.txt", "b/2.png", "b/anim.gif")
-    with pytest.warns(UserWarning, match=r"skipped 2 file\(s\) in .* a/notes\.txt, b/anim\.gif$"):
+    with pytest.warns(UserWarning, match=r"skipped 2 file\(s\) whose extension .*: a/notes\.txt, b/anim\.gif$"):
         paths, labels = load_image_folder(tmp_path)
     assert labels.tolist() == ["a", "b"]
     assert [Path(p).name for p in paths] == ["1.jpg", "2.png"]
@@ -125,7 +129,7 @@ def test_load_image_folder_warning_lists_only_a_few_examples(tmp_path):
 
 def test_load_image_folder_custom_extensions(tmp_path):
     _touch(tmp_path, "a/1.jpg", "a/2.gif")
-    with pytest.warns(UserWarning, match=r"skipped 1 file.*\(\.gif\): a/1\.jpg"):
+    with pytest.warns(UserWarning, match=r"skipped 1 file.*\(\.gif\) in .*: a/1\.jpg"):
         paths, _ = load_image_folder(tmp_path, extensions="GIF")
     assert [Path(p).name for p in paths] == ["2.gif"]
     with warnings.catch_warnings():
@@ -353,3 +357,89 @@ def test_fetch_hymenoptera_real_counts(data_dir):
     assert (val.target == "bees").sum() == 83
     assert val.target_names.tolist() == ["ants", "bees"]
     assert all(os.path.isfile(p) for p in train.paths + val.paths)
+
+
+# ------------------------------------------------------------ find_data_dir
+
+
+def test_find_data_dir_search_order(monkeypatch, isolated_home, tmp_path):
+    arg, env, checkout = tmp_path / "arg", tmp_path / "env", tmp_path / "checkout"
+    default = isolated_home / "sktransfer_data"
+    for home in (arg, env, default, checkout):
+        (home / "flowers").mkdir(parents=True)
+    monkeypatch.setattr(_base, "_checkout_data_home", lambda: str(checkout))
+    monkeypatch.setenv("SKTRANSFER_DATA", str(env))
+    assert find_data_dir("flowers", data_home=arg) == str(arg)
+    assert find_data_dir("flowers") == str(env)
+    monkeypatch.delenv("SKTRANSFER_DATA")
+    assert find_data_dir("flowers") == str(default)
+    (default / "flowers").rmdir()
+    assert find_data_dir("flowers") == str(checkout)
+
+
+def test_find_data_dir_needs_every_name_in_one_folder(monkeypatch, isolated_home, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    (first / "flowers").mkdir(parents=True)
+    (second / "flowers").mkdir(parents=True)
+    (second / "hymenoptera").mkdir()
+    monkeypatch.setenv("SKTRANSFER_DATA", str(second))
+    assert find_data_dir("flowers", data_home=first) == str(first)
+    assert find_data_dir("flowers", "hymenoptera", data_home=first) == str(second)
+    # No names: the first folder that exists.
+    assert find_data_dir(data_home=tmp_path / "absent") == str(second)
+
+
+def test_find_data_dir_not_found(isolated_home, tmp_path):
+    assert find_data_dir("flowers", data_home=tmp_path) is None
+    with pytest.raises(FileNotFoundError) as info:
+        find_data_dir("flowers", data_home=tmp_path, required=True)
+    message = str(info.value)
+    assert str(tmp_path) in message and str(isolated_home / "sktransfer_data") in message
+    assert "SKTRANSFER_DATA" in message
+    # A file with the data set's name is not a copy.
+    (tmp_path / "flowers").write_bytes(b"")
+    assert find_data_dir("flowers", data_home=tmp_path) is None
+
+
+def test_checkout_data_home_is_beside_the_checkout(monkeypatch):
+    monkeypatch.undo()  # the real function, not the isolating stub
+    checkout = Path(_base.__file__).resolve().parents[2]
+    expected = str(checkout.parent / "shared" / "data")
+    assert (checkout / "pyproject.toml").is_file()  # the tests run from a checkout
+    assert _base._checkout_data_home() == expected
+    monkeypatch.setattr(_base, "_CHECKOUT_MARKER", "no-such-marker-file")
+    assert _base._checkout_data_home() is None
+
+
+def test_fetch_hymenoptera_searches_the_checkout_folder(monkeypatch, tmp_path, no_download):
+    _fake_hymenoptera(tmp_path / "shared_data")
+    monkeypatch.setattr(_base, "_checkout_data_home", lambda: str(tmp_path / "shared_data"))
+    paths, _ = fetch_hymenoptera(subset="val", return_X_y=True)
+    assert [Path(p).relative_to(tmp_path).as_posix() for p in paths] == [
+        "shared_data/hymenoptera/val/ants/a3.jpg",
+        "shared_data/hymenoptera/val/bees/b2.jpg",
+        "shared_data/hymenoptera/val/bees/b3.jpeg",
+    ]
+
+
+# ------------------------------------------------------------ the test run's own folders
+
+
+def test_the_test_run_writes_caches_under_its_temporary_folder(cache_root):
+    from sktransfer.feature_extraction._onnx_engine import cache_dir
+
+    assert cache_dir().is_relative_to(cache_root)
+    assert Path(os.environ["TORCH_HOME"]).is_relative_to(cache_root)
+    assert Path(os.environ["MPLCONFIGDIR"]).is_relative_to(cache_root)
+    assert not cache_root.is_relative_to(Path.home())
+
+
+@pytest.mark.real_data
+def test_real_flowers_folder_loads_without_skipping_anything(data_dir):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no root files, links or non-images skipped
+        paths, labels, class_names = load_image_folder(data_dir / "flowers", return_class_names=True)
+    assert len(paths) == 4054
+    assert class_names == sorted(set(labels.tolist())) and len(class_names) == 5
+    # No nested folders in flowers/: each image's own folder is its label.
+    assert [Path(p).parent.name for p in paths] == labels.tolist()

@@ -84,8 +84,10 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         the output; see Notes.
     image_shape : "auto" or tuple, default="auto"
         Layout of the rows of a 2-D numeric input (each row a flattened
-        image): ``(height, width)`` or ``(height, width, channels)``. See
-        Notes.
+        image): ``(height, width)`` or ``(height, width, channels)``.
+        ``"auto"`` accepts only square greyscale rows (length a perfect
+        square) and square RGB rows (three times one); any other width is
+        a ValueError. See Notes.
     verbose : int, default=0
         Show a progress bar when > 0 and there are more than 2 batches.
 
@@ -110,11 +112,17 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
     draft mode, so large JPEGs are decoded at reduced scale when that still
     leaves at least the resize size.
 
-    Rows of a numeric table are flattened images. ``image_shape="auto"``
-    reads them as square greyscale images when the row length is a square,
-    as square RGB images when a third of it is, else as one-pixel-high
-    strips. Float pixels in [0, 1] are intensities; other float ranges are
-    rescaled per image by their minimum and maximum.
+    Rows of a numeric table are flattened images, read only when their
+    layout is unambiguous: with ``image_shape="auto"`` a row whose length is
+    a perfect square is a square greyscale image, and one whose length is
+    three times a perfect square is a square RGB image (channels last). Any
+    other width raises a ValueError asking for an explicit ``image_shape``,
+    so a table of embeddings or other features passed by mistake is refused
+    rather than embedded as noise (such features belong in a classifier).
+    Float pixels in [0, 1] are intensities; other float ranges are rescaled
+    per image by their minimum and maximum. An estimator fitted on a table
+    keeps expecting tables of the same width (``n_features_in_``) and says
+    so when given images.
 
     A cached graph whose bytes do not match the checksum in its file name
     (truncated, altered) is exported again with a warning; a cache folder

@@ -18,7 +18,7 @@ from skorch.dataset import ValidSplit
 from torch import nn
 
 from sktransfer import FineTuneClassifier, ImageLoadError
-from sktransfer.finetune._schedule import FineTuneNetwork, param_groups, set_trainable
+from sktransfer.finetune._network import FineTuneNetwork, param_groups, set_trainable
 from sktransfer.backbones import Backbone, Preprocessing
 from sktransfer.backbones._base import Lambda, global_avg
 
@@ -338,7 +338,7 @@ def test_grid_clones_share_decoded_images_and_activations(data, tmp_path, monkey
     from PIL import Image
     from sklearn.base import clone
 
-    from sktransfer.finetune._data import FIT_MEMO
+    from sktransfer.finetune._activation_cache import FIT_MEMO
 
     X, y = data
     paths = []
@@ -352,13 +352,16 @@ def test_grid_clones_share_decoded_images_and_activations(data, tmp_path, monkey
     second = clone(first).set_params(unfreeze=2).fit(paths, y)
     # The decoded images and the frozen prefix activations came from the first fit.
     assert FIT_MEMO.hits >= 2
-    monkeypatch.setattr(FIT_MEMO, "max_entries", 0)  # nothing shared from here on
+    monkeypatch.setattr(FIT_MEMO, "max_bytes", 0)  # nothing shared from here on
     FIT_MEMO.clear()
     alone = clone(second).fit(paths, y)
     assert FIT_MEMO.hits == 0
     np.testing.assert_allclose(second.predict_proba(paths), alone.predict_proba(paths), atol=1e-6)
     # A fit continuing from trained weights must not take pretrained activations.
-    assert second._memo_key(paths) is None
+    from sktransfer.finetune._activation_cache import shared_key
+
+    assert shared_key(second.module_, lambda: ("tiny_convnet", None), paths) is None
+    assert shared_key(clone(second).set_params(classes=["ant", "bee"]).initialize().module_, lambda: ("tiny_convnet", None), paths) is not None
 
 
 def test_augment_light_and_callable(tiny_backbone, data):

@@ -166,7 +166,7 @@ FIT_MEMO = FitMemo(
 )
 
 
-def set_fit_memo_limit(max_bytes=None, *, idle_seconds=None):
+def set_fit_memo_limit(max_bytes=None, idle_seconds=None):
     """Bound the memory fits share: total bytes, and how long unused entries stay.
 
     :class:`~sktransfer.FineTuneClassifier` fits on the same image files (the

@@ -546,10 +546,10 @@ class FineTuneClassifier(ImageInputMixin, LabelEncodingMixin, DevicePrecisionMix
             self.interrupted_ = True
             raise
 
-    def _warn_interrupted(self, what):
+    def _warn_interrupted(self, what, outcome="the model keeps what it trained"):
         warnings.warn(
             f"{type(self).__name__}: {what} was interrupted after {len(self.history)} epoch(s); "
-            "the model keeps what it trained (interrupted_=True, no refit)",
+            f"{outcome} (interrupted_=True, no refit reported)",
             UserWarning,
             stacklevel=3,
         )
@@ -579,10 +579,10 @@ class FineTuneClassifier(ImageInputMixin, LabelEncodingMixin, DevicePrecisionMix
             self.validating_ = True
             self.initialize_callbacks()
         if self.interrupted_:
+            self._warn_interrupted("the refit", "the model is the validated run's, trained without the held-out split")
             self.history, self.module_ = validated["history"], validated["module"]
             self.initialize_optimizer()
             self.optimizer_.load_state_dict(validated["optimizer"])
-            self._warn_interrupted("the refit")
             return
         self.validation_history_, self.best_epoch_ = validated["history"], epochs
 

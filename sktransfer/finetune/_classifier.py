@@ -14,60 +14,29 @@ from __future__ import annotations
 
 import copy
 import os
-import warnings
 from contextlib import contextmanager, nullcontext
 from numbers import Integral, Real
 from typing import ClassVar
 
-import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 from skorch import NeuralNetClassifier
-from skorch.dataset import ValidSplit
-from skorch.utils import is_dataset, to_device
 from torch import nn
-from torch.utils.data import Subset
 
 from ..backbones import OFFLINE_BACKBONE, get_backbone
-from ..backbones._weights import weights_identity
-from ..image._batch_decoder import BatchDecoder, resolve_num_workers
 from ..image._validation import ImageInputMixin
 from ..utils._device import resolve_device
-from ._activation_cache import leave, mark_pretrained, route, shared_key
+from ._activation_cache import leave, mark_pretrained, route
 from ._callbacks import default_callbacks
-from ._datasets import LightAugment, TrainingDataset, decode_training_images
+from ._datasets import ImageDataMixin, TrainingDataset, reject_user_dataset
 from ._labels import LabelEncodingMixin
 from ._network import FineTuneNetwork, param_groups, resolve_unfreeze, set_trainable, suffix_start
 from ._precision import DevicePrecisionMixin
 from ._probe import probe_head
+from ._validation import _DEFAULT_TRAIN_SPLIT, ValidationMixin
 
 __all__ = ["FineTuneClassifier"]
-
-
-class AutoValidSplit(ValidSplit):
-    """skorch's ``ValidSplit(5, stratified=True)``, the default ``train_split``.
-
-    Being the default (not a split the user chose), it gives way when a class
-    has fewer images than folds: the fit then trains without validation.
-    """
-
-    def __init__(self, cv=5, stratified=True, random_state=None):
-        super().__init__(cv, stratified=stratified, random_state=random_state)
-
-
-_DEFAULT_TRAIN_SPLIT = AutoValidSplit()
-
-
-def _reject_user_dataset(X, method):
-    # Datasets of our own (the validation split) pass; a user's does not:
-    # its items would bypass the image checks, decoding and label encoding.
-    if is_dataset(X) and not isinstance(X, TrainingDataset):
-        raise TypeError(
-            f"FineTuneClassifier.{method} takes images (paths, PIL images, arrays, a 4-D array or "
-            f"tensor, a pandas Series) and labels, not a torch Dataset ({type(X).__name__}); "
-            "pass the images and labels the dataset holds"
-        )
 
 
 @contextmanager
@@ -82,7 +51,9 @@ def _local_rng(random_state, device):
         yield
 
 
-class FineTuneClassifier(ImageInputMixin, LabelEncodingMixin, DevicePrecisionMixin, NeuralNetClassifier):
+class FineTuneClassifier(
+    ImageInputMixin, LabelEncodingMixin, ImageDataMixin, ValidationMixin, DevicePrecisionMixin, NeuralNetClassifier
+):
     """Fine-tune a pretrained image network: head first, then the last layer groups.
 
     Training runs in two phases. In phase 1 (``head_epochs`` epochs) the
@@ -396,32 +367,6 @@ class FineTuneClassifier(ImageInputMixin, LabelEncodingMixin, DevicePrecisionMix
 
     # ------------------------------------------------------------------ data
 
-    def check_data(self, X, y=None):
-        # Classes are set from the original labels in fit/partial_fit; skorch's
-        # version would overwrite them with the encoded ones.
-        pass
-
-    def get_params_for(self, prefix):
-        params = super().get_params_for(prefix)
-        if prefix == "iterator_train":
-            # Shuffle training batches unless told otherwise (skorch does not).
-            params.setdefault("shuffle", True)
-        return params
-
-    def get_split_datasets(self, X, y=None, **fit_params):
-        if not self._holds_out_validation():
-            return self._view(self.get_dataset(X, y), train=True), None
-        dataset_train, dataset_valid = super().get_split_datasets(X, y, **fit_params)
-        return self._view(dataset_train, train=True), self._view(dataset_valid, train=False)
-
-    @staticmethod
-    def _view(dataset, train):
-        if isinstance(dataset, TrainingDataset):
-            return dataset.view(np.arange(len(dataset)), train)
-        if isinstance(dataset, Subset) and isinstance(dataset.dataset, TrainingDataset):
-            return dataset.dataset.view(dataset.indices, train)
-        return dataset
-
     def _checked_inputs(self, X, y, *, new_fit):
         """The checked image items and the labels as class indices.
 
@@ -434,44 +379,6 @@ class FineTuneClassifier(ImageInputMixin, LabelEncodingMixin, DevicePrecisionMix
         if new_fit:
             self.validating_ = self._validation_possible(y_encoded)
         return items, y_encoded
-
-    def _validation_possible(self, y_encoded):
-        """Whether ``train_split`` can hold out a split; warns once when the default gives way."""
-        if self.train_split is None:
-            return False
-        if not isinstance(self.train_split, AutoValidSplit):
-            return True
-        smallest = int(np.bincount(y_encoded).min())
-        if smallest >= self.train_split.cv:
-            return True
-        warnings.warn(
-            f"{type(self).__name__}: the smallest class has {smallest} image(s), fewer than the "
-            f"{self.train_split.cv} the default validation split (5 stratified folds) needs; training on "
-            f"all images for max_epochs={self.max_epochs} epochs without validation (no early stopping, "
-            "no refit). Pass train_split=None to silence this.",
-            UserWarning,
-            stacklevel=3,
-        )
-        return False
-
-    def _holds_out_validation(self):
-        return self.train_split is not None and getattr(self, "validating_", True)
-
-    def _training_dataset(self, items, y_encoded):
-        """The training images, decoded once, with their class indices."""
-        augment = None
-        if self.augment == "light":
-            augment = LightAugment(self.module_.backbone.preprocessing.crop_size)
-        elif self.augment is not None:
-            augment = self.augment
-        images = decode_training_images(
-            items,
-            self.module_.backbone.preprocessing,
-            augment=augment,
-            num_workers=resolve_num_workers(self.num_workers),
-            memo_key=shared_key(self.module_, lambda: weights_identity(self.model, self.weights), items),
-        )
-        return TrainingDataset(images, y_encoded)
 
     # -------------------------------------------------------------- training
 
@@ -498,7 +405,7 @@ class FineTuneClassifier(ImageInputMixin, LabelEncodingMixin, DevicePrecisionMix
         self
         """
         self._validate_own_params()
-        _reject_user_dataset(X, "fit")
+        reject_user_dataset(X, "fit")
         fresh = not (self.warm_start and self.initialized_)
         seed = self.random_state if fresh else None
         self.interrupted_ = False
@@ -519,7 +426,7 @@ class FineTuneClassifier(ImageInputMixin, LabelEncodingMixin, DevicePrecisionMix
 
     def partial_fit(self, X, y=None, classes=None, **fit_params):
         """Continue training for ``max_epochs`` epochs (initialising if needed)."""
-        _reject_user_dataset(X, "partial_fit")
+        reject_user_dataset(X, "partial_fit")
         new_fit = not self.initialized_
         items, y_encoded = self._checked_inputs(X, y, new_fit=new_fit)
         if new_fit:
@@ -532,68 +439,11 @@ class FineTuneClassifier(ImageInputMixin, LabelEncodingMixin, DevicePrecisionMix
 
     def _train(self, dataset, y_encoded, *args, **fit_params):
         try:
-            super().partial_fit(dataset, y_encoded, *args, **fit_params)
+            with self._skorch_sees_resolved_device():  # skorch's callbacks read net.device
+                super().partial_fit(dataset, y_encoded, *args, **fit_params)
         finally:
             # Also when an exception escapes skorch (on_train_end not called).
             leave(self.module_)
-
-    def fit_loop(self, X, y=None, epochs=None, **fit_params):
-        try:
-            return super().fit_loop(X, y, epochs=epochs, **fit_params)
-        except KeyboardInterrupt:
-            # skorch's partial_fit swallows it (the run keeps what it
-            # trained); remember it so that no refit is reported.
-            self.interrupted_ = True
-            raise
-
-    def _warn_interrupted(self, what, outcome="the model keeps what it trained"):
-        warnings.warn(
-            f"{type(self).__name__}: {what} was interrupted after {len(self.history)} epoch(s); "
-            f"{outcome} (interrupted_=True, no refit reported)",
-            UserWarning,
-            stacklevel=3,
-        )
-
-    def _refit_on_all(self, dataset, y_encoded, **fit_params):
-        """Train again from the pretrained weights on all data, for the best run's epochs.
-
-        Like scikit-learn's ``refit``: the validation split chose the number
-        of epochs (the best validation loss when early stopping is on, else
-        every epoch run), and the images it held out now train too. The
-        decoded images and the frozen prefix's activations are reused. An
-        interrupted refit restores the validated run's model.
-        """
-        epochs = self._epochs_to_refit()
-        if epochs is None:
-            return
-        validated = copy.deepcopy(
-            {"history": self.history, "module": self.module_, "optimizer": self.optimizer_.state_dict()}
-        )
-        self.validating_ = False
-        try:
-            if self.random_state is not None:
-                torch.manual_seed(self.random_state)
-            self.initialize()
-            self._train(dataset, y_encoded, epochs=epochs, **fit_params)
-        finally:
-            self.validating_ = True
-            self.initialize_callbacks()
-        if self.interrupted_:
-            self._warn_interrupted("the refit", "the model is the validated run's, trained without the held-out split")
-            self.history, self.module_ = validated["history"], validated["module"]
-            self.initialize_optimizer()
-            self.optimizer_.load_state_dict(validated["optimizer"])
-            return
-        self.validation_history_, self.best_epoch_ = validated["history"], epochs
-
-    def _epochs_to_refit(self):
-        """Epochs the validated run recommends, or None when nothing was validated."""
-        losses = [row.get("valid_loss") for row in self.history]
-        if not losses or any(loss is None for loss in losses):
-            return None
-        if self.patience is None:
-            return len(losses)
-        return int(np.argmin(losses)) + 1
 
     def enter_phase(self, phase, datasets):
         """Freeze for ``phase`` (1: head only, 2: last groups too) and cache what is frozen.
@@ -628,27 +478,10 @@ class FineTuneClassifier(ImageInputMixin, LabelEncodingMixin, DevicePrecisionMix
         # ``classes`` parameter for a resume through load_params).
         return bool(self.initialized_) and (self.classes is not None or hasattr(self, "classes_inferred_"))
 
-    def forward_iter(self, X, training=False, device="cpu"):
-        if is_dataset(X):  # the validation split, during fit
-            yield from super().forward_iter(X, training=training, device=device)
-            return
-        # Images to predict on: decode in threads ahead of the network (the
-        # extractor's decoder) rather than one image at a time in a Dataset.
-        items = self._validate_images(X, reset=False)
-        crop = self.module_.backbone.preprocessing.pil_transform()
-        batch_size = self.get_params_for("iterator_valid").get("batch_size", self.batch_size)
-        decoder = BatchDecoder(
-            items, crop, batch_size=batch_size, num_workers=resolve_num_workers(self.num_workers),
-            draft_size=crop.draft_size,
-        )
-        for _, images, _ in decoder:
-            yp = self.evaluation_step((images, None), training=training)
-            yield to_device(yp, device=device)
-
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes), rows summing to 1."""
         check_is_fitted(self)
-        _reject_user_dataset(X, "predict_proba")
+        reject_user_dataset(X, "predict_proba")
         return super().predict_proba(X)
 
     def predict(self, X):

@@ -10,7 +10,9 @@ once per ``fit`` and keeps the result in memory:
   centre crop of such an image *is* the evaluation crop.
 
 The frozen prefix's activations on top of that live in
-:mod:`._activation_cache`.
+:mod:`._activation_cache`. :class:`ImageDataMixin` holds the skorch data
+hooks: training images become a :class:`TrainingDataset`, images to predict
+on are decoded in threads ahead of the network.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 from PIL import Image
+from skorch.utils import is_dataset, to_device
 from torch.utils.data import Dataset
 
-from ..image._batch_decoder import decode_all, item_source
-from ..image._decode import load_image
+from ..backbones._weights import weights_identity
+from ..image._batch_decoder import BatchDecoder, decode_all, resolve_num_workers
 from ..image._transforms import ResizeCenterCrop, pil_to_chw
-from ._activation_cache import FIT_MEMO, ActivationCache
+from ._activation_cache import FIT_MEMO, ActivationCache, shared_key
 
 
 class LightAugment:
@@ -184,17 +187,65 @@ class TrainingDataset(Dataset):
         return TrainingDataset(self.images, self.y, self.indices[np.asarray(indices)], train)
 
 
-class PredictionDataset(Dataset):
-    """Images decoded lazily, one per item, with the evaluation crop."""
+def reject_user_dataset(X, method):
+    # Datasets of our own (the validation split) pass; a user's does not:
+    # its items would bypass the image checks, decoding and label encoding.
+    if is_dataset(X) and not isinstance(X, TrainingDataset):
+        raise TypeError(
+            f"FineTuneClassifier.{method} takes images (paths, PIL images, arrays, a 4-D array or "
+            f"tensor, a pandas Series) and labels, not a torch Dataset ({type(X).__name__}); "
+            "pass the images and labels the dataset holds"
+        )
 
-    def __init__(self, items, preprocessing):
-        self.items = items
-        self.crop = preprocessing.pil_transform()
 
-    def __len__(self):
-        return len(self.items)
+class ImageDataMixin:
+    """skorch's data hooks for images: training datasets, threaded decoding at prediction.
 
-    def __getitem__(self, i):
-        item = self.items[i]
-        img = load_image(item, source=item_source(item, i), draft_size=self.crop.draft_size)
-        return self.crop(img), torch.tensor(0)
+    The host is a skorch net with ``module_`` a :class:`FineTuneNetwork`, and
+    the parameters ``augment``, ``num_workers``, ``model`` and ``weights``.
+    """
+
+    def check_data(self, X, y=None):
+        # Classes are set from the original labels in fit/partial_fit; skorch's
+        # version would overwrite them with the encoded ones.
+        pass
+
+    def get_params_for(self, prefix):
+        params = super().get_params_for(prefix)
+        if prefix == "iterator_train":
+            # Shuffle training batches unless told otherwise (skorch does not).
+            params.setdefault("shuffle", True)
+        return params
+
+    def _training_dataset(self, items, y_encoded):
+        """The training images, decoded once, with their class indices."""
+        augment = None
+        if self.augment == "light":
+            augment = LightAugment(self.module_.backbone.preprocessing.crop_size)
+        elif self.augment is not None:
+            augment = self.augment
+        images = decode_training_images(
+            items,
+            self.module_.backbone.preprocessing,
+            augment=augment,
+            num_workers=resolve_num_workers(self.num_workers),
+            memo_key=shared_key(self.module_, lambda: weights_identity(self.model, self.weights), items),
+        )
+        return TrainingDataset(images, y_encoded)
+
+    def forward_iter(self, X, training=False, device="cpu"):
+        if is_dataset(X):  # the validation split, during fit
+            yield from super().forward_iter(X, training=training, device=device)
+            return
+        # Images to predict on: decode in threads ahead of the network (the
+        # extractor's decoder) rather than one image at a time in a Dataset.
+        items = self._validate_images(X, reset=False)
+        crop = self.module_.backbone.preprocessing.pil_transform()
+        batch_size = self.get_params_for("iterator_valid").get("batch_size", self.batch_size)
+        decoder = BatchDecoder(
+            items, crop, batch_size=batch_size, num_workers=resolve_num_workers(self.num_workers),
+            draft_size=crop.draft_size,
+        )
+        for _, images, _ in decoder:
+            yp = self.evaluation_step((images, None), training=training)
+            yield to_device(yp, device=device)

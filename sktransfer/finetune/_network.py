@@ -43,7 +43,21 @@ class FineTuneNetwork(nn.Module):
     input_start : str or None
         What ``forward`` receives: None for uint8 image batches, a trunk
         group name for the input of that group, ``"pre_logits"`` for pooled
-        features, ``"head"`` for the embedding (cached activations).
+        features, ``"head"`` for the embedding (cached activations); set
+        only through ``_activation_cache.enter``/``leave``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sktransfer.backbones import get_backbone
+    >>> from sktransfer.finetune import FineTuneNetwork
+    >>> net = FineTuneNetwork(get_backbone("tiny_convnet", weights=None), n_classes=3).eval()
+    >>> images = torch.zeros(2, 3, 32, 32, dtype=torch.uint8)
+    >>> net(images).shape
+    torch.Size([2, 3])
+    >>> embedding = net.forward_between(images, None, "head")
+    >>> torch.allclose(net.forward_suffix(embedding, "head"), net(images))
+    True
     """
 
     def __init__(self, backbone, n_classes, dropout=0.2, batchnorm="frozen"):
@@ -55,9 +69,11 @@ class FineTuneNetwork(nn.Module):
         self.input_start = None
 
     def positions(self):
-        """Where a tensor can enter, in forward order (see ``input_start``)."""
-        # Where a tensor can enter: None (uint8 images), each trunk group's
-        # input, the pooled features ("pre_logits"), the embedding ("head").
+        """Where a tensor can enter, in forward order (see ``input_start``).
+
+        None (uint8 images), each trunk group's input, the pooled features
+        (``"pre_logits"``), the embedding (``"head"``).
+        """
         return [None, *self.backbone.group_names, "pre_logits", HEAD]
 
     def forward_between(self, x, start, end):

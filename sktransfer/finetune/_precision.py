@@ -5,9 +5,9 @@ The ``device`` parameter may be ``"auto"``; it is resolved once per
 is never rewritten (a concurrent ``get_params`` or ``predict_proba`` must not
 see a half-set value). The forward pass and the loss move their tensors to
 ``device_`` themselves. skorch still reads ``self.device`` when it moves the
-module and criterion (``initialize``) and when it loads parameters: only
-there, and only in the calling thread (a context variable), does
-``self.device`` read as the resolved device.
+module and criterion (``initialize``), in its callbacks during training, and
+when it loads parameters: only there, and only in the calling thread (a
+context variable), does ``self.device`` read as the resolved device.
 
 Mixed precision: the forward pass runs under ``torch.autocast`` with the
 ``dtype`` parameter (weights, optimizer state, loss and outputs stay float32);

@@ -15,7 +15,6 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 from skorch.callbacks import Callback
 from skorch.dataset import ValidSplit
-from torch import nn
 
 from sktransfer import FineTuneClassifier, ImageLoadError
 from sktransfer.finetune._network import FineTuneNetwork, param_groups, set_trainable

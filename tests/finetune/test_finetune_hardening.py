@@ -167,11 +167,27 @@ def test_concurrent_predict_proba_with_auto_device(tiny_backbone, data):
     assert clf.get_params()["device"] == "auto"
 
 
-def test_device_auto_resolved_into_device_(fitted, tiny_backbone, data):
+class _RecordDevice(Callback):
+    """What skorch's callbacks see as net.device during training."""
+
+    def __init__(self):
+        self.seen = set()
+
+    def on_epoch_end(self, net, **kwargs):
+        self.seen.add(net.device)
+
+
+def test_device_auto_resolved_into_device_(tiny_backbone, data):
     X, y = data
-    clf = make_clf(tiny_backbone, device="auto", max_epochs=1)
+    rec = _RecordDevice()
+    # A validated run with a refit: skorch's scoring callbacks move cached
+    # predictions to net.device.
+    clf = make_clf(tiny_backbone, device="auto", max_epochs=2, train_split=ValidSplit(4, stratified=True),
+                   callbacks=[("rec", rec)])
     assert not hasattr(clf, "device_")
     clf.fit(X, y)
+    assert clf.best_epoch_ is not None and "valid_acc" in clf.validation_history_[-1]
+    assert rec.seen == {str(clf.device_)}
     assert clf.device_ == torch.device("cpu") and clf.device == "auto"
     assert clone(clf).device == "auto"
 

@@ -170,8 +170,9 @@ def test_concurrent_predict_proba_with_auto_device(tiny_backbone, data):
 class _RecordDevice(Callback):
     """What skorch's callbacks see as net.device during training."""
 
-    def __init__(self):
-        self.seen = set()
+    def __init__(self, seen=None):
+        # A parameter: skorch clones callbacks, the record must survive it.
+        self.seen = set() if seen is None else seen
 
     def on_epoch_end(self, net, **kwargs):
         self.seen.add(net.device)

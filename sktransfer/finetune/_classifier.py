@@ -296,12 +296,14 @@ class FineTuneClassifier(
     def set_params(self, **params):
         """Set parameters, checked before anything uses them.
 
-        On a fitted net, ``lr`` and ``lr_decay`` go straight into the
-        optimizer's param groups (the per-group decay kept); an invalid value
-        raises ``InvalidParameterError`` and changes nothing.
+        Before fit they are stored, as scikit-learn expects, and checked by
+        ``fit``. On a fitted net, where ``lr`` and ``lr_decay`` go straight
+        into the optimizer's param groups (the per-group decay kept), they
+        are checked first: an invalid value raises ``InvalidParameterError``
+        and changes nothing.
         """
-        own = {key: value for key, value in params.items() if key in self._parameter_constraints}
-        self._validate_own_params(own)
+        if self.initialized_:
+            self._validate_own_params({k: v for k, v in params.items() if k in self._parameter_constraints})
         resolving = self._skorch_sees_resolved_device() if hasattr(self, "device_") else nullcontext()
         with resolving:  # a re-initialised module is moved to device_
             super().set_params(**params)

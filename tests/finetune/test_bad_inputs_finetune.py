@@ -126,8 +126,10 @@ ROWS = [
     # --- parameters ---
     ("set-params-lr-decay-fitted", lambda c: _set_params_fitted(c, lr_decay=2.0), (InvalidParameterError, "lr_decay")),
     ("set-params-lr-negative-fitted", lambda c: _set_params_fitted(c, lr=-1.0), (InvalidParameterError, "'lr'")),
-    ("set-params-unfreeze-string", lambda c: _fresh(c).set_params(unfreeze="most"), (InvalidParameterError, "unfreeze")),
-    ("set-params-dtype", lambda c: _fresh(c).set_params(dtype="float64"), (InvalidParameterError, "dtype")),
+    ("set-params-unfreeze-string-fitted", lambda c: _set_params_fitted(c, unfreeze="most"),
+     (InvalidParameterError, "unfreeze")),
+    ("set-params-dtype-checked-at-fit", lambda c: _fresh(c).set_params(dtype="float64").fit(c.X, c.y),
+     (InvalidParameterError, "dtype")),
     ("unfreeze-too-large", lambda c: _fresh(c, unfreeze=4).fit(c.X, c.y), (ValueError, "unfreeze=4 but tiny has only 3")),
     ("device-nonsense", lambda c: _fresh(c, device="nonsense").fit(c.X, c.y), (ValueError, "not a valid torch device")),
     ("fit-memo-negative-bound", lambda c: set_fit_memo_limit(-5), (ValueError, "max_bytes must be >= 0")),

@@ -6,6 +6,7 @@ __getattr__, __dir__, __all__ = attach(
     __name__,
     {
         "FineTuneClassifier": "._classifier",
-        "FineTuneNetwork": "._schedule",
+        "FineTuneNetwork": "._network",
+        "set_fit_memo_limit": "._activation_cache",
     },
 )

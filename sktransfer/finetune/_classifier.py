@@ -5,78 +5,55 @@ train a new head on it, (3) unfreeze the last layer groups, (4) train them
 with the head at a low learning rate, (5) earlier groups slower than later
 ones. It is a skorch ``NeuralNetClassifier``, so callbacks, ``history``,
 ``train_split``, ``optimizer__*``, ``warm_start`` and ``save_params`` work as
-skorch users expect.
+skorch users expect. This module orchestrates; the network, callbacks,
+probe, datasets, activation cache, labels and device/precision each live in
+their own module. Only skorch's public hooks are used.
 """
 
 from __future__ import annotations
 
 import copy
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from numbers import Integral, Real
 from typing import ClassVar
 
-import numpy as np
 import torch
-from sklearn.exceptions import NotFittedError
-from sklearn.utils._param_validation import (
-    Interval,
-    StrOptions,
-    validate_parameter_constraints,
-)
-from sklearn.utils.validation import column_or_1d
+from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 from skorch import NeuralNetClassifier
-from skorch.callbacks import EarlyStopping, EpochScoring
-from skorch.dataset import ValidSplit, unpack_data
-from skorch.utils import is_dataset, to_device
 from torch import nn
-from torch.utils.data import Subset
 
+from ..backbones import OFFLINE_BACKBONE, get_backbone
 from ..image._validation import ImageInputMixin
 from ..utils._device import resolve_device
-from ._data import (
-    ActivationCache,
-    LightAugment,
-    PredictionDataset,
-    TrainingDataset,
-    decode_training_images,
-    paths_key,
-)
+from ._activation_cache import leave, mark_pretrained, route
+from ._callbacks import default_callbacks
+from ._datasets import ImageDataMixin, TrainingDataset, reject_user_dataset
 from ._labels import LabelEncodingMixin
-from ._schedule import (
-    HEAD,
-    CosineDecay,
-    FineTuneNetwork,
-    PhaseSwitch,
-    fit_linear_probe,
-    param_groups,
-    resolve_unfreeze,
-    set_trainable,
-    suffix_start,
-)
-from ..image._batch_decoder import BatchDecoder, resolve_num_workers
-from ..backbones._weights import weights_identity
-from ..backbones import OFFLINE_BACKBONE, get_backbone
+from ._network import FineTuneNetwork, param_groups, resolve_unfreeze, set_trainable, suffix_start
+from ._precision import DevicePrecisionMixin
+from ._probe import probe_head
+from ._validation import _DEFAULT_TRAIN_SPLIT, ValidationMixin
 
 __all__ = ["FineTuneClassifier"]
 
 
-# skorch's own default: the first of 5 stratified folds is the validation set.
-_DEFAULT_TRAIN_SPLIT = ValidSplit(5, stratified=True)
+@contextmanager
+def _local_rng(random_state, device):
+    """Seed torch's generators with ``random_state`` within, restoring the caller's state after."""
+    if random_state is None:
+        yield
+        return
+    cuda = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda, device_type="cuda"):
+        torch.manual_seed(random_state)
+        yield
 
 
-def _valid_accuracy(net, X, y):
-    # The nets's predict maps to the original labels; the validation
-    # dataset holds encoded ones, so compare indices.
-    return float(np.mean(net.predict_proba(X).argmax(axis=1) == np.asarray(y)))
-
-
-def _set_group_lrs(net, key, value):
-    setattr(net, key, value)
-    net.apply_learning_rates()
-
-
-class FineTuneClassifier(ImageInputMixin, LabelEncodingMixin, NeuralNetClassifier):
+class FineTuneClassifier(
+    ImageInputMixin, LabelEncodingMixin, ImageDataMixin, ValidationMixin, DevicePrecisionMixin, NeuralNetClassifier
+):
     """Fine-tune a pretrained image network: head first, then the last layer groups.
 
     Training runs in two phases. In phase 1 (``head_epochs`` epochs) the
@@ -150,10 +127,12 @@ class FineTuneClassifier(ImageInputMixin, LabelEncodingMixin, NeuralNetClassifie
     class_weight : None, "balanced" or dict, default=None
         Weights of the classes in the loss, as in scikit-learn.
     random_state : int or None, default=None
-        Seeds torch's global generator at the start of ``fit`` (weights of
-        the head, shuffling, dropout, augmentation).
+        Makes ``fit`` reproducible (weights of the head, shuffling, dropout,
+        augmentation): the fit draws from torch's generator seeded with it,
+        and the caller's global generator state is restored afterwards.
     device : str or torch.device, default="auto"
-        ``"auto"`` picks cuda, then mps, then cpu.
+        ``"auto"`` picks cuda, then mps, then cpu (resolved at fit into
+        ``device_``; the parameter stays ``"auto"``).
     dtype : {"float32", "float16", "bfloat16"}, default="float32"
         Mixed precision: the network's forward pass runs under
         ``torch.autocast`` with this dtype (weights, optimizer state, loss
@@ -176,7 +155,9 @@ class FineTuneClassifier(ImageInputMixin, LabelEncodingMixin, NeuralNetClassifie
     **kwargs
         Any other skorch ``NeuralNetClassifier`` parameter: ``criterion``
         (default ``CrossEntropyLoss``), ``optimizer`` (default ``AdamW``),
-        ``train_split`` (default ``ValidSplit(5, stratified=True)``),
+        ``train_split`` (default ``ValidSplit(5, stratified=True)``; when a
+        class has fewer than 5 images, the default trains on all images for
+        ``max_epochs`` epochs without validation, with one warning),
         ``callbacks``, ``warm_start``, ``verbose``, ``optimizer__*``,
         ``iterator_train__*``, ``module__dropout`` (head dropout, 0.2)...
 
@@ -195,7 +176,16 @@ class FineTuneClassifier(ImageInputMixin, LabelEncodingMixin, NeuralNetClassifie
     validation_history_ : skorch History or None
         The validated run's history when the model was refit, else None.
     best_epoch_ : int or None
-        The number of epochs the refit trained for (None without refit).
+        The number of epochs the refit trained for (None without refit, or
+        when the refit was interrupted).
+    device_ : torch.device
+        The device the network runs on (``device`` resolved).
+    validating_ : bool
+        Whether the fit held out a validation split.
+    interrupted_ : bool
+        Whether the last ``fit`` was interrupted (KeyboardInterrupt). As in
+        skorch, an interrupted run keeps what it trained; an interrupted
+        refit keeps the validated run's model instead, and warns.
 
     Examples
     --------
@@ -295,41 +285,49 @@ class FineTuneClassifier(ImageInputMixin, LabelEncodingMixin, NeuralNetClassifie
             **kwargs,
         )
 
-    # ----------------------------------------------------------------- set-up
+    # ------------------------------------------------------------ parameters
 
-    def _validate_own_params(self):
-        params = {key: getattr(self, key) for key in self._parameter_constraints}
-        validate_parameter_constraints(self._parameter_constraints, params, caller_name=type(self).__name__)
+    def _validate_own_params(self, params=None):
+        if params is None:
+            params = {key: getattr(self, key) for key in self._parameter_constraints}
+        constraints = {key: self._parameter_constraints[key] for key in params}
+        validate_parameter_constraints(constraints, params, caller_name=type(self).__name__)
 
-    @contextmanager
-    def _resolved_device(self):
-        """Run with ``self.device`` set to a real device when it is ``"auto"``."""
-        requested = self.device
-        if not (isinstance(requested, str) and requested == "auto"):
-            yield
-            return
-        self.device = str(resolve_device("auto"))
-        try:
-            yield
-        finally:
-            self.device = requested
+    def set_params(self, **params):
+        """Set parameters, checked before anything uses them.
 
-    @property
-    def _default_callbacks(self):
-        callbacks = [(name, cb) for name, cb in super()._default_callbacks if name != "valid_acc"]
-        callbacks.insert(0, ("phase_switch", PhaseSwitch()))
-        callbacks.insert(1, ("lr_schedule", CosineDecay()))
-        # Insert validation accuracy and early stopping before print_log.
-        extra = [("valid_acc", EpochScoring(_valid_accuracy, name="valid_acc", lower_is_better=False))]
-        if self.patience is not None and self.train_split is not None:
-            extra.append(
-                ("early_stopping", EarlyStopping(monitor="valid_loss", patience=self.patience, load_best=True))
-            )
-        return callbacks[:-1] + extra + callbacks[-1:]
+        Before fit they are stored, as scikit-learn expects, and checked by
+        ``fit``. On a fitted net, where ``lr`` and ``lr_decay`` go straight
+        into the optimizer's param groups (the per-group decay kept), they
+        are checked first: an invalid value raises ``InvalidParameterError``
+        and changes nothing.
+        """
+        if self.initialized_:
+            self._validate_own_params({k: v for k, v in params.items() if k in self._parameter_constraints})
+        resolving = self._skorch_sees_resolved_device() if hasattr(self, "device_") else nullcontext()
+        with resolving:  # a re-initialised module is moved to device_
+            super().set_params(**params)
+        if self.initialized_ and {"lr", "lr_decay"} & params.keys():
+            self.apply_learning_rates()
+        return self
+
+    def apply_learning_rates(self, scale=1.0):
+        """Write ``lr`` and ``lr_decay`` (times ``scale``) into the optimizer's param groups."""
+        wanted = {g["name"]: g["lr"] for g in param_groups(self.module_, self.lr * scale, self.lr_decay)}
+        for group in self.optimizer_.param_groups:
+            if group.get("name") in wanted:
+                group["lr"] = wanted[group["name"]]
+
+    # ---------------------------------------------------------------- set-up
+
+    def get_default_callbacks(self):
+        patience = self.patience if self._holds_out_validation() else None
+        return default_callbacks(super().get_default_callbacks(), early_stopping_patience=patience)
 
     def initialize(self):
         self._validate_own_params()
-        with self._resolved_device():
+        self._resolve_device()
+        with self._skorch_sees_resolved_device():
             return super().initialize()
 
     def initialize_module(self):
@@ -342,7 +340,7 @@ class FineTuneClassifier(ImageInputMixin, LabelEncodingMixin, NeuralNetClassifie
         kwargs.setdefault("batchnorm", self.batchnorm)
         self.module_ = self.module(backbone, len(self.classes_), **kwargs)
         set_trainable(self.module_, 0)
-        self._network_is_pretrained = True
+        mark_pretrained(self.module_)
         return self
 
     def initialize_criterion(self):
@@ -357,101 +355,34 @@ class FineTuneClassifier(ImageInputMixin, LabelEncodingMixin, NeuralNetClassifie
         _, kwargs = self.get_params_for_optimizer("optimizer", self.module_.named_parameters())
         head_lr = kwargs.pop("lr")
         self.optimizer_ = self.optimizer(param_groups(self.module_, head_lr, self.lr_decay), **kwargs)
-        self.grad_scaler_ = None
-        if self.dtype == "float16":
-            self.grad_scaler_ = torch.amp.GradScaler(torch.device(self.device).type)
+        self.grad_scaler_ = self.make_grad_scaler()
         return self
 
-    # ------------------------------------------------------- mixed precision
+    def load_params(self, *args, **kwargs):
+        if not hasattr(self, "device_"):
+            self._resolve_device()
+        with self._skorch_sees_resolved_device():
+            return super().load_params(*args, **kwargs)
 
-    def infer(self, x, **fit_params):
-        if self.dtype == "float32":
-            return super().infer(x, **fit_params)
-        # The forward pass in reduced precision; the loss, the backward pass
-        # and everything after the logits in float32.
-        with torch.autocast(torch.device(self.device).type, dtype=getattr(torch, self.dtype)):
-            y_pred = super().infer(x, **fit_params)
-        return y_pred.float()
+    def __setstate__(self, state):
+        self._restore_device(state, super().__setstate__)
 
-    def train_step_single(self, batch, **fit_params):
-        scaler = getattr(self, "grad_scaler_", None)
-        if scaler is None:
-            return super().train_step_single(batch, **fit_params)
-        self._set_training(True)
-        Xi, yi = unpack_data(batch)
-        y_pred = self.infer(Xi, **fit_params)
-        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
-        scaler.scale(loss).backward()
-        for name in self._optimizers:
-            # True gradients for on_grad_computed callbacks (e.g. clipping).
-            scaler.unscale_(getattr(self, name + "_"))
-        return {"loss": loss, "y_pred": y_pred}
+    # ------------------------------------------------------------------ data
 
-    def _step_optimizer(self, step_fn):
-        scaler = getattr(self, "grad_scaler_", None)
-        if scaler is None:
-            return super()._step_optimizer(step_fn)
-        step_fn()
-        for name in self._optimizers:
-            # Skips the step when a gradient overflowed, then adapts the scale.
-            scaler.step(getattr(self, name + "_"))
-        scaler.update()
-        return None
+    def _checked_inputs(self, X, y, *, new_fit):
+        """The checked image items and the labels as class indices.
 
-    def get_params_for(self, prefix):
-        params = super().get_params_for(prefix)
-        if prefix == "iterator_train":
-            # Shuffle training batches unless told otherwise (skorch does not).
-            params.setdefault("shuffle", True)
-        return params
+        A new fit (``new_fit=True``) also sets ``classes_``, the class weights
+        and whether a validation split is held out; otherwise labels must be
+        among the known classes.
+        """
+        items = self._validate_images(X, reset=new_fit)
+        y_encoded = self._encode_labels(y, len(items), new_classes=new_fit)
+        if new_fit:
+            self.validating_ = self._validation_possible(y_encoded)
+        return items, y_encoded
 
-    def _initialize_optimizer(self, reason=None):
-        super()._initialize_optimizer(reason)
-        # skorch's setter for ``lr`` gives every param group the same rate;
-        # ours keeps the per-group decay (and makes lr_decay settable too).
-        self._register_virtual_param(["lr", "lr_decay"], _set_group_lrs)
-        return self
-
-    def apply_learning_rates(self, scale=1.0):
-        """Write ``lr`` and ``lr_decay`` (times ``scale``) into the optimizer's param groups."""
-        wanted = {g["name"]: g["lr"] for g in param_groups(self.module_, self.lr * scale, self.lr_decay)}
-        for group in self.optimizer_.param_groups:
-            if group.get("name") in wanted:
-                group["lr"] = wanted[group["name"]]
-
-    # ------------------------------------------------------------------- data
-
-    def check_data(self, X, y=None):
-        # Classes are set from the original labels in fit/partial_fit; skorch's
-        # version would overwrite them with the encoded ones.
-        pass
-
-    def get_dataset(self, X, y=None):
-        if is_dataset(X):
-            return X
-        items = self._validate_images(X, reset=False)
-        return PredictionDataset(items, self.module_.backbone.preprocessing)
-
-    def get_split_datasets(self, X, y=None, **fit_params):
-        dataset_train, dataset_valid = super().get_split_datasets(X, y, **fit_params)
-        return self._view(dataset_train, train=True), self._view(dataset_valid, train=False)
-
-    @staticmethod
-    def _view(dataset, train):
-        if isinstance(dataset, TrainingDataset):
-            return dataset.view(np.arange(len(dataset)), train)
-        if isinstance(dataset, Subset) and isinstance(dataset.dataset, TrainingDataset):
-            return dataset.dataset.view(dataset.indices, train)
-        return dataset
-
-    def _augment_transform(self):
-        if self.augment is None:
-            return None
-        if self.augment == "light":
-            return LightAugment(self.module_.backbone.preprocessing.crop_size)
-        return self.augment
-
-    # ------------------------------------------------------------- training
+    # -------------------------------------------------------------- training
 
     def fit(self, X, y, **fit_params):
         """Fit the head, then the last ``unfreeze`` layer groups.
@@ -476,110 +407,45 @@ class FineTuneClassifier(ImageInputMixin, LabelEncodingMixin, NeuralNetClassifie
         self
         """
         self._validate_own_params()
+        reject_user_dataset(X, "fit")
         fresh = not (self.warm_start and self.initialized_)
-        if fresh:
-            self.best_epoch_, self.validation_history_ = None, None
-            items, y_encoded = self._checked_inputs(X, y, new_fit=True)
-            self._seed()
-        with self._resolved_device():
+        seed = self.random_state if fresh else None
+        self.interrupted_ = False
+        with _local_rng(seed, resolve_device(self.device)):
             if fresh:
+                self.best_epoch_, self.validation_history_ = None, None
+                items, y_encoded = self._checked_inputs(X, y, new_fit=True)
                 self.initialize()
-            if is_dataset(X):
-                return super().partial_fit(X, y, **fit_params)
-            if not fresh:
+            else:
                 items, y_encoded = self._checked_inputs(X, y, new_fit=False)
             dataset = self._training_dataset(items, y_encoded)
-            super().partial_fit(dataset, y_encoded, **fit_params)
-            if fresh and self.refit:
+            self._train(dataset, y_encoded, **fit_params)
+            if self.interrupted_:
+                self._warn_interrupted("the training run")
+            elif fresh and self.refit:
                 self._refit_on_all(dataset, y_encoded, **fit_params)
         return self
 
     def partial_fit(self, X, y=None, classes=None, **fit_params):
         """Continue training for ``max_epochs`` epochs (initialising if needed)."""
-        with self._resolved_device():
-            if is_dataset(X):
-                return super().partial_fit(X, y, classes, **fit_params)
-            new_fit = not self.initialized_
-            items, y_encoded = self._checked_inputs(X, y, new_fit=new_fit)
-            if new_fit:
-                self.initialize()
-            dataset = self._training_dataset(items, y_encoded)
-            return super().partial_fit(dataset, y_encoded, classes, **fit_params)
-
-    def _checked_inputs(self, X, y, *, new_fit):
-        """The checked image items and the labels as class indices.
-
-        A new fit (``new_fit=True``) also sets ``classes_`` and the class
-        weights; otherwise labels must be among the known classes.
-        """
-        items = self._validate_images(X, reset=new_fit)
-        return items, self._encode_labels(y, len(items), new_classes=new_fit)
-
-    def _seed(self):
-        if self.random_state is not None:
-            torch.manual_seed(self.random_state)
-
-    def _training_dataset(self, items, y_encoded):
-        """The training images, decoded once, with their class indices."""
-        images = decode_training_images(
-            items,
-            self.module_.backbone.preprocessing,
-            augment=self._augment_transform(),
-            num_workers=resolve_num_workers(self.num_workers),
-            memo_key=self._memo_key(items),
-        )
-        return TrainingDataset(images, y_encoded)
-
-    def _refit_on_all(self, dataset, y_encoded, **fit_params):
-        """Train again from the pretrained weights on all data, for the best run's epochs.
-
-        Like scikit-learn's ``refit``: the validation split chose the number
-        of epochs (the best validation loss when early stopping is on, else
-        every epoch run), and the images it held out now train too -- on a
-        few hundred images, 20% more data is worth more than the check. The
-        decoded images and the frozen prefix's activations are reused.
-        """
-        epochs = self._epochs_to_refit()
-        if epochs is None:
-            return
-        validation_history = copy.deepcopy(self.history)  # initialize() empties it in place
-        split = self.train_split
-        self.train_split = None
-        try:
-            self._seed()
+        reject_user_dataset(X, "partial_fit")
+        new_fit = not self.initialized_
+        items, y_encoded = self._checked_inputs(X, y, new_fit=new_fit)
+        if new_fit:
             self.initialize()
-            super().partial_fit(dataset, y_encoded, epochs=epochs, **fit_params)
+        self.interrupted_ = False
+        self._train(self._training_dataset(items, y_encoded), y_encoded, classes, **fit_params)
+        if self.interrupted_:
+            self._warn_interrupted("partial_fit")
+        return self
+
+    def _train(self, dataset, y_encoded, *args, **fit_params):
+        try:
+            with self._skorch_sees_resolved_device():  # skorch's callbacks read net.device
+                super().partial_fit(dataset, y_encoded, *args, **fit_params)
         finally:
-            self.train_split = split
-            self.initialize_callbacks()
-        self.validation_history_, self.best_epoch_ = validation_history, epochs
-
-    def _epochs_to_refit(self):
-        """Epochs the validated run recommends, or None when nothing was validated."""
-        losses = [row.get("valid_loss") for row in self.history]
-        if not losses or any(loss is None for loss in losses):
-            return None
-        if self.patience is None:
-            return len(losses)
-        return int(np.argmin(losses)) + 1
-
-    def _memo_key(self, items):
-        """What other fits may share with this one (see ``FIT_MEMO``), or None.
-
-        Only a network still holding its pretrained weights computes the same
-        frozen-prefix activations as a fresh clone; named weights and image
-        paths make that identity checkable.
-        """
-        if not getattr(self, "_network_is_pretrained", False):
-            return None
-        network = weights_identity(self.model, self.weights)
-        images = paths_key(items)
-        if network is None or images is None:
-            return None
-        return network, images
-
-    def _can_cache(self):
-        return self.cache_activations and self.augment is None and self.batchnorm == "frozen"
+            # Also when an exception escapes skorch (on_train_end not called).
+            leave(self.module_)
 
     def enter_phase(self, phase, datasets):
         """Freeze for ``phase`` (1: head only, 2: last groups too) and cache what is frozen.
@@ -590,83 +456,34 @@ class FineTuneClassifier(ImageInputMixin, LabelEncodingMixin, NeuralNetClassifie
         """
         n_unfrozen = 0 if phase == 1 else self.n_unfrozen_groups_
         set_trainable(self.module_, n_unfrozen)
-        stores = {id(d.images): d.images for d in datasets if isinstance(d, TrainingDataset)}
-        start = suffix_start(self.module_, n_unfrozen)
-        later = suffix_start(self.module_, self.n_unfrozen_groups_) if phase == 1 else None
-        cached = bool(stores) and self._can_cache() and start is not None
-        fill = {"device": self.device, "batch_size": max(self.batch_size, 64)}
-        for store in stores.values():
-            if not cached:
-                break
-            if later not in (None, start):
-                store.cache.fill(self.module_, store, later, **fill)
-            cached = store.cache.fill(self.module_, store, start, source=later, **fill)
-        for store in stores.values():
-            if not cached:
-                store.cache.clear()
-            store.cache.active = start if cached else None
-        self.module_.input_start = start if cached else None
-        if self.head_init == "probe" and len(self.history) == 1:  # first epoch of a fresh fit
-            self._probe_head(datasets[0])
-
-    @torch.no_grad()
-    def _probe_head(self, train):
-        """Fit the new head as a logistic regression on the frozen embeddings (LP-FT)."""
-        if not isinstance(train, TrainingDataset) or len(train) == 0:
-            return
-        store, rows = train.images, torch.as_tensor(train.indices)
-        cache = store.cache
-        fill = {"device": self.device, "batch_size": max(self.batch_size, 64)}
-        if cache.active not in (None, HEAD):
-            # Training from cached activations: the embedding is the short
-            # rest of the frozen network away.
-            cache.fill(self.module_, store, HEAD, source=cache.active, **fill)
-        elif cache.active is None:
-            # Training from images: compute the embeddings once, aside.
-            cache = ActivationCache()
-            if not cache.fill(self.module_, store, HEAD, **fill):
-                return  # embeddings beyond MAX_CACHE_BYTES: the head starts at random
-
-        embeddings = cache.values[HEAD][rows]
-        weight = getattr(self, "class_weight_", None)
-        fit_linear_probe(
-            self.module_.head[-1],
-            embeddings,
-            train.y[rows],
-            class_weight=None if weight is None else torch.as_tensor(weight),
+        stores = list({id(d.images): d.images for d in datasets if isinstance(d, TrainingDataset)}.values())
+        compute = {"device": self.device_, "batch_size": max(self.batch_size, 64)}
+        route(
+            self.module_,
+            stores,
+            suffix_start(self.module_, n_unfrozen),
+            later=suffix_start(self.module_, self.n_unfrozen_groups_) if phase == 1 else None,
+            enabled=self.cache_activations and self.augment is None and self.batchnorm == "frozen",
+            **compute,
         )
+        if self.head_init == "probe" and len(self.history) == 1:  # first epoch of a fresh fit
+            probe_head(self.module_, datasets[0], class_weight=getattr(self, "class_weight_", None), **compute)
 
     def leave_training(self):
         """Back to image input after training (called by :class:`PhaseSwitch`)."""
-        self.module_.input_start = None
-        self._network_is_pretrained = False
+        leave(self.module_)
 
-    # ------------------------------------------------------------ inference
+    # ------------------------------------------------------------- inference
 
-    def forward_iter(self, X, training=False, device="cpu"):
-        if is_dataset(X):
-            with self._resolved_device():
-                yield from super().forward_iter(X, training=training, device=device)
-            return
-        # Images to predict on: decode in threads ahead of the network (the
-        # extractor's decoder) rather than one image at a time in a Dataset.
-        self.module_.input_start = None
-        items = self._validate_images(X, reset=False)
-        crop = self.module_.backbone.preprocessing.pil_transform()
-        batch_size = self.get_params_for("iterator_valid").get("batch_size", self.batch_size)
-        decoder = BatchDecoder(
-            items, crop, batch_size=batch_size, num_workers=resolve_num_workers(self.num_workers),
-            draft_size=crop.draft_size,
-        )
-        with self._resolved_device():
-            for _, images, _ in decoder:
-                yp = self.evaluation_step((images, None), training=training)
-                yield to_device(yp, device=device)
+    def __sklearn_is_fitted__(self):
+        # Fitted: initialised and the classes known (from fit, or skorch's
+        # ``classes`` parameter for a resume through load_params).
+        return bool(self.initialized_) and (self.classes is not None or hasattr(self, "classes_inferred_"))
 
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes), rows summing to 1."""
-        if not (self.initialized_ and (self.classes is not None or hasattr(self, "classes_inferred_"))):
-            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet; call fit first")
+        check_is_fitted(self)
+        reject_user_dataset(X, "predict_proba")
         return super().predict_proba(X)
 
     def predict(self, X):
@@ -676,22 +493,9 @@ class FineTuneClassifier(ImageInputMixin, LabelEncodingMixin, NeuralNetClassifie
 
     def score(self, X, y, sample_weight=None):
         """Accuracy on (X, y); labels never seen in fit are an error."""
+        check_is_fitted(self)
         self._check_known_labels(column_or_1d(y))
         return super().score(X, y, sample_weight=sample_weight)
-
-    def load_params(self, *args, **kwargs):
-        with self._resolved_device():
-            return super().load_params(*args, **kwargs)
-
-    def __setstate__(self, state):
-        requested = state.get("device")
-        if isinstance(requested, str) and requested == "auto":
-            # Load onto whatever this machine has (a GPU-trained net on a CPU).
-            state["device"] = str(resolve_device("auto"))
-            super().__setstate__(state)
-            self.device = requested
-        else:
-            super().__setstate__(state)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

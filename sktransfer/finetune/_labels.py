@@ -17,6 +17,24 @@ from sklearn.utils.validation import column_or_1d
 __all__ = ["LabelEncodingMixin"]
 
 
+def _check_label_values(y):
+    """Missing labels and labels of mixed types are errors naming y (numpy's sort would not say)."""
+    if y.dtype != object:
+        return
+    missing = [i for i, label in enumerate(y.tolist()) if label is None]
+    if missing:
+        raise ValueError(
+            f"y contains None at position(s) {missing[:10]}; every image needs a label"
+        )
+    kinds = sorted({type(label).__name__ for label in y.tolist()})
+    try:
+        np.unique(y)
+    except TypeError:
+        raise ValueError(
+            f"y mixes label types that cannot be compared ({', '.join(kinds)}); use labels of one type"
+        ) from None
+
+
 class LabelEncodingMixin:
     """Original labels in and out, class indices inside (see the module docstring).
 
@@ -28,6 +46,7 @@ class LabelEncodingMixin:
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
         y = column_or_1d(y, warn=True)
+        _check_label_values(y)
         check_classification_targets(y)
         if len(y) != n_samples:
             raise ValueError(f"X has {n_samples} images but y has {len(y)} labels")

@@ -15,57 +15,11 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 from skorch.callbacks import Callback
 from skorch.dataset import ValidSplit
-from torch import nn
 
 from sktransfer import FineTuneClassifier, ImageLoadError
-from sktransfer.finetune._schedule import FineTuneNetwork, param_groups, set_trainable
-from sktransfer.backbones import Backbone, Preprocessing
-from sktransfer.backbones._base import Lambda, global_avg
+from sktransfer.finetune._network import FineTuneNetwork, param_groups, set_trainable
 
-GROUPS = ["stem", "stage1", "stage2"]
-
-
-def _block(c_in, c_out):
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.ReLU())
-
-
-def make_tiny_backbone(seed=0):
-    torch.manual_seed(seed)
-    return Backbone(
-        name="tiny",
-        groups=[("stem", _block(3, 4)), ("stage1", _block(4, 8)), ("stage2", _block(8, 8))],
-        pool=Lambda(global_avg),
-        num_features=8,
-        preprocessing=Preprocessing(resize_size=32, crop_size=28),
-    )
-
-
-@pytest.fixture(scope="module")
-def tiny_backbone():
-    return make_tiny_backbone()
-
-
-@pytest.fixture(scope="module")
-def data():
-    rng = np.random.default_rng(0)
-    X = rng.integers(0, 256, size=(16, 32, 32, 3), dtype=np.uint8)
-    y = np.array(["ant", "bee"] * 8, dtype=object)
-    # A learnable signal: bees are brighter.
-    X[1::2] = np.clip(X[1::2].astype(int) + 60, 0, 255).astype(np.uint8)
-    return X, y
-
-
-def make_clf(backbone, **params):
-    defaults = {"model": backbone, "weights": None, "max_epochs": 3, "head_epochs": 1, "batch_size": 4,
-                "train_split": None, "verbose": 0, "random_state": 0, "num_workers": 0, "device": "cpu"}
-    defaults.update(params)
-    return FineTuneClassifier(**defaults)
-
-
-@pytest.fixture(scope="module")
-def fitted(tiny_backbone, data):
-    X, y = data
-    return make_clf(tiny_backbone, max_epochs=2).fit(X, y)
+from tiny_finetune import GROUPS, make_clf, make_tiny_backbone
 
 
 # --------------------------------------------------------------- freezing
@@ -338,7 +292,7 @@ def test_grid_clones_share_decoded_images_and_activations(data, tmp_path, monkey
     from PIL import Image
     from sklearn.base import clone
 
-    from sktransfer.finetune._data import FIT_MEMO
+    from sktransfer.finetune._activation_cache import FIT_MEMO
 
     X, y = data
     paths = []
@@ -352,13 +306,16 @@ def test_grid_clones_share_decoded_images_and_activations(data, tmp_path, monkey
     second = clone(first).set_params(unfreeze=2).fit(paths, y)
     # The decoded images and the frozen prefix activations came from the first fit.
     assert FIT_MEMO.hits >= 2
-    monkeypatch.setattr(FIT_MEMO, "max_entries", 0)  # nothing shared from here on
+    monkeypatch.setattr(FIT_MEMO, "max_bytes", 0)  # nothing shared from here on
     FIT_MEMO.clear()
     alone = clone(second).fit(paths, y)
     assert FIT_MEMO.hits == 0
     np.testing.assert_allclose(second.predict_proba(paths), alone.predict_proba(paths), atol=1e-6)
     # A fit continuing from trained weights must not take pretrained activations.
-    assert second._memo_key(paths) is None
+    from sktransfer.finetune._activation_cache import shared_key
+
+    assert shared_key(second.module_, lambda: ("tiny_convnet", None), paths) is None
+    assert shared_key(clone(second).set_params(classes=["ant", "bee"]).initialize().module_, lambda: ("tiny_convnet", None), paths) is not None
 
 
 def test_augment_light_and_callable(tiny_backbone, data):
@@ -381,11 +338,14 @@ def test_augment_light_and_callable(tiny_backbone, data):
 def test_labels_and_probabilities(fitted, data):
     X, y = data
     assert list(fitted.classes_) == ["ant", "bee"]
-    assert set(fitted.predict(X)) <= {"ant", "bee"}
     proba = fitted.predict_proba(X)
     assert proba.shape == (16, 2)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
-    assert 0.0 <= fitted.score(X, y) <= 1.0
+    predicted = fitted.predict(X)
+    np.testing.assert_array_equal(predicted, fitted.classes_[proba.argmax(axis=1)])
+    # score is the accuracy of those predictions, and the signal was learnt.
+    assert fitted.score(X, y) == pytest.approx(np.mean(predicted == y))
+    assert fitted.score(X, y) > 0.5
 
 
 def test_pandas_and_list_inputs(fitted, data):
@@ -433,7 +393,9 @@ def test_grid_search(tiny_backbone, data):
                           {"unfreeze": [0, 1, 2], "lr_decay": [0.1, 0.3]}, cv=2)
     search.fit(X, y)
     assert set(search.best_params_) == {"unfreeze", "lr_decay"}
-    assert len(search.cv_results_["mean_test_score"]) == 6
+    scores = search.cv_results_["mean_test_score"]
+    assert len(scores) == 6 and np.isfinite(scores).all()
+    assert search.best_score_ == pytest.approx(scores.max())
 
 
 # ------------------------------------------------------------- bad input

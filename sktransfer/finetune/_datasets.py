@@ -1,4 +1,4 @@
-"""Training data for fine-tuning: decoded once, augmented per epoch, or cached.
+"""Training and prediction data for fine-tuning: decoded once, augmented per epoch.
 
 Decoding a JPEG costs about as much as a small network's forward pass on a
 CPU, so :class:`FineTuneClassifier` decodes every training image exactly
@@ -9,29 +9,24 @@ once per ``fit`` and keeps the result in memory:
   backbone's ``resize_size``: random crops are drawn from those, and the
   centre crop of such an image *is* the evaluation crop.
 
-On top of that, :class:`ActivationCache` holds the output of the frozen
-prefix of the network for every training image: with nothing random before
-the first trainable layer group (no augmentation, frozen groups in eval
-mode), that output is the same every epoch, so the prefix runs once.
+The frozen prefix's activations on top of that live in
+:mod:`._activation_cache`. :class:`ImageDataMixin` holds the skorch data
+hooks: training images become a :class:`TrainingDataset`, images to predict
+on are decoded in threads ahead of the network.
 """
 
 from __future__ import annotations
 
-import os
-from collections import OrderedDict
-
 import numpy as np
 import torch
 from PIL import Image
+from skorch.utils import is_dataset, to_device
 from torch.utils.data import Dataset
 
-from ..image._decode import load_image
-from ..image._batch_decoder import decode_all, item_source
+from ..backbones._weights import weights_identity
+from ..image._batch_decoder import BatchDecoder, decode_all, resolve_num_workers
 from ..image._transforms import ResizeCenterCrop, pil_to_chw
-
-# Activations are cached only while they fit in this many bytes; beyond it the
-# prefix is recomputed every epoch (slower, never out of memory).
-MAX_CACHE_BYTES = 2 * 1024**3
+from ._activation_cache import FIT_MEMO, ActivationCache, shared_key
 
 
 class LightAugment:
@@ -86,58 +81,6 @@ def to_crop_tensor(out, crop_size, what="augment"):
     )
 
 
-class FitMemo:
-    """Process-wide LRU of what fits on the same images can share.
-
-    A grid search fits many clones on the same training folds: each decodes
-    the same images and runs the same pretrained frozen prefix over them.
-    Entries are keyed by the images (their paths) and, for activations, by
-    the pretrained weights and the entry position, so they are only shared
-    between fits that would compute exactly the same tensors. Stored tensors
-    are never modified in place.
-    """
-
-    def __init__(self, max_entries=32):
-        self.max_entries = max_entries
-        self._entries = OrderedDict()
-        self.hits = 0
-
-    def get(self, key):
-        if key is None or key not in self._entries:
-            return None
-        self._entries.move_to_end(key)
-        self.hits += 1
-        return self._entries[key]
-
-    def put(self, key, value):
-        if key is None:
-            return
-        self._entries[key] = value
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
-
-    def clear(self):
-        self._entries.clear()
-        self.hits = 0
-
-
-FIT_MEMO = FitMemo()
-
-
-def paths_key(items):
-    """A hashable identity for a list of image paths (None if any item is not a path)."""
-    if not all(isinstance(i, (str, os.PathLike)) for i in items):
-        return None
-    files = [os.fspath(i) for i in items]
-    # Size and mtime: a file rewritten between fits is not the same image.
-    try:
-        stats = [(st.st_size, st.st_mtime_ns) for st in map(os.stat, files)]
-    except OSError:
-        return None
-    return tuple(zip(files, stats))
-
-
 class DecodedImages:
     """Training images decoded once, plus the activation cache.
 
@@ -150,6 +93,8 @@ class DecodedImages:
         The evaluation crop (a no-op resize on the stored images).
     augment : callable or None
         PIL image -> augmented image, for training batches.
+    memo_key : hashable or None
+        What the activation cache may share with other fits.
     """
 
     def __init__(self, images, crop, augment=None, memo_key=None):
@@ -187,7 +132,8 @@ def decode_training_images(items, preprocessing, *, augment=None, num_workers=0,
     num_workers : int
         Decoding threads.
     memo_key : hashable or None
-        Identity of the items and the pretrained network in :data:`FIT_MEMO`;
+        Identity of the items and the pretrained network in the fit memo (see
+        ``_activation_cache.shared_key``);
         None shares nothing with other fits.
 
     Returns
@@ -207,84 +153,6 @@ def decode_training_images(items, preprocessing, *, augment=None, num_workers=0,
     resized, _ = decode_all(items, crop.resize, num_workers=num_workers, draft_size=crop.draft_size,
                             stack=False)
     return DecodedImages(resized, crop, augment)
-
-
-class ActivationCache:
-    """Frozen-prefix outputs for every stored image, keyed by entry position.
-
-    ``values[start]`` is what the network receives at ``start`` (see
-    ``FineTuneNetwork.input_start``) for each stored image; ``active`` is the
-    position the training batches currently come from (None: images).
-    """
-
-    def __init__(self, memo_key=None):
-        self.values = {}
-        self.active = None
-        self.memo_key = memo_key
-
-    def clear(self):
-        self.values, self.active = {}, None
-
-    @torch.no_grad()
-    def fill(self, network, images, start, *, device, batch_size, source=None):
-        """Cache the input at ``start``, computed from images or from cached ``source``.
-
-        Computing from a cached later-than-images position (e.g. the embedding
-        from the phase-2 activations) runs only the part in between. Returns
-        False, caching nothing, when it would exceed :data:`MAX_CACHE_BYTES`.
-        """
-        if start in self.values:
-            return True
-        memo_key = None if self.memo_key is None else ("activations", self.memo_key, start)
-        shared = FIT_MEMO.get(memo_key)
-        if shared is not None:
-            self.values[start] = shared
-            return True
-        from_cache = source is not None and source in self.values
-        src = source if from_cache else None
-        # On the way to ``start``, also keep the inputs of the few groups just
-        # before it, for other fits of a grid: a fit unfreezing one group
-        # more starts there. (Small tensors: late feature maps.)
-        order = network._positions()
-        extra = []
-        if self.memo_key is not None and FIT_MEMO.max_entries > 0:
-            extra = [p for p in order[order.index(src) + 1 : order.index(start)] if p in network.backbone.groups]
-            extra = extra[-3:]
-        stops = extra + [start]
-
-        def batch_of(lo, hi):
-            if from_cache:
-                return self.values[source][lo:hi].to(device)
-            return torch.stack([images.eval_item(i) for i in range(lo, hi)]).to(device)
-
-        def run(x):
-            outs, prev = [], src
-            for stop in stops:
-                x = network.forward_between(x, prev, stop)
-                outs.append(x)
-                prev = stop
-            return outs
-
-        was_training = network.training
-        network.eval()
-        try:
-            firsts = run(batch_of(0, 1))
-            sizes = [f.element_size() * f.numel() * len(images) for f in firsts]
-            if sizes[-1] > MAX_CACHE_BYTES:
-                return False
-            outs = [torch.empty((len(images),) + tuple(f.shape[1:]), dtype=f.dtype) for f in firsts]
-            for lo in range(0, len(images), batch_size):
-                hi = min(lo + batch_size, len(images))
-                for out, value in zip(outs, run(batch_of(lo, hi))):
-                    out[lo:hi] = value.cpu()
-        finally:
-            network.train(was_training)
-        self.values[start] = outs[-1]
-        FIT_MEMO.put(memo_key, outs[-1])
-        for stop, out, size in zip(extra, outs, sizes):
-            if size <= MAX_CACHE_BYTES // 8:
-                FIT_MEMO.put(("activations", self.memo_key, stop), out)
-        return True
 
 
 class TrainingDataset(Dataset):
@@ -319,17 +187,65 @@ class TrainingDataset(Dataset):
         return TrainingDataset(self.images, self.y, self.indices[np.asarray(indices)], train)
 
 
-class PredictionDataset(Dataset):
-    """Images decoded lazily, one per item, with the evaluation crop."""
+def reject_user_dataset(X, method):
+    # Datasets of our own (the validation split) pass; a user's does not:
+    # its items would bypass the image checks, decoding and label encoding.
+    if is_dataset(X) and not isinstance(X, TrainingDataset):
+        raise TypeError(
+            f"FineTuneClassifier.{method} takes images (paths, PIL images, arrays, a 4-D array or "
+            f"tensor, a pandas Series) and labels, not a torch Dataset ({type(X).__name__}); "
+            "pass the images and labels the dataset holds"
+        )
 
-    def __init__(self, items, preprocessing):
-        self.items = items
-        self.crop = preprocessing.pil_transform()
 
-    def __len__(self):
-        return len(self.items)
+class ImageDataMixin:
+    """skorch's data hooks for images: training datasets, threaded decoding at prediction.
 
-    def __getitem__(self, i):
-        item = self.items[i]
-        img = load_image(item, source=item_source(item, i), draft_size=self.crop.draft_size)
-        return self.crop(img), torch.tensor(0)
+    The host is a skorch net with ``module_`` a :class:`FineTuneNetwork`, and
+    the parameters ``augment``, ``num_workers``, ``model`` and ``weights``.
+    """
+
+    def check_data(self, X, y=None):
+        # Classes are set from the original labels in fit/partial_fit; skorch's
+        # version would overwrite them with the encoded ones.
+        pass
+
+    def get_params_for(self, prefix):
+        params = super().get_params_for(prefix)
+        if prefix == "iterator_train":
+            # Shuffle training batches unless told otherwise (skorch does not).
+            params.setdefault("shuffle", True)
+        return params
+
+    def _training_dataset(self, items, y_encoded):
+        """The training images, decoded once, with their class indices."""
+        augment = None
+        if self.augment == "light":
+            augment = LightAugment(self.module_.backbone.preprocessing.crop_size)
+        elif self.augment is not None:
+            augment = self.augment
+        images = decode_training_images(
+            items,
+            self.module_.backbone.preprocessing,
+            augment=augment,
+            num_workers=resolve_num_workers(self.num_workers),
+            memo_key=shared_key(self.module_, lambda: weights_identity(self.model, self.weights), items),
+        )
+        return TrainingDataset(images, y_encoded)
+
+    def forward_iter(self, X, training=False, device="cpu"):
+        if is_dataset(X):  # the validation split, during fit
+            yield from super().forward_iter(X, training=training, device=device)
+            return
+        # Images to predict on: decode in threads ahead of the network (the
+        # extractor's decoder) rather than one image at a time in a Dataset.
+        items = self._validate_images(X, reset=False)
+        crop = self.module_.backbone.preprocessing.pil_transform()
+        batch_size = self.get_params_for("iterator_valid").get("batch_size", self.batch_size)
+        decoder = BatchDecoder(
+            items, crop, batch_size=batch_size, num_workers=resolve_num_workers(self.num_workers),
+            draft_size=crop.draft_size,
+        )
+        for _, images, _ in decoder:
+            yp = self.evaluation_step((images, None), training=training)
+            yield to_device(yp, device=device)

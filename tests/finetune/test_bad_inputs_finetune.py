@@ -1,0 +1,168 @@
+"""Catalogue of bad inputs and faults for FineTuneClassifier: one row each.
+
+A row is ``(id, fault, expected)``: ``fault(ctx)`` provokes the fault given the
+shared context (a fitted net, the data, the tiny backbone, a temporary
+folder); ``expected`` is ``(exception type, message fragment)``, or None when
+``fault`` itself asserts the documented policy (e.g. "warns and trains
+without validation").
+"""
+
+import threading
+import warnings
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.utils._param_validation import InvalidParameterError
+from skorch.callbacks import Callback
+from skorch.dataset import ValidSplit
+from torch.utils.data import TensorDataset
+
+from sktransfer import FineTuneClassifier, ImageLoadError
+from sktransfer.finetune import set_fit_memo_limit
+from tiny_finetune import make_clf, make_data
+
+
+@pytest.fixture(scope="module")
+def ctx(tiny_backbone, data, fitted, tmp_path_factory):
+    X, y = data
+    return SimpleNamespace(X=X, y=y, backbone=tiny_backbone, fitted=fitted, tmp=tmp_path_factory.mktemp("bad"))
+
+
+def _fresh(c, **params):
+    return make_clf(c.backbone, **params)
+
+
+def _with(y, position, value):
+    y = np.array(y, dtype=object)
+    y[position] = value
+    return y
+
+
+def _torch_dataset(c):
+    return TensorDataset(torch.zeros(4, 3, 28, 28, dtype=torch.uint8), torch.tensor([0, 1, 0, 1]))
+
+
+def _broken_file(c):
+    bad = c.tmp / "broken.jpg"
+    bad.write_bytes(b"not a jpeg")
+    return [np.zeros((32, 32, 3), np.uint8)] * 3 + [str(bad)]
+
+
+def _few_shot_policy(c):
+    X, y = make_data(per_class=2)
+    clf = make_clf(c.backbone, train_split=FineTuneClassifier().train_split, max_epochs=1)
+    with pytest.warns(UserWarning, match="smallest class has 2 image.*without validation"):
+        clf.fit(X, y)
+    assert clf.validating_ is False and len(clf.history) == 1
+
+
+class _InterruptSecondRun(Callback):
+    def on_train_begin(self, net, **kwargs):
+        self.runs = getattr(self, "runs", 0) + 1
+
+    def on_epoch_end(self, net, **kwargs):
+        if self.runs == 2:
+            raise KeyboardInterrupt
+
+
+def _interrupted_refit_policy(c):
+    clf = make_clf(c.backbone, max_epochs=2, train_split=ValidSplit(4, stratified=True), patience=None,
+                   callbacks=[("stop", _InterruptSecondRun())])
+    with pytest.warns(UserWarning, match="refit was interrupted"):
+        clf.fit(c.X, c.y)
+    assert clf.interrupted_ and clf.best_epoch_ is None and "valid_loss" in clf.history[-1]
+
+
+def _threads_policy(c):
+    expected = c.fitted.predict_proba(c.X[:2])
+    results, errors = [], []
+
+    def work():
+        try:
+            results.extend(c.fitted.predict_proba(c.X[:2]) for _ in range(5))
+        except Exception as exc:  # noqa: BLE001 -- counted
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(results) == 15
+    assert all(np.array_equal(r, expected) for r in results)
+
+
+def _set_params_fitted(c, **params):
+    clone_ = clone(c.fitted)
+    clone_.fit(c.X, c.y)
+    return clone_.set_params(**params)
+
+
+def _global_rng_policy(c):
+    state = torch.random.get_rng_state()
+    _fresh(c, max_epochs=1, random_state=3).fit(c.X, c.y)
+    assert torch.equal(torch.random.get_rng_state(), state)
+
+
+def _keeps_auto_device_policy(c):
+    clf = _fresh(c, device="auto", max_epochs=1).fit(c.X, c.y)
+    assert clf.get_params()["device"] == "auto" and clf.device_.type in {"cpu", "cuda", "mps"}
+
+
+ROWS = [
+    # --- labels ---
+    ("y-contains-None", lambda c: _fresh(c).fit(c.X, _with(c.y, 3, None)), (ValueError, "y contains None at position(s) [3]")),
+    ("y-mixed-types", lambda c: _fresh(c).fit(c.X, _with(c.y, 0, 7)), (ValueError, "y mixes label types")),
+    ("y-one-class", lambda c: _fresh(c).fit(c.X, ["ant"] * 16), (ValueError, "at least 2 classes")),
+    ("y-wrong-length", lambda c: _fresh(c).fit(c.X, c.y[:15]), (ValueError, "X has 16 images but y has 15")),
+    ("y-None", lambda c: _fresh(c).fit(c.X, None), (ValueError, "requires y to be passed")),
+    ("score-unseen-label", lambda c: c.fitted.score(c.X, _with(c.y, 2, "wasp")), (ValueError, "never seen in fit")),
+    ("class-weight-unknown-label", lambda c: _fresh(c, class_weight={"moth": 2.0}).fit(c.X, c.y),
+     (ValueError, "class_weight has labels that are not in y")),
+    # --- parameters ---
+    ("set-params-lr-decay-fitted", lambda c: _set_params_fitted(c, lr_decay=2.0), (InvalidParameterError, "lr_decay")),
+    ("set-params-lr-negative-fitted", lambda c: _set_params_fitted(c, lr=-1.0), (InvalidParameterError, "'lr'")),
+    ("set-params-unfreeze-string-fitted", lambda c: _set_params_fitted(c, unfreeze="most"),
+     (InvalidParameterError, "unfreeze")),
+    ("set-params-dtype-checked-at-fit", lambda c: _fresh(c).set_params(dtype="float64").fit(c.X, c.y),
+     (InvalidParameterError, "dtype")),
+    ("unfreeze-too-large", lambda c: _fresh(c, unfreeze=4).fit(c.X, c.y), (ValueError, "unfreeze=4 but tiny has only 3")),
+    ("device-nonsense", lambda c: _fresh(c, device="nonsense").fit(c.X, c.y), (ValueError, "not a valid torch device")),
+    ("fit-memo-negative-bound", lambda c: set_fit_memo_limit(-5), (ValueError, "max_bytes must be >= 0")),
+    # --- calls before fit ---
+    ("score-before-fit", lambda c: _fresh(c).score(c.X, c.y), (NotFittedError, "not fitted")),
+    ("predict-before-fit", lambda c: _fresh(c).predict(c.X), (NotFittedError, "not fitted")),
+    ("predict-proba-before-fit", lambda c: _fresh(c).predict_proba(c.X), (NotFittedError, "not fitted")),
+    # --- inputs ---
+    ("fit-torch-dataset", lambda c: _fresh(c).fit(_torch_dataset(c), None), (TypeError, "not a torch Dataset")),
+    ("partial-fit-torch-dataset", lambda c: _fresh(c).partial_fit(_torch_dataset(c), None),
+     (TypeError, "not a torch Dataset")),
+    ("predict-torch-dataset", lambda c: c.fitted.predict_proba(_torch_dataset(c)), (TypeError, "not a torch Dataset")),
+    ("empty-X", lambda c: _fresh(c).fit([], []), (ValueError, "X is empty")),
+    ("unreadable-image", lambda c: _fresh(c).fit(_broken_file(c), ["a", "b", "a", "b"]), (ImageLoadError, "broken.jpg")),
+    ("augment-returns-int", lambda c: _fresh(c, augment=lambda im: 3, max_epochs=1).fit(c.X, c.y),
+     (TypeError, "augment must return")),
+    # --- documented policies ---
+    ("few-shot-default-split", _few_shot_policy, None),
+    ("interrupted-refit", _interrupted_refit_policy, None),
+    ("threads-predict-proba", _threads_policy, None),
+    ("random-state-global-rng", _global_rng_policy, None),
+    ("device-auto-stays-auto", _keeps_auto_device_policy, None),
+]
+
+
+@pytest.mark.parametrize("fault,expected", [row[1:] for row in ROWS], ids=[row[0] for row in ROWS])
+def test_bad_input(ctx, fault, expected):
+    if expected is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            fault(ctx)
+        return
+    error, fragment = expected
+    with pytest.raises(error) as info:
+        fault(ctx)
+    assert fragment in str(info.value)

@@ -5,11 +5,12 @@
 ``GridSearchCV(FineTuneClassifier(), {"unfreeze": [0, 1, 2]}, cv=2)`` on the
 hymenoptera training images (efficientnet_lite0, ImageNet weights), once with
 the process-wide memo of decoded images and frozen-prefix activations
-(``sktransfer.finetune._data.FIT_MEMO``, the default) and once with it
+(the default, see ``sktransfer.finetune.set_fit_memo_limit``) and once with it
 disabled, back to back. The scores must be identical.
 
-Internals used (no public switch for the memo yet): ``FIT_MEMO.clear()``,
-``FIT_MEMO.max_entries`` (0 disables it) and ``FIT_MEMO.hits``.
+The memo is switched with the public ``set_fit_memo_limit`` (0 bytes disables
+it); the internal ``FIT_MEMO.clear()`` and ``FIT_MEMO.hits`` start each run
+empty and count what it shared.
 """
 
 import argparse
@@ -21,7 +22,8 @@ import numpy as np
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
 from sktransfer import FineTuneClassifier
-from sktransfer.finetune._data import FIT_MEMO
+from sktransfer.finetune import set_fit_memo_limit
+from sktransfer.finetune._activation_cache import FIT_MEMO
 from sktransfer.datasets import find_data_dir, load_image_folder
 
 import _results
@@ -29,7 +31,7 @@ import _results
 
 def run_grid(paths, labels, memo):
     FIT_MEMO.clear()
-    FIT_MEMO.max_entries = 32 if memo else 0
+    set_fit_memo_limit(1024**3 if memo else 0)
     grid = GridSearchCV(
         FineTuneClassifier(random_state=0, verbose=0), {"unfreeze": [0, 1, 2]},
         cv=StratifiedKFold(2, shuffle=True, random_state=0), refit=False,

@@ -149,7 +149,11 @@ class FineTuneClassifier(
         Use frozen-prefix caching when possible (``augment=None`` and
         ``batchnorm="frozen"``).
     image_shape : "auto" or tuple, default="auto"
-        Layout of the rows when X is a 2-D numeric table of flattened images.
+        Layout of the rows of a 2-D numeric input (each row a flattened
+        image): ``(height, width)`` or ``(height, width, channels)``.
+        ``"auto"`` accepts only square greyscale rows (length a perfect
+        square) and square RGB rows (three times one); any other width is
+        a ValueError.
     num_workers : int or "auto", default="auto"
         Threads decoding the training images.
     **kwargs

@@ -87,8 +87,6 @@ ESTIMATORS = [
             "params; setting it to a float breaks skorch's set_params",
             **_not_images(_IMAGE_ESTIMATOR_TABLES),
             **_not_images(_CLASSIFIER_TABLES),
-            "check_image_not_fitted": "score() before fit raises AttributeError "
-            "(classes_inferred_) instead of NotFittedError",
         },
     ),
     # --- domain shift ---
@@ -117,7 +115,7 @@ ESTIMATORS = [
             ],
             "fit(X_source, X_target) takes two feature matrices, not (X, y): the "
             "check's 1-d y is rejected as X_target (fit, pickle and clone are "
-            "tested with two domains in tests/test_covariate_shift.py)",
+            "tested with two domains in tests/shift/test_covariate_shift.py)",
         ),
     ),
 ]

@@ -426,9 +426,9 @@ def test_fetch_hymenoptera_searches_the_checkout_folder(monkeypatch, tmp_path, n
 
 
 def test_the_test_run_writes_caches_under_its_temporary_folder(cache_root):
-    from sktransfer.feature_extraction._onnx_engine import cache_dir
+    from sktransfer.feature_extraction._graph_cache import graph_folder
 
-    assert cache_dir().is_relative_to(cache_root)
+    assert graph_folder().is_relative_to(cache_root)
     assert Path(os.environ["TORCH_HOME"]).is_relative_to(cache_root)
     assert Path(os.environ["MPLCONFIGDIR"]).is_relative_to(cache_root)
     assert not cache_root.is_relative_to(Path.home())

@@ -10,6 +10,7 @@ encodes ``y`` as indices for the network.
 from __future__ import annotations
 
 import numpy as np
+from sklearn.exceptions import NotFittedError
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
@@ -89,4 +90,10 @@ class LabelEncodingMixin:
         # before fit, e.g. to initialize() and load_params() for a resume.
         if self.classes is not None:
             return np.asarray(self.classes)
+        if not hasattr(self, "classes_inferred_"):
+            # NotFittedError is an AttributeError too: hasattr() keeps working.
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet and knows no classes: "
+                "call fit, or pass classes=[...] to set them before initialize() or load_params()"
+            )
         return self.classes_inferred_

@@ -137,6 +137,7 @@ ROWS = [
     ("score-before-fit", lambda c: _fresh(c).score(c.X, c.y), (NotFittedError, "not fitted")),
     ("predict-before-fit", lambda c: _fresh(c).predict(c.X), (NotFittedError, "not fitted")),
     ("predict-proba-before-fit", lambda c: _fresh(c).predict_proba(c.X), (NotFittedError, "not fitted")),
+    ("initialize-before-fit-without-classes", lambda c: _fresh(c).initialize(), (NotFittedError, "classes=")),
     # --- inputs ---
     ("fit-torch-dataset", lambda c: _fresh(c).fit(_torch_dataset(c), None), (TypeError, "not a torch Dataset")),
     ("partial-fit-torch-dataset", lambda c: _fresh(c).partial_fit(_torch_dataset(c), None),

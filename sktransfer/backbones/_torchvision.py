@@ -46,11 +46,6 @@ def _split_at_maxpool(features):
     return blocks
 
 
-def _last_linear(module):
-    linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
-    return linears[-1]
-
-
 # --------------------------------------------------------------------------- CNNs
 
 
@@ -111,7 +106,7 @@ def _stage_indices_by_stride(features, probe_size=64):
     return stages
 
 
-def _split_features_sequential(m, features, head, pre_logits=None, num_features=None):
+def _split_features_sequential(features, head, pre_logits=None):
     """Stem = first child, then one group per resolution (MobileNet, EfficientNet)."""
     children = list(features)
     was_training = features.training
@@ -119,23 +114,20 @@ def _split_features_sequential(m, features, head, pre_logits=None, num_features=
     stages = _stage_indices_by_stride(features)
     features.train(was_training)
     groups = [("stem", children[0])]
-    first_stage = [(a, b) for a, b in stages if b > 1]
-    k = 1
-    for a, b in first_stage:
-        a = max(a, 1)
+    # Every resolution stage, less the stem child that the first one starts with.
+    stages_after_stem = [(max(a, 1), b) for a, b in stages if b > 1]
+    for k, (a, b) in enumerate(stages_after_stem, start=1):
         groups.append((f"stage{k}", _seq(*children[a:b])))
-        k += 1
-    num_features = num_features or head.in_features
-    return BackboneSpec(groups, _flatten_avg(), pre_logits, head, num_features)
+    return BackboneSpec(groups, _flatten_avg(), pre_logits, head, head.in_features)
 
 
 def split_mobilenet_v2(m):
-    return _split_features_sequential(m, m.features, m.classifier[-1])
+    return _split_features_sequential(m.features, m.classifier[-1])
 
 
 def split_mobilenet_v3(m):
     pre = _seq(*list(m.classifier)[:-1])
-    return _split_features_sequential(m, m.features, m.classifier[-1], pre_logits=pre)
+    return _split_features_sequential(m.features, m.classifier[-1], pre_logits=pre)
 
 
 def split_efficientnet(m):

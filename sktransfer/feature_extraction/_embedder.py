@@ -7,7 +7,8 @@ and lets the decoding threads hand over compact uint8 batches.
 
 from __future__ import annotations
 
-import torch
+import threading
+
 from torch import nn
 
 from ._pooling import global_pool
@@ -35,6 +36,15 @@ class Embedder(nn.Module):
         Global pooling of the feature map; None: the network's own pooling
         and pre-logits for ``layer=None``, ``"avg"`` (``"token"`` for ViT
         sequences) for other layers.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sktransfer.backbones import make_tiny_backbone
+    >>> from sktransfer.feature_extraction import Embedder
+    >>> embedder = Embedder(make_tiny_backbone(), layer="stage2", pooling="avgmax").eval()
+    >>> embedder(torch.zeros(2, 3, 32, 32, dtype=torch.uint8)).shape
+    torch.Size([2, 64])
     """
 
     def __init__(self, backbone, layer=None, pooling=None):
@@ -42,9 +52,6 @@ class Embedder(nn.Module):
         self.backbone = backbone
         self.layer = layer
         self.pooling = pooling
-        pre = backbone.preprocessing
-        self.register_buffer("mean", torch.tensor(pre.mean).view(1, 3, 1, 1) * 255.0, persistent=False)
-        self.register_buffer("std", torch.tensor(pre.std).view(1, 3, 1, 1) * 255.0, persistent=False)
         self._module_name = None
         if layer is not None and layer not in backbone.group_names and layer != "pre_logits":
             self._module_name = self._find_module(layer)
@@ -65,11 +72,8 @@ class Embedder(nn.Module):
         """Whether the computation is a plain graph (no hooks), e.g. for ONNX."""
         return self._module_name is None
 
-    def normalize(self, batch):
-        return (batch.to(self.mean.dtype) - self.mean) / self.std
-
     def forward(self, batch):
-        x = self.normalize(batch)
+        x = self.backbone.preprocessing.normalize(batch)
         bb = self.backbone
         if self._module_name is not None:
             return self._forward_hooked(x)
@@ -83,8 +87,13 @@ class Embedder(nn.Module):
 
     def _forward_hooked(self, x):
         captured = {}
+        caller = threading.get_ident()
 
         def hook(module, inputs, output):
+            # Threads embedding at the same time all see every hook on the
+            # module: each one takes its own output only.
+            if threading.get_ident() != caller:
+                return None
             captured["out"] = output
             raise _StopForward
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import copy
-import io
+import dataclasses
+import threading
 import warnings
 from numbers import Integral
 
@@ -14,12 +15,19 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from ..image._validation import ImageInputMixin
-from ..utils._device import autocast_context, resolve_device
-from ._embedder import Embedder
-from ..image._batch_decoder import BatchDecoder, resolve_num_workers
-from ._pooling import POOLINGS
 from ..backbones import Backbone, get_backbone
+from ..backbones._persist import backbone_from_recipe, backbone_recipe
+from ..backbones._weights import state_dict_digest, weights_identity
+from ..image._batch_decoder import BatchDecoder, resolve_num_workers
+from ..image._validation import ImageInputMixin
+from ..utils._device import resolve_device
+from ._embedder import Embedder
+from ._pooling import POOLINGS
+from ._torch_engine import TorchRunner
+
+# Guards the lazy creation of an engine (after unpickling), so that threads
+# calling transform at once build one engine, not one each.
+_RUNNER_LOCK = threading.Lock()
 
 
 class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -50,9 +58,10 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         and pre-logits layers for ``layer=None``, ``"avg"`` otherwise
         (``"token"``, the class token, for ViT layers).
     batch_size : int or "auto", default="auto"
-        Images per forward pass. "auto": 8 on the CPU, where small batches
-        stay in cache (EfficientNet-Lite0 under ONNX Runtime ran 86 images/s
-        at batch 8 against 68 at batch 32 on 2 cores), 64 on a GPU.
+        Images per forward pass. "auto": 8 on the CPU, where the activations
+        of small batches stay in the processor's cache, which is faster than
+        large batches (see benchmarks/RESULTS.md); 64 on a GPU, which needs
+        large batches to be kept busy.
     device : str or torch.device, default="auto"
         ``"auto"`` picks cuda, then mps, then cpu.
     dtype : {"float32", "float16", "bfloat16"}, default="float32"
@@ -67,9 +76,12 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         one warning listing every failed input and why.
     engine : {"auto", "torch", "onnxruntime"}, default="auto"
         Inference engine. ``"onnxruntime"`` exports the network to ONNX once
-        (cached on disk for named weights) and runs it with ONNX Runtime,
-        which is faster than PyTorch eager on CPUs; ``"auto"`` uses it on CPU
-        when ``onnxruntime`` is installed and the layer can be exported.
+        and runs it with ONNX Runtime, which is faster than PyTorch eager on
+        CPUs; ``"auto"`` uses it on CPU when ``onnxruntime`` is installed and
+        the layer can be exported. Graphs of reproducible weights are cached
+        in ``$SKTRANSFER_CACHE/onnx`` (default ``~/.cache/sktransfer/onnx``),
+        keyed by the content of the weights and everything else that changes
+        the output; see Notes.
     image_shape : "auto" or tuple, default="auto"
         Layout of the rows of a 2-D numeric input (each row a flattened
         image): ``(height, width)`` or ``(height, width, channels)``. See
@@ -103,6 +115,16 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
     as square RGB images when a third of it is, else as one-pixel-high
     strips. Float pixels in [0, 1] are intensities; other float ranges are
     rescaled per image by their minimum and maximum.
+
+    A cached graph whose bytes do not match the checksum in its file name
+    (truncated, altered) is exported again with a warning; a cache folder
+    that cannot be written leaves the graph in memory, with one warning.
+
+    Pickling saves a named network as its architecture name and its tensors,
+    restored with ``torch.load(weights_only=True)``: loading runs no code
+    from the file, and ``skops.io.load`` needs to trust only this class. A
+    network passed in as a module is pickled as that module, so load such
+    an extractor only from a trusted source.
 
     Examples
     --------
@@ -190,8 +212,9 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
             probe = self._embedder(torch.zeros(1, 3, crop, crop, dtype=torch.uint8))
         self.n_features_out_ = int(probe.shape[1])
         self._engine = self._select_engine(device)
-        self._runner = None
-        self._get_runner()  # export / move to the device now, not in transform
+        # Export / move to the device now, not in transform: threads that
+        # share a fitted extractor only read it.
+        self._runner = self._make_runner()
         return self
 
     @property
@@ -217,32 +240,45 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
 
     # ------------------------------------------------------------ transform
 
-    def _get_runner(self):
-        """A callable uint8 batch tensor -> float32 numpy features, built lazily."""
-        if getattr(self, "_runner", None) is None:
-            device = resolve_device(self.device)
-            if self._engine == "onnxruntime":
-                from ._onnx_engine import OnnxRunner
+    def _make_runner(self):
+        """The engine: a callable uint8 batch tensor -> float32 numpy features."""
+        if self._engine == "onnxruntime":
+            from ._onnx_engine import OnnxRunner
 
-                self._runner = OnnxRunner(self._embedder, self._onnx_cache_key())
-            else:
-                self._runner = _TorchRunner(self._embedder, device, self.dtype)
-        return self._runner
+            return OnnxRunner(self._embedder, self._graph_description())
+        return TorchRunner(self._embedder, resolve_device(self.device), self.dtype)
+
+    def _get_runner(self):
+        runner = getattr(self, "_runner", None)
+        if runner is None:  # after unpickling
+            with _RUNNER_LOCK:
+                runner = getattr(self, "_runner", None)
+                if runner is None:
+                    runner = self._runner = self._make_runner()
+        return runner
 
     def _batch_size(self):
         if self.batch_size != "auto":
             return self.batch_size
         return 8 if resolve_device(self.device).type == "cpu" else 64
 
-    def _onnx_cache_key(self):
-        """Identity of the exported graph, or None when the weights are not reproducible."""
-        from ..backbones._weights import weights_identity
+    def _graph_description(self):
+        """What determines the exported graph's output, or None (not to be cached on disk).
 
-        ident = weights_identity(self.model, self.weights)
-        if ident is None:
+        Only reproducible weights are cached (a random initialisation would
+        add an entry per fit); the key holds a hash of the very tensors
+        exported, so new weights can never be served an old graph.
+        """
+        if weights_identity(self.model, self.weights) is None:
             return None
-        crop = self.backbone_.preprocessing.crop_size
-        return f"{ident}|layer={self.layer}|pooling={self.pooling}|crop={crop}"
+        return {
+            "model": self.backbone_.name,
+            "tensors": state_dict_digest(self._embedder),
+            "layer": self.layer,
+            "pooling": self.pooling,
+            "preprocessing": dataclasses.asdict(self.backbone_.preprocessing),
+            "dtype": self.dtype,
+        }
 
     def transform(self, X):
         """Embed images.
@@ -298,16 +334,29 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         state.pop("_runner", None)
         state.pop("_embedder", None)  # rebuilt from backbone_, layer and pooling
         if "backbone_" in state:
-            # torch.save + map_location="cpu" on load: a model fitted on a
-            # GPU unpickles on a machine without one.
-            buf = io.BytesIO()
-            torch.save(state["backbone_"], buf)
-            state["backbone_"] = buf.getvalue()
+            recipe = backbone_recipe(self.backbone_, self.model, self.weights)
+            if recipe is not None:
+                state["backbone_"] = recipe
+            elif any(t.device.type != "cpu" for t in self.backbone_.state_dict().values()):
+                # A module passed in is pickled as itself, on the CPU, so
+                # that it unpickles on a machine without the fitting device.
+                state["backbone_"] = copy.deepcopy(self.backbone_).cpu()
         return state
 
     def __setstate__(self, state):
-        if isinstance(state.get("backbone_"), bytes):
-            state["backbone_"] = torch.load(io.BytesIO(state["backbone_"]), map_location="cpu", weights_only=False)
+        saved = state.get("backbone_")
+        if isinstance(saved, (bytes, bytearray)):
+            raise ValueError(
+                "this PretrainedFeatureExtractor was saved by an earlier sktransfer as a pickled "
+                "network, which cannot be loaded without running code from the file; fit it again"
+            )
+        if isinstance(saved, dict):
+            backbone = backbone_from_recipe(saved)
+            for p in backbone.parameters():
+                p.requires_grad_(False)
+            state["backbone_"] = backbone
+        elif saved is not None and not isinstance(saved, Backbone):
+            raise ValueError(f"the saved network must be a Backbone or its recipe, got {type(saved).__name__}")
         state["_runner"] = None
         super().__setstate__(state)
         if "backbone_" in state:
@@ -318,27 +367,6 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         tags.transformer_tags.preserves_dtype = []  # always float32
         tags.requires_fit = True
         return tags
-
-
-class _TorchRunner:
-    """Run the embedder with PyTorch in inference mode."""
-
-    def __init__(self, embedder, device, dtype):
-        self.embedder = embedder.to(device).eval()
-        self.device = device
-        self.dtype = dtype
-        # channels_last lets cuDNN use its NHWC tensor-core kernels.
-        self.channels_last = device.type == "cuda"
-        if self.channels_last:
-            self.embedder.to(memory_format=torch.channels_last)
-
-    def __call__(self, batch):
-        batch = batch.to(self.device, non_blocking=True)
-        if self.channels_last:
-            batch = batch.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), autocast_context(self.device, self.dtype):
-            feats = self.embedder(batch)
-        return feats.float().cpu().numpy()
 
 
 def _progress(iterable, total):

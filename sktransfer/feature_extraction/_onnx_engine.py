@@ -2,22 +2,22 @@
 
 On small CPUs PyTorch eager is not the fastest way to run a fixed network:
 ONNX Runtime fuses convolutions with batch norms and activations and picks
-better kernels. The embedder (uint8 in, features out) is exported once with
-the TorchScript-based exporter; for reproducible weights the graph is cached
-on disk, keyed by model, weights, layer, pooling, input size and versions.
+better kernels. The embedder (uint8 in, features out) is exported with the
+TorchScript-based exporter to bytes, which the session loads from memory;
+for reproducible weights the bytes are also cached on disk
+(:mod:`._graph_cache`), so that the export runs once per network.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import os
-import tempfile
-import threading
-from pathlib import Path
+import io
+import warnings
 
 import numpy as np
 import torch
+
+from ._graph_cache import cached_graph, graph_key
 
 OPSET = 17
 
@@ -26,16 +26,10 @@ def onnxruntime_available():
     return importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None
 
 
-def cache_dir():
-    """Where exported graphs are kept: ``$SKTRANSFER_CACHE`` or ``~/.cache/sktransfer``."""
-    root = os.environ.get("SKTRANSFER_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "sktransfer")
-    return Path(root) / "onnx"
-
-
-def _export(embedder, crop, path):
+def export_graph(embedder, crop):
+    """The embedder as a serialised ONNX graph (bytes), batch size left free."""
     example = torch.zeros(2, 3, crop, crop, dtype=torch.uint8)
-    import warnings
-
+    buffer = io.BytesIO()
     with warnings.catch_warnings():
         # Tracing warns about shape-dependent Python code (e.g. padding
         # computed from the input size); the input size is fixed here.
@@ -43,13 +37,14 @@ def _export(embedder, crop, path):
         torch.onnx.export(
             embedder.cpu().eval(),
             (example,),
-            str(path),
+            buffer,
             input_names=["images"],
             output_names=["features"],
             dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
             opset_version=OPSET,
             dynamo=False,
         )
+    return buffer.getvalue()
 
 
 class OnnxRunner:
@@ -58,41 +53,25 @@ class OnnxRunner:
     Parameters
     ----------
     embedder : Embedder
-    cache_key : str or None
-        None exports to a temporary file that is deleted after loading.
+    description : dict or None
+        Everything that determines the graph's output (see
+        :func:`._graph_cache.graph_key`); None: the graph is not cached on
+        disk (weights that cannot be reproduced).
     """
 
-    _lock = threading.Lock()
-
-    def __init__(self, embedder, cache_key):
+    def __init__(self, embedder, description):
         import onnxruntime as ort
 
         crop = embedder.backbone.preprocessing.crop_size
+        key = None if description is None else graph_key({**description, "engine": "onnxruntime", "opset": OPSET})
+        graph = cached_graph(key, lambda: export_graph(embedder, crop))
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = torch.get_num_threads()
         # Decoding threads run beside the network: idle ORT workers must
-        # sleep, not spin, or they take the cores the decoders need
-        # (+15% images/s on 2 cores, benchmarks/RESULTS.md).
+        # sleep, not spin, or they take the cores the decoders need.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if cache_key is None:
-            with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / "embedder.onnx"
-                _export(embedder, crop, path)
-                self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        else:
-            digest = hashlib.sha256(
-                f"{cache_key}|torch={torch.__version__}|opset={OPSET}".encode()
-            ).hexdigest()[:24]
-            path = cache_dir() / f"{digest}.onnx"
-            with self._lock:
-                if not path.is_file():
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-                    _export(embedder, crop, tmp)
-                    os.replace(tmp, path)  # atomic: concurrent readers never see half a file
-            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        self.path = path
+        self.session = ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
 
     def __call__(self, batch):
         arr = batch.numpy() if isinstance(batch, torch.Tensor) else np.asarray(batch)

@@ -52,7 +52,3 @@ def global_pool(x, kind, fmt="nchw"):
     if kind == "gem":
         return flat.clamp(min=_GEM_EPS).pow(GEM_P).mean(-1).pow(1.0 / GEM_P)
     raise ValueError(f"pooling must be one of {POOLINGS}, got {kind!r}")
-
-
-def pooled_width(channels, kind):
-    return 2 * channels if kind == "avgmax" else channels

@@ -145,15 +145,19 @@ def test_numeric_table_rows_are_flattened_images():
         PretrainedFeatureExtractor(**TINY, image_shape=(7, 7)).fit(X)
 
 
-def test_pickle_round_trip_keeps_the_network_off_device(fitted, image_files):
+def test_pickle_round_trip_saves_a_recipe_not_a_network(fitted, image_files):
     state = fitted.__getstate__()
-    # The network travels as torch.save bytes, loaded with map_location="cpu":
-    # a model fitted on a GPU unpickles on a CPU-only machine.
-    assert isinstance(state["backbone_"], bytes)
-    assert hasattr(fitted, "backbone_") and not isinstance(fitted.backbone_, bytes)
+    # A named network travels as its name and CPU tensors (torch.save bytes
+    # read back with weights_only=True), never as a pickled module.
+    recipe = state["backbone_"]
+    assert set(recipe) == {"format", "model", "weights", "preprocessing", "state_dict"}
+    assert recipe["model"] == "tiny_convnet" and isinstance(recipe["state_dict"], bytes)
+    assert recipe["preprocessing"]["crop_size"] == fitted.backbone_.preprocessing.crop_size == 32
+    assert hasattr(fitted, "backbone_") and not isinstance(fitted.backbone_, dict)
     restored = pickle.loads(pickle.dumps(fitted))
     assert restored._embedder.backbone is restored.backbone_
-    np.testing.assert_allclose(restored.transform(image_files), fitted.transform(image_files), atol=1e-6)
+    assert not any(p.requires_grad for p in restored.backbone_.parameters())
+    np.testing.assert_array_equal(restored.transform(image_files), fitted.transform(image_files))
 
 
 def test_clone_and_set_params_rebuild_the_network(image_files):
@@ -194,14 +198,13 @@ def test_pipeline_memory_extracts_once_for_a_grid(image_files, tmp_path, monkeyp
     assert grid.best_params_["clf__C"] in (0.1, 1.0, 10.0)
 
 
-@pytest.mark.skipif(not onnxruntime_available(), reason="onnxruntime is not installed")
 def test_onnxruntime_engine_matches_torch(image_files, monkeypatch, tmp_path):
     monkeypatch.setenv("SKTRANSFER_CACHE", str(tmp_path))
     torch_out = PretrainedFeatureExtractor(**TINY).fit(image_files).transform(image_files)
     ort = PretrainedFeatureExtractor(**{**TINY, "engine": "onnxruntime"}).fit(image_files)
     np.testing.assert_allclose(ort.transform(image_files), torch_out, atol=1e-4, rtol=1e-4)
     auto = PretrainedFeatureExtractor(**{**TINY, "engine": "auto"}).fit(image_files)
-    assert auto._engine == "onnxruntime"
+    assert onnxruntime_available() and auto._engine == "onnxruntime"
     # Module-name layers need hooks, which do not export: auto falls back.
     hooked = PretrainedFeatureExtractor(**{**TINY, "engine": "auto", "layer": "stage1.0"}).fit(image_files)
     assert hooked._engine == "torch"
@@ -228,5 +231,5 @@ def test_efficientnet_lite0_reproduces_the_reference_features(reference_dir, dat
     est = PretrainedFeatureExtractor(engine=engine, batch_size=2).fit(paths)
     out = est.transform(paths)
     assert np.abs(out - ref["pooled"]).max() < 1e-3
-    if engine == "auto" and onnxruntime_available():
-        assert list(tmp_path.rglob("*.onnx")), "named weights are cached on disk"
+    if engine == "auto":
+        assert len(list(tmp_path.rglob("*.onnx"))) == 1, "named weights are cached on disk"

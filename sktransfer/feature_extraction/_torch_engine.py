@@ -1,0 +1,42 @@
+"""PyTorch as an inference engine for the feature extractor.
+
+Every engine is a callable taking a uint8 NCHW batch (a tensor) and
+returning float32 features as a numpy array; the extractor builds one in
+``fit`` and shares it between threads, so calling it must not change it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..utils._device import autocast_context
+
+
+class TorchRunner:
+    """Run an embedder with PyTorch in inference mode.
+
+    Parameters
+    ----------
+    embedder : Embedder
+        Moved to ``device`` (in place) and put in eval mode.
+    device : torch.device
+    dtype : {"float32", "float16", "bfloat16"}
+        Below float32, the forward pass runs under autocast.
+    """
+
+    def __init__(self, embedder, device, dtype):
+        self.embedder = embedder.to(device).eval()
+        self.device = device
+        self.dtype = dtype
+        # channels_last lets cuDNN use its NHWC tensor-core kernels.
+        self.channels_last = device.type == "cuda"
+        if self.channels_last:
+            self.embedder.to(memory_format=torch.channels_last)
+
+    def __call__(self, batch):
+        batch = batch.to(self.device, non_blocking=True)
+        if self.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), autocast_context(self.device, self.dtype):
+            feats = self.embedder(batch)
+        return feats.float().cpu().numpy()

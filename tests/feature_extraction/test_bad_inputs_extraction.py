@@ -1,0 +1,394 @@
+"""Bad inputs and faults of feature extraction, one row each.
+
+Each row is (id, fault, expected): ``fault(ctx)`` sets the fault up and runs
+the code under test; ``expected`` is either ``Raises(type, fragment)`` or a
+``Policy(check)`` whose ``check(ctx, result)`` asserts the documented
+behaviour (a warning, a fallback, equal results).
+"""
+
+import os
+import pickle
+import threading
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pytest
+import torch
+from sklearn.utils._param_validation import InvalidParameterError
+
+from sktransfer import PretrainedFeatureExtractor
+from sktransfer.backbones import get_backbone
+from sktransfer.backbones._efficientnet_lite import EfficientNetLite0
+from sktransfer.backbones._weights import weights_identity
+from sktransfer.feature_extraction import _graph_cache
+
+TINY = dict(model="tiny_convnet", weights=None, batch_size=4, num_workers=0)
+
+
+@dataclass
+class Raises:
+    exc: type
+    fragment: str
+
+
+@dataclass
+class Policy:
+    check: Callable
+    doc: str = ""
+
+
+@dataclass
+class Ctx:
+    tmp: object
+    monkeypatch: object
+    images: list
+    marker: object = None
+    caught: list = field(default_factory=list)
+
+
+class Payload:
+    """Unpickling this runs a shell command that creates ``path``."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.path}",))
+
+
+def malicious_bytes(ctx):
+    ctx.marker = ctx.tmp / "PWNED"
+    import io
+
+    buffer = io.BytesIO()
+    torch.save({"weight": Payload(ctx.marker)}, buffer)
+    return buffer.getvalue()
+
+
+def lite0_file(path):
+    torch.manual_seed(0)
+    model = EfficientNetLite0()
+    torch.save(model.state_dict(), path)
+    return model
+
+
+def use_cache(ctx, folder=None):
+    folder = folder if folder is not None else ctx.tmp / "cache"
+    ctx.monkeypatch.setenv("SKTRANSFER_CACHE", str(folder))
+    return folder
+
+
+def fit_onnx(ctx, **params):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est = PretrainedFeatureExtractor(**{**TINY, "engine": "onnxruntime", **params}).fit(ctx.images)
+    ctx.caught.extend(str(w.message) for w in caught)
+    return est
+
+
+def torch_reference(ctx):
+    return PretrainedFeatureExtractor(**{**TINY, "engine": "torch"}).fit(ctx.images).transform(ctx.images)
+
+
+def graph_entries(folder):
+    return sorted((folder / "onnx").glob("*.onnx"))
+
+
+# ------------------------------------------------------------------ faults
+
+
+def corrupt_entry(how):
+    def fault(ctx):
+        folder = use_cache(ctx)
+        fit_onnx(ctx)
+        (entry,) = graph_entries(folder)
+        data = bytearray(entry.read_bytes())
+        if how == "truncate":
+            data = data[: len(data) // 2]
+        else:  # flip bytes inside the weights, where the graph still parses
+            for i in range(len(data) - 400, len(data) - 300):
+                data[i] ^= 0x5A
+        entry.write_bytes(bytes(data))
+        ctx.caught.clear()
+        return fit_onnx(ctx).transform(ctx.images)
+
+    return fault
+
+
+def rebuilt_with_warning(ctx, out):
+    assert any("is corrupt" in m for m in ctx.caught), ctx.caught
+    np.testing.assert_allclose(out, torch_reference(ctx), atol=1e-4, rtol=1e-4)
+    (entry,) = graph_entries(ctx.tmp / "cache")  # the bad entry was replaced
+    assert entry.name.endswith(f"-{__import__('hashlib').sha256(entry.read_bytes()).hexdigest()}.onnx")
+
+
+def read_only_cache(ctx):
+    folder = use_cache(ctx)
+    (folder / "onnx").mkdir(parents=True)
+    os.chmod(folder / "onnx", 0o555)
+    if os.access(folder / "onnx", os.W_OK):  # root writes anyway: refuse the rename as a read-only fs would
+        def refuse(*args, **kwargs):
+            raise OSError(30, "Read-only file system")
+
+        ctx.monkeypatch.setattr(_graph_cache.os, "replace", refuse)
+    ctx.caught.clear()
+    outs = [fit_onnx(ctx).transform(ctx.images) for _ in range(2)]
+    return outs
+
+
+def cache_path_is_a_file(ctx):
+    blocker = ctx.tmp / "cache_file"
+    blocker.write_text("not a folder")
+    use_cache(ctx, blocker)
+    return [fit_onnx(ctx).transform(ctx.images) for _ in range(2)]
+
+
+def in_memory_with_one_warning(ctx, outs):
+    warned = [m for m in ctx.caught if "cannot use the graph cache folder" in m]
+    assert len(warned) == 1, ctx.caught
+    reference = torch_reference(ctx)
+    for out in outs:
+        np.testing.assert_allclose(out, reference, atol=1e-4, rtol=1e-4)
+
+
+def cache_deleted_after_fit(ctx):
+    import shutil
+
+    folder = use_cache(ctx)
+    est = fit_onnx(ctx)
+    shutil.rmtree(folder)
+    out = est.transform(ctx.images)
+    fit_onnx(ctx)  # a new fit exports again
+    return out, graph_entries(folder)
+
+
+def still_works_and_refills(ctx, result):
+    out, entries = result
+    np.testing.assert_allclose(out, torch_reference(ctx), atol=1e-4, rtol=1e-4)
+    assert len(entries) == 1
+
+
+def weights_rewritten_same_size_and_mtime(ctx):
+    path = ctx.tmp / "w.pth"
+    lite0_file(path)
+    st = os.stat(path)
+    before = weights_identity("efficientnet_lite0", str(path))
+    state = torch.load(path, weights_only=True)
+    state["_conv_stem.weight"] = state["_conv_stem.weight"] + 1.0
+    torch.save(state, path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = weights_identity("efficientnet_lite0", str(path))
+    return before, after, os.stat(path)
+
+
+def identities_differ(ctx, result):
+    before, after, st = result
+    assert before != after and before.startswith("efficientnet_lite0|sha256=")
+
+
+def tilde_in_cache_variable(ctx):
+    ctx.monkeypatch.setenv("HOME", str(ctx.tmp))
+    ctx.monkeypatch.setenv("SKTRANSFER_CACHE", "~/skt")
+    fit_onnx(ctx)
+    return graph_entries(ctx.tmp / "skt")
+
+
+def threads(ctx):
+    est = PretrainedFeatureExtractor(**{**TINY, "engine": "torch", "layer": "stage1.0"}).fit(ctx.images)
+    expected = est.transform(ctx.images)
+    results, errors = [], []
+
+    def work():
+        try:
+            for _ in range(5):
+                results.append(est.transform(ctx.images))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work) for _ in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return expected, results, errors
+
+
+def threads_agree(ctx, result):
+    expected, results, errors = result
+    assert not errors and len(results) == 20
+    for out in results:
+        np.testing.assert_array_equal(out, expected)
+
+
+def tampered_state(kind):
+    def fault(ctx):
+        est = PretrainedFeatureExtractor(**{**TINY, "engine": "torch"}).fit(ctx.images)
+        state = est.__getstate__()
+        if kind == "old_bytes":
+            state["backbone_"] = malicious_bytes(ctx)
+        elif kind == "recipe_bytes":
+            state["backbone_"] = {**state["backbone_"], "state_dict": malicious_bytes(ctx)}
+        elif kind == "unknown_model":
+            state["backbone_"] = {**state["backbone_"], "model": "resnet17"}
+        elif kind == "wrong_tensors":
+            import io
+
+            buffer = io.BytesIO()
+            torch.save({"groups.stem.0.weight": torch.zeros(1)}, buffer)
+            state["backbone_"] = {**state["backbone_"], "state_dict": buffer.getvalue()}
+        elif kind == "not_a_network":
+            state["backbone_"] = ["a list"]
+        blob = pickle.dumps(state)
+        restored = PretrainedFeatureExtractor.__new__(PretrainedFeatureExtractor)
+        restored.__setstate__(pickle.loads(blob))
+
+    return fault
+
+
+def skops_payload(ctx):
+    sio = pytest.importorskip("skops.io")
+    est = PretrainedFeatureExtractor(**{**TINY, "engine": "torch"}).fit(ctx.images)
+    state = est.__getstate__()
+    state["backbone_"] = {**state["backbone_"], "state_dict": malicious_bytes(ctx)}
+    ctx.monkeypatch.setattr(PretrainedFeatureExtractor, "__getstate__", lambda self: state)
+    path = ctx.tmp / "model.skops"
+    sio.dump(est, path)
+    ctx.monkeypatch.undo()
+    return sio.load(path, trusted=sio.get_untrusted_types(file=path))
+
+
+def build(model, weights_of):
+    return lambda ctx: get_backbone(model, weights=weights_of(ctx))
+
+
+def write(name, data):
+    def make(ctx):
+        path = ctx.tmp / name
+        path.write_bytes(data(ctx) if callable(data) else data)
+        return str(path)
+
+    return make
+
+
+def saved(name, obj):
+    def make(ctx):
+        path = ctx.tmp / name
+        torch.save(obj, path)
+        return str(path)
+
+    return make
+
+
+def tilde_weights(ctx):
+    ctx.monkeypatch.setenv("HOME", str(ctx.tmp))
+    lite0_file(ctx.tmp / "lite0.pth")
+    return "~/lite0.pth"
+
+
+def odd_extension_in_cwd(ctx):
+    ctx.monkeypatch.chdir(ctx.tmp)
+    lite0_file(ctx.tmp / "lite0.weights")
+    return "lite0.weights"
+
+
+def loaded_lite0(ctx, backbone):
+    torch.manual_seed(0)
+    expected = EfficientNetLite0()._conv_stem.weight
+    torch.testing.assert_close(backbone.layer_group("stem")[0].weight, expected)
+
+
+def missing_tilde(ctx):
+    ctx.monkeypatch.setenv("HOME", str(ctx.tmp))
+    return "~/nothing_here.pth"
+
+
+def extractor(**params):
+    return lambda ctx: PretrainedFeatureExtractor(**{**TINY, "engine": "torch", **params}).fit(ctx.images)
+
+
+ROWS = [
+    # ------------------------------------------------------- weights files
+    ("weights_empty_file", build("efficientnet_lite0", write("empty.pth", b"")), Raises(ValueError, "is empty (0 bytes)")),
+    ("weights_garbage_bytes", build("efficientnet_lite0", write("junk.pth", b"\x00\x01garbage" * 9)),
+     Raises(ValueError, "cannot read weights file")),
+    ("weights_truncated_zip", build("efficientnet_lite0", write("cut.pth", lambda ctx: _half_of_saved(ctx))),
+     Raises(ValueError, "cannot read weights file")),
+    ("weights_wrong_keys", build("efficientnet_lite0", saved("r.pth", {"conv.weight": torch.zeros(2)})),
+     Raises(ValueError, "does not fit the architecture EfficientNetLite0")),
+    ("weights_not_tensors", build("efficientnet_lite0", saved("l.pth", [1, 2, 3])),
+     Raises(ValueError, "does not hold a state dict of tensors")),
+    ("weights_malicious_pickle", build("efficientnet_lite0", write("evil.pth", malicious_bytes)),
+     Raises(ValueError, "cannot read weights file")),
+    ("weights_tilde_path", build("efficientnet_lite0", tilde_weights), Policy(loaded_lite0, "~ is expanded")),
+    ("weights_odd_extension", build("efficientnet_lite0", odd_extension_in_cwd),
+     Policy(loaded_lite0, "any existing file is a weights file")),
+    ("weights_missing_file", build("efficientnet_lite0", lambda ctx: str(ctx.tmp / "gone.pth")),
+     Raises(FileNotFoundError, "weights file not found")),
+    ("weights_missing_tilde_names_expanded", build("efficientnet_lite0", missing_tilde),
+     Raises(FileNotFoundError, "nothing_here.pth' (weights='~/nothing_here.pth')")),
+    ("weights_odd_extension_missing", build("resnet18", lambda ctx: "r18.weights"),
+     Raises(ValueError, "no file")),
+    ("weights_rewritten_same_size_and_mtime", weights_rewritten_same_size_and_mtime,
+     Policy(identities_differ, "the cache identity is the content")),
+    # ----------------------------------------------------------- caches
+    ("cache_truncated_graph", corrupt_entry("truncate"), Policy(rebuilt_with_warning, "warns, rebuilds")),
+    ("cache_flipped_bytes", corrupt_entry("flip"), Policy(rebuilt_with_warning, "warns, rebuilds")),
+    ("cache_read_only", read_only_cache, Policy(in_memory_with_one_warning, "in memory, one warning")),
+    ("cache_path_is_a_file", cache_path_is_a_file, Policy(in_memory_with_one_warning, "in memory, one warning")),
+    ("cache_deleted_between_fit_and_transform", cache_deleted_after_fit, Policy(still_works_and_refills)),
+    ("cache_variable_with_tilde", tilde_in_cache_variable,
+     Policy(lambda ctx, entries: len(entries) == 1 or pytest.fail(entries), "~ is expanded")),
+    # ------------------------------------------------------- parameters
+    ("layer_unknown", extractor(layer="conv99"), Raises(ValueError, "is neither a layer group of tiny_convnet")),
+    ("layer_unknown_module_path", extractor(layer="groups.stage1.7"), Raises(ValueError, "named_modules")),
+    ("pooling_token_on_cnn", extractor(pooling="token"), Raises(ValueError, "needs a token sequence")),
+    ("pooling_unknown", extractor(pooling="median"), Raises(InvalidParameterError, "'pooling' parameter")),
+    ("onnxruntime_with_hooked_layer", extractor(engine="onnxruntime", layer="stage1.0"),
+     Raises(ValueError, "engine='onnxruntime' runs on the CPU and needs a layer-group")),
+    ("tiny_model_with_weights", extractor(weights="DEFAULT"), Raises(ValueError, "use weights=None")),
+    # ---------------------------------------------------- threads, state
+    ("threads_share_a_hooked_extractor", threads, Policy(threads_agree, "equal results")),
+    ("unpickle_old_network_bytes", tampered_state("old_bytes"), Raises(ValueError, "earlier sktransfer")),
+    ("unpickle_payload_in_state_dict", tampered_state("recipe_bytes"),
+     Raises(ValueError, "cannot read the saved network as a state dict")),
+    ("unpickle_unknown_model", tampered_state("unknown_model"), Raises(ValueError, "unknown model 'resnet17'")),
+    ("unpickle_wrong_tensors", tampered_state("wrong_tensors"), Raises(ValueError, "the saved network does not fit")),
+    ("unpickle_foreign_network_object", tampered_state("not_a_network"), Raises(ValueError, "must be a Backbone")),
+    ("skops_file_with_payload", skops_payload, Raises(ValueError, "cannot read the saved network")),
+]
+
+
+def _half_of_saved(ctx):
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(EfficientNetLite0().state_dict(), buffer)
+    data = buffer.getvalue()
+    return data[: len(data) // 2]
+
+
+@pytest.fixture(scope="module")
+def images():
+    rng = np.random.default_rng(1)
+    return [rng.integers(0, 256, (36 + 4 * (i % 2), 40, 3), dtype=np.uint8) for i in range(4)]
+
+
+def test_catalogue_is_large_and_ids_are_unique():
+    ids = [row[0] for row in ROWS]
+    assert len(ids) == len(set(ids)) and len(ids) >= 20
+
+
+@pytest.mark.parametrize("row_id, fault, expected", ROWS, ids=[row[0] for row in ROWS])
+def test_bad_input(row_id, fault, expected, tmp_path, monkeypatch, images):
+    ctx = Ctx(tmp=tmp_path, monkeypatch=monkeypatch, images=images)
+    monkeypatch.setenv("SKTRANSFER_CACHE", str(tmp_path / "default_cache"))
+    if isinstance(expected, Raises):
+        with pytest.raises(expected.exc) as info:
+            fault(ctx)
+        assert expected.fragment in str(info.value), str(info.value)
+    else:
+        expected.check(ctx, fault(ctx))
+    if ctx.marker is not None:
+        assert not ctx.marker.exists(), "a payload in the input ran"

@@ -17,7 +17,7 @@ from sklearn.preprocessing import Normalizer, StandardScaler
 from ._scores import leep_score, logme_score, nce_score
 from ._shared_pass import extract_shared, reads_source_head, shared_pass_key
 
-__all__ = ["SCORES", "rank_transfer"]
+__all__ = ["SCORES", "make_cv", "rank_transfer", "score_features"]
 
 #: Every score ``rank_transfer`` computes; higher is better for each.
 SCORES = ("logme", "leep", "nce", "knn", "linear")
@@ -76,7 +76,7 @@ def _check_scores(scores):
     return scores
 
 
-def _check_cv(cv, y, random_state):
+def make_cv(cv, y, random_state):
     if isinstance(cv, Integral):
         smallest = int(np.min(np.unique(y, return_counts=True)[1]))
         if cv < 2 or smallest < cv:
@@ -172,8 +172,6 @@ def rank_transfer(candidates, X, y, *, scores=SCORES, sort_by=None, cv=5, random
     >>> list(table.columns[:2]), len(table)
     (['logme', 'knn'], 2)
     """
-    import pandas as pd
-
     scores = _check_scores(scores)
     sort_by = scores[0] if sort_by is None else sort_by
     if sort_by not in scores:
@@ -184,13 +182,24 @@ def rank_transfer(candidates, X, y, *, scores=SCORES, sort_by=None, cv=5, random
         raise ValueError(f"y must be 1-D (one label per image), got shape {y.shape}")
     if len(np.unique(y)) < 2:
         raise ValueError("y has a single class: ranking needs at least 2")
-    splitter = _check_cv(cv, y, random_state) if {"knn", "linear"} & set(scores) else None
+    splitter = make_cv(cv, y, random_state) if {"knn", "linear"} & set(scores) else None
     need_source = bool(set(_SOURCE_SCORES) & set(scores))
     features, source, extract_s = _extract_all(named, X, need_source)
     if len(next(iter(features.values()))) != len(y):
         raise ValueError(f"X and y have different lengths ({len(next(iter(features.values())))} and {len(y)})")
+    return score_features([name for name, _ in named], features, source, extract_s, y, scores, sort_by, splitter)
+
+
+def score_features(names, features, source, extract_s, y, scores, sort_by, splitter):
+    """The ranking table from extracted features (``rank_transfer`` without the extraction).
+
+    ``features``, ``source`` (source-class probabilities, where readable) and
+    ``extract_s`` are dicts keyed by candidate name.
+    """
+    import pandas as pd
+
     rows = []
-    for name, ext in named:
+    for name in names:
         F = features[name]
         row = {"n_features": F.shape[1], "extract_s": extract_s[name], "note": ""}
         if not np.isfinite(F).all():

@@ -17,6 +17,7 @@ __all__ = ["leep_score", "logme_score", "nce_score"]
 # degenerate inputs.
 _LOGME_MAX_ITER = 100
 _LOGME_TOL = 1e-6
+_LOGME_EPS = 1e-5
 
 
 def _check_features_labels(features, y, name):
@@ -48,8 +49,11 @@ def _logme_evidence(alpha, beta, s2, z, y_sq, n, dim):
         n * np.log(beta) + dim * np.log(alpha) - n * np.log(2 * np.pi)
         - beta * residual - alpha * m_sq - logdet
     ) / (2 * n)
-    new_alpha = gamma / max(m_sq, 1e-300)
-    new_beta = (n - gamma) / max(residual, 1e-300)
+    # The small constants of the reference implementation keep the updates
+    # finite when the features fit the labels exactly (fewer samples than
+    # features): without them beta runs off to infinity.
+    new_alpha = gamma / (m_sq + _LOGME_EPS)
+    new_beta = (n - gamma) / (residual + _LOGME_EPS)
     return evidence, new_alpha, new_beta
 
 

@@ -106,7 +106,10 @@ def extract_shared(extractors, X, *, with_source):
     """
     # One clone is fitted to build the network and validate X; its decoding
     # (batches, threads, on_error) then runs the combined readout.
-    carrier = clone(extractors[0]).set_params(layer=None, pooling=None).fit(X)
+    # engine="torch" for the carrier: its own graph is never run, so it
+    # must not be exported; the combined readout is, below.
+    requested = extractors[0]
+    carrier = clone(requested).set_params(layer=None, pooling=None, engine="torch").fit(X)
     backbone = carrier.backbone_
     for ext in extractors:
         if ext.layer not in (None, "pre_logits") and ext.layer not in backbone.group_names:
@@ -120,7 +123,7 @@ def extract_shared(extractors, X, *, with_source):
         widths = [int(p.shape[1]) for p in readout.parts(torch.zeros(1, 3, crop, crop, dtype=torch.uint8))]
     carrier._embedder = readout
     carrier.n_features_out_ = sum(widths)
-    carrier._runner = _runner(carrier, readout)
+    carrier._runner = _runner(requested, carrier, readout)
     combined = carrier.transform(X)
     features, start = [], 0
     for width in widths[: len(extractors)]:
@@ -130,13 +133,19 @@ def extract_shared(extractors, X, *, with_source):
     return features[: len(extractors)], source
 
 
-def _runner(extractor, readout):
-    if extractor._engine == "onnxruntime":
+def _runner(requested, extractor, readout):
+    from ..feature_extraction._onnx_engine import onnxruntime_available
+
+    device = resolve_device(extractor.device)
+    onnx = requested.engine == "onnxruntime" or (
+        requested.engine == "auto" and device.type == "cpu" and onnxruntime_available()
+    )
+    if onnx:
         from ..feature_extraction._onnx_engine import OnnxRunner
 
         # Not cached on disk: the readout combination is particular to this call.
         return OnnxRunner(readout, None)
-    return TorchRunner(readout, resolve_device(extractor.device), extractor.dtype)
+    return TorchRunner(readout, device, extractor.dtype)
 
 
 def source_probabilities(extractor, embedding):

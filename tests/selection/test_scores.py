@@ -87,3 +87,19 @@ def test_source_scores_are_zero_when_the_source_label_decides_the_target():
     flat = np.full((5, 4), 0.25)
     entropy = -np.sum([p * np.log(p) for p in (0.4, 0.4, 0.2)])
     assert leep_score(flat, y) == pytest.approx(-entropy)
+
+
+@pytest.mark.parametrize(
+    "F",
+    [
+        3 * np.array([[1.0, -1, 1, -1] * 3, [1.0, -1, -1, 1] * 3]).T,  # columns orthogonal to both class indicators
+        1000 * np.eye(12, 40),  # fewer samples than features, labels fitted exactly
+        np.abs(np.random.default_rng(0).normal(1, 1, size=(12, 400))),  # non-negative, pooled-like
+    ],
+)
+def test_logme_stays_finite_on_degenerate_features(F):
+    y = np.array([0, 0, 1, 1] * 3)
+    score = logme_score(F, y)
+    assert np.isfinite(score)
+    # Evidence per sample of a 0/1 target cannot beat a perfect fit's by much; it is a log density.
+    assert -5 < score < 5

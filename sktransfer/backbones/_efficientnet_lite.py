@@ -35,6 +35,8 @@ __all__ = [
     "EFFICIENTNET_LITE_VARIANTS",
     "EfficientNetLite",
     "EfficientNetLite0",
+    "EfficientNetLite1",
+    "EfficientNetLite2",
     "efficientnet_lite0_spec",
     "efficientnet_lite0_weights_path",
     "efficientnet_lite_spec",
@@ -287,10 +289,30 @@ class EfficientNetLite0(EfficientNetLite):
         super().__init__(1.0, 1.0, num_classes, drop_connect_rate, dropout)
 
 
+class EfficientNetLite1(EfficientNetLite):
+    """EfficientNet-Lite1: :class:`EfficientNetLite` with depth 1.1 (240 px inputs)."""
+
+    def __init__(self, num_classes=1000, drop_connect_rate=_DROP_CONNECT_RATE, dropout=0.2):
+        super().__init__(1.0, 1.1, num_classes, drop_connect_rate, dropout)
+
+
+class EfficientNetLite2(EfficientNetLite):
+    """EfficientNet-Lite2: :class:`EfficientNetLite` with width 1.1, depth 1.2 (260 px inputs)."""
+
+    def __init__(self, num_classes=1000, drop_connect_rate=_DROP_CONNECT_RATE, dropout=0.3):
+        super().__init__(1.1, 1.2, num_classes, drop_connect_rate, dropout)
+
+
+_CLASSES = {
+    "efficientnet_lite0": EfficientNetLite0,
+    "efficientnet_lite1": EfficientNetLite1,
+    "efficientnet_lite2": EfficientNetLite2,
+}
+
+
 def build_efficientnet_lite(name, num_classes=1000):
     """The random-init network of variant ``name`` (a key of ``EFFICIENTNET_LITE_VARIANTS``)."""
-    v = EFFICIENTNET_LITE_VARIANTS[name]
-    return EfficientNetLite(v.width, v.depth, num_classes=num_classes, dropout=v.dropout)
+    return _CLASSES[name](num_classes=num_classes)
 
 
 def efficientnet_lite_weights_path(name):

@@ -46,9 +46,10 @@ def reads_source_head(extractor):
 class _MultiReadout(nn.Module):
     """uint8 images -> every candidate's features and the source probabilities, concatenated."""
 
-    def __init__(self, backbone, readouts, with_source):
+    def __init__(self, backbone, readouts, with_source, tta=None):
         super().__init__()
         self.backbone = backbone
+        self.tta = tta
         self.readouts = readouts  # list of (layer or None, pooling or None)
         self.with_source = with_source
         names = backbone.group_names
@@ -62,8 +63,15 @@ class _MultiReadout(nn.Module):
 
     def parts(self, batch):
         """Each readout's features, then the source probabilities, as a list."""
+        x = self.backbone.preprocessing.normalize(batch)
+        if self.tta == "flip":
+            # As the extractor's flip: image and mirror in one batch, averaged.
+            both = self._parts(torch.cat([x, x.flip(-1)]))
+            return [p.reshape(2, -1, p.shape[1]).mean(0) for p in both]
+        return self._parts(x)
+
+    def _parts(self, x):
         bb = self.backbone
-        x = bb.preprocessing.normalize(batch)
         if bb.input_transform is not None:
             x = bb.input_transform(x)
         outputs = {}
@@ -117,7 +125,8 @@ def extract_shared(extractors, X, *, with_source):
                 f"layer={ext.layer!r} is not a layer group of {backbone.name} ({backbone.layer_groups})"
             )
     with_source = with_source and backbone.head is not None
-    readout = _MultiReadout(backbone, [(e.layer, e.pooling) for e in extractors], with_source).eval()
+    readouts = [(e.layer, e.pooling) for e in extractors]
+    readout = _MultiReadout(backbone, readouts, with_source, getattr(requested, "tta", None)).eval()
     crop = backbone.preprocessing.crop_size
     with torch.inference_mode():
         widths = [int(p.shape[1]) for p in readout.parts(torch.zeros(1, 3, crop, crop, dtype=torch.uint8))]

@@ -147,6 +147,14 @@ def test_missing_package_import_error(monkeypatch):
         get_backbone("efficientnet_lite2")
 
 
+@pytest.mark.parametrize("name", VARIANTS)
+def test_variant_classes_follow_the_table(name):
+    v = EFFICIENTNET_LITE_VARIANTS[name]
+    model = build_efficientnet_lite(name)
+    assert type(model).__name__ == "EfficientNetLite" + name[-1]
+    assert model._dropout.p == v.dropout
+
+
 def test_variant_table_is_the_tf_release():
     assert {k: (v.width, v.depth, v.crop_size) for k, v in EFFICIENTNET_LITE_VARIANTS.items()} == {
         "efficientnet_lite0": (1.0, 1.0, 224),

@@ -44,7 +44,6 @@ import argparse
 import os
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -62,21 +61,7 @@ TEST_PER_CLASS = 100
 SMOKE = False  # --smoke: 20 images per hymenoptera split, 10 test photos per flowers class
 
 
-def data_dir(name):
-    env = os.environ.get("SKTRANSFER_DATA")
-    candidates = ([Path(env)] if env else []) + [ROOT.parent / "shared" / "data"]
-    for path in candidates:
-        if (path / name).is_dir():
-            return path / name
-    sys.exit(f"data set {name!r} not found in {candidates}; set SKTRANSFER_DATA")
-
-
-def load_folder(path):
-    from sktransfer.datasets import load_image_folder
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # hymenoptera's .gif placeholder is skipped
-        return load_image_folder(path)
+from accuracy import data_dir, load_folder  # noqa: E402  the same data lookup as the accuracy benchmark
 
 
 def candidates_of(backbone):

@@ -161,3 +161,27 @@ def test_variant_table_is_the_tf_release():
         "efficientnet_lite1": (1.0, 1.1, 240),
         "efficientnet_lite2": (1.1, 1.2, 260),
     }
+
+
+# Pickling and graph caching of Lite1/2 need one-line changes in
+# backbones/_persist.py (_weights_token) and backbones/_weights.py
+# (weights_identity), which name only Lite0; strict xfails, so that the fix
+# shows up as XPASS and these markers are removed with it.
+@pytest.mark.real_weights
+@pytest.mark.xfail(strict=True, reason="_persist._weights_token knows only efficientnet_lite0")
+@pytest.mark.parametrize("name", VARIANTS)
+def test_extractor_pickles(name, tiny_images):
+    import pickle
+
+    ext = PretrainedFeatureExtractor(model=name, engine="torch", num_workers=0).fit(tiny_images[:2])
+    clone = pickle.loads(pickle.dumps(ext))
+    np.testing.assert_allclose(clone.transform(tiny_images[:2]), ext.transform(tiny_images[:2]), rtol=1e-5)
+
+
+@pytest.mark.real_weights
+@pytest.mark.xfail(strict=True, reason="_weights.weights_identity knows only efficientnet_lite0")
+@pytest.mark.parametrize("name", VARIANTS)
+def test_default_weights_have_an_identity(name):
+    from sktransfer.backbones._weights import weights_identity
+
+    assert weights_identity(name, "DEFAULT").startswith(f"{name}|sha256=")

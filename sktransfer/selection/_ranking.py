@@ -15,7 +15,6 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import Normalizer, StandardScaler
 
 from ._scores import leep_score, logme_score, nce_score
-from ._shared_pass import extract_shared, reads_source_head, shared_pass_key
 
 __all__ = ["SCORES", "make_cv", "rank_transfer", "score_features"]
 
@@ -89,6 +88,9 @@ def make_cv(cv, y, random_state):
 
 def _extract_all(named, X, need_source):
     """Each candidate's features (and source probabilities where readable), one pass per network."""
+    # Imported here: scoring precomputed features needs no torch.
+    from ._shared_pass import extract_shared, reads_source_head, shared_pass_key
+
     features, source, extract_s = {}, {}, {}
     groups = {}
     for name, ext in named:

@@ -103,3 +103,12 @@ def test_logme_stays_finite_on_degenerate_features(F):
     assert np.isfinite(score)
     # Evidence per sample of a 0/1 target cannot beat a perfect fit's by much; it is a log density.
     assert -5 < score < 5
+
+
+def test_importing_selection_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, sktransfer.selection; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -7,7 +7,7 @@ transfer helps.
 
 Subpackages, one per subject: :mod:`sktransfer.image` (reading images),
 :mod:`sktransfer.feature_extraction`, :mod:`sktransfer.finetune`,
-:mod:`sktransfer.shift`, :mod:`sktransfer.backbones`,
+:mod:`sktransfer.shift`, :mod:`sktransfer.selection`, :mod:`sktransfer.backbones`,
 :mod:`sktransfer.datasets` and :mod:`sktransfer.utils`. Their public names
 are re-exported here lazily, so ``from sktransfer import CORAL`` does not
 import torch.
@@ -32,6 +32,8 @@ _EXPORTS = {
     "detect_shift": "sktransfer.shift",
     "make_importance_weighted_scorer": "sktransfer.shift",
     "transfer_gain": "sktransfer.shift",
+    "rank_transfer": "sktransfer.selection",
+    "make_transferability_scorer": "sktransfer.selection",
 }
 
 __getattr__, __dir__, _names = attach(__name__, _EXPORTS)

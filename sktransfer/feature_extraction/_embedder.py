@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 
+import torch
 from torch import nn
 
 from ._pooling import global_pool
@@ -28,14 +29,19 @@ class Embedder(nn.Module):
     Parameters
     ----------
     backbone : Backbone
-    layer : str or None
+    layer : str, list of str or None
         None: the pre-logits embedding. A layer-group name: the output of
         that group. Any other name: a submodule of the backbone as listed by
-        ``backbone.named_modules()`` (``"groups."`` may be left out).
+        ``backbone.named_modules()`` (``"groups."`` may be left out). A list
+        of names: each one's pooled output, concatenated in that order
+        (layer groups share one pass through the trunk).
     pooling : str or None
         Global pooling of the feature map; None: the network's own pooling
         and pre-logits for ``layer=None``, ``"avg"`` (``"token"`` for ViT
         sequences) for other layers.
+    tta : {"flip"} or None, default=None
+        ``"flip"``: the mean of the features of each image and of its
+        left-right mirror.
 
     Examples
     --------
@@ -47,13 +53,22 @@ class Embedder(nn.Module):
     torch.Size([2, 64])
     """
 
-    def __init__(self, backbone, layer=None, pooling=None):
+    def __init__(self, backbone, layer=None, pooling=None, tta=None):
         super().__init__()
         self.backbone = backbone
         self.layer = layer
         self.pooling = pooling
+        self.tta = tta
         self._module_name = None
-        if layer is not None and layer not in backbone.group_names and layer != "pre_logits":
+        self._parts = None
+        if isinstance(layer, (list, tuple)):
+            if not layer:
+                raise ValueError("layer is an empty list: give at least one layer name")
+            if len(set(layer)) != len(layer):
+                raise ValueError(f"layer={list(layer)!r} names a layer twice")
+            # One embedder per named layer; layer groups are read off one pass.
+            self._parts = [Embedder(backbone, name, pooling) for name in layer]
+        elif layer is not None and layer not in backbone.group_names and layer != "pre_logits":
             self._module_name = self._find_module(layer)
 
     def _find_module(self, layer):
@@ -70,10 +85,23 @@ class Embedder(nn.Module):
     @property
     def exportable(self):
         """Whether the computation is a plain graph (no hooks), e.g. for ONNX."""
+        if self._parts is not None:
+            return all(part.exportable for part in self._parts)
         return self._module_name is None
 
     def forward(self, batch):
         x = self.backbone.preprocessing.normalize(batch)
+        if self.tta == "flip":
+            # The image and its mirror in one batch; their features averaged.
+            # (2, N, C) by reshape, not slicing at len(x): an exported graph
+            # keeps the batch size free.
+            both = self._features(torch.cat([x, x.flip(-1)]))
+            return both.reshape(2, -1, both.shape[1]).mean(0)
+        return self._features(x)
+
+    def _features(self, x):
+        if self._parts is not None:
+            return self._forward_layers(x)
         bb = self.backbone
         if self._module_name is not None:
             return self._forward_hooked(x)
@@ -84,6 +112,29 @@ class Embedder(nn.Module):
             return global_pool(bb.forward_trunk(x), self.pooling, fmt)
         fmt = bb.group_formats[self.layer]
         return global_pool(bb.forward_trunk(x, stop=self.layer), self.pooling or default_pooling(fmt), fmt)
+
+    def _forward_layers(self, x):
+        bb = self.backbone
+        groups = [p.layer for p in self._parts if p.layer in bb.group_names]
+        outputs = {}
+        if groups:
+            last = max(bb.group_names.index(g) for g in groups)
+            if bb.input_transform is not None:
+                x_in = bb.input_transform(x)
+            else:
+                x_in = x
+            h = x_in
+            for name in bb.group_names[: last + 1]:
+                h = bb.groups[name](h)
+                outputs[name] = h
+        feats = []
+        for part in self._parts:
+            if part.layer in outputs:
+                fmt = bb.group_formats[part.layer]
+                feats.append(global_pool(outputs[part.layer], part.pooling or default_pooling(fmt), fmt))
+            else:
+                feats.append(part._features(x))
+        return torch.cat(feats, dim=1)
 
     def _forward_hooked(self, x):
         captured = {}

@@ -49,10 +49,11 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         ``"DEFAULT"``, a torchvision weights name (``"IMAGENET1K_V2"``), a
         local state-dict file, or None (random initialisation, for tests).
         Named torchvision weights are downloaded once into the torch hub cache.
-    layer : str or None, default=None
+    layer : str, list of str or None, default=None
         None: the pre-logits embedding. A layer-group name (see
         ``backbone_.layer_groups``) or module name: that layer's output,
-        globally pooled.
+        globally pooled. A list of names: their pooled outputs concatenated
+        (multi-layer features; layer groups share one forward pass).
     pooling : {"avg", "max", "avgmax", "gem", "token"} or None, default=None
         Global pooling of the feature map. None: the network's own pooling
         and pre-logits layers for ``layer=None``, ``"avg"`` otherwise
@@ -90,6 +91,9 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         a ValueError. See Notes.
     verbose : int, default=0
         Show a progress bar when > 0 and there are more than 2 batches.
+    tta : {"flip"} or None, default=None
+        Test-time augmentation: ``"flip"`` embeds each image and its
+        left-right mirror and returns the mean (twice the compute).
 
     Attributes
     ----------
@@ -147,7 +151,7 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
     _parameter_constraints = {
         "model": [str, Backbone, nn.Module],
         "weights": "no_validation",  # names, paths, enum members: checked by get_backbone
-        "layer": [str, None],
+        "layer": [str, list, None],
         "pooling": [StrOptions(set(POOLINGS)), None],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "device": [str, torch.device],
@@ -157,6 +161,7 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         "engine": [StrOptions({"auto", "torch", "onnxruntime"})],
         "image_shape": [StrOptions({"auto"}), tuple],
         "verbose": ["verbose"],
+        "tta": [StrOptions({"flip"}), None],
     }
 
     def __init__(
@@ -174,6 +179,7 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         engine="auto",
         image_shape="auto",
         verbose=0,
+        tta=None,
     ):
         self.model = model
         self.weights = weights
@@ -187,6 +193,7 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         self.engine = engine
         self.image_shape = image_shape
         self.verbose = verbose
+        self.tta = tta
 
     # ------------------------------------------------------------------ fit
 
@@ -214,7 +221,7 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         for p in backbone.parameters():
             p.requires_grad_(False)
         self.backbone_ = backbone
-        self._embedder = Embedder(backbone, self.layer, self.pooling).eval()
+        self._embedder = Embedder(backbone, self.layer, self.pooling, self.tta).eval()
         crop = backbone.preprocessing.crop_size
         with torch.inference_mode():
             probe = self._embedder(torch.zeros(1, 3, crop, crop, dtype=torch.uint8))
@@ -284,6 +291,7 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
             "tensors": state_dict_digest(self._embedder),
             "layer": self.layer,
             "pooling": self.pooling,
+            "tta": self.tta,
             "preprocessing": dataclasses.asdict(self.backbone_.preprocessing),
             "dtype": self.dtype,
         }
@@ -368,7 +376,7 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         state["_runner"] = None
         super().__setstate__(state)
         if "backbone_" in state:
-            self._embedder = Embedder(self.backbone_, self.layer, self.pooling).eval()
+            self._embedder = Embedder(self.backbone_, self.layer, self.pooling, getattr(self, "tta", None)).eval()
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -1,0 +1,235 @@
+"""Rank candidate feature extractors for a labelled target set before training."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from numbers import Integral
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, check_cv, cross_val_score
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import Normalizer, StandardScaler
+
+from ._scores import leep_score, logme_score, nce_score
+
+__all__ = ["SCORES", "make_cv", "rank_transfer", "score_features"]
+
+#: Every score ``rank_transfer`` computes; higher is better for each.
+SCORES = ("logme", "leep", "nce", "knn", "linear")
+_SOURCE_SCORES = {"leep": leep_score, "nce": nce_score}
+_NO_SOURCE = (
+    "leep/nce need the network's own classifier, which reads only the default embedding "
+    "(layer=None, pooling=None) of a named network"
+)
+
+
+def _knn(n_neighbors=5):
+    # Cosine neighbours: L2-normalised rows under the Euclidean metric.
+    return make_pipeline(Normalizer(), KNeighborsClassifier(n_neighbors=n_neighbors))
+
+
+def _linear_probe():
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+
+
+def _candidate_name(extractor, index):
+    params = extractor.get_params(deep=False) if hasattr(extractor, "get_params") else {}
+    model = params.get("model")
+    if isinstance(model, str):
+        layer = params.get("layer") or "embedding"
+        pooling = params.get("pooling") or "default"
+        return f"{model}/{layer}/{pooling}"
+    return f"{type(extractor).__name__}_{index}"
+
+
+def _named_candidates(candidates):
+    if isinstance(candidates, dict):
+        items = list(candidates.items())
+    elif isinstance(candidates, (list, tuple)):
+        items, seen = [], {}
+        for i, ext in enumerate(candidates):
+            name = _candidate_name(ext, i)
+            seen[name] = seen.get(name, 0) + 1
+            items.append((name if seen[name] == 1 else f"{name}#{seen[name]}", ext))
+    else:
+        raise TypeError(f"candidates must be a dict of name -> extractor or a list of extractors, got {type(candidates).__name__}")
+    if not items:
+        raise ValueError("candidates is empty: give at least one extractor")
+    for name, ext in items:
+        if not (hasattr(ext, "fit") and hasattr(ext, "transform")):
+            raise TypeError(f"candidate {name!r} is a {type(ext).__name__}, not a transformer with fit and transform")
+    return items
+
+
+def _check_scores(scores):
+    if isinstance(scores, str):
+        scores = (scores,)
+    scores = tuple(scores)
+    unknown = [s for s in scores if s not in SCORES]
+    if unknown or not scores:
+        raise ValueError(f"scores must be a non-empty subset of {SCORES}, got {scores!r}")
+    return scores
+
+
+def make_cv(cv, y, random_state):
+    if isinstance(cv, Integral):
+        smallest = int(np.min(np.unique(y, return_counts=True)[1]))
+        if cv < 2 or smallest < cv:
+            raise ValueError(
+                f"cv={cv} needs at least cv (>= 2) samples of every class; the smallest class has {smallest}"
+            )
+        return StratifiedKFold(n_splits=int(cv), shuffle=True, random_state=random_state)
+    return check_cv(cv, y, classifier=True)
+
+
+def _extract_all(named, X, need_source):
+    """Each candidate's features (and source probabilities where readable), one pass per network."""
+    # Imported here: scoring precomputed features needs no torch.
+    from ._shared_pass import extract_shared, reads_source_head, shared_pass_key
+
+    features, source, extract_s = {}, {}, {}
+    groups = {}
+    for name, ext in named:
+        key = shared_pass_key(ext)
+        groups.setdefault(key if key is not None else ("alone", name), []).append((name, ext))
+    for key, members in groups.items():
+        t0 = time.perf_counter()
+        if key[0] == "alone":
+            (name, ext), = members
+            features[name] = np.asarray(clone(ext).fit_transform(X), dtype=np.float64)
+            proba = None
+        else:
+            with_source = need_source and any(reads_source_head(e) for _, e in members)
+            feats, proba = extract_shared([e for _, e in members], X, with_source=with_source)
+            for (name, _), f in zip(members, feats):
+                features[name] = np.asarray(f, dtype=np.float64)
+        # Candidates sharing a pass share its time equally.
+        share = (time.perf_counter() - t0) / len(members)
+        for name, ext in members:
+            extract_s[name] = share
+            if proba is not None and reads_source_head(ext):
+                source[name] = proba
+    return features, source, extract_s
+
+
+def rank_transfer(candidates, X, y, *, scores=SCORES, sort_by=None, cv=5, random_state=None):
+    """Rank feature extractors by how well their features suit labelled images.
+
+    Each candidate is cloned, fitted on ``X`` and its features extracted
+    once (candidates of one named network that differ only in ``layer`` and
+    ``pooling`` share a single forward pass); every score is then computed
+    from those features, without training any network.
+
+    Parameters
+    ----------
+    candidates : dict of str to transformer, or list of transformers
+        Typically :class:`~sktransfer.PretrainedFeatureExtractor` instances
+        with different ``model``, ``layer`` or ``pooling``. A list gets
+        names ``"model/layer/pooling"``.
+    X : images
+        Anything the candidates accept (paths, arrays...).
+    y : array-like of shape (n_samples,)
+        Labels, at least two classes.
+    scores : sequence of str, default=all of ``SCORES``
+        ``"logme"`` (LogME evidence), ``"leep"`` and ``"nce"`` (from the
+        network's ImageNet classifier; NaN unless the candidate's features
+        are the classifier's input, i.e. ``layer=None`` and
+        ``pooling=None``), ``"knn"`` (cross-validated accuracy of a 5-nearest
+        neighbour cosine classifier) and ``"linear"`` (cross-validated
+        accuracy of standardised LogisticRegression). Higher is better.
+    sort_by : str or None, default=None
+        Score to sort by, best first; None: the first of ``scores``.
+    cv : int or cross-validation splitter, default=5
+        Folds of the ``knn`` and ``linear`` scores; an int gives shuffled
+        stratified folds.
+    random_state : int, RandomState or None, default=None
+        Shuffling of those folds.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per candidate, indexed by name, best first: a column per
+        score, ``n_features``, ``extract_s`` (seconds extracting, shared
+        equally by candidates of one pass), ``<score>_s`` (seconds per
+        score) and ``note`` (why a score is NaN).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktransfer import PretrainedFeatureExtractor
+    >>> from sktransfer.selection import rank_transfer
+    >>> rng = np.random.default_rng(0)
+    >>> images = rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)
+    >>> y = np.repeat([0, 1], 10)
+    >>> images[y == 1, :16] = 255  # bright top half: class 1
+    >>> candidates = {
+    ...     layer: PretrainedFeatureExtractor(model="tiny_convnet", weights=None, layer=layer)
+    ...     for layer in ("stage1", "stage2")
+    ... }
+    >>> table = rank_transfer(candidates, images, y, scores=("logme", "knn"), random_state=0)
+    >>> list(table.columns[:2]), len(table)
+    (['logme', 'knn'], 2)
+    """
+    scores = _check_scores(scores)
+    sort_by = scores[0] if sort_by is None else sort_by
+    if sort_by not in scores:
+        raise ValueError(f"sort_by={sort_by!r} is not one of the computed scores {scores}")
+    named = _named_candidates(candidates)
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-D (one label per image), got shape {y.shape}")
+    if len(np.unique(y)) < 2:
+        raise ValueError("y has a single class: ranking needs at least 2")
+    splitter = make_cv(cv, y, random_state) if {"knn", "linear"} & set(scores) else None
+    need_source = bool(set(_SOURCE_SCORES) & set(scores))
+    features, source, extract_s = _extract_all(named, X, need_source)
+    if len(next(iter(features.values()))) != len(y):
+        raise ValueError(f"X and y have different lengths ({len(next(iter(features.values())))} and {len(y)})")
+    return score_features([name for name, _ in named], features, source, extract_s, y, scores, sort_by, splitter)
+
+
+def score_features(names, features, source, extract_s, y, scores, sort_by, splitter):
+    """The ranking table from extracted features (``rank_transfer`` without the extraction).
+
+    ``features``, ``source`` (source-class probabilities, where readable) and
+    ``extract_s`` are dicts keyed by candidate name.
+    """
+    import pandas as pd
+
+    rows = []
+    for name in names:
+        F = features[name]
+        row = {"n_features": F.shape[1], "extract_s": extract_s[name], "note": ""}
+        if not np.isfinite(F).all():
+            raise ValueError(f"candidate {name!r} gave non-finite features (unreadable images with on_error='nan'?)")
+        for score in scores:
+            t0 = time.perf_counter()
+            if score == "logme":
+                row[score] = logme_score(F, y)
+            elif score in _SOURCE_SCORES:
+                row[score] = _SOURCE_SCORES[score](source[name], y) if name in source else np.nan
+                if name not in source:
+                    row["note"] = _NO_SOURCE
+            else:
+                row[score] = _cv_accuracy(score, F, y, splitter)
+            row[f"{score}_s"] = time.perf_counter() - t0
+        rows.append((name, row))
+    table = pd.DataFrame([r for _, r in rows], index=pd.Index([n for n, _ in rows], name="candidate"))
+    table = table[list(scores) + ["n_features", "extract_s"] + [f"{s}_s" for s in scores] + ["note"]]
+    return table.sort_values(sort_by, ascending=False, kind="stable", na_position="last")
+
+
+def _cv_accuracy(score, F, y, splitter):
+    if score == "knn":
+        # Never more neighbours than the smallest training fold holds.
+        smallest_train = min(len(train) for train, _ in splitter.split(F, y))
+        model = _knn(min(5, smallest_train))
+    else:
+        model = _linear_probe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return float(np.mean(cross_val_score(model, F, y, cv=splitter, scoring="accuracy")))

@@ -1,0 +1,114 @@
+"""Bad-input catalogue of the transferability tools: one row per fault.
+
+Each row is (id, a callable that commits the fault, the expectation): either
+``raises(ExceptionType, message fragment)`` or ``policy(check)``, where
+``check`` asserts the documented behaviour on the callable's result.
+"""
+
+from collections import namedtuple
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import FunctionTransformer
+
+from sktransfer import PretrainedFeatureExtractor
+from sktransfer.selection import leep_score, logme_score, make_transferability_scorer, nce_score, rank_transfer
+
+Raises = namedtuple("Raises", "type fragment")
+Policy = namedtuple("Policy", "check description")
+
+RNG = np.random.default_rng(0)
+F = RNG.normal(size=(20, 3))
+Y = np.repeat([0, 1], 10)
+P = np.full((20, 4), 0.25)
+IMAGES = RNG.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)
+
+
+def _tiny(**params):
+    return PretrainedFeatureExtractor(model="tiny_convnet", weights=None, num_workers=0, **params)
+
+
+def _with_nan(a):
+    a = np.array(a, dtype=float)
+    a[2, 1] = np.nan
+    return a
+
+
+def _means(images):
+    return np.asarray(images, dtype=float).mean(axis=(1, 2))
+
+
+def _nan_features(images):
+    out = _means(images)
+    out[0, 0] = np.nan
+    return out
+
+
+def _leep_for_layer():
+    return rank_transfer({"stage1": _tiny(layer="stage1")}, IMAGES, Y, scores=("leep", "logme"))
+
+
+def _check_nan_with_note(table):
+    assert np.isnan(table.loc["stage1", "leep"]) and np.isfinite(table.loc["stage1", "logme"])
+    assert "layer=None, pooling=None" in table.loc["stage1", "note"]
+
+
+ROWS = [
+    ("logme-y-2d", lambda: logme_score(F, Y[:, None]), Raises(ValueError, "1-D")),
+    ("logme-one-class", lambda: logme_score(F, np.zeros(20)), Raises(ValueError, "single class")),
+    ("logme-length-mismatch", lambda: logme_score(F, Y[:15]), Raises(ValueError, "inconsistent numbers of samples")),
+    ("logme-nan-features", lambda: logme_score(_with_nan(F), Y), Raises(ValueError, "NaN")),
+    ("logme-1d-features", lambda: logme_score(F[:, 0], Y), Raises(ValueError, "2D array")),
+    ("leep-rows-not-summing-to-1", lambda: leep_score(P * 2, Y), Raises(ValueError, "sum to 1")),
+    ("leep-negative", lambda: leep_score(np.tile([1.5, -0.5, 0.0, 0.0], (20, 1)), Y),
+     Raises(ValueError, "non-negative")),
+    ("leep-one-class", lambda: leep_score(P, np.ones(20)), Raises(ValueError, "single class")),
+    ("nce-one-class", lambda: nce_score(P, np.ones(20)), Raises(ValueError, "single class")),
+    ("nce-nan", lambda: nce_score(_with_nan(P), Y), Raises(ValueError, "NaN")),
+    ("rank-empty-dict", lambda: rank_transfer({}, IMAGES, Y), Raises(ValueError, "candidates is empty")),
+    ("rank-not-a-transformer", lambda: rank_transfer({"lr": LogisticRegression()}, IMAGES, Y),
+     Raises(TypeError, "not a transformer")),
+    ("rank-candidates-string", lambda: rank_transfer("efficientnet_lite0", IMAGES, Y),
+     Raises(TypeError, "dict of name -> extractor")),
+    ("rank-unknown-score", lambda: rank_transfer([_tiny()], IMAGES, Y, scores=("accuracy",)),
+     Raises(ValueError, "subset of")),
+    ("rank-no-scores", lambda: rank_transfer([_tiny()], IMAGES, Y, scores=()), Raises(ValueError, "non-empty")),
+    ("rank-sort-by-not-computed", lambda: rank_transfer([_tiny()], IMAGES, Y, scores=("logme",), sort_by="knn"),
+     Raises(ValueError, "sort_by='knn'")),
+    ("rank-cv-above-smallest-class", lambda: rank_transfer([_tiny()], IMAGES, np.r_[np.zeros(17), np.ones(3)], cv=5),
+     Raises(ValueError, "smallest class has 3")),
+    ("rank-cv-1", lambda: rank_transfer([_tiny()], IMAGES, Y, cv=1), Raises(ValueError, "cv=1")),
+    ("rank-one-class", lambda: rank_transfer([_tiny()], IMAGES, np.zeros(20)), Raises(ValueError, "single class")),
+    ("rank-y-2d", lambda: rank_transfer([_tiny()], IMAGES, Y[:, None]), Raises(ValueError, "1-D")),
+    ("rank-length-mismatch", lambda: rank_transfer({"m": FunctionTransformer(_means)}, IMAGES, np.r_[Y, Y][:30], scores=("logme",)),
+     Raises(ValueError, "different lengths (20 and 30)")),
+    ("rank-unknown-layer-group", lambda: rank_transfer([_tiny(layer="stage9")], IMAGES, Y, scores=("logme",)),
+     Raises(ValueError, "stage9")),
+    ("rank-non-finite-features", lambda: rank_transfer({"nan": FunctionTransformer(_nan_features)}, IMAGES, Y, scores=("logme",)),
+     Raises(ValueError, "non-finite features")),
+    ("rank-leep-for-a-layer-is-nan", _leep_for_layer,
+     Policy(_check_nan_with_note, "leep/nce are NaN with a note for features that do not feed the source head")),
+    ("scorer-unknown", lambda: make_transferability_scorer("accuracy"), Raises(ValueError, "score must be one of")),
+    ("scorer-leep-on-a-layer", lambda: make_transferability_scorer("leep")(_tiny(layer="stage1").fit(IMAGES), IMAGES, Y),
+     Raises(ValueError, "layer=None and pooling=None")),
+    ("scorer-leep-without-extractor", lambda: make_transferability_scorer("nce")(FunctionTransformer(_means).fit(IMAGES), IMAGES, Y),
+     Raises(ValueError, "PretrainedFeatureExtractor")),
+    ("scorer-on-a-classifier", lambda: make_transferability_scorer("logme")(LogisticRegression().fit(F, Y), F, Y),
+     Raises(TypeError, "needs a transformer")),
+]
+
+
+@pytest.mark.parametrize("fault, expectation", [(r[1], r[2]) for r in ROWS], ids=[r[0] for r in ROWS])
+def test_bad_input(fault, expectation):
+    if isinstance(expectation, Raises):
+        with pytest.raises(expectation.type) as info:
+            fault()
+        assert expectation.fragment in str(info.value)
+    else:
+        expectation.check(fault())
+
+
+def test_catalogue_ids_are_unique():
+    ids = [r[0] for r in ROWS]
+    assert len(ids) == len(set(ids))

@@ -34,6 +34,8 @@ _EXPORTS = {
     "transfer_gain": "sktransfer.shift",
     "rank_transfer": "sktransfer.selection",
     "make_transferability_scorer": "sktransfer.selection",
+    "EmbeddingStore": "sktransfer.storage",
+    "embed": "sktransfer.storage",
 }
 
 __getattr__, __dir__, _names = attach(__name__, _EXPORTS)

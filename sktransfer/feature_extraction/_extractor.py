@@ -4,25 +4,26 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import threading
-import warnings
 from numbers import Integral
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ..backbones import Backbone, get_backbone
 from ..backbones._persist import backbone_from_recipe, backbone_recipe
 from ..backbones._weights import state_dict_digest, weights_identity
-from ..image._batch_decoder import BatchDecoder, resolve_num_workers
 from ..image._validation import ImageInputMixin
 from ..utils._device import resolve_device
 from ._embedder import Embedder
+from ..storage._store import as_store
 from ._pooling import POOLINGS
+from ._streaming import embed_all, iter_embeddings, refuse_missing, warn_failures
 from ._torch_engine import TorchRunner
 
 # Guards the lazy creation of an engine (after unpickling), so that threads
@@ -94,6 +95,15 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
     tta : {"flip"} or None, default=None
         Test-time augmentation: ``"flip"`` embeds each image and its
         left-right mirror and returns the mean (twice the compute).
+    cache : str, os.PathLike, EmbeddingStore or None, default=None
+        A folder (or :class:`~sktransfer.storage.EmbeddingStore`) keeping
+        embeddings between runs and processes. ``transform`` looks each
+        image up by the SHA-256 of its content and by every setting that
+        changes its embedding (network, weights, layer, pooling, tta,
+        preprocessing, engine, precision, library version), embeds only the
+        images not found, and stores them batch by batch. A file rewritten
+        under the same name is embedded again; unreadable images are never
+        stored.
 
     Attributes
     ----------
@@ -162,6 +172,7 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         "image_shape": [StrOptions({"auto"}), tuple],
         "verbose": ["verbose"],
         "tta": [StrOptions({"flip"}), None],
+        "cache": [None, str, os.PathLike, HasMethods(["register", "get", "put"])],
     }
 
     def __init__(
@@ -180,6 +191,7 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         image_shape="auto",
         verbose=0,
         tta=None,
+        cache=None,
     ):
         self.model = model
         self.weights = weights
@@ -194,6 +206,7 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         self.image_shape = image_shape
         self.verbose = verbose
         self.tta = tta
+        self.cache = cache
 
     # ------------------------------------------------------------------ fit
 
@@ -311,37 +324,48 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         """
         check_is_fitted(self, "backbone_")
         items = self._validate_images(X, reset=False)
-        pre = self.backbone_.preprocessing
-        transform = pre.pil_transform()
-        batch_size = self._batch_size()
-        decoder = BatchDecoder(
-            items,
-            transform,
-            batch_size=batch_size,
-            num_workers=resolve_num_workers(self.num_workers),
-            on_error=self.on_error,
-            draft_size=transform.draft_size,
-        )
-        runner = self._get_runner()
-        out = np.empty((len(items), self.n_features_out_), dtype=np.float32)
-        failures = []
-        batches = decoder
-        if self.verbose and len(items) > 2 * batch_size:
-            batches = _progress(decoder, total=-(-len(items) // batch_size))
-        for start, batch, fails in batches:
-            if batch is not None:
-                out[start : start + len(batch)] = runner(batch)
-            failures.extend(fails)
-        if failures:
-            for index, _ in failures:
-                out[index] = np.nan
-            listing = "\n".join(f"  {err.source}: {err.reason}" for _, err in failures)
-            warnings.warn(
-                f"{len(failures)} of {len(items)} images could not be read; their rows are NaN:\n{listing}",
-                UserWarning,
-                stacklevel=2,
-            )
+        if self.on_error == "raise":
+            refuse_missing(items)
+        out, failures = embed_all(self, items, store=as_store(self.cache))
+        warn_failures(failures, len(items))
         return out
+
+    def iter_transform(self, X, chunk_size=1024):
+        """Embed images block by block, in input order: memory flat in their number.
+
+        Parameters
+        ----------
+        X : images
+            As for :meth:`fit`; paths are the natural input (images already in
+            memory take memory themselves).
+        chunk_size : int, default=1024
+            Rows per block, rounded up to whole batches; the last block is
+            shorter. Decoding reads ahead across block ends.
+
+        Returns
+        -------
+        generator of ndarray of shape (n_rows, n_features_out_), float32
+            Concatenated, the blocks equal ``transform(X)``. The input is
+            checked when this is called; images are embedded as the blocks
+            are consumed. With ``on_error="nan"`` one warning listing the
+            unreadable images comes after the last block.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sktransfer import PretrainedFeatureExtractor
+        >>> images = np.zeros((10, 16, 16, 3), dtype=np.uint8)
+        >>> est = PretrainedFeatureExtractor(model="tiny_convnet", weights=None, batch_size=2).fit(images)
+        >>> [block.shape for block in est.iter_transform(images, chunk_size=4)]
+        [(4, 64), (4, 64), (2, 64)]
+        """
+        check_is_fitted(self, "backbone_")
+        if not (isinstance(chunk_size, Integral) and chunk_size >= 1):
+            raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+        items = self._validate_images(X, reset=False)
+        if self.on_error == "raise":
+            refuse_missing(items)
+        return iter_embeddings(self, items, int(chunk_size), store=as_store(self.cache))
 
     # -------------------------------------------------------------- pickling
 
@@ -384,10 +408,3 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         tags.requires_fit = True
         return tags
 
-
-def _progress(iterable, total):
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # tqdm comes with skorch, but stay usable without it
-        return iterable
-    return tqdm(iterable, total=total, unit="batch", desc="embedding")

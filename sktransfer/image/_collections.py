@@ -12,8 +12,9 @@ import numpy as np
 from PIL import Image
 
 from ._decode import _is_pandas, _is_tensor
+from ._remote import is_url, require_fsspec
 
-__all__ = ["check_images", "infer_image_shape", "rows_to_images"]
+__all__ = ["check_images", "infer_image_shape", "is_missing", "rows_to_images"]
 
 
 def _wrap_hint(input_name):
@@ -27,16 +28,27 @@ def is_image_item(item):
     ) or _is_tensor(item)
 
 
+def is_missing(item):
+    """Whether ``item`` is a missing value: None, a float NaN, pandas.NA or NaT.
+
+    Examples
+    --------
+    >>> is_missing(None), is_missing(float("nan")), is_missing("cat.jpg")
+    (True, True, False)
+    """
+    if item is None or (isinstance(item, (float, np.floating)) and math.isnan(item)):
+        return True
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and (item is pandas.NA or item is pandas.NaT)
+
+
 def _check_item(item, index, input_name, items):
     """Cheap per-item type check (no file access)."""
-    if item is None or (isinstance(item, (float, np.floating)) and math.isnan(item)):
-        raise ValueError(f"{input_name}[{index}] is missing (got {item!r}); expected an image")
-    pandas = sys.modules.get("pandas")
-    if pandas is not None and item is pandas.NA:
-        raise ValueError(f"{input_name}[{index}] is missing (got pandas.NA); expected an image")
     if isinstance(item, (str, os.PathLike)):
         if not os.fspath(item):
             raise ValueError(f"{input_name}[{index}] is an empty path")
+        if is_url(item):
+            require_fsspec(item)
         return
     if is_image_item(item):
         return
@@ -115,6 +127,8 @@ def check_images(X, *, input_name="X"):
 
     - a list or tuple of paths, bytes, PIL images, arrays or tensors;
     - a 1-D numpy array of strings or objects (or an (n, 1) one);
+    - paths may be URLs (``s3://``, ``https://``, ``memory://``, ``file://``),
+      read through fsspec (the ``remote`` extra);
     - a pandas Series, or a DataFrame with exactly one column;
     - a 4-D numpy array: (N, H, W, C) when the last axis has 1, 3 or 4
       entries, (N, C, H, W) when the second axis has 1 or 3. When both fit,
@@ -134,16 +148,20 @@ def check_images(X, *, input_name="X"):
     Returns
     -------
     list
-        One item per image, in input order.
+        One item per image, in input order. Missing values (None, float
+        NaN, pandas.NA, NaT) are kept as None, for the caller to refuse or
+        to give a NaN row; nothing is dropped.
 
     Raises
     ------
     ValueError
-        Empty input, a missing item (None/NaN), a single image or path passed
+        Empty input, a single image or path passed
         instead of a collection, a DataFrame with several columns, or an
         array of unusable shape.
     TypeError
         A container or item of an unsupported type.
+    ImportError
+        A URL when fsspec is not installed.
 
     Examples
     --------
@@ -203,7 +221,13 @@ def check_images(X, *, input_name="X"):
     if not items:
         raise ValueError(f"{input_name} is empty; expected at least one image")
     for index, item in enumerate(items):
-        _check_item(item, index, input_name, items)
+        if is_missing(item):
+            # Kept in place (as None) so rows stay aligned: a table where
+            # some rows lack a photo is normal data. Decoding reports them
+            # as unreadable (on_error="nan" gives NaN rows).
+            items[index] = None
+        else:
+            _check_item(item, index, input_name, items)
     return items
 
 

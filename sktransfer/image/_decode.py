@@ -15,6 +15,8 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ._remote import is_url, read_url
+
 __all__ = [
     "ImageLoadError",
     "array_to_image",
@@ -122,7 +124,9 @@ def describe_source(item, index=None, *, input_name="X"):
     """
     if isinstance(item, (str, os.PathLike)):
         return os.fspath(item)
-    if isinstance(item, Image.Image):
+    if item is None:
+        kind = "missing"
+    elif isinstance(item, Image.Image):
         kind = "PIL image"
     elif isinstance(item, np.ndarray):
         kind = f"array {_shape_text(item.shape)}"
@@ -424,8 +428,9 @@ def load_image(item, *, source=None, draft_size=None):
     Parameters
     ----------
     item : str, os.PathLike, bytes, PIL.Image.Image, numpy.ndarray or torch.Tensor
-        A path to an image file, the encoded bytes of one, a PIL image, a
-        numpy HWC/HW array or a torch CHW/HW tensor.
+        A path to an image file, a URL (``s3://``, ``https://``, ``file://``...,
+        read through fsspec, the ``remote`` extra), the encoded bytes of one,
+        a PIL image, a numpy HWC/HW array or a torch CHW/HW tensor.
     source : str or None, default=None
         Name of the image in error messages; by default the path, or a short
         description of the in-memory object.
@@ -445,7 +450,10 @@ def load_image(item, *, source=None, draft_size=None):
     ------
     ImageLoadError
         If the file is missing, a directory, not an image, truncated, a
-        decompression bomb, or the pixels cannot be converted.
+        decompression bomb, or the pixels cannot be converted; or `item` is
+        None (a missing value).
+    ImportError
+        If `item` is a URL and fsspec is not installed.
     TypeError
         If `item` is of none of the kinds above.
 
@@ -457,6 +465,11 @@ def load_image(item, *, source=None, draft_size=None):
     """
     if source is None:
         source = describe_source(item)
+    if item is None:
+        # check_images turns every missing value (NaN, pandas.NA, NaT) into None.
+        raise ImageLoadError(source, "missing value: no image given")
+    if is_url(item):
+        return _decode_file(io.BytesIO(read_url(item, source)), source, draft_size)
     if isinstance(item, (str, os.PathLike)):
         return _decode_file(os.fspath(item), source, draft_size)
     if isinstance(item, (bytes, bytearray, memoryview)):

@@ -261,14 +261,47 @@ ARRAY_ROWS = [
 
 # -------------------------------------------------------------- containers
 
+def _url_without_fsspec(ctx):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    ctx.monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "fsspec" else real(name, *a))
+    return check_images(["gs://bucket/cat.jpg"])
+
+
+def _extractor_missing_entry(on_error):
+    def make(ctx):
+        from sktransfer import PretrainedFeatureExtractor
+
+        est = PretrainedFeatureExtractor(model="tiny_convnet", weights=None, num_workers=0, on_error=on_error,
+                                         engine="torch").fit([PATTERN])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = est.transform(pd.DataFrame({"photo": [PATTERN, None, np.nan, pd.NA]}))
+        return out, [str(w.message) for w in caught]
+
+    return make
+
+
+def _nan_rows_for_missing(result):
+    out, messages = result
+    assert np.isfinite(out[0]).all() and np.isnan(out[1:]).all()
+    assert sum(m.startswith("3 of 4 images could not be read") for m in messages) == 1
+
+
 CONTAINER_ROWS = [
     ("single-path", lambda ctx: check_images("cat.jpg"), (ValueError, "wrap it in a list: X=[image]")),
     ("nested-lists", lambda ctx: check_images([["a.jpg", "b.jpg"]]), (TypeError, "X[0] has type list")),
     ("dataframe-two-columns", lambda ctx: check_images(pd.DataFrame({"a": ["x.jpg"], "b": ["y.jpg"]})),
      (ValueError, "DataFrame with 2 columns ['a', 'b']")),
-    ("none-entry", lambda ctx: check_images(["a.jpg", None]), (ValueError, "X[1] is missing (got None)")),
-    ("pandas-na-entry", lambda ctx: check_images(pd.Series(["a.jpg", pd.NA], dtype=object)),
-     (ValueError, "X[1] is missing (got pandas.NA)")),
+    ("none-entry-kept-in-place", lambda ctx: check_images(["a.jpg", None]),
+     lambda items: items == ["a.jpg", None] or pytest.fail(str(items))),
+    ("pandas-na-and-nat-entries-become-none", lambda ctx: check_images(pd.Series(["a.jpg", pd.NA, pd.NaT], dtype=object)),
+     lambda items: items == ["a.jpg", None, None] or pytest.fail(str(items))),
+    ("load-image-of-none", lambda ctx: load_image(None), (ImageLoadError, "<missing>: missing value")),
+    ("url-without-fsspec", _url_without_fsspec, (ImportError, "pip install 'sktransfer[remote]'")),
+    ("extractor-raise-on-missing-entry", _extractor_missing_entry("raise"), (ValueError, "X[1] is missing")),
+    ("extractor-nan-on-missing-entries", _extractor_missing_entry("nan"), _nan_rows_for_missing),
     ("paths-mixed-with-numbers", lambda ctx: check_images(np.array(["a.jpg", 3], dtype=object)),
      (TypeError, "X[1] has type int (value 3) (X mixes images with int values)")),
     ("object-table-of-paths-and-numbers",

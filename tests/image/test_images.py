@@ -570,15 +570,21 @@ def test_check_images_empty(empty):
         check_images(empty)
 
 
-@pytest.mark.parametrize("missing", [None, float("nan"), np.float64("nan"), pd.NA])
-def test_check_images_missing_item_names_index(missing):
-    with pytest.raises(ValueError, match=r"X\[1\] is missing"):
-        check_images(["a.jpg", missing])
+@pytest.mark.parametrize("missing", [None, float("nan"), np.float64("nan"), pd.NA, pd.NaT])
+def test_check_images_keeps_missing_items_as_none(missing):
+    # Rows stay aligned: the estimator decides (NaN row or a clear error).
+    assert check_images(["a.jpg", missing, "b.jpg"]) == ["a.jpg", None, "b.jpg"]
 
 
-def test_check_images_missing_item_in_series():
-    with pytest.raises(ValueError, match=r"X\[1\] is missing"):
-        check_images(pd.Series(["a.jpg", None]))
+def test_check_images_missing_items_in_series_and_one_column_frame():
+    assert check_images(pd.Series(["a.jpg", None, np.nan])) == ["a.jpg", None, None]
+    frame = pd.DataFrame({"photo": pd.array(["a.jpg", pd.NA], dtype="string")})
+    assert check_images(frame) == ["a.jpg", None]
+
+
+def test_load_image_of_a_missing_value_names_it():
+    with pytest.raises(ImageLoadError, match=r"X\[4\] \(missing\): missing value"):
+        load_image(None, source=describe_source(None, 4))
 
 
 def test_check_images_empty_path():
@@ -619,8 +625,8 @@ def test_check_images_unsupported_item():
 
 
 def test_check_images_uses_input_name():
-    with pytest.raises(ValueError, match=r"images\[0\] is missing"):
-        check_images([None], input_name="images")
+    with pytest.raises(ValueError, match=r"images\[0\] is an empty path"):
+        check_images([""], input_name="images")
     with pytest.raises(ValueError, match="images is empty"):
         check_images([], input_name="images")
 

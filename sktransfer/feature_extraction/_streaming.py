@@ -1,0 +1,179 @@
+"""The extraction loop behind ``transform`` and ``iter_transform``.
+
+Images are embedded chunk by chunk, so memory depends on the chunk size, not
+on the number of images. Without a store, one decoder runs over the whole
+input and its read-ahead crosses chunk boundaries; with one
+(:class:`~sktransfer.storage.EmbeddingStore`), each chunk is looked up
+first, only the misses are decoded and embedded, and each batch is written
+back as soon as it is computed, so a killed run keeps everything but the
+batch in flight.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ..image._batch_decoder import BatchDecoder, item_source, resolve_num_workers
+from ..image._decode import ImageLoadError
+
+_MISSING_REASON = "missing value: no image given"
+
+
+def refuse_missing(items, input_name="X"):
+    """With ``on_error="raise"``: a ValueError naming the first missing item, before any work."""
+    missing = [i for i, item in enumerate(items) if item is None]
+    if missing:
+        raise ValueError(
+            f"{input_name}[{missing[0]}] is missing (None, NaN or NA); {len(missing)} of {len(items)} "
+            f"items are missing (indices {missing[:10]}). Drop those rows, or pass on_error='nan' "
+            "to get NaN embeddings for them"
+        )
+
+
+def warn_failures(failures, n_items, stacklevel=3):
+    """The one warning listing every input that gave a NaN row."""
+    if not failures:
+        return
+    listing = "\n".join(f"  {err.source}: {err.reason}" for _, err in failures)
+    warnings.warn(
+        f"{len(failures)} of {n_items} images could not be read; their rows are NaN:\n{listing}",
+        UserWarning,
+        stacklevel=stacklevel,
+    )
+
+
+class EmbeddingLoop:
+    """Embed validated items in chunks; yields ``(start, block, failures)``.
+
+    Parameters
+    ----------
+    extractor : fitted PretrainedFeatureExtractor
+    items : list
+        From ``check_images`` (missing values are None).
+    chunk_size : int
+        Images per yielded block (rounded up to whole batches).
+    store : EmbeddingStore or None
+    """
+
+    def __init__(self, extractor, items, chunk_size, store=None):
+        self.extractor = extractor
+        self.items = items
+        self.batch_size = extractor._batch_size()
+        self.chunk_size = max(self.batch_size, -(-int(chunk_size) // self.batch_size) * self.batch_size)
+        self.store = store
+        self.transform = extractor.backbone_.preprocessing.pil_transform()
+        self.runner = extractor._get_runner()
+        self.n_features = extractor.n_features_out_
+        self.progress = None
+        if extractor.verbose and len(items) > 2 * self.batch_size:
+            self.progress = _progress(len(items))
+
+    def _decoder(self, items):
+        return BatchDecoder(
+            items,
+            self.transform,
+            batch_size=self.batch_size,
+            num_workers=resolve_num_workers(self.extractor.num_workers),
+            on_error=self.extractor.on_error,
+            draft_size=self.transform.draft_size,
+        )
+
+    def _advance(self, n):
+        if self.progress is not None:
+            self.progress.update(n)
+
+    def __iter__(self):
+        try:
+            if self.store is None:
+                yield from self._iter_plain()
+            else:
+                yield from self._iter_stored()
+        finally:
+            if self.progress is not None:
+                self.progress.close()
+
+    def _iter_plain(self):
+        # One decoder over everything: it reads ahead across chunk ends.
+        block, block_start, failures = None, 0, []
+        for start, batch, fails in self._decoder(self.items):
+            if block is None:
+                block_start = start
+                block = np.empty((min(self.chunk_size, len(self.items) - start), self.n_features), np.float32)
+            if batch is not None:
+                block[start - block_start : start - block_start + len(batch)] = self.runner(batch)
+            failures.extend(fails)
+            self._advance(min(self.batch_size, len(self.items) - start))
+            if start + self.batch_size >= block_start + len(block):
+                yield block_start, _nan_rows(block, failures, block_start), failures
+                block, failures = None, []
+
+    def _iter_stored(self):
+        from ..storage._keys import content_key, describe_configuration
+
+        config = self.store.register(describe_configuration(self.extractor), self.n_features)
+        for chunk_start in range(0, len(self.items), self.chunk_size):
+            chunk = self.items[chunk_start : chunk_start + self.chunk_size]
+            keys = [content_key(item) for item in chunk]
+            block = np.empty((len(chunk), self.n_features), np.float32)
+            misses = []
+            for offset, vector in enumerate(self.store.get(config, keys)):
+                if vector is None:
+                    misses.append(offset)
+                else:
+                    block[offset] = vector
+            self._advance(len(chunk) - len(misses))
+            failures = []
+            for start, batch, fails in self._decoder([chunk[i] for i in misses]):
+                rows = misses[start : start + self.batch_size]
+                if batch is not None:
+                    vectors = self.runner(batch)
+                    block[rows] = vectors
+                    # Failed items were embedded as black fillers: never store those.
+                    failed = {i for i, _ in fails}
+                    self.store.put(config, [None if j in failed else keys[r] for j, r in enumerate(rows, start)],
+                                   vectors)
+                failures.extend(_renamed(chunk, misses[i], err, chunk_start) for i, err in fails)
+                self._advance(len(rows))
+            failures.sort(key=lambda pair: pair[0])
+            yield chunk_start, _nan_rows(block, failures, chunk_start), failures
+
+
+def embed_all(extractor, items, store=None):
+    """Embed every item at once: ``(array (n, n_features_out_), failures)``."""
+    blocks, failures = [], []
+    for _, block, fails in EmbeddingLoop(extractor, items, chunk_size=len(items), store=store):
+        blocks.append(block)
+        failures.extend(fails)
+    return (blocks[0] if len(blocks) == 1 else np.concatenate(blocks)), failures
+
+
+def iter_embeddings(extractor, items, chunk_size, store=None):
+    """Yield float32 blocks of `chunk_size` rows (whole batches), warning once at the end."""
+    failures = []
+    for _, block, fails in EmbeddingLoop(extractor, items, chunk_size=chunk_size, store=store):
+        failures.extend(fails)
+        yield block
+    warn_failures(failures, len(items), stacklevel=4)
+
+
+def _renamed(chunk, offset, error, chunk_start):
+    """A decoder failure on the list of misses, named by its position in the whole input."""
+    index = chunk_start + offset
+    source = item_source(chunk[offset], index)
+    return index, ImageLoadError(source, error.reason)
+
+
+def _nan_rows(block, failures, block_start):
+    for index, _ in failures:
+        block[index - block_start] = np.nan
+    return block
+
+
+def _progress(total):
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # tqdm comes with skorch, but stay usable without it
+        return None
+    return tqdm(total=total, unit="img", desc="embedding")

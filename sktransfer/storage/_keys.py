@@ -1,0 +1,127 @@
+"""Keys of the embedding store: what an image is, and what made its embedding.
+
+An image is named by the SHA-256 of its content, never by its path: a file
+rewritten under the same name gets a new key (no stale embeddings), and the
+same photo under two names is embedded once. Hashing a file reads it once
+(the page cache makes the decoder's later read of a miss cheap), which costs
+far less than decoding it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import sys
+
+import numpy as np
+from PIL import Image
+
+from ..image._remote import is_url, read_url
+
+__all__ = ["configuration_key", "content_key", "describe_configuration"]
+
+_READ_BLOCK = 1 << 20
+
+
+def _file_digest(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as file:
+        while block := file.read(_READ_BLOCK):
+            h.update(block)
+    return h.digest()
+
+
+def _pixels_digest(kind, pixels, *header):
+    """Hash of raw pixels plus what is needed to read them back (shape, dtype or mode)."""
+    h = hashlib.sha256()
+    h.update(repr((kind, *header)).encode())
+    h.update(pixels)
+    return h.digest()
+
+
+def content_key(item):
+    """SHA-256 (32 bytes) of one image's content, or None when it cannot be read.
+
+    Files and URLs are hashed by their bytes, as are encoded images passed as
+    bytes (so a path and its bytes share a key); PIL images by their pixels,
+    size and mode; arrays and tensors by their values, shape and dtype.
+    None (unreadable, missing) means "not in the store": the decoder then
+    reports the real error.
+
+    Parameters
+    ----------
+    item : path, URL, bytes, PIL image, numpy array or torch tensor
+
+    Returns
+    -------
+    bytes or None
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.zeros((2, 2, 3), dtype=np.uint8)
+    >>> content_key(a) == content_key(a.copy()), content_key(a) == content_key(a.astype(np.uint16))
+    (True, False)
+    """
+    try:
+        if isinstance(item, str) and is_url(item):
+            return hashlib.sha256(read_url(item, item)).digest()
+        if isinstance(item, (str, os.PathLike)):
+            return _file_digest(item)
+    except (OSError, ValueError):
+        return None  # missing or unreadable: decoding says why
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return hashlib.sha256(item).digest()
+    if isinstance(item, Image.Image):
+        try:
+            return _pixels_digest("pil", item.tobytes(), item.size, item.mode)
+        except (OSError, ValueError):
+            return None
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(item, torch.Tensor):
+        item = item.detach().cpu()
+        if item.is_floating_point():
+            item = item.float()
+        array = item.contiguous().numpy()
+        return _pixels_digest("tensor", array.tobytes(), array.shape, str(array.dtype))
+    if isinstance(item, np.ndarray):
+        array = np.ascontiguousarray(item)
+        return _pixels_digest("array", array.tobytes(), array.shape, str(array.dtype))
+    return None
+
+
+def configuration_key(description):
+    """SHA-256 (hex) of a configuration's canonical JSON."""
+    text = json.dumps(description, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def describe_configuration(extractor):
+    """Everything about a fitted extractor that changes its embeddings.
+
+    The weights are named by their reproducible identity when they have one
+    (a package file's hash, a download URL) and by the SHA-256 of the tensors
+    otherwise, e.g. a random initialisation or a module passed in: two
+    extractors share stored embeddings only if they compute the same ones.
+    """
+    from .. import __version__
+    from ..backbones._weights import state_dict_digest, weights_identity
+    from ..utils._device import resolve_device
+
+    identity = weights_identity(extractor.model, extractor.weights)
+    engine = getattr(extractor, "_engine", extractor.engine)
+    return {
+        "model": extractor.backbone_.name,
+        "weights": identity if identity is not None else "sha256=" + state_dict_digest(extractor._embedder),
+        "layer": extractor.layer,
+        "pooling": extractor.pooling,
+        "tta": getattr(extractor, "tta", None),
+        "preprocessing": dataclasses.asdict(extractor.backbone_.preprocessing),
+        "engine": engine,
+        # Torch on a GPU does not compute bit-identical results to the CPU.
+        "device": resolve_device(extractor.device).type if engine == "torch" else "cpu",
+        "precision": getattr(extractor, "precision", getattr(extractor, "dtype", None)),
+        "sktransfer": __version__,
+    }

@@ -103,7 +103,9 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         preprocessing, engine, precision, library version), embeds only the
         images not found, and stores them batch by batch. A file rewritten
         under the same name is embedded again; unreadable images are never
-        stored.
+        stored. The batch size is not part of the key: embeddings computed at
+        another batch size can differ from a fresh computation in the last
+        bits (float rounding), as they do without a store.
 
     Attributes
     ----------

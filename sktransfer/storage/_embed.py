@@ -111,6 +111,8 @@ def _prepare_extractor(extractor, *, model, weights, layer, batch_size, verbose,
                                                verbose=verbose, cache=cache)
     else:
         extractor = copy.copy(extractor)  # never change the caller's estimator
+        if cache is not None:
+            extractor.set_params(cache=cache)
     # Failures go to the error column, never abort the run.
     extractor.set_params(on_error="nan")
     if not hasattr(extractor, "backbone_"):
@@ -223,7 +225,8 @@ def embed(paths_or_folder, out="embeddings.parquet", *, model="efficientnet_lite
     extractor : PretrainedFeatureExtractor or None, default=None
         Use this extractor (fitted or not) instead; it is not modified.
     cache : str, os.PathLike, EmbeddingStore or None, default=None
-        Passed to the extractor built here (see its ``cache``).
+        An embedding store for the extractor (see its ``cache``); when
+        None, a passed `extractor` keeps its own.
     verbose : int, default=1
         A progress bar counting images.
 

@@ -1,0 +1,147 @@
+"""Catalogue of bad inputs to the embedding store, streaming and embed(): one row per fault.
+
+Each row is ``(id, make, expected)``: ``make(ctx)`` produces the fault and
+calls the library (``ctx`` has ``tmp_path``, ``monkeypatch`` and ``photos``);
+``expected`` is ``(exception type, message fragment)`` or a policy: a
+callable asserting on what ``make`` returned.
+"""
+
+import sys
+import warnings
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from sklearn.utils._param_validation import InvalidParameterError
+from storage_helpers import tiny, write_images
+
+from sktransfer import embed
+from sktransfer.storage import EmbeddingStore, read_embeddings
+
+
+def _fitted(ctx, **params):
+    return tiny(**params).fit(ctx.photos)
+
+
+def _store_in_a_file(ctx):
+    blocker = ctx.tmp_path / "file"
+    blocker.write_text("x")
+    return _fitted(ctx, cache=blocker).transform(ctx.photos)
+
+
+def _garbage_database(ctx):
+    (ctx.tmp_path / "embeddings.sqlite").write_bytes(b"\x01not sqlite" * 100)
+    return _fitted(ctx, cache=ctx.tmp_path).transform(ctx.photos)
+
+
+def _stale_file(ctx):
+    path = write_images(ctx.tmp_path / "a", 1, seed=4)[0]
+    est = _fitted(ctx, cache=ctx.tmp_path / "store")
+    before = est.transform([path])
+    write_images(ctx.tmp_path / "a", 1, seed=5)  # same name, other pixels
+    return before, est.transform([path]), tiny().fit([path]).transform([path])
+
+
+def _stale_is_recomputed(result):
+    before, after, fresh = result
+    assert np.array_equal(after, fresh) and not np.array_equal(before, after)
+
+
+def _unreadable_not_stored(ctx):
+    bad = ctx.tmp_path / "bad.png"
+    bad.write_bytes(b"GIF89a broken")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = _fitted(ctx, cache=ctx.tmp_path / "s", on_error="nan").transform([str(bad), ctx.photos[0]])
+    return out, len(EmbeddingStore(ctx.tmp_path / "s")), [str(w.message) for w in caught]
+
+
+def _nan_row_nothing_stored(result):
+    out, stored, messages = result
+    assert np.isnan(out[0]).all() and np.isfinite(out[1]).all() and stored == 1
+    assert len(messages) == 1 and "bad.png" in messages[0]
+
+
+def _embed_failures(ctx):
+    bad = ctx.tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff truncated")
+    result = embed([str(bad), None, ctx.photos[0]], ctx.tmp_path / "o.parquet", extractor=tiny(), verbose=0)
+    return result, read_embeddings(result.path)
+
+
+def _error_rows(result):
+    summary, (frame, X) = result
+    assert summary.n_failed == 2 and summary.n_images == 3
+    assert frame["error"].notna().tolist() == [True, True, False]
+    assert np.isnan(X[:2]).all() and np.isfinite(X[2]).all()
+
+
+def _without_pyarrow(ctx):
+    ctx.monkeypatch.setitem(sys.modules, "pyarrow", None)
+    return embed(ctx.photos, ctx.tmp_path / "o.parquet", extractor=tiny(), verbose=0)
+
+
+def _empty_folder(ctx):
+    (ctx.tmp_path / "empty").mkdir()
+    (ctx.tmp_path / "empty" / "notes.txt").write_text("no images")
+    return embed(ctx.tmp_path / "empty", ctx.tmp_path / "o.parquet", verbose=0)
+
+
+def _nan_chunk_alignment(ctx):
+    items = [None] * 5 + ctx.photos[:3]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        est = _fitted(ctx, on_error="nan")
+        return np.concatenate(list(est.iter_transform(items, chunk_size=4))), est.transform(ctx.photos[:3])
+
+
+def _all_missing_first_chunk(result):
+    out, expected = result
+    assert np.isnan(out[:5]).all() and np.array_equal(out[5:], expected)
+
+
+ROWS = [
+    ("cache-of-wrong-type", lambda ctx: _fitted(ctx, cache=3).transform(ctx.photos),
+     (InvalidParameterError, "'cache' parameter")),
+    ("store-folder-is-a-file", _store_in_a_file, (OSError, "cannot open the embedding store")),
+    ("store-database-is-garbage", _garbage_database, (OSError, "file is not a database")),
+    ("chunk-size-zero", lambda ctx: _fitted(ctx).iter_transform(ctx.photos, chunk_size=0),
+     (ValueError, "chunk_size must be a positive integer, got 0")),
+    ("chunk-size-float", lambda ctx: _fitted(ctx).iter_transform(ctx.photos, chunk_size=2.5),
+     (ValueError, "chunk_size must be a positive integer, got 2.5")),
+    ("iter-missing-with-raise", lambda ctx: _fitted(ctx).iter_transform([None, ctx.photos[0]]),
+     (ValueError, "X[0] is missing")),
+    ("iter-missing-with-nan-keeps-alignment", _nan_chunk_alignment, _all_missing_first_chunk),
+    ("stale-file-under-same-name", _stale_file, _stale_is_recomputed),
+    ("unreadable-image-not-stored", _unreadable_not_stored, _nan_row_nothing_stored),
+    ("embed-not-a-folder", lambda ctx: embed(ctx.photos[0], ctx.tmp_path / "o.parquet", verbose=0),
+     (NotADirectoryError, "is not a folder; pass a folder or a list of paths")),
+    ("embed-empty-folder", _empty_folder, (ValueError, "holds no image file nor class sub-folders")),
+    ("embed-arrays-in-memory",
+     lambda ctx: embed([np.zeros((4, 4, 3), np.uint8)], ctx.tmp_path / "o.parquet", verbose=0),
+     (TypeError, "embed() takes paths")),
+    ("embed-chunk-size-zero", lambda ctx: embed(ctx.photos, ctx.tmp_path / "o.parquet", chunk_size=0, verbose=0),
+     (ValueError, "chunk_size must be a positive integer")),
+    ("embed-failures-in-error-column", _embed_failures, _error_rows),
+    ("embed-without-pyarrow", _without_pyarrow, (ImportError, "pip install 'sktransfer[parquet]'")),
+    ("read-embeddings-without-pyarrow",
+     lambda ctx: (ctx.monkeypatch.setitem(sys.modules, "pyarrow", None), read_embeddings("x.parquet")),
+     (ImportError, "sktransfer[parquet]")),
+]
+
+
+def test_catalogue_is_large_and_ids_are_unique():
+    ids = [row[0] for row in ROWS]
+    assert len(ids) == len(set(ids)) and len(ROWS) >= 10
+
+
+@pytest.mark.parametrize("make, expected", [pytest.param(m, e, id=i) for i, m, e in ROWS])
+def test_bad_storage_input(make, expected, tmp_path, monkeypatch, photos):
+    ctx = SimpleNamespace(tmp_path=tmp_path, monkeypatch=monkeypatch, photos=photos)
+    if isinstance(expected, tuple):
+        error_type, fragment = expected
+        with pytest.raises(error_type) as info:
+            make(ctx)
+        assert fragment in str(info.value), f"{fragment!r} not in {str(info.value)!r}"
+    else:
+        expected(make(ctx))

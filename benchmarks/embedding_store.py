@@ -27,7 +27,10 @@ streaming
     not grow with n.
 resume
     ``sktransfer.embed`` in a subprocess killed with SIGKILL once about half
-    of the part files exist, then run again: rows resumed, rows computed.
+    of the part files exist, then run again: rows resumed from the finished
+    parts, and images decoded again by the rerun. Without a store the rerun
+    computes every row not in a finished part (the part in flight is lost);
+    with ``cache=`` a store, only the batch in flight is.
 
 Data: the flower photos (``flowers/`` in the folder
 ``sktransfer.datasets.find_data_dir`` finds). The default backbone
@@ -177,12 +180,12 @@ def measure_formats(n, repeats):
 # ----------------------------------------------------------------- hashing
 
 
-def measure_hashing(paths, repeats):
+def measure_hashing(paths, repeats, model):
+    from sktransfer.backbones import get_backbone
     from sktransfer.image._batch_decoder import decode_all
     from sktransfer.storage._keys import content_key
-    from sktransfer.backbones import get_backbone
 
-    transform = get_backbone("tiny_convnet", None).preprocessing.pil_transform()
+    transform = get_backbone(model).preprocessing.pil_transform()
     hash_t, decode_t = [], []
     for _ in range(repeats):
         t = time.perf_counter()
@@ -193,8 +196,8 @@ def measure_hashing(paths, repeats):
         decode_all(paths, transform, draft_size=transform.draft_size)
         decode_t.append(time.perf_counter() - t)
     h, d = statistics.median(hash_t), statistics.median(decode_t)
-    return (f"| {len(paths)} photos | hash (ms/image) | decode (ms/image) | decode / hash |\n|---|---|---|---|\n"
-            f"| one thread | {1000 * h / len(paths):.2f} | {1000 * d / len(paths):.2f} | {d / h:.1f}x |")
+    return (f"| {len(paths)} photos, one thread | hash (ms/image) | decode for {model} (ms/image) | decode / hash |\n"
+            f"|---|---|---|---|\n| median of {repeats} | {1000 * h / len(paths):.2f} | {1000 * d / len(paths):.2f} | {d / h:.1f}x |")
 
 
 # ------------------------------------------------------------- cold / warm
@@ -258,31 +261,52 @@ _EMBED = """
 import sys
 from sktransfer import embed
 embed(sys.argv[1].split("\\n"), sys.argv[2], model="tiny_convnet", weights=None, chunk_size=int(sys.argv[3]),
-      verbose=0)
+      cache=sys.argv[4] or None, verbose=0)
 """
 
 
-def measure_resume(paths, chunk_size):
+def _count_decodes():
+    """Wrap the decoder's load_image; returns the list it appends to."""
+    import sktransfer.image._batch_decoder as batch_decoder
+
+    calls, real = [], batch_decoder.load_image
+    batch_decoder.load_image = lambda item, **kwargs: calls.append(item) or real(item, **kwargs)
+    return calls
+
+
+def _killed_then_resumed(paths, chunk_size, directory, use_store):
     from sktransfer import embed
 
-    with tempfile.TemporaryDirectory() as directory:
-        out = os.path.join(directory, "emb.parquet")
-        partial = out + ".partial"
-        n_parts = -(-len(paths) // chunk_size)
-        proc = subprocess.Popen([sys.executable, "-c", _EMBED, "\n".join(paths), out, str(chunk_size)], env=_env())
-        while proc.poll() is None:
-            done = len([n for n in os.listdir(partial) if n.startswith("part-")]) if os.path.isdir(partial) else 0
-            if done >= n_parts // 2:
-                proc.send_signal(signal.SIGKILL)
-                break
-            time.sleep(0.02)
-        proc.wait()
-        t = time.perf_counter()
-        result = embed(paths, out, model="tiny_convnet", weights=None, chunk_size=chunk_size, verbose=0)
-        seconds = time.perf_counter() - t
-    return (f"| images | killed with SIGKILL after | resumed rows | recomputed rows | rerun (s) |\n"
-            f"|---|---|---|---|---|\n| {len(paths)} | {done} of {n_parts} parts of {chunk_size} | "
-            f"{result.n_resumed} | {result.n_computed} | {seconds:.1f} |")
+    out = os.path.join(directory, "emb.parquet")
+    partial = out + ".partial"
+    store = os.path.join(directory, "store") if use_store else ""
+    n_parts = -(-len(paths) // chunk_size)
+    proc = subprocess.Popen([sys.executable, "-c", _EMBED, "\n".join(paths), out, str(chunk_size), store],
+                            env=_env())
+    done = 0
+    while proc.poll() is None:
+        done = len([n for n in os.listdir(partial) if n.startswith("part-")]) if os.path.isdir(partial) else 0
+        if done >= n_parts // 2:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    proc.wait()
+    decoded = _count_decodes()
+    t = time.perf_counter()
+    result = embed(paths, out, model="tiny_convnet", weights=None, chunk_size=chunk_size, cache=store or None,
+                   verbose=0)
+    return done, n_parts, result, len(decoded), time.perf_counter() - t
+
+
+def measure_resume(paths, chunk_size):
+    lines = ["| images | store | killed with SIGKILL after | rows resumed | images decoded by the rerun | "
+             "rerun (s) |", "|---|---|---|---|---|---|"]
+    for use_store in (False, True):
+        with tempfile.TemporaryDirectory() as directory:
+            done, n_parts, result, decoded, seconds = _killed_then_resumed(paths, chunk_size, directory, use_store)
+        lines.append(f"| {len(paths)} | {'yes' if use_store else 'no'} | {done} of {n_parts} parts of {chunk_size} | "
+                     f"{result.n_resumed} | {decoded} | {seconds:.1f} |")
+    return "\n".join(lines)
 
 
 def _env():
@@ -309,7 +333,7 @@ def main():
     print(_results.machine(), flush=True)
     sections = [
         ("Store formats", measure_formats(1000 if args.quick else 4000, repeats)),
-        ("Hashing vs decoding", measure_hashing(paths[:200], repeats)),
+        ("Hashing vs decoding", measure_hashing(paths[:200], repeats, args.model)),
         ("Cold embed vs warm re-embed from the store", measure_cold_warm(paths, repeats, args.model)),
         ("iter_transform peak RSS, store warm", measure_streaming(paths, 10)),
         ("embed() resumed after SIGKILL at about half", measure_resume(paths, 32 if args.quick else 128)),

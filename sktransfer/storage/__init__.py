@@ -11,6 +11,7 @@ from .._lazy import attach
 __getattr__, __dir__, __all__ = attach(
     __name__,
     {
+        "EmbedResult": "._embed",
         "EmbeddingStore": "._store",
         "content_key": "._keys",
         "embed": "._embed",

@@ -294,3 +294,10 @@ def test_garbage_database_file_is_an_os_error_naming_the_folder(tmp_path):
     with pytest.raises(OSError, match=r"cannot open the embedding store in .*file is not a database"):
         len(EmbeddingStore(tmp_path))
     assert sqlite3 is not None
+
+
+def test_storage_names_import_neither_torch_nor_pyarrow():
+    code = ("import sys; from sktransfer import EmbeddingStore, embed; from sktransfer.storage import content_key; "
+            "import sktransfer.__main__; print([m for m in ('torch', 'skorch', 'pyarrow') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

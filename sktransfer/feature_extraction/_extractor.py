@@ -105,7 +105,9 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         under the same name is embedded again; unreadable images are never
         stored. The batch size is not part of the key: embeddings computed at
         another batch size can differ from a fresh computation in the last
-        bits (float rounding), as they do without a store.
+        bits (float rounding), as they do without a store. A store that
+        cannot be opened or written (read-only or full disk, damaged file)
+        gives one warning and embedding goes on without it.
 
     Attributes
     ----------

@@ -6,11 +6,14 @@ input and its read-ahead crosses chunk boundaries; with one
 (:class:`~sktransfer.storage.EmbeddingStore`), each chunk is looked up
 first, only the misses are decoded and embedded, and each batch is written
 back as soon as it is computed, so a killed run keeps everything but the
-batch in flight.
+batch in flight. A store that cannot be opened or written (a read-only or
+full disk, a damaged file) gives one warning and the loop goes on without
+it, as the exported-graph cache does: a cache never breaks a transform.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import warnings
 
 import numpy as np
@@ -18,7 +21,9 @@ import numpy as np
 from ..image._batch_decoder import BatchDecoder, item_source, resolve_num_workers
 from ..image._decode import ImageLoadError
 
-_MISSING_REASON = "missing value: no image given"
+# What a store that cannot be used raises: an unwritable or full disk, a
+# damaged database file.
+_STORE_ERRORS = (OSError, sqlite3.Error)
 
 
 def refuse_missing(items, input_name="X"):
@@ -109,16 +114,45 @@ class EmbeddingLoop:
                 yield block_start, _nan_rows(block, failures, block_start), failures
                 block, failures = None, []
 
+    def _store_failed(self, exc):
+        """Like the graph cache: a store that cannot be used warns once and is left alone."""
+        warnings.warn(
+            f"the embedding store {self.store!r} cannot be used ({exc}); embedding without it",
+            UserWarning,
+            stacklevel=5,
+        )
+        self.store = None
+
+    def _lookup(self, config, keys):
+        if self.store is not None:
+            try:
+                return self.store.get(config, keys)
+            except _STORE_ERRORS as exc:
+                self._store_failed(exc)
+        return [None] * len(keys)
+
+    def _keep(self, config, keys, vectors):
+        if self.store is not None:
+            try:
+                self.store.put(config, keys, vectors)
+            except _STORE_ERRORS as exc:
+                self._store_failed(exc)
+
     def _iter_stored(self):
         from ..storage._keys import content_key, describe_configuration
 
-        config = self.store.register(describe_configuration(self.extractor), self.n_features)
+        try:
+            config = self.store.register(describe_configuration(self.extractor), self.n_features)
+        except _STORE_ERRORS as exc:
+            self._store_failed(exc)
+            yield from self._iter_plain()
+            return
         for chunk_start in range(0, len(self.items), self.chunk_size):
             chunk = self.items[chunk_start : chunk_start + self.chunk_size]
-            keys = [content_key(item) for item in chunk]
+            keys = [content_key(item) for item in chunk] if self.store is not None else [None] * len(chunk)
             block = np.empty((len(chunk), self.n_features), np.float32)
             misses = []
-            for offset, vector in enumerate(self.store.get(config, keys)):
+            for offset, vector in enumerate(self._lookup(config, keys)):
                 if vector is None:
                     misses.append(offset)
                 else:
@@ -132,7 +166,7 @@ class EmbeddingLoop:
                     block[rows] = vectors
                     # Failed items were embedded as black fillers: never store those.
                     failed = {i for i, _ in fails}
-                    self.store.put(config, [None if j in failed else keys[r] for j, r in enumerate(rows, start)],
+                    self._keep(config, [None if j in failed else keys[r] for j, r in enumerate(rows, start)],
                                    vectors)
                 failures.extend(_renamed(chunk, misses[i], err, chunk_start) for i, err in fails)
                 self._advance(len(rows))

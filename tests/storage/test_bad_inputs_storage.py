@@ -23,15 +23,46 @@ def _fitted(ctx, **params):
     return tiny(**params).fit(ctx.photos)
 
 
+def _transform_recording(ctx, est):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = est.transform(ctx.photos)
+    return out, tiny().fit(ctx.photos).transform(ctx.photos), [str(w.message) for w in caught]
+
+
+def _computed_with_one_warning(fragment):
+    def check(result):
+        out, computed, messages = result
+        assert np.array_equal(out, computed)
+        assert len(messages) == 1 and fragment in messages[0] and "embedding without it" in messages[0], messages
+
+    return check
+
+
 def _store_in_a_file(ctx):
     blocker = ctx.tmp_path / "file"
     blocker.write_text("x")
-    return _fitted(ctx, cache=blocker).transform(ctx.photos)
+    return _transform_recording(ctx, _fitted(ctx, cache=blocker))
 
 
 def _garbage_database(ctx):
     (ctx.tmp_path / "embeddings.sqlite").write_bytes(b"\x01not sqlite" * 100)
-    return _fitted(ctx, cache=ctx.tmp_path).transform(ctx.photos)
+    return _transform_recording(ctx, _fitted(ctx, cache=ctx.tmp_path))
+
+
+def _garbage_database_direct(ctx):
+    (ctx.tmp_path / "embeddings.sqlite").write_bytes(b"\x01not sqlite" * 100)
+    return EmbeddingStore(ctx.tmp_path).register({}, 1)
+
+
+def _store_write_fails(ctx):
+    import sqlite3
+
+    def disk_error(self, *args):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    ctx.monkeypatch.setattr(EmbeddingStore, "put", disk_error)
+    return _transform_recording(ctx, _fitted(ctx, cache=ctx.tmp_path))
 
 
 def _stale_file(ctx):
@@ -103,8 +134,12 @@ def _all_missing_first_chunk(result):
 ROWS = [
     ("cache-of-wrong-type", lambda ctx: _fitted(ctx, cache=3).transform(ctx.photos),
      (InvalidParameterError, "'cache' parameter")),
-    ("store-folder-is-a-file", _store_in_a_file, (OSError, "cannot open the embedding store")),
-    ("store-database-is-garbage", _garbage_database, (OSError, "file is not a database")),
+    ("store-folder-is-a-file-warns-and-computes", _store_in_a_file,
+     _computed_with_one_warning("cannot open the embedding store")),
+    ("store-database-is-garbage-warns-and-computes", _garbage_database,
+     _computed_with_one_warning("file is not a database")),
+    ("store-write-fails-midway-warns-and-computes", _store_write_fails, _computed_with_one_warning("disk I/O error")),
+    ("store-used-directly-on-garbage-raises", _garbage_database_direct, (OSError, "file is not a database")),
     ("chunk-size-zero", lambda ctx: _fitted(ctx).iter_transform(ctx.photos, chunk_size=0),
      (ValueError, "chunk_size must be a positive integer, got 0")),
     ("chunk-size-float", lambda ctx: _fitted(ctx).iter_transform(ctx.photos, chunk_size=2.5),

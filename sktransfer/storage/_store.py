@@ -7,18 +7,21 @@ SHA-256 of the image (see ``_keys``). Rows are only ever added.
 
 Why SQLite (the standard library's ``sqlite3``), one row per embedding as a
 BLOB, in WAL mode, rather than append-only Parquet part files: measured
-side by side (``benchmarks/embedding_store.py --formats``), SQLite writes
-the small batches an extractor produces (one transaction per batch) many
-times faster than a Parquet file per batch, looks up a few thousand keys
-through its primary-key index without reading anything else (a Parquet
-store must rebuild an index over every part file on open), and lets
-several processes write at once: WAL admits one writer at a time and the
-others wait on ``busy_timeout`` instead of failing. A transaction is atomic,
-so a process killed at any point loses only the batch it was writing and
-leaves a readable store. One limit comes with WAL: the directory must be on
-a local disk shared by the writers (one machine, any number of processes);
-WAL needs shared memory, which network file systems do not provide, so
-cluster workers on several machines each need a store of their own.
+side by side (``benchmarks/embedding_store.py``), both write the small
+batches an extractor produces (one transaction, or one file, per batch) at
+about the same rate, well above what a network computes on a CPU (on a
+GPU, batches are larger and so are transactions); but SQLite looks
+up a few thousand keys through its primary-key index several times faster
+(a Parquet store must rebuild an index from every part file on open and
+then read whole parts), two processes writing at once finish sooner (WAL
+admits one writer at a time, the other waits on ``busy_timeout``), and the
+folder stays one file instead of a part per batch, with no compaction to
+run. A transaction is atomic, so a process killed at any point loses only
+the batch it was writing and leaves a readable store. It needs no extra
+package. One limit comes with WAL: the directory must be on a local disk
+shared by the writers (one machine, any number of processes); WAL needs
+shared memory, which network file systems do not provide, so cluster
+workers on several machines each need a store of their own.
 """
 
 from __future__ import annotations

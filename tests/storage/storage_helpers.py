@@ -1,6 +1,7 @@
 """Helpers of the storage tests (also imported by their subprocesses)."""
 
 import numpy as np
+import pytest
 from PIL import Image
 
 
@@ -21,3 +22,34 @@ def tiny(**params):
 
     defaults = dict(model="tiny_convnet", weights=None, num_workers=0, engine="torch", batch_size=4)
     return PretrainedFeatureExtractor(**{**defaults, **params})
+
+
+# Fixtures: test modules import them by name (a conftest.py here would clash
+# with tests/finetune/conftest.py under pytest's default import mode).
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """11 PNG paths (not a multiple of the batch size)."""
+    return write_images(tmp_path_factory.mktemp("photos"), 11)
+
+
+@pytest.fixture(scope="module")
+def computed(photos):
+    """Their embeddings without a store."""
+    return tiny().fit(photos).transform(photos)
+
+
+@pytest.fixture
+def decode_count(monkeypatch):
+    """How many images were decoded (counts calls of load_image by the decoder)."""
+    import sktransfer.image._batch_decoder as batch_decoder
+
+    calls = []
+    real = batch_decoder.load_image
+
+    def counting(item, **kwargs):
+        calls.append(item)
+        return real(item, **kwargs)
+
+    monkeypatch.setattr(batch_decoder, "load_image", counting)
+    return calls

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from sklearn.utils._param_validation import InvalidParameterError
-from storage_helpers import tiny, write_images
+from storage_helpers import photos, tiny, write_images  # noqa: F401 (fixtures)
 
 from sktransfer import embed
 from sktransfer.storage import EmbeddingStore, read_embeddings

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from storage_helpers import tiny, write_images
+from storage_helpers import decode_count, tiny, write_images  # noqa: F401 (fixtures)
 
 from sktransfer import embed
 from sktransfer.storage import read_embeddings

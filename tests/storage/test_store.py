@@ -14,7 +14,7 @@ from PIL import Image
 from sktransfer.storage import EmbeddingStore, content_key
 from sktransfer.storage._keys import configuration_key, describe_configuration
 
-from storage_helpers import tiny, write_images
+from storage_helpers import computed, decode_count, photos, tiny, write_images  # noqa: F401 (fixtures)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))

@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
-from storage_helpers import tiny
+from storage_helpers import computed, decode_count, photos, tiny  # noqa: F401 (fixtures)
 
 
 @pytest.mark.parametrize("chunk_size", [1, 4, 5, 8, 100])

@@ -19,9 +19,9 @@ from ..backbones import Backbone, get_backbone
 from ..backbones._persist import backbone_from_recipe, backbone_recipe
 from ..backbones._weights import state_dict_digest, weights_identity
 from ..image._validation import ImageInputMixin
+from ..storage._store import as_store
 from ..utils._device import resolve_device
 from ._embedder import Embedder
-from ..storage._store import as_store
 from ._pooling import POOLINGS
 from ._streaming import embed_all, iter_embeddings, refuse_missing, warn_failures
 from ._torch_engine import TorchRunner
@@ -91,7 +91,8 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         square) and square RGB rows (three times one); any other width is
         a ValueError. See Notes.
     verbose : int, default=0
-        Show a progress bar when > 0 and there are more than 2 batches.
+        Show a progress bar, counting images, when > 0 and there are more
+        than 2 batches.
     tta : {"flip"} or None, default=None
         Test-time augmentation: ``"flip"`` embeds each image and its
         left-right mirror and returns the mean (twice the compute).

@@ -69,7 +69,7 @@ class EmbeddingStore:
     Parameters
     ----------
     directory : str or os.PathLike
-        Folder of the store, created when missing. It holds one SQLite
+        Folder of the store (``~`` expanded), created when missing. It holds one SQLite
         database file, which any number of processes on this machine may read
         and write at once.
 
@@ -92,7 +92,7 @@ class EmbeddingStore:
     """
 
     def __init__(self, directory):
-        self.directory = os.fspath(directory)
+        self.directory = os.path.expanduser(os.fspath(directory))
         self._local = threading.local()
 
     def __repr__(self):

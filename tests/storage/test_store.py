@@ -301,3 +301,10 @@ def test_storage_names_import_neither_torch_nor_pyarrow():
             "import sktransfer.__main__; print([m for m in ('torch', 'skorch', 'pyarrow') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_store_folder_expands_the_home_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    store = EmbeddingStore("~/emb")
+    store.register({}, 1)
+    assert store.directory == str(tmp_path / "emb") and (tmp_path / "emb" / "embeddings.sqlite").exists()

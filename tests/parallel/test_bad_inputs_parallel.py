@@ -8,29 +8,18 @@ behaviour. None of them starts a cluster: dask runs its local scheduler.
 
 import sys
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.exceptions import NotFittedError
 
+from _catalogue import Policy, Raises, assert_catalogue, check_row
+
 from sktransfer import PretrainedFeatureExtractor
 from sktransfer.parallel import apply_thread_budget, dask_transform, worker_thread_budget
 
 TINY = dict(model="tiny_convnet", weights=None, num_workers=0, batch_size=4)
-
-
-@dataclass
-class Raises:
-    exc: type
-    fragment: str
-
-
-@dataclass
-class Policy:
-    check: Callable
-    doc: str = ""
 
 
 @dataclass
@@ -123,16 +112,10 @@ def extractor(images):
 
 
 def test_catalogue_is_large_and_ids_are_unique():
-    ids = [row[0] for row in ROWS]
-    assert len(ids) == len(set(ids)) and len(ids) >= 8
+    assert_catalogue(ROWS, 8)
 
 
 @pytest.mark.parametrize("row_id, fault, expected", ROWS, ids=[row[0] for row in ROWS])
 def test_bad_input(row_id, fault, expected, monkeypatch, images, extractor):
     ctx = Ctx(monkeypatch=monkeypatch, images=images, extractor=extractor)
-    if isinstance(expected, Raises):
-        with pytest.raises(expected.exc) as info:
-            fault(ctx)
-        assert expected.fragment in str(info.value), str(info.value)
-    else:
-        expected.check(ctx, fault(ctx))
+    check_row(fault, expected, ctx)

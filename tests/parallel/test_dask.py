@@ -3,7 +3,6 @@
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
@@ -29,18 +28,6 @@ def client():
     with distributed.Client(cluster) as client:
         yield client
     cluster.close()
-
-
-@pytest.fixture(scope="module")
-def paths(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("images")
-    rng = np.random.default_rng(0)
-    out = []
-    for i in range(12):
-        path = folder / f"img{i}.png"
-        Image.fromarray(rng.integers(0, 256, (36 + i, 40, 3), dtype=np.uint8)).save(path)
-        out.append(str(path))
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from sktransfer import PretrainedFeatureExtractor
 
@@ -17,18 +16,6 @@ def ray_session():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield
     ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def paths(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ray_images")
-    rng = np.random.default_rng(5)
-    out = []
-    for i in range(8):
-        path = folder / f"img{i}.png"
-        Image.fromarray(rng.integers(0, 256, (36, 38 + i, 3), dtype=np.uint8)).save(path)
-        out.append(str(path))
-    return out
 
 
 def test_map_batches_with_an_actor_pool_equals_one_process(ray_session, paths):

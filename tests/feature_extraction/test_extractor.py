@@ -124,8 +124,11 @@ def test_bad_containers_are_clear_errors(fitted, image_files):
         fitted.transform(image_files[0])
     with pytest.raises(ValueError, match="2 columns"):
         fitted.transform(pd.DataFrame({"a": image_files, "b": image_files}))
+    # No images: no rows, the fitted width (dask builds its meta this way);
+    # fitting on nothing is still an error.
+    assert fitted.transform([]).shape == (0, fitted.n_features_out_)
     with pytest.raises(ValueError, match="empty"):
-        fitted.transform([])
+        PretrainedFeatureExtractor(**TINY).fit([])
 
 
 def test_numeric_table_rows_are_flattened_images():

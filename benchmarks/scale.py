@@ -6,6 +6,9 @@ Measures, for the default extractor (EfficientNet-Lite0, packaged weights):
   network's tensors (how earlier releases saved it) and by name (now);
 * the first ``transform`` in a fresh process after unpickling, with the
   exported ONNX graph in the disk cache and with an empty cache;
+* images/s of plain processes embedding a share each, started together:
+  1 process x all cores against N processes x ``cores // N`` threads,
+  interleaved (the better default layout of a machine);
 * images/s and peak RSS per worker process: one process (``transform``,
   all cores), and ``sktransfer.parallel.dask_transform`` on a
   ``distributed.LocalCluster`` of 1 worker x all cores and of N workers x
@@ -17,7 +20,7 @@ The persistent store's figures (warm re-run, resume after a kill) are in
 ``benchmarks/embedding_store.py``.
 
     python benchmarks/scale.py --quick                      # smoke run, a minute
-    python benchmarks/scale.py --limit 400 --dataset hymenoptera --only throughput
+    python benchmarks/scale.py --limit 400 --dataset hymenoptera --only layouts
     python benchmarks/scale.py --write-results              # the table in RESULTS.md
 """
 
@@ -56,6 +59,23 @@ for _ in range(repeats):
     est.transform(paths)
     times.append(time.perf_counter() - t)
 print(first, statistics.median(times), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+# A worker for the thread-layout comparison: warms up, says so, waits for the
+# go (so that concurrent workers start together), embeds its share.
+_WORKER = r"""
+import pickle, resource, sys, time
+import torch
+blob, paths, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
+torch.set_num_threads(threads)
+est = pickle.loads(open(blob, "rb").read())
+paths = open(paths).read().split("\n")
+est.transform(paths[:4])
+print("ready", flush=True)
+sys.stdin.readline()
+t = time.perf_counter()
+est.transform(paths)
+print(time.perf_counter() - t, flush=True)
 """
 
 
@@ -112,6 +132,28 @@ def run_child(blob, paths, threads, repeats, cache):
     return first, median, rss_kb / 1024
 
 
+def layout_run(blob, paths, processes, threads, cache):
+    """Seconds for ``processes`` plain processes of ``threads`` threads to embed ``paths`` together."""
+    env = {**os.environ, "SKTRANSFER_CACHE": cache, "PYTHONPATH": str(REPO)}
+    shares, procs = [paths[i::processes] for i in range(processes)], []
+    for share in shares:
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as fh:
+            fh.write("\n".join(share))
+        procs.append(subprocess.Popen(
+            [sys.executable, "-c", _WORKER, blob, fh.name, str(threads)],
+            env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        ))
+    for proc in procs:
+        assert proc.stdout.readline().strip() == "ready"
+    for proc in procs:
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    seconds = max(float(proc.stdout.readline()) for proc in procs)
+    for proc in procs:
+        proc.wait()
+    return seconds
+
+
 def first_use(blob, paths, cache):
     run_child(blob, paths[:8], 1, 1, cache)  # fills the cache, if it was empty
     warm, _, _ = run_child(blob, paths[:8], 1, 1, cache)
@@ -153,7 +195,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats (median reported)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes of the cluster")
     parser.add_argument("--stream-images", type=int, default=20_000, help="replicated paths for the memory check")
-    parser.add_argument("--only", choices=["pickles", "throughput", "memory"], default=None)
+    parser.add_argument("--only", choices=["pickles", "layouts", "throughput", "memory"], default=None)
     parser.add_argument("--quick", action="store_true", help="a smoke run: few images, one repeat")
     _results.add_argument(parser)
     args = parser.parse_args(argv)
@@ -178,6 +220,17 @@ def main(argv=None):
         warm, cold = first_use(blob, paths, cache)
         lines += ["", "| first transform of 8 images in a fresh process, after unpickling | seconds |", "|---|---:|"]
         lines += [f"| ONNX graph in the disk cache | {warm:.2f} |", f"| empty cache (graph exported) | {cold:.2f} |"]
+
+    if args.only in (None, "layouts"):
+        # Interleaved, so that a busy moment of a shared machine hits both layouts.
+        n, layouts = len(paths), [(1, cores), (args.workers, worker_thread_budget(args.workers, cores=cores))]
+        seconds = {layout: [] for layout in layouts}
+        for _ in range(args.repeats):
+            for layout in layouts:
+                seconds[layout].append(layout_run(blob, paths, *layout, cache))
+        lines += ["", f"{n} {args.dataset} images, plain processes started together, median of {args.repeats}:", ""]
+        lines += ["| processes x threads | images/s |", "|---|---:|"]
+        lines += [f"| {p} x {t} | {n / statistics.median(seconds[(p, t)]):.1f} |" for p, t in layouts]
 
     if args.only in (None, "throughput"):
         budget = worker_thread_budget(args.workers, cores=cores)

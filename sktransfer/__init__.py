@@ -8,7 +8,7 @@ transfer helps.
 Subpackages, one per subject: :mod:`sktransfer.image` (reading images),
 :mod:`sktransfer.feature_extraction`, :mod:`sktransfer.finetune`,
 :mod:`sktransfer.shift`, :mod:`sktransfer.selection`, :mod:`sktransfer.backbones`,
-:mod:`sktransfer.datasets` and :mod:`sktransfer.utils`. Their public names
+:mod:`sktransfer.datasets`, :mod:`sktransfer.parallel` and :mod:`sktransfer.utils`. Their public names
 are re-exported here lazily, so ``from sktransfer import CORAL`` does not
 import torch.
 """
@@ -36,6 +36,8 @@ _EXPORTS = {
     "make_transferability_scorer": "sktransfer.selection",
     "EmbeddingStore": "sktransfer.storage",
     "embed": "sktransfer.storage",
+    "dask_transform": "sktransfer.parallel",
+    "RayEmbedder": "sktransfer.parallel",
 }
 
 __getattr__, __dir__, _names = attach(__name__, _EXPORTS)

@@ -23,6 +23,7 @@ def _imported_after(statement):
         "from sktransfer.shift import LabelShiftAdapter, ResampledClassifier",
         "from sktransfer.image import load_image, check_images",
         "import sktransfer.datasets",
+        "from sktransfer.parallel import dask_transform, RayEmbedder, worker_thread_budget",
     ],
 )
 def test_light_imports_need_neither_torch_nor_skorch(statement):

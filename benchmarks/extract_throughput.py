@@ -49,10 +49,10 @@ computed within each repeat and then their median taken.
 Data: the folder holding ``hymenoptera/`` that
 ``sktransfer.datasets.find_data_dir`` finds (``$SKTRANSFER_DATA`` first).
 
-Internals used (no public equivalent): the extractor's chosen engine
-(``_engine``), its ONNX Runtime session (``_get_runner``) and torch module
-(``_embedder``), and ``sktransfer.image._batch_decoder`` for the decode-only
-and bare-forward runs.
+Internals used (no public equivalent): the extractor's runner
+(``_get_runner``), its effective precision (``_precision``), its batch size
+(``_batch_size``), and ``sktransfer.image._batch_decoder`` for the
+decode-only and bare-forward runs.
 """
 
 from __future__ import annotations

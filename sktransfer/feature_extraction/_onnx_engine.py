@@ -10,7 +10,6 @@ for reproducible weights the bytes are also cached on disk
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import warnings
 
@@ -23,7 +22,9 @@ OPSET = 17
 
 
 def onnxruntime_available():
-    return importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None
+    from ._engines import engine_available
+
+    return engine_available("onnxruntime")
 
 
 def export_graph(embedder, crop):

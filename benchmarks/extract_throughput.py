@@ -15,19 +15,31 @@ naive
     torchvision ``Resize/CenterCrop/ToTensor/Normalize`` (the weights' own
     sizes and mean/std), then one PyTorch eager forward pass per image under
     ``torch.inference_mode()``.
-extractor[engine]
-    ``PretrainedFeatureExtractor(model=..., weights=..., engine=...).transform(paths)``
-    with every other parameter at its default (batch 32, ``num_workers="auto"``
-    decoding threads, JPEG draft mode). ``fit`` (network build, ONNX export or
-    cache load) is timed separately and is not part of the rate.
-bare[engine]
-    The limit: the same engine's forward pass alone, on batches decoded
-    beforehand, at the same batch size and thread count. onnxruntime: the
-    extractor's own ONNX Runtime session on the uint8 batches; torch: the
-    extractor's ``Embedder`` under ``torch.inference_mode()``.
+dataloader
+    The PyTorch idiom: an ImageFolder-style dataset with those transforms, a
+    ``DataLoader`` (batch 32, 2 worker processes), eager forward passes
+    under ``torch.inference_mode()``.
+extractor[engine/precision]
+    ``PretrainedFeatureExtractor(model=..., engine=..., precision=...).transform(paths)``
+    for every pair in ``CONFIGS`` (torch, ONNX Runtime and OpenVINO; float32,
+    bfloat16 and int8), every other parameter at its default. ``fit``
+    (export, compilation, int8 calibration on the hymenoptera train images)
+    is timed separately. A pair whose precision falls back to float32 on
+    this CPU (no native instructions) is listed, not timed.
+bare[engine/precision]
+    The limit: that extractor's own runner alone, on batches decoded
+    beforehand, at the same batch size and thread count.
 decode
     The extractor's threaded decoding alone (``BatchDecoder`` with the same
     transform, draft size, batch size and worker count), no network.
+
+Quality (``--no-quality`` skips it): for each pair, the cosine similarity of
+the hymenoptera val embeddings to eager float32, LogisticRegression val
+accuracy (trained on the train images), and flowers accuracy (a fixed 60
+per class subset, 20/class training, 3 seeds).
+
+``--quick``: efficientnet_lite0 only, 48 images, one repeat, quality on 32
+train / 32 val images and no flowers: a smoke run.
 
 Rates are images/s; the table gives medians over the repeats, the ratios are
 computed within each repeat and then their median taken.
@@ -37,10 +49,10 @@ computed within each repeat and then their median taken.
 Data: the folder holding ``hymenoptera/`` that
 ``sktransfer.datasets.find_data_dir`` finds (``$SKTRANSFER_DATA`` first).
 
-Internals used (no public equivalent): the extractor's chosen engine
-(``_engine``), its ONNX Runtime session (``_get_runner``) and torch module
-(``_embedder``), and ``sktransfer.image._batch_decoder`` for the decode-only
-and bare-forward runs.
+Internals used (no public equivalent): the extractor's runner
+(``_get_runner``), its effective precision (``_precision``), its batch size
+(``_batch_size``), and ``sktransfer.image._batch_decoder`` for the
+decode-only and bare-forward runs.
 """
 
 from __future__ import annotations
@@ -75,6 +87,26 @@ def hymenoptera_paths(limit=None):
             p, _ = load_image_folder(root / split)
         paths.extend(p)
     return paths[:limit] if limit else paths
+
+
+def hymenoptera_splits(limit=None):
+    """(train paths, labels), (val paths, labels); ``limit`` keeps that many of each, spread over both classes."""
+    import warnings
+
+    from sktransfer.datasets import find_data_dir, load_image_folder
+
+    root = Path(find_data_dir("hymenoptera", required=True)) / "hymenoptera"
+    out = []
+    for split in ("train", "val"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            p, y = load_image_folder(root / split)
+        y = np.asarray(y)
+        if limit:
+            keep = np.linspace(0, len(p) - 1, limit).round().astype(int)
+            p, y = [p[i] for i in keep], y[keep]
+        out.append((list(p), y))
+    return out
 
 
 def default_weights(model):
@@ -126,6 +158,35 @@ def make_naive(backbone, threads=None):
     return run
 
 
+def make_dataloader_idiom(backbone, batch_size=32, workers=2):
+    """What a PyTorch user writes: an ImageFolder-style dataset, a DataLoader, eager forward."""
+    from PIL import Image
+    from torch.utils.data import DataLoader, Dataset
+    from torchvision import transforms as T
+
+    pre = backbone.preprocessing
+    tf = T.Compose([T.Resize(pre.resize_size), T.CenterCrop(pre.crop_size), T.ToTensor(), T.Normalize(pre.mean, pre.std)])
+
+    class Files(Dataset):
+        def __init__(self, paths):
+            self.paths = paths
+
+        def __len__(self):
+            return len(self.paths)
+
+        def __getitem__(self, i):
+            return tf(Image.open(self.paths[i]).convert("RGB"))
+
+    def run(paths):
+        out = []
+        with torch.inference_mode():
+            for x in DataLoader(Files(paths), batch_size=batch_size, num_workers=workers):
+                out.append(backbone.forward_embedding(x).numpy())
+        return np.concatenate(out)
+
+    return run
+
+
 def make_decode(ext, paths):
     from sktransfer.image._batch_decoder import BatchDecoder, resolve_num_workers
 
@@ -135,7 +196,7 @@ def make_decode(ext, paths):
         decoder = BatchDecoder(
             paths,
             transform,
-            batch_size=ext.batch_size,
+            batch_size=ext._batch_size(),
             num_workers=resolve_num_workers(ext.num_workers),
             draft_size=transform.draft_size,
         )
@@ -148,20 +209,12 @@ def make_decode(ext, paths):
 
 
 def make_bare(ext, batches):
-    """The engine's forward pass alone, over pre-decoded uint8 batches."""
-    if ext._engine == "onnxruntime":
-        runner = ext._get_runner()  # the extractor's own ONNX Runtime session
+    """The engine's forward pass alone (the extractor's own runner), over pre-decoded uint8 batches."""
+    runner = ext._get_runner()
 
-        def run():
-            for b in batches:
-                runner(b)
-    else:
-        embedder = ext._embedder
-
-        def run():
-            with torch.inference_mode():
-                for b in batches:
-                    embedder(b)
+    def run():
+        for b in batches:
+            runner(b)
 
     return run
 
@@ -172,61 +225,124 @@ def timed(fn, *args):
     return time.perf_counter() - t0, result
 
 
-def bench_model(model, paths, args):
+# (engine, precision) pairs; a pair whose precision falls back to float32 on
+# this CPU (a warning) is reported as such and not timed twice.
+CONFIGS = [
+    ("torch", "float32"),
+    ("onnxruntime", "float32"),
+    ("onnxruntime", "int8"),
+    ("openvino", "float32"),
+    ("openvino", "bfloat16"),
+    ("openvino", "int8"),
+]
+
+
+def build_extractors(model, weights, calib_paths, args):
+    import warnings
+
     from sktransfer import PretrainedFeatureExtractor
+
+    exts, fit_s, skipped = {}, {}, {}
+    for engine, precision in CONFIGS:
+        label = f"{engine}/{precision}"
+        ext = PretrainedFeatureExtractor(model=model, weights=weights, engine=engine, precision=precision,
+                                         batch_size=args.batch_size)
+        torch.manual_seed(0)  # weights=None: every engine gets the same random network
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                # int8 calibrates on fit's images: the training split, never the val images.
+                fit_s[label], _ = timed(ext.fit, calib_paths)
+            except ImportError as exc:
+                skipped[label] = f"not installed ({exc})"
+                continue
+        if ext._precision != precision:
+            skipped[label] = "falls back to float32 on this CPU: " + "; ".join(
+                str(w.message).split(":")[1].split(",")[0].strip() for w in caught if "runs in float32" in str(w.message))
+            continue
+        exts[label] = ext
+    return exts, fit_s, skipped
+
+
+def cosine(a, b):
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+def quality(exts, reference, splits, flowers):
+    """Cosine to eager float32 on hymenoptera val, and LogisticRegression accuracy, per config."""
+    from sklearn.linear_model import LogisticRegression
+
+    (tr, ytr), (va, yva) = splits
+    out = {}
+    for label, ext in exts.items():
+        ftr, fva = ext.transform(tr), ext.transform(va)
+        cos = cosine(fva, reference)
+        lr = LogisticRegression(max_iter=3000).fit(ftr, ytr)
+        row = {"cos_mean": float(cos.mean()), "cos_min": float(cos.min()),
+               "hym_correct": int(round(lr.score(fva, yva) * len(yva))), "hym_n": len(yva)}
+        if flowers is not None:
+            fpaths, fy, seeds = flowers
+            feats = ext.transform(fpaths)
+            accs = []
+            for train_idx, test_idx in seeds:
+                clf = LogisticRegression(max_iter=3000).fit(feats[train_idx], fy[train_idx])
+                accs.append(clf.score(feats[test_idx], fy[test_idx]))
+            row["flowers_acc"] = float(np.mean(accs))
+        out[label] = row
+    return out
+
+
+def flowers_subset(per_class_total, per_class_train, n_seeds):
+    """A fixed flowers subset and, per seed, a per_class_train/class training split of it."""
+    import warnings
+
+    from sktransfer.datasets import find_data_dir, load_image_folder
+
+    root = Path(find_data_dir("flowers", required=True)) / "flowers"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        paths, y = load_image_folder(root)
+    y = np.asarray(y)
+    rng = np.random.default_rng(0)
+    keep = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:per_class_total] for c in np.unique(y)])
+    paths, y = [paths[i] for i in keep], y[keep]
+    seeds = []
+    for seed in range(n_seeds):
+        r = np.random.default_rng(seed)
+        train = np.concatenate([r.permutation(np.flatnonzero(y == c))[:per_class_train] for c in np.unique(y)])
+        seeds.append((train, np.setdiff1d(np.arange(len(y)), train)))
+    return paths, y, seeds
+
+
+def bench_model(model, paths, args, splits, flowers):
     from sktransfer.image._batch_decoder import decode_all, resolve_num_workers
 
     weights = default_weights(model)
     n = len(paths)
-    exts, fit_s = {}, {}
-    for engine in ("auto", "torch"):
-        ext = PretrainedFeatureExtractor(
-            model=model, weights=weights, engine=engine, batch_size=args.batch_size
-        )
-        torch.manual_seed(0)  # weights=None: both engines get the same random network
-        fit_s[engine], _ = timed(ext.fit, paths)
-        exts[engine] = ext
-    engines = {"auto": exts["auto"]._engine, "torch": exts["torch"]._engine}
-    backbone = exts["torch"].backbone_
+    (tr, _), (va, _) = splits
+    exts, fit_s, skipped = build_extractors(model, weights, tr, args)
+    backbone = exts["torch/float32"].backbone_
+    any_ext = exts["torch/float32"]
 
     # Decode once for the bare-forward runs (same transform and draft size as the extractor).
     transform = backbone.preprocessing.pil_transform()
-    decoded, _ = decode_all(
-        paths,
-        transform,
-        num_workers=resolve_num_workers("auto"),
-        draft_size=transform.draft_size,
-    )
+    decoded, _ = decode_all(paths, transform, num_workers=resolve_num_workers("auto"),
+                            draft_size=transform.draft_size)
     batches = [decoded[i : i + args.batch_size] for i in range(0, n, args.batch_size)]
 
     naive_paths = paths[: args.naive_limit] if args.naive_limit else paths
-    naive, naive_1thread = make_naive(backbone), make_naive(backbone, threads=1)
-    runs = {
-        "naive": lambda: naive(naive_paths),
-        "naive_1thread": lambda: naive_1thread(paths),
-        "decode": make_decode(exts["auto"], paths),
-        "extractor_auto": lambda: exts["auto"].transform(paths),
-        "bare_auto": make_bare(exts["auto"], batches),
-        "extractor_torch": lambda: exts["torch"].transform(paths),
-        "bare_torch": make_bare(exts["torch"], batches),
-    }
+    naive, loader = make_naive(backbone), make_dataloader_idiom(backbone)
+    runs = {"naive": lambda: naive(naive_paths), "dataloader": lambda: loader(paths),
+            "decode": make_decode(any_ext, paths)}
+    for label, ext in exts.items():
+        runs[f"extractor[{label}]"] = (lambda e: lambda: e.transform(paths))(ext)
+        runs[f"bare[{label}]"] = make_bare(ext, batches)
     # Warm-up: first calls allocate, build kernels and fill the page cache.
-    warm = paths[: 2 * args.batch_size]
-    make_naive(backbone)(paths[:4])
-    make_decode(exts["auto"], paths)()  # reads every file once: page cache
+    naive(paths[:4])
+    runs["decode"]()
     for ext in exts.values():
-        ext.transform(warm)
+        ext.transform(paths[: 2 * args.batch_size])
         make_bare(ext, batches[:2])()
-
-    # Correctness check, outside timing. Relative max abs difference (divided by
-    # the largest |feature|) of each engine vs the naive loop (includes JPEG
-    # draft-mode decoding of the few images >= 512 px on the short side), and
-    # of onnxruntime vs torch on the same batches (the engine tolerance).
-    ref = make_naive(backbone)(paths[:16])
-    feats = {e: exts[e].transform(paths[:16]) for e in exts}
-    scale = float(np.abs(ref).max())
-    agree = {f"{e}_vs_naive": float(np.abs(feats[e] - ref).max()) / scale for e in exts}
-    agree["auto_vs_torch"] = float(np.abs(feats["auto"] - feats["torch"]).max()) / scale
 
     per_repeat = []
     for r in range(args.repeats):
@@ -235,11 +351,8 @@ def bench_model(model, paths, args):
             sec, _ = timed(fn)
             rates[name] = (len(naive_paths) if name == "naive" else n) / sec
         per_repeat.append(rates)
-        print(
-            f"  [{model}] repeat {r + 1}/{args.repeats}: "
-            + ", ".join(f"{k}={v:.1f}" for k, v in rates.items()),
-            flush=True,
-        )
+        print(f"  [{model}] repeat {r + 1}/{args.repeats}: " + ", ".join(f"{k}={v:.1f}" for k, v in rates.items()),
+              flush=True)
 
     def med(key):
         return statistics.median(rep[key] for rep in per_repeat)
@@ -247,25 +360,27 @@ def bench_model(model, paths, args):
     def med_ratio(num, den):
         return statistics.median(rep[num] / rep[den] for rep in per_repeat)
 
+    reference = exts["torch/float32"].transform(va)
     return {
         "model": model,
         "weights": weights,
         "n_images": n,
         "batch_size": args.batch_size,
-        "engines": engines,
         "fit_s": fit_s,
-        "max_abs_diff_vs_naive": agree,
+        "skipped": skipped,
         "rates": {k: med(k) for k in runs},
         "naive_images": len(naive_paths),
         "ratios": {
-            e: {
-                "b/a": med_ratio(f"extractor_{e}", "naive"),
-                "b/a1": med_ratio(f"extractor_{e}", "naive_1thread"),
-                "b/c": med_ratio(f"extractor_{e}", f"bare_{e}"),
-                "decode/c": med_ratio("decode", f"bare_{e}"),
+            label: {
+                "b/a": med_ratio(f"extractor[{label}]", "naive"),
+                "b/dl": med_ratio(f"extractor[{label}]", "dataloader"),
+                "b/min(c,d)": statistics.median(
+                    rep[f"extractor[{label}]"] / min(rep[f"bare[{label}]"], rep["decode"]) for rep in per_repeat),
             }
-            for e in ("auto", "torch")
+            for label in exts
         },
+        "quality": quality(exts, reference, splits, flowers) if args.quality else {},
+        "quality_n": len(va),
         "per_repeat": per_repeat,
     }
 
@@ -274,41 +389,44 @@ def bench_model(model, paths, args):
 
 
 def markdown(results, args):
+    first = results[0]
     lines = [
         (
-            f"images/s, median of {args.repeats} repeats, batch {args.batch_size}, "
-            f"{results[0]['n_images']} hymenoptera JPEGs (naive loop at default threads: first "
-            f"{results[0]['naive_images']}); ratios per repeat, median. a1 = naive loop with "
-            "torch.set_num_threads(1); b/a1 is the conservative speed-up."
+            f"images/s, median of {args.repeats} repeats, batch {args.batch_size}, {first['n_images']} "
+            f"hymenoptera JPEGs (naive loop: first {first['naive_images']}). a = naive per-image loop, "
+            "dl = DataLoader idiom (batch 32, 2 worker processes, eager), b = extractor, c = bare forward "
+            "of the same engine and precision, d = decode only; ratios per repeat, then the median."
         ),
         "",
-        (
-            "| model | engine | naive (a) | naive 1 thread (a1) | extractor (b) | bare forward (c) | decode only "
-            "| b/a | b/a1 | b/c | fit s |"
-        ),
+        "| model | engine/precision | naive (a) | DataLoader (dl) | extractor (b) | bare forward (c) "
+        "| decode only (d) | b/a | b/dl | b/min(c,d) | fit s |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for res in results:
         rt = res["rates"]
-        for e in ("auto", "torch"):
-            label = f"{e} -> {res['engines'][e]}" if e == "auto" else "torch"
-            ra = res["ratios"][e]
+        for label, ra in res["ratios"].items():
             lines.append(
-                f"| {res['model']} | {label} | {rt['naive']:.1f} | {rt['naive_1thread']:.1f} | "
-                f"{rt[f'extractor_{e}']:.1f} | {rt[f'bare_{e}']:.1f} | {rt['decode']:.1f} | "
-                f"{ra['b/a']:.2f} | {ra['b/a1']:.2f} | {ra['b/c']:.2f} | "
-                f"{res['fit_s'][e]:.1f} |"
+                f"| {res['model']} | {label} | {rt['naive']:.1f} | {rt['dataloader']:.1f} | "
+                f"{rt[f'extractor[{label}]']:.1f} | {rt[f'bare[{label}]']:.1f} | {rt['decode']:.1f} | "
+                f"{ra['b/a']:.2f} | {ra['b/dl']:.2f} | {ra['b/min(c,d)']:.2f} | {res['fit_s'][label]:.1f} |"
             )
-    lines.append("")
-    lines.append(
-        "Relative max abs feature difference on 16 images (vs naive loop includes JPEG draft "
-        "decoding): "
-        + "; ".join(
-            f"{r['model']}: "
-            + ", ".join(f"{e} {v:.1e}" for e, v in r["max_abs_diff_vs_naive"].items())
-            for r in results
-        )
-    )
+        for label, why in res["skipped"].items():
+            lines.append(f"| {res['model']} | {label} | {why} | | | | | | | | |")
+    if any(res["quality"] for res in results):
+        lines += [
+            "",
+            "Quality against eager float32 (torch engine): cosine similarity of the val embeddings "
+            f"({results[0]['quality_n']} hymenoptera val images; int8 calibrated on the train images), LogisticRegression "
+            "val accuracy (trained on train), and flowers accuracy (20/class training, mean of 3 seeds).",
+            "",
+            "| model | engine/precision | cosine mean | cosine min | hymenoptera val correct | flowers acc |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
+        for res in results:
+            for label, q in res["quality"].items():
+                flowers = f"{q['flowers_acc']:.3f}" if "flowers_acc" in q else "-"
+                lines.append(f"| {res['model']} | {label} | {q['cos_mean']:.4f} | {q['cos_min']:.4f} | "
+                             f"{q['hym_correct']}/{q['hym_n']} | {flowers} |")
     return "\n".join(lines)
 
 
@@ -331,21 +449,28 @@ def main(argv=None):
         help="time the default-threads naive loop on the first N images only (it is slow)",
     )
     parser.add_argument("--json", default=None, help="also write the raw results here")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: lite0 only, 48 images, 1 repeat, quality on 32 val images, no flowers")
+    parser.add_argument("--no-quality", dest="quality", action="store_false", help="skip the quality table")
     _results.add_argument(parser)
     args = parser.parse_args(argv)
 
+    if args.quick:
+        args.models, args.limit, args.repeats = args.models[:1], args.limit or 48, 1
     paths = hymenoptera_paths(args.limit)
+    splits = hymenoptera_splits(32 if args.quick else None)
+    flowers = None if args.quick or not args.quality else flowers_subset(60, 20, 3)
     print(_results.machine(), flush=True)
     results = []
     for model in args.models:
-        results.append(bench_model(model, paths, args))
+        results.append(bench_model(model, paths, args, splits, flowers))
     table = markdown(results, args)
     print()
     print(table)
     print(f"\nload average at end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
-    notes = f"torch intra-op threads: {torch.get_num_threads()}."
+    notes = f"torch intra-op threads: {torch.get_num_threads()}; the graph engines use as many."
     _results.write(args.write_results, "Feature extraction throughput", table, notes=notes)
 
 

@@ -21,10 +21,11 @@ from ..image._validation import ImageInputMixin
 from ..storage._store import as_store
 from ..utils._device import resolve_device
 from ._embedder import Embedder
+from ._engines import effective_precision, make_runner, select_engine
 from ._pickling import PENDING, make_embedder, materialize, network_state, restore_network
 from ._pooling import POOLINGS
+from ._quantize import calibrate
 from ._streaming import embed_all, iter_embeddings, refuse_missing, warn_failures
-from ._torch_engine import TorchRunner
 
 # Guards the lazy creation of an engine (after unpickling), so that threads
 # calling transform at once build one engine, not one each.
@@ -66,9 +67,18 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         large batches to be kept busy.
     device : str or torch.device, default="auto"
         ``"auto"`` picks cuda, then mps, then cpu.
-    dtype : {"float32", "float16", "bfloat16"}, default="float32"
-        Compute precision; the lower ones run under autocast (mixed
-        precision), meant for GPUs. The output is always float32.
+    precision : {"float32", "float16", "bfloat16", "int8"}, default="float32"
+        Compute precision; the output is always float32. ``"float32"`` is
+        exact on every engine (OpenVINO is told not to drop to bfloat16 on
+        its own, so results agree across processors). On a GPU, float16 and
+        bfloat16 run under torch autocast. On a CPU, bfloat16 runs where
+        the processor has the instructions (AVX512-BF16 or AMX; OpenVINO's
+        inference precision, or torch CPU autocast), float16 only with
+        OpenVINO on processors with native float16; elsewhere both warn and
+        run float32 rather than a slow emulation. ``"int8"``: static
+        quantization with OpenVINO (NNCF) or ONNX Runtime (QDQ, per-channel,
+        U8S8), calibrated on the images passed to ``fit`` (up to 300,
+        evenly spread; fewer than 32 warns), on the CPU only; see Notes.
     num_workers : int or "auto", default="auto"
         Threads decoding images while the network computes (0: decode in
         the calling thread). "auto": one per core, at most 4.
@@ -76,14 +86,17 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         An unreadable image raises ``ImageLoadError`` naming it, or, with
         ``"nan"``, gives a row of NaN (rows stay aligned with the input) and
         one warning listing every failed input and why.
-    engine : {"auto", "torch", "onnxruntime"}, default="auto"
-        Inference engine. ``"onnxruntime"`` exports the network to ONNX once
-        and runs it with ONNX Runtime, which is faster than PyTorch eager on
-        CPUs; ``"auto"`` uses it on CPU when ``onnxruntime`` is installed and
-        the layer can be exported. Graphs of reproducible weights are cached
-        in ``$SKTRANSFER_CACHE/onnx`` (default ``~/.cache/sktransfer/onnx``),
-        keyed by the content of the weights and everything else that changes
-        the output; see Notes.
+    engine : {"auto", "torch", "onnxruntime", "openvino"}, default="auto"
+        Inference engine. ``"onnxruntime"`` and ``"openvino"`` export the
+        network to ONNX once and run the graph with ONNX Runtime or OpenVINO
+        on the CPU, both faster than PyTorch eager there. ``"auto"``: on a
+        CPU, OpenVINO, then ONNX Runtime, then torch, the first installed
+        that can run the layer (and, for int8, calibrate); torch on a GPU.
+        Naming an engine that is not installed raises ImportError. Graphs
+        of reproducible weights are cached in ``$SKTRANSFER_CACHE/onnx``
+        (default ``~/.cache/sktransfer/onnx``), keyed by the content of the
+        weights and everything else that changes the output; see Notes.
+        The graph engines use ``torch.get_num_threads()`` threads.
     image_shape : "auto" or tuple, default="auto"
         Layout of the rows of a 2-D numeric input (each row a flattened
         image): ``(height, width)`` or ``(height, width, channels)``.
@@ -143,6 +156,18 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
     keeps expecting tables of the same width (``n_features_in_``) and says
     so when given images.
 
+    With ``precision="int8"``, ``fit`` decodes its images to calibrate;
+    the calibrated graph is cached on disk under the content of those
+    images (not the images themselves) and is pickled with the extractor.
+    Depthwise-separable networks lose more under int8 than ResNets:
+    EfficientNet-Lite0 does not keep every image's embedding within 0.99
+    cosine similarity of float32 (its mean stays near 0.99), with either
+    quantizer; use float32 where that matters. On x86 CPUs without VNNI,
+    int8 products saturate, so ONNX Runtime quantizes weights unsigned
+    (U8U8) and NNCF applies its overflow fix to every layer there, which
+    keeps EfficientNet-Lite0 usable. See benchmarks/RESULTS.md for the
+    measured similarity and accuracy per engine and precision.
+
     A cached graph whose bytes do not match the checksum in its file name
     (truncated, altered) is exported again with a warning; a cache folder
     that cannot be written leaves the graph in memory, with one warning.
@@ -176,10 +201,10 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         "pooling": [StrOptions(set(POOLINGS)), None],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "device": [str, torch.device],
-        "dtype": [StrOptions({"float32", "float16", "bfloat16"})],
+        "precision": [StrOptions({"float32", "float16", "bfloat16", "int8"})],
         "num_workers": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
         "on_error": [StrOptions({"raise", "nan"})],
-        "engine": [StrOptions({"auto", "torch", "onnxruntime"})],
+        "engine": [StrOptions({"auto", "torch", "onnxruntime", "openvino"})],
         "image_shape": [StrOptions({"auto"}), tuple],
         "verbose": ["verbose"],
         "tta": [StrOptions({"flip"}), None],
@@ -195,7 +220,7 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         pooling=None,
         batch_size="auto",
         device="auto",
-        dtype="float32",
+        precision="float32",
         num_workers="auto",
         on_error="raise",
         engine="auto",
@@ -210,7 +235,7 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         self.pooling = pooling
         self.batch_size = batch_size
         self.device = device
-        self.dtype = dtype
+        self.precision = precision
         self.num_workers = num_workers
         self.on_error = on_error
         self.engine = engine
@@ -236,7 +261,7 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         -------
         self
         """
-        self._validate_images(X, reset=True)
+        items = self._validate_images(X, reset=True)
         device = resolve_device(self.device)
         # A module passed as `model` is a parameter: work on a copy, so that
         # fitting (eval mode, frozen grads, device moves) never changes it.
@@ -251,6 +276,10 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
             probe = self._embedder(torch.zeros(1, 3, crop, crop, dtype=torch.uint8))
         self.n_features_out_ = int(probe.shape[1])
         self._engine = self._select_engine(device)
+        self._precision = effective_precision(self._engine, device, self.precision)
+        self._int8_graph = self._calibration_key = None
+        if self._precision == "int8":
+            self._int8_graph, self._calibration_key = calibrate(self, items)
         # Export / move to the device now, not in transform: threads that
         # share a fitted extractor only read it.
         self._runner = self._make_runner()
@@ -261,31 +290,14 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         return self.n_features_out_
 
     def _select_engine(self, device):
-        from ._onnx_engine import onnxruntime_available
-
-        if self.engine == "torch":
-            return "torch"
-        usable = device.type == "cpu" and self._embedder.exportable
-        if self.engine == "onnxruntime":
-            if not onnxruntime_available():
-                raise ImportError("engine='onnxruntime' needs the onnxruntime and onnx packages: pip install onnxruntime onnx")
-            if not usable:
-                raise ValueError(
-                    "engine='onnxruntime' runs on the CPU and needs a layer-group (or default) "
-                    f"layer; got device={device.type!r}, layer={self.layer!r}. Use engine='torch'."
-                )
-            return "onnxruntime"
-        return "onnxruntime" if usable and onnxruntime_available() else "torch"
+        return select_engine(self.engine, device, self._embedder.exportable, self.precision)
 
     # ------------------------------------------------------------ transform
 
     def _make_runner(self):
         """The engine: a callable uint8 batch tensor -> float32 numpy features."""
-        if self._engine == "onnxruntime":
-            from ._onnx_engine import OnnxRunner
-
-            return OnnxRunner(self._embedder, self._graph_description())
-        return TorchRunner(self._embedder, resolve_device(self.device), self.dtype)
+        return make_runner(self._engine, self._embedder, resolve_device(self.device), self._precision,
+                           self._graph_description(), graph=self._int8_graph)
 
     def _get_runner(self):
         runner = getattr(self, "_runner", None)
@@ -317,7 +329,6 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
             "pooling": self.pooling,
             "tta": self.tta,
             "preprocessing": dataclasses.asdict(self.backbone_.preprocessing),
-            "dtype": self.dtype,
         }
 
     def transform(self, X):
@@ -398,6 +409,12 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         if pending is not None:
             state[PENDING] = pending  # rebuilt on first use, see __getattr__
         state["_runner"] = None
+        if "dtype" in state and "precision" not in state:  # pickled before precision replaced dtype
+            state["precision"] = state.pop("dtype")
+        if "_engine" in state:
+            state.setdefault("_precision", state.get("precision", "float32"))
+            state.setdefault("_int8_graph", None)
+            state.setdefault("_calibration_key", None)
         super().__setstate__(state)
         if backbone is not None:
             self._embedder = make_embedder(self, backbone)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 CACHE_ENV = "SKTRANSFER_CACHE"
 
-_LOCK = threading.Lock()  # one export per key at a time in this process
+_LOCK = threading.RLock()  # one export at a time in this process; re-entered when an int8 graph exports its float32 one
 _WARNED_LOCK = threading.Lock()
 _WARNED_FOLDERS = set()
 

@@ -10,7 +10,6 @@ for reproducible weights the bytes are also cached on disk
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import warnings
 
@@ -23,7 +22,9 @@ OPSET = 17
 
 
 def onnxruntime_available():
-    return importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None
+    from ._engines import engine_available
+
+    return engine_available("onnxruntime")
 
 
 def export_graph(embedder, crop):
@@ -47,6 +48,18 @@ def export_graph(embedder, crop):
     return buffer.getvalue()
 
 
+def float32_graph(embedder, description):
+    """The embedder's ONNX graph (bytes): from the disk cache, or exported (and stored).
+
+    Shared by the graph engines and by int8 calibration, which all read the
+    same exported graph. ``description``: see :func:`._graph_cache.graph_key`;
+    None keeps the graph in memory only.
+    """
+    crop = embedder.backbone.preprocessing.crop_size
+    key = None if description is None else graph_key({**description, "format": "onnx", "opset": OPSET})
+    return cached_graph(key, lambda: export_graph(embedder, crop))
+
+
 class OnnxRunner:
     """Run an exported embedder with ONNX Runtime on the CPU.
 
@@ -57,14 +70,15 @@ class OnnxRunner:
         Everything that determines the graph's output (see
         :func:`._graph_cache.graph_key`); None: the graph is not cached on
         disk (weights that cannot be reproduced).
+    graph : bytes or None
+        A graph to run instead of the exported one (the calibrated int8 graph).
     """
 
-    def __init__(self, embedder, description):
+    def __init__(self, embedder, description, graph=None):
         import onnxruntime as ort
 
-        crop = embedder.backbone.preprocessing.crop_size
-        key = None if description is None else graph_key({**description, "engine": "onnxruntime", "opset": OPSET})
-        graph = cached_graph(key, lambda: export_graph(embedder, crop))
+        if graph is None:
+            graph = float32_graph(embedder, description)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = torch.get_num_threads()
         # Decoding threads run beside the network: idle ORT workers must

@@ -20,14 +20,14 @@ class TorchRunner:
     embedder : Embedder
         Moved to ``device`` (in place) and put in eval mode.
     device : torch.device
-    dtype : {"float32", "float16", "bfloat16"}
+    precision : {"float32", "float16", "bfloat16"}
         Below float32, the forward pass runs under autocast.
     """
 
-    def __init__(self, embedder, device, dtype):
+    def __init__(self, embedder, device, precision):
         self.embedder = embedder.to(device).eval()
         self.device = device
-        self.dtype = dtype
+        self.precision = precision
         # channels_last lets cuDNN use its NHWC tensor-core kernels.
         self.channels_last = device.type == "cuda"
         if self.channels_last:
@@ -37,6 +37,6 @@ class TorchRunner:
         batch = batch.to(self.device, non_blocking=True)
         if self.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), autocast_context(self.device, self.dtype):
+        with torch.inference_mode(), autocast_context(self.device, self.precision):
             feats = self.embedder(batch)
         return feats.float().cpu().numpy()

@@ -154,7 +154,10 @@ def _runner(requested, extractor, readout):
 
         # Not cached on disk: the readout combination is particular to this call.
         return OnnxRunner(readout, None)
-    return TorchRunner(readout, device, extractor.dtype)
+    # The extractor's autocast precision (float32 where its request fell back,
+    # and for int8, which only the graph engines run).
+    precision = getattr(extractor, "_precision", "float32")
+    return TorchRunner(readout, device, precision if precision in ("float16", "bfloat16") else "float32")
 
 
 def source_probabilities(extractor, embedding):

@@ -122,6 +122,10 @@ def describe_configuration(extractor):
         "engine": engine,
         # Torch on a GPU does not compute bit-identical results to the CPU.
         "device": resolve_device(extractor.device).type if engine == "torch" else "cpu",
-        "precision": getattr(extractor, "precision", getattr(extractor, "dtype", None)),
+        # The precision the engine really runs (a CPU without bf16 falls
+        # back to float32), and for int8 the calibration set, which changes
+        # the quantized graph and so every embedding.
+        "precision": getattr(extractor, "_precision", extractor.precision),
+        "calibration": getattr(extractor, "_calibration_key", None),
         "sktransfer": __version__,
     }

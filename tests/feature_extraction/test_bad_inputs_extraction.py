@@ -308,6 +308,79 @@ def extractor(**params):
     return lambda ctx: PretrainedFeatureExtractor(**{**TINY, "engine": "torch", **params}).fit(ctx.images)
 
 
+# ------------------------------------------------------- engines, precision
+
+
+def without(name):
+    """Run a fit as if the engine ``name`` were not installed."""
+    from sktransfer.feature_extraction import _engines
+
+    def fault(ctx, **params):
+        ctx.monkeypatch.setattr(_engines, "engine_available", lambda e: e != name)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            est = PretrainedFeatureExtractor(**{**TINY, **params}).fit(ctx.images)
+        ctx.caught = caught
+        return est
+
+    return fault
+
+
+def no_cpu_support(precision, engine):
+    from sktransfer.feature_extraction import _engines
+
+    def fault(ctx):
+        ctx.monkeypatch.setattr(_engines, "cpu_capabilities", lambda: frozenset({"int8"}))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            est = PretrainedFeatureExtractor(**{**TINY, "engine": engine, "precision": precision}).fit(ctx.images)
+        ctx.caught = caught
+        return est.transform(ctx.images)
+
+    return fault
+
+
+def float32_with_warning(ctx, out):
+    messages = [str(w.message) for w in ctx.caught]
+    assert any("runs in float32 here" in m for m in messages), messages
+    np.testing.assert_allclose(out, torch_reference(ctx), atol=1e-4, rtol=1e-4)
+
+
+def silent_fallback_to(engine):
+    def check(ctx, est):
+        assert est._engine == engine
+        assert not ctx.caught, [str(w.message) for w in ctx.caught]
+
+    return check
+
+
+def no_nncf(ctx):
+    from sktransfer.feature_extraction import _engines
+
+    ctx.monkeypatch.setattr(_engines, "quantizer_available", lambda e: e != "openvino")
+    return PretrainedFeatureExtractor(**{**TINY, "engine": "openvino", "precision": "int8"}).fit(ctx.images)
+
+
+def few_calibration_images(ctx):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est = PretrainedFeatureExtractor(**{**TINY, "engine": "onnxruntime", "precision": "int8"}).fit(ctx.images)
+    ctx.caught = caught
+    return est
+
+
+def warned_count(ctx, est):
+    messages = [str(w.message) for w in ctx.caught]
+    assert any(f"got {len(ctx.images)}, at least 32" in m for m in messages), messages
+    assert est._precision == "int8"
+
+
+def unreadable_calibration(ctx):
+    missing = [str(ctx.tmp / f"gone{i}.jpg") for i in range(3)]
+    return PretrainedFeatureExtractor(**{**TINY, "engine": "onnxruntime", "precision": "int8",
+                                         "on_error": "nan"}).fit(missing)
+
+
 ROWS = [
     # ------------------------------------------------------- weights files
     ("weights_empty_file", build("efficientnet_lite0", write("empty.pth", b"")), Raises(ValueError, "is empty (0 bytes)")),
@@ -348,6 +421,28 @@ ROWS = [
     ("onnxruntime_with_hooked_layer", extractor(engine="onnxruntime", layer="stage1.0"),
      Raises(ValueError, "engine='onnxruntime' runs on the CPU and needs a layer-group")),
     ("tiny_model_with_weights", extractor(weights="DEFAULT"), Raises(ValueError, "use weights=None")),
+    # ------------------------------------------------ engines, precision
+    ("int8_on_torch_engine", extractor(precision="int8"), Raises(ValueError, "needs a graph engine")),
+    ("precision_unknown", extractor(precision="fp8"), Raises(InvalidParameterError, "'precision' parameter")),
+    ("engine_unknown", extractor(engine="tensorrt"), Raises(InvalidParameterError, "'engine' parameter")),
+    ("dtype_keyword_renamed", extractor(dtype="float16"), Raises(TypeError, "unexpected keyword argument 'dtype'")),
+    ("openvino_with_hooked_layer", extractor(engine="openvino", layer="stage1.0"),
+     Raises(ValueError, "engine='openvino' runs on the CPU and needs a layer-group")),
+    ("int8_auto_with_hooked_layer", extractor(engine="auto", precision="int8", layer="stage1.0"),
+     Raises(ValueError, "precision='int8' runs on the CPU")),
+    ("openvino_missing_named", lambda ctx: without("openvino")(ctx, engine="openvino"),
+     Raises(ImportError, "pip install openvino onnx")),
+    ("openvino_missing_auto", lambda ctx: without("openvino")(ctx, engine="auto"),
+     Policy(silent_fallback_to("onnxruntime"), "silently the next engine")),
+    ("int8_openvino_without_nncf", no_nncf, Raises(ImportError, "pip install nncf")),
+    ("int8_few_calibration_images", few_calibration_images, Policy(warned_count, "warns naming the count")),
+    ("int8_no_readable_calibration_image", unreadable_calibration, Raises(ValueError, "none could be read")),
+    ("bfloat16_without_cpu_support_openvino", no_cpu_support("bfloat16", "openvino"),
+     Policy(float32_with_warning, "warns, float32")),
+    ("bfloat16_without_cpu_support_torch", no_cpu_support("bfloat16", "torch"),
+     Policy(float32_with_warning, "warns, float32")),
+    ("float16_on_cpu_onnxruntime", no_cpu_support("float16", "onnxruntime"),
+     Policy(float32_with_warning, "warns, float32")),
     # ---------------------------------------------------- threads, state
     ("threads_share_a_hooked_extractor", threads, Policy(threads_agree, "equal results")),
     ("unpickle_old_network_bytes", tampered_state("old_bytes"), Raises(ValueError, "earlier sktransfer")),

@@ -208,7 +208,7 @@ def test_onnxruntime_engine_matches_torch(image_files, monkeypatch, tmp_path):
     ort = PretrainedFeatureExtractor(**{**TINY, "engine": "onnxruntime"}).fit(image_files)
     np.testing.assert_allclose(ort.transform(image_files), torch_out, atol=1e-4, rtol=1e-4)
     auto = PretrainedFeatureExtractor(**{**TINY, "engine": "auto"}).fit(image_files)
-    assert onnxruntime_available() and auto._engine == "onnxruntime"
+    assert onnxruntime_available() and auto._engine == "openvino"  # OpenVINO first, when installed
     # Module-name layers need hooks, which do not export: auto falls back.
     hooked = PretrainedFeatureExtractor(**{**TINY, "engine": "auto", "layer": "stage1.0"}).fit(image_files)
     assert hooked._engine == "torch"

@@ -1,0 +1,180 @@
+"""Static int8 quantization of the exported graph, calibrated on fit's images.
+
+Static quantization needs the range of every activation, measured on
+representative inputs: the images passed to ``fit`` are exactly that, so an
+int8 extractor's ``fit`` decodes them (at most :data:`MAX_CALIBRATION`,
+spread over the input) and calibrates:
+
+* OpenVINO: ``nncf.quantize`` on the OpenVINO model, kept as an IR;
+* ONNX Runtime: ``onnxruntime.quantization.quantize_static``, QDQ format,
+  per-channel weights, unsigned activations and signed weights (U8S8), or
+  unsigned weights (U8U8) on x86 CPUs without VNNI, where U8S8 saturates
+  (see :func:`int8_saturates`).
+
+The result is cached on disk under a key made of everything that changes
+it: the float32 graph's description, the engine, the quantizer's version
+and settings, and the SHA-256 of the decoded calibration images (the
+images themselves are not kept). A second ``fit`` on the same images, in
+this process or another, loads it instead of calibrating again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import warnings
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+
+from ..image._batch_decoder import decode_all
+from ._graph_cache import cached_graph, graph_key
+from ._onnx_engine import float32_graph
+
+MAX_CALIBRATION = 300  # NNCF's default subset size; more adds time, not accuracy
+MIN_CALIBRATION = 32  # below this the activation ranges are poorly estimated
+
+
+def calibration_images(items, transform, *, num_workers, on_error):
+    """Decode up to MAX_CALIBRATION items, evenly spread, as a uint8 array (n, 3, H, W)."""
+    n = len(items)
+    picked = np.unique(np.linspace(0, n - 1, min(n, MAX_CALIBRATION)).round().astype(int))
+    chosen = [items[i] for i in picked]
+    decoded, _ = decode_all(
+        chosen, transform, num_workers=num_workers, on_error=on_error,
+        draft_size=getattr(transform, "draft_size", None), stack=False,
+    )
+    good = [t.numpy() for t in decoded if t is not None]
+    if not good:
+        raise ValueError("precision='int8' calibrates on the images passed to fit, and none could be read")
+    if len(good) < MIN_CALIBRATION:
+        warnings.warn(
+            f"precision='int8' calibrates on the images passed to fit: got {len(good)}, at least "
+            f"{MIN_CALIBRATION} are advised for stable activation ranges",
+            UserWarning,
+            stacklevel=4,
+        )
+    return np.stack(good)
+
+
+def calibration_key(images):
+    """The content key of a calibration set (what is kept instead of the images)."""
+    digest = hashlib.sha256(str(images.shape).encode())
+    digest.update(np.ascontiguousarray(images).tobytes())
+    return digest.hexdigest()
+
+
+def _versions(*packages):
+    found = {}
+    for package in packages:
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = None
+    return found
+
+
+def int8_saturates():
+    """Whether this CPU's int8 dot products saturate (x86 without VNNI).
+
+    Without VNNI, u8 x s8 products are summed in pairs into int16 (AVX2's
+    ``vpmaddubsw``), which overflows for large weights and activations; the
+    error compounds through a deep network. ONNX Runtime's unsigned
+    weights (U8U8, other kernels) or NNCF's overflow fix on every layer
+    avoid it.
+    """
+    import platform
+
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686", "x86"):
+        return False
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = fh.read()
+    except OSError:
+        return True  # unknown x86: the safe choice
+    return "avx512_vnni" not in flags and "avx_vnni" not in flags and "amx_int8" not in flags
+
+
+def quantize_onnx(graph, images):
+    """ONNX graph bytes -> QDQ int8 graph bytes (ONNX Runtime's static quantizer)."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._batches = iter([{"images": images[i : i + 1]} for i in range(len(images))])
+
+        def get_next(self):
+            return next(self._batches, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        src.write_bytes(graph)
+        quantize_static(
+            str(src), str(dst), Reader(),
+            quant_format=QuantFormat.QDQ, per_channel=True,
+            activation_type=QuantType.QUInt8,
+            # U8S8 saturates without VNNI; U8U8 uses kernels that do not.
+            weight_type=QuantType.QUInt8 if int8_saturates() else QuantType.QInt8,
+        )
+        return dst.read_bytes()
+
+
+def quantize_openvino(graph, images):
+    """ONNX graph bytes -> packed int8 OpenVINO IR (NNCF post-training quantization)."""
+    import nncf
+
+    from ._openvino_engine import core, pack_model
+
+    model = core().read_model(graph, b"")
+    dataset = nncf.Dataset([images[i : i + 1] for i in range(len(images))])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # NNCF's progress and deprecation chatter
+        settings = dict(NNCF_SETTINGS)
+        if int8_saturates():
+            settings.setdefault("advanced_parameters", nncf.AdvancedQuantizationParameters(
+                overflow_fix=nncf.OverflowFix.ENABLE))
+        quantized = nncf.quantize(model, dataset, subset_size=len(images), **settings)
+    return pack_model(quantized)
+
+
+# Settings measured on EfficientNet-Lite0 and ResNet-18 (see the extractor's
+# Notes); recorded in the cache key so that changing them recalibrates.
+NNCF_SETTINGS = {}
+
+
+def calibrated_graph(engine, embedder, description, images):
+    """The int8 graph for ``engine``, calibrated on ``images``: cached, or made now.
+
+    Returns
+    -------
+    graph : bytes
+        ONNX (onnxruntime) or a packed IR (openvino).
+    key : str
+        The calibration set's content key.
+    """
+    calib = calibration_key(images)
+    if engine == "openvino":
+        quantize, tools = quantize_openvino, _versions("nncf", "openvino")
+        settings = {k: str(v) for k, v in NNCF_SETTINGS.items()}
+    else:
+        quantize, tools, settings = quantize_onnx, _versions("onnxruntime"), {}
+    settings["saturation_fix"] = int8_saturates()
+    key = None
+    if description is not None:
+        key = graph_key({**description, "engine": engine, "precision": "int8", "calibration": calib,
+                         "quantizer": tools, "settings": settings})
+    return cached_graph(key, lambda: quantize(float32_graph(embedder, description), images)), calib
+
+
+def calibrate(extractor, items):
+    """Calibrate a fitted-so-far extractor's int8 graph on ``items`` (fit's images).
+
+    Returns the graph bytes and the calibration set's content key.
+    """
+    from ..image._batch_decoder import resolve_num_workers
+
+    transform = extractor.backbone_.preprocessing.pil_transform()
+    images = calibration_images(items, transform, num_workers=resolve_num_workers(extractor.num_workers),
+                                on_error=extractor.on_error)
+    return calibrated_graph(extractor._engine, extractor._embedder, extractor._graph_description(), images)

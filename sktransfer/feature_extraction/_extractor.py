@@ -423,7 +423,12 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         # Only reached when normal lookup fails: an unpickled network that
         # names its weights is rebuilt the first time it is needed.
         if name in ("backbone_", "_embedder") and PENDING in vars(self):
-            materialize(self)
+            try:
+                materialize(self)
+            except AttributeError as exc:
+                # hasattr (and so check_is_fitted) would read an
+                # AttributeError from the rebuild as "not fitted".
+                raise RuntimeError(f"rebuilding the unpickled network failed: {exc}") from exc
             return vars(self)[name]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 

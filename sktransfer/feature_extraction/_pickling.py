@@ -86,7 +86,7 @@ def materialize(estimator):
     if recipe is None:
         return
     # What the engines change in the network in place: shared only alike.
-    variant = (resolve_device(estimator.device), estimator.dtype, getattr(estimator, "precision", None))
+    variant = (resolve_device(estimator.device), estimator.precision)
     backbone = shared_backbone(recipe, variant)
     embedder = make_embedder(estimator, backbone)
     with _LOCK:

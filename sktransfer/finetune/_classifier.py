@@ -30,6 +30,7 @@ from ..utils._device import resolve_device
 from ._activation_cache import leave, mark_pretrained, route
 from ._callbacks import default_callbacks
 from ._datasets import ImageDataMixin, TrainingDataset, reject_user_dataset
+from ._fast_prefix import ENGINES, FastPrefixMixin
 from ._labels import LabelEncodingMixin
 from ._network import FineTuneNetwork, param_groups, resolve_unfreeze, set_trainable, suffix_start
 from ._precision import DevicePrecisionMixin
@@ -52,7 +53,13 @@ def _local_rng(random_state, device):
 
 
 class FineTuneClassifier(
-    ImageInputMixin, LabelEncodingMixin, ImageDataMixin, ValidationMixin, DevicePrecisionMixin, NeuralNetClassifier
+    ImageInputMixin,
+    LabelEncodingMixin,
+    ImageDataMixin,
+    ValidationMixin,
+    DevicePrecisionMixin,
+    FastPrefixMixin,
+    NeuralNetClassifier,
 ):
     """Fine-tune a pretrained image network: head first, then the last layer groups.
 
@@ -156,6 +163,17 @@ class FineTuneClassifier(
         a ValueError.
     num_workers : int or "auto", default="auto"
         Threads decoding the training images.
+    inference_engine : {"auto", "torch", "onnxruntime"}, default="auto"
+        What runs the frozen prefix (the layer groups that do not train)
+        outside training: its pass that fills the activation cache, and its
+        part of ``predict`` and ``predict_proba`` while its weights are still
+        the pretrained ones. ``"onnxruntime"`` exports it to ONNX once (kept
+        in the disk cache, ``$SKTRANSFER_CACHE/onnx``, for reproducible
+        weights) and runs it several times faster than PyTorch on a CPU;
+        outputs agree with PyTorch to rounding. ``"auto"``: ONNX Runtime on
+        a CPU when it is installed, else PyTorch; forcing ``"onnxruntime"``
+        without it is an ImportError, on a GPU a ValueError. Training runs
+        in PyTorch whatever the engine.
     **kwargs
         Any other skorch ``NeuralNetClassifier`` parameter: ``criterion``
         (default ``CrossEntropyLoss``), ``optimizer`` (default ``AdamW``),
@@ -184,6 +202,8 @@ class FineTuneClassifier(
         when the refit was interrupted).
     device_ : torch.device
         The device the network runs on (``device`` resolved).
+    inference_engine_ : {"onnxruntime", "torch"}
+        The engine ``inference_engine`` resolved to.
     validating_ : bool
         Whether the fit held out a validation split.
     interrupted_ : bool
@@ -226,6 +246,7 @@ class FineTuneClassifier(
         "patience": [Interval(Integral, 1, None, closed="left"), None],
         "cache_activations": ["boolean"],
         "num_workers": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
+        "inference_engine": [StrOptions(set(ENGINES))],
     }
 
     def __init__(
@@ -252,6 +273,7 @@ class FineTuneClassifier(
         cache_activations=True,
         image_shape="auto",
         num_workers="auto",
+        inference_engine="auto",
         module=FineTuneNetwork,
         criterion=nn.CrossEntropyLoss,
         optimizer=torch.optim.AdamW,
@@ -277,6 +299,7 @@ class FineTuneClassifier(
         self.cache_activations = cache_activations
         self.image_shape = image_shape
         self.num_workers = num_workers
+        self.inference_engine = inference_engine
         super().__init__(
             module,
             criterion=criterion,
@@ -331,6 +354,7 @@ class FineTuneClassifier(
     def initialize(self):
         self._validate_own_params()
         self._resolve_device()
+        self._start_fast_prefix()
         with self._skorch_sees_resolved_device():
             return super().initialize()
 
@@ -417,7 +441,7 @@ class FineTuneClassifier(
         self.interrupted_ = False
         with _local_rng(seed, resolve_device(self.device)):
             if fresh:
-                self.best_epoch_, self.validation_history_ = None, None
+                self.best_epoch_, self.validation_history_, self._fast_prefix = None, None, None
                 items, y_encoded = self._checked_inputs(X, y, new_fit=True)
                 self.initialize()
             else:
@@ -468,6 +492,7 @@ class FineTuneClassifier(
             suffix_start(self.module_, n_unfrozen),
             later=suffix_start(self.module_, self.n_unfrozen_groups_) if phase == 1 else None,
             enabled=self.cache_activations and self.augment is None and self.batchnorm == "frozen",
+            fast=self._fast_prefix,
             **compute,
         )
         if self.head_init == "probe" and len(self.history) == 1:  # first epoch of a fresh fit

@@ -34,16 +34,9 @@ import torch
 from torch import nn
 
 from ..backbones._weights import state_dict_digest
+from ..feature_extraction._onnx_engine import OPSET, onnxruntime_available
 
 ENGINES = ("auto", "torch", "onnxruntime")
-OPSET = 17
-
-
-def onnxruntime_available():
-    """Whether onnxruntime and onnx (the exporter needs it) can be imported."""
-    import importlib.util
-
-    return importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None
 
 
 def resolve_inference_engine(engine, device):

@@ -298,7 +298,8 @@ class FastPrefixMixin:
         from ._network import suffix_start
 
         fast = getattr(self, "_fast_prefix", None)
-        if fast is None or self.dtype != "float32" or self.device_.type != "cpu":
+        # set_params(inference_engine="torch") after fit is obeyed too.
+        if fast is None or self.inference_engine == "torch" or self.dtype != "float32" or self.device_.type != "cpu":
             return None
         start = suffix_start(self.module_, self.n_unfrozen_groups_)
         runner = None if start is None else fast.runner_ending_at(self.module_, start)

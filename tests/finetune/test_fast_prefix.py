@@ -173,6 +173,13 @@ def test_predict_in_reduced_precision_stays_in_torch(pair):
     assert lowered._prediction_prefix() is None
 
 
+def test_set_params_torch_after_fit_is_obeyed(pair, prefix_calls):
+    X, _, fast, _ = pair
+    switched = pickle.loads(pickle.dumps(fast)).set_params(inference_engine="torch")
+    switched.predict_proba(X)
+    assert prefix_calls.calls == 0
+
+
 def test_pickle_rebuilds_the_runner_from_the_disk_cache(pair, exports):
     X, _, fast, _ = pair
     restored = pickle.loads(pickle.dumps(fast))

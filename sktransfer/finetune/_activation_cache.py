@@ -269,16 +269,20 @@ class ActivationCache:
         self.values, self.active = {}, None
 
     @torch.no_grad()
-    def fill(self, network, images, start, *, device, batch_size, source=None):
+    def fill(self, network, images, start, *, device, batch_size, source=None, fast=None):
         """Cache the input at ``start``, computed from images or from cached ``source``.
 
         Computing from a cached later-than-images position (e.g. the embedding
-        from the phase-2 activations) runs only the part in between. Returns
-        False, caching nothing, when it would exceed :data:`MAX_CACHE_BYTES`.
+        from the phase-2 activations) runs only the part in between. From
+        images, the prefix runs on ``fast``'s engine when it has one (a
+        ``_fast_prefix.FastPrefix``; None: PyTorch). Returns False, caching
+        nothing, when it would exceed :data:`MAX_CACHE_BYTES`.
         """
         if start in self.values:
             return True
-        memo_key = None if self.memo_key is None else ("activations", self.memo_key, start)
+        engine = "torch" if fast is None else fast.engine
+        # Engines agree only to rounding: fits share what the same engine computed.
+        memo_key = None if self.memo_key is None else ("activations", self.memo_key, start, engine)
         shared = FIT_MEMO.get(memo_key)
         if shared is not None:
             self.values[start] = shared
@@ -300,7 +304,11 @@ class ActivationCache:
                 return self.values[source][lo:hi].to(device)
             return torch.stack([images.eval_item(i) for i in range(lo, hi)]).to(device)
 
+        runner = None
+
         def run(x):
+            if runner is not None:
+                return runner(x)
             outs, prev = [], src
             for stop in stops:
                 x = network.forward_between(x, prev, stop)
@@ -311,6 +319,10 @@ class ActivationCache:
         was_training = network.training
         network.eval()
         try:
+            if not from_cache and fast is not None and network in _PRETRAINED:
+                # Only pretrained weights: their graph is exported once and
+                # reused from the disk cache by every later fit.
+                runner = fast.runner(network, stops)
             firsts = run(batch_of(0, 1))
             sizes = [f.element_size() * f.numel() * len(images) for f in firsts]
             if sizes[-1] > MAX_CACHE_BYTES:
@@ -326,11 +338,11 @@ class ActivationCache:
         FIT_MEMO.put(memo_key, outs[-1])
         for stop, out, size in zip(extra, outs, sizes):
             if size <= MAX_CACHE_BYTES // 8:
-                FIT_MEMO.put(("activations", self.memo_key, stop), out)
+                FIT_MEMO.put(("activations", self.memo_key, stop, engine), out)
         return True
 
 
-def route(network, stores, start, *, later=None, enabled=True, device, batch_size):
+def route(network, stores, start, *, later=None, enabled=True, device, batch_size, fast=None):
     """Cache the input at ``start`` for every store and make training batches enter there.
 
     ``later`` (phase 1 only) is where phase 2 will enter: it is cached first
@@ -348,6 +360,8 @@ def route(network, stores, start, *, later=None, enabled=True, device, batch_siz
         False: never cache (augmentation, BatchNorm in train mode).
     device : torch.device
     batch_size : int
+    fast : FastPrefix or None
+        The engine of the pass from images (None: PyTorch).
 
     Returns
     -------
@@ -355,7 +369,7 @@ def route(network, stores, start, *, later=None, enabled=True, device, batch_siz
         Whether batches now come from cached activations.
     """
     cached = bool(stores) and enabled and start is not None
-    compute = {"device": device, "batch_size": batch_size}
+    compute = {"device": device, "batch_size": batch_size, "fast": fast}
     for store in stores:
         if not cached:
             break

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import os
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from numbers import Integral, Real
 from typing import ClassVar
 
@@ -30,29 +30,19 @@ from ..utils._device import resolve_device
 from ._activation_cache import leave, mark_pretrained, route
 from ._callbacks import default_callbacks
 from ._datasets import ImageDataMixin, TrainingDataset, reject_user_dataset
+from ._fast_prefix import ENGINES, FastPrefixMixin
 from ._labels import LabelEncodingMixin
 from ._network import FineTuneNetwork, param_groups, resolve_unfreeze, set_trainable, suffix_start
-from ._precision import DevicePrecisionMixin
+from ._precision import DevicePrecisionMixin, local_rng
 from ._probe import probe_head
 from ._validation import _DEFAULT_TRAIN_SPLIT, ValidationMixin
 
 __all__ = ["FineTuneClassifier"]
 
 
-@contextmanager
-def _local_rng(random_state, device):
-    """Seed torch's generators with ``random_state`` within, restoring the caller's state after."""
-    if random_state is None:
-        yield
-        return
-    cuda = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda, device_type="cuda"):
-        torch.manual_seed(random_state)
-        yield
-
-
 class FineTuneClassifier(
-    ImageInputMixin, LabelEncodingMixin, ImageDataMixin, ValidationMixin, DevicePrecisionMixin, NeuralNetClassifier
+    ImageInputMixin, LabelEncodingMixin, ImageDataMixin, ValidationMixin, DevicePrecisionMixin, FastPrefixMixin,
+    NeuralNetClassifier,
 ):
     """Fine-tune a pretrained image network: head first, then the last layer groups.
 
@@ -156,6 +146,13 @@ class FineTuneClassifier(
         a ValueError.
     num_workers : int or "auto", default="auto"
         Threads decoding the training images.
+    inference_engine : {"auto", "torch", "onnxruntime"}, default="auto"
+        What runs the frozen prefix (the groups that do not train) outside
+        training: the pass filling the activation cache, and that part of
+        prediction while its weights are the pretrained ones. ONNX Runtime
+        (exported once, disk-cached for reproducible weights) is several
+        times faster than PyTorch on a CPU and agrees with it to rounding.
+        ``"auto"``: ONNX Runtime on a CPU when installed, else PyTorch.
     **kwargs
         Any other skorch ``NeuralNetClassifier`` parameter: ``criterion``
         (default ``CrossEntropyLoss``), ``optimizer`` (default ``AdamW``),
@@ -184,6 +181,8 @@ class FineTuneClassifier(
         when the refit was interrupted).
     device_ : torch.device
         The device the network runs on (``device`` resolved).
+    inference_engine_ : {"onnxruntime", "torch"}
+        The engine ``inference_engine`` resolved to.
     validating_ : bool
         Whether the fit held out a validation split.
     interrupted_ : bool
@@ -226,6 +225,7 @@ class FineTuneClassifier(
         "patience": [Interval(Integral, 1, None, closed="left"), None],
         "cache_activations": ["boolean"],
         "num_workers": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
+        "inference_engine": [StrOptions(set(ENGINES))],
     }
 
     def __init__(
@@ -252,6 +252,7 @@ class FineTuneClassifier(
         cache_activations=True,
         image_shape="auto",
         num_workers="auto",
+        inference_engine="auto",
         module=FineTuneNetwork,
         criterion=nn.CrossEntropyLoss,
         optimizer=torch.optim.AdamW,
@@ -277,6 +278,7 @@ class FineTuneClassifier(
         self.cache_activations = cache_activations
         self.image_shape = image_shape
         self.num_workers = num_workers
+        self.inference_engine = inference_engine
         super().__init__(
             module,
             criterion=criterion,
@@ -331,6 +333,7 @@ class FineTuneClassifier(
     def initialize(self):
         self._validate_own_params()
         self._resolve_device()
+        self._start_fast_prefix()
         with self._skorch_sees_resolved_device():
             return super().initialize()
 
@@ -343,6 +346,10 @@ class FineTuneClassifier(
         kwargs = self.get_params_for("module")
         kwargs.setdefault("batchnorm", self.batchnorm)
         self.module_ = self.module(backbone, len(self.classes_), **kwargs)
+        if self.device_.type == "cpu":
+            # oneDNN trains the convolutions of mobile networks (depthwise,
+            # 1x1) markedly faster on channels-last tensors than on NCHW.
+            self.module_.to(memory_format=torch.channels_last)
         set_trainable(self.module_, 0)
         mark_pretrained(self.module_)
         return self
@@ -415,9 +422,9 @@ class FineTuneClassifier(
         fresh = not (self.warm_start and self.initialized_)
         seed = self.random_state if fresh else None
         self.interrupted_ = False
-        with _local_rng(seed, resolve_device(self.device)):
+        with local_rng(seed, resolve_device(self.device)):
             if fresh:
-                self.best_epoch_, self.validation_history_ = None, None
+                self.best_epoch_, self.validation_history_, self._fast_prefix = None, None, None
                 items, y_encoded = self._checked_inputs(X, y, new_fit=True)
                 self.initialize()
             else:
@@ -468,6 +475,7 @@ class FineTuneClassifier(
             suffix_start(self.module_, n_unfrozen),
             later=suffix_start(self.module_, self.n_unfrozen_groups_) if phase == 1 else None,
             enabled=self.cache_activations and self.augment is None and self.batchnorm == "frozen",
+            fast=self._fast_prefix,
             **compute,
         )
         if self.head_init == "probe" and len(self.history) == 1:  # first epoch of a fresh fit

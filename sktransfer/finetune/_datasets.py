@@ -201,8 +201,10 @@ def reject_user_dataset(X, method):
 class ImageDataMixin:
     """skorch's data hooks for images: training datasets, threaded decoding at prediction.
 
-    The host is a skorch net with ``module_`` a :class:`FineTuneNetwork`, and
-    the parameters ``augment``, ``num_workers``, ``model`` and ``weights``.
+    The host is a skorch net with ``module_`` a :class:`FineTuneNetwork`, the
+    parameters ``augment``, ``num_workers``, ``model`` and ``weights``, and
+    :class:`._fast_prefix.FastPrefixMixin` (prediction runs the frozen prefix
+    on the fit's inference engine when it can).
     """
 
     def check_data(self, X, y=None):
@@ -246,6 +248,10 @@ class ImageDataMixin:
             items, crop, batch_size=batch_size, num_workers=resolve_num_workers(self.num_workers),
             draft_size=crop.draft_size,
         )
+        prefix = None if training else self._prediction_prefix()
         for _, images, _ in decoder:
-            yp = self.evaluation_step((images, None), training=training)
+            if prefix is not None:
+                yp = self._predict_from_prefix(images, prefix)
+            else:
+                yp = self.evaluation_step((images, None), training=training)
             yield to_device(yp, device=device)

@@ -19,6 +19,8 @@ from __future__ import annotations
 from torch import nn
 
 HEAD = "head"
+# ``forward``'s default entry: the network's ``input_start`` (None means images).
+_INPUT_START = object()
 
 
 class FineTuneNetwork(nn.Module):
@@ -100,8 +102,9 @@ class FineTuneNetwork(nn.Module):
         """Run the network from ``start`` (see ``input_start``) to the logits."""
         return self.head(self.forward_between(x, start, HEAD))
 
-    def forward(self, x):
-        return self.forward_suffix(x, self.input_start)
+    def forward(self, x, start=_INPUT_START):
+        """The logits of ``x``, which enters at ``start`` (default: ``input_start``)."""
+        return self.forward_suffix(x, self.input_start if start is _INPUT_START else start)
 
     def train(self, mode=True):
         super().train(mode)

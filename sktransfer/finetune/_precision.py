@@ -9,6 +9,9 @@ module and criterion (``initialize``), in its callbacks during training, and
 when it loads parameters: only there, and only in the calling thread (a
 context variable), does ``self.device`` read as the resolved device.
 
+:func:`local_rng` seeds torch's generators (the device's too) for a fit and
+gives the caller's states back afterwards.
+
 Mixed precision: the forward pass runs under ``torch.autocast`` with the
 ``dtype`` parameter (weights, optimizer state, loss and outputs stay float32);
 float16 also scales the loss with ``torch.amp.GradScaler`` so small
@@ -125,3 +128,15 @@ class DevicePrecisionMixin:
         scaler.step(self.optimizer_)
         scaler.update()
         return {"loss": loss, "y_pred": y_pred}
+
+
+@contextmanager
+def local_rng(random_state, device):
+    """Seed torch's generators with ``random_state`` within, restoring the caller's state after."""
+    if random_state is None:
+        yield
+        return
+    cuda = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda, device_type="cuda"):
+        torch.manual_seed(random_state)
+        yield

@@ -7,9 +7,11 @@ folder); ``expected`` is ``(exception type, message fragment)``, or None when
 without validation").
 """
 
+import os
 import threading
 import warnings
 from types import SimpleNamespace
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -22,7 +24,7 @@ from skorch.dataset import ValidSplit
 from torch.utils.data import TensorDataset
 
 from sktransfer import FineTuneClassifier, ImageLoadError
-from sktransfer.finetune import set_fit_memo_limit
+from sktransfer.finetune import _fast_prefix, set_fit_memo_limit
 from tiny_finetune import make_clf, make_data
 
 
@@ -113,6 +115,25 @@ def _keeps_auto_device_policy(c):
     assert clf.get_params()["device"] == "auto" and clf.device_.type in {"cpu", "cuda", "mps"}
 
 
+def _without_onnxruntime(c, engine):
+    with mock.patch.object(_fast_prefix, "onnxruntime_available", lambda: False):
+        clf = _fresh(c, model="tiny_convnet", inference_engine=engine, max_epochs=1).fit(c.X, c.y)
+    assert clf.inference_engine_ == "torch"
+
+
+def _corrupt_graph_policy(c):
+    pytest.importorskip("onnxruntime")
+    folder = c.tmp / "graphs"
+    params = {"model": "tiny_convnet", "inference_engine": "onnxruntime", "unfreeze": 1, "max_epochs": 1}
+    with mock.patch.dict(os.environ, {"SKTRANSFER_CACHE": str(folder)}):
+        first = _fresh(c, **params).fit(c.X, c.y)
+        (entry,) = (folder / "onnx").glob("*.onnx")
+        entry.write_bytes(entry.read_bytes()[:100])  # a truncated write
+        with pytest.warns(UserWarning, match="is corrupt"):
+            second = _fresh(c, **params).fit(c.X, c.y)
+    np.testing.assert_allclose(first.predict_proba(c.X), second.predict_proba(c.X), atol=1e-6)
+
+
 ROWS = [
     # --- labels ---
     ("y-contains-None", lambda c: _fresh(c).fit(c.X, _with(c.y, 3, None)), (ValueError, "y contains None at position(s) [3]")),
@@ -132,6 +153,17 @@ ROWS = [
      (InvalidParameterError, "dtype")),
     ("unfreeze-too-large", lambda c: _fresh(c, unfreeze=4).fit(c.X, c.y), (ValueError, "unfreeze=4 but tiny has only 3")),
     ("device-nonsense", lambda c: _fresh(c, device="nonsense").fit(c.X, c.y), (ValueError, "not a valid torch device")),
+    ("inference-engine-unknown", lambda c: _fresh(c, inference_engine="tensorrt").fit(c.X, c.y),
+     (InvalidParameterError, "inference_engine")),
+    ("inference-engine-none", lambda c: _fresh(c, inference_engine=None).fit(c.X, c.y),
+     (InvalidParameterError, "inference_engine")),
+    ("set-params-inference-engine-fitted", lambda c: _set_params_fitted(c, inference_engine="gpu"),
+     (InvalidParameterError, "inference_engine")),
+    ("inference-engine-onnxruntime-missing", lambda c: _without_onnxruntime(c, "onnxruntime"),
+     (ImportError, "pip install onnxruntime")),
+    ("inference-engine-onnxruntime-on-gpu",
+     lambda c: _fast_prefix.resolve_inference_engine("onnxruntime", torch.device("cuda")),
+     (ValueError, "runs on the CPU")),
     ("fit-memo-negative-bound", lambda c: set_fit_memo_limit(-5), (ValueError, "max_bytes must be >= 0")),
     # --- calls before fit ---
     ("score-before-fit", lambda c: _fresh(c).score(c.X, c.y), (NotFittedError, "not fitted")),
@@ -149,6 +181,8 @@ ROWS = [
      (TypeError, "augment must return")),
     # --- documented policies ---
     ("few-shot-default-split", _few_shot_policy, None),
+    ("inference-engine-auto-without-onnxruntime", lambda c: _without_onnxruntime(c, "auto"), None),
+    ("corrupt-cached-prefix-graph", _corrupt_graph_policy, None),
     ("interrupted-refit", _interrupted_refit_policy, None),
     ("threads-predict-proba", _threads_policy, None),
     ("random-state-global-rng", _global_rng_policy, None),

@@ -248,7 +248,8 @@ class _RecordInputStart(Callback):
 @pytest.mark.parametrize("unfreeze", [0, 1, 2])
 def test_cached_equals_uncached(tiny_backbone, data, unfreeze):
     X, y = data
-    params = {"unfreeze": unfreeze, "head_epochs": 2, "max_epochs": 4, "patience": None,
+    # Both in PyTorch: ONNX Runtime agrees with it only to rounding (see test_fast_prefix.py).
+    params = {"unfreeze": unfreeze, "head_epochs": 2, "max_epochs": 4, "patience": None, "inference_engine": "torch",
               "train_split": ValidSplit(4, stratified=True)}
     cached_rec, uncached_rec = _RecordInputStart(), _RecordInputStart()
     cached = make_clf(tiny_backbone, cache_activations=True, callbacks=[("rec", cached_rec)], **params).fit(X, y)

@@ -176,6 +176,8 @@ class EmbeddingLoop:
 
 def embed_all(extractor, items, store=None):
     """Embed every item at once: ``(array (n, n_features_out_), failures)``."""
+    if not items:  # an empty input (dask's meta) answers an empty table
+        return np.empty((0, extractor.n_features_out_), dtype=np.float32), []
     blocks, failures = [], []
     for _, block, fails in EmbeddingLoop(extractor, items, chunk_size=len(items), store=store):
         blocks.append(block)

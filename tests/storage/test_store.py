@@ -90,9 +90,9 @@ def test_content_key_of_tensors_and_arrays():
 def _changed(name):
     """A fitted extractor differing from the reference in one setting."""
     if name == "precision":
-        params = tiny().get_params()
-        key = "precision" if "precision" in params else "dtype"
-        return tiny(**{key: "bfloat16"})
+        # int8 is the precision every CPU runs as asked (bfloat16 falls back
+        # to float32 where the CPU lacks it, and then rightly keeps the key).
+        return tiny(engine="onnxruntime", precision="int8")
     changes = {
         "layer": dict(layer="stage2"),
         "pooling": dict(pooling="max"),
@@ -103,9 +103,11 @@ def _changed(name):
     return tiny(**changes[name])
 
 
+@pytest.mark.filterwarnings("ignore:precision='int8' calibrates")
 @pytest.mark.parametrize("name", ["layer", "pooling", "tta", "engine", "weights", "precision"])
 def test_every_setting_that_changes_the_output_changes_the_key(name, photos):
-    reference = configuration_key(describe_configuration(tiny().fit(photos)))
+    reference_params = dict(engine="onnxruntime") if name == "precision" else {}
+    reference = configuration_key(describe_configuration(tiny(**reference_params).fit(photos)))
     assert configuration_key(describe_configuration(_changed(name).fit(photos))) != reference
 
 
@@ -308,3 +310,13 @@ def test_store_folder_expands_the_home_directory(tmp_path, monkeypatch):
     store = EmbeddingStore("~/emb")
     store.register({}, 1)
     assert store.directory == str(tmp_path / "emb") and (tmp_path / "emb" / "embeddings.sqlite").exists()
+
+
+def test_a_precision_that_falls_back_keeps_the_float32_key(photos, monkeypatch):
+    from sktransfer.feature_extraction import _engines
+
+    monkeypatch.setattr(_engines, "cpu_capabilities", lambda: frozenset({"int8"}))
+    with pytest.warns(UserWarning, match="bfloat16"):
+        fallback = tiny(precision="bfloat16").fit(photos)
+    reference = configuration_key(describe_configuration(tiny().fit(photos)))
+    assert configuration_key(describe_configuration(fallback)) == reference

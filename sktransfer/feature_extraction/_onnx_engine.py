@@ -60,6 +60,19 @@ def float32_graph(embedder, description):
     return cached_graph(key, lambda: export_graph(embedder, crop))
 
 
+def cpu_session(graph):
+    """An ONNX Runtime CPU session for ``graph`` (bytes) at this thread's torch thread budget."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = torch.get_num_threads()
+    # Decoding threads run beside the network: idle ORT workers must sleep,
+    # not spin, or they take the cores the decoders need.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
+
+
 class OnnxRunner:
     """Run an exported embedder with ONNX Runtime on the CPU.
 
@@ -75,17 +88,9 @@ class OnnxRunner:
     """
 
     def __init__(self, embedder, description, graph=None):
-        import onnxruntime as ort
-
         if graph is None:
             graph = float32_graph(embedder, description)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = torch.get_num_threads()
-        # Decoding threads run beside the network: idle ORT workers must
-        # sleep, not spin, or they take the cores the decoders need.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
+        self.session = cpu_session(graph)
 
     def __call__(self, batch):
         arr = batch.numpy() if isinstance(batch, torch.Tensor) else np.asarray(batch)

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from ..backbones._weights import state_dict_digest
-from ..feature_extraction._onnx_engine import OPSET, onnxruntime_available
+from ..feature_extraction._onnx_engine import OPSET, cpu_session, onnxruntime_available
 
 ENGINES = ("auto", "torch", "onnxruntime")
 
@@ -159,8 +159,6 @@ class PrefixRunner:
     def __init__(self, network, stops, identity):
         import dataclasses
 
-        import onnxruntime as ort
-
         from ..feature_extraction._graph_cache import cached_graph, graph_key
 
         self.stops = list(stops)
@@ -180,13 +178,7 @@ class PrefixRunner:
                 }
             )
         graph = cached_graph(key, lambda: export_prefix(network.eval(), self.stops, crop))
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = torch.get_num_threads()
-        # Decoding threads run beside the prefix at prediction: idle ORT
-        # workers must sleep, not spin, or they take the decoders' cores.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
+        self.session = cpu_session(graph)
 
     def __call__(self, images):
         """uint8 (n, 3, crop, crop) images -> list of float32 tensors, one per stop."""

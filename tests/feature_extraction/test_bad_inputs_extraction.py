@@ -11,12 +11,13 @@ import pickle
 import threading
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pytest
 import torch
 from sklearn.utils._param_validation import InvalidParameterError
+
+from _catalogue import Policy, Raises
 
 from sktransfer import PretrainedFeatureExtractor
 from sktransfer.backbones import get_backbone
@@ -25,18 +26,6 @@ from sktransfer.backbones._weights import weights_identity
 from sktransfer.feature_extraction import _graph_cache
 
 TINY = dict(model="tiny_convnet", weights=None, batch_size=4, num_workers=0)
-
-
-@dataclass
-class Raises:
-    exc: type
-    fragment: str
-
-
-@dataclass
-class Policy:
-    check: Callable
-    doc: str = ""
 
 
 @dataclass

@@ -94,16 +94,7 @@ def select_engine(requested, device, exportable, precision):
             )
         return requested
     if graph_ok:
-        order = CPU_ORDER
-        if precision == "int8":
-            from ._quantize import int8_saturates
-
-            if int8_saturates():
-                # Without VNNI, ONNX Runtime's unsigned-weight int8 stays
-                # closer to float32 than NNCF's overflow-fixed graph
-                # (RESULTS.md): fidelity first, for int8 only.
-                order = ("onnxruntime", *(e for e in CPU_ORDER if e != "onnxruntime"))
-        for engine in order:
+        for engine in CPU_ORDER:
             if engine_available(engine) and (precision != "int8" or quantizer_available(engine)):
                 return engine
     if precision == "int8":

@@ -91,17 +91,6 @@ def test_auto_int8_picks_an_engine_that_can_calibrate(monkeypatch):
         _engines.select_engine("auto", CPU, exportable=False, precision="int8")
 
 
-@pytest.mark.parametrize("saturates, expected", [(True, "onnxruntime"), (False, "openvino")])
-def test_auto_int8_prefers_the_quantizer_that_stays_closer_on_this_cpu(monkeypatch, saturates, expected):
-    from sktransfer.feature_extraction import _quantize
-
-    monkeypatch.setattr(_engines, "engine_available", lambda e: True)
-    monkeypatch.setattr(_engines, "quantizer_available", lambda e: True)
-    monkeypatch.setattr(_quantize, "int8_saturates", lambda: saturates)
-    assert _engines.select_engine("auto", CPU, exportable=True, precision="int8") == expected
-    assert _engines.select_engine("auto", CPU, exportable=True, precision="float32") == "openvino"
-
-
 def test_bfloat16_without_cpu_support_warns_and_runs_float32(monkeypatch, images, torch_features):
     monkeypatch.setattr(_engines, "cpu_capabilities", lambda: frozenset({"int8"}))
     for engine in ("openvino", "torch"):

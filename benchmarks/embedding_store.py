@@ -51,6 +51,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 import uuid
 
 import numpy as np
@@ -260,7 +261,7 @@ def measure_streaming(paths, factor):
 _EMBED = """
 import sys
 from sktransfer import embed
-embed(sys.argv[1].split("\\n"), sys.argv[2], model="tiny_convnet", weights=None, chunk_size=int(sys.argv[3]),
+embed(open(sys.argv[1]).read().split("\\n"), sys.argv[2], model="tiny_convnet", weights=None, chunk_size=int(sys.argv[3]),
       cache=sys.argv[4] or None, verbose=0)
 """
 
@@ -281,7 +282,10 @@ def _killed_then_resumed(paths, chunk_size, directory, use_store):
     partial = out + ".partial"
     store = os.path.join(directory, "store") if use_store else ""
     n_parts = -(-len(paths) // chunk_size)
-    proc = subprocess.Popen([sys.executable, "-c", _EMBED, "\n".join(paths), out, str(chunk_size), store],
+    # The list goes through a file: thousands of paths overflow a command line.
+    listing = os.path.join(directory, "paths.txt")
+    Path(listing).write_text("\n".join(paths))
+    proc = subprocess.Popen([sys.executable, "-c", _EMBED, listing, out, str(chunk_size), store],
                             env=_env())
     done = 0
     while proc.poll() is None:

@@ -70,6 +70,9 @@ def cpu_session(graph):
     # not spin, or they take the cores the decoders need.
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Errors only: graph optimisation reports every constant it folds away
+    # as a warning, which is noise to a user of the extractor.
+    opts.log_severity_level = 3
     return ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
 
 

@@ -305,8 +305,25 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
             with _RUNNER_LOCK:
                 runner = getattr(self, "_runner", None)
                 if runner is None:
+                    self._reselect_engine_if_missing()
                     runner = self._runner = self._make_runner()
         return runner
+
+    def _reselect_engine_if_missing(self):
+        """After unpickling: an engine "auto" chose that is not installed here is chosen again.
+
+        A pickle travels to machines with other packages (a dask worker, a
+        colleague's laptop); a float32 graph runs the same on every engine,
+        so "auto" picks what this machine has. A named engine, and int8
+        (whose calibrated graph belongs to its engine), stay as they are and
+        fail with the engine's ImportError.
+        """
+        from ._engines import engine_available
+
+        if self.engine != "auto" or self._precision == "int8" or self._engine == "torch":
+            return
+        if not engine_available(self._engine):
+            self._engine = select_engine("auto", resolve_device(self.device), self._embedder.exportable, "float32")
 
     def _batch_size(self):
         if self.batch_size != "auto":

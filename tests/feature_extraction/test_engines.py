@@ -169,6 +169,24 @@ def test_pickle_and_clone_with_each_engine(engine, images, torch_features):
     assert clone(est).get_params()["engine"] == engine
 
 
+def test_auto_engine_missing_where_unpickled_is_chosen_again(images, torch_features, monkeypatch):
+    est = PretrainedFeatureExtractor(**TINY).fit(images)
+    if est._engine != "openvino":
+        pytest.skip("openvino is not installed: auto did not choose it")
+    blob = pickle.dumps(est)
+    named_blob = pickle.dumps(PretrainedFeatureExtractor(**TINY, engine="openvino").fit(images))
+    available = _engines.engine_available
+    monkeypatch.setattr(_engines, "engine_available", lambda e: e != "openvino" and available(e))
+    restored = pickle.loads(blob)
+    np.testing.assert_allclose(restored.transform(images), torch_features, atol=1e-4, rtol=1e-4)
+    assert restored._engine == "onnxruntime"
+    named = pickle.loads(named_blob)
+    monkeypatch.setattr("sktransfer.feature_extraction._openvino_engine.OpenVinoRunner",
+                        lambda *a, **k: (_ for _ in ()).throw(ImportError("no module named 'openvino'")))
+    with pytest.raises(ImportError, match="openvino"):
+        named.transform(images)
+
+
 def test_old_pickles_with_dtype_load_as_precision(images):
     est = PretrainedFeatureExtractor(**TINY, engine="torch").fit(images[:2])
     state = est.__getstate__()

@@ -143,21 +143,18 @@ def extract_shared(extractors, X, *, with_source):
 
 
 def _runner(requested, extractor, readout):
-    from ..feature_extraction._onnx_engine import onnxruntime_available
+    from ..feature_extraction._engines import make_runner, select_engine
 
     device = resolve_device(extractor.device)
-    onnx = requested.engine == "onnxruntime" or (
-        requested.engine == "auto" and device.type == "cpu" and onnxruntime_available()
-    )
-    if onnx:
-        from ..feature_extraction._onnx_engine import OnnxRunner
-
-        # Not cached on disk: the readout combination is particular to this call.
-        return OnnxRunner(readout, None)
-    # The extractor's autocast precision (float32 where its request fell back,
-    # and for int8, which only the graph engines run).
+    # The extractor's own choice among the engines (OpenVINO first on a CPU
+    # under "auto"), at float32 for int8 requests: a calibration belongs to
+    # one graph, and the combined readout is another.
     precision = getattr(extractor, "_precision", "float32")
-    return TorchRunner(readout, device, precision if precision in ("float16", "bfloat16") else "float32")
+    precision = precision if precision in ("float16", "bfloat16") else "float32"
+    engine = select_engine(requested.engine, device, exportable=True, precision=precision)
+    # description=None: the readout combination is particular to this call,
+    # so its graph is not cached on disk.
+    return make_runner(engine, readout, device, precision, None)
 
 
 def source_probabilities(extractor, embedding):

@@ -93,12 +93,16 @@ def prefix_seconds(clf):
 
 def run_setting(params, split, args):
     from sktransfer import FineTuneClassifier
+    from sktransfer.finetune._activation_cache import FIT_MEMO
 
     X_train, y_train, X_test, y_test = split
     if args.quick:
         params = {"max_epochs": 1, **params}
     runs = []
     for seed in range(args.repeats):
+        # Every fit starts cold, as a user's one fit does: fits in one process
+        # on the same files otherwise share decoded images and activations.
+        FIT_MEMO.clear()
         start = time.perf_counter()
         clf = FineTuneClassifier(random_state=seed, verbose=args.verbose, **params)
         clf.fit(X_train, y_train)

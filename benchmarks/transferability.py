@@ -4,12 +4,12 @@ Usage (from the repository root)::
 
     python benchmarks/transferability.py [--seeds 0 1 2] [--write-results [FILE]]
 
-Candidates: efficientnet_lite0/1/2 (real ImageNet weights) x their last three
-layer groups (``stage6``, ``stage7``, ``head_conv``) x ``avg`` / ``gem``
-pooling: 18 extractors. ``head_conv`` + ``avg`` is the network's own
+Candidates: efficientnet_lite0/1/2 (real ImageNet weights) x their last four
+layer groups (``stage5``, ``stage6``, ``stage7``, ``head_conv``) x ``avg`` /
+``gem`` pooling: 24 extractors. ``head_conv`` + ``avg`` is the network's own
 embedding and is run as ``layer=None, pooling=None`` (the same numbers), the
 only candidate per network whose features feed its ImageNet classifier, so
-LEEP and NCE exist for 3 of the 18.
+LEEP and NCE exist for 3 of the 24.
 
 Each network runs once per data set over all the images (train and test):
 every candidate's features are read off that pass
@@ -17,10 +17,15 @@ every candidate's features are read off that pass
 
 * hymenoptera: scores on ``train/`` (244 images); truth = accuracy on
   ``val/`` (153) of a classifier trained on ``train/``.
-* flowers: a fixed test set of 100 random photos per class (500, seed 1000);
-  per seed, 20 training photos per class drawn from the other photos;
-  scores on the 100 training photos, truth on the 500 test photos. The
-  5-per-class rows use the first 5 of each class's 20.
+* flowers: per seed, 20 training photos per class drawn at random (the draw
+  of benchmarks/accuracy.py), all the other photos are the test set; scores
+  on the 100 training photos, truth on the rest. The 5-per-class rows use
+  benchmarks/accuracy.py's 5-per-class draw and its test set (the rest).
+
+The features of each network's pass are cached in ``benchmarks/.cache/``
+(git-ignored), keyed by the file list, the candidates and the library
+version; a rerun reuses them and reports the extraction seconds recorded
+when they were computed.
 
 Truth classifier: ``StandardScaler()`` + ``LogisticRegression(max_iter=1000)``
 ("scaler+LR"); Kendall's tau is also given against plain
@@ -55,15 +60,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 ALL_BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 BACKBONES = ALL_BACKBONES
-LAYERS = ("stage6", "stage7", "head_conv")
+LAYERS = ("stage5", "stage6", "stage7", "head_conv")
 POOLINGS = ("avg", "gem")
+PER_NETWORK = len(LAYERS) * len(POOLINGS)
 SCORE_NAMES = ("logme", "leep", "nce", "knn", "linear")
-TEST_PER_CLASS = 100
-SMOKE = False  # --smoke: 20 images per hymenoptera split, 10 test photos per flowers class
+SMOKE = False  # --smoke: 20 images per hymenoptera split, 60 flowers photos
 
 
 import _results  # noqa: E402
-from accuracy import data_dir, load_folder  # noqa: E402  the same data lookup as the accuracy benchmark
+from accuracy import CACHE, _file_list_key, data_dir, load_folder, split_per_class  # noqa: E402  the same data and draws as the accuracy benchmark
 
 
 def candidates_of(backbone):
@@ -80,6 +85,25 @@ def candidates_of(backbone):
     return out
 
 
+def cached_pass(what, backbone, paths, compute):
+    """``compute()`` -> ({name: array}, seconds), kept in benchmarks/.cache between runs."""
+    import sktransfer
+
+    key = _file_list_key(paths, {"what": what, "backbone": backbone, "layers": LAYERS, "poolings": POOLINGS,
+                                 "version": sktransfer.__version__})
+    path = CACHE / f"transferability_{what}_{key}.npz"
+    if path.exists():
+        with np.load(path) as data:
+            arrays = {k: data[k] for k in data.files if k != "__seconds__"}
+            return arrays, float(data["__seconds__"])
+    t0 = time.perf_counter()
+    arrays = compute()
+    seconds = time.perf_counter() - t0
+    CACHE.mkdir(exist_ok=True)
+    np.savez(path, __seconds__=seconds, **arrays)
+    return arrays, seconds
+
+
 def extract(paths):
     """{candidate: features}, {candidate: source proba}, {backbone: seconds} for all images."""
     from sktransfer.selection._shared_pass import extract_shared, reads_source_head
@@ -87,13 +111,16 @@ def extract(paths):
     features, source, seconds = {}, {}, {}
     for backbone in BACKBONES:
         cands = candidates_of(backbone)
-        t0 = time.perf_counter()
-        feats, proba = extract_shared(list(cands.values()), paths, with_source=True)
-        seconds[backbone] = time.perf_counter() - t0
-        for (name, ext), f in zip(cands.items(), feats):
-            features[name] = f.astype(np.float64)
+
+        def compute():
+            feats, proba = extract_shared(list(cands.values()), paths, with_source=True)
+            return {"__source__": proba, **{name.replace("/", "|"): f for name, f in zip(cands, feats)}}
+
+        arrays, seconds[backbone] = cached_pass("shared", backbone, paths, compute)
+        for name, ext in cands.items():
+            features[name] = arrays[name.replace("/", "|")].astype(np.float64)
             if reads_source_head(ext):
-                source[name] = proba
+                source[name] = arrays["__source__"]
         print(f"  {backbone}: {len(paths)} images in {seconds[backbone]:.1f} s", flush=True)
     return features, source, seconds
 
@@ -105,10 +132,13 @@ def extract_flip(paths):
 
     features, seconds = {}, {}
     for backbone in BACKBONES:
-        t0 = time.perf_counter()
-        (f,), _ = extract_shared([PretrainedFeatureExtractor(model=backbone, tta="flip")], paths, with_source=False)
-        seconds[backbone] = time.perf_counter() - t0
-        features[backbone] = f.astype(np.float64)
+
+        def compute():
+            (f,), _ = extract_shared([PretrainedFeatureExtractor(model=backbone, tta="flip")], paths, with_source=False)
+            return {"flip": f}
+
+        arrays, seconds[backbone] = cached_pass("flip", backbone, paths, compute)
+        features[backbone] = arrays["flip"].astype(np.float64)
         print(f"  {backbone} + flip: {len(paths)} images in {seconds[backbone]:.1f} s", flush=True)
     return features, seconds
 
@@ -158,7 +188,7 @@ def evaluate_split(features, source, seconds, n_all, train, test, y, seed):
     names = list(features)
     y_train, y_test = y[train], y[test]
     train_share = {b: seconds[b] * len(train) / n_all for b in BACKBONES}
-    per_cand = {n: train_share[n.split("/")[0]] / (len(LAYERS) * len(POOLINGS)) for n in names}
+    per_cand = {n: train_share[n.split("/")[0]] / PER_NETWORK for n in names}
     table = score_features(
         names,
         {n: features[n][train] for n in names},
@@ -184,7 +214,7 @@ def evaluate_split(features, source, seconds, n_all, train, test, y, seed):
     eval_ext = sum(seconds[b] * (len(train) + len(test)) / n_all for b in BACKBONES)
     times = {s: share + table[f"{s}_s"].sum() for s in SCORE_NAMES}
     times["evaluate (shared pass)"] = eval_ext + fit_total
-    times["evaluate (separate passes)"] = eval_ext * len(LAYERS) * len(POOLINGS) + fit_total
+    times["evaluate (separate passes)"] = eval_ext * PER_NETWORK + fit_total
     return table, taus, times
 
 
@@ -210,49 +240,37 @@ def run_hymenoptera():
                              for b in BACKBONES}}
 
 
-def flowers_splits(labels, seeds):
-    rng = np.random.default_rng(1000)
-    classes = np.unique(labels)
-    test = np.concatenate([rng.choice(np.flatnonzero(labels == c), TEST_PER_CLASS, replace=False) for c in classes])
-    rest = np.setdiff1d(np.arange(len(labels)), test)
-    splits = {}
-    for seed in seeds:
-        r = np.random.default_rng(seed)
-        splits[seed] = [r.choice(rest[labels[rest] == c], 20, replace=False) for c in classes]
-    return test, splits
-
-
 def run_flowers(seeds):
     paths, labels = load_folder(data_dir("flowers"))
-    test, splits = flowers_splits(labels, seeds)
-    used = np.unique(np.concatenate([test, *[np.concatenate(s) for s in splits.values()]]))
-    print(f"flowers: {len(used)} images ({len(seeds)} seeds)", flush=True)
-    features, source, seconds = extract([paths[i] for i in used])
-    flipped, flip_s = extract_flip([paths[i] for i in used])
+    if SMOKE:
+        keep = np.concatenate([np.flatnonzero(labels == c)[:60] for c in np.unique(labels)])
+        paths, labels = [paths[i] for i in keep], labels[keep]
+    print(f"flowers: {len(paths)} images ({len(seeds)} seeds)", flush=True)
+    features, source, seconds = extract(list(paths))
+    flipped, flip_s = extract_flip(list(paths))
     variant_features = feature_variants(features, flipped)
-    pos = {int(i): k for k, i in enumerate(used)}
-    y = labels[used]
-    test_idx = np.array([pos[int(i)] for i in test])
+    y = np.asarray(labels)
+    used = np.arange(len(y))
     out = {"tables": [], "taus": [], "times": [], "seconds": seconds, "n": len(used), "flip_s": flip_s,
            "variants20": {k: [] for k in variant_features}, "variants5": {k: [] for k in variant_features},
            "per_backbone": {b: {"flowers20": [], "flowers20 scaler+LR": [], "flowers5": [], "flowers5 scaler+LR": []}
                             for b in BACKBONES}}
-    for seed, per_class in splits.items():
-        train = np.array([pos[int(i)] for i in np.concatenate(per_class)])
+    for seed in seeds:
+        train, test_idx = split_per_class(y, 20, seed)
         table, taus, times = evaluate_split(features, source, seconds, len(used), train, test_idx, y, seed)
         out["tables"].append(table)
         out["taus"].append(taus)
         out["times"].append(times)
-        five = np.array([pos[int(i)] for i in np.concatenate([pc[:5] for pc in per_class])])
+        five, test5 = split_per_class(y, 5, seed)
         for k, F in variant_features.items():
-            for tr, key in ((train, "variants20"), (five, "variants5")):
-                out[key][k].append(held_out(F[tr], y[tr], F[test_idx], y[test_idx])[0]["LR"])
+            for tr, te, key in ((train, test_idx, "variants20"), (five, test5, "variants5")):
+                out[key][k].append(held_out(F[tr], y[tr], F[te], y[te])[0]["LR"])
         for b in BACKBONES:
             name = f"{b}/head_conv/avg"
             pb = out["per_backbone"][b]
             pb["flowers20"].append(table.loc[name, "acc LR"])
             pb["flowers20 scaler+LR"].append(table.loc[name, "acc scaler+LR"])
-            acc5, _ = held_out(features[name][five], y[five], features[name][test_idx], y[test_idx])
+            acc5, _ = held_out(features[name][five], y[five], features[name][test5], y[test5])
             pb["flowers5"].append(acc5["LR"])
             pb["flowers5 scaler+LR"].append(acc5["scaler+LR"])
     return out
@@ -284,11 +302,11 @@ def report(hym, flo, seeds, total_s):
         lines.append(f"| {key} | {hym['times'][0][key]:.1f} | {np.mean([t[key] for t in flo['times']]):.1f} |")
     lines.append(
         "\nA score's time is the training images' share of the shared extraction plus the score "
-        f"itself over the {len(BACKBONES) * 6} candidates; \"separate passes\" multiplies the extraction by the 6 candidates "
+        f"itself over the {len(BACKBONES) * PER_NETWORK} candidates; \"separate passes\" multiplies the extraction by the {PER_NETWORK} candidates "
         "per network (an estimate, not run).\n"
     )
     lines.append("### Frozen features (each network's own embedding) + classifier, accuracy per backbone\n")
-    lines.append("| backbone | hymenoptera val, LR | scaler+LR | flowers 20/class, LR | scaler+LR | flowers 5/class, LR | scaler+LR | images/s (one pass, 6 readouts) |")
+    lines.append(f"| backbone | hymenoptera val, LR | scaler+LR | flowers 20/class, LR | scaler+LR | flowers 5/class, LR | scaler+LR | images/s (one pass, {PER_NETWORK} readouts) |")
     lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
     for b in BACKBONES:
         h, f = hym["per_backbone"][b], flo["per_backbone"][b]
@@ -298,8 +316,8 @@ def report(hym, flo, seeds, total_s):
             f"{_mean_std(f['flowers20 scaler+LR'])} | {_mean_std(f['flowers5'])} | {_mean_std(f['flowers5 scaler+LR'])} | {rate:.1f} |"
         )
     lines.append(
-        "\n\"images/s\" is the rate of the shared pass that reads all 6 candidates (and the ImageNet head) "
-        "off one forward pass, ONNX Runtime, on a machine shared with other jobs.\n"
+        f"\n\"images/s\" is the rate of the shared pass that reads all {PER_NETWORK} candidates (and the ImageNet head) "
+        "off one forward pass, engine auto.\n"
     )
     lines.append("### Multi-layer features (`layer=[...]`) and flip test-time augmentation (`tta=\"flip\"`), LR(C=1) accuracy\n")
     lines.append("| backbone | features | hymenoptera val | flowers 20/class | flowers 5/class |")
@@ -331,10 +349,10 @@ def main():
     parser.add_argument("--backbones", nargs="+", default=list(ALL_BACKBONES))
     _results.add_argument(parser)
     args = parser.parse_args()
-    global TEST_PER_CLASS, SMOKE, BACKBONES
+    global SMOKE, BACKBONES
     BACKBONES = tuple(args.backbones)
     if args.smoke:
-        TEST_PER_CLASS, SMOKE = 10, True
+        SMOKE = True
     t0 = time.perf_counter()
     hym = run_hymenoptera()
     flo = run_flowers(args.seeds)

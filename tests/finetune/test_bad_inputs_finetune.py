@@ -8,6 +8,7 @@ without validation").
 """
 
 import os
+import pickle
 import threading
 import warnings
 from types import SimpleNamespace
@@ -115,10 +116,37 @@ def _keeps_auto_device_policy(c):
     assert clf.get_params()["device"] == "auto" and clf.device_.type in {"cpu", "cuda", "mps"}
 
 
-def _without_onnxruntime(c, engine):
-    with mock.patch.object(_fast_prefix, "onnxruntime_available", lambda: False):
-        clf = _fresh(c, model="tiny_convnet", inference_engine=engine, max_epochs=1).fit(c.X, c.y)
-    assert clf.inference_engine_ == "torch"
+def _installed(*engines):
+    """Pretend only ``engines`` (and torch) are installed."""
+    return mock.patch.object(_fast_prefix, "engine_available", lambda e: e == "torch" or e in engines)
+
+
+def _fit_with_engines(c, engine, *installed):
+    with _installed(*installed):
+        return _fresh(c, model="tiny_convnet", inference_engine=engine, max_epochs=1).fit(c.X, c.y)
+
+
+def _auto_policy(installed, expected):
+    def check(c):
+        if expected != "torch":
+            pytest.importorskip(expected)  # an optional engine, really run here
+        clf = _fit_with_engines(c, "auto", *installed)
+        assert clf.inference_engine_ == expected
+        assert (clf._prediction_prefix() is None) == (expected == "torch")
+
+    return check
+
+
+def _unpickled_without_engine(c, engine, param):
+    """A model fitted on ``engine``, predicting where ``engine`` is not installed."""
+    pytest.importorskip(engine)
+    clf = _fresh(c, model="tiny_convnet", inference_engine=engine, unfreeze=1, max_epochs=1).fit(c.X, c.y)
+    expected = clf.predict_proba(c.X)
+    restored = pickle.loads(pickle.dumps(clf)).set_params(inference_engine=param)
+    with _installed():
+        proba = restored.predict_proba(c.X)
+        assert restored._prediction_prefix() is None  # "auto": PyTorch runs the prefix
+    np.testing.assert_allclose(proba, expected, atol=1e-4)
 
 
 def _corrupt_graph_policy(c):
@@ -159,11 +187,18 @@ ROWS = [
      (InvalidParameterError, "inference_engine")),
     ("set-params-inference-engine-fitted", lambda c: _set_params_fitted(c, inference_engine="gpu"),
      (InvalidParameterError, "inference_engine")),
-    ("inference-engine-onnxruntime-missing", lambda c: _without_onnxruntime(c, "onnxruntime"),
+    ("inference-engine-onnxruntime-missing", lambda c: _fit_with_engines(c, "onnxruntime", "openvino"),
      (ImportError, "pip install onnxruntime")),
     ("inference-engine-onnxruntime-on-gpu",
      lambda c: _fast_prefix.resolve_inference_engine("onnxruntime", torch.device("cuda")),
      (ValueError, "runs on the CPU")),
+    ("inference-engine-openvino-missing", lambda c: _fit_with_engines(c, "openvino", "onnxruntime"),
+     (ImportError, "inference_engine='openvino' needs the openvino and onnx packages: pip install openvino")),
+    ("inference-engine-openvino-on-gpu",
+     lambda c: _fast_prefix.resolve_inference_engine("openvino", torch.device("cuda")),
+     (ValueError, "inference_engine='openvino' runs on the CPU; the network is on 'cuda'")),
+    ("inference-engine-openvino-missing-at-predict",
+     lambda c: _unpickled_without_engine(c, "openvino", "openvino"), (ImportError, "pip install openvino")),
     ("fit-memo-negative-bound", lambda c: set_fit_memo_limit(-5), (ValueError, "max_bytes must be >= 0")),
     # --- calls before fit ---
     ("score-before-fit", lambda c: _fresh(c).score(c.X, c.y), (NotFittedError, "not fitted")),
@@ -181,7 +216,11 @@ ROWS = [
      (TypeError, "augment must return")),
     # --- documented policies ---
     ("few-shot-default-split", _few_shot_policy, None),
-    ("inference-engine-auto-without-onnxruntime", lambda c: _without_onnxruntime(c, "auto"), None),
+    ("inference-engine-auto-without-graph-engines", _auto_policy((), "torch"), None),
+    ("inference-engine-auto-without-openvino", _auto_policy(("onnxruntime",), "onnxruntime"), None),
+    ("inference-engine-auto-with-openvino", _auto_policy(("openvino", "onnxruntime"), "openvino"), None),
+    ("inference-engine-auto-missing-after-unpickle",
+     lambda c: _unpickled_without_engine(c, "openvino", "auto"), None),
     ("corrupt-cached-prefix-graph", _corrupt_graph_policy, None),
     ("interrupted-refit", _interrupted_refit_policy, None),
     ("threads-predict-proba", _threads_policy, None),

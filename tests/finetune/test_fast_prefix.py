@@ -1,6 +1,8 @@
-"""The frozen prefix on ONNX Runtime: same numbers as PyTorch, used where it may be, cached on disk."""
+"""The frozen prefix on the graph engines (OpenVINO, ONNX Runtime): same numbers as PyTorch,
+used where it may be, one graph cached on disk for both."""
 
 import pickle
+import threading
 
 import numpy as np
 import pytest
@@ -11,12 +13,19 @@ from tiny_finetune import make_clf, make_data
 
 from sktransfer.backbones import get_backbone
 from sktransfer.finetune import FineTuneNetwork
-from sktransfer.finetune import _fast_prefix
-from sktransfer.finetune._fast_prefix import FastPrefix, PrefixRunner, prefix_digest, resolve_inference_engine
+from sktransfer.feature_extraction._engines import engine_available
+from sktransfer.finetune import _fast_prefix, _prefix_graph
+from sktransfer.finetune._fast_prefix import FastPrefix, resolve_inference_engine
+from sktransfer.finetune._prefix_graph import PrefixRunner, prefix_digest
 
 pytest.importorskip("onnxruntime")  # an optional engine
 
 ORT = {"inference_engine": "onnxruntime"}
+# Each graph engine, skipped where its optional package is missing.
+GRAPH_ENGINES = [
+    pytest.param(e, marks=pytest.mark.skipif(not engine_available(e), reason=f"{e} is not installed"))
+    for e in ("onnxruntime", "openvino")
+]
 # A backbone named by string: its weights are reproducible, so graphs go to the disk cache.
 NAMED = {"model": "tiny_convnet", "weights": None}
 
@@ -52,8 +61,8 @@ class _Count:
 
 @pytest.fixture
 def exports(monkeypatch):
-    counter = _Count(_fast_prefix.export_prefix)
-    monkeypatch.setattr(_fast_prefix, "export_prefix", counter)
+    counter = _Count(_prefix_graph.export_prefix)
+    monkeypatch.setattr(_prefix_graph, "export_prefix", counter)
     return counter
 
 
@@ -67,9 +76,10 @@ def prefix_calls(monkeypatch):
 # --------------------------------------------------------------- the runner
 
 
+@pytest.mark.parametrize("engine", GRAPH_ENGINES)
 @pytest.mark.parametrize("stops", [["stage1"], ["stage1", "stage2"], ["head"], ["stage2", "pre_logits"]])
-def test_runner_matches_torch_activations(network, images, stops):
-    runner = PrefixRunner(network, stops, identity=None)
+def test_runner_matches_torch_activations(network, images, stops, engine):
+    runner = PrefixRunner(network, stops, identity=None, engine=engine)
     outs = runner(images)
     assert len(outs) == len(stops)
     with torch.no_grad():
@@ -93,17 +103,40 @@ def test_digest_covers_exactly_the_prefix(network):
     assert prefix_digest(copy, "stage2") != before
 
 
-def test_resolve_engine():
+def _installed(*engines):
+    """An ``engine_available`` stand-in: only ``engines`` (and torch) are installed."""
+    return lambda engine: engine == "torch" or engine in engines
+
+
+def test_resolve_engine(monkeypatch):
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
-    assert resolve_inference_engine("auto", cpu) == "onnxruntime"
+    monkeypatch.setattr(_fast_prefix, "engine_available", _installed("openvino", "onnxruntime"))
+    assert resolve_inference_engine("auto", cpu) == "openvino"  # the extractor's order: OpenVINO first
+    assert resolve_inference_engine("onnxruntime", cpu) == "onnxruntime"
     assert resolve_inference_engine("torch", cpu) == "torch"
     assert resolve_inference_engine("auto", gpu) == "torch"
-    with pytest.raises(ValueError, match="runs on the CPU"):
-        resolve_inference_engine("onnxruntime", gpu)
+    for engine in ("onnxruntime", "openvino"):
+        with pytest.raises(ValueError, match=f"inference_engine='{engine}' runs on the CPU"):
+            resolve_inference_engine(engine, gpu)
+    monkeypatch.setattr(_fast_prefix, "engine_available", _installed("onnxruntime"))
+    assert resolve_inference_engine("auto", cpu) == "onnxruntime"
+    with pytest.raises(ImportError, match="pip install openvino onnx"):
+        resolve_inference_engine("openvino", cpu)
+    monkeypatch.setattr(_fast_prefix, "engine_available", _installed())
+    assert resolve_inference_engine("auto", cpu) == "torch"
 
 
-def test_auto_falls_back_silently_without_onnxruntime(monkeypatch, recwarn):
-    monkeypatch.setattr(_fast_prefix, "onnxruntime_available", lambda: False)
+def test_auto_fits_on_onnxruntime_where_openvino_is_missing(monkeypatch):
+    monkeypatch.setattr(_fast_prefix, "engine_available", _installed("onnxruntime"))
+    X, y = make_data(per_class=4)
+    clf = make_clf(None, **NAMED, unfreeze=1, max_epochs=1).fit(X, y)
+    assert clf.inference_engine_ == "onnxruntime" and clf._fast_prefix.built == 1
+    runner, _ = clf._prediction_prefix()
+    assert runner.engine == "onnxruntime"
+
+
+def test_auto_falls_back_silently_without_graph_engines(monkeypatch, recwarn):
+    monkeypatch.setattr(_fast_prefix, "engine_available", _installed())
     X, y = make_data(per_class=4)
     clf = make_clf(None, **NAMED, max_epochs=1).fit(X, y)
     assert clf.inference_engine_ == "torch"
@@ -116,20 +149,28 @@ def test_auto_falls_back_silently_without_onnxruntime(monkeypatch, recwarn):
 # ----------------------------------------------------------------- fitting
 
 
+PAIR_PARAMS = {**NAMED, "unfreeze": 1, "head_epochs": 1, "max_epochs": 3, "patience": None,
+               "train_split": ValidSplit(4, stratified=True)}
+
+
 @pytest.fixture(scope="module")
-def pair():
-    """The same fit with the prefix on ONNX Runtime and on PyTorch (validated run, then refit)."""
+def torch_fit():
     X, y = make_data(per_class=8)
-    params = {**NAMED, "unfreeze": 1, "head_epochs": 1, "max_epochs": 3, "patience": None,
-              "train_split": ValidSplit(4, stratified=True)}
-    fast = make_clf(None, **params, **ORT).fit(X, y)
-    slow = make_clf(None, **params, inference_engine="torch").fit(X, y)
-    return X, y, fast, slow
+    return make_clf(None, **PAIR_PARAMS, inference_engine="torch").fit(X, y)
 
 
-def test_fit_on_onnxruntime_trains_the_same_weights(pair):
+@pytest.fixture(scope="module", params=GRAPH_ENGINES)
+def pair(request, torch_fit):
+    """The same fit with the prefix on a graph engine and on PyTorch (validated run, then refit)."""
+    X, y = make_data(per_class=8)
+    fast = make_clf(None, **PAIR_PARAMS, inference_engine=request.param).fit(X, y)
+    return X, y, fast, torch_fit
+
+
+def test_fit_on_a_graph_engine_trains_the_same_weights(pair):
     X, y, fast, slow = pair
-    assert (fast.inference_engine_, slow.inference_engine_) == ("onnxruntime", "torch")
+    assert fast.inference_engine_ in ("onnxruntime", "openvino") and slow.inference_engine_ == "torch"
+    assert fast.inference_engine_ == fast.inference_engine
     assert fast._fast_prefix.built >= 1 and slow._fast_prefix.built == 0
     assert fast.best_epoch_ == slow.best_epoch_ == 3
     for (name, p1), (_, p2) in zip(fast.module_.state_dict().items(), slow.module_.state_dict().items()):
@@ -140,12 +181,13 @@ def test_fit_on_onnxruntime_trains_the_same_weights(pair):
     np.testing.assert_array_equal(fast.predict(X), slow.predict(X))
 
 
-def test_predict_runs_the_prefix_on_onnxruntime(pair, prefix_calls):
+def test_predict_runs_the_prefix_on_the_engine(pair, prefix_calls):
     X, _, fast, slow = pair
     proba = fast.predict_proba(X)
     assert prefix_calls.calls == int(np.ceil(len(X) / fast.batch_size))
-    _, start = fast._prediction_prefix()
+    runner, start = fast._prediction_prefix()
     assert start == "stage3"  # unfreeze=1: the last group trains
+    assert runner.engine == fast.inference_engine_
     # Prefix on the engine + trained suffix in torch == the whole trained network in torch.
     all_torch = pickle.loads(pickle.dumps(fast))
     all_torch._prediction_prefix = lambda: None
@@ -183,16 +225,57 @@ def test_set_params_torch_after_fit_is_obeyed(pair, prefix_calls):
 def test_pickle_rebuilds_the_runner_from_the_disk_cache(pair, exports):
     X, _, fast, _ = pair
     restored = pickle.loads(pickle.dumps(fast))
-    assert restored.inference_engine_ == "onnxruntime"
+    assert restored.inference_engine_ == fast.inference_engine_
+    assert restored._fast_prefix.built == 0  # the pickle carried no session nor compiled model
     np.testing.assert_allclose(restored.predict_proba(X), fast.predict_proba(X), atol=1e-6)
-    assert restored._prediction_prefix() is not None
+    assert restored._prediction_prefix()[0].engine == fast.inference_engine_
     assert exports.calls == 0  # loaded, not exported again
+
+
+def test_concurrent_predict_matches_serial(pair, prefix_calls):
+    X, _, fast, _ = pair
+    model = pickle.loads(pickle.dumps(fast))  # a fresh runner, first used by the threads
+    expected = fast.predict_proba(X)
+    results, errors = [[] for _ in range(4)], []
+
+    def work(out):
+        try:
+            out.extend(model.predict_proba(X) for _ in range(3))
+        except Exception as exc:  # noqa: BLE001 -- reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(out,)) for out in results]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert model._fast_prefix.built == 1  # one runner, shared by the threads
+    assert prefix_calls.calls == (1 + 12) * int(np.ceil(len(X) / fast.batch_size))
+    for out in results:
+        assert len(out) == 3
+        for proba in out:
+            np.testing.assert_array_equal(proba, expected)
+
+
+def test_unpickled_where_the_auto_engine_is_missing_predicts_in_torch(pair, prefix_calls, monkeypatch):
+    X, _, fast, _ = pair
+    chosen = fast.inference_engine_
+    auto = pickle.loads(pickle.dumps(fast)).set_params(inference_engine="auto")
+    named = pickle.loads(pickle.dumps(fast))
+    expected = fast.predict_proba(X)
+    calls = prefix_calls.calls
+    monkeypatch.setattr(_fast_prefix, "engine_available", lambda engine: engine != chosen)
+    np.testing.assert_allclose(auto.predict_proba(X), expected, atol=1e-4)
+    assert prefix_calls.calls == calls  # PyTorch ran the whole network
+    with pytest.raises(ImportError, match=f"pip install {chosen}"):
+        named.predict_proba(X)
 
 
 def test_clone_keeps_the_parameter(pair):
     _, _, fast, _ = pair
     cloned = clone(fast)
-    assert cloned.inference_engine == "onnxruntime" and not hasattr(cloned, "inference_engine_")
+    assert cloned.inference_engine == fast.inference_engine and not hasattr(cloned, "inference_engine_")
     assert cloned.set_params(inference_engine="torch").get_params()["inference_engine"] == "torch"
 
 
@@ -205,6 +288,18 @@ def test_second_fit_loads_the_graph_from_disk(exports, tmp_path, monkeypatch):
     second = clone(first).fit(X, y)
     assert exports.calls == 1 and second._fast_prefix.built == 1  # built from the cached graph
     np.testing.assert_allclose(first.predict_proba(X), second.predict_proba(X), atol=1e-6)
+
+
+def test_engines_share_one_cached_graph(exports, tmp_path, monkeypatch):
+    pytest.importorskip("openvino")
+    monkeypatch.setenv("SKTRANSFER_CACHE", str(tmp_path))
+    X, y = make_data(per_class=4)
+    params = {**NAMED, "unfreeze": 1, "max_epochs": 1}
+    on_ort = make_clf(None, **params, **ORT).fit(X, y)
+    on_ov = make_clf(None, **params, inference_engine="openvino").fit(X, y)
+    assert on_ov._fast_prefix.built == 1 and exports.calls == 1  # OpenVINO read ONNX Runtime's graph
+    assert len(list((tmp_path / "onnx").glob("*.onnx"))) == 1
+    np.testing.assert_allclose(on_ov.predict_proba(X), on_ort.predict_proba(X), atol=1e-4)
 
 
 def test_random_weights_stay_off_disk(exports, tmp_path, monkeypatch):
@@ -224,13 +319,17 @@ def test_warm_start_trained_prefix_runs_in_torch(exports):
     assert clf._fast_prefix.built == built
 
 
-def test_fast_prefix_pickles_without_sessions(network, images):
-    fast = FastPrefix("onnxruntime", lambda: None)
+@pytest.mark.parametrize("engine", GRAPH_ENGINES)
+def test_fast_prefix_pickles_without_sessions(network, images, engine):
+    fast = FastPrefix(engine, lambda: None)
     fast.runner(network, ["stage2"])
-    restored = pickle.loads(pickle.dumps(fast))
-    assert restored.built == 0 and restored.engine == "onnxruntime"
+    data = pickle.dumps(fast)
+    assert len(data) < 1000  # names and digests only: no graph, session or compiled model
+    restored = pickle.loads(data)
+    assert restored.built == 0 and restored.engine == engine
     runner = restored.runner_ending_at(network, "stage2")  # rebuilt on demand
-    assert runner is not None and restored.built == 1
+    assert runner is not None and restored.built == 1 and runner.engine == engine
+    torch.testing.assert_close(runner(images)[0], fast.runner(network, ["stage2"])(images)[0])
     assert restored.runner_ending_at(network, "stage1") is None  # no fit ran that prefix
     assert FastPrefix("torch", None).runner(network, ["stage2"]) is None
 

@@ -248,7 +248,8 @@ class _RecordInputStart(Callback):
 @pytest.mark.parametrize("unfreeze", [0, 1, 2])
 def test_cached_equals_uncached(tiny_backbone, data, unfreeze):
     X, y = data
-    # Both in PyTorch: ONNX Runtime agrees with it only to rounding (see test_fast_prefix.py).
+    # Both in PyTorch: the graph engines (OpenVINO, ONNX Runtime) agree with it only to rounding
+    # (see test_fast_prefix.py).
     params = {"unfreeze": unfreeze, "head_epochs": 2, "max_epochs": 4, "patience": None, "inference_engine": "torch",
               "train_split": ValidSplit(4, stratified=True)}
     cached_rec, uncached_rec = _RecordInputStart(), _RecordInputStart()

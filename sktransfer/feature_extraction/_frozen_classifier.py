@@ -140,6 +140,12 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
     forwards ``sample_weight``, repeated for each view, to a classifier
     that accepts it.
 
+    Every training image must be readable: the views are decoded here, and
+    an unreadable image raises ``ImageLoadError`` naming it whatever the
+    extractor's ``on_error``. An extractor with a ``cache`` stores the
+    views' embeddings too; with a fixed ``random_state`` a refit on the same
+    images then reads them instead of computing them.
+
     Examples
     --------
     >>> import numpy as np

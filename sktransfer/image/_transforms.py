@@ -139,15 +139,17 @@ def normalize_batch(batch, mean, std, *, dtype=torch.float32):
     return (x - mean) / std
 
 
-def random_resized_crop_flip(img, rng, *, scale=(0.35, 1.0), ratio=(3 / 4, 4 / 3), flip=True):
+def random_resized_crop_flip(img, rng, *, scale=(0.35, 1.0), ratio=(3 / 4, 4 / 3), flip=True, size=None):
     """A random resized crop (and horizontal flip) of a PIL image, at its own scale.
 
     The usual light augmentation, drawn from ``rng`` only: a crop covering a
     random fraction ``scale`` of the image's area with an aspect ratio in
     ``ratio`` (log-uniform), resized to a square whose side is the image's
-    shorter side, then mirrored with probability 1/2. The output stays in
-    image space: a model's own resize and centre crop apply to it afterwards,
-    so the same view suits backbones of any input size.
+    shorter side (or ``size``), then mirrored with probability 1/2. At the
+    image's own scale the view stays in image space: a model's own resize
+    and centre crop apply to it afterwards, so the same view suits backbones
+    of any input size. A training loop that feeds crops straight to one
+    network passes its crop size as ``size`` (one resampling, not two).
 
     Parameters
     ----------
@@ -161,11 +163,13 @@ def random_resized_crop_flip(img, rng, *, scale=(0.35, 1.0), ratio=(3 / 4, 4 / 3
         Range of the crop's width / height.
     flip : bool, default=True
         Mirror left-right with probability 1/2.
+    size : int or None, default=None
+        Side of the output; None: the image's shorter side.
 
     Returns
     -------
     PIL.Image.Image
-        A square RGB image of side ``min(img.size)``.
+        A square RGB image of side ``size`` or ``min(img.size)``.
 
     Examples
     --------
@@ -201,7 +205,7 @@ def random_resized_crop_flip(img, rng, *, scale=(0.35, 1.0), ratio=(3 / 4, 4 / 3
             w, h = width, height
         left, top = (width - w) // 2, (height - h) // 2
         box = (left, top, left + w, top + h)
-    side = min(width, height)
+    side = min(width, height) if size is None else int(size)
     view = img.resize((side, side), Image.Resampling.BILINEAR, box=box)
     if flip and rng.random() < 0.5:
         view = view.transpose(Image.Transpose.FLIP_LEFT_RIGHT)

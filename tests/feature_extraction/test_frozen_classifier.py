@@ -248,6 +248,11 @@ def test_view_is_a_square_of_the_shorter_side():
     img = Image.fromarray(np.random.default_rng(0).integers(0, 256, (30, 50, 3), dtype=np.uint8))
     for seed in range(5):
         assert random_resized_crop_flip(img, np.random.default_rng(seed)).size == (30, 30)
+    # A fixed output size draws the same crop, resized once to that size.
+    same_crop = random_resized_crop_flip(img, np.random.default_rng(0), size=30)
+    default = random_resized_crop_flip(img, np.random.default_rng(0))
+    np.testing.assert_array_equal(np.asarray(same_crop), np.asarray(default))
+    assert random_resized_crop_flip(img, np.random.default_rng(0), size=12).size == (12, 12)
 
 
 def test_full_scale_view_is_the_resized_image_or_its_mirror():

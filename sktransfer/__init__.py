@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "PretrainedFeatureExtractor": "sktransfer.feature_extraction",
+    "FrozenFeatureClassifier": "sktransfer.feature_extraction",
     "FineTuneClassifier": "sktransfer.finetune",
     "ImageLoadError": "sktransfer.image",
     "load_image": "sktransfer.image",

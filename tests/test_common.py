@@ -59,6 +59,21 @@ _CLASSIFIER_TABLES = {
     "check_class_weight_classifiers": (2, "test_finetune.py's class weight tests"),
 }
 
+# Tabular checks of sample weights (the fine-tuner takes none) and the rest
+# of the classifier checks, which FrozenFeatureClassifier fails the same way
+# (it has no partial_fit, so that check passes).
+_FROZEN_CLASSIFIER_TABLES = {
+    **{check: spec for check, spec in _CLASSIFIER_TABLES.items()
+       if check != "check_estimators_partial_fit_n_features"},
+    "check_decision_proba_consistency": (2, "check_image_fitted_attributes"),
+    "check_sample_weights_pandas_series": (2, "test_frozen_classifier.py's sample weight test"),
+    "check_sample_weights_not_an_array": (2, "test_frozen_classifier.py's sample weight test"),
+    "check_sample_weights_shape": (2, "test_frozen_classifier.py's sample weight test"),
+    "check_sample_weights_not_overwritten": (2, "test_frozen_classifier.py's sample weight test"),
+    "check_all_zero_sample_weights_error": (20, "the classifier's own check, on embeddings"),
+    "check_sample_weight_equivalence_on_dense_data": (30, "test_frozen_classifier.py's sample weight test"),
+}
+
 # (estimator instance, {check name: reason it is expected to fail}); the
 # names are scikit-learn checks and, for image estimators, image checks.
 ESTIMATORS = [
@@ -69,6 +84,17 @@ ESTIMATORS = [
             model="tiny_convnet", weights=None, batch_size=1, num_workers=0
         ),
         _not_images(_IMAGE_ESTIMATOR_TABLES),
+    ),
+    # Two views per image keep its fits cheap; the views are drawn from the
+    # seeded generator, so fits repeat exactly.
+    (
+        sktransfer.FrozenFeatureClassifier(
+            extractor=sktransfer.PretrainedFeatureExtractor(
+                model="tiny_convnet", weights=None, batch_size=1, num_workers=0
+            ),
+            n_views=2, random_state=0,
+        ),
+        {**_not_images(_IMAGE_ESTIMATOR_TABLES), **_not_images(_FROZEN_CLASSIFIER_TABLES)},
     ),
     # --- fine-tuning ---
     (
@@ -155,7 +181,7 @@ def test_image_estimator(estimator, check):
 
 def test_every_image_estimator_runs_the_image_checks():
     image_estimators = {type(est).__name__ for est, _ in ESTIMATORS if isinstance(est, ImageInputMixin)}
-    assert image_estimators == {"PretrainedFeatureExtractor", "FineTuneClassifier"}
+    assert image_estimators == {"PretrainedFeatureExtractor", "FrozenFeatureClassifier", "FineTuneClassifier"}
 
 
 def test_table_covers_every_public_estimator():

@@ -7,6 +7,7 @@ __getattr__, __dir__, __all__ = attach(
     {
         "PretrainedFeatureExtractor": "._extractor",
         "Embedder": "._embedder",
+        "FrozenFeatureClassifier": "._frozen_classifier",
         "global_pool": "._pooling",
     },
 )

@@ -137,3 +137,76 @@ def normalize_batch(batch, mean, std, *, dtype=torch.float32):
     mean = torch.as_tensor(mean, dtype=dtype, device=x.device).reshape(1, -1, 1, 1) * 255.0
     std = torch.as_tensor(std, dtype=dtype, device=x.device).reshape(1, -1, 1, 1) * 255.0
     return (x - mean) / std
+
+
+def random_resized_crop_flip(img, rng, *, scale=(0.35, 1.0), ratio=(3 / 4, 4 / 3), flip=True, size=None):
+    """A random resized crop (and horizontal flip) of a PIL image, at its own scale.
+
+    The usual light augmentation, drawn from ``rng`` only: a crop covering a
+    random fraction ``scale`` of the image's area with an aspect ratio in
+    ``ratio`` (log-uniform), resized to a square whose side is the image's
+    shorter side (or ``size``), then mirrored with probability 1/2. At the
+    image's own scale the view stays in image space: a model's own resize
+    and centre crop apply to it afterwards, so the same view suits backbones
+    of any input size. A training loop that feeds crops straight to one
+    network passes its crop size as ``size`` (one resampling, not two).
+
+    Parameters
+    ----------
+    img : PIL.Image.Image
+        An RGB image; it is not modified.
+    rng : numpy.random.Generator
+        The only source of randomness (the global generators are untouched).
+    scale : tuple of float, default=(0.35, 1.0)
+        Range of the crop's area as a fraction of the image's area.
+    ratio : tuple of float, default=(3/4, 4/3)
+        Range of the crop's width / height.
+    flip : bool, default=True
+        Mirror left-right with probability 1/2.
+    size : int or None, default=None
+        Side of the output; None: the image's shorter side.
+
+    Returns
+    -------
+    PIL.Image.Image
+        A square RGB image of side ``size`` or ``min(img.size)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from PIL import Image
+    >>> img = Image.new("RGB", (40, 30))
+    >>> random_resized_crop_flip(img, np.random.default_rng(0)).size
+    (30, 30)
+    """
+    width, height = img.size
+    area = width * height
+    box = None
+    # torchvision's rule: ten tries at a crop that fits, else the centre
+    # crop of the closest allowed aspect ratio.
+    log_ratio = np.log(ratio)
+    for _ in range(10):
+        target_area = area * rng.uniform(scale[0], scale[1])
+        aspect = float(np.exp(rng.uniform(log_ratio[0], log_ratio[1])))
+        w = int(round(np.sqrt(target_area * aspect)))
+        h = int(round(np.sqrt(target_area / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            top = int(rng.integers(0, height - h + 1))
+            left = int(rng.integers(0, width - w + 1))
+            box = (left, top, left + w, top + h)
+            break
+    if box is None:
+        aspect = width / height
+        if aspect < min(ratio):
+            w, h = width, int(round(width / min(ratio)))
+        elif aspect > max(ratio):
+            w, h = int(round(height * max(ratio))), height
+        else:
+            w, h = width, height
+        left, top = (width - w) // 2, (height - h) // 2
+        box = (left, top, left + w, top + h)
+    side = min(width, height) if size is None else int(size)
+    view = img.resize((side, side), Image.Resampling.BILINEAR, box=box)
+    if flip and rng.random() < 0.5:
+        view = view.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    return view

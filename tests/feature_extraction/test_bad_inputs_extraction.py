@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 import torch
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.svm import LinearSVC
 from sklearn.utils._param_validation import InvalidParameterError
 
 from _catalogue import Policy, Raises, check_row
 
-from sktransfer import PretrainedFeatureExtractor
+from sktransfer import ImageLoadError, PretrainedFeatureExtractor
 from sktransfer.backbones import get_backbone
 from sktransfer.backbones._efficientnet_lite import EfficientNetLite0
 from sktransfer.backbones._weights import weights_identity
@@ -444,6 +446,59 @@ ROWS = [
 ]
 
 
+# ------------------------------------------- classifier on augmented views
+
+
+def frozen(fit=True, y=(0, 1, 0, 1), images=None, fit_params=None, **params):
+    """Fit a FrozenFeatureClassifier on the tiny images (or call ``fit`` on them when it is a callable)."""
+    from sktransfer import FrozenFeatureClassifier
+
+    def fault(ctx):
+        clf = FrozenFeatureClassifier(**{"extractor": PretrainedFeatureExtractor(**TINY, engine="torch"),
+                                         "n_views": 1, "random_state": 0, **params})
+        X = ctx.images if images is None else images
+        fitted = clf.fit(X, None if y is None else list(y), **(fit_params or {}))
+        return fit(fitted, ctx) if callable(fit) else fitted
+
+    return fault
+
+
+def _returns_array(image):
+    return np.asarray(image)
+
+
+FROZEN_ROWS = [
+    ("frozen_n_views_negative", frozen(n_views=-1), Raises(InvalidParameterError, "'n_views' parameter")),
+    ("frozen_augment_unknown", frozen(augment="heavy"), Raises(InvalidParameterError, "'augment' parameter")),
+    ("frozen_augment_not_callable", frozen(augment=3), Raises(InvalidParameterError, "'augment' parameter")),
+    ("frozen_augment_returns_array", frozen(augment=_returns_array),
+     Raises(TypeError, "augment must return a PIL image, got ndarray")),
+    ("frozen_extractor_not_a_transformer", frozen(extractor="efficientnet_lite0"),
+     Raises(InvalidParameterError, "'extractor' parameter")),
+    ("frozen_nothing_to_fit_on", frozen(n_views=0, keep_original=False),
+     Raises(ValueError, "leaves nothing to fit on")),
+    ("frozen_empty_X", frozen(images=[], y=[]), Raises(ValueError, "X is empty")),
+    ("frozen_y_length_mismatch", frozen(y=(0, 1, 0)), Raises(ValueError, "X has 4 images but y has 3 labels")),
+    ("frozen_y_missing", frozen(y=None), Raises(ValueError, "fit needs labels y")),
+    ("frozen_single_class", frozen(y=("a", "a", "a", "a")), Raises(ValueError, "y has a single class ('a')")),
+    ("frozen_continuous_y", frozen(y=(0.5, 1.5, 2.5, 3.5)), Raises(ValueError, "Unknown label type")),
+    ("frozen_predict_proba_without_it",
+     frozen(fit=lambda clf, ctx: clf.predict_proba(ctx.images), classifier=LinearSVC()),
+     Raises(AttributeError, "predict_proba")),
+    ("frozen_sample_weight_not_taken",
+     frozen(classifier=KNeighborsClassifier(1),
+            fit_params={"sample_weight": np.ones(4)}),
+     Raises(TypeError, "KNeighborsClassifier.fit does not take sample_weight")),
+    ("frozen_sample_weight_wrong_length", frozen(fit_params={"sample_weight": np.ones(3)}),
+     Raises(ValueError, "sample_weight.shape == (3,), expected (4,)")),
+    ("frozen_predict_on_other_table_width",
+     frozen(fit=lambda clf, ctx: clf.predict(np.zeros((2, 16))), images=np.zeros((4, 64))),
+     Raises(ValueError, "expecting 64 features")),
+    ("frozen_unreadable_training_image", frozen(images=["/nonexistent/a.png", "/nonexistent/b.png"], y=(0, 1)),
+     Raises(ImageLoadError, "/nonexistent/a.png")),
+]
+
+
 def _half_of_saved(ctx):
     import io
 
@@ -460,11 +515,12 @@ def images():
 
 
 def test_catalogue_is_large_and_ids_are_unique():
-    ids = [row[0] for row in ROWS]
+    ids = [row[0] for row in ROWS + FROZEN_ROWS]
     assert len(ids) == len(set(ids)) and len(ids) >= 20
 
 
-@pytest.mark.parametrize("row_id, fault, expected", ROWS, ids=[row[0] for row in ROWS])
+@pytest.mark.parametrize("row_id, fault, expected", ROWS + FROZEN_ROWS,
+                         ids=[row[0] for row in ROWS + FROZEN_ROWS])
 def test_bad_input(row_id, fault, expected, tmp_path, monkeypatch, images):
     ctx = Ctx(tmp=tmp_path, monkeypatch=monkeypatch, images=images)
     monkeypatch.setenv("SKTRANSFER_CACHE", str(tmp_path / "default_cache"))

@@ -1,0 +1,355 @@
+"""FrozenFeatureClassifier: a classifier on frozen embeddings of augmented views.
+
+A scikit-learn Pipeline cannot train on augmented copies of its images: a
+transformer maps n samples to n rows, and only the classifier sees ``y``.
+This meta-estimator embeds each training image and several random views of
+it, and fits the classifier on all of them with the labels repeated.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral
+
+import numpy as np
+import torch
+from PIL import Image
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, has_fit_parameter
+
+from ..image._decode import load_image
+from ..image._transforms import ResizeCenterCrop, random_resized_crop_flip
+from ..image._validation import ImageInputMixin
+
+#: Views embedded per call to the extractor: bounds the PIL images held at once.
+_VIEWS_PER_CHUNK = 256
+
+
+def _classifier_has(method):
+    """``available_if`` check: the fitted classifier, else the one given, has ``method``."""
+
+    def check(self):
+        classifier = getattr(self, "classifier_", None)
+        if classifier is None:
+            classifier = self._make_classifier()
+        getattr(classifier, method)  # the AttributeError names the classifier's class
+        return True
+
+    return check
+
+
+def _seed_sequence(random_state):
+    """A numpy Generator from ``random_state``, without drawing from the global generator.
+
+    None gives fresh OS entropy (scikit-learn's ``check_random_state(None)``
+    would draw from, and so move, numpy's global generator); an int seeds;
+    a RandomState (the caller's own) gives one draw.
+    """
+    if random_state is None:
+        return np.random.default_rng()
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(2**32, dtype=np.uint64))
+    return np.random.default_rng(int(random_state))
+
+
+def _source_side(extractor):
+    """Largest side the views need: twice the largest resize of the fitted backbones, or None.
+
+    The extractor resizes every view's shorter side to its ``resize_size``;
+    a source image twice that size keeps even a crop of a third of its area
+    above it, while a camera photo is decoded (JPEG draft mode) and held at
+    a fraction of its size. None (no backbone found): full size.
+    """
+    candidates = [extractor, *extractor.get_params(deep=True).values()]
+    sizes = [
+        est.backbone_.preprocessing.resize_size
+        for est in candidates
+        if isinstance(est, BaseEstimator) and hasattr(est, "backbone_")
+    ]
+    return 2 * max(sizes) if sizes else None
+
+
+class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
+    """A classifier on frozen embeddings of each training image and of random views of it.
+
+    Few labelled images leave a linear classifier on frozen features with
+    little to learn from. Embedding ``n_views`` random crops and flips of
+    each training image as well gives it that many more samples of each
+    class, showing which directions of the embedding do not matter (framing,
+    scale, mirroring). The network stays frozen: the cost is
+    ``n_views + 1`` embeddings per training image at fit, and none extra at
+    prediction, where each image is embedded once, centre-cropped.
+
+    Parameters
+    ----------
+    extractor : transformer or None, default=None
+        Images in, embeddings out: a
+        :class:`~sktransfer.PretrainedFeatureExtractor` (None: one with its
+        defaults), or any transformer taking a list of RGB PIL images, such
+        as a ``FeatureUnion`` of extractors (concatenated embeddings of
+        several backbones) or a ``Pipeline`` ending in a scaler. Cloned at fit.
+    classifier : classifier or None, default=None
+        Fitted on the embeddings; None: ``LogisticRegression(max_iter=1000)``.
+        Cloned at fit.
+    n_views : int, default=8
+        Random views per training image. 0: a plain extractor + classifier.
+    augment : "light" or callable, default="light"
+        How a view is drawn from an RGB PIL image. ``"light"``: a random
+        resized crop covering 35-100% of the area with an aspect ratio in
+        [3/4, 4/3], a square of the image's shorter side, mirrored with
+        probability 1/2. A callable takes a PIL image and returns a PIL image.
+        Views stay in image space: the extractor then resizes and
+        centre-crops them as it does any image.
+    keep_original : bool, default=True
+        Fit on the centre-crop embedding of each training image too.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the views: the same seed gives the same views, hence the same
+        classifier (for a deterministic classifier). A callable ``augment``
+        runs with torch's generator forked and seeded from it, so
+        torchvision transforms are reproducible too.
+
+    Attributes
+    ----------
+    extractor_ : transformer
+        The fitted clone of ``extractor``.
+    classifier_ : classifier
+        The fitted clone of ``classifier``.
+    classes_ : ndarray
+        The classifier's classes.
+    n_features_in_ : int
+        Only when fitted on a numeric table of flattened images.
+
+    See Also
+    --------
+    sktransfer.FineTuneClassifier : trains the network too, with the same
+        augmentation.
+
+    Notes
+    -----
+    Training images are decoded once each, in chunks of up to 256 views, so
+    memory does not grow with their number. When the extractor's backbones
+    are known, images larger than twice their largest resize size are
+    reduced to that before cropping (JPEGs are decoded at reduced scale).
+    Rows of a numeric table are read as flattened images with the
+    extractor's ``image_shape`` ("auto" when it has none). Without
+    ``random_state`` the global random generators are never used; with a
+    callable ``augment``, torch's is forked and restored around it. ``fit``
+    forwards ``sample_weight``, repeated for each view, to a classifier
+    that accepts it.
+
+    Every training image must be readable: the views are decoded here, and
+    an unreadable image raises ``ImageLoadError`` naming it whatever the
+    extractor's ``on_error``. An extractor with a ``cache`` stores the
+    views' embeddings too; with a fixed ``random_state`` a refit on the same
+    images then reads them instead of computing them.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktransfer import FrozenFeatureClassifier, PretrainedFeatureExtractor
+    >>> rng = np.random.default_rng(0)
+    >>> images = rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    >>> y = np.array([0, 1, 0, 1, 0, 1])
+    >>> clf = FrozenFeatureClassifier(
+    ...     extractor=PretrainedFeatureExtractor(model="tiny_convnet", weights=None),
+    ...     n_views=2, random_state=0,
+    ... ).fit(images, y)
+    >>> clf.predict(images).shape, clf.classes_.tolist()
+    ((6,), [0, 1])
+    """
+
+    _parameter_constraints = {
+        "extractor": [HasMethods(["fit", "transform"]), None],
+        "classifier": [HasMethods(["fit", "predict"]), None],
+        "n_views": [Interval(Integral, 0, None, closed="left")],
+        "augment": [StrOptions({"light"}), callable],
+        "keep_original": ["boolean"],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(self, *, extractor=None, classifier=None, n_views=8, augment="light", keep_original=True,
+                 random_state=None):
+        self.extractor = extractor
+        self.classifier = classifier
+        self.n_views = n_views
+        self.augment = augment
+        self.keep_original = keep_original
+        self.random_state = random_state
+
+    @property
+    def image_shape(self):
+        """Layout of a numeric table's rows: the extractor's ``image_shape``, else "auto"."""
+        return getattr(self.extractor, "image_shape", "auto")
+
+    def _make_extractor(self):
+        if self.extractor is None:
+            from ._extractor import PretrainedFeatureExtractor
+
+            return PretrainedFeatureExtractor()
+        return clone(self.extractor)
+
+    def _make_classifier(self):
+        if self.classifier is None:
+            return LogisticRegression(max_iter=1000)
+        return clone(self.classifier)
+
+    # ------------------------------------------------------------------ fit
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y, sample_weight=None):
+        """Embed the images and their views, and fit the classifier on them.
+
+        Parameters
+        ----------
+        X : images
+            Paths, PIL images, arrays, a pandas Series or one-column DataFrame,
+            a 4-D array or tensor, or a numeric table of flattened images.
+        y : array-like of shape (n_samples,)
+            Labels (at least two classes).
+        sample_weight : array-like of shape (n_samples,) or None, default=None
+            Repeated for each view of an image; needs a classifier whose
+            ``fit`` takes ``sample_weight``.
+
+        Returns
+        -------
+        self
+        """
+        if self.n_views == 0 and not self.keep_original:
+            raise ValueError("n_views=0 with keep_original=False leaves nothing to fit on; "
+                             "set n_views >= 1 or keep_original=True")
+        items = self._validate_images(X, reset=True)
+        y = self._check_labels(y, len(items))
+        classifier = self._make_classifier()
+        fit_params = {}
+        if sample_weight is not None:
+            if not has_fit_parameter(classifier, "sample_weight"):
+                raise TypeError(f"sample_weight was given, but {type(classifier).__name__}.fit "
+                                "does not take sample_weight")
+            sample_weight = _check_sample_weight(sample_weight, items)
+        extractor = self._make_extractor()
+        extractor.fit(items, y)
+        blocks, labels, weights = [], [], []
+        if self.keep_original:
+            blocks.append(np.asarray(extractor.transform(items)))
+            labels.append(y)
+            weights.append(sample_weight)
+        if self.n_views > 0:
+            blocks.append(self._embed_views(extractor, items))
+            labels.append(np.repeat(y, self.n_views))
+            weights.append(None if sample_weight is None else np.repeat(sample_weight, self.n_views))
+        if sample_weight is not None:
+            fit_params["sample_weight"] = np.concatenate(weights)
+        classifier.fit(np.concatenate(blocks), np.concatenate(labels), **fit_params)
+        self.extractor_ = extractor
+        self.classifier_ = classifier
+        self.classes_ = classifier.classes_
+        return self
+
+    def _check_labels(self, y, n_images):
+        if y is None:
+            raise ValueError(f"{type(self).__name__} is a classifier: fit needs labels y")
+        y = column_or_1d(y, warn=True)
+        if len(y) != n_images:
+            raise ValueError(f"X has {n_images} images but y has {len(y)} labels; give one label per image")
+        check_classification_targets(y)
+        if len(np.unique(y)) < 2:
+            raise ValueError(f"y has a single class ({np.asarray(y[0]).tolist()!r}); a classifier needs at least two")
+        return y
+
+    def _draw_view(self, image, rng):
+        if self.augment == "light":
+            return random_resized_crop_flip(image, rng)
+        view = self.augment(image)
+        if not isinstance(view, Image.Image):
+            raise TypeError(f"augment must return a PIL image, got {type(view).__name__}")
+        return view.convert("RGB")
+
+    def _embed_views(self, extractor, items):
+        """Embeddings of ``n_views`` views of every image, image by image, view by view.
+
+        Images are decoded and their views embedded one chunk at a time:
+        only one chunk's views exist as PIL images at once.
+        """
+        rng = _seed_sequence(self.random_state)
+        side = _source_side(extractor)
+        draft = None if side is None else (side, side)
+        shrink = None if side is None else ResizeCenterCrop(side, side).resize
+        per_chunk = max(1, _VIEWS_PER_CHUNK // self.n_views)
+        blocks = []
+        for start in range(0, len(items), per_chunk):
+            views = []
+            # A callable augment may draw from torch's global generator (as
+            # torchvision's transforms do): fork it, seeded from our own
+            # generator, so the views are reproducible and the caller's
+            # generator state is restored.
+            with torch.random.fork_rng(devices=[], enabled=self.augment != "light"):
+                if self.augment != "light":
+                    torch.manual_seed(int(rng.integers(2**63)))
+                for index in range(start, min(start + per_chunk, len(items))):
+                    image = load_image(items[index], draft_size=draft)
+                    if shrink is not None and min(image.size) > side:
+                        image = shrink(image)
+                    views.extend(self._draw_view(image, rng) for _ in range(self.n_views))
+            blocks.append(np.asarray(extractor.transform(views)))
+        return np.concatenate(blocks)
+
+    # ------------------------------------------------------------- predict
+
+    def _embed(self, X):
+        check_is_fitted(self, "classifier_")
+        return self.extractor_.transform(self._validate_images(X, reset=False))
+
+    def predict(self, X):
+        """Predict the class of each image (embedded once, centre-cropped).
+
+        Parameters
+        ----------
+        X : images
+            As for :meth:`fit`.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        embeddings = self._embed(X)
+        return self.classifier_.predict(embeddings)
+
+    @available_if(_classifier_has("predict_proba"))
+    def predict_proba(self, X):
+        """Class probabilities of each image.
+
+        Parameters
+        ----------
+        X : images
+            As for :meth:`fit`.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        embeddings = self._embed(X)
+        return self.classifier_.predict_proba(embeddings)
+
+    @available_if(_classifier_has("decision_function"))
+    def decision_function(self, X):
+        """The classifier's decision function on each image's embedding.
+
+        Parameters
+        ----------
+        X : images
+            As for :meth:`fit`.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_classes)
+        """
+        embeddings = self._embed(X)
+        return self.classifier_.decision_function(embeddings)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = True
+        return tags

@@ -17,12 +17,11 @@ from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, has_fit_parameter
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, has_fit_parameter
 
 from ..image._decode import load_image
 from ..image._transforms import ResizeCenterCrop, random_resized_crop_flip
-from ..image._validation import ImageInputMixin
+from ..image._validation import ImageInputMixin, check_image_labels
 
 #: Views embedded per call to the extractor: bounds the PIL images held at once.
 _VIEWS_PER_CHUNK = 256
@@ -251,10 +250,7 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
     def _check_labels(self, y, n_images):
         if y is None:
             raise ValueError(f"{type(self).__name__} is a classifier: fit needs labels y")
-        y = column_or_1d(y, warn=True)
-        if len(y) != n_images:
-            raise ValueError(f"X has {n_images} images but y has {len(y)} labels; give one label per image")
-        check_classification_targets(y)
+        y = check_image_labels(y, n_images)
         if len(np.unique(y)) < 2:
             raise ValueError(f"y has a single class ({np.asarray(y[0]).tolist()!r}); a classifier needs at least two")
         return y

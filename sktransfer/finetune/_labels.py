@@ -12,28 +12,10 @@ from __future__ import annotations
 import numpy as np
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.class_weight import compute_class_weight
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import column_or_1d
+
+from ..image._validation import check_image_labels
 
 __all__ = ["LabelEncodingMixin"]
-
-
-def _check_label_values(y):
-    """Missing labels and labels of mixed types are errors naming y (numpy's sort would not say)."""
-    if y.dtype != object:
-        return
-    missing = [i for i, label in enumerate(y.tolist()) if label is None]
-    if missing:
-        raise ValueError(
-            f"y contains None at position(s) {missing[:10]}; every image needs a label"
-        )
-    kinds = sorted({type(label).__name__ for label in y.tolist()})
-    try:
-        np.unique(y)
-    except TypeError:
-        raise ValueError(
-            f"y mixes label types that cannot be compared ({', '.join(kinds)}); use labels of one type"
-        ) from None
 
 
 class LabelEncodingMixin:
@@ -46,11 +28,7 @@ class LabelEncodingMixin:
     def _encode_labels(self, y, n_samples, *, new_classes):
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
-        y = column_or_1d(y, warn=True)
-        _check_label_values(y)
-        check_classification_targets(y)
-        if len(y) != n_samples:
-            raise ValueError(f"X has {n_samples} images but y has {len(y)} labels")
+        y = check_image_labels(y, n_samples)
         if new_classes:
             classes = np.unique(y) if self.classes is None else np.asarray(self.classes)
             if self.classes is not None:

@@ -9,9 +9,50 @@ the ``n_features_in_`` bookkeeping scikit-learn expects for tables.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.utils.validation import validate_data
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import column_or_1d, validate_data
 
 from ._collections import check_images, is_image_item, rows_to_images
+
+
+def _check_label_values(y):
+    """Missing labels and labels of mixed types are errors naming y (numpy's sort would not say)."""
+    if y.dtype != object:
+        return
+    missing = [i for i, label in enumerate(y.tolist()) if label is None]
+    if missing:
+        raise ValueError(
+            f"y contains None at position(s) {missing[:10]}; every image needs a label"
+        )
+    kinds = sorted({type(label).__name__ for label in y.tolist()})
+    try:
+        np.unique(y)
+    except TypeError:
+        raise ValueError(
+            f"y mixes label types that cannot be compared ({', '.join(kinds)}); use labels of one type"
+        ) from None
+
+
+def check_image_labels(y, n_images):
+    """``y`` as a 1-D array of class labels, one per image, or a ValueError saying what is wrong.
+
+    The label checks of every classifier that takes images: a column,
+    no missing or incomparable labels, classification targets, as many as
+    the images. Whether ``y`` may be None, and how many classes it needs,
+    is the caller's to say.
+
+    Examples
+    --------
+    >>> from sktransfer.image._validation import check_image_labels
+    >>> check_image_labels(["ant", "bee"], 2).tolist()
+    ['ant', 'bee']
+    """
+    y = column_or_1d(y, warn=True)
+    _check_label_values(y)
+    check_classification_targets(y)
+    if len(y) != n_images:
+        raise ValueError(f"X has {n_images} images but y has {len(y)} labels; give one label per image")
+    return y
 
 
 def _holds_images(array):

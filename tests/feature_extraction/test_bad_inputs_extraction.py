@@ -480,6 +480,7 @@ FROZEN_ROWS = [
     ("frozen_empty_X", frozen(images=[], y=[]), Raises(ValueError, "X is empty")),
     ("frozen_y_length_mismatch", frozen(y=(0, 1, 0)), Raises(ValueError, "X has 4 images but y has 3 labels")),
     ("frozen_y_missing", frozen(y=None), Raises(ValueError, "fit needs labels y")),
+    ("frozen_y_contains_none", frozen(y=("a", None, "a", "b")), Raises(ValueError, "y contains None at position(s) [1]")),
     ("frozen_single_class", frozen(y=("a", "a", "a", "a")), Raises(ValueError, "y has a single class ('a')")),
     ("frozen_continuous_y", frozen(y=(0.5, 1.5, 2.5, 3.5)), Raises(ValueError, "Unknown label type")),
     ("frozen_predict_proba_without_it",

@@ -98,6 +98,27 @@ def compiled_model(graph, precision, threads, packed=False):
     return compiled
 
 
+class ThreadRequests:
+    """Inference on a compiled model through one infer request per thread.
+
+    A request is not thread-safe, and creating one per call costs more than
+    keeping it; each thread keeps its own. The request returned holds the
+    outputs in its own buffers until that thread's next call.
+    """
+
+    def __init__(self, compiled):
+        self.compiled = compiled
+        self._local = threading.local()
+
+    def infer(self, arr):
+        """Run ``arr`` (the model's one input) and return the request holding the outputs."""
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self.compiled.create_infer_request()
+        request.infer({0: arr})
+        return request
+
+
 class OpenVinoRunner:
     """Run an exported embedder with OpenVINO on the CPU.
 
@@ -123,18 +144,11 @@ class OpenVinoRunner:
             graph = float32_graph(embedder, description)
         self.precision = precision
         self.compiled = compiled_model(graph, precision, torch.get_num_threads(), packed=packed)
-        self._local = threading.local()
-
-    def _request(self):
-        request = getattr(self._local, "request", None)
-        if request is None:
-            request = self._local.request = self.compiled.create_infer_request()
-        return request
+        self._requests = ThreadRequests(self.compiled)
 
     def __call__(self, batch):
         arr = batch.numpy() if isinstance(batch, torch.Tensor) else np.asarray(batch)
-        request = self._request()
-        request.infer({0: np.ascontiguousarray(arr, dtype=np.uint8)})
+        request = self._requests.infer(np.ascontiguousarray(arr, dtype=np.uint8))
         # The output tensor is the request's own buffer, reused by the next call.
         return np.array(request.get_output_tensor(0).data, dtype=np.float32, copy=True)
 

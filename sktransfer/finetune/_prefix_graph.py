@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import threading
 import warnings
 
 import numpy as np
@@ -120,19 +119,16 @@ class _OpenVinoGraph:
     """
 
     def __init__(self, graph, n_outputs):
-        from ..feature_extraction._openvino_engine import compiled_model
+        from ..feature_extraction._openvino_engine import ThreadRequests, compiled_model
 
-        self.compiled = compiled_model(graph, "float32", torch.get_num_threads())
+        compiled = compiled_model(graph, "float32", torch.get_num_threads())
         # Looked up by name: the order of a compiled model's outputs is not
         # promised to be the ONNX graph's.
-        self.outputs = [self.compiled.output(name) for name in _output_names(n_outputs)]
-        self._local = threading.local()
+        self.outputs = [compiled.output(name) for name in _output_names(n_outputs)]
+        self._requests = ThreadRequests(compiled)
 
     def __call__(self, arr):
-        request = getattr(self._local, "request", None)
-        if request is None:
-            request = self._local.request = self.compiled.create_infer_request()
-        request.infer({0: arr})
+        request = self._requests.infer(arr)
         # Output tensors are the request's own buffers, overwritten by its next call: copy.
         return [np.array(request.get_tensor(out).data, dtype=np.float32, copy=True) for out in self.outputs]
 

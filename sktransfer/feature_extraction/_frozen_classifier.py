@@ -40,7 +40,7 @@ def _classifier_has(method):
     return check
 
 
-def _seed_sequence(random_state):
+def _views_generator(random_state):
     """A numpy Generator from ``random_state``, without drawing from the global generator.
 
     None gives fresh OS entropy (scikit-learn's ``check_random_state(None)``
@@ -269,7 +269,7 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
         Images are decoded and their views embedded one chunk at a time:
         only one chunk's views exist as PIL images at once.
         """
-        rng = _seed_sequence(self.random_state)
+        rng = _views_generator(self.random_state)
         side = _source_side(extractor)
         draft = None if side is None else (side, side)
         shrink = None if side is None else ResizeCenterCrop(side, side).resize

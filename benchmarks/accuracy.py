@@ -141,6 +141,29 @@ def _file_list_key(paths, params):
     return h.hexdigest()[:20]
 
 
+def cached_arrays(prefix, paths, params, compute, use_cache=True):
+    """``compute()`` (a dict of arrays) kept in ``benchmarks/.cache`` between runs.
+
+    Keyed by the file list (paths, sizes, mtimes) and ``params``; written
+    through a temporary file, so an interrupted run leaves no broken entry.
+    Returns ``(arrays, seconds, path, cached)``, ``seconds`` being how long
+    ``compute`` took when the entry was made.
+    """
+    path = CACHE / f"{prefix}_{_file_list_key(paths, params)}.npz"
+    if use_cache and path.is_file():
+        with np.load(path) as data:
+            arrays = {k: data[k] for k in data.files if k != "__seconds__"}
+            return arrays, float(data["__seconds__"]), path, True
+    t0 = time.perf_counter()
+    arrays = compute()
+    seconds = time.perf_counter() - t0
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, __seconds__=seconds, **arrays)
+    os.replace(tmp, path)
+    return arrays, seconds, path, False
+
+
 def flowers_features(use_cache=True):
     import torch
 
@@ -151,37 +174,20 @@ def flowers_features(use_cache=True):
     params = {k: str(v) for k, v in ext.get_params().items()}
     params["sktransfer"] = getattr(sktransfer, "__version__", "?")
     params["torch"] = torch.__version__
-    key = _file_list_key(paths, params)
-    path = CACHE / f"flowers_{key}.npz"
-    if use_cache and path.is_file():
-        data = np.load(path)
-        return (
-            data["X"],
-            labels,
-            {
-                "cached": True,
-                "extract_s": float(data["extract_s"]),
-                "n": len(paths),
-                "engine": str(data["engine"]),
-                "cache_file": str(path.relative_to(ROOT)),
-            },
-        )
-    t0 = time.perf_counter()
-    ext.fit(paths)
-    X = ext.transform(paths)
-    extract_s = time.perf_counter() - t0
-    CACHE.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, X=X, extract_s=extract_s, engine=ext._engine)
-    os.replace(tmp, path)
+
+    def compute():
+        ext.fit(paths)
+        return {"X": ext.transform(paths), "engine": np.asarray(ext._engine)}
+
+    arrays, extract_s, path, cached = cached_arrays("flowers_features", paths, params, compute, use_cache)
     return (
-        X,
+        arrays["X"],
         labels,
         {
-            "cached": False,
+            "cached": cached,
             "extract_s": extract_s,
             "n": len(paths),
-            "engine": ext._engine,
+            "engine": str(arrays["engine"]),
             "cache_file": str(path.relative_to(ROOT)),
         },
     )

@@ -46,7 +46,6 @@ network, an estimate given as "separate passes".
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -68,7 +67,7 @@ SMOKE = False  # --smoke: 20 images per hymenoptera split, 60 flowers photos
 
 
 import _results  # noqa: E402
-from accuracy import CACHE, _file_list_key, data_dir, load_folder, split_per_class  # noqa: E402  the same data and draws as the accuracy benchmark
+from accuracy import cached_arrays, data_dir, load_folder, split_per_class  # noqa: E402  the same data and draws as the accuracy benchmark
 
 
 def candidates_of(backbone):
@@ -89,18 +88,9 @@ def cached_pass(what, backbone, paths, compute):
     """``compute()`` -> ({name: array}, seconds), kept in benchmarks/.cache between runs."""
     import sktransfer
 
-    key = _file_list_key(paths, {"what": what, "backbone": backbone, "layers": LAYERS, "poolings": POOLINGS,
-                                 "version": sktransfer.__version__})
-    path = CACHE / f"transferability_{what}_{key}.npz"
-    if path.exists():
-        with np.load(path) as data:
-            arrays = {k: data[k] for k in data.files if k != "__seconds__"}
-            return arrays, float(data["__seconds__"])
-    t0 = time.perf_counter()
-    arrays = compute()
-    seconds = time.perf_counter() - t0
-    CACHE.mkdir(exist_ok=True)
-    np.savez(path, __seconds__=seconds, **arrays)
+    params = {"what": what, "backbone": backbone, "layers": LAYERS, "poolings": POOLINGS,
+              "version": sktransfer.__version__}
+    arrays, seconds, _, _ = cached_arrays(f"transferability_{what}", paths, params, compute)
     return arrays, seconds
 
 

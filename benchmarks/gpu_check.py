@@ -3,6 +3,7 @@
 Usage (from the repository root, on a machine with a CUDA GPU)::
 
     python benchmarks/gpu_check.py [--repeats 3] [--model resnet50] [--write-results [FILE]]
+    python benchmarks/gpu_check.py --device cpu --limit 16 --repeats 1   # smoke run, no GPU
 
 ``benchmarks/gpu_check.sh`` runs this after the extractor and fine-tuning
 tests on the same GPU. Over the 397 hymenoptera JPEGs, side by side in each
@@ -20,7 +21,8 @@ decode
     min(bare, decode); the last column says how close it comes.
 
 Then ``FineTuneClassifier(device="cuda", dtype=...)`` on hymenoptera
-(train 244 / val 153) at float32 and bfloat16: fit seconds and val accuracy.
+(train 244 / val 153) at float32, float16 (with loss scaling) and bfloat16:
+fit seconds and val accuracy.
 
 Internals used (no public equivalent): the extractor's embedder
 (``_embedder``) and ``_batch_size``, through extract_throughput's helpers.
@@ -41,19 +43,24 @@ from extract_throughput import hymenoptera_paths, hymenoptera_splits, make_decod
 PRECISIONS = ("float32", "float16", "bfloat16")
 
 
+def synchronize():
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def timed(fn):
-    torch.cuda.synchronize()
+    synchronize()
     start = time.perf_counter()
     n = fn()
-    torch.cuda.synchronize()
+    synchronize()
     return n / (time.perf_counter() - start)
 
 
-def extraction_rows(model, paths, repeats):
+def extraction_rows(model, paths, repeats, device):
     from sktransfer import PretrainedFeatureExtractor
 
     rates = {p: {"extractor": [], "bare": [], "decode": []} for p in PRECISIONS}
-    exts = {p: PretrainedFeatureExtractor(model=model, weights=None, device="cuda", precision=p).fit(paths[:8])
+    exts = {p: PretrainedFeatureExtractor(model=model, weights=None, device=device, precision=p).fit(paths[:8])
             for p in PRECISIONS}
     # Batches decoded once, kept on the GPU: the compute limit.
     ext0 = exts["float32"]
@@ -63,7 +70,7 @@ def extraction_rows(model, paths, repeats):
     transform = ext0.backbone_.preprocessing.pil_transform()
     for _, batch, _ in BatchDecoder(paths, transform, batch_size=ext0._batch_size(), num_workers=4,
                                     draft_size=transform.draft_size):
-        decoded.append(batch.cuda())
+        decoded.append(batch.to(device))
     for p in PRECISIONS:  # warm-up: cuDNN autotuning, lazy init
         exts[p].transform(paths[:64])
     for _ in range(repeats):
@@ -82,13 +89,14 @@ def extraction_rows(model, paths, repeats):
     return "\n".join(lines)
 
 
-def finetune_rows():
+def finetune_rows(device, limit):
     from sktransfer import FineTuneClassifier
 
-    (X_train, y_train), (X_val, y_val) = hymenoptera_splits()
+    (X_train, y_train), (X_val, y_val) = hymenoptera_splits(limit)
+    smoke = {"max_epochs": 1, "head_epochs": 1} if limit else {}
     lines = ["| dtype | fit s | val accuracy |", "|---|---:|---:|"]
-    for dtype in ("float32", "bfloat16"):
-        clf = FineTuneClassifier(device="cuda", dtype=dtype, random_state=0)
+    for dtype in PRECISIONS:
+        clf = FineTuneClassifier(device=device, dtype=dtype, random_state=0, **smoke)
         start = time.perf_counter()
         clf.fit(X_train, y_train)
         seconds = time.perf_counter() - start
@@ -101,14 +109,21 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--model", default="resnet50")
+    parser.add_argument("--device", default="cuda", help="cpu for a smoke run of the script without a GPU")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="images of each split to use (smoke runs; the fine-tune then runs one epoch)")
     _results.add_argument(parser)
     args = parser.parse_args(argv)
-    if not torch.cuda.is_available():
-        raise SystemExit("no CUDA GPU: this check runs only where torch.cuda.is_available()")
-    print(_results.machine(), "|", torch.cuda.get_device_name(0), flush=True)
-    table = extraction_rows(args.model, hymenoptera_paths(), args.repeats) + "\n\n" + finetune_rows()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("no CUDA GPU: this check runs only where torch.cuda.is_available() (or pass --device cpu)")
+    gpu = torch.cuda.get_device_name(0) if args.device == "cuda" else "none (--device cpu)"
+    print(_results.machine(), "|", gpu, flush=True)
+    table = extraction_rows(args.model, hymenoptera_paths(args.limit), args.repeats, args.device)
+    print(table, flush=True)
+    table += "\n\n" + finetune_rows(args.device, args.limit)
     print(table)
-    _results.write(args.write_results, "GPU check", table, notes=f"GPU: {torch.cuda.get_device_name(0)}")
+    _results.write(args.write_results, "GPU check", table,
+                   notes=f"GPU: {gpu}; torch {torch.__version__}, CUDA {torch.version.cuda}")
 
 
 if __name__ == "__main__":

@@ -80,13 +80,14 @@ def select_engine(requested, device, exportable, precision):
             )
         return "torch"
     if requested != "auto":
-        if not engine_available(requested):
-            raise _missing_engine(requested)
+        # Where the engine cannot run at all comes first: installing it would not help.
         if not graph_ok:
             raise ValueError(
                 f"engine={requested!r} runs on the CPU and needs a layer-group (or default) "
                 f"layer; got device={device.type!r}. Use engine='torch'."
             )
+        if not engine_available(requested):
+            raise _missing_engine(requested)
         if precision == "int8" and not quantizer_available(requested):
             raise ImportError(
                 "precision='int8' with engine='openvino' calibrates with NNCF: pip install nncf "

@@ -51,16 +51,17 @@ def resolve_inference_engine(engine, device):
     if engine == "torch":
         return "torch"
     if engine in GRAPH_ENGINES:
+        # A GPU comes first: installing the engine would not help there.
+        if device.type != "cpu":
+            raise ValueError(
+                f"inference_engine={engine!r} runs on the CPU; the network is on {device.type!r}. "
+                "Use inference_engine='auto' or 'torch'."
+            )
         if not engine_available(engine):
             packages = " ".join(_PACKAGES[engine])
             raise ImportError(
                 f"inference_engine={engine!r} needs the {' and '.join(_PACKAGES[engine])} packages: "
                 f"pip install {packages} (or use inference_engine='auto' or 'torch')"
-            )
-        if device.type != "cpu":
-            raise ValueError(
-                f"inference_engine={engine!r} runs on the CPU; the network is on {device.type!r}. "
-                "Use inference_engine='auto' or 'torch'."
             )
         return engine
     if device.type == "cpu":

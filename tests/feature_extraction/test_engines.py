@@ -12,7 +12,8 @@ from sklearn.base import clone
 from sktransfer import PretrainedFeatureExtractor
 from sktransfer.feature_extraction import _engines, _quantize
 
-TINY = dict(model="tiny_convnet", weights=None, batch_size=4, num_workers=0)
+# The graph engines run on the CPU: pinned, so a GPU machine tests them too.
+TINY = dict(model="tiny_convnet", weights=None, batch_size=4, num_workers=0, device="cpu")
 CPU = torch.device("cpu")
 # The tiny image sets here are below the advised calibration size, on purpose (speed).
 FEW = pytest.mark.filterwarnings("ignore:precision='int8' calibrates on the images passed to fit")
@@ -38,11 +39,13 @@ def cosine(a, b):
     return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
 
 
+@pytest.mark.openvino
 def test_openvino_matches_torch_at_float32(openvino_ext, images, torch_features):
     assert openvino_ext._engine == "openvino"
     np.testing.assert_allclose(openvino_ext.transform(images), torch_features, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.openvino
 def test_openvino_float32_is_forced_not_left_to_the_cpu(openvino_ext):
     compiled = openvino_ext._get_runner().compiled
     assert str(compiled.get_property("INFERENCE_PRECISION_HINT")) == "<Type: 'float32'>"
@@ -50,6 +53,7 @@ def test_openvino_float32_is_forced_not_left_to_the_cpu(openvino_ext):
     assert compiled.get_property("ENABLE_CPU_PINNING") is False
 
 
+@pytest.mark.openvino
 def test_openvino_compiles_once_per_graph_in_a_process(openvino_ext, images):
     again = PretrainedFeatureExtractor(**TINY, engine="openvino").fit(images)
     assert again._get_runner().compiled is openvino_ext._get_runner().compiled
@@ -57,7 +61,8 @@ def test_openvino_compiles_once_per_graph_in_a_process(openvino_ext, images):
 
 @pytest.mark.parametrize(
     "installed, expected",
-    [({"openvino", "onnxruntime"}, "openvino"), ({"onnxruntime"}, "onnxruntime"), (set(), "torch")],
+    [pytest.param({"openvino", "onnxruntime"}, "openvino", marks=pytest.mark.openvino),
+     ({"onnxruntime"}, "onnxruntime"), (set(), "torch")],
 )
 def test_auto_prefers_openvino_then_onnxruntime_then_torch(monkeypatch, images, installed, expected):
     monkeypatch.setattr(_engines, "engine_available", lambda e: e == "torch" or e in installed)
@@ -91,6 +96,7 @@ def test_auto_int8_picks_an_engine_that_can_calibrate(monkeypatch):
         _engines.select_engine("auto", CPU, exportable=False, precision="int8")
 
 
+@pytest.mark.openvino
 def test_bfloat16_without_cpu_support_warns_and_runs_float32(monkeypatch, images, torch_features):
     monkeypatch.setattr(_engines, "cpu_capabilities", lambda: frozenset({"int8"}))
     for engine in ("openvino", "torch"):
@@ -150,6 +156,7 @@ def test_too_few_calibration_images_warn_with_the_count(images):
 
 
 @FEW
+@pytest.mark.openvino
 def test_int8_openvino_calibrates_with_nncf(images, torch_features):
     pytest.importorskip("nncf")  # an optional extra
     est = PretrainedFeatureExtractor(**TINY, engine="openvino", precision="int8").fit(images)
@@ -160,7 +167,7 @@ def test_int8_openvino_calibrates_with_nncf(images, torch_features):
     np.testing.assert_array_equal(restored.transform(images), out)
 
 
-@pytest.mark.parametrize("engine", ["torch", "onnxruntime", "openvino"])
+@pytest.mark.parametrize("engine", ["torch", "onnxruntime", pytest.param("openvino", marks=pytest.mark.openvino)])
 def test_pickle_and_clone_with_each_engine(engine, images, torch_features):
     est = PretrainedFeatureExtractor(**TINY, engine=engine).fit(images)
     restored = pickle.loads(pickle.dumps(est))
@@ -199,6 +206,7 @@ def test_old_pickles_with_dtype_load_as_precision(images):
     np.testing.assert_allclose(old.transform(images[:2]), est.transform(images[:2]), atol=1e-6)
 
 
+@pytest.mark.openvino
 def test_openvino_transform_from_four_threads_is_identical(openvino_ext, images):
     expected = openvino_ext.transform(images)
     results, errors = [None] * 4, []

@@ -16,7 +16,8 @@ from sktransfer.feature_extraction._graph_cache import cache_root, cached_graph,
 from sktransfer.feature_extraction._onnx_engine import OnnxRunner
 from sktransfer.feature_extraction._torch_engine import TorchRunner
 
-TINY = dict(model="tiny_convnet", weights=None, batch_size=4, num_workers=0)
+# The cached graphs serve the CPU engines: pinned, so a GPU machine tests them too.
+TINY = dict(model="tiny_convnet", weights=None, batch_size=4, num_workers=0, device="cpu")
 
 
 @pytest.fixture(scope="module")

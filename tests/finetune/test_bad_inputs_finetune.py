@@ -197,6 +197,10 @@ ROWS = [
     ("inference-engine-openvino-on-gpu",
      lambda c: _fast_prefix.resolve_inference_engine("openvino", torch.device("cuda")),
      (ValueError, "inference_engine='openvino' runs on the CPU; the network is on 'cuda'")),
+    # On a GPU the device is the error even where the package is missing: installing it would not help.
+    ("inference-engine-openvino-on-gpu-not-installed",
+     lambda c: _installed()(_fast_prefix.resolve_inference_engine)("openvino", torch.device("cuda")),
+     (ValueError, "inference_engine='openvino' runs on the CPU; the network is on 'cuda'")),
     ("inference-engine-openvino-missing-at-predict",
      lambda c: _unpickled_without_engine(c, "openvino", "openvino"), (ImportError, "pip install openvino")),
     ("fit-memo-negative-bound", lambda c: set_fit_memo_limit(-5), (ValueError, "max_bytes must be >= 0")),

@@ -157,7 +157,8 @@ class FineTuneClassifier(
         else PyTorch (the feature extractor's order); on a GPU, PyTorch.
         The graph engines run on the CPU only: naming one with another
         device is a ValueError, naming one that is not installed an
-        ImportError.
+        ImportError. Set after fit (``set_params``), a named engine is
+        obeyed by prediction too.
     **kwargs
         Any other skorch ``NeuralNetClassifier`` parameter: ``criterion``
         (default ``CrossEntropyLoss``), ``optimizer`` (default ``AdamW``),

@@ -97,14 +97,40 @@ class FastPrefix:
         # ``runner_ending_at`` may rebuild after unpickling.
         self._used = {}
         self._lock = threading.Lock()
+        self._siblings = {}  # engine -> FastPrefix sharing this one's record
         self.built = 0
 
     def runner(self, network, stops):
-        """A runner of ``network``'s prefix to ``stops`` for its current weights (None: PyTorch)."""
-        if self.engine == "torch":
-            return None
+        """A runner of ``network``'s prefix to ``stops`` for its current weights (None: PyTorch).
+
+        On PyTorch the prefix is still recorded, so that prediction can move
+        it to a graph engine named after the fit (see :meth:`on_engine`).
+        """
         stops = tuple(stops)
-        return self._get(network, stops, prefix_digest(network, stops[-1]))
+        digest = prefix_digest(network, stops[-1])
+        if self.engine == "torch":
+            with self._lock:
+                self._used[stops[-1]] = (stops, digest)
+            return None
+        return self._get(network, stops, digest)
+
+    def on_engine(self, engine):
+        """This fit's prefix on another engine: for ``set_params(inference_engine=...)`` after fit.
+
+        It shares the record of the prefixes the fit ran (and their weight
+        hashes), so :meth:`runner_ending_at` checks the weights the same way;
+        its runners are its own, built once (from the disk cache where the
+        graph was exported before).
+        """
+        if engine == self.engine:
+            return self
+        with self._lock:
+            sibling = self._siblings.get(engine)
+            if sibling is None:
+                sibling = FastPrefix(engine, self._identity)
+                sibling._used = self._used  # one record: later fits' entries reach both
+                self._siblings[engine] = sibling
+            return sibling
 
     def _get(self, network, stops, digest):
         with self._lock:
@@ -177,9 +203,13 @@ class FastPrefixMixin:
         from ._network import suffix_start
 
         fast = getattr(self, "_fast_prefix", None)
-        # set_params(inference_engine="torch") after fit is obeyed too.
+        # set_params(inference_engine=...) after fit is obeyed: "torch", or
+        # another graph engine for the prefix the fit recorded.
         if fast is None or self.inference_engine == "torch" or self.dtype != "float32" or self.device_.type != "cpu":
             return None
+        if self.inference_engine in GRAPH_ENGINES and self.inference_engine != fast.engine:
+            resolve_inference_engine(self.inference_engine, self.device_)  # installed here?
+            fast = fast.on_engine(self.inference_engine)
         if fast.engine != "torch" and not engine_available(fast.engine):
             # Unpickled where the fit's engine is not installed. PyTorch runs
             # the same function, so what "auto" chose is merely dropped; a

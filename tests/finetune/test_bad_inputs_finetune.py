@@ -149,6 +149,15 @@ def _unpickled_without_engine(c, engine, param):
     np.testing.assert_allclose(proba, expected, atol=1e-4)
 
 
+def _named_after_fit_without(engine):
+    """A PyTorch fit told to predict on ``engine`` (set_params), where ``engine`` is not installed."""
+    X, y = make_data(per_class=4)
+    clf = make_clf(None, model="tiny_convnet", inference_engine="torch", unfreeze=1, max_epochs=1).fit(X, y)
+    clf.set_params(inference_engine=engine)
+    with _installed():
+        return clf.predict_proba(X)
+
+
 def _corrupt_graph_policy(c):
     pytest.importorskip("onnxruntime")
     folder = c.tmp / "graphs"
@@ -201,6 +210,8 @@ ROWS = [
     ("inference-engine-openvino-on-gpu-not-installed",
      lambda c: _installed()(_fast_prefix.resolve_inference_engine)("openvino", torch.device("cuda")),
      (ValueError, "inference_engine='openvino' runs on the CPU; the network is on 'cuda'")),
+    ("inference-engine-named-after-fit-not-installed",
+     lambda c: _named_after_fit_without("onnxruntime"), (ImportError, "pip install onnxruntime")),
     ("inference-engine-openvino-missing-at-predict",
      lambda c: _unpickled_without_engine(c, "openvino", "openvino"), (ImportError, "pip install openvino")),
     ("fit-memo-negative-bound", lambda c: set_fit_memo_limit(-5), (ValueError, "max_bytes must be >= 0")),

@@ -222,6 +222,35 @@ def test_set_params_torch_after_fit_is_obeyed(pair, prefix_calls):
     assert prefix_calls.calls == 0
 
 
+def test_set_params_another_graph_engine_after_fit_is_obeyed(pair, prefix_calls):
+    X, _, fast, _ = pair
+    other = "openvino" if fast.inference_engine_ == "onnxruntime" else "onnxruntime"
+    if not engine_available(other):
+        pytest.skip(f"{other} is not installed")
+    switched = pickle.loads(pickle.dumps(fast)).set_params(inference_engine=other)
+    runner, start = switched._prediction_prefix()
+    assert runner.engine == other and start == "stage3"
+    np.testing.assert_allclose(switched.predict_proba(X), fast.predict_proba(X), atol=1e-4)
+    assert switched.inference_engine_ == fast.inference_engine_  # what the fit resolved to
+
+
+def test_a_torch_fit_predicts_on_a_graph_engine_named_after_fit(torch_fit, prefix_calls):
+    X, _ = make_data(per_class=8)
+    expected = torch_fit.predict_proba(X)
+    assert prefix_calls.calls == 0
+    switched = pickle.loads(pickle.dumps(torch_fit)).set_params(inference_engine="onnxruntime")
+    assert switched._prediction_prefix()[0].engine == "onnxruntime"
+    np.testing.assert_allclose(switched.predict_proba(X), expected, atol=1e-4)
+    assert prefix_calls.calls == int(np.ceil(len(X) / switched.batch_size))
+
+
+def test_a_graph_engine_named_after_fit_must_be_installed(torch_fit, monkeypatch):
+    switched = pickle.loads(pickle.dumps(torch_fit)).set_params(inference_engine="onnxruntime")
+    monkeypatch.setattr(_fast_prefix, "engine_available", lambda e: e == "torch")
+    with pytest.raises(ImportError, match="inference_engine='onnxruntime' needs the onnxruntime"):
+        switched._prediction_prefix()
+
+
 def test_pickle_rebuilds_the_runner_from_the_disk_cache(pair, exports):
     X, _, fast, _ = pair
     restored = pickle.loads(pickle.dumps(fast))

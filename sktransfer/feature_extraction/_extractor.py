@@ -76,9 +76,11 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         inference precision, or torch CPU autocast), float16 only with
         OpenVINO on processors with native float16; elsewhere both warn and
         run float32 rather than a slow emulation. ``"int8"``: static
-        quantization with OpenVINO (NNCF) or ONNX Runtime (QDQ, per-channel,
-        U8S8), calibrated on the images passed to ``fit`` (up to 300,
-        evenly spread; fewer than 32 warns), on the CPU only; see Notes.
+        quantization with OpenVINO (NNCF; in networks with depthwise
+        convolutions the first, depthwise and linear convolutions stay
+        float32) or ONNX Runtime (QDQ, per-channel, U8S8), calibrated on
+        the images passed to ``fit`` (up to 300, evenly spread; fewer than
+        32 warns), on the CPU only; see Notes for its quality per model.
     num_workers : int or "auto", default="auto"
         Threads decoding images while the network computes (0: decode in
         the calling thread). "auto": one per core, at most 4.
@@ -159,14 +161,17 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
     With ``precision="int8"``, ``fit`` decodes its images to calibrate;
     the calibrated graph is cached on disk under the content of those
     images (not the images themselves) and is pickled with the extractor.
-    Depthwise-separable networks lose more under int8 than ResNets:
-    EfficientNet-Lite0 does not keep every image's embedding within 0.99
-    cosine similarity of float32 (its mean stays near 0.99), with either
-    quantizer; use float32 where that matters. On x86 CPUs without VNNI,
-    int8 products saturate, so ONNX Runtime quantizes weights unsigned
-    (U8U8) and NNCF applies its overflow fix to every layer there, which
-    keeps EfficientNet-Lite0 usable. See benchmarks/RESULTS.md for the
-    measured similarity and accuracy per engine and precision.
+    Depthwise-separable networks lose more under int8 than ResNets. With
+    OpenVINO, ResNet-18 and EfficientNet-Lite0 keep every embedding
+    within 0.99 cosine similarity of float32, Lite0 because its sensitive
+    convolutions stay float32 (so int8 gains less speed over float32 there).
+    With ONNX Runtime, which quantizes every convolution, ResNet-18 meets
+    that bound and EfficientNet-Lite0 misses it on some images (its mean
+    stays near 0.99); use OpenVINO or float32 where that matters. On x86
+    CPUs without VNNI, int8 products saturate, so ONNX Runtime quantizes
+    weights unsigned (U8U8) and NNCF applies its overflow fix to every
+    layer there. See benchmarks/RESULTS.md for the measured similarity and
+    accuracy per engine and precision.
 
     A cached graph whose bytes do not match the checksum in its file name
     (truncated, altered) is exported again with a warning; a cache folder

@@ -5,7 +5,9 @@ representative inputs: the images passed to ``fit`` are exactly that, so an
 int8 extractor's ``fit`` decodes them (at most :data:`MAX_CALIBRATION`,
 spread over the input) and calibrates:
 
-* OpenVINO: ``nncf.quantize`` on the OpenVINO model, kept as an IR;
+* OpenVINO: ``nncf.quantize`` on the OpenVINO model, kept as an IR, with
+  the convolutions that lose most under int8 kept in float32 (see
+  :mod:`._float32_layers`);
 * ONNX Runtime: ``onnxruntime.quantization.quantize_static``, QDQ format,
   per-channel weights, unsigned activations and signed weights (U8S8), or
   unsigned weights (U8U8) on x86 CPUs without VNNI, where U8S8 saturates
@@ -29,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..image._batch_decoder import decode_all
+from ._float32_layers import RULE, float32_layers
 from ._graph_cache import cached_graph, graph_key
 from ._onnx_engine import float32_graph
 
@@ -131,6 +134,9 @@ def quantize_openvino(graph, images):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # NNCF's progress and deprecation chatter
         settings = dict(NNCF_SETTINGS)
+        kept = float32_layers(model)
+        if kept:
+            settings["ignored_scope"] = nncf.IgnoredScope(names=kept)
         if int8_saturates():
             settings.setdefault("advanced_parameters", nncf.AdvancedQuantizationParameters(
                 overflow_fix=nncf.OverflowFix.ENABLE))
@@ -156,7 +162,7 @@ def calibrated_graph(engine, embedder, description, images):
     calib = calibration_key(images)
     if engine == "openvino":
         quantize, tools = quantize_openvino, _versions("nncf", "openvino")
-        settings = {k: str(v) for k, v in NNCF_SETTINGS.items()}
+        settings = {**{k: str(v) for k, v in NNCF_SETTINGS.items()}, "float32_layers": RULE}
     else:
         quantize, tools, settings = quantize_onnx, _versions("onnxruntime"), {}
     settings["saturation_fix"] = int8_saturates()

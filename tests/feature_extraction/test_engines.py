@@ -229,18 +229,21 @@ def test_openvino_transform_from_four_threads_is_identical(openvino_ext, images)
 
 @pytest.mark.real_weights
 @pytest.mark.real_data
-@pytest.mark.parametrize("engine, mean_at_least, min_at_least", [("onnxruntime", 0.985, 0.95), ("openvino", 0.97, 0.9)])
+@pytest.mark.parametrize("engine, mean_at_least, min_at_least", [("onnxruntime", 0.985, 0.95), ("openvino", 0.995, 0.99)])
 def test_int8_efficientnet_lite0_stays_close_to_float32(data_dir, engine, mean_at_least, min_at_least):
-    # Depthwise EfficientNet-Lite0 misses the 0.99 minimum cosine under int8
-    # (see the extractor's Notes). Measured on an AVX2 CPU without VNNI:
-    # ONNX Runtime U8U8 mean ~0.99, worst image ~0.97; NNCF with its overflow
-    # fix mean ~0.98, worst ~0.93. The bounds checked are the ones each meets.
+    # OpenVINO keeps Lite0's first, depthwise and linear convolutions in
+    # float32 and meets the 0.99 minimum cosine. ONNX Runtime quantizes every
+    # convolution and misses it (see the extractor's Notes); measured on an
+    # AVX2 CPU without VNNI, U8U8: mean ~0.99, worst image ~0.96.
     if engine == "openvino":
         pytest.importorskip("nncf")
     from sktransfer.datasets import load_image_folder
 
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # train/ants holds a GIF that is skipped
+        calib, _ = load_image_folder(data_dir / "hymenoptera" / "train")
     paths, _ = load_image_folder(data_dir / "hymenoptera" / "val")
-    calib, check = paths[::3][:40], paths[1::7][:16]
+    calib, check = calib[::6][:40], paths[1::7][:16]
     fp32 = PretrainedFeatureExtractor(engine="torch").fit(check).transform(check)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # NNCF's own chatter

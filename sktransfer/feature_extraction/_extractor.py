@@ -167,7 +167,11 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
     convolutions stay float32 (so int8 gains less speed over float32 there).
     With ONNX Runtime, which quantizes every convolution, ResNet-18 meets
     that bound and EfficientNet-Lite0 misses it on some images (its mean
-    stays near 0.99); use OpenVINO or float32 where that matters. On x86
+    stays near 0.99); use OpenVINO or float32 where that matters. Within
+    that bound a classifier trained on int8 embeddings can still decide a
+    borderline image differently from one trained on float32 (Lite0 on
+    OpenVINO misses the 0.5-point accuracy tolerance on ants vs bees by one
+    image). On x86
     CPUs without VNNI, int8 products saturate, so ONNX Runtime quantizes
     weights unsigned (U8U8) and NNCF applies its overflow fix to every
     layer there. See benchmarks/RESULTS.md for the measured similarity and

@@ -22,7 +22,9 @@ this process or another, loads it instead of calibrating again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import tempfile
 import warnings
 from importlib.metadata import PackageNotFoundError, version
@@ -123,6 +125,23 @@ def quantize_onnx(graph, images):
         return dst.read_bytes()
 
 
+@contextlib.contextmanager
+def _nncf_warnings_only():
+    """NNCF's logger at WARNING for one call: a fit should not print a line per float32 layer.
+
+    NNCF logs each ignored layer at INFO; a user's own NNCF level is restored
+    afterwards (a logger's level is process-wide, so it is changed only for
+    the calibration's duration).
+    """
+    nncf_logger = logging.getLogger("nncf")
+    level = nncf_logger.level
+    nncf_logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        nncf_logger.setLevel(level)
+
+
 def quantize_openvino(graph, images):
     """ONNX graph bytes -> packed int8 OpenVINO IR (NNCF post-training quantization)."""
     import nncf
@@ -131,7 +150,7 @@ def quantize_openvino(graph, images):
 
     model = core().read_model(graph, b"")
     dataset = nncf.Dataset([images[i : i + 1] for i in range(len(images))])
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _nncf_warnings_only():
         warnings.simplefilter("ignore")  # NNCF's progress and deprecation chatter
         settings = dict(NNCF_SETTINGS)
         kept = float32_layers(model)

@@ -14,7 +14,8 @@ pytest.importorskip("nncf")  # the OpenVINO int8 path is an optional extra
 ov = pytest.importorskip("openvino")
 
 FEW = pytest.mark.filterwarnings("ignore:precision='int8' calibrates on the images passed to fit")
-TINY = dict(model="tiny_convnet", weights=None, batch_size=4, num_workers=0)
+# OpenVINO runs on the CPU: pinned, so a GPU machine tests it too.
+TINY = dict(model="tiny_convnet", weights=None, batch_size=4, num_workers=0, device="cpu")
 
 
 class InvertedResidual(nn.Module):
@@ -80,7 +81,7 @@ def quantized_convolutions(est):
 @FEW
 def test_depthwise_network_keeps_first_depthwise_and_linear_convolutions_in_float32(images):
     est = PretrainedFeatureExtractor(model=tiny_mobilenet(), engine="openvino", precision="int8",
-                                     batch_size=4, num_workers=0).fit(images)
+                                     batch_size=4, num_workers=0, device="cpu").fit(images)
     fp32 = float32_model(est)
     kept = _float32_layers.float32_layers(fp32)
     kinds = {name: (conv.get_type_name(), _float32_layers.is_linear(conv)) for name, conv in convolutions(fp32).items()}
@@ -91,6 +92,25 @@ def test_depthwise_network_keeps_first_depthwise_and_linear_convolutions_in_floa
     assert set(quantized) == set(kinds)
     assert {name for name, q in quantized.items() if not q} == set(kept)
     assert sum(quantized.values()) == 2  # the expansion and the head run in int8
+
+
+@FEW
+def test_calibration_logs_no_line_per_float32_layer_and_restores_nncf_level(images, capsys, caplog):
+    import logging
+
+    nncf_logger = logging.getLogger("nncf")
+    before = nncf_logger.level
+    caplog.set_level(logging.INFO, logger="nncf")  # INFO would be shown: the call must raise it
+    level = nncf_logger.level
+    images = images[:10]  # a calibration set of its own: calibrated now, not read from a cache
+    est = PretrainedFeatureExtractor(model=tiny_mobilenet(), engine="openvino", precision="int8",
+                                     batch_size=4, num_workers=0, device="cpu").fit(images)
+    assert est._int8_graph is not None
+    out = capsys.readouterr()
+    logged = [r.getMessage() for r in caplog.records if r.name.startswith("nncf") and r.levelno < logging.WARNING]
+    assert "quantizer" not in out.out + out.err and not logged
+    assert nncf_logger.level == level
+    nncf_logger.setLevel(before)
 
 
 @FEW

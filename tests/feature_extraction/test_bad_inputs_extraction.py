@@ -26,7 +26,6 @@ from sktransfer.backbones import get_backbone
 from sktransfer.backbones._efficientnet_lite import EfficientNetLite0
 from sktransfer.backbones._weights import weights_identity
 from sktransfer.feature_extraction import _graph_cache
-from sktransfer.feature_extraction._engines import engine_available
 
 # On the CPU, where every engine and precision row applies (a GPU machine too).
 TINY = dict(model="tiny_convnet", weights=None, batch_size=4, num_workers=0, device="cpu")
@@ -529,11 +528,11 @@ def test_catalogue_is_large_and_ids_are_unique():
     assert len(ids) == len(set(ids)) and len(ids) >= 20
 
 
-@pytest.mark.parametrize("row_id, fault, expected", ROWS + FROZEN_ROWS,
-                         ids=[row[0] for row in ROWS + FROZEN_ROWS])
+@pytest.mark.parametrize("row_id, fault, expected", [
+    pytest.param(*row, id=row[0], marks=[pytest.mark.openvino] if row[0] in NEEDS_OPENVINO else [])
+    for row in ROWS + FROZEN_ROWS
+])
 def test_bad_input(row_id, fault, expected, tmp_path, monkeypatch, images):
-    if row_id in NEEDS_OPENVINO and not engine_available("openvino"):
-        pytest.skip("openvino is not installed (wheels exist for x86-64 and 64-bit ARM only)")
     ctx = Ctx(tmp=tmp_path, monkeypatch=monkeypatch, images=images)
     monkeypatch.setenv("SKTRANSFER_CACHE", str(tmp_path / "default_cache"))
     check_row(fault, expected, ctx)

@@ -35,7 +35,7 @@ from ._labels import LabelEncodingMixin
 from ._network import FineTuneNetwork, param_groups, resolve_unfreeze, set_trainable, suffix_start
 from ._precision import DevicePrecisionMixin, local_rng
 from ._probe import probe_head
-from ._validation import _DEFAULT_TRAIN_SPLIT, ValidationMixin
+from ._validation import ValidationMixin
 
 __all__ = ["FineTuneClassifier"]
 
@@ -53,10 +53,15 @@ class FineTuneClassifier(
     learning rates), their rates decaying along a half cosine to zero.
 
     By default the new head starts as the logistic regression of the frozen
-    embeddings (so phase 1 needs no epochs), 20% of the training data
-    (stratified) is held out to choose the number of epochs (early stopping
-    on the validation loss), and the network is then trained again from the
-    pretrained weights on all the data for that many epochs (``refit``).
+    embeddings (so phase 1 needs no epochs) and the network trains on every
+    image for ``max_epochs`` epochs, the rates annealed to zero. No split is
+    held out: the annealed schedule already fixes where training ends, and on
+    a few hundred images a validated run followed by a refit on all of them
+    costs a second training to choose an epoch count. Passing a
+    ``train_split`` (skorch's ``ValidSplit(5, stratified=True)``: 20%,
+    stratified) holds one out: early stopping on its loss, then, with
+    ``refit``, training again from the pretrained weights on all the data
+    for the best number of epochs.
 
     Without augmentation, the frozen part of the network computes the same
     thing every epoch, so its output is computed once per phase and only the
@@ -102,7 +107,7 @@ class FineTuneClassifier(
         epochs (the lowest validation loss; every epoch when ``patience`` is
         None), as scikit-learn's searches refit. The decoded images and
         cached activations are reused. False keeps the validated run's best
-        weights, trained on 80% of the data.
+        weights, trained on the training part of the split only.
     augment : None, "light" or callable, default=None
         Training augmentation. ``"light"``: random resized crop (35-100% of
         the area) and horizontal flip. A callable receives the RGB PIL image
@@ -133,8 +138,8 @@ class FineTuneClassifier(
     patience : int or None, default=5
         Early stopping: epochs without improvement of the validation loss
         before stopping; the best epoch's weights are restored (and its
-        number of epochs is what ``refit`` trains for). None disables it (as
-        does ``train_split=None``).
+        number of epochs is what ``refit`` trains for). Only with a
+        ``train_split``; None disables it.
     cache_activations : bool, default=True
         Use frozen-prefix caching when possible (``augment=None`` and
         ``batchnorm="frozen"``).
@@ -162,9 +167,9 @@ class FineTuneClassifier(
     **kwargs
         Any other skorch ``NeuralNetClassifier`` parameter: ``criterion``
         (default ``CrossEntropyLoss``), ``optimizer`` (default ``AdamW``),
-        ``train_split`` (default ``ValidSplit(5, stratified=True)``; when a
-        class has fewer than 5 images, the default trains on all images for
-        ``max_epochs`` epochs without validation, with one warning),
+        ``train_split`` (default None: train on every image; a
+        ``skorch.dataset.ValidSplit`` holds out a validation split, for early
+        stopping, ``valid_acc`` and ``refit``),
         ``callbacks``, ``warm_start``, ``verbose``, ``optimizer__*``,
         ``iterator_train__*``, ``module__dropout`` (head dropout, 0.2)...
 
@@ -206,8 +211,7 @@ class FineTuneClassifier(
     >>> X = rng.integers(0, 255, size=(8, 32, 32, 3), dtype=np.uint8)
     >>> y = ["cat", "dog"] * 4
     >>> clf = FineTuneClassifier(model="tiny_convnet", weights=None, max_epochs=2,
-    ...                          head_epochs=1, train_split=None, verbose=0,
-    ...                          random_state=0).fit(X, y)
+    ...                          head_epochs=1, verbose=0, random_state=0).fit(X, y)
     >>> clf.predict_proba(X).shape, clf.classes_.tolist()
     ((8, 2), ['cat', 'dog'])
     """
@@ -264,7 +268,7 @@ class FineTuneClassifier(
         module=FineTuneNetwork,
         criterion=nn.CrossEntropyLoss,
         optimizer=torch.optim.AdamW,
-        train_split=_DEFAULT_TRAIN_SPLIT,
+        train_split=None,
         **kwargs,
     ):
         # Set before skorch's __init__: afterwards skorch refuses to store an
@@ -398,7 +402,7 @@ class FineTuneClassifier(
         items = self._validate_images(X, reset=new_fit)
         y_encoded = self._encode_labels(y, len(items), new_classes=new_fit)
         if new_fit:
-            self.validating_ = self._validation_possible(y_encoded)
+            self.validating_ = self.train_split is not None
         return items, y_encoded
 
     # -------------------------------------------------------------- training
@@ -406,10 +410,11 @@ class FineTuneClassifier(
     def fit(self, X, y, **fit_params):
         """Fit the head, then the last ``unfreeze`` layer groups.
 
-        With a validation split (``train_split``, the default) the training
-        run is validated and early-stopped; with ``refit=True`` the network
-        then starts again from the pretrained weights and trains on all of
-        ``X`` for the best run's number of epochs.
+        By default every image trains for ``max_epochs`` epochs. With a
+        ``train_split`` the run is validated and early-stopped; with
+        ``refit=True`` the network then starts again from the pretrained
+        weights and trains on all of ``X`` for the best run's number of
+        epochs.
 
         Parameters
         ----------

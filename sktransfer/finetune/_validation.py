@@ -1,8 +1,8 @@
 """The validated run: the validation split, interruption, and the refit on all data.
 
-* The default ``train_split`` (:class:`AutoValidSplit`, 5 stratified folds)
-  gives way when a class has fewer than 5 images: few-shot fits then train on
-  every image for ``max_epochs`` epochs, with one warning.
+* By default (``train_split=None``) a fit trains on every image for
+  ``max_epochs`` epochs. A ``train_split`` the user passes (skorch's
+  ``ValidSplit``) holds out a validation split: early stopping on its loss.
 * An interrupted run (KeyboardInterrupt) keeps what it trained, as skorch
   does, and says so (``interrupted_`` and a warning); an interrupted refit
   restores the validated run's model, so no refit is ever reported that did
@@ -18,24 +18,9 @@ import warnings
 
 import numpy as np
 import torch
-from skorch.dataset import ValidSplit
 from torch.utils.data import Subset
 
 from ._datasets import TrainingDataset
-
-
-class AutoValidSplit(ValidSplit):
-    """skorch's ``ValidSplit(5, stratified=True)``, the default ``train_split``.
-
-    Being the default (not a split the user chose), it gives way when a class
-    has fewer images than folds: the fit then trains without validation.
-    """
-
-    def __init__(self, cv=5, stratified=True, random_state=None):
-        super().__init__(cv, stratified=stratified, random_state=random_state)
-
-
-_DEFAULT_TRAIN_SPLIT = AutoValidSplit()
 
 
 class ValidationMixin:
@@ -59,25 +44,6 @@ class ValidationMixin:
         if isinstance(dataset, Subset) and isinstance(dataset.dataset, TrainingDataset):
             return dataset.dataset.view(dataset.indices, train)
         return dataset
-
-    def _validation_possible(self, y_encoded):
-        """Whether ``train_split`` can hold out a split; warns once when the default gives way."""
-        if self.train_split is None:
-            return False
-        if not isinstance(self.train_split, AutoValidSplit):
-            return True
-        smallest = int(np.bincount(y_encoded).min())
-        if smallest >= self.train_split.cv:
-            return True
-        warnings.warn(
-            f"{type(self).__name__}: the smallest class has {smallest} image(s), fewer than the "
-            f"{self.train_split.cv} the default validation split (5 stratified folds) needs; training on "
-            f"all images for max_epochs={self.max_epochs} epochs without validation (no early stopping, "
-            "no refit). Pass train_split=None to silence this.",
-            UserWarning,
-            stacklevel=3,
-        )
-        return False
 
     def _holds_out_validation(self):
         return self.train_split is not None and getattr(self, "validating_", True)

@@ -135,6 +135,25 @@ def test_conv2d_same_matches_tf_rule(size, kernel, stride, expected):
     torch.testing.assert_close(out, F.conv2d(padded, conv.weight, stride=stride))
 
 
+@pytest.mark.parametrize("size, kernel, stride", [(225, 3, 2), (56, 3, 1), (7, 5, 1), (14, 5, 2)])
+def test_conv2d_same_output_and_gradients_whichever_way_it_pads(size, kernel, stride):
+    # Symmetric padding is left to the convolution, asymmetric padding is an
+    # explicit pad first (the 14x14 stride-2 case); both must be TF's rule.
+    torch.manual_seed(0)
+    conv = Conv2dSame(4, 4, kernel, stride=stride, groups=4)
+    x = torch.randn(2, 4, size, size, requires_grad=True)
+    out = conv(x)
+    total = max((out.shape[-1] - 1) * stride + kernel - size, 0)
+    pads = (total // 2, total - total // 2) * 2
+    expected = F.conv2d(F.pad(x, pads), conv.weight, stride=stride, groups=4)
+    torch.testing.assert_close(out, expected)
+    grad = torch.randn_like(out)
+    got = torch.autograd.grad(out, (x, conv.weight), grad)
+    want = torch.autograd.grad(expected, (x, conv.weight), grad)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w)
+
+
 @pytest.mark.parametrize("size", [225, 97, 33])
 def test_random_init_forward_any_size(size):
     torch.manual_seed(0)

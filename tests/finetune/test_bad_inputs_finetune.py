@@ -3,8 +3,8 @@
 A row is ``(id, fault, expected)``: ``fault(ctx)`` provokes the fault given the
 shared context (a fitted net, the data, the tiny backbone, a temporary
 folder); ``expected`` is ``(exception type, message fragment)``, or None when
-``fault`` itself asserts the documented policy (e.g. "warns and trains
-without validation").
+``fault`` itself asserts the documented policy (e.g. "a few-shot fit with
+the defaults trains on every image, without a warning").
 """
 
 import os
@@ -56,11 +56,14 @@ def _broken_file(c):
 
 
 def _few_shot_policy(c):
+    # The default holds nothing out, so two images per class train, all of them.
     X, y = make_data(per_class=2)
     clf = make_clf(c.backbone, train_split=FineTuneClassifier().train_split, max_epochs=1)
-    with pytest.warns(UserWarning, match="smallest class has 2 image.*without validation"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         clf.fit(X, y)
     assert clf.validating_ is False and len(clf.history) == 1
+    assert sum(b["train_batch_size"] for b in clf.history[-1, "batches"]) == len(X)
 
 
 class _InterruptSecondRun(Callback):

@@ -204,29 +204,31 @@ def test_set_params_on_a_fitted_net_is_validated_before_use(fitted):
     assert [g["lr"] for g in fitted.optimizer_.param_groups] == before
 
 
-# -------------------------------------------------------------- few-shot
+# ------------------------------------------------ validation split
 
 
-@pytest.mark.parametrize("per_class", [1, 2, 3, 4, 5])
-def test_few_shot_fits_with_the_default_split(tiny_backbone, per_class):
+@pytest.mark.parametrize("per_class", [1, 2, 5])
+def test_the_defaults_train_on_every_image(tiny_backbone, per_class):
+    # Nothing is held out by default, however few the images: no validation
+    # warning, no early stopping, no refit, every image in every epoch.
     X, y = make_data(per_class=per_class)
     clf = FineTuneClassifier(model=tiny_backbone, weights=None, max_epochs=2, num_workers=0, device="cpu",
                              verbose=0, random_state=0)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         clf.fit(X, y)
-    messages = [str(w.message) for w in caught if "validation split" in str(w.message)]
-    if per_class < 5:
-        assert len(messages) == 1 and f"smallest class has {per_class} image" in messages[0]
-        assert clf.validating_ is False and clf.best_epoch_ is None
-        assert len(clf.history) == 2 and "valid_loss" not in clf.history[-1]
-        # All images trained, every epoch.
-        assert sum(b["train_batch_size"] for b in clf.history[-1, "batches"]) == 2 * per_class
-    else:
-        assert messages == []
-        assert clf.validation_history_ is not None and "valid_loss" in clf.validation_history_[-1]
-        assert clf.best_epoch_ == int(np.argmin(clf.validation_history_[:, "valid_loss"])) + 1
+    assert clf.validating_ is False and clf.best_epoch_ is None and clf.validation_history_ is None
+    assert len(clf.history) == 2 and "valid_loss" not in clf.history[-1]
+    assert [sum(b["train_batch_size"] for b in clf.history[epoch, "batches"]) for epoch in (0, 1)] == [len(X)] * 2
     np.testing.assert_array_equal(clf.predict(X), clf.classes_[clf.predict_proba(X).argmax(1)])
+
+
+def test_a_validation_split_is_opt_in(tiny_backbone):
+    X, y = make_data(per_class=5)
+    clf = make_clf(tiny_backbone, train_split=ValidSplit(5, stratified=True), max_epochs=2, head_epochs=0)
+    clf.fit(X, y)
+    assert clf.validating_ is True and "valid_loss" in clf.validation_history_[-1]
+    assert clf.best_epoch_ == int(np.argmin(clf.validation_history_[:, "valid_loss"])) + 1
 
 
 def test_a_chosen_split_is_not_replaced(tiny_backbone):

@@ -84,6 +84,24 @@ def test_naming_a_missing_engine_raises_naming_the_package(monkeypatch, images):
         PretrainedFeatureExtractor(**TINY, engine="openvino").fit(images[:2])
 
 
+def test_torch_engine_runs_channels_last_on_a_cpu_with_the_same_features(images):
+    from sktransfer.feature_extraction._torch_engine import TorchRunner
+
+    est = PretrainedFeatureExtractor(**TINY, engine="torch").fit(images[:2])
+    runner = est._get_runner()
+    assert isinstance(runner, TorchRunner) and runner.channels_last
+    convs = [m for m in runner.embedder.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
+    # The same network on the same crops in NCHW: the layout changes rounding at most.
+    batch = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (4, 3, 32, 32), dtype=np.uint8))
+    nchw = PretrainedFeatureExtractor(**TINY, engine="torch").fit(images[:2])._embedder
+    nchw.to(memory_format=torch.contiguous_format)
+    assert all(m.weight.is_contiguous() for m in nchw.modules() if isinstance(m, torch.nn.Conv2d))
+    with torch.inference_mode():
+        expected = nchw(batch).numpy()
+    np.testing.assert_allclose(runner(batch), expected, atol=1e-5, rtol=1e-5)
+
+
 def test_int8_on_the_torch_engine_is_refused(images):
     with pytest.raises(ValueError, match="precision='int8' needs a graph engine"):
         PretrainedFeatureExtractor(**TINY, engine="torch", precision="int8").fit(images[:2])

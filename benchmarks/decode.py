@@ -31,13 +31,7 @@ import numpy as np
 import torch
 
 import _results
-
-
-def jpeg_paths():
-    from sktransfer.datasets import find_data_dir
-
-    root = Path(find_data_dir("hymenoptera", required=True)) / "hymenoptera"
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg"))
+from extract_throughput import hymenoptera_paths
 
 
 def per_image_ms(fn, items, repeats):
@@ -76,8 +70,8 @@ def main():
     from sktransfer.image._decode import load_image
 
     crop = get_backbone("efficientnet_lite0", weights=None).preprocessing.pil_transform()
-    paths = jpeg_paths()
-    encoded = [p.read_bytes() for p in paths]  # the file cache is warm for every path alike
+    paths = hymenoptera_paths()  # the throughput benchmark's 397 JPEGs
+    encoded = [Path(p).read_bytes() for p in paths]  # the file cache is warm for every path alike
 
     def pil_full(path):
         with Image.open(path) as image:
@@ -99,8 +93,7 @@ def main():
     rows.append(("decode: PIL, full size", t_full, None))
     rows.append(("decode: torchvision.io.decode_jpeg", t_tv, None))
 
-    reference = [crop(image) for image in drafted]
-    t_pil_rc, _ = per_image_ms(crop, drafted, args.repeats)
+    t_pil_rc, reference = per_image_ms(crop, drafted, args.repeats)
     full_as_tensor = [torch.from_numpy(np.array(image)).permute(2, 0, 1).contiguous() for image in full]
     t_tensor_rc, tensor_crops = per_image_ms(tensor_resize_crop, full_as_tensor, args.repeats)
     full_crops = [crop(image) for image in full]

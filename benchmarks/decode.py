@@ -1,25 +1,33 @@
-"""Decoding and resizing real photos: PIL (the library's path) against torchvision's tensor path.
+"""Decoding and resizing real photos: PIL against torchvision's tensor path.
 
     python benchmarks/decode.py [--repeats 3] [--write-results [FILE]]
 
-On the hymenoptera JPEGs (train and val; the one GIF is not a JPEG), one
-thread, milliseconds per image (median over the repeats of the mean over the
-images), for EfficientNet-Lite0's preprocessing (shorter side to 256,
-bilinear with antialiasing, centre crop 224):
+On the hymenoptera JPEGs (train and val; the one GIF is not a JPEG), for
+EfficientNet-Lite0's preprocessing (shorter side to 256, bilinear with
+antialiasing, centre crop 224):
 
-* decoding: PIL in JPEG draft mode as the library decodes
-  (``load_image(..., draft_size=...)``), PIL decoding in full, and
-  ``torchvision.io.decode_jpeg`` (libjpeg-turbo) on the file's bytes;
-* resize + centre crop: the library's PIL ``ResizeCenterCrop`` against
-  ``torchvision.transforms.v2.functional`` ``resize(antialias=True)`` +
-  ``center_crop`` on the uint8 tensor;
-* the two whole pipelines, file to uint8 crop.
+* one thread, milliseconds per image (median over the repeats of the mean
+  over the images):
 
-Pixels are compared with the library's crop (which equals torchvision's
-``Resize`` + ``CenterCrop`` on PIL images, the preprocessing of the reference
-outputs): the largest difference in levels and the share of values that
-differ. A faster path is worth switching to only when its pixels stay within
-one level.
+  * decoding: PIL in JPEG draft mode as the library decodes
+    (``load_image(..., draft_size=...)``), PIL decoding in full, and
+    ``torchvision.io.decode_jpeg`` (libjpeg-turbo) on the file's bytes;
+  * resize + centre crop of the draft-mode image: in PIL
+    (``ResizeCenterCrop.resize_crop``, equal to torchvision's PIL-based
+    ``Resize`` + ``CenterCrop``) and as the library does it (calling
+    ``ResizeCenterCrop``: torchvision's antialiased uint8 kernel on the
+    tensor);
+  * the whole path, file to uint8 crop: PIL throughout, the library's, and
+    ``decode_jpeg`` + the tensor resize;
+
+* the three whole paths again in the decoder's default thread count, in
+  images per second: decoding threads run in parallel only while they do not
+  hold the GIL.
+
+Pixels are compared with PIL's crop (torchvision's PIL-based preprocessing,
+that of the reference outputs): the largest difference in levels and the
+share of values that differ. A faster path is worth taking when its pixels
+stay within one level.
 """
 
 import argparse
@@ -27,7 +35,6 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 import _results
@@ -55,6 +62,20 @@ def compare(crops, reference):
     return largest, differing / total
 
 
+def threaded_images_per_second(paths_by_name, threads, repeats):
+    """Median images/s of each whole path in ``threads`` threads, repeats interleaved."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rates = {name: [] for name in paths_by_name}
+    for _ in range(repeats):
+        for name, (fn, items) in paths_by_name.items():
+            start = time.perf_counter()
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(fn, items))
+            rates[name].append(len(items) / (time.perf_counter() - start))
+    return {name: statistics.median(values) for name, values in rates.items()}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -67,7 +88,9 @@ def main():
     from torchvision.transforms.v2 import functional as F
 
     from sktransfer.backbones import get_backbone
+    from sktransfer.image._batch_decoder import default_num_workers
     from sktransfer.image._decode import load_image
+    from sktransfer.image._transforms import pil_to_chw
 
     crop = get_backbone("efficientnet_lite0", weights=None).preprocessing.pil_transform()
     paths = hymenoptera_paths()  # the throughput benchmark's 397 JPEGs
@@ -77,6 +100,9 @@ def main():
         with Image.open(path) as image:
             return image.convert("RGB")
 
+    def pil_resize_crop(image):
+        return pil_to_chw(crop.resize_crop(image))
+
     def tensor_resize_crop(chw):
         # One size: the shorter side, with torchvision's own rounding of the longer one.
         resized = F.resize(chw, crop.resize_size, interpolation=F.InterpolationMode.BILINEAR, antialias=True)
@@ -85,44 +111,65 @@ def main():
     def torchvision_decode(data):
         return decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
 
+    def whole_pil(path):
+        return pil_resize_crop(load_image(path, draft_size=crop.draft_size))
+
+    def whole_library(path):
+        return crop(load_image(path, draft_size=crop.draft_size))
+
+    def whole_decode_jpeg(data):
+        return tensor_resize_crop(torchvision_decode(data))
+
     rows = []
     t_draft, drafted = per_image_ms(lambda p: load_image(p, draft_size=crop.draft_size), paths, args.repeats)
     t_full, full = per_image_ms(pil_full, paths, args.repeats)
     t_tv, tv_decoded = per_image_ms(torchvision_decode, encoded, args.repeats)
+    full_as_tensor = [pil_to_chw(image) for image in full]
     rows.append(("decode: PIL, draft mode (the library)", t_draft, None))
     rows.append(("decode: PIL, full size", t_full, None))
-    rows.append(("decode: torchvision.io.decode_jpeg", t_tv, None))
+    rows.append(("decode: torchvision.io.decode_jpeg (pixels against PIL's full decode)", t_tv,
+                 compare(tv_decoded, full_as_tensor)))
 
-    t_pil_rc, reference = per_image_ms(crop, drafted, args.repeats)
-    full_as_tensor = [torch.from_numpy(np.array(image)).permute(2, 0, 1).contiguous() for image in full]
-    t_tensor_rc, tensor_crops = per_image_ms(tensor_resize_crop, full_as_tensor, args.repeats)
-    full_crops = [crop(image) for image in full]
-    rows.append(("resize + crop: PIL (the library), from the draft-mode image", t_pil_rc, (0, 0.0)))
-    rows.append(("resize + crop: PIL, from the full-size image", None, compare(full_crops, reference)))
-    rows.append(("resize + crop: torchvision tensor, from the full-size image", t_tensor_rc,
-                 compare(tensor_crops, full_crops)))
-    decoded_equal = compare(tv_decoded, full_as_tensor)
-    rows.append(("decode_jpeg pixels against PIL's full decode", None, decoded_equal))
+    t_pil_rc, reference = per_image_ms(pil_resize_crop, drafted, args.repeats)
+    t_lib_rc, library_crops = per_image_ms(crop, drafted, args.repeats)
+    rows.append(("resize + crop: PIL", t_pil_rc, (0, 0.0)))
+    rows.append(("resize + crop: the library (uint8 tensor)", t_lib_rc, compare(library_crops, reference)))
 
-    t_lib, _ = per_image_ms(lambda p: crop(load_image(p, draft_size=crop.draft_size)), paths, args.repeats)
-    t_tv_all, tv_all = per_image_ms(lambda data: tensor_resize_crop(torchvision_decode(data)), encoded, args.repeats)
-    rows.append(("whole: library (PIL draft + PIL resize/crop)", t_lib, (0, 0.0)))
-    rows.append(("whole: decode_jpeg + tensor resize/crop", t_tv_all, compare(tv_all, reference)))
+    t_whole_pil, _ = per_image_ms(whole_pil, paths, args.repeats)
+    t_whole_lib, _ = per_image_ms(whole_library, paths, args.repeats)
+    t_whole_tv, tv_all = per_image_ms(whole_decode_jpeg, encoded, args.repeats)
+    rows.append(("whole: PIL draft + PIL resize/crop", t_whole_pil, (0, 0.0)))
+    rows.append(("whole: the library (PIL draft + tensor resize/crop)", t_whole_lib,
+                 compare(library_crops, reference)))
+    rows.append(("whole: decode_jpeg + tensor resize/crop", t_whole_tv, compare(tv_all, reference)))
+
+    threads = default_num_workers()
+    threaded = threaded_images_per_second(
+        {
+            "whole: PIL draft + PIL resize/crop": (whole_pil, paths),
+            "whole: the library (PIL draft + tensor resize/crop)": (whole_library, paths),
+            "whole: decode_jpeg + tensor resize/crop": (whole_decode_jpeg, encoded),
+        },
+        threads,
+        args.repeats,
+    )
 
     lines = [
-        f"{len(paths)} hymenoptera JPEGs, one thread, ms per image (median of {args.repeats} repeats); "
-        f"EfficientNet-Lite0 preprocessing (shorter side {crop.resize_size}, bilinear with "
-        f"antialiasing, centre crop {crop.crop_size}). Pixels against the reference named in each row "
-        "(the library's crop for resize and whole-pipeline rows, PIL's full-size decode for decode_jpeg, "
-        "PIL's crop of the full-size image for the tensor resize).",
+        f"{len(paths)} hymenoptera JPEGs; EfficientNet-Lite0 preprocessing (shorter side {crop.resize_size}, "
+        f"bilinear with antialiasing, centre crop {crop.crop_size}). One thread: ms per image, median of "
+        f"{args.repeats} repeats; {threads} threads: images/s, median of {args.repeats} interleaved repeats. "
+        "Pixels against PIL's crop of the draft-mode image (torchvision's PIL-based Resize + CenterCrop), "
+        "and decode_jpeg against PIL's full-size decode.",
         "",
-        "| path | ms / image | images/s per core | largest difference (levels) | values that differ |",
-        "|---|---:|---:|---:|---:|",
+        f"| path | ms / image, 1 thread | images/s, 1 thread | images/s, {threads} threads "
+        "| largest difference (levels) | values that differ |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for name, ms, pixels in rows:
-        speed = f"{ms:.2f} | {1000 / ms:.0f}" if ms is not None else " | "
+        speed = f"{ms:.2f} | {1000 / ms:.0f}"
+        parallel = f"{threaded[name]:.0f}" if name in threaded else ""
         agree = f"{pixels[0]} | {pixels[1]:.2%}" if pixels is not None else " | "
-        lines.append(f"| {name} | {speed} | {agree} |")
+        lines.append(f"| {name} | {speed} | {parallel} | {agree} |")
     table = "\n".join(lines)
     print(table)
     _results.write(args.write_results, "Decoding: PIL against torchvision's tensor path", table)

@@ -1,9 +1,9 @@
 """Image preprocessing split in two: per-image resize/crop, per-batch normalise.
 
-Resizing and cropping happen on the PIL image in the decoding workers and
-yield uint8 tensors; normalisation happens once per batch, on the device that
-runs the network. uint8 batches are 4x smaller to move around than float
-ones, and the result equals ``ToTensor()`` + ``Normalize`` exactly.
+Resizing and cropping happen in the decoding workers and yield uint8
+tensors; normalisation happens once per batch, on the device that runs the
+network. uint8 batches are 4x smaller to move around than float ones, and
+the result equals ``ToTensor()`` + ``Normalize`` exactly.
 """
 
 import numpy as np
@@ -24,16 +24,43 @@ def _resized_size(width, height, size):
     return int(size * width / height), size
 
 
+# Filters resized on the uint8 tensor rather than in PIL. torch's antialiased
+# bilinear kernel works on uint8 pixels directly, at about twice PIL's speed
+# and without holding the GIL, and stays within one level of PIL's result
+# (the pixels of torchvision's PIL-based Resize) on all but a few values per
+# thousand photos; its bicubic kernel is off by two levels far more often, so
+# bicubic and nearest stay in PIL.
+_TENSOR_FILTERS = frozenset({"bilinear"})
+
+
+def _crop_origin(width, height, crop):
+    """(left, top) of a centred square of side ``crop`` (torchvision's rounding)."""
+    return int(round((width - crop) / 2.0)), int(round((height - crop) / 2.0))
+
+
 def pil_to_chw(img):
     """RGB PIL image -> uint8 CHW tensor."""
-    return torch.from_numpy(np.array(img, dtype=np.uint8, copy=True)).permute(2, 0, 1).contiguous()
+    return _pil_to_planar_view(img).contiguous()
+
+
+def _pil_to_planar_view(img):
+    """RGB PIL image -> uint8 tensor indexed (C, H, W) over the pixels' HWC memory.
+
+    No transposing copy: the resize kernel reads channels-last memory as is.
+    """
+    return torch.from_numpy(np.array(img, dtype=np.uint8, copy=True)).permute(2, 0, 1)
 
 
 class ResizeCenterCrop:
     """Resize the shorter side, centre-crop a square, return a uint8 CHW tensor.
 
-    Matches ``torchvision.transforms.Resize(resize_size, interpolation,
-    antialias=True)`` followed by ``CenterCrop(crop_size)`` on PIL images.
+    The geometry of ``torchvision.transforms.Resize(resize_size,
+    interpolation, antialias=True)`` followed by ``CenterCrop(crop_size)``.
+    Calling the transform resizes bilinear images as uint8 tensors
+    (torchvision's antialiased uint8 kernel, about twice as fast as PIL):
+    on real photos about 0.2% of the values differ from PIL's, by one level
+    (rarely two). Bicubic and nearest resize in PIL. :meth:`resize_crop`
+    always works in PIL, for pipelines that go on with PIL images.
 
     Parameters
     ----------
@@ -42,7 +69,16 @@ class ResizeCenterCrop:
     crop_size : int
         Side of the centre crop.
     interpolation : {"bilinear", "bicubic", "nearest"}
-        PIL resampling filter (PIL filters are antialiased).
+        Resampling filter (antialiased when shrinking).
+
+    Examples
+    --------
+    >>> from PIL import Image
+    >>> crop = ResizeCenterCrop(256, 224)
+    >>> crop(Image.new("RGB", (640, 480))).shape
+    torch.Size([3, 224, 224])
+    >>> crop.resampler, crop.resize_crop(Image.new("RGB", (640, 480))).size
+    ('tensor', (224, 224))
     """
 
     def __init__(self, resize_size, crop_size, interpolation="bilinear"):
@@ -84,15 +120,39 @@ class ResizeCenterCrop:
             canvas = Image.new("RGB", (max(w, c), max(h, c)))
             canvas.paste(img, ((max(w, c) - w) // 2, (max(h, c) - h) // 2))
             img, w, h = canvas, canvas.size[0], canvas.size[1]
-        top = int(round((h - c) / 2.0))
-        left = int(round((w - c) / 2.0))
+        left, top = _crop_origin(w, h, c)
         return img.crop((left, top, left + c, top + c))
 
     def resize_crop(self, img):
         """Resize and crop an RGB PIL image, returning a PIL image."""
         return self.center_crop(self.resize(img))
 
+    @property
+    def resampler(self):
+        """Where calling the transform resizes: ``"tensor"`` or ``"pil"``."""
+        return "tensor" if self.interpolation in _TENSOR_FILTERS else "pil"
+
+    def _resize_crop_tensor(self, img):
+        from torchvision.transforms.v2 import functional as F
+
+        x = _pil_to_planar_view(img)
+        w, h = img.size
+        new_w, new_h = _resized_size(w, h, self.resize_size)
+        if (new_w, new_h) != (w, h):
+            x = F.resize(x, [new_h, new_w], interpolation=F.InterpolationMode.BILINEAR, antialias=True)
+        c = self.crop_size
+        if new_w < c or new_h < c:
+            # Pad with black around the image, as the PIL path does.
+            canvas = x.new_zeros((x.shape[0], max(new_h, c), max(new_w, c)))
+            top, left = (canvas.shape[1] - new_h) // 2, (canvas.shape[2] - new_w) // 2
+            canvas[:, top:top + new_h, left:left + new_w] = x
+            x, new_h, new_w = canvas, canvas.shape[1], canvas.shape[2]
+        left, top = _crop_origin(new_w, new_h, c)
+        return x[:, top:top + c, left:left + c].contiguous()
+
     def __call__(self, img):
+        if self.resampler == "tensor":
+            return self._resize_crop_tensor(img)
         return pil_to_chw(self.resize_crop(img))
 
     def __repr__(self):

@@ -119,6 +119,8 @@ def describe_configuration(extractor):
         "pooling": extractor.pooling,
         "tta": getattr(extractor, "tta", None),
         "preprocessing": dataclasses.asdict(extractor.backbone_.preprocessing),
+        # The same filter resized in PIL or on the uint8 tensor differs by a level here and there.
+        "resampler": extractor.backbone_.preprocessing.pil_transform().resampler,
         "engine": engine,
         # Torch on a GPU does not compute bit-identical results to the CPU.
         "device": resolve_device(extractor.device).type if engine == "torch" else "cpu",

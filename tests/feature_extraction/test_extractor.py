@@ -237,6 +237,11 @@ def test_efficientnet_lite0_reproduces_the_reference_features(reference_dir, dat
     paths = [str(data_dir.parent / p) for p in meta["images"]]
     est = PretrainedFeatureExtractor(engine=engine, batch_size=2).fit(paths)
     out = est.transform(paths)
-    assert np.abs(out - ref["pooled"]).max() < 1e-3
+    # The reference inputs were resized in PIL; the library resizes on the
+    # uint8 tensor, a level off on a few values per thousand (measured: 0.013
+    # at most, cosine >= 0.99999; a crop one pixel off gives cosine 0.97).
+    assert np.abs(out - ref["pooled"]).max() < 0.03
+    cosine = (out * ref["pooled"]).sum(1) / np.linalg.norm(out, axis=1) / np.linalg.norm(ref["pooled"], axis=1)
+    assert cosine.min() > 0.9999
     if engine == "auto":
         assert len(list(tmp_path.rglob("*.onnx"))) == 1, "named weights are cached on disk"

@@ -39,14 +39,44 @@ def test_normalize_batch_takes_tensors_floats_and_a_dtype():
     assert normalize_batch(batch, MEAN, STD, dtype=torch.bfloat16).dtype == torch.bfloat16
 
 
-@pytest.mark.parametrize("size", [(40, 30), (30, 40), (17, 17), (64, 23)])
-@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic", "nearest"])
-def test_resize_center_crop_matches_torchvision(size, interpolation):
-    image = _noise(*size)
-    ours = ResizeCenterCrop(20, 16, interpolation)(image)
+def _torchvision_on_pil(interpolation):
     mode = getattr(v2.InterpolationMode, interpolation.upper())
-    theirs = v2.Compose([v2.Resize(20, interpolation=mode, antialias=True), v2.CenterCrop(16), v2.PILToTensor()])
-    torch.testing.assert_close(ours, theirs(image), rtol=0, atol=0)
+    return v2.Compose([v2.Resize(20, interpolation=mode, antialias=True), v2.CenterCrop(16), v2.PILToTensor()])
+
+
+SIZES = [(40, 30), (30, 40), (17, 17), (64, 23), (12, 9)]
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic", "nearest"])
+def test_pil_resize_crop_equals_torchvision_on_pil_images(size, interpolation):
+    image = _noise(*size)
+    ours = pil_to_chw(ResizeCenterCrop(20, 16, interpolation).resize_crop(image))
+    torch.testing.assert_close(ours, _torchvision_on_pil(interpolation)(image), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("interpolation", ["bicubic", "nearest"])
+def test_calling_resizes_bicubic_and_nearest_in_pil(size, interpolation):
+    image = _noise(*size)
+    crop = ResizeCenterCrop(20, 16, interpolation)
+    assert crop.resampler == "pil"
+    torch.testing.assert_close(crop(image), _torchvision_on_pil(interpolation)(image), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_calling_resizes_bilinear_on_the_tensor_within_one_level_of_pil(size):
+    image = _noise(*size)
+    before = np.asarray(image).copy()
+    crop = ResizeCenterCrop(20, 16)
+    ours = crop(image)
+    assert crop.resampler == "tensor"
+    assert ours.dtype == torch.uint8 and ours.shape == (3, 16, 16) and ours.is_contiguous()
+    on_tensor = v2.Compose([v2.PILToTensor(), v2.Resize(20, antialias=True), v2.CenterCrop(16)])(image)
+    torch.testing.assert_close(ours, on_tensor, rtol=0, atol=0)
+    difference = (ours.int() - _torchvision_on_pil("bilinear")(image).int()).abs()
+    assert difference.max() <= 1
+    np.testing.assert_array_equal(np.asarray(image), before)
 
 
 def test_crop_larger_than_image_pads_with_black_like_torchvision():
@@ -56,6 +86,14 @@ def test_crop_larger_than_image_pads_with_black_like_torchvision():
     theirs = v2.Compose([v2.CenterCrop(8), v2.PILToTensor()])(crop.resize(image))
     torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
     assert ours[:, 0, :].sum().item() == 0
+
+
+def test_crop_larger_than_a_resized_image_pads_with_black_like_torchvision():
+    image = _noise(12, 6)
+    ours = ResizeCenterCrop(4, 8)(image)
+    theirs = v2.Compose([v2.PILToTensor(), v2.Resize(4, antialias=True), v2.CenterCrop(8)])(image)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+    assert ours[:, :2, :].sum().item() == 0
 
 
 def test_resize_leaves_an_image_of_the_right_size_alone():

@@ -142,13 +142,29 @@ def _nncf_warnings_only():
         nncf_logger.setLevel(level)
 
 
+def fold_constants(model):
+    """Fold constant subgraphs of an ``openvino.Model`` in place; returns it.
+
+    The exported graph reshapes each convolution's bias through a shape
+    computed at run time (``Reshape(Const, Concat(ShapeOf ...))``). NNCF does
+    not recognise that as a bias and silently skips its bias correction;
+    folded, the bias is a plain constant.
+    """
+    from openvino import passes
+
+    manager = passes.Manager()
+    manager.register_pass(passes.ConstantFolding())
+    manager.run_passes(model)
+    return model
+
+
 def quantize_openvino(graph, images):
     """ONNX graph bytes -> packed int8 OpenVINO IR (NNCF post-training quantization)."""
     import nncf
 
     from ._openvino_engine import core, pack_model
 
-    model = core().read_model(graph, b"")
+    model = fold_constants(core().read_model(graph, b""))
     dataset = nncf.Dataset([images[i : i + 1] for i in range(len(images))])
     with warnings.catch_warnings(), _nncf_warnings_only():
         warnings.simplefilter("ignore")  # NNCF's progress and deprecation chatter
@@ -181,7 +197,8 @@ def calibrated_graph(engine, embedder, description, images):
     calib = calibration_key(images)
     if engine == "openvino":
         quantize, tools = quantize_openvino, _versions("nncf", "openvino")
-        settings = {**{k: str(v) for k, v in NNCF_SETTINGS.items()}, "float32_layers": RULE}
+        settings = {**{k: str(v) for k, v in NNCF_SETTINGS.items()}, "float32_layers": RULE,
+                    "constants": "folded"}
     else:
         quantize, tools, settings = quantize_onnx, _versions("onnxruntime"), {}
     settings["saturation_fix"] = int8_saturates()

@@ -185,6 +185,40 @@ def test_int8_openvino_calibrates_with_nncf(images, torch_features):
     np.testing.assert_array_equal(restored.transform(images), out)
 
 
+def bias_sources(model):
+    """The kinds of node that add a bias to each convolution of an ``openvino.Model``."""
+    convolutions = [op for op in model.get_ordered_ops() if op.get_type_name() == "Convolution"]
+    sources = []
+    for conv in convolutions:
+        for target in conv.output(0).get_target_inputs():
+            add = target.get_node()
+            if add.get_type_name() == "Add":
+                sources += [add.input_value(i).get_node().get_type_name() for i in range(2)
+                            if add.input_value(i).get_node() is not conv]
+    assert len(sources) == len(convolutions)
+    return set(sources)
+
+
+@FEW
+@pytest.mark.openvino
+def test_nncf_is_handed_each_convolution_bias_as_a_constant(images, monkeypatch, tmp_path):
+    # NNCF finds a bias (for its bias correction) only as a constant added to
+    # the convolution; the exported graph computes the bias's shape at run time.
+    nncf = pytest.importorskip("nncf")
+    from sktransfer.feature_extraction._onnx_engine import float32_graph
+    from sktransfer.feature_extraction._openvino_engine import core
+
+    monkeypatch.setenv("SKTRANSFER_CACHE", str(tmp_path))  # calibrate now, not from the cache
+    handed = []
+    quantize = nncf.quantize
+    monkeypatch.setattr(nncf, "quantize", lambda model, *a, **k: handed.append(bias_sources(model))
+                        or quantize(model, *a, **k))
+    est = PretrainedFeatureExtractor(**TINY, engine="openvino", precision="int8").fit(images)
+    assert handed == [{"Constant"}]
+    exported = core().read_model(float32_graph(est._embedder, est._graph_description()), b"")
+    assert bias_sources(exported) != {"Constant"}, "the export has nothing left to fold"
+
+
 @pytest.mark.parametrize("engine", ["torch", "onnxruntime", pytest.param("openvino", marks=pytest.mark.openvino)])
 def test_pickle_and_clone_with_each_engine(engine, images, torch_features):
     est = PretrainedFeatureExtractor(**TINY, engine=engine).fit(images)

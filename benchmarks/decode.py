@@ -9,18 +9,22 @@ antialiasing, centre crop 224):
 * one thread, milliseconds per image (median over the repeats of the mean
   over the images):
 
-  * decoding: PIL in JPEG draft mode as the library decodes
-    (``load_image(..., draft_size=...)``), PIL decoding in full, and
-    ``torchvision.io.decode_jpeg`` (libjpeg-turbo) on the file's bytes;
+  * decoding: PIL in JPEG draft mode (``load_image(..., draft_size=...)``,
+    the library's decoder for other formats and for JPEGs that draft mode
+    shrinks), PIL decoding in full, and ``torchvision.io.decode_jpeg``
+    (libjpeg-turbo, the library's decoder for the other JPEGs) on the
+    file's bytes;
   * resize + centre crop of the draft-mode image: in PIL
     (``ResizeCenterCrop.resize_crop``, equal to torchvision's PIL-based
     ``Resize`` + ``CenterCrop``) and as the library does it (calling
     ``ResizeCenterCrop``: torchvision's antialiased uint8 kernel on the
     tensor);
-  * the whole path, file to uint8 crop: PIL throughout, the library's, and
-    ``decode_jpeg`` + the tensor resize;
+  * the whole path, file to uint8 crop: PIL throughout; PIL decoding and
+    the tensor resize; the library's (``load_pixels``: ``decode_jpeg`` for
+    JPEGs that draft mode would not shrink, PIL in draft mode for the
+    others; then the tensor resize); ``decode_jpeg`` for every file;
 
-* the three whole paths again in the decoder's default thread count, in
+* the four whole paths again in the decoder's default thread count, in
   images per second: decoding threads run in parallel only while they do not
   hold the GIL.
 
@@ -89,7 +93,7 @@ def main():
 
     from sktransfer.backbones import get_backbone
     from sktransfer.image._batch_decoder import default_num_workers
-    from sktransfer.image._decode import load_image
+    from sktransfer.image._decode import load_image, load_pixels
     from sktransfer.image._transforms import pil_to_chw
 
     crop = get_backbone("efficientnet_lite0", weights=None).preprocessing.pil_transform()
@@ -114,8 +118,11 @@ def main():
     def whole_pil(path):
         return pil_resize_crop(load_image(path, draft_size=crop.draft_size))
 
-    def whole_library(path):
+    def whole_pil_tensor_resize(path):
         return crop(load_image(path, draft_size=crop.draft_size))
+
+    def whole_library(path):
+        return crop(load_pixels(path, draft_size=crop.draft_size))
 
     def whole_decode_jpeg(data):
         return tensor_resize_crop(torchvision_decode(data))
@@ -125,7 +132,7 @@ def main():
     t_full, full = per_image_ms(pil_full, paths, args.repeats)
     t_tv, tv_decoded = per_image_ms(torchvision_decode, encoded, args.repeats)
     full_as_tensor = [pil_to_chw(image) for image in full]
-    rows.append(("decode: PIL, draft mode (the library)", t_draft, None))
+    rows.append(("decode: PIL, draft mode", t_draft, None))
     rows.append(("decode: PIL, full size", t_full, None))
     rows.append(("decode: torchvision.io.decode_jpeg (pixels against PIL's full decode)", t_tv,
                  compare(tv_decoded, full_as_tensor)))
@@ -135,20 +142,30 @@ def main():
     rows.append(("resize + crop: PIL", t_pil_rc, (0, 0.0)))
     rows.append(("resize + crop: the library (uint8 tensor)", t_lib_rc, compare(library_crops, reference)))
 
+    as_tensors = sum(isinstance(load_pixels(p, draft_size=crop.draft_size), torch.Tensor) for p in paths)
+    names = {
+        "pil": "whole: PIL draft + PIL resize/crop",
+        "pil+tensor": "whole: PIL draft + tensor resize/crop",
+        "library": f"whole: the library (decode_jpeg for the {as_tensors} JPEGs draft mode would not shrink, "
+                   "else PIL draft; tensor resize/crop)",
+        "decode_jpeg": "whole: decode_jpeg for every file (no draft mode) + tensor resize/crop",
+    }
     t_whole_pil, _ = per_image_ms(whole_pil, paths, args.repeats)
-    t_whole_lib, _ = per_image_ms(whole_library, paths, args.repeats)
+    t_whole_pt, pt_all = per_image_ms(whole_pil_tensor_resize, paths, args.repeats)
+    t_whole_lib, lib_all = per_image_ms(whole_library, paths, args.repeats)
     t_whole_tv, tv_all = per_image_ms(whole_decode_jpeg, encoded, args.repeats)
-    rows.append(("whole: PIL draft + PIL resize/crop", t_whole_pil, (0, 0.0)))
-    rows.append(("whole: the library (PIL draft + tensor resize/crop)", t_whole_lib,
-                 compare(library_crops, reference)))
-    rows.append(("whole: decode_jpeg + tensor resize/crop", t_whole_tv, compare(tv_all, reference)))
+    rows.append((names["pil"], t_whole_pil, (0, 0.0)))
+    rows.append((names["pil+tensor"], t_whole_pt, compare(pt_all, reference)))
+    rows.append((names["library"], t_whole_lib, compare(lib_all, reference)))
+    rows.append((names["decode_jpeg"], t_whole_tv, compare(tv_all, reference)))
 
     threads = default_num_workers()
     threaded = threaded_images_per_second(
         {
-            "whole: PIL draft + PIL resize/crop": (whole_pil, paths),
-            "whole: the library (PIL draft + tensor resize/crop)": (whole_library, paths),
-            "whole: decode_jpeg + tensor resize/crop": (whole_decode_jpeg, encoded),
+            names["pil"]: (whole_pil, paths),
+            names["pil+tensor"]: (whole_pil_tensor_resize, paths),
+            names["library"]: (whole_library, paths),
+            names["decode_jpeg"]: (whole_decode_jpeg, encoded),
         },
         threads,
         args.repeats,

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from ._decode import ImageLoadError, describe_source, load_image, unexpected_error
+from ._decode import ImageLoadError, describe_source, load_image, load_pixels, unexpected_error
 
 
 def default_num_workers():
@@ -44,8 +44,10 @@ def decode_item_or_error(item, index, transform, draft_size, input_name, on_erro
     through untouched.
     """
     source = item_source(item, index, input_name)
+    # A transform that takes tensors gets JPEGs decoded outside the GIL.
+    load = load_pixels if getattr(transform, "takes_tensors", False) else load_image
     try:
-        return transform(load_image(item, source=source, draft_size=draft_size))
+        return transform(load(item, source=source, draft_size=draft_size))
     except ImageLoadError as exc:
         error = exc
     except MemoryError:

@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ._jpeg import jpeg_as_tensor, stored_draft_size
 from ._remote import is_url, read_url
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "array_to_image",
     "describe_source",
     "load_image",
+    "load_pixels",
     "to_rgb",
     "unexpected_error",
 ]
@@ -30,9 +32,7 @@ __all__ = [
 # an image viewer shows and what most photo datasets assume.
 _BACKGROUND_RGB = (255, 255, 255)
 
-# EXIF orientations 5..8 swap width and height when applied.
 _EXIF_ORIENTATION_TAG = 0x0112
-_TRANSPOSING_ORIENTATIONS = frozenset({5, 6, 7, 8})
 
 # warnings.catch_warnings() swaps the process-wide filter list; two threads
 # entering and leaving it interleaved can leave the "error" filter installed
@@ -386,8 +386,13 @@ def _open_reason(exc):
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
-def _decode_file(file_or_path, source, draft_size):
-    """Open, fully decode and convert one encoded image (path or bytes)."""
+def _decode_file(file_or_path, source, draft_size, tensor_ok=False):
+    """Open, fully decode and convert one encoded image (path or bytes).
+
+    With ``tensor_ok`` a JPEG that :func:`._jpeg.jpeg_as_tensor` can decode
+    comes back as its uint8 CHW tensor (the same pixels), anything else as
+    an RGB PIL image.
+    """
     try:
         with _WARNING_FILTER_LOCK, warnings.catch_warnings():
             # PIL only warns between MAX_IMAGE_PIXELS and twice that; an
@@ -396,13 +401,13 @@ def _decode_file(file_or_path, source, draft_size):
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             opened = Image.open(file_or_path)
         with opened as image:
-            if draft_size is not None and image.format == "JPEG":
+            if image.format == "JPEG" and (tensor_ok or draft_size is not None):
                 orientation = image.getexif().get(_EXIF_ORIENTATION_TAG)
-                width, height = draft_size
-                if orientation in _TRANSPOSING_ORIENTATIONS:
-                    # The stored image is rotated by 90 degrees.
-                    width, height = height, width
-                image.draft("RGB", (int(width), int(height)))
+                pixels = jpeg_as_tensor(image, orientation, draft_size) if tensor_ok else None
+                if pixels is not None:
+                    return pixels
+                if draft_size is not None:
+                    image.draft("RGB", stored_draft_size(draft_size, orientation))
             # Decode now, inside the try, so corrupt data fails here.
             image.load()
             rgb = to_rgb(image, source=source)
@@ -463,17 +468,48 @@ def load_image(item, *, source=None, draft_size=None):
     >>> load_image(np.zeros((8, 8, 3), dtype=np.uint8)).mode
     'RGB'
     """
+    return _load(item, source, draft_size, tensor_ok=False)
+
+
+def load_pixels(item, *, source=None, draft_size=None):
+    """Like :func:`load_image`, but JPEG files may come back as uint8 tensors.
+
+    A JPEG file (path, URL or bytes) in RGB or grey that draft mode would not
+    shrink is decoded by ``torchvision.io.decode_jpeg`` into a uint8 CHW
+    tensor: the same pixels as :func:`load_image`'s, without holding the GIL
+    and without the copy from a PIL image. Everything else is returned as
+    :func:`load_image` returns it.
+
+    Returns
+    -------
+    PIL.Image.Image or torch.Tensor
+        An RGB PIL image, or a uint8 tensor of shape (3, height, width).
+
+    Examples
+    --------
+    >>> import io
+    >>> from PIL import Image
+    >>> encoded = io.BytesIO()
+    >>> Image.new("RGB", (6, 4), (200, 10, 10)).save(encoded, "JPEG")
+    >>> pixels = load_pixels(encoded.getvalue())
+    >>> tuple(pixels.shape), pixels.dtype
+    ((3, 4, 6), torch.uint8)
+    """
+    return _load(item, source, draft_size, tensor_ok=True)
+
+
+def _load(item, source, draft_size, tensor_ok):
     if source is None:
         source = describe_source(item)
     if item is None:
         # check_images turns every missing value (NaN, pandas.NA, NaT) into None.
         raise ImageLoadError(source, "missing value: no image given")
     if is_url(item):
-        return _decode_file(io.BytesIO(read_url(item, source)), source, draft_size)
+        return _decode_file(io.BytesIO(read_url(item, source)), source, draft_size, tensor_ok)
     if isinstance(item, (str, os.PathLike)):
-        return _decode_file(os.fspath(item), source, draft_size)
+        return _decode_file(os.fspath(item), source, draft_size, tensor_ok)
     if isinstance(item, (bytes, bytearray, memoryview)):
-        return _decode_file(io.BytesIO(bytes(item)), source, draft_size)
+        return _decode_file(io.BytesIO(bytes(item)), source, draft_size, tensor_ok)
     if isinstance(item, Image.Image):
         try:
             item.load()

@@ -132,11 +132,15 @@ class ResizeCenterCrop:
         """Where calling the transform resizes: ``"tensor"`` or ``"pil"``."""
         return "tensor" if self.interpolation in _TENSOR_FILTERS else "pil"
 
-    def _resize_crop_tensor(self, img):
+    @property
+    def takes_tensors(self):
+        """Whether calling the transform also takes uint8 CHW tensors (decoded JPEGs)."""
+        return self.resampler == "tensor"
+
+    def _resize_crop_tensor(self, x):
         from torchvision.transforms.v2 import functional as F
 
-        x = _pil_to_planar_view(img)
-        w, h = img.size
+        h, w = x.shape[-2:]
         new_w, new_h = _resized_size(w, h, self.resize_size)
         if (new_w, new_h) != (w, h):
             x = F.resize(x, [new_h, new_w], interpolation=F.InterpolationMode.BILINEAR, antialias=True)
@@ -151,8 +155,12 @@ class ResizeCenterCrop:
         return x[:, top:top + c, left:left + c].contiguous()
 
     def __call__(self, img):
-        if self.resampler == "tensor":
+        if isinstance(img, torch.Tensor):
+            if not self.takes_tensors:
+                raise TypeError(f"{self!r} resizes in PIL: pass a PIL image, not a tensor")
             return self._resize_crop_tensor(img)
+        if self.resampler == "tensor":
+            return self._resize_crop_tensor(_pil_to_planar_view(img))
         return pil_to_chw(self.resize_crop(img))
 
     def __repr__(self):

@@ -41,15 +41,15 @@ def computed(photos):
 
 @pytest.fixture
 def decode_count(monkeypatch):
-    """How many images were decoded (counts calls of load_image by the decoder)."""
+    """How many images were decoded (the decoder's calls to decode one item)."""
     import sktransfer.image._batch_decoder as batch_decoder
 
     calls = []
-    real = batch_decoder.load_image
+    real = batch_decoder.decode_item_or_error
 
-    def counting(item, **kwargs):
+    def counting(item, *args, **kwargs):
         calls.append(item)
-        return real(item, **kwargs)
+        return real(item, *args, **kwargs)
 
-    monkeypatch.setattr(batch_decoder, "load_image", counting)
+    monkeypatch.setattr(batch_decoder, "decode_item_or_error", counting)
     return calls

@@ -1,0 +1,91 @@
+"""JPEG files decoded straight to a uint8 tensor, outside the GIL.
+
+PIL and ``torchvision.io.decode_jpeg`` both decode with libjpeg-turbo and
+give the same pixels, but PIL feeds its decoder from a Python loop that holds
+the GIL between chunks, so decoding threads queue behind each other;
+``decode_jpeg`` decodes the whole file in one call that releases it. It also
+returns the tensor the resize kernel reads, where a PIL image would need a
+copy to become one.
+
+The PIL path stays the reference: it handles every other format and mode,
+and JPEGs large enough for draft mode (decoding at 1/2, 1/4 or 1/8 scale,
+which ``decode_jpeg`` cannot do). Only baseline and progressive JPEGs whose
+colour model PIL reads as RGB or grey take this path, so the pixels are
+PIL's own; any failure falls back to PIL, which reports it.
+"""
+
+# Colour models whose conversion to RGB is the same in PIL and libjpeg-turbo
+# (grey is repeated over the three channels). CMYK/YCCK files go through PIL.
+_SAME_PIXELS_MODES = frozenset({"RGB", "L"})
+
+# EXIF orientations 5..8 swap width and height when applied.
+_TRANSPOSING_ORIENTATIONS = frozenset({5, 6, 7, 8})
+
+
+def stored_draft_size(draft_size, orientation):
+    """The draft size as (width, height) of the stored image, before EXIF rotation."""
+    width, height = (int(side) for side in draft_size)
+    if orientation in _TRANSPOSING_ORIENTATIONS:
+        # The stored image is rotated by 90 degrees.
+        width, height = height, width
+    return width, height
+
+
+def draft_reduces(image, draft_size, orientation):
+    """Whether PIL's JPEG draft mode would decode ``image`` at a reduced scale.
+
+    PIL's rule: it decodes at the largest scale 1/8, 1/4 or 1/2 that keeps
+    both sides at least the requested ones, so at reduced scale exactly when
+    both sides are at least twice those.
+    """
+    if draft_size is None:
+        return False
+    width, height = stored_draft_size(draft_size, orientation)
+    stored_width, stored_height = image.size
+    return min(stored_width // max(width, 1), stored_height // max(height, 1)) >= 2
+
+
+def jpeg_as_tensor(image, orientation, draft_size):
+    """The upright RGB pixels of an opened JPEG as a uint8 CHW tensor, or None.
+
+    Parameters
+    ----------
+    image : PIL.JpegImagePlugin.JpegImageFile
+        Opened (header read), not yet decoded.
+    orientation : int or None
+        Its EXIF orientation.
+    draft_size : tuple of int or None
+        The draft size the PIL path would use.
+
+    Returns
+    -------
+    torch.Tensor or None
+        None when the file is not one this path decodes to PIL's pixels (a
+        colour model other than RGB or grey, a size draft mode would reduce)
+        or when ``decode_jpeg`` fails: the caller decodes with PIL then.
+    """
+    if image.format != "JPEG" or image.mode not in _SAME_PIXELS_MODES:
+        return None
+    if draft_reduces(image, draft_size, orientation):
+        return None
+    # Imported here: reading images with PIL alone must not import torch.
+    import torch
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    stream = image.fp
+    try:
+        stream.seek(0)
+        data = bytearray(stream.read())
+        return decode_jpeg(
+            torch.frombuffer(data, dtype=torch.uint8),
+            mode=ImageReadMode.RGB,
+            apply_exif_orientation=orientation not in (None, 1),
+        )
+    except (RuntimeError, OSError, ValueError):
+        # Truncated or corrupt data: PIL decodes it again and names the problem.
+        return None
+    finally:
+        stream.seek(0)
+
+
+__all__ = ["draft_reduces", "jpeg_as_tensor", "stored_draft_size"]

@@ -174,9 +174,9 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
     that bound and EfficientNet-Lite0 misses it on some images (its mean
     stays near 0.99); use OpenVINO or float32 where that matters. Within
     that bound a classifier trained on int8 embeddings can still decide a
-    borderline image differently from one trained on float32, which keeps
-    Lite0 on OpenVINO just outside a half-point accuracy tolerance on ants
-    vs bees. On x86 CPUs without VNNI, int8 products saturate, so ONNX
+    borderline image differently from one trained on float32: Lite0 on
+    OpenVINO is one ants-vs-bees image short of float32 on the standard
+    split, though within half a point averaged over training subsets. On x86 CPUs without VNNI, int8 products saturate, so ONNX
     Runtime quantizes weights unsigned (U8U8) and NNCF applies its overflow
     fix to every layer there. See benchmarks/RESULTS.md for the measured
     similarity and accuracy per engine and precision.

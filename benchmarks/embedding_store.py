@@ -267,11 +267,11 @@ embed(open(sys.argv[1]).read().split("\\n"), sys.argv[2], model="tiny_convnet", 
 
 
 def _count_decodes():
-    """Wrap the decoder's load_image; returns the list it appends to."""
+    """Wrap the decoder's one-item decode; returns the list it appends to."""
     import sktransfer.image._batch_decoder as batch_decoder
 
-    calls, real = [], batch_decoder.load_image
-    batch_decoder.load_image = lambda item, **kwargs: calls.append(item) or real(item, **kwargs)
+    calls, real = [], batch_decoder.decode_item_or_error
+    batch_decoder.decode_item_or_error = lambda item, *args, **kwargs: calls.append(item) or real(item, *args, **kwargs)
     return calls
 
 

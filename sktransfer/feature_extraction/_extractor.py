@@ -144,9 +144,10 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
     composited on white), resized and centre-cropped as the weights were
     trained (``backbone_.preprocessing``), then embedded. Large JPEGs are
     decoded in draft mode, at reduced scale when that still leaves twice the
-    resize size; other JPEGs by ``torchvision.io.decode_jpeg``, which gives
-    PIL's pixels without holding the GIL, so decoding threads run in
-    parallel. Bilinear resizing runs on the uint8 tensor, about twice as
+    resize size; other JPEGs by ``torchvision.io.decode_jpeg`` once
+    torchvision is imported (a call with 2,000 images or more imports it),
+    which gives PIL's pixels without holding the GIL, so decoding threads
+    run in parallel. Bilinear resizing runs on the uint8 tensor, about twice as
     fast as PIL; it leaves about 0.2% of the values a level away from
     torchvision's PIL-based ``Resize`` (cosine to those embeddings above
     0.9999).
@@ -176,9 +177,10 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
     that bound a classifier trained on int8 embeddings can still decide a
     borderline image differently from one trained on float32: Lite0 on
     OpenVINO is one ants-vs-bees image short of float32 on the standard
-    split, though within half a point averaged over training subsets. On x86 CPUs without VNNI, int8 products saturate, so ONNX
-    Runtime quantizes weights unsigned (U8U8) and NNCF applies its overflow
-    fix to every layer there. See benchmarks/RESULTS.md for the measured
+    split, though within half a point averaged over training subsets. On
+    x86 CPUs without VNNI, int8 products saturate, so ONNX Runtime
+    quantizes weights unsigned (U8U8) and NNCF applies its overflow fix to
+    every layer there. See benchmarks/RESULTS.md for the measured
     similarity and accuracy per engine and precision.
 
     A cached graph whose bytes do not match the checksum in its file name

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..image._batch_decoder import BatchDecoder, item_source, resolve_num_workers
 from ..image._decode import ImageLoadError
+from ..image._jpeg import prepare_for
 
 # What a store that cannot be used raises: an unwritable or full disk, a
 # damaged database file.
@@ -69,6 +70,7 @@ class EmbeddingLoop:
         self.chunk_size = max(self.batch_size, -(-int(chunk_size) // self.batch_size) * self.batch_size)
         self.store = store
         self.transform = extractor.backbone_.preprocessing.pil_transform()
+        prepare_for(len(items))  # decode_jpeg, when the job pays for its import
         self.runner = extractor._get_runner()
         self.n_features = extractor.n_features_out_
         self.progress = None

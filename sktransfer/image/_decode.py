@@ -474,11 +474,12 @@ def load_image(item, *, source=None, draft_size=None):
 def load_pixels(item, *, source=None, draft_size=None):
     """Like :func:`load_image`, but JPEG files may come back as uint8 tensors.
 
-    A JPEG file (path, URL or bytes) in RGB or grey that draft mode would not
-    shrink is decoded by ``torchvision.io.decode_jpeg`` into a uint8 CHW
-    tensor: the same pixels as :func:`load_image`'s, without holding the GIL
-    and without the copy from a PIL image. Everything else is returned as
-    :func:`load_image` returns it.
+    Once torchvision is imported, a JPEG file (path, URL or bytes) in RGB or
+    grey that draft mode would not shrink is decoded by
+    ``torchvision.io.decode_jpeg`` into a uint8 CHW tensor: the same pixels
+    as :func:`load_image`'s, without holding the GIL and without the copy
+    from a PIL image. Everything else is returned as :func:`load_image`
+    returns it.
 
     Returns
     -------
@@ -488,6 +489,7 @@ def load_pixels(item, *, source=None, draft_size=None):
     Examples
     --------
     >>> import io
+    >>> import torchvision.io
     >>> from PIL import Image
     >>> encoded = io.BytesIO()
     >>> Image.new("RGB", (6, 4), (200, 10, 10)).save(encoded, "JPEG")

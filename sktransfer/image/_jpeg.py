@@ -7,12 +7,23 @@ the GIL between chunks, so decoding threads queue behind each other;
 returns the tensor the resize kernel reads, where a PIL image would need a
 copy to become one.
 
+Importing torchvision takes seconds, more than ``decode_jpeg`` saves on a
+few hundred photos, so this path runs only once torchvision is imported:
+by the caller, by the fine-tuner (its augmentations), or by
+:func:`prepare_for` for a job of :data:`DECODE_JPEG_MIN_IMAGES` or more.
+
 The PIL path stays the reference: it handles every other format and mode,
 and JPEGs large enough for draft mode (decoding at 1/2, 1/4 or 1/8 scale,
 which ``decode_jpeg`` cannot do). Only baseline and progressive JPEGs whose
 colour model PIL reads as RGB or grey take this path, so the pixels are
 PIL's own; any failure falls back to PIL, which reports it.
 """
+
+import sys
+
+# Images from which decoding with decode_jpeg saves more than torchvision's
+# import costs (about 1 ms of CPU per photo against 2-3 s, on two cores).
+DECODE_JPEG_MIN_IMAGES = 2000
 
 # Colour models whose conversion to RGB is the same in PIL and libjpeg-turbo
 # (grey is repeated over the three channels). CMYK/YCCK files go through PIL.
@@ -45,6 +56,15 @@ def draft_reduces(image, draft_size, orientation):
     return min(stored_width // max(width, 1), stored_height // max(height, 1)) >= 2
 
 
+def prepare_for(n_images):
+    """Import torchvision's decoder when a job of ``n_images`` pays for it."""
+    if n_images >= DECODE_JPEG_MIN_IMAGES and "torchvision.io" not in sys.modules:
+        try:
+            import torchvision.io  # noqa: F401
+        except ImportError:  # the PIL path needs no torchvision
+            pass
+
+
 def jpeg_as_tensor(image, orientation, draft_size):
     """The upright RGB pixels of an opened JPEG as a uint8 CHW tensor, or None.
 
@@ -60,17 +80,19 @@ def jpeg_as_tensor(image, orientation, draft_size):
     Returns
     -------
     torch.Tensor or None
-        None when the file is not one this path decodes to PIL's pixels (a
-        colour model other than RGB or grey, a size draft mode would reduce)
-        or when ``decode_jpeg`` fails: the caller decodes with PIL then.
+        None when torchvision is not imported, when the file is not one this
+        path decodes to PIL's pixels (a colour model other than RGB or grey,
+        a size draft mode would reduce) or when ``decode_jpeg`` fails: the
+        caller decodes with PIL then.
     """
-    if image.format != "JPEG" or image.mode not in _SAME_PIXELS_MODES:
+    tv_io = sys.modules.get("torchvision.io")
+    if tv_io is None or image.format != "JPEG" or image.mode not in _SAME_PIXELS_MODES:
         return None
     if draft_reduces(image, draft_size, orientation):
         return None
-    # Imported here: reading images with PIL alone must not import torch.
-    import torch
-    from torchvision.io import ImageReadMode, decode_jpeg
+    import torch  # already imported with torchvision
+
+    decode_jpeg, ImageReadMode = tv_io.decode_jpeg, tv_io.ImageReadMode
 
     stream = image.fp
     try:
@@ -88,4 +110,4 @@ def jpeg_as_tensor(image, orientation, draft_size):
         stream.seek(0)
 
 
-__all__ = ["draft_reduces", "jpeg_as_tensor", "stored_draft_size"]
+__all__ = ["DECODE_JPEG_MIN_IMAGES", "draft_reduces", "jpeg_as_tensor", "prepare_for", "stored_draft_size"]

@@ -25,11 +25,11 @@ def _resized_size(width, height, size):
 
 
 # Filters resized on the uint8 tensor rather than in PIL. torch's antialiased
-# bilinear kernel works on uint8 pixels directly, at about twice PIL's speed
-# and without holding the GIL, and stays within one level of PIL's result
-# (the pixels of torchvision's PIL-based Resize) on all but a few values per
-# thousand photos; its bicubic kernel is off by two levels far more often, so
-# bicubic and nearest stay in PIL.
+# bilinear kernel (the one torchvision's resize calls) works on uint8 pixels
+# directly, at about twice PIL's speed and without holding the GIL, and stays
+# within one level of PIL's result (the pixels of torchvision's PIL-based
+# Resize) on all but a few values per thousand photos; its bicubic kernel is
+# off by two levels far more often, so bicubic and nearest stay in PIL.
 _TENSOR_FILTERS = frozenset({"bilinear"})
 
 
@@ -138,12 +138,14 @@ class ResizeCenterCrop:
         return self.resampler == "tensor"
 
     def _resize_crop_tensor(self, x):
-        from torchvision.transforms.v2 import functional as F
-
         h, w = x.shape[-2:]
         new_w, new_h = _resized_size(w, h, self.resize_size)
         if (new_w, new_h) != (w, h):
-            x = F.resize(x, [new_h, new_w], interpolation=F.InterpolationMode.BILINEAR, antialias=True)
+            # torch's own uint8 kernel, as torchvision's resize calls it (no
+            # import of torchvision, which takes seconds).
+            x = torch.nn.functional.interpolate(
+                x.unsqueeze(0), size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=True
+            ).squeeze(0)
         c = self.crop_size
         if new_w < c or new_h < c:
             # Pad with black around the image, as the PIL path does.

@@ -1,16 +1,22 @@
 """JPEGs decoded to tensors by decode_jpeg: PIL's pixels, PIL's errors, PIL where it must."""
 
+import builtins
 import io
+import sys
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+import sktransfer.image._jpeg as jpeg_path
 from sktransfer.image import ImageLoadError
 from sktransfer.image._batch_decoder import decode_all
 from sktransfer.image._decode import load_image, load_pixels
 from sktransfer.image._transforms import ResizeCenterCrop, pil_to_chw
+
+# decode_jpeg is used once torchvision is imported; these tests import it.
+pytest.importorskip("torchvision.io")
 
 
 def _photo(width=48, height=32, seed=0):
@@ -55,22 +61,21 @@ def test_a_grey_jpeg_is_repeated_over_three_channels_like_pil():
     torch.testing.assert_close(pixels, pil_to_chw(load_image(data)), rtol=0, atol=0)
 
 
-@pytest.mark.parametrize(
-    "data, why",
-    [
-        (_jpeg(_photo().convert("CMYK")), "CMYK goes through PIL's colour conversion"),
-        (lambda: _png(), "not a JPEG"),
-    ],
-)
-def test_other_files_come_back_as_pil_images(data, why):
-    data = data() if callable(data) else data
-    assert isinstance(load_pixels(data), Image.Image), why
-
-
 def _png():
     buffer = io.BytesIO()
     _photo().save(buffer, "PNG")
     return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "encode, why",
+    [
+        (lambda: _jpeg(_photo().convert("CMYK")), "CMYK goes through PIL's colour conversion"),
+        (_png, "not a JPEG"),
+    ],
+)
+def test_other_files_come_back_as_pil_images(encode, why):
+    assert isinstance(load_pixels(encode()), Image.Image), why
 
 
 def test_a_jpeg_that_draft_mode_shrinks_stays_with_pil():
@@ -135,3 +140,26 @@ def test_real_photos_decode_to_the_same_pixels(data_dir):
             torch.testing.assert_close(pixels, pil_to_chw(reference), rtol=0, atol=0, msg=str(path))
     # These photos are about 500 px: all but the odd large one skip draft mode.
     assert as_tensors >= len(paths) - 2
+
+
+def test_without_torchvision_imported_jpegs_stay_with_pil(monkeypatch):
+    monkeypatch.delitem(sys.modules, "torchvision.io")
+    data = _jpeg(_photo())
+    assert isinstance(load_pixels(data), Image.Image)
+
+
+def test_a_job_large_enough_imports_the_decoder(monkeypatch):
+    imported = []
+    monkeypatch.delitem(sys.modules, "torchvision.io")
+    real_import = builtins.__import__
+
+    def recording_import(name, *args, **kwargs):
+        if name == "torchvision.io":
+            imported.append(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", recording_import)
+    jpeg_path.prepare_for(jpeg_path.DECODE_JPEG_MIN_IMAGES - 1)
+    assert imported == []
+    jpeg_path.prepare_for(jpeg_path.DECODE_JPEG_MIN_IMAGES)
+    assert imported == ["torchvision.io"] and "torchvision.io" in sys.modules

@@ -9,7 +9,7 @@ copy to become one.
 
 Importing torchvision takes seconds, more than ``decode_jpeg`` saves on a
 few hundred photos, so this path runs only once torchvision is imported:
-by the caller, by the fine-tuner (its augmentations), or by
+by the caller, by the fine-tuner's ``augment="light"``, or by
 :func:`prepare_for` for a job of :data:`DECODE_JPEG_MIN_IMAGES` or more.
 
 The PIL path stays the reference: it handles every other format and mode,

@@ -89,7 +89,6 @@ def main():
 
     from PIL import Image
     from torchvision.io import ImageReadMode, decode_jpeg
-    from torchvision.transforms.v2 import functional as F
 
     from sktransfer.backbones import get_backbone
     from sktransfer.image._batch_decoder import default_num_workers
@@ -107,11 +106,6 @@ def main():
     def pil_resize_crop(image):
         return pil_to_chw(crop.resize_crop(image))
 
-    def tensor_resize_crop(chw):
-        # One size: the shorter side, with torchvision's own rounding of the longer one.
-        resized = F.resize(chw, crop.resize_size, interpolation=F.InterpolationMode.BILINEAR, antialias=True)
-        return F.center_crop(resized, [crop.crop_size, crop.crop_size])
-
     def torchvision_decode(data):
         return decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
 
@@ -125,7 +119,7 @@ def main():
         return crop(load_pixels(path, draft_size=crop.draft_size))
 
     def whole_decode_jpeg(data):
-        return tensor_resize_crop(torchvision_decode(data))
+        return crop(torchvision_decode(data))  # the library's tensor resize and crop
 
     rows = []
     t_draft, drafted = per_image_ms(lambda p: load_image(p, draft_size=crop.draft_size), paths, args.repeats)

@@ -86,7 +86,7 @@ def jpeg_as_tensor(image, orientation, draft_size):
         caller decodes with PIL then.
     """
     tv_io = sys.modules.get("torchvision.io")
-    if tv_io is None or image.format != "JPEG" or image.mode not in _SAME_PIXELS_MODES:
+    if tv_io is None or image.mode not in _SAME_PIXELS_MODES:
         return None
     if draft_reduces(image, draft_size, orientation):
         return None

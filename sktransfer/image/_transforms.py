@@ -33,6 +33,12 @@ def _resized_size(width, height, size):
 _TENSOR_FILTERS = frozenset({"bilinear"})
 
 
+def _padded(width, height, crop):
+    """A canvas at least ``crop`` on each side: (width, height, left, top) of the image on it."""
+    canvas_width, canvas_height = max(width, crop), max(height, crop)
+    return canvas_width, canvas_height, (canvas_width - width) // 2, (canvas_height - height) // 2
+
+
 def _crop_origin(width, height, crop):
     """(left, top) of a centred square of side ``crop`` (torchvision's rounding)."""
     return int(round((width - crop) / 2.0)), int(round((height - crop) / 2.0))
@@ -117,9 +123,10 @@ class ResizeCenterCrop:
         w, h = img.size
         c = self.crop_size
         if w < c or h < c:
-            canvas = Image.new("RGB", (max(w, c), max(h, c)))
-            canvas.paste(img, ((max(w, c) - w) // 2, (max(h, c) - h) // 2))
-            img, w, h = canvas, canvas.size[0], canvas.size[1]
+            w, h, left, top = _padded(w, h, c)
+            canvas = Image.new("RGB", (w, h))
+            canvas.paste(img, (left, top))
+            img = canvas
         left, top = _crop_origin(w, h, c)
         return img.crop((left, top, left + c, top + c))
 
@@ -149,10 +156,10 @@ class ResizeCenterCrop:
         c = self.crop_size
         if new_w < c or new_h < c:
             # Pad with black around the image, as the PIL path does.
-            canvas = x.new_zeros((x.shape[0], max(new_h, c), max(new_w, c)))
-            top, left = (canvas.shape[1] - new_h) // 2, (canvas.shape[2] - new_w) // 2
+            canvas_w, canvas_h, left, top = _padded(new_w, new_h, c)
+            canvas = x.new_zeros((x.shape[0], canvas_h, canvas_w))
             canvas[:, top:top + new_h, left:left + new_w] = x
-            x, new_h, new_w = canvas, canvas.shape[1], canvas.shape[2]
+            x, new_w, new_h = canvas, canvas_w, canvas_h
         left, top = _crop_origin(new_w, new_h, c)
         return x[:, top:top + c, left:left + c].contiguous()
 

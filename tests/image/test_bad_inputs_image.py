@@ -23,6 +23,7 @@ from _catalogue import check_row
 
 from sktransfer.image import ImageLoadError, check_images, load_image
 from sktransfer.image._batch_decoder import decode_all
+from sktransfer.image._decode import load_pixels
 from sktransfer.image._transforms import pil_to_chw
 from sktransfer.image._validation import ImageInputMixin
 
@@ -147,6 +148,30 @@ def _exif_rotated(ctx):
     return load_image(_jpeg_bytes((32, 16), exif=exif.tobytes()))
 
 
+def _with_decode_jpeg(load):
+    """Run ``load(ctx)`` where load_pixels decodes JPEGs with decode_jpeg (torchvision imported)."""
+
+    def fault(ctx):
+        pytest.importorskip("torchvision.io")
+        return load(ctx)
+
+    return fault
+
+
+def _upright_tensor_equal_to_pil(result):
+    """Policy: decode_jpeg's upright uint8 CHW tensor, PIL's pixels exactly."""
+    pixels, reference = result
+    assert isinstance(pixels, torch.Tensor) and pixels.dtype == torch.uint8, type(pixels)
+    torch.testing.assert_close(pixels, pil_to_chw(reference), rtol=0, atol=0)
+
+
+def _exif_rotated_both_ways(ctx):
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = _jpeg_bytes((32, 16), exif=exif.tobytes())
+    return load_pixels(data), load_image(data)
+
+
 def _palette_with_transparency(ctx):
     image = Image.new("P", (4, 4), 0)
     image.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
@@ -198,6 +223,14 @@ FILE_ROWS = [
      (ImageLoadError, "logo.svg: not an image file")),
     ("truncated-jpeg", lambda ctx: load_image(_write(ctx, "cut.jpg", _jpeg_bytes()[:400])),
      (ImageLoadError, "cut.jpg: file is truncated")),
+    ("truncated-jpeg-on-the-decode_jpeg-path",
+     _with_decode_jpeg(lambda ctx: load_pixels(_write(ctx, "cut.jpg", _jpeg_bytes()[:400]))),
+     (ImageLoadError, "cut.jpg: file is truncated")),
+    ("exif-rotated-jpeg-on-the-decode_jpeg-path", _with_decode_jpeg(_exif_rotated_both_ways),
+     _upright_tensor_equal_to_pil),
+    ("cmyk-jpeg-on-the-decode_jpeg-path-stays-with-pil",
+     _with_decode_jpeg(lambda ctx: load_pixels(_saved(Image.new("CMYK", (8, 8), (0, 0, 0, 0)), "JPEG", quality=95))),
+     _rgb_of((8, 8), (255, 255, 255), atol=5)),
     ("decompression-bomb", _bomb, (ImageLoadError, "bomb.png: decompression bomb")),
     ("multi-frame-tiff", lambda ctx: load_image(_write(ctx, "stack.tif", _multi_frame("TIFF"))),
      _rgb_of((6, 5), (10, 20, 30))),

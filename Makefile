@@ -21,7 +21,7 @@ else
 TORCH_PINS = "torch>=2.2,<=2.14.1" "torchvision>=0.17,<=0.29.1"
 endif
 
-.PHONY: demo test install clean
+.PHONY: demo test lint install clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,7 +34,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) examples/quickstart.py $(ARGS)
 
-test: $(STAMP)
+# Lint and format are checked before the tests, as CI runs this target.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check sktransfer tests
+	$(VENV)/bin/ruff format --check sktransfer tests
+
+test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:

@@ -43,8 +43,7 @@ def add_argument(parser):
         const=str(RESULTS),
         default=None,
         metavar="FILE",
-        help="write the table into FILE (default benchmarks/RESULTS.md), replacing the "
-        "section of the same command",
+        help="write the table into FILE (default benchmarks/RESULTS.md), replacing the section of the same command",
     )
 
 

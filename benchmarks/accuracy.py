@@ -41,9 +41,8 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 import _results
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(__file__).resolve().parent / ".cache"
@@ -58,9 +57,7 @@ def data_dir(name):
 def load_folder(path):
     from sktransfer.datasets import load_image_folder
 
-    with (
-        warnings.catch_warnings()
-    ):  # hymenoptera's imageNotFound.gif is skipped, as intended
+    with warnings.catch_warnings():  # hymenoptera's imageNotFound.gif is skipped, as intended
         warnings.simplefilter("ignore")
         return load_image_folder(path)
 
@@ -72,12 +69,8 @@ def classifiers():
 
     return {
         "LR(C=1)": lambda: LogisticRegression(C=1.0, max_iter=1000),
-        "scaler+LR(C=1)": lambda: make_pipeline(
-            StandardScaler(), LogisticRegression(C=1.0, max_iter=1000)
-        ),
-        "LR-CV": lambda: LogisticRegressionCV(
-            Cs=10, cv=5, scoring="accuracy", max_iter=1000
-        ),
+        "scaler+LR(C=1)": lambda: make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000)),
+        "LR-CV": lambda: LogisticRegressionCV(Cs=10, cv=5, scoring="accuracy", max_iter=1000),
     }
 
 
@@ -135,9 +128,7 @@ def _file_list_key(paths, params):
     h.update(json.dumps(params, sort_keys=True).encode())
     for p in paths:
         st = os.stat(p)
-        h.update(
-            f"{os.path.relpath(p, ROOT.parent)}|{st.st_size}|{st.st_mtime_ns}\n".encode()
-        )
+        h.update(f"{os.path.relpath(p, ROOT.parent)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:20]
 
 
@@ -211,9 +202,7 @@ def run_flowers(per_class, seeds, use_cache):
             accs, fits, cs = [], [], []
             for seed in seeds:
                 tr, te = split_per_class(labels, k, seed)
-                acc, fit_s, extra = fit_score(
-                    make, X[tr], labels[tr], X[te], labels[te]
-                )
+                acc, fit_s, extra = fit_score(make, X[tr], labels[tr], X[te], labels[te])
                 accs.append(acc)
                 fits.append(fit_s)
                 if "C_chosen" in extra:
@@ -264,11 +253,7 @@ def markdown(hym, flw, seeds):
     ]
     for k, rows in flw["results"].items():
         for name, r in rows.items():
-            c = (
-                f" (C={', '.join(f'{x:.3g}' for x in r['C_chosen'])})"
-                if "C_chosen" in r
-                else ""
-            )
+            c = f" (C={', '.join(f'{x:.3g}' for x in r['C_chosen'])})" if "C_chosen" in r else ""
             lines.append(
                 f"| {k} | {name}{c} | {r['mean']:.4f} ± {r['std']:.4f} | {r['fit_s_median']:.2f} | {r['n_test']} |"
             )
@@ -279,9 +264,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--per-class", type=int, nargs="+", default=[5, 20])
-    parser.add_argument(
-        "--no-cache", action="store_true", help="re-extract the flowers embeddings"
-    )
+    parser.add_argument("--no-cache", action="store_true", help="re-extract the flowers embeddings")
     parser.add_argument("--json", default=None)
     _results.add_argument(parser)
     args = parser.parse_args(argv)
@@ -302,9 +285,7 @@ def main(argv=None):
         + ", ".join(f"{x:.2f}" for x in os.getloadavg())
     )
     if args.json:
-        Path(args.json).write_text(
-            json.dumps({"hymenoptera": hym, "flowers": flw}, indent=1, default=str)
-        )
+        Path(args.json).write_text(json.dumps({"hymenoptera": hym, "flowers": flw}, indent=1, default=str))
     _results.write(args.write_results, "Accuracy: frozen features + logistic regression", table)
 
 

@@ -39,9 +39,8 @@ import statistics
 import time
 from pathlib import Path
 
-import torch
-
 import _results
+import torch
 from extract_throughput import hymenoptera_paths
 
 
@@ -128,8 +127,13 @@ def main():
     full_as_tensor = [pil_to_chw(image) for image in full]
     rows.append(("decode: PIL, draft mode", t_draft, None))
     rows.append(("decode: PIL, full size", t_full, None))
-    rows.append(("decode: torchvision.io.decode_jpeg (pixels against PIL's full decode)", t_tv,
-                 compare(tv_decoded, full_as_tensor)))
+    rows.append(
+        (
+            "decode: torchvision.io.decode_jpeg (pixels against PIL's full decode)",
+            t_tv,
+            compare(tv_decoded, full_as_tensor),
+        )
+    )
 
     t_pil_rc, reference = per_image_ms(pil_resize_crop, drafted, args.repeats)
     t_lib_rc, library_crops = per_image_ms(crop, drafted, args.repeats)
@@ -141,7 +145,7 @@ def main():
         "pil": "whole: PIL draft + PIL resize/crop",
         "pil+tensor": "whole: PIL draft + tensor resize/crop",
         "library": f"whole: the library (decode_jpeg for the {as_tensors} JPEGs draft mode would not shrink, "
-                   "else PIL draft; tensor resize/crop)",
+        "else PIL draft; tensor resize/crop)",
         "decode_jpeg": "whole: decode_jpeg for every file (no draft mode) + tensor resize/crop",
     }
     t_whole_pil, _ = per_image_ms(whole_pil, paths, args.repeats)

@@ -41,6 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import _results  # noqa: E402
+
 from sktransfer import (  # noqa: E402
     CORAL,
     DomainClassifierWeighter,
@@ -105,10 +106,7 @@ def load_subset(root):
     paths, labels = np.asarray([str(p) for p in paths]), np.asarray(labels)
     rng = np.random.default_rng(SEED)
     chosen = np.concatenate(
-        [
-            rng.choice(np.flatnonzero(labels == c), IMAGES_PER_CLASS, replace=False)
-            for c in np.unique(labels)
-        ]
+        [rng.choice(np.flatnonzero(labels == c), IMAGES_PER_CLASS, replace=False) for c in np.unique(labels)]
     )
     return paths[chosen], labels[chosen]
 
@@ -179,9 +177,7 @@ def demo_covariate_shift(X, y, train, pool, X_sensor, sensor_rows):
         clip=10.0,
         random_state=SEED,
     )
-    weighted = ImportanceWeightedClassifier(classifier(), weighter).fit(
-        X[train], y[train], X_target=X_sensor
-    )
+    weighted = ImportanceWeightedClassifier(classifier(), weighter).fit(X[train], y[train], X_target=X_sensor)
     coral = make_pipeline(CORAL(), StandardScaler(), LogisticRegression(C=0.1, max_iter=3000))
     coral.fit(X[train], y[train], coral__X_target=X_sensor)
     accuracy = {
@@ -203,10 +199,7 @@ def demo_imbalance(X, y, train, pool):
     minority_recall = {"plain": [], "under": [], "over": []}
     for minority in classes:
         keep = np.concatenate(
-            [
-                train[y[train] == c][: TRAIN_PER_CLASS // 10 if c == minority else None]
-                for c in classes
-            ]
+            [train[y[train] == c][: TRAIN_PER_CLASS // 10 if c == minority else None] for c in classes]
         )
         models = {
             "plain": classifier(),
@@ -216,9 +209,7 @@ def demo_imbalance(X, y, train, pool):
         for name, model in models.items():
             predicted = model.fit(X[keep], y[keep]).predict(X[test])
             results[name].append(balanced_accuracy_score(y[test], predicted))
-            minority_recall[name].append(
-                recall_score(y[test] == minority, predicted == minority)
-            )
+            minority_recall[name].append(recall_score(y[test] == minority, predicted == minority))
     return {name: (np.mean(results[name]), np.mean(minority_recall[name])) for name in results}
 
 
@@ -230,9 +221,7 @@ def demo_transfer_gain(X_photo, y_photo, pixels_photo, X_digit, y_digit, pixels_
         "flowers photos (24x24 RGB pixels)": transfer_gain(
             classifier(), raw, X_photo, y_photo, X_baseline=pixels_photo, cv=cv
         ),
-        "8x8 digits (64 pixels)": transfer_gain(
-            classifier(), raw, X_digit, y_digit, X_baseline=pixels_digit, cv=cv
-        ),
+        "8x8 digits (64 pixels)": transfer_gain(classifier(), raw, X_digit, y_digit, X_baseline=pixels_digit, cv=cv),
     }
 
 
@@ -342,7 +331,11 @@ def main():
     out("")
     out("| training | balanced accuracy | minority-class recall |")
     out("|---|---|---|")
-    for name, label in [("plain", "plain"), ("under", "`ResampledClassifier(sampler=\"under\")`"), ("over", "`ResampledClassifier(sampler=\"over\")`")]:
+    for name, label in [
+        ("plain", "plain"),
+        ("under", '`ResampledClassifier(sampler="under")`'),
+        ("over", '`ResampledClassifier(sampler="over")`'),
+    ]:
         out(f"| {label} | {c[name][0]:.3f} | {c[name][1]:.3f} |")
     out("")
 

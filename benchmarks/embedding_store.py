@@ -51,12 +51,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 import uuid
-
-import numpy as np
+from pathlib import Path
 
 import _results
+import numpy as np
 
 N_FEATURES = 1280
 BATCH = 8
@@ -79,10 +78,12 @@ class ParquetPartsStore:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pa.table({
-            "content": pa.array(contents, pa.binary(32)),
-            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1]),
-        })
+        table = pa.table(
+            {
+                "content": pa.array(contents, pa.binary(32)),
+                "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1]),
+            }
+        )
         name = f"part-{uuid.uuid4().hex}.parquet"
         temporary = os.path.join(self.directory, "." + name)
         pq.write_table(table, temporary)
@@ -160,8 +161,10 @@ def measure_formats(n, repeats):
             with tempfile.TemporaryDirectory() as directory:
                 half = n // 2
                 ctx = multiprocessing.get_context("spawn")
-                procs = [ctx.Process(target=_write_rows, args=(kind, directory, keys[a:b], vectors[a:b]))
-                         for a, b in ((0, half), (half, n))]
+                procs = [
+                    ctx.Process(target=_write_rows, args=(kind, directory, keys[a:b], vectors[a:b]))
+                    for a, b in ((0, half), (half, n))
+                ]
                 t = time.perf_counter()
                 for p in procs:
                     p.start()
@@ -171,8 +174,10 @@ def measure_formats(n, repeats):
                 got = _read_rows(kind, directory, keys)
                 assert all(p.exitcode == 0 for p in procs) and all(g is not None for g in got)
         rows[kind] = (statistics.median(writes), statistics.median(lookups), statistics.median(concurrent))
-    lines = [f"| format | write (rows/s, batches of {BATCH}) | lookup of {n} (s) | 2 writers x {n // 2} rows (s) |",
-             "|---|---|---|---|"]
+    lines = [
+        f"| format | write (rows/s, batches of {BATCH}) | lookup of {n} (s) | 2 writers x {n // 2} rows (s) |",
+        "|---|---|---|---|",
+    ]
     for kind, (w, lookup, conc) in rows.items():
         lines.append(f"| {kind} | {w:,.0f} | {lookup:.3f} | {conc:.2f} |")
     return "\n".join(lines)
@@ -197,8 +202,10 @@ def measure_hashing(paths, repeats, model):
         decode_all(paths, transform, draft_size=transform.draft_size)
         decode_t.append(time.perf_counter() - t)
     h, d = statistics.median(hash_t), statistics.median(decode_t)
-    return (f"| {len(paths)} photos, one thread | hash (ms/image) | decode for {model} (ms/image) | decode / hash |\n"
-            f"|---|---|---|---|\n| median of {repeats} | {1000 * h / len(paths):.2f} | {1000 * d / len(paths):.2f} | {d / h:.1f}x |")
+    return (
+        f"| {len(paths)} photos, one thread | hash (ms/image) | decode for {model} (ms/image) | decode / hash |\n"
+        f"|---|---|---|---|\n| median of {repeats} | {1000 * h / len(paths):.2f} | {1000 * d / len(paths):.2f} | {d / h:.1f}x |"
+    )
 
 
 # ------------------------------------------------------------- cold / warm
@@ -221,9 +228,11 @@ def measure_cold_warm(paths, repeats, model):
             assert np.array_equal(cold, warm)
     ratios = [c / w for c, w in zip(colds, warms)]
     c, w = statistics.median(colds), statistics.median(warms)
-    return (f"| {len(paths)} photos, {model} | cold (s) | warm (s) | images/s cold | images/s warm | speed-up |\n"
-            f"|---|---|---|---|---|---|\n| median of {repeats} | {c:.1f} | {w:.2f} | {len(paths) / c:.0f} | "
-            f"{len(paths) / w:.0f} | {statistics.median(ratios):.0f}x |")
+    return (
+        f"| {len(paths)} photos, {model} | cold (s) | warm (s) | images/s cold | images/s warm | speed-up |\n"
+        f"|---|---|---|---|---|---|\n| median of {repeats} | {c:.1f} | {w:.2f} | {len(paths) / c:.0f} | "
+        f"{len(paths) / w:.0f} | {statistics.median(ratios):.0f}x |"
+    )
 
 
 # --------------------------------------------------------------- streaming
@@ -249,8 +258,13 @@ def measure_streaming(paths, factor):
             with open(listing, "w") as file:
                 file.write("\n".join((paths * factor)[:n]))
             t = time.perf_counter()
-            out = subprocess.run([sys.executable, "-c", _STREAM, listing, directory], check=True,
-                                 capture_output=True, text=True, env=_env()).stdout.split()
+            out = subprocess.run(
+                [sys.executable, "-c", _STREAM, listing, directory],
+                check=True,
+                capture_output=True,
+                text=True,
+                env=_env(),
+            ).stdout.split()
             assert int(out[0]) == n
             lines.append(f"| {n} | {int(out[1])} | {time.perf_counter() - t:.1f} |")
     return "\n".join(lines)
@@ -285,8 +299,7 @@ def _killed_then_resumed(paths, chunk_size, directory, use_store):
     # The list goes through a file: thousands of paths overflow a command line.
     listing = os.path.join(directory, "paths.txt")
     Path(listing).write_text("\n".join(paths))
-    proc = subprocess.Popen([sys.executable, "-c", _EMBED, listing, out, str(chunk_size), store],
-                            env=_env())
+    proc = subprocess.Popen([sys.executable, "-c", _EMBED, listing, out, str(chunk_size), store], env=_env())
     done = 0
     while proc.poll() is None:
         done = len([n for n in os.listdir(partial) if n.startswith("part-")]) if os.path.isdir(partial) else 0
@@ -297,19 +310,24 @@ def _killed_then_resumed(paths, chunk_size, directory, use_store):
     proc.wait()
     decoded = _count_decodes()
     t = time.perf_counter()
-    result = embed(paths, out, model="tiny_convnet", weights=None, chunk_size=chunk_size, cache=store or None,
-                   verbose=0)
+    result = embed(
+        paths, out, model="tiny_convnet", weights=None, chunk_size=chunk_size, cache=store or None, verbose=0
+    )
     return done, n_parts, result, len(decoded), time.perf_counter() - t
 
 
 def measure_resume(paths, chunk_size):
-    lines = ["| images | store | killed with SIGKILL after | rows resumed | images decoded by the rerun | "
-             "rerun (s) |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| images | store | killed with SIGKILL after | rows resumed | images decoded by the rerun | rerun (s) |",
+        "|---|---|---|---|---|---|",
+    ]
     for use_store in (False, True):
         with tempfile.TemporaryDirectory() as directory:
             done, n_parts, result, decoded, seconds = _killed_then_resumed(paths, chunk_size, directory, use_store)
-        lines.append(f"| {len(paths)} | {'yes' if use_store else 'no'} | {done} of {n_parts} parts of {chunk_size} | "
-                     f"{result.n_resumed} | {decoded} | {seconds:.1f} |")
+        lines.append(
+            f"| {len(paths)} | {'yes' if use_store else 'no'} | {done} of {n_parts} parts of {chunk_size} | "
+            f"{result.n_resumed} | {decoded} | {seconds:.1f} |"
+        )
     return "\n".join(lines)
 
 

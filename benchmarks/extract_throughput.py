@@ -65,25 +65,20 @@ import statistics
 import time
 from pathlib import Path
 
+import _results
 import numpy as np
 import torch
-
-import _results
 
 
 def hymenoptera_paths(limit=None):
     import warnings
 
-    from sktransfer.datasets import load_image_folder
-
-    from sktransfer.datasets import find_data_dir
+    from sktransfer.datasets import find_data_dir, load_image_folder
 
     root = Path(find_data_dir("hymenoptera", required=True)) / "hymenoptera"
     paths = []
     for split in ("train", "val"):
-        with (
-            warnings.catch_warnings()
-        ):  # train/ants/imageNotFound.gif is skipped, as intended
+        with warnings.catch_warnings():  # train/ants/imageNotFound.gif is skipped, as intended
             warnings.simplefilter("ignore")
             p, _ = load_image_folder(root / split)
         paths.extend(p)
@@ -166,7 +161,9 @@ def make_dataloader_idiom(backbone, batch_size=32, workers=2):
     from torchvision import transforms as T
 
     pre = backbone.preprocessing
-    tf = T.Compose([T.Resize(pre.resize_size), T.CenterCrop(pre.crop_size), T.ToTensor(), T.Normalize(pre.mean, pre.std)])
+    tf = T.Compose(
+        [T.Resize(pre.resize_size), T.CenterCrop(pre.crop_size), T.ToTensor(), T.Normalize(pre.mean, pre.std)]
+    )
 
     class Files(Dataset):
         def __init__(self, paths):
@@ -246,8 +243,9 @@ def build_extractors(model, weights, calib_paths, args):
     exts, fit_s, skipped = {}, {}, {}
     for engine, precision in CONFIGS:
         label = f"{engine}/{precision}"
-        ext = PretrainedFeatureExtractor(model=model, weights=weights, engine=engine, precision=precision,
-                                         batch_size=args.batch_size)
+        ext = PretrainedFeatureExtractor(
+            model=model, weights=weights, engine=engine, precision=precision, batch_size=args.batch_size
+        )
         torch.manual_seed(0)  # weights=None: every engine gets the same random network
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -259,7 +257,10 @@ def build_extractors(model, weights, calib_paths, args):
                 continue
         if ext._precision != precision:
             skipped[label] = "falls back to float32 on this CPU: " + "; ".join(
-                str(w.message).split(":")[1].split(",")[0].strip() for w in caught if "runs in float32" in str(w.message))
+                str(w.message).split(":")[1].split(",")[0].strip()
+                for w in caught
+                if "runs in float32" in str(w.message)
+            )
             continue
         exts[label] = ext
     return exts, fit_s, skipped
@@ -288,8 +289,12 @@ def quality(exts, reference, splits, flowers):
         ftr, fva = ext.transform(tr), ext.transform(va)
         cos = cosine(fva, reference)
         lr = LogisticRegression(max_iter=3000).fit(ftr, ytr)
-        row = {"cos_mean": float(cos.mean()), "cos_min": float(cos.min()),
-               "hym_correct": int(round(lr.score(fva, yva) * len(yva))), "hym_n": len(yva)}
+        row = {
+            "cos_mean": float(cos.mean()),
+            "cos_min": float(cos.min()),
+            "hym_correct": int(round(lr.score(fva, yva) * len(yva))),
+            "hym_n": len(yva),
+        }
         # One split decides by single images near the boundary: the mean over
         # training subsets (the same ones for every config) shows the gap
         # between precisions with less noise.
@@ -344,14 +349,16 @@ def bench_model(model, paths, args, splits, flowers):
 
     # Decode once for the bare-forward runs (same transform and draft size as the extractor).
     transform = backbone.preprocessing.pil_transform()
-    decoded, _ = decode_all(paths, transform, num_workers=resolve_num_workers("auto"),
-                            draft_size=transform.draft_size)
+    decoded, _ = decode_all(paths, transform, num_workers=resolve_num_workers("auto"), draft_size=transform.draft_size)
     batches = [decoded[i : i + args.batch_size] for i in range(0, n, args.batch_size)]
 
     naive_paths = paths[: args.naive_limit] if args.naive_limit else paths
     naive, loader = make_naive(backbone), make_dataloader_idiom(backbone)
-    runs = {"naive": lambda: naive(naive_paths), "dataloader": lambda: loader(paths),
-            "decode": make_decode(any_ext, paths)}
+    runs = {
+        "naive": lambda: naive(naive_paths),
+        "dataloader": lambda: loader(paths),
+        "decode": make_decode(any_ext, paths),
+    }
     for label, ext in exts.items():
         runs[f"extractor[{label}]"] = (lambda e: lambda: e.transform(paths))(ext)
         runs[f"bare[{label}]"] = make_bare(ext, batches)
@@ -369,8 +376,10 @@ def bench_model(model, paths, args, splits, flowers):
             sec, _ = timed(fn)
             rates[name] = (len(naive_paths) if name == "naive" else n) / sec
         per_repeat.append(rates)
-        print(f"  [{model}] repeat {r + 1}/{args.repeats}: " + ", ".join(f"{k}={v:.1f}" for k, v in rates.items()),
-              flush=True)
+        print(
+            f"  [{model}] repeat {r + 1}/{args.repeats}: " + ", ".join(f"{k}={v:.1f}" for k, v in rates.items()),
+            flush=True,
+        )
 
     def med(key):
         return statistics.median(rep[key] for rep in per_repeat)
@@ -393,10 +402,12 @@ def bench_model(model, paths, args, splits, flowers):
                 "b/a": med_ratio(f"extractor[{label}]", "naive"),
                 "b/dl": med_ratio(f"extractor[{label}]", "dataloader"),
                 "b/min(c,d)": statistics.median(
-                    rep[f"extractor[{label}]"] / min(rep[f"bare[{label}]"], rep["decode"]) for rep in per_repeat),
+                    rep[f"extractor[{label}]"] / min(rep[f"bare[{label}]"], rep["decode"]) for rep in per_repeat
+                ),
                 "b/shared": statistics.median(
                     rep[f"extractor[{label}]"] / shared_core_bound(rep[f"bare[{label}]"], rep["decode"])
-                    for rep in per_repeat),
+                    for rep in per_repeat
+                ),
             }
             for label in exts
         },
@@ -462,24 +473,20 @@ def markdown(results, args):
         for res in results:
             for label, q in res["quality"].items():
                 flowers = f"{q['flowers_acc']:.3f}" if "flowers_acc" in q else "-"
-                lines.append(f"| {res['model']} | {label} | {q['cos_mean']:.4f} | {q['cos_min']:.4f} | "
-                             f"{q['hym_correct']}/{q['hym_n']} | {q['hym_subsets_mean']:.2f}/{q['hym_n']} | "
-                             f"{flowers} |")
+                lines.append(
+                    f"| {res['model']} | {label} | {q['cos_mean']:.4f} | {q['cos_min']:.4f} | "
+                    f"{q['hym_correct']}/{q['hym_n']} | {q['hym_subsets_mean']:.2f}/{q['hym_n']} | "
+                    f"{flowers} |"
+                )
     return "\n".join(lines)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--repeats", type=int, default=3, help="timed repeats per run (median reported)"
-    )
-    parser.add_argument(
-        "--models", nargs="+", default=["efficientnet_lite0", "resnet18"]
-    )
+    parser.add_argument("--repeats", type=int, default=3, help="timed repeats per run (median reported)")
+    parser.add_argument("--models", nargs="+", default=["efficientnet_lite0", "resnet18"])
     parser.add_argument("--batch-size", type=int, default=8, help="the extractor's CPU default")
-    parser.add_argument(
-        "--limit", type=int, default=None, help="use only the first N images"
-    )
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
     parser.add_argument(
         "--naive-limit",
         type=int,
@@ -487,8 +494,11 @@ def main(argv=None):
         help="time the default-threads naive loop on the first N images only (it is slow)",
     )
     parser.add_argument("--json", default=None, help="also write the raw results here")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: lite0 only, 48 images, 1 repeat, quality on 32 val images, no flowers")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: lite0 only, 48 images, 1 repeat, quality on 32 val images, no flowers",
+    )
     parser.add_argument("--no-quality", dest="quality", action="store_false", help="skip the quality table")
     _results.add_argument(parser)
     args = parser.parse_args(argv)

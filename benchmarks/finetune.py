@@ -42,10 +42,9 @@ import time
 import warnings
 from pathlib import Path
 
+import _results
 import numpy as np
 import torch
-
-import _results
 
 
 def data_folder(name):
@@ -206,8 +205,10 @@ def main():
         args.repeats = 1
         rng = np.random.default_rng(0)
         train, test = (rng.permutation(len(part))[:32] for part in (split[0], split[2]))
-        split = tuple(np.asarray(part)[index].tolist() if k % 2 == 0 else np.asarray(part)[index]
-                      for k, (part, index) in enumerate(zip(split, (train, train, test, test))))
+        split = tuple(
+            np.asarray(part)[index].tolist() if k % 2 == 0 else np.asarray(part)[index]
+            for k, (part, index) in enumerate(zip(split, (train, train, test, test)))
+        )
     base = baseline(split) if args.task == "flowers" else None
     rows = [(params, run_setting(params, split, args)) for params in settings]
     table = markdown(rows, split, args, base)

@@ -18,23 +18,24 @@ import time
 import warnings
 from pathlib import Path
 
+import _results
 import numpy as np
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
 from sktransfer import FineTuneClassifier
+from sktransfer.datasets import find_data_dir, load_image_folder
 from sktransfer.finetune import set_fit_memo_limit
 from sktransfer.finetune._activation_cache import FIT_MEMO
-from sktransfer.datasets import find_data_dir, load_image_folder
-
-import _results
 
 
 def run_grid(paths, labels, memo):
     FIT_MEMO.clear()
     set_fit_memo_limit(1024**3 if memo else 0)
     grid = GridSearchCV(
-        FineTuneClassifier(random_state=0, verbose=0), {"unfreeze": [0, 1, 2]},
-        cv=StratifiedKFold(2, shuffle=True, random_state=0), refit=False,
+        FineTuneClassifier(random_state=0, verbose=0),
+        {"unfreeze": [0, 1, 2]},
+        cv=StratifiedKFold(2, shuffle=True, random_state=0),
+        refit=False,
     )
     start = time.perf_counter()
     grid.fit(paths, labels)

@@ -42,9 +42,8 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 import _results
+import numpy as np
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 UNION = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
@@ -95,8 +94,14 @@ def split_per_class(labels, k, seed, test_limit=None):
 
 
 def summarise(accs, fits, n_train, n_test):
-    return {"accs": accs, "mean": float(np.mean(accs)), "std": float(np.std(accs)),
-            "fit_s_median": statistics.median(fits), "n_train": n_train, "n_test": n_test}
+    return {
+        "accs": accs,
+        "mean": float(np.mean(accs)),
+        "std": float(np.std(accs)),
+        "fit_s_median": statistics.median(fits),
+        "n_train": n_train,
+        "n_test": n_test,
+    }
 
 
 def run(args, extractors, methods):
@@ -111,8 +116,9 @@ def run(args, extractors, methods):
                     acc, fit_s = fit_score(backbones, n_views, seed, paths[tr], labels[tr], paths[te], labels[te])
                     accs.append(acc)
                     fits.append(fit_s)
-                    print(f"flowers {k}/class {ext_name} {method} seed {seed}: {acc:.4f} (fit {fit_s:.0f} s)",
-                          flush=True)
+                    print(
+                        f"flowers {k}/class {ext_name} {method} seed {seed}: {acc:.4f} (fit {fit_s:.0f} s)", flush=True
+                    )
                 out[(f"flowers {k}/class", ext_name, method)] = summarise(accs, fits, len(tr), len(te))
     X_train, y_train = load_folder("hymenoptera", "train")
     X_val, y_val = load_folder("hymenoptera", "val")
@@ -145,8 +151,10 @@ def markdown(results, seeds):
         "|---|---|---|---:|---:|---:|---:|",
     ]
     for (task, ext_name, method), r in results.items():
-        lines.append(f"| {task} | {ext_name} | {method} | {r['mean']:.4f} ± {r['std']:.4f} | "
-                     f"{r['fit_s_median']:.1f} | {r['n_train']} | {r['n_test']} |")
+        lines.append(
+            f"| {task} | {ext_name} | {method} | {r['mean']:.4f} ± {r['std']:.4f} | "
+            f"{r['fit_s_median']:.1f} | {r['n_train']} | {r['n_test']} |"
+        )
     return "\n".join(lines)
 
 
@@ -155,10 +163,15 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--per-class", type=int, nargs="+", default=[5, 20])
     parser.add_argument("--n-views", type=int, default=8)
-    parser.add_argument("--test-limit", type=int, default=None,
-                        help="score flowers on a fixed random subset of this many test images")
-    parser.add_argument("--backbones", nargs="+", default=None,
-                        help="extractors to run, by backbone; 'union' is the FeatureUnion of lite0/1/2")
+    parser.add_argument(
+        "--test-limit", type=int, default=None, help="score flowers on a fixed random subset of this many test images"
+    )
+    parser.add_argument(
+        "--backbones",
+        nargs="+",
+        default=None,
+        help="extractors to run, by backbone; 'union' is the FeatureUnion of lite0/1/2",
+    )
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few minutes")
     parser.add_argument("--json", default=None)
     _results.add_argument(parser)
@@ -176,15 +189,16 @@ def main(argv=None):
             extractors[name] = (name,)
     methods = {"extractor + LR": 0, f"+ {args.n_views} views": args.n_views}
     load = os.getloadavg()
-    print(f"{os.cpu_count()}-core CPU; load average at start {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}",
-          flush=True)
+    print(f"{os.cpu_count()}-core CPU; load average at start {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}", flush=True)
     t0 = time.perf_counter()
     results = run(args, extractors, methods)
     table = markdown(results, args.seeds)
     print()
     print(table)
-    print(f"\ntotal wall {time.perf_counter() - t0:.0f} s; load average at end "
-          + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
+    print(
+        f"\ntotal wall {time.perf_counter() - t0:.0f} s; load average at end "
+        + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    )
     if args.json:
         Path(args.json).write_text(json.dumps({" / ".join(key): r for key, r in results.items()}, indent=1))
     _results.write(args.write_results, "Frozen features with augmented views (FrozenFeatureClassifier)", table)

@@ -34,10 +34,9 @@ import argparse
 import statistics
 import time
 
+import _results
 import numpy as np
 import torch
-
-import _results
 from extract_throughput import hymenoptera_paths, hymenoptera_splits, make_decode
 
 PRECISIONS = ("float32", "float16", "bfloat16")
@@ -60,16 +59,19 @@ def extraction_rows(model, paths, repeats, device):
     from sktransfer import PretrainedFeatureExtractor
 
     rates = {p: {"extractor": [], "bare": [], "decode": []} for p in PRECISIONS}
-    exts = {p: PretrainedFeatureExtractor(model=model, weights=None, device=device, precision=p).fit(paths[:8])
-            for p in PRECISIONS}
+    exts = {
+        p: PretrainedFeatureExtractor(model=model, weights=None, device=device, precision=p).fit(paths[:8])
+        for p in PRECISIONS
+    }
     # Batches decoded once, kept on the GPU: the compute limit.
     ext0 = exts["float32"]
     decoded = []
     from sktransfer.image._batch_decoder import BatchDecoder
 
     transform = ext0.backbone_.preprocessing.pil_transform()
-    for _, batch, _ in BatchDecoder(paths, transform, batch_size=ext0._batch_size(), num_workers=4,
-                                    draft_size=transform.draft_size):
+    for _, batch, _ in BatchDecoder(
+        paths, transform, batch_size=ext0._batch_size(), num_workers=4, draft_size=transform.draft_size
+    ):
         decoded.append(batch.to(device))
     for p in PRECISIONS:  # warm-up: cuDNN autotuning, lazy init
         exts[p].transform(paths[:64])
@@ -79,13 +81,17 @@ def extraction_rows(model, paths, repeats, device):
             runner = ext._get_runner()
             rates[p]["bare"].append(timed(lambda: sum(len(runner(b)) for b in decoded)))
             rates[p]["decode"].append(timed(make_decode(ext, paths)))
-    lines = ["| model | precision | extractor img/s | bare forward img/s | decode-only img/s | extractor / min(bare, decode) |",
-             "|---|---|---:|---:|---:|---:|"]
+    lines = [
+        "| model | precision | extractor img/s | bare forward img/s | decode-only img/s | extractor / min(bare, decode) |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
     for p in PRECISIONS:
         med = {k: statistics.median(v) for k, v in rates[p].items()}
         bound = min(med["bare"], med["decode"])
-        lines.append(f"| {model} | {p} | {med['extractor']:.0f} | {med['bare']:.0f} | {med['decode']:.0f} | "
-                     f"{med['extractor'] / bound:.2f} |")
+        lines.append(
+            f"| {model} | {p} | {med['extractor']:.0f} | {med['bare']:.0f} | {med['decode']:.0f} | "
+            f"{med['extractor'] / bound:.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -110,8 +116,12 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--model", default="resnet50")
     parser.add_argument("--device", default="cuda", help="cpu for a smoke run of the script without a GPU")
-    parser.add_argument("--limit", type=int, default=None,
-                        help="images of each split to use (smoke runs; the fine-tune then runs one epoch)")
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="images of each split to use (smoke runs; the fine-tune then runs one epoch)",
+    )
     _results.add_argument(parser)
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -122,8 +132,12 @@ def main(argv=None):
     print(table, flush=True)
     table += "\n\n" + finetune_rows(args.device, args.limit)
     print(table)
-    _results.write(args.write_results, "GPU check", table,
-                   notes=f"GPU: {gpu}; torch {torch.__version__}, CUDA {torch.version.cuda}")
+    _results.write(
+        args.write_results,
+        "GPU check",
+        table,
+        notes=f"GPU: {gpu}; torch {torch.__version__}, CUDA {torch.version.cuda}",
+    )
 
 
 if __name__ == "__main__":

@@ -38,9 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 import _results
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 _CHILD = r"""
@@ -125,7 +124,10 @@ def run_child(blob, paths, threads, repeats, cache):
     env = {**os.environ, "SKTRANSFER_CACHE": cache, "PYTHONPATH": str(REPO)}
     out = subprocess.run(
         [sys.executable, "-c", _CHILD, blob, fh.name, str(threads), str(repeats)],
-        env=env, check=True, capture_output=True, text=True,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.split()
     os.unlink(fh.name)
     first, median, rss_kb = float(out[0]), float(out[1]), int(out[2])
@@ -139,10 +141,15 @@ def layout_run(blob, paths, processes, threads, cache):
     for share in shares:
         with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as fh:
             fh.write("\n".join(share))
-        procs.append(subprocess.Popen(
-            [sys.executable, "-c", _WORKER, blob, fh.name, str(threads)],
-            env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        ))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", _WORKER, blob, fh.name, str(threads)],
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+        )
     for proc in procs:
         assert proc.stdout.readline().strip() == "ready"
     for proc in procs:
@@ -173,9 +180,12 @@ def cluster_run(est, paths, n_workers, repeats, npartitions):
 
     from sktransfer.parallel import dask_transform
 
-    with distributed.LocalCluster(
-        n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
-    ) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         warm = dd.from_pandas(pd.Series(paths[: 2 * n_workers], name="path"), npartitions=n_workers)
         dask_transform(est, warm).sum().compute()  # networks loaded, graphs built
         series = dd.from_pandas(pd.Series(paths, name="path"), npartitions=npartitions)
@@ -239,7 +249,7 @@ def main(argv=None):
         rows = [("1 process, `transform`", f"1 x {cores}", one, [one_rss])]
         for workers, threads in ((1, cores), (args.workers, budget)):  # threads: the budget
             seconds, rss = cluster_run(est, paths, workers, args.repeats, npartitions=max(workers, n // 32))
-            rows.append((f"LocalCluster, `dask_transform`", f"{workers} x {threads}", seconds, rss))
+            rows.append(("LocalCluster, `dask_transform`", f"{workers} x {threads}", seconds, rss))
         lines += ["", f"{n} {args.dataset} images, median of {args.repeats}:", ""]
         lines += ["| run | processes x threads | images/s | peak RSS per process (MiB) |", "|---|---|---:|---|"]
         for name, layout, seconds, rss in rows:

@@ -50,7 +50,6 @@ import sys
 import time
 from pathlib import Path
 
-
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,8 +87,13 @@ def cached_pass(what, backbone, paths, compute):
     """``compute()`` -> ({name: array}, seconds), kept in benchmarks/.cache between runs."""
     import sktransfer
 
-    params = {"what": what, "backbone": backbone, "layers": LAYERS, "poolings": POOLINGS,
-              "version": sktransfer.__version__}
+    params = {
+        "what": what,
+        "backbone": backbone,
+        "layers": LAYERS,
+        "poolings": POOLINGS,
+        "version": sktransfer.__version__,
+    }
     arrays, seconds, _, _ = cached_arrays(f"transferability_{what}", paths, params, compute)
     return arrays, seconds
 
@@ -199,7 +203,10 @@ def evaluate_split(features, source, seconds, n_all, train, test, y, seed):
     for score in SCORE_NAMES:
         ok = table[score].notna()
         for truth in classifiers():
-            taus[(score, truth)] = (kendalltau(table.loc[ok, score], table.loc[ok, f"acc {truth}"]).statistic, int(ok.sum()))
+            taus[(score, truth)] = (
+                kendalltau(table.loc[ok, score], table.loc[ok, f"acc {truth}"]).statistic,
+                int(ok.sum()),
+            )
     share = sum(train_share.values())
     eval_ext = sum(seconds[b] * (len(train) + len(test)) / n_all for b in BACKBONES)
     times = {s: share + table[f"{s}_s"].sum() for s in SCORE_NAMES}
@@ -222,12 +229,26 @@ def run_hymenoptera():
     train = np.arange(len(tr_paths))
     test = np.arange(len(tr_paths), len(paths))
     table, taus, times = evaluate_split(features, source, seconds, len(paths), train, test, y, 0)
-    variants = {k: held_out(F[train], y[train], F[test], y[test])[0]["LR"] for k, F in feature_variants(features, flipped).items()}
-    return {"tables": [table], "taus": [taus], "times": [times], "seconds": seconds, "n": len(paths),
-            "variants": variants, "flip_s": flip_s,
-            "per_backbone": {b: {"hymenoptera": table.loc[f"{b}/head_conv/avg", "acc LR"],
-                                 "hymenoptera scaler+LR": table.loc[f"{b}/head_conv/avg", "acc scaler+LR"]}
-                             for b in BACKBONES}}
+    variants = {
+        k: held_out(F[train], y[train], F[test], y[test])[0]["LR"]
+        for k, F in feature_variants(features, flipped).items()
+    }
+    return {
+        "tables": [table],
+        "taus": [taus],
+        "times": [times],
+        "seconds": seconds,
+        "n": len(paths),
+        "variants": variants,
+        "flip_s": flip_s,
+        "per_backbone": {
+            b: {
+                "hymenoptera": table.loc[f"{b}/head_conv/avg", "acc LR"],
+                "hymenoptera scaler+LR": table.loc[f"{b}/head_conv/avg", "acc scaler+LR"],
+            }
+            for b in BACKBONES
+        },
+    }
 
 
 def run_flowers(seeds):
@@ -241,10 +262,19 @@ def run_flowers(seeds):
     variant_features = feature_variants(features, flipped)
     y = np.asarray(labels)
     used = np.arange(len(y))
-    out = {"tables": [], "taus": [], "times": [], "seconds": seconds, "n": len(used), "flip_s": flip_s,
-           "variants20": {k: [] for k in variant_features}, "variants5": {k: [] for k in variant_features},
-           "per_backbone": {b: {"flowers20": [], "flowers20 scaler+LR": [], "flowers5": [], "flowers5 scaler+LR": []}
-                            for b in BACKBONES}}
+    out = {
+        "tables": [],
+        "taus": [],
+        "times": [],
+        "seconds": seconds,
+        "n": len(used),
+        "flip_s": flip_s,
+        "variants20": {k: [] for k in variant_features},
+        "variants5": {k: [] for k in variant_features},
+        "per_backbone": {
+            b: {"flowers20": [], "flowers20 scaler+LR": [], "flowers5": [], "flowers5 scaler+LR": []} for b in BACKBONES
+        },
+    }
     for seed in seeds:
         train, test_idx = split_per_class(y, 20, seed)
         table, taus, times = evaluate_split(features, source, seconds, len(used), train, test_idx, y, seed)
@@ -274,7 +304,9 @@ def _mean_std(values):
 def report(hym, flo, seeds, total_s):
     lines = []
     lines.append("### Kendall's tau between each score and held-out accuracy (higher is better)\n")
-    lines.append("| score | hymenoptera, vs scaler+LR | hymenoptera, vs LR | flowers 20/class, vs scaler+LR | flowers 20/class, vs LR | candidates |")
+    lines.append(
+        "| score | hymenoptera, vs scaler+LR | hymenoptera, vs LR | flowers 20/class, vs scaler+LR | flowers 20/class, vs LR | candidates |"
+    )
     lines.append("|---|---:|---:|---:|---:|---:|")
     for score in SCORE_NAMES:
         h = hym["taus"][0]
@@ -292,11 +324,13 @@ def report(hym, flo, seeds, total_s):
         lines.append(f"| {key} | {hym['times'][0][key]:.1f} | {np.mean([t[key] for t in flo['times']]):.1f} |")
     lines.append(
         "\nA score's time is the training images' share of the shared extraction plus the score "
-        f"itself over the {len(BACKBONES) * PER_NETWORK} candidates; \"separate passes\" multiplies the extraction by the {PER_NETWORK} candidates "
+        f'itself over the {len(BACKBONES) * PER_NETWORK} candidates; "separate passes" multiplies the extraction by the {PER_NETWORK} candidates '
         "per network (an estimate, not run).\n"
     )
     lines.append("### Frozen features (each network's own embedding) + classifier, accuracy per backbone\n")
-    lines.append(f"| backbone | hymenoptera val, LR | scaler+LR | flowers 20/class, LR | scaler+LR | flowers 5/class, LR | scaler+LR | images/s (one pass, {PER_NETWORK} readouts) |")
+    lines.append(
+        f"| backbone | hymenoptera val, LR | scaler+LR | flowers 20/class, LR | scaler+LR | flowers 5/class, LR | scaler+LR | images/s (one pass, {PER_NETWORK} readouts) |"
+    )
     lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
     for b in BACKBONES:
         h, f = hym["per_backbone"][b], flo["per_backbone"][b]
@@ -306,10 +340,12 @@ def report(hym, flo, seeds, total_s):
             f"{_mean_std(f['flowers20 scaler+LR'])} | {_mean_std(f['flowers5'])} | {_mean_std(f['flowers5 scaler+LR'])} | {rate:.1f} |"
         )
     lines.append(
-        f"\n\"images/s\" is the rate of the shared pass that reads all {PER_NETWORK} candidates (and the ImageNet head) "
+        f'\n"images/s" is the rate of the shared pass that reads all {PER_NETWORK} candidates (and the ImageNet head) '
         "off one forward pass, engine auto.\n"
     )
-    lines.append("### Multi-layer features (`layer=[...]`) and flip test-time augmentation (`tta=\"flip\"`), LR(C=1) accuracy\n")
+    lines.append(
+        '### Multi-layer features (`layer=[...]`) and flip test-time augmentation (`tta="flip"`), LR(C=1) accuracy\n'
+    )
     lines.append("| backbone | features | hymenoptera val | flowers 20/class | flowers 5/class |")
     lines.append("|---|---|---:|---:|---:|")
     for (b, variant), acc in hym["variants"].items():
@@ -318,15 +354,22 @@ def report(hym, flo, seeds, total_s):
             f"{_mean_std(flo['variants5'][(b, variant)])} |"
         )
     lines.append("\nFlip TTA costs a second forward pass per image: ")
-    lines.append(", ".join(
-        f"{b} {(hym['n'] + flo['n']) / (hym['flip_s'][b] + flo['flip_s'][b]):.1f} images/s with flip" for b in BACKBONES
-    ) + ".\n")
+    lines.append(
+        ", ".join(
+            f"{b} {(hym['n'] + flo['n']) / (hym['flip_s'][b] + flo['flip_s'][b]):.1f} images/s with flip"
+            for b in BACKBONES
+        )
+        + ".\n"
+    )
     lines.append("\n### Ranking on hymenoptera (LogME order) with held-out accuracy\n")
     t = hym["tables"][0]
     lines.append("| candidate | logme | leep | nce | knn | linear | acc scaler+LR | acc LR |")
     lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, row in t.iterrows():
-        cells = " | ".join("" if np.isnan(row[c]) else f"{row[c]:.3f}" for c in ("logme", "leep", "nce", "knn", "linear", "acc scaler+LR", "acc LR"))
+        cells = " | ".join(
+            "" if np.isnan(row[c]) else f"{row[c]:.3f}"
+            for c in ("logme", "leep", "nce", "knn", "linear", "acc scaler+LR", "acc LR")
+        )
         lines.append(f"| {name} | {cells} |")
     lines.append(f"\nTotal run time {total_s:.0f} s.")
     return "\n".join(lines)
@@ -349,7 +392,9 @@ def main():
     body = report(hym, flo, args.seeds, time.perf_counter() - t0)
     print(body)
     if args.write_results:
-        _results.write(args.write_results, "Transferability: ranking backbones, layers and poolings before training", body)
+        _results.write(
+            args.write_results, "Transferability: ranking backbones, layers and poolings before training", body
+        )
 
 
 if __name__ == "__main__":

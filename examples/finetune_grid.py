@@ -41,8 +41,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def results_table(search, args, wall, baseline, n_images):
     res = search.cv_results_
-    cell = {(p["unfreeze"], p["lr_decay"]): (m, sd) for p, m, sd in
-            zip(res["params"], res["mean_test_score"], res["std_test_score"])}
+    cell = {
+        (p["unfreeze"], p["lr_decay"]): (m, sd)
+        for p, m, sd in zip(res["params"], res["mean_test_score"], res["std_test_score"])
+    }
     lines = [
         f"{len(args.unfreeze) * len(args.lr_decay)} settings x 3 folds on {n_images} flowers "
         f"images ({args.per_class} per class, seed {args.seed}) in {wall:.0f} s wall; "
@@ -54,8 +56,12 @@ def results_table(search, args, wall, baseline, n_images):
     for depth in args.unfreeze:
         cells = [f"{cell[depth, d][0]:.3f} ± {cell[depth, d][1]:.3f}" for d in args.lr_decay]
         lines.append(f"| {depth} | " + " | ".join(cells) + " |")
-    lines += ["", "`PretrainedFeatureExtractor()` + `LogisticRegression(max_iter=2000)` on the same folds: "
-              + " / ".join(f"{s:.3f}" for s in baseline) + f" (mean {np.mean(baseline):.3f})."]
+    lines += [
+        "",
+        "`PretrainedFeatureExtractor()` + `LogisticRegression(max_iter=2000)` on the same folds: "
+        + " / ".join(f"{s:.3f}" for s in baseline)
+        + f" (mean {np.mean(baseline):.3f}).",
+    ]
     return "\n".join(lines)
 
 
@@ -73,8 +79,9 @@ def main():
 
     paths, labels = load_image_folder(Path(find_data_dir("flowers", required=True)) / "flowers")
     rng = np.random.default_rng(args.seed)
-    idx = np.concatenate([rng.choice(np.flatnonzero(labels == c), args.per_class, replace=False)
-                          for c in np.unique(labels)])
+    idx = np.concatenate(
+        [rng.choice(np.flatnonzero(labels == c), args.per_class, replace=False) for c in np.unique(labels)]
+    )
     X, y = [paths[i] for i in idx], labels[idx]
 
     grid = {"unfreeze": args.unfreeze, "lr_decay": args.lr_decay}
@@ -83,16 +90,24 @@ def main():
     t0 = time.perf_counter()
     search.fit(X, y)
     wall = time.perf_counter() - t0
-    print(f"{len(X)} images, {len(search.cv_results_['params'])} settings x 3 folds in {wall:.0f} s; "
-          f"best {search.best_params_} ({search.best_score_:.3f})")
+    print(
+        f"{len(X)} images, {len(search.cv_results_['params'])} settings x 3 folds in {wall:.0f} s; "
+        f"best {search.best_params_} ({search.best_score_:.3f})"
+    )
 
     res = search.cv_results_
     fig, ax = plt.subplots(figsize=(6, 4))
     for decay in args.lr_decay:
         rows = [i for i, p in enumerate(res["params"]) if p["lr_decay"] == decay]
         depth = [res["params"][i]["unfreeze"] for i in rows]
-        ax.errorbar(depth, res["mean_test_score"][rows], yerr=res["std_test_score"][rows],
-                    marker="o", capsize=3, label=f"lr_decay={decay}")
+        ax.errorbar(
+            depth,
+            res["mean_test_score"][rows],
+            yerr=res["std_test_score"][rows],
+            marker="o",
+            capsize=3,
+            label=f"lr_decay={decay}",
+        )
     ax.set_xlabel("unfreeze (last layer groups trained after the head phase)")
     ax.set_ylabel("3-fold CV accuracy")
     ax.set_xticks(args.unfreeze)
@@ -102,16 +117,28 @@ def main():
     out = ROOT / "examples" / "output"
     out.mkdir(parents=True, exist_ok=True)
     fig.savefig(out / "finetune_grid.png", dpi=120)
-    (out / "finetune_grid.json").write_text(json.dumps({
-        "wall_s": round(wall, 1), "n_images": len(X), "best_params": search.best_params_,
-        "params": res["params"], "mean_test_score": res["mean_test_score"].round(4).tolist(),
-        "std_test_score": res["std_test_score"].round(4).tolist()}, indent=1))
+    (out / "finetune_grid.json").write_text(
+        json.dumps(
+            {
+                "wall_s": round(wall, 1),
+                "n_images": len(X),
+                "best_params": search.best_params_,
+                "params": res["params"],
+                "mean_test_score": res["mean_test_score"].round(4).tolist(),
+                "std_test_score": res["std_test_score"].round(4).tolist(),
+            },
+            indent=1,
+        )
+    )
     print(f"wrote {out / 'finetune_grid.png'}")
     if args.write_results:
         pipe = make_pipeline(PretrainedFeatureExtractor(), LogisticRegression(max_iter=2000))
         baseline = cross_val_score(pipe, X, y, cv=folds)
-        _results.write(args.write_results, "Fine-tuning: grid over unfreeze x lr_decay",
-                       results_table(search, args, wall, baseline, len(y)))
+        _results.write(
+            args.write_results,
+            "Fine-tuning: grid over unfreeze x lr_decay",
+            results_table(search, args, wall, baseline, len(y)),
+        )
 
 
 if __name__ == "__main__":

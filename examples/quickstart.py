@@ -47,9 +47,7 @@ def load_split(folder):
 
 def raw_pixels(paths, size=32):
     """Each image as its size x size RGB pixels, flattened: the no-transfer baseline."""
-    return np.stack(
-        [np.asarray(load_image(p).resize((size, size))).reshape(-1) / 255.0 for p in paths]
-    )
+    return np.stack([np.asarray(load_image(p).resize((size, size))).reshape(-1) / 255.0 for p in paths])
 
 
 def main(folder=None):
@@ -65,17 +63,17 @@ def main(folder=None):
     print(f"data set: {name}: {len(X_train)} training and {len(X_test)} test images, classes {classes}")
 
     results = []
-    baseline = make_pipeline(
-        FunctionTransformer(raw_pixels), StandardScaler(), LogisticRegression(max_iter=2000)
-    )
+    baseline = make_pipeline(FunctionTransformer(raw_pixels), StandardScaler(), LogisticRegression(max_iter=2000))
     transfer = Pipeline(
         [
             ("embed", PretrainedFeatureExtractor(model="efficientnet_lite0")),
             ("classify", LogisticRegression(max_iter=2000)),
         ]
     )
-    for label, clf in [("raw 32x32 pixels + LogisticRegression", baseline),
-                       ("EfficientNet-Lite0 features + LogisticRegression", transfer)]:
+    for label, clf in [
+        ("raw 32x32 pixels + LogisticRegression", baseline),
+        ("EfficientNet-Lite0 features + LogisticRegression", transfer),
+    ]:
         start = time.perf_counter()
         clf.fit(X_train, y_train)
         accuracy = clf.score(X_test, y_test)
@@ -91,8 +89,7 @@ def main(folder=None):
 
 def results_table(name, n_train, n_test, results):
     lines = [
-        f"{name}, {n_train} training -> {n_test} test images; wall time = fit + "
-        "prediction, decoding included.",
+        f"{name}, {n_train} training -> {n_test} test images; wall time = fit + prediction, decoding included.",
         "",
         "| model | test accuracy | wall time |",
         "|---|---:|---:|",

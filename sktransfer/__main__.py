@@ -37,9 +37,17 @@ def main(argv=None):
     from .storage import embed
 
     weights = None if args.weights.lower() == "none" else args.weights
-    result = embed(args.folder, args.out, model=args.model, weights=weights, layer=args.layer,
-                   batch_size=args.batch_size, chunk_size=args.chunk_size, cache=args.cache,
-                   verbose=0 if args.quiet else 1)
+    result = embed(
+        args.folder,
+        args.out,
+        model=args.model,
+        weights=weights,
+        layer=args.layer,
+        batch_size=args.batch_size,
+        chunk_size=args.chunk_size,
+        cache=args.cache,
+        verbose=0 if args.quiet else 1,
+    )
     print(
         f"wrote {result.n_images} rows to {result.path} ({result.n_computed} embedded now, "
         f"{result.n_resumed} from an interrupted run, {result.n_failed} unreadable)"

@@ -6,8 +6,8 @@ the code under test; ``expected`` is ``Raises(type, fragment)`` or
 behaviour.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import pytest
 

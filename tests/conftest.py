@@ -106,8 +106,6 @@ def flower_embeddings(data_dir):
 
     paths, labels = load_image_folder(data_dir / "flowers")
     rng = np.random.default_rng(0)
-    rows = np.concatenate(
-        [rng.choice(np.flatnonzero(labels == c), 60, replace=False) for c in np.unique(labels)]
-    )
+    rows = np.concatenate([rng.choice(np.flatnonzero(labels == c), 60, replace=False) for c in np.unique(labels)])
     X = PretrainedFeatureExtractor().fit_transform([paths[i] for i in rows])
     return X, np.asarray(labels)[rows]

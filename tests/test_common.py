@@ -63,8 +63,7 @@ _CLASSIFIER_TABLES = {
 # of the classifier checks, which FrozenFeatureClassifier fails the same way
 # (it has no partial_fit, so that check passes).
 _FROZEN_CLASSIFIER_TABLES = {
-    **{check: spec for check, spec in _CLASSIFIER_TABLES.items()
-       if check != "check_estimators_partial_fit_n_features"},
+    **{check: spec for check, spec in _CLASSIFIER_TABLES.items() if check != "check_estimators_partial_fit_n_features"},
     "check_decision_proba_consistency": (2, "check_image_fitted_attributes"),
     "check_sample_weights_pandas_series": (2, "test_frozen_classifier.py's sample weight test"),
     "check_sample_weights_not_an_array": (2, "test_frozen_classifier.py's sample weight test"),
@@ -80,9 +79,7 @@ ESTIMATORS = [
     # --- representation extraction ---
     # batch_size=1 for exact sample-order invariance (see the row below).
     (
-        sktransfer.PretrainedFeatureExtractor(
-            model="tiny_convnet", weights=None, batch_size=1, num_workers=0
-        ),
+        sktransfer.PretrainedFeatureExtractor(model="tiny_convnet", weights=None, batch_size=1, num_workers=0),
         _not_images(_IMAGE_ESTIMATOR_TABLES),
     ),
     # Two views per image keep its fits cheap; the views are drawn from the
@@ -92,15 +89,24 @@ ESTIMATORS = [
             extractor=sktransfer.PretrainedFeatureExtractor(
                 model="tiny_convnet", weights=None, batch_size=1, num_workers=0
             ),
-            n_views=2, random_state=0,
+            n_views=2,
+            random_state=0,
         ),
         {**_not_images(_IMAGE_ESTIMATOR_TABLES), **_not_images(_FROZEN_CLASSIFIER_TABLES)},
     ),
     # --- fine-tuning ---
     (
         sktransfer.FineTuneClassifier(
-            model="tiny_convnet", weights=None, max_epochs=2, head_epochs=1, batch_size=16,
-            train_split=None, random_state=0, num_workers=0, device="cpu", verbose=0,
+            model="tiny_convnet",
+            weights=None,
+            max_epochs=2,
+            head_epochs=1,
+            batch_size=16,
+            train_split=None,
+            random_state=0,
+            num_workers=0,
+            device="cpu",
+            verbose=0,
             # One image per prediction batch: oneDNN picks kernels by batch
             # shape, so a sample's float rounding would otherwise depend on
             # which samples share its batch (sample-order invariance check).
@@ -127,17 +133,27 @@ ESTIMATORS = [
         sktransfer.DomainClassifierWeighter(),
         dict.fromkeys(
             [
-                "check_dict_unchanged", "check_dont_overwrite_parameters",
-                "check_dtype_object", "check_estimators_dtypes",
-                "check_estimators_fit_returns_self", "check_estimators_nan_inf",
-                "check_estimators_overwrite_params", "check_estimators_pickle",
-                "check_f_contiguous_array_estimator", "check_fit2d_1feature",
-                "check_fit2d_predict1d", "check_fit_check_is_fitted",
-                "check_fit_idempotent", "check_fit_score_takes_y",
+                "check_dict_unchanged",
+                "check_dont_overwrite_parameters",
+                "check_dtype_object",
+                "check_estimators_dtypes",
+                "check_estimators_fit_returns_self",
+                "check_estimators_nan_inf",
+                "check_estimators_overwrite_params",
+                "check_estimators_pickle",
+                "check_f_contiguous_array_estimator",
+                "check_fit2d_1feature",
+                "check_fit2d_predict1d",
+                "check_fit_check_is_fitted",
+                "check_fit_idempotent",
+                "check_fit_score_takes_y",
                 "check_methods_sample_order_invariance",
-                "check_methods_subset_invariance", "check_n_features_in",
-                "check_n_features_in_after_fitting", "check_pipeline_consistency",
-                "check_positive_only_tag_during_fit", "check_readonly_memmap_input",
+                "check_methods_subset_invariance",
+                "check_n_features_in",
+                "check_n_features_in_after_fitting",
+                "check_pipeline_consistency",
+                "check_positive_only_tag_during_fit",
+                "check_readonly_memmap_input",
             ],
             "fit(X_source, X_target) takes two feature matrices, not (X, y): the "
             "check's 1-d y is rejected as X_target (fit, pickle and clone are "
@@ -190,8 +206,7 @@ def test_table_covers_every_public_estimator():
     public = {
         name
         for name in sktransfer.__all__
-        if isinstance(getattr(sktransfer, name), type)
-        and issubclass(getattr(sktransfer, name), BaseEstimator)
+        if isinstance(getattr(sktransfer, name), type) and issubclass(getattr(sktransfer, name), BaseEstimator)
     }
     covered = {type(est).__name__ for est, _ in ESTIMATORS}
     assert public <= covered, f"estimators missing from the table: {sorted(public - covered)}"

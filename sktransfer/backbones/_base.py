@@ -147,9 +147,7 @@ class Backbone(nn.Module):
         if name == "pre_logits":
             return self.pre_logits
         if name not in self.groups:
-            raise KeyError(
-                f"{self.name} has no layer group {name!r}; its groups are {self.layer_groups}"
-            )
+            raise KeyError(f"{self.name} has no layer group {name!r}; its groups are {self.layer_groups}")
         return self.groups[name]
 
     def forward_trunk(self, x, *, start=None, stop=None):

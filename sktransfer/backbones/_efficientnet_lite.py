@@ -142,17 +142,11 @@ class Conv2dSame(nn.Conv2d):
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, groups=1, bias=False):
-        super().__init__(
-            in_channels, out_channels, kernel_size, stride=stride, padding=0, groups=groups, bias=bias
-        )
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0, groups=groups, bias=bias)
 
     def forward(self, x):
-        top, bottom = _same_pad_amounts(
-            x.shape[-2], self.kernel_size[0], self.stride[0], self.dilation[0]
-        )
-        left, right = _same_pad_amounts(
-            x.shape[-1], self.kernel_size[1], self.stride[1], self.dilation[1]
-        )
+        top, bottom = _same_pad_amounts(x.shape[-2], self.kernel_size[0], self.stride[0], self.dilation[0])
+        left, right = _same_pad_amounts(x.shape[-1], self.kernel_size[1], self.stride[1], self.dilation[1])
         if top == bottom and left == right:
             # Symmetric: the convolution pads by itself, which saves a padded
             # copy of the input forwards and a slice of its gradient backwards.
@@ -260,9 +254,7 @@ class EfficientNetLite(nn.Module):
             for r in range(repeats):
                 # Rate grows linearly with depth, as in the original TF code.
                 rate = drop_connect_rate * len(blocks) / n_blocks
-                blocks.append(
-                    MBConvBlock(in_ch, out_ch, expand, kernel, stride if r == 0 else 1, rate)
-                )
+                blocks.append(MBConvBlock(in_ch, out_ch, expand, kernel, stride if r == 0 else 1, rate))
                 in_ch = out_ch
             self.stage_slices.append((start, len(blocks)))
         self._blocks = nn.ModuleList(blocks)
@@ -391,9 +383,7 @@ def efficientnet_lite_spec(model):
     groups = [("stem", _stem(model))]
     for i, (start, stop) in enumerate(model.stage_slices, 1):
         groups.append((f"stage{i}", nn.Sequential(*model._blocks[start:stop])))
-    groups.append(
-        ("head_conv", nn.Sequential(model._conv_head, model._bn1, nn.ReLU6(inplace=True)))
-    )
+    groups.append(("head_conv", nn.Sequential(model._conv_head, model._bn1, nn.ReLU6(inplace=True))))
     return BackboneSpec(
         groups=groups,
         pool=Lambda(global_avg),

@@ -26,8 +26,8 @@ def list_backbones():
     """Names of every architecture ``get_backbone`` knows, sorted.
 
     Every torchvision classification model plus the offline
-    ``efficientnet_lite0``, ``efficientnet_lite1`` and ``efficientnet_lite2``. (``get_backbone`` also knows ``"tiny_convnet"``,
-    a tiny random network for tests, see :func:`make_tiny_backbone`.)
+    ``efficientnet_lite0``, ``efficientnet_lite1`` and ``efficientnet_lite2``.
+    (``get_backbone`` also knows ``"tiny_convnet"``, a tiny random network for tests, see :func:`make_tiny_backbone`.)
 
     Examples
     --------

@@ -71,9 +71,7 @@ def split_squeezenet(m):
     pools = [i for i, layer in enumerate(layers) if isinstance(layer, nn.MaxPool2d)]
     cuts = [0] + [p + 1 for p in pools] + [len(layers)]
     groups = [
-        (f"stage{i}" if i else "stem", _seq(*layers[a:b]))
-        for i, (a, b) in enumerate(zip(cuts[:-1], cuts[1:]))
-        if b > a
+        (f"stage{i}" if i else "stem", _seq(*layers[a:b])) for i, (a, b) in enumerate(zip(cuts[:-1], cuts[1:])) if b > a
     ]
     # The 1x1-conv classifier pools *after* its ReLU, so logits cannot be
     # computed from the pooled embedding: no head here (transfer replaces it).
@@ -176,7 +174,18 @@ def split_googlenet(m):
 
 def split_inception_v3(m):
     groups = [
-        ("stem", _seq(m.Conv2d_1a_3x3, m.Conv2d_2a_3x3, m.Conv2d_2b_3x3, m.maxpool1, m.Conv2d_3b_1x1, m.Conv2d_4a_3x3, m.maxpool2)),
+        (
+            "stem",
+            _seq(
+                m.Conv2d_1a_3x3,
+                m.Conv2d_2a_3x3,
+                m.Conv2d_2b_3x3,
+                m.maxpool1,
+                m.Conv2d_3b_1x1,
+                m.Conv2d_4a_3x3,
+                m.maxpool2,
+            ),
+        ),
         ("mixed5", _seq(m.Mixed_5b, m.Mixed_5c, m.Mixed_5d)),
         ("mixed6", _seq(m.Mixed_6a, m.Mixed_6b, m.Mixed_6c, m.Mixed_6d, m.Mixed_6e)),
         ("mixed7", _seq(m.Mixed_7a, m.Mixed_7b, m.Mixed_7c)),

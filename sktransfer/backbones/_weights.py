@@ -53,12 +53,7 @@ def is_weights_path(weights):
         return False
     if os.path.isfile(expand_weights_path(weights)):
         return True
-    return (
-        os.sep in weights
-        or "/" in weights
-        or weights.startswith("~")
-        or weights.lower().endswith(_WEIGHTS_SUFFIXES)
-    )
+    return os.sep in weights or "/" in weights or weights.startswith("~") or weights.lower().endswith(_WEIGHTS_SUFFIXES)
 
 
 def preprocessing_from_enum(weights_enum):
@@ -91,8 +86,7 @@ def torchvision_weights_enum(arch, weights):
         options = ["DEFAULT"] + [w.name for w in enum_cls]
         raise ValueError(
             f"weights={weights!r} is not known for {arch!r}: use one of {options}, "
-            "None (random initialisation) or the path of a local state-dict file"
-            + _no_such_file(weights)
+            "None (random initialisation) or the path of a local state-dict file" + _no_such_file(weights)
         ) from None
 
 
@@ -115,9 +109,7 @@ def read_state_dict(path):
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling errors come in many types
-        raise ValueError(
-            f"cannot read weights file {str(path)!r} as a state dict: {_describe(exc)}"
-        ) from exc
+        raise ValueError(f"cannot read weights file {str(path)!r} as a state dict: {_describe(exc)}") from exc
     return _unwrap_state_dict(obj, f"weights file {str(path)!r}")
 
 

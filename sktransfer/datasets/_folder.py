@@ -204,9 +204,7 @@ def load_image_folder(path, *, extensions=None, return_class_names=False):
     if not os.path.exists(root):
         raise FileNotFoundError(f"image folder not found: {root}")
     if not os.path.isdir(root):
-        raise NotADirectoryError(
-            f"{root} is not a folder; expected a folder with one sub-folder per class"
-        )
+        raise NotADirectoryError(f"{root} is not a folder; expected a folder with one sub-folder per class")
     extensions = _normalise_extensions(extensions)
 
     skipped = _Skipped()

@@ -119,9 +119,7 @@ def _not_found_message(problem, homes, download_home):
     return "\n".join(lines)
 
 
-def fetch_hymenoptera(
-    *, data_home=None, subset="train", download_if_missing=True, return_X_y=False
-):
+def fetch_hymenoptera(*, data_home=None, subset="train", download_if_missing=True, return_X_y=False):
     """Load the ants-vs-bees image data set (paths and labels).
 
     A copy is searched for in the folders :func:`find_data_dir` searches:
@@ -190,26 +188,17 @@ def fetch_hymenoptera(
     if root is None:
         download_home = get_data_home(data_home)
         if not download_if_missing:
-            raise OSError(
-                _not_found_message(
-                    "was not found (download_if_missing=False)", homes, download_home
-                )
-            )
+            raise OSError(_not_found_message("was not found (download_if_missing=False)", homes, download_home))
         try:
             root = _download_copy(download_home)
         except (OSError, zipfile.BadZipFile) as exc:
-            problem = (
-                f"was not found and could not be downloaded from {HYMENOPTERA_URL} "
-                f"({type(exc).__name__}: {exc})"
-            )
+            problem = f"was not found and could not be downloaded from {HYMENOPTERA_URL} ({type(exc).__name__}: {exc})"
             raise OSError(_not_found_message(problem, homes, download_home)) from exc
 
     splits = _SPLITS if subset == "all" else (subset,)
     paths, targets, split_of_each, class_names = [], [], [], set()
     for split in splits:
-        split_paths, split_target, split_classes = load_image_folder(
-            os.path.join(root, split), return_class_names=True
-        )
+        split_paths, split_target, split_classes = load_image_folder(os.path.join(root, split), return_class_names=True)
         paths.extend(split_paths)
         targets.append(split_target)
         split_of_each.extend([split] * len(split_paths))

@@ -8,7 +8,6 @@ import os
 import threading
 from numbers import Integral
 
-import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
@@ -311,8 +310,14 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
 
     def _make_runner(self):
         """The engine: a callable uint8 batch tensor -> float32 numpy features."""
-        return make_runner(self._engine, self._embedder, resolve_device(self.device), self._precision,
-                           self._graph_description(), graph=self._int8_graph)
+        return make_runner(
+            self._engine,
+            self._embedder,
+            resolve_device(self.device),
+            self._precision,
+            self._graph_description(),
+            graph=self._int8_graph,
+        )
 
     def _get_runner(self):
         runner = getattr(self, "_runner", None)
@@ -469,4 +474,3 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         tags.transformer_tags.preserves_dtype = []  # always float32
         tags.requires_fit = True
         return tags
-

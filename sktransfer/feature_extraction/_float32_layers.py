@@ -35,10 +35,24 @@ from __future__ import annotations
 RULE = "float32 where depthwise: first, depthwise and linear convolutions"
 
 _CONVOLUTIONS = ("Convolution", "GroupConvolution")
-_ACTIVATIONS = frozenset({
-    "Relu", "Clamp", "Maximum", "Minimum", "PRelu", "Elu", "Gelu", "Swish", "HSwish", "HSigmoid",
-    "Sigmoid", "Mish", "SoftPlus", "Tanh",
-})
+_ACTIVATIONS = frozenset(
+    {
+        "Relu",
+        "Clamp",
+        "Maximum",
+        "Minimum",
+        "PRelu",
+        "Elu",
+        "Gelu",
+        "Swish",
+        "HSwish",
+        "HSigmoid",
+        "Sigmoid",
+        "Mish",
+        "SoftPlus",
+        "Tanh",
+    }
+)
 # Element-wise ops between a convolution and its activation: the bias, a
 # folded normalisation, the residual sum. The walk passes through them.
 _ELEMENTWISE = frozenset({"Add", "Multiply", "Subtract", "Divide"})

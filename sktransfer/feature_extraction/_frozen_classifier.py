@@ -169,8 +169,9 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
         "random_state": ["random_state"],
     }
 
-    def __init__(self, *, extractor=None, classifier=None, n_views=8, augment="light", keep_original=True,
-                 random_state=None):
+    def __init__(
+        self, *, extractor=None, classifier=None, n_views=8, augment="light", keep_original=True, random_state=None
+    ):
         self.extractor = extractor
         self.classifier = classifier
         self.n_views = n_views
@@ -217,16 +218,18 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
         self
         """
         if self.n_views == 0 and not self.keep_original:
-            raise ValueError("n_views=0 with keep_original=False leaves nothing to fit on; "
-                             "set n_views >= 1 or keep_original=True")
+            raise ValueError(
+                "n_views=0 with keep_original=False leaves nothing to fit on; set n_views >= 1 or keep_original=True"
+            )
         items = self._validate_images(X, reset=True)
         y = self._check_labels(y, len(items))
         classifier = self._make_classifier()
         fit_params = {}
         if sample_weight is not None:
             if not has_fit_parameter(classifier, "sample_weight"):
-                raise TypeError(f"sample_weight was given, but {type(classifier).__name__}.fit "
-                                "does not take sample_weight")
+                raise TypeError(
+                    f"sample_weight was given, but {type(classifier).__name__}.fit does not take sample_weight"
+                )
             sample_weight = _check_sample_weight(sample_weight, items)
         extractor = self._make_extractor()
         extractor.fit(items, y)

@@ -47,8 +47,12 @@ def calibration_images(items, transform, *, num_workers, on_error):
     picked = np.unique(np.linspace(0, n - 1, min(n, MAX_CALIBRATION)).round().astype(int))
     chosen = [items[i] for i in picked]
     decoded, _ = decode_all(
-        chosen, transform, num_workers=num_workers, on_error=on_error,
-        draft_size=getattr(transform, "draft_size", None), stack=False,
+        chosen,
+        transform,
+        num_workers=num_workers,
+        on_error=on_error,
+        draft_size=getattr(transform, "draft_size", None),
+        stack=False,
     )
     good = [t.numpy() for t in decoded if t is not None]
     if not good:
@@ -116,8 +120,11 @@ def quantize_onnx(graph, images):
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         src.write_bytes(graph)
         quantize_static(
-            str(src), str(dst), Reader(),
-            quant_format=QuantFormat.QDQ, per_channel=True,
+            str(src),
+            str(dst),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
             activation_type=QuantType.QUInt8,
             # U8S8 saturates without VNNI; U8U8 uses kernels that do not.
             weight_type=QuantType.QUInt8 if int8_saturates() else QuantType.QInt8,
@@ -173,8 +180,9 @@ def quantize_openvino(graph, images):
         if kept:
             settings["ignored_scope"] = nncf.IgnoredScope(names=kept)
         if int8_saturates():
-            settings.setdefault("advanced_parameters", nncf.AdvancedQuantizationParameters(
-                overflow_fix=nncf.OverflowFix.ENABLE))
+            settings.setdefault(
+                "advanced_parameters", nncf.AdvancedQuantizationParameters(overflow_fix=nncf.OverflowFix.ENABLE)
+            )
         quantized = nncf.quantize(model, dataset, subset_size=len(images), **settings)
     return pack_model(quantized)
 
@@ -197,15 +205,22 @@ def calibrated_graph(engine, embedder, description, images):
     calib = calibration_key(images)
     if engine == "openvino":
         quantize, tools = quantize_openvino, _versions("nncf", "openvino")
-        settings = {**{k: str(v) for k, v in NNCF_SETTINGS.items()}, "float32_layers": RULE,
-                    "constants": "folded"}
+        settings = {**{k: str(v) for k, v in NNCF_SETTINGS.items()}, "float32_layers": RULE, "constants": "folded"}
     else:
         quantize, tools, settings = quantize_onnx, _versions("onnxruntime"), {}
     settings["saturation_fix"] = int8_saturates()
     key = None
     if description is not None:
-        key = graph_key({**description, "engine": engine, "precision": "int8", "calibration": calib,
-                         "quantizer": tools, "settings": settings})
+        key = graph_key(
+            {
+                **description,
+                "engine": engine,
+                "precision": "int8",
+                "calibration": calib,
+                "quantizer": tools,
+                "settings": settings,
+            }
+        )
     return cached_graph(key, lambda: quantize(float32_graph(embedder, description), images)), calib
 
 
@@ -217,6 +232,7 @@ def calibrate(extractor, items):
     from ..image._batch_decoder import resolve_num_workers
 
     transform = extractor.backbone_.preprocessing.pil_transform()
-    images = calibration_images(items, transform, num_workers=resolve_num_workers(extractor.num_workers),
-                                on_error=extractor.on_error)
+    images = calibration_images(
+        items, transform, num_workers=resolve_num_workers(extractor.num_workers), on_error=extractor.on_error
+    )
     return calibrated_graph(extractor._engine, extractor._embedder, extractor._graph_description(), images)

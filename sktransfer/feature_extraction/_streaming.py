@@ -168,8 +168,7 @@ class EmbeddingLoop:
                     block[rows] = vectors
                     # Failed items were embedded as black fillers: never store those.
                     failed = {i for i, _ in fails}
-                    self._keep(config, [None if j in failed else keys[r] for j, r in enumerate(rows, start)],
-                                   vectors)
+                    self._keep(config, [None if j in failed else keys[r] for j, r in enumerate(rows, start)], vectors)
                 failures.extend(_renamed(chunk, misses[i], err, chunk_start) for i, err in fails)
                 self._advance(len(rows))
             failures.sort(key=lambda pair: pair[0])

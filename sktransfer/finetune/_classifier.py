@@ -41,7 +41,12 @@ __all__ = ["FineTuneClassifier"]
 
 
 class FineTuneClassifier(
-    ImageInputMixin, LabelEncodingMixin, ImageDataMixin, ValidationMixin, DevicePrecisionMixin, FastPrefixMixin,
+    ImageInputMixin,
+    LabelEncodingMixin,
+    ImageDataMixin,
+    ValidationMixin,
+    DevicePrecisionMixin,
+    FastPrefixMixin,
     NeuralNetClassifier,
 ):
     """Fine-tune a pretrained image network: head first, then the last layer groups.

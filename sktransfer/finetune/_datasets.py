@@ -76,8 +76,7 @@ def to_crop_tensor(out, crop_size, what="augment"):
             )
         return out.contiguous()
     raise TypeError(
-        f"{what} must return an RGB PIL image, an HWC uint8 array or a CHW uint8 tensor, "
-        f"got {type(out).__name__}"
+        f"{what} must return an RGB PIL image, an HWC uint8 array or a CHW uint8 tensor, got {type(out).__name__}"
     )
 
 
@@ -150,8 +149,7 @@ def decode_training_images(items, preprocessing, *, augment=None, num_workers=0,
         return DecodedImages(images, crop, memo_key=memo_key)
     # Keep the resized images: random crops are drawn from them each epoch,
     # and their centre crop is the evaluation crop.
-    resized, _ = decode_all(items, crop.resize, num_workers=num_workers, draft_size=crop.draft_size,
-                            stack=False)
+    resized, _ = decode_all(items, crop.resize, num_workers=num_workers, draft_size=crop.draft_size, stack=False)
     return DecodedImages(resized, crop, augment)
 
 
@@ -245,7 +243,10 @@ class ImageDataMixin:
         crop = self.module_.backbone.preprocessing.pil_transform()
         batch_size = self.get_params_for("iterator_valid").get("batch_size", self.batch_size)
         decoder = BatchDecoder(
-            items, crop, batch_size=batch_size, num_workers=resolve_num_workers(self.num_workers),
+            items,
+            crop,
+            batch_size=batch_size,
+            num_workers=resolve_num_workers(self.num_workers),
             draft_size=crop.draft_size,
         )
         prefix = None if training else self._prediction_prefix()

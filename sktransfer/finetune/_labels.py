@@ -35,9 +35,7 @@ class LabelEncodingMixin:
                 self.classes_inferred_ = classes
                 self._check_known_labels(y)
             if len(classes) < 2:
-                raise ValueError(
-                    f"{type(self).__name__} needs at least 2 classes in y; got 1 class: {classes[0]!r}"
-                )
+                raise ValueError(f"{type(self).__name__} needs at least 2 classes in y; got 1 class: {classes[0]!r}")
             self.classes_inferred_ = classes
             self.class_weight_ = self._class_weights(classes, y)
         else:

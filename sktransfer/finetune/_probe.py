@@ -95,8 +95,12 @@ def fit_linear_probe(linear, embeddings, y, *, class_weight=None, C=1.0, max_ite
         linear.weight.zero_()
         linear.bias.zero_()
     opt = torch.optim.LBFGS(
-        [linear.weight, linear.bias], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe",
-        tolerance_grad=1e-6, tolerance_change=1e-9,
+        [linear.weight, linear.bias],
+        lr=1.0,
+        max_iter=max_iter,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-6,
+        tolerance_change=1e-9,
     )
 
     def closure():

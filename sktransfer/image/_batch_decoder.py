@@ -97,8 +97,9 @@ class BatchDecoder:
         Items of this batch that could not be read (``on_error="nan"``).
     """
 
-    def __init__(self, items, transform, *, batch_size, num_workers=0, on_error="raise",
-                 draft_size=None, input_name="X"):
+    def __init__(
+        self, items, transform, *, batch_size, num_workers=0, on_error="raise", draft_size=None, input_name="X"
+    ):
         self.items = items
         self.transform = transform
         self.batch_size = int(batch_size)
@@ -108,8 +109,9 @@ class BatchDecoder:
         self.input_name = input_name
 
     def _decode_index(self, index):
-        return decode_item_or_error(self.items[index], index, self.transform, self.draft_size,
-                                    self.input_name, self.on_error)
+        return decode_item_or_error(
+            self.items[index], index, self.transform, self.draft_size, self.input_name, self.on_error
+        )
 
     def _collate(self, start, results):
         failures = [(start + i, r) for i, r in enumerate(results) if isinstance(r, ImageLoadError)]
@@ -148,14 +150,14 @@ class BatchDecoder:
             yield self._collate(start, [f.result() for f in futures])
 
 
-def decode_all(items, transform, *, num_workers=0, on_error="raise", draft_size=None, input_name="X",
-               stack=True):
+def decode_all(items, transform, *, num_workers=0, on_error="raise", draft_size=None, input_name="X", stack=True):
     """Decode every item at once, in ``num_workers`` threads.
 
     Returns ``(decoded, failures)``: with ``stack`` a uint8 tensor (n, 3, H, W)
     (black images where decoding failed), else the list of ``transform``
     outputs (None where it failed); ``failures`` lists (index, ImageLoadError).
     """
+
     def decode(index):
         return decode_item_or_error(items[index], index, transform, draft_size, input_name, on_error)
 

@@ -23,9 +23,9 @@ def _wrap_hint(input_name):
 
 def is_image_item(item):
     """Whether ``item`` is one image of a kind ``load_image`` reads (no file access)."""
-    return isinstance(
-        item, (str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray)
-    ) or _is_tensor(item)
+    return isinstance(item, (str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray)) or _is_tensor(
+        item
+    )
 
 
 def is_missing(item):
@@ -182,8 +182,7 @@ def check_images(X, *, input_name="X"):
         )
     if isinstance(X, Image.Image):
         raise ValueError(
-            f"{input_name} is a single PIL image, expected a collection of "
-            f"images; {_wrap_hint(input_name)}"
+            f"{input_name} is a single PIL image, expected a collection of images; {_wrap_hint(input_name)}"
         )
     if _is_pandas(X, "DataFrame"):
         if X.shape[1] != 1:

@@ -89,9 +89,7 @@ class ResizeCenterCrop:
 
     def __init__(self, resize_size, crop_size, interpolation="bilinear"):
         if interpolation not in _PIL_FILTERS:
-            raise ValueError(
-                f"interpolation must be one of {sorted(_PIL_FILTERS)}, got {interpolation!r}"
-            )
+            raise ValueError(f"interpolation must be one of {sorted(_PIL_FILTERS)}, got {interpolation!r}")
         self.resize_size = int(resize_size)
         self.crop_size = int(crop_size)
         self.interpolation = interpolation
@@ -158,10 +156,10 @@ class ResizeCenterCrop:
             # Pad with black around the image, as the PIL path does.
             canvas_w, canvas_h, left, top = _padded(new_w, new_h, c)
             canvas = x.new_zeros((x.shape[0], canvas_h, canvas_w))
-            canvas[:, top:top + new_h, left:left + new_w] = x
+            canvas[:, top : top + new_h, left : left + new_w] = x
             x, new_w, new_h = canvas, canvas_w, canvas_h
         left, top = _crop_origin(new_w, new_h, c)
-        return x[:, top:top + c, left:left + c].contiguous()
+        return x[:, top : top + c, left : left + c].contiguous()
 
     def __call__(self, img):
         if isinstance(img, torch.Tensor):

@@ -21,9 +21,7 @@ def _check_label_values(y):
         return
     missing = [i for i, label in enumerate(y.tolist()) if label is None]
     if missing:
-        raise ValueError(
-            f"y contains None at position(s) {missing[:10]}; every image needs a label"
-        )
+        raise ValueError(f"y contains None at position(s) {missing[:10]}; every image needs a label")
     kinds = sorted({type(label).__name__ for label in y.tolist()})
     try:
         np.unique(y)

@@ -56,7 +56,9 @@ def _named_candidates(candidates):
             seen[name] = seen.get(name, 0) + 1
             items.append((name if seen[name] == 1 else f"{name}#{seen[name]}", ext))
     else:
-        raise TypeError(f"candidates must be a dict of name -> extractor or a list of extractors, got {type(candidates).__name__}")
+        raise TypeError(
+            f"candidates must be a dict of name -> extractor or a list of extractors, got {type(candidates).__name__}"
+        )
     if not items:
         raise ValueError("candidates is empty: give at least one extractor")
     for name, ext in items:
@@ -99,7 +101,7 @@ def _extract_all(named, X, need_source):
     for key, members in groups.items():
         t0 = time.perf_counter()
         if key[0] == "alone":
-            (name, ext), = members
+            ((name, ext),) = members
             features[name] = np.asarray(clone(ext).fit_transform(X), dtype=np.float64)
             proba = None
         else:

@@ -95,7 +95,10 @@ def make_transferability_scorer(score="logme"):
 
             extractor = _last_extractor(estimator)
             if not reads_source_head(extractor):
-                raise ValueError(f"{score} needs layer=None and pooling=None, got layer={extractor.layer!r}, pooling={extractor.pooling!r}")
+                raise ValueError(
+                    f"{score} needs layer=None and pooling=None, "
+                    f"got layer={extractor.layer!r}, pooling={extractor.pooling!r}"
+                )
             return fn(source_probabilities(extractor, _features(estimator, X)), y)
 
     else:

@@ -46,8 +46,7 @@ def _logme_evidence(alpha, beta, s2, z, y_sq, n, dim):
     residual = np.sum((alpha * z / shrink) ** 2) + max(y_sq - np.sum(z**2), 0.0)
     logdet = np.sum(np.log(shrink)) + (dim - len(s2)) * np.log(alpha)
     evidence = (
-        n * np.log(beta) + dim * np.log(alpha) - n * np.log(2 * np.pi)
-        - beta * residual - alpha * m_sq - logdet
+        n * np.log(beta) + dim * np.log(alpha) - n * np.log(2 * np.pi) - beta * residual - alpha * m_sq - logdet
     ) / (2 * n)
     # The small constants of the reference implementation keep the updates
     # finite when the features fit the labels exactly (fewer samples than

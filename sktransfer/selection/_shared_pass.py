@@ -16,7 +16,6 @@ from torch import nn
 from ..feature_extraction import PretrainedFeatureExtractor
 from ..feature_extraction._embedder import default_pooling
 from ..feature_extraction._pooling import global_pool
-from ..feature_extraction._torch_engine import TorchRunner
 from ..utils._device import resolve_device
 
 # Parameters that only choose what is read off the pass.
@@ -121,9 +120,7 @@ def extract_shared(extractors, X, *, with_source):
     backbone = carrier.backbone_
     for ext in extractors:
         if ext.layer not in (None, "pre_logits") and ext.layer not in backbone.group_names:
-            raise ValueError(
-                f"layer={ext.layer!r} is not a layer group of {backbone.name} ({backbone.layer_groups})"
-            )
+            raise ValueError(f"layer={ext.layer!r} is not a layer group of {backbone.name} ({backbone.layer_groups})")
     with_source = with_source and backbone.head is not None
     readouts = [(e.layer, e.pooling) for e in extractors]
     readout = _MultiReadout(backbone, readouts, with_source, getattr(requested, "tta", None)).eval()

@@ -120,8 +120,7 @@ class WrappedClassifier(ClassifierMixin, BaseEstimator):
             ) from exc
         if len(classes) < 2:
             raise ValueError(
-                f"y has one class ({classes[0]!r}); {type(self).__name__} needs samples "
-                "of at least 2 classes."
+                f"y has one class ({classes[0]!r}); {type(self).__name__} needs samples of at least 2 classes."
             )
         return X, y
 

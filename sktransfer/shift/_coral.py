@@ -137,9 +137,7 @@ class CORAL(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             check_same_feature_space(X, X_target, "X (source)", "X_target")
         source_covariance = _regularised_covariance(X.astype(np.float64), self.regularization)
         target_covariance = _regularised_covariance(X_target.astype(np.float64), self.regularization)
-        self.alignment_ = _symmetric_power(source_covariance, -0.5) @ _symmetric_power(
-            target_covariance, 0.5
-        )
+        self.alignment_ = _symmetric_power(source_covariance, -0.5) @ _symmetric_power(target_covariance, 0.5)
         self.source_mean_ = X.mean(axis=0, dtype=np.float64)
         self.target_mean_ = X_target.mean(axis=0, dtype=np.float64)
         return self

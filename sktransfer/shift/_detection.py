@@ -120,11 +120,7 @@ def _smallest_ks_p_value(n_ref, n_new, n_features):
 
 def _smallest_rank_p_value(n_ref_test, n_new_test):
     """Floor of the one-sided Mann-Whitney p-value: every new row ranked above every reference row."""
-    return float(
-        mannwhitneyu(
-            np.arange(n_new_test) + n_ref_test, np.arange(n_ref_test), alternative="greater"
-        ).pvalue
-    )
+    return float(mannwhitneyu(np.arange(n_new_test) + n_ref_test, np.arange(n_ref_test), alternative="greater").pvalue)
 
 
 def _mmd_test(X_ref, X_new, n_permutations, rng):

@@ -148,9 +148,7 @@ class DomainClassifierWeighter(BaseEstimator):
         domain = domain_labels(len(X_source), len(X_target))
         classifier = default_domain_classifier() if self.estimator is None else self.estimator
         folds = StratifiedKFold(self.cv, shuffle=True, random_state=self.random_state)
-        out_of_fold = cross_val_predict(
-            clone(classifier), X, domain, cv=folds, method="predict_proba"
-        )[:, 1]
+        out_of_fold = cross_val_predict(clone(classifier), X, domain, cv=folds, method="predict_proba")[:, 1]
         self.domain_auc_ = float(roc_auc_score(domain, out_of_fold))
         self.estimator_ = clone(classifier).fit(X, domain)
         self.n_source_, self.n_target_ = len(X_source), len(X_target)
@@ -205,8 +203,7 @@ def _sample_weight_param(estimator):
     else:
         owner = f"{type(estimator).__name__}.fit"
     raise ValueError(
-        f"{owner} does not accept sample_weight, so it cannot be importance "
-        "weighted; choose an estimator that does."
+        f"{owner} does not accept sample_weight, so it cannot be importance weighted; choose an estimator that does."
     )
 
 
@@ -310,6 +307,7 @@ class ImportanceWeightedClassifier(WrappedClassifier):
                 "sklearn.frozen.FrozenEstimator (which survives cloning in "
                 "GridSearchCV and cross_val_score).",
                 UserWarning,
+                stacklevel=2,
             )
             self.weighter_ = None
         if self.weighter_ is None:

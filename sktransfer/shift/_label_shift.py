@@ -78,7 +78,7 @@ def _fit_calibration(log_proba, y_index, *, with_bias):
 def _em_priors(proba, source_priors, *, max_iter, tol):
     """Saerens et al. (2002) EM for the target priors; returns (priors, n_iter)."""
     priors = source_priors.copy()
-    for n_iter in range(1, max_iter + 1):
+    for n_iter in range(1, max_iter + 1):  # noqa: B007 -- returned after the loop
         adjusted = proba * (priors / source_priors)
         adjusted /= adjusted.sum(axis=1, keepdims=True)
         new_priors = adjusted.mean(axis=0)
@@ -277,9 +277,7 @@ class LabelShiftAdapter(WrappedClassifier):
         if self.calibration is None:
             self.temperature_, self.bias_ = 1.0, np.zeros(len(self.classes_))
         else:
-            self.temperature_, self.bias_ = _fit_calibration(
-                log_oof, y_index, with_bias=self.calibration == "bcts"
-            )
+            self.temperature_, self.bias_ = _fit_calibration(log_oof, y_index, with_bias=self.calibration == "bcts")
         calibrated_oof = self._calibrate(log_oof)
         predicted = np.argmax(calibrated_oof, axis=1)
         n_classes = len(self.classes_)
@@ -309,8 +307,7 @@ class LabelShiftAdapter(WrappedClassifier):
         # of the expected value from the finite source sample behind it.
         mixture_var = priors @ (self._source_confidence_var + self.source_confidence_**2) - expected**2
         standard_error = np.sqrt(
-            max(mixture_var, 0.0) / len(proba)
-            + priors**2 @ (self._source_confidence_var / self._source_class_counts)
+            max(mixture_var, 0.0) / len(proba) + priors**2 @ (self._source_confidence_var / self._source_class_counts)
         )
         # A source whose every confidence is the same (e.g. saturated at 1)
         # has zero spread; the floor keeps rounding noise from reading as a shift.
@@ -382,6 +379,7 @@ class LabelShiftAdapter(WrappedClassifier):
                 "classes look (covariate shift), break the label-shift assumption, so "
                 "the estimated priors are unreliable.",
                 UserWarning,
+                stacklevel=2,
             )
         return self
 

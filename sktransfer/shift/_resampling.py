@@ -31,8 +31,7 @@ def _classes_to_resample(counts, strategy, kind):
     allowed = _UNDER_STRATEGIES if kind == "under" else _OVER_STRATEGIES
     if strategy not in allowed:
         raise ValueError(
-            f"sampling_strategy={strategy!r} makes no sense for "
-            f"{kind}-sampling; use one of {sorted(allowed)}."
+            f"sampling_strategy={strategy!r} makes no sense for {kind}-sampling; use one of {sorted(allowed)}."
         )
     if strategy == "majority":
         return [majority]
@@ -92,14 +91,12 @@ def target_class_counts(y, sampling_strategy, kind):
         unknown = set(sampling_strategy) - set(counts)
         if unknown:
             raise ValueError(
-                f"sampling_strategy names classes {sorted(unknown)!r} that are "
-                f"not in y (classes: {sorted(counts)!r})."
+                f"sampling_strategy names classes {sorted(unknown)!r} that are not in y (classes: {sorted(counts)!r})."
             )
         targets.update({label: int(n) for label, n in sampling_strategy.items()})
     else:
         raise TypeError(
-            "sampling_strategy must be a str, float, dict or callable, got "
-            f"{type(sampling_strategy).__name__}."
+            f"sampling_strategy must be a str, float, dict or callable, got {type(sampling_strategy).__name__}."
         )
     for label, count in counts.items():
         if kind == "under" and targets[label] > count:
@@ -115,9 +112,7 @@ def target_class_counts(y, sampling_strategy, kind):
                 "sampler='under'."
             )
         if targets[label] < 1:
-            raise ValueError(
-                f"sampling_strategy leaves class {label!r} with no samples."
-            )
+            raise ValueError(f"sampling_strategy leaves class {label!r} with no samples.")
     return targets
 
 
@@ -284,9 +279,7 @@ class ResampledClassifier(WrappedClassifier):
                 "sampling_strategy='auto'."
             )
         sampler = clone(self.sampler) if hasattr(self.sampler, "get_params") else self.sampler
-        if self.random_state is not None and "random_state" in getattr(
-            sampler, "get_params", dict
-        )():
+        if self.random_state is not None and "random_state" in getattr(sampler, "get_params", dict)():
             sampler.set_params(random_state=self.random_state)
         X_resampled, y_resampled = sampler.fit_resample(X, y)
         return np.asarray(X_resampled), np.asarray(y_resampled)
@@ -312,12 +305,8 @@ class ResampledClassifier(WrappedClassifier):
         X_resampled, y_resampled = self._resample(X, y)
         missing = np.setdiff1d(self.classes_, y_resampled)
         if missing.size:
-            raise ValueError(
-                f"The sampler removed every sample of classes {missing.tolist()!r}."
-            )
-        self.resampled_class_counts_ = np.array(
-            [np.sum(y_resampled == label) for label in self.classes_]
-        )
+            raise ValueError(f"The sampler removed every sample of classes {missing.tolist()!r}.")
+        self.resampled_class_counts_ = np.array([np.sum(y_resampled == label) for label in self.classes_])
         self.estimator_ = clone(self._inner_estimator()).fit(X_resampled, y_resampled)
         return self
 

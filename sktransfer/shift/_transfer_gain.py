@@ -25,7 +25,6 @@ from sklearn.model_selection import check_cv, cross_validate
 from sklearn.utils._param_validation import HasMethods, Interval, validate_params
 from sklearn.utils.validation import _num_samples
 
-
 # Fewest folds on which the test decides. With 2 folds the variance of the
 # differences rests on one degree of freedom: the reference t distribution is
 # then a Cauchy (two-sided 5% critical value 12.7), and a small fold-to-fold

@@ -107,8 +107,9 @@ def _prepare_extractor(extractor, *, model, weights, layer, batch_size, verbose,
     from ..feature_extraction import PretrainedFeatureExtractor
 
     if extractor is None:
-        extractor = PretrainedFeatureExtractor(model=model, weights=weights, layer=layer, batch_size=batch_size,
-                                               verbose=verbose, cache=cache)
+        extractor = PretrainedFeatureExtractor(
+            model=model, weights=weights, layer=layer, batch_size=batch_size, verbose=verbose, cache=cache
+        )
     else:
         extractor = copy.copy(extractor)  # never change the caller's estimator
         if cache is not None:
@@ -180,8 +181,13 @@ def _write_part(partial, positions, paths, labels, errors, block, schema):
     n_features = block.shape[1]
     embedding = pa.FixedSizeListArray.from_arrays(pa.array(block.reshape(-1), pa.float32()), n_features)
     table = pa.Table.from_arrays(
-        [pa.array(paths, pa.string()), pa.array(labels, pa.string()), pa.array(errors, pa.string()), embedding,
-         pa.array(positions, pa.int64())],
+        [
+            pa.array(paths, pa.string()),
+            pa.array(labels, pa.string()),
+            pa.array(errors, pa.string()),
+            embedding,
+            pa.array(positions, pa.int64()),
+        ],
         schema=schema.append(pa.field("_position", pa.int64())),
     )
     path = os.path.join(partial, _PART.format(positions[0]))
@@ -204,8 +210,19 @@ def _join_parts(partial, out, schema):
     shutil.rmtree(partial)
 
 
-def embed(paths_or_folder, out="embeddings.parquet", *, model="efficientnet_lite0", weights="DEFAULT", layer=None,
-          batch_size="auto", chunk_size=256, extractor=None, cache=None, verbose=1):
+def embed(
+    paths_or_folder,
+    out="embeddings.parquet",
+    *,
+    model="efficientnet_lite0",
+    weights="DEFAULT",
+    layer=None,
+    batch_size="auto",
+    chunk_size=256,
+    extractor=None,
+    cache=None,
+    verbose=1,
+):
     """Embed a folder or a list of image paths into a Parquet table, resuming if interrupted.
 
     Parameters
@@ -265,7 +282,9 @@ def embed(paths_or_folder, out="embeddings.parquet", *, model="efficientnet_lite
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     paths, labels = _list_images(paths_or_folder)
     labels = labels if labels is not None else [None] * len(paths)
-    extractor = _prepare_extractor(extractor, model=model, weights=weights, layer=layer, batch_size=batch_size, verbose=verbose, cache=cache)
+    extractor = _prepare_extractor(
+        extractor, model=model, weights=weights, layer=layer, batch_size=batch_size, verbose=verbose, cache=cache
+    )
     config = describe_configuration(extractor)
     partial = out + ".partial"
     done = _open_partial(partial, _manifest(paths, labels, config))
@@ -278,12 +297,12 @@ def embed(paths_or_folder, out="embeddings.parquet", *, model="efficientnet_lite
             errors = [None] * len(block)
             for index, error in failures:
                 errors[index - start] = error.reason
-            _write_part(partial, positions, [paths[i] for i in positions], [labels[i] for i in positions], errors,
-                        block, schema)
+            _write_part(
+                partial, positions, [paths[i] for i in positions], [labels[i] for i in positions], errors, block, schema
+            )
     _join_parts(partial, out, schema)
     errors = _pyarrow().parquet.read_table(out, columns=["error"]).column(0)
     return EmbedResult(out, len(paths), len(todo), len(done), len(errors) - errors.null_count)
-
 
 
 def read_embeddings(path):

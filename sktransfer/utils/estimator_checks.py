@@ -14,6 +14,7 @@ temporary directory that is removed afterwards.
 
 from __future__ import annotations
 
+import functools
 import os
 import pathlib
 import pickle
@@ -63,10 +64,7 @@ def make_image_data(n_images=_N_IMAGES, side=_SIDE, seed=0):
     """
     rng = np.random.default_rng(seed)
     y = np.arange(n_images) % 2
-    images = [
-        rng.integers(0, 128, (side, side, 3)).astype(np.uint8) + np.uint8(120 * label)
-        for label in y
-    ]
+    images = [rng.integers(0, 128, (side, side, 3)).astype(np.uint8) + np.uint8(120 * label) for label in y]
     return images, y
 
 
@@ -165,8 +163,8 @@ def check_image_subset_invariance(estimator):
     fitted = _fit(_seeded_clone(estimator), images, y)
     whole = _output(fitted, images)
     for start in range(0, len(images), 3):
-        part = _output(fitted, images[start:start + 3])
-        _assert_same(whole[start:start + 3], part, f"images {start}.. differ when passed alone")
+        part = _output(fitted, images[start : start + 3])
+        _assert_same(whole[start : start + 3], part, f"images {start}.. differ when passed alone")
     _assert_same(whole[3:4], _output(fitted, [images[3]]), "a single image's output differs")
 
 
@@ -186,9 +184,7 @@ def check_image_fitted_attributes(estimator):
     """n_features_out_ / classes_ describe the output; images set no n_features_in_."""
     images, y = make_image_data()
     fitted = _fit(_seeded_clone(estimator), images, y)
-    assert not hasattr(fitted, "n_features_in_"), (
-        "an estimator fitted on images has no fixed number of input features"
-    )
+    assert not hasattr(fitted, "n_features_in_"), "an estimator fitted on images has no fixed number of input features"
     if hasattr(fitted, "transform"):
         out = fitted.transform(images)
         assert out.shape == (len(images), fitted.n_features_out_), (
@@ -219,10 +215,10 @@ def check_image_not_fitted(estimator):
     """transform/predict before fit raise NotFittedError, not AttributeError."""
     images, y = make_image_data(4)
     unfitted = clone(estimator)
-    methods = [m for m in ("transform", "predict", "predict_proba", "decision_function")
-               if hasattr(unfitted, m)]
+    methods = [m for m in ("transform", "predict", "predict_proba", "decision_function") if hasattr(unfitted, m)]
     assert methods, "no prediction method to check"
-    calls = {name: (lambda m=getattr(unfitted, name): m(images)) for name in methods}
+    # Bind each method now: a closure over the loop variable would call the last one.
+    calls = {name: functools.partial(getattr(unfitted, name), images) for name in methods}
     if hasattr(unfitted, "score") and is_classifier(unfitted):
         calls["score"] = lambda: unfitted.score(images, y)
     for name, call in calls.items():
@@ -231,9 +227,7 @@ def check_image_not_fitted(estimator):
         except NotFittedError:
             continue
         except Exception as exc:
-            raise AssertionError(
-                f"{name} before fit raised {type(exc).__name__} ({exc}), not NotFittedError"
-            ) from exc
+            raise AssertionError(f"{name} before fit raised {type(exc).__name__} ({exc}), not NotFittedError") from exc
         raise AssertionError(f"{name} before fit did not raise NotFittedError")
 
 
@@ -272,8 +266,11 @@ def check_image_table_contract(estimator):
     on_table = _fit(_seeded_clone(estimator), table, y)
     assert on_table.n_features_in_ == table.shape[1]
     on_images = _fit(_seeded_clone(estimator), list(grey), y)
-    _assert_same(_output(on_images, list(grey)), _output(on_table, table),
-                 "a square table's rows are not read as the greyscale images")
+    _assert_same(
+        _output(on_images, list(grey)),
+        _output(on_table, table),
+        "a square table's rows are not read as the greyscale images",
+    )
     _expect_value_error(lambda: _output(on_table, list(grey)), "fitted on a numeric table")
     _expect_value_error(lambda: _fit(_seeded_clone(estimator), table[:, :10], y), "image_shape")
 

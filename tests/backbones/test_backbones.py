@@ -12,10 +12,23 @@ from sktransfer.backbones._weights import build_torchvision, preprocessing_from_
 # The smallest member of every family: each split must reproduce the
 # original forward pass exactly, and its groups must hold every parameter.
 FAMILY_REPRESENTATIVES = [
-    "alexnet", "vgg11", "resnet18", "squeezenet1_1", "densenet121", "mobilenet_v2",
-    "mobilenet_v3_small", "efficientnet_b0", "mnasnet0_5", "shufflenet_v2_x0_5",
-    "regnet_x_400mf", "googlenet", "inception_v3", "convnext_tiny", "swin_t",
-    "maxvit_t", "vit_b_32",
+    "alexnet",
+    "vgg11",
+    "resnet18",
+    "squeezenet1_1",
+    "densenet121",
+    "mobilenet_v2",
+    "mobilenet_v3_small",
+    "efficientnet_b0",
+    "mnasnet0_5",
+    "shufflenet_v2_x0_5",
+    "regnet_x_400mf",
+    "googlenet",
+    "inception_v3",
+    "convnext_tiny",
+    "swin_t",
+    "maxvit_t",
+    "vit_b_32",
 ]
 
 
@@ -24,8 +37,16 @@ def test_list_backbones_covers_torchvision_and_offline_model():
     tv = torchvision.models.list_models(module=torchvision.models)
     assert set(tv) <= set(names)
     assert "efficientnet_lite0" in names
-    for classic in ["alexnet", "vgg16", "vgg19", "googlenet", "inception_v3", "resnet152",
-                    "mobilenet_v3_large", "densenet201"]:
+    for classic in [
+        "alexnet",
+        "vgg16",
+        "vgg19",
+        "googlenet",
+        "inception_v3",
+        "resnet152",
+        "mobilenet_v3_large",
+        "densenet201",
+    ]:
         assert classic in names
 
 

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-
 from _catalogue import Policy, Raises, assert_catalogue, check_row
 
 from sktransfer import PretrainedFeatureExtractor
@@ -79,25 +78,51 @@ def _named(**changes):
 
 ROWS = [
     ("weights_file_rewritten_since_fitting", _rewritten_file, Raises(ValueError, "not the ones it was fitted with")),
-    ("weights_file_removed_since_fitting", _removed_file, Raises(FileNotFoundError, "saved by name, not with its tensors")),
-    ("weights_file_rewritten_with_the_same_bytes", _same_file_again,
-     Policy(_equal_and_small, "content, not the file's time stamps, identifies weights")),
-    ("fitted_network_modified_before_pickling", _modified_network,
-     Raises(ValueError, "the fitted network was modified before saving")),
-    ("named_recipe_without_identity", lambda ctx: check_recipe(_named(identity=None)),
-     Raises(ValueError, "without tensors must name its weights identity and digest")),
-    ("named_recipe_with_a_number_as_digest", lambda ctx: check_recipe(_named(digest=3)),
-     Raises(ValueError, "identity and digest with strings")),
-    ("named_recipe_with_another_digest", lambda ctx: backbone_from_recipe(_named(digest="0" * 64)),
-     Raises(ValueError, "does not hold the tensors it was saved with")),
-    ("named_recipe_of_an_unknown_model", lambda ctx: check_recipe(_named(model="resnet17")),
-     Raises(ValueError, "unknown model 'resnet17'")),
-    ("random_weights_cannot_be_named",
-     lambda ctx: backbone_recipe(get_backbone("squeezenet1_1", None), "squeezenet1_1", None, tensors=False),
-     Raises(ValueError, "cannot be named, so a recipe must carry its tensors")),
-    ("named_recipe_whose_identity_changed",
-     lambda ctx: backbone_from_recipe(_named(identity="tiny_convnet|seed=1")),
-     Raises(ValueError, "are not the ones it was fitted with")),
+    (
+        "weights_file_removed_since_fitting",
+        _removed_file,
+        Raises(FileNotFoundError, "saved by name, not with its tensors"),
+    ),
+    (
+        "weights_file_rewritten_with_the_same_bytes",
+        _same_file_again,
+        Policy(_equal_and_small, "content, not the file's time stamps, identifies weights"),
+    ),
+    (
+        "fitted_network_modified_before_pickling",
+        _modified_network,
+        Raises(ValueError, "the fitted network was modified before saving"),
+    ),
+    (
+        "named_recipe_without_identity",
+        lambda ctx: check_recipe(_named(identity=None)),
+        Raises(ValueError, "without tensors must name its weights identity and digest"),
+    ),
+    (
+        "named_recipe_with_a_number_as_digest",
+        lambda ctx: check_recipe(_named(digest=3)),
+        Raises(ValueError, "identity and digest with strings"),
+    ),
+    (
+        "named_recipe_with_another_digest",
+        lambda ctx: backbone_from_recipe(_named(digest="0" * 64)),
+        Raises(ValueError, "does not hold the tensors it was saved with"),
+    ),
+    (
+        "named_recipe_of_an_unknown_model",
+        lambda ctx: check_recipe(_named(model="resnet17")),
+        Raises(ValueError, "unknown model 'resnet17'"),
+    ),
+    (
+        "random_weights_cannot_be_named",
+        lambda ctx: backbone_recipe(get_backbone("squeezenet1_1", None), "squeezenet1_1", None, tensors=False),
+        Raises(ValueError, "cannot be named, so a recipe must carry its tensors"),
+    ),
+    (
+        "named_recipe_whose_identity_changed",
+        lambda ctx: backbone_from_recipe(_named(identity="tiny_convnet|seed=1")),
+        Raises(ValueError, "are not the ones it was fitted with"),
+    ),
 ]
 
 

@@ -10,7 +10,6 @@ import torch
 from torch.nn import functional as F
 
 from sktransfer.backbones._base import Backbone
-from sktransfer.image._transforms import ResizeCenterCrop, normalize_batch
 from sktransfer.backbones._efficientnet_lite import (
     EFFICIENTNET_LITE0_PREPROCESSING,
     Conv2dSame,
@@ -18,6 +17,7 @@ from sktransfer.backbones._efficientnet_lite import (
     efficientnet_lite0_spec,
     efficientnet_lite0_weights_path,
 )
+from sktransfer.image._transforms import ResizeCenterCrop, normalize_batch
 
 GROUPS = ["stem"] + [f"stage{i}" for i in range(1, 8)] + ["head_conv"]
 TOL = 1e-3
@@ -114,9 +114,7 @@ def test_library_pil_preprocessing_reproduces_reference_inputs(reference, data_d
 
 @pytest.mark.real_data
 @pytest.mark.real_weights
-def test_library_preprocessing_stays_within_a_level_of_the_reference_and_its_predictions(
-    weights, reference, data_dir
-):
+def test_library_preprocessing_stays_within_a_level_of_the_reference_and_its_predictions(weights, reference, data_dir):
     # The library resizes bilinear images on the uint8 tensor, which moves a
     # few values per thousand by one level from the PIL-made reference inputs.
     arrays, meta = reference

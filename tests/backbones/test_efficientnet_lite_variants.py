@@ -44,9 +44,7 @@ def test_round_repeats(repeats, depth, expected):
 @pytest.mark.parametrize("name", sorted(EXPECTED_STAGES))
 def test_stage_shapes_follow_the_variant_scaling(name):
     model = build_efficientnet_lite(name)
-    got = [
-        (model._blocks[stop - 1]._project_conv.out_channels, stop - start) for start, stop in model.stage_slices
-    ]
+    got = [(model._blocks[stop - 1]._project_conv.out_channels, stop - start) for start, stop in model.stage_slices]
     assert got == EXPECTED_STAGES[name]
     # Lite keeps the stem and head widths of Lite0 whatever the width.
     assert model._conv_stem.out_channels == 32

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from sktransfer import PretrainedFeatureExtractor
-from sktransfer.backbones import make_tiny_backbone
-from sktransfer.backbones import _shared
+from sktransfer.backbones import _shared, make_tiny_backbone
 from sktransfer.backbones._persist import backbone_recipe, check_recipe, recipe_has_tensors
 
 TINY = dict(model="tiny_convnet", weights=None, num_workers=0, engine="torch")
@@ -51,7 +50,9 @@ def test_unpickled_extractors_share_one_network_built_on_first_use(images):
 def test_networks_on_different_devices_or_precisions_are_not_shared():
     recipe = _named_recipe()
     assert _shared.shared_backbone(recipe, ("cpu", "float32")) is _shared.shared_backbone(recipe, ("cpu", "float32"))
-    assert _shared.shared_backbone(recipe, ("cpu", "float32")) is not _shared.shared_backbone(recipe, ("cpu", "bfloat16"))
+    assert _shared.shared_backbone(recipe, ("cpu", "float32")) is not _shared.shared_backbone(
+        recipe, ("cpu", "bfloat16")
+    )
 
 
 def test_the_registry_keeps_only_the_recent_networks_alive():

@@ -8,8 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from sktransfer.backbones import get_backbone, make_tiny_backbone
-from sktransfer.backbones import _weights
+from sktransfer.backbones import _weights, get_backbone, make_tiny_backbone
 from sktransfer.backbones._persist import RECIPE_FORMAT, backbone_from_recipe, backbone_recipe
 from sktransfer.backbones._registry import build_named_backbone
 from sktransfer.backbones._weights import (

@@ -298,4 +298,3 @@ def test_bad_input(row, tmp_path, monkeypatch):
     assert len(messages) == len(row.warns), messages
     for fragment, message in zip(row.warns, messages):
         assert fragment in message
-

@@ -121,9 +121,7 @@ def test_load_image_folder_skips_non_images_with_warning(tmp_path):
 
 def test_load_image_folder_warning_lists_only_a_few_examples(tmp_path):
     _touch(tmp_path, "a/1.jpg", *[f"a/{i}.txt" for i in range(5)])
-    with pytest.warns(
-        UserWarning, match=r"skipped 5 file\(s\).*0\.txt, a/1\.txt, a/2\.txt, \.\.\.$"
-    ):
+    with pytest.warns(UserWarning, match=r"skipped 5 file\(s\).*0\.txt, a/1\.txt, a/2\.txt, \.\.\.$"):
         load_image_folder(tmp_path)
 
 
@@ -168,9 +166,7 @@ def test_load_image_folder_file_instead_of_folder(tmp_path):
 
 def test_load_image_folder_without_class_folders(tmp_path):
     _touch(tmp_path, "1.jpg", "2.jpg")
-    with pytest.raises(
-        ValueError, match=r"no class sub-folders in .*holds 2 file\(s\) directly.*class_name"
-    ):
+    with pytest.raises(ValueError, match=r"no class sub-folders in .*holds 2 file\(s\) directly.*class_name"):
         load_image_folder(tmp_path)
 
 
@@ -182,9 +178,7 @@ def test_load_image_folder_empty_folder(tmp_path):
 def test_load_image_folder_class_without_images(tmp_path):
     _touch(tmp_path, "a/1.jpg", "b/readme.txt")
     (tmp_path / "c").mkdir()
-    with pytest.raises(
-        ValueError, match=r"class folder\(s\) with no image files in .*\['b', 'c'\]"
-    ):
+    with pytest.raises(ValueError, match=r"class folder\(s\) with no image files in .*\['b', 'c'\]"):
         load_image_folder(tmp_path)
 
 
@@ -338,9 +332,7 @@ def test_fetch_hymenoptera_corrupt_archive(tmp_path, monkeypatch):
 
 
 def test_fetch_hymenoptera_invalid_subset(tmp_path, no_download):
-    with pytest.raises(
-        ValueError, match=r"subset must be one of \('train', 'val', 'all'\), got 'test'"
-    ):
+    with pytest.raises(ValueError, match=r"subset must be one of \('train', 'val', 'all'\), got 'test'"):
         fetch_hymenoptera(data_home=tmp_path, subset="test")
 
 

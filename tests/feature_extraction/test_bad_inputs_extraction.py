@@ -15,11 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 import torch
+from _catalogue import Policy, Raises, check_row
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.svm import LinearSVC
 from sklearn.utils._param_validation import InvalidParameterError
-
-from _catalogue import Policy, Raises, check_row
 
 from sktransfer import ImageLoadError, PretrainedFeatureExtractor
 from sktransfer.backbones import get_backbone
@@ -121,6 +120,7 @@ def read_only_cache(ctx):
     (folder / "onnx").mkdir(parents=True)
     os.chmod(folder / "onnx", 0o555)
     if os.access(folder / "onnx", os.W_OK):  # root writes anyway: refuse the rename as a read-only fs would
+
         def refuse(*args, **kwargs):
             raise OSError(30, "Read-only file system")
 
@@ -369,80 +369,144 @@ def warned_count(ctx, est):
 
 def unreadable_calibration(ctx):
     missing = [str(ctx.tmp / f"gone{i}.jpg") for i in range(3)]
-    return PretrainedFeatureExtractor(**{**TINY, "engine": "onnxruntime", "precision": "int8",
-                                         "on_error": "nan"}).fit(missing)
+    return PretrainedFeatureExtractor(**{**TINY, "engine": "onnxruntime", "precision": "int8", "on_error": "nan"}).fit(
+        missing
+    )
 
 
 ROWS = [
     # ------------------------------------------------------- weights files
-    ("weights_empty_file", build("efficientnet_lite0", write("empty.pth", b"")), Raises(ValueError, "is empty (0 bytes)")),
-    ("weights_garbage_bytes", build("efficientnet_lite0", write("junk.pth", b"\x00\x01garbage" * 9)),
-     Raises(ValueError, "cannot read weights file")),
-    ("weights_truncated_zip", build("efficientnet_lite0", write("cut.pth", lambda ctx: _half_of_saved(ctx))),
-     Raises(ValueError, "cannot read weights file")),
-    ("weights_wrong_keys", build("efficientnet_lite0", saved("r.pth", {"conv.weight": torch.zeros(2)})),
-     Raises(ValueError, "does not fit the architecture EfficientNetLite0")),
-    ("weights_not_tensors", build("efficientnet_lite0", saved("l.pth", [1, 2, 3])),
-     Raises(ValueError, "does not hold a state dict of tensors")),
-    ("weights_malicious_pickle", build("efficientnet_lite0", write("evil.pth", malicious_bytes)),
-     Raises(ValueError, "cannot read weights file")),
+    (
+        "weights_empty_file",
+        build("efficientnet_lite0", write("empty.pth", b"")),
+        Raises(ValueError, "is empty (0 bytes)"),
+    ),
+    (
+        "weights_garbage_bytes",
+        build("efficientnet_lite0", write("junk.pth", b"\x00\x01garbage" * 9)),
+        Raises(ValueError, "cannot read weights file"),
+    ),
+    (
+        "weights_truncated_zip",
+        build("efficientnet_lite0", write("cut.pth", lambda ctx: _half_of_saved(ctx))),
+        Raises(ValueError, "cannot read weights file"),
+    ),
+    (
+        "weights_wrong_keys",
+        build("efficientnet_lite0", saved("r.pth", {"conv.weight": torch.zeros(2)})),
+        Raises(ValueError, "does not fit the architecture EfficientNetLite0"),
+    ),
+    (
+        "weights_not_tensors",
+        build("efficientnet_lite0", saved("l.pth", [1, 2, 3])),
+        Raises(ValueError, "does not hold a state dict of tensors"),
+    ),
+    (
+        "weights_malicious_pickle",
+        build("efficientnet_lite0", write("evil.pth", malicious_bytes)),
+        Raises(ValueError, "cannot read weights file"),
+    ),
     ("weights_tilde_path", build("efficientnet_lite0", tilde_weights), Policy(loaded_lite0, "~ is expanded")),
-    ("weights_odd_extension", build("efficientnet_lite0", odd_extension_in_cwd),
-     Policy(loaded_lite0, "any existing file is a weights file")),
-    ("weights_missing_file", build("efficientnet_lite0", lambda ctx: str(ctx.tmp / "gone.pth")),
-     Raises(FileNotFoundError, "weights file not found")),
-    ("weights_missing_tilde_names_expanded", build("efficientnet_lite0", missing_tilde),
-     Raises(FileNotFoundError, "nothing_here.pth' (weights='~/nothing_here.pth')")),
-    ("weights_odd_extension_missing", build("resnet18", lambda ctx: "r18.weights"),
-     Raises(ValueError, "no file")),
-    ("weights_rewritten_same_size_and_mtime", weights_rewritten_same_size_and_mtime,
-     Policy(identities_differ, "the cache identity is the content")),
+    (
+        "weights_odd_extension",
+        build("efficientnet_lite0", odd_extension_in_cwd),
+        Policy(loaded_lite0, "any existing file is a weights file"),
+    ),
+    (
+        "weights_missing_file",
+        build("efficientnet_lite0", lambda ctx: str(ctx.tmp / "gone.pth")),
+        Raises(FileNotFoundError, "weights file not found"),
+    ),
+    (
+        "weights_missing_tilde_names_expanded",
+        build("efficientnet_lite0", missing_tilde),
+        Raises(FileNotFoundError, "nothing_here.pth' (weights='~/nothing_here.pth')"),
+    ),
+    ("weights_odd_extension_missing", build("resnet18", lambda ctx: "r18.weights"), Raises(ValueError, "no file")),
+    (
+        "weights_rewritten_same_size_and_mtime",
+        weights_rewritten_same_size_and_mtime,
+        Policy(identities_differ, "the cache identity is the content"),
+    ),
     # ----------------------------------------------------------- caches
     ("cache_truncated_graph", corrupt_entry("truncate"), Policy(rebuilt_with_warning, "warns, rebuilds")),
     ("cache_flipped_bytes", corrupt_entry("flip"), Policy(rebuilt_with_warning, "warns, rebuilds")),
     ("cache_read_only", read_only_cache, Policy(in_memory_with_one_warning, "in memory, one warning")),
     ("cache_path_is_a_file", cache_path_is_a_file, Policy(in_memory_with_one_warning, "in memory, one warning")),
     ("cache_deleted_between_fit_and_transform", cache_deleted_after_fit, Policy(still_works_and_refills)),
-    ("cache_variable_with_tilde", tilde_in_cache_variable,
-     Policy(lambda ctx, entries: len(entries) == 1 or pytest.fail(entries), "~ is expanded")),
+    (
+        "cache_variable_with_tilde",
+        tilde_in_cache_variable,
+        Policy(lambda ctx, entries: len(entries) == 1 or pytest.fail(entries), "~ is expanded"),
+    ),
     # ------------------------------------------------------- parameters
     ("layer_unknown", extractor(layer="conv99"), Raises(ValueError, "is neither a layer group of tiny_convnet")),
     ("layer_unknown_module_path", extractor(layer="groups.stage1.7"), Raises(ValueError, "named_modules")),
     ("pooling_token_on_cnn", extractor(pooling="token"), Raises(ValueError, "needs a token sequence")),
     ("pooling_unknown", extractor(pooling="median"), Raises(InvalidParameterError, "'pooling' parameter")),
-    ("onnxruntime_with_hooked_layer", extractor(engine="onnxruntime", layer="stage1.0"),
-     Raises(ValueError, "engine='onnxruntime' runs on the CPU and needs a layer-group")),
+    (
+        "onnxruntime_with_hooked_layer",
+        extractor(engine="onnxruntime", layer="stage1.0"),
+        Raises(ValueError, "engine='onnxruntime' runs on the CPU and needs a layer-group"),
+    ),
     ("tiny_model_with_weights", extractor(weights="DEFAULT"), Raises(ValueError, "use weights=None")),
     # ------------------------------------------------ engines, precision
     ("int8_on_torch_engine", extractor(precision="int8"), Raises(ValueError, "needs a graph engine")),
     ("precision_unknown", extractor(precision="fp8"), Raises(InvalidParameterError, "'precision' parameter")),
     ("engine_unknown", extractor(engine="tensorrt"), Raises(InvalidParameterError, "'engine' parameter")),
     ("dtype_keyword_renamed", extractor(dtype="float16"), Raises(TypeError, "unexpected keyword argument 'dtype'")),
-    ("openvino_with_hooked_layer", extractor(engine="openvino", layer="stage1.0"),
-     Raises(ValueError, "engine='openvino' runs on the CPU and needs a layer-group")),
-    ("int8_auto_with_hooked_layer", extractor(engine="auto", precision="int8", layer="stage1.0"),
-     Raises(ValueError, "precision='int8' runs on the CPU")),
-    ("openvino_missing_named", lambda ctx: without("openvino")(ctx, engine="openvino"),
-     Raises(ImportError, "pip install openvino onnx")),
+    (
+        "openvino_with_hooked_layer",
+        extractor(engine="openvino", layer="stage1.0"),
+        Raises(ValueError, "engine='openvino' runs on the CPU and needs a layer-group"),
+    ),
+    (
+        "int8_auto_with_hooked_layer",
+        extractor(engine="auto", precision="int8", layer="stage1.0"),
+        Raises(ValueError, "precision='int8' runs on the CPU"),
+    ),
+    (
+        "openvino_missing_named",
+        lambda ctx: without("openvino")(ctx, engine="openvino"),
+        Raises(ImportError, "pip install openvino onnx"),
+    ),
     # A layer no graph engine can run is the error even where the package is missing.
-    ("openvino_missing_with_hooked_layer", lambda ctx: without("openvino")(ctx, engine="openvino", layer="stage1.0"),
-     Raises(ValueError, "engine='openvino' runs on the CPU and needs a layer-group")),
-    ("openvino_missing_auto", lambda ctx: without("openvino")(ctx, engine="auto"),
-     Policy(silent_fallback_to("onnxruntime"), "silently the next engine")),
+    (
+        "openvino_missing_with_hooked_layer",
+        lambda ctx: without("openvino")(ctx, engine="openvino", layer="stage1.0"),
+        Raises(ValueError, "engine='openvino' runs on the CPU and needs a layer-group"),
+    ),
+    (
+        "openvino_missing_auto",
+        lambda ctx: without("openvino")(ctx, engine="auto"),
+        Policy(silent_fallback_to("onnxruntime"), "silently the next engine"),
+    ),
     ("int8_openvino_without_nncf", no_nncf, Raises(ImportError, "pip install nncf")),
     ("int8_few_calibration_images", few_calibration_images, Policy(warned_count, "warns naming the count")),
     ("int8_no_readable_calibration_image", unreadable_calibration, Raises(ValueError, "none could be read")),
-    ("bfloat16_without_cpu_support_openvino", no_cpu_support("bfloat16", "openvino"),
-     Policy(float32_with_warning, "warns, float32")),
-    ("bfloat16_without_cpu_support_torch", no_cpu_support("bfloat16", "torch"),
-     Policy(float32_with_warning, "warns, float32")),
-    ("float16_on_cpu_onnxruntime", no_cpu_support("float16", "onnxruntime"),
-     Policy(float32_with_warning, "warns, float32")),
+    (
+        "bfloat16_without_cpu_support_openvino",
+        no_cpu_support("bfloat16", "openvino"),
+        Policy(float32_with_warning, "warns, float32"),
+    ),
+    (
+        "bfloat16_without_cpu_support_torch",
+        no_cpu_support("bfloat16", "torch"),
+        Policy(float32_with_warning, "warns, float32"),
+    ),
+    (
+        "float16_on_cpu_onnxruntime",
+        no_cpu_support("float16", "onnxruntime"),
+        Policy(float32_with_warning, "warns, float32"),
+    ),
     # ---------------------------------------------------- threads, state
     ("threads_share_a_hooked_extractor", threads, Policy(threads_agree, "equal results")),
     ("unpickle_old_network_bytes", tampered_state("old_bytes"), Raises(ValueError, "earlier sktransfer")),
-    ("unpickle_payload_in_state_dict", tampered_state("recipe_bytes"),
-     Raises(ValueError, "cannot read the saved network as a state dict")),
+    (
+        "unpickle_payload_in_state_dict",
+        tampered_state("recipe_bytes"),
+        Raises(ValueError, "cannot read the saved network as a state dict"),
+    ),
     ("unpickle_unknown_model", tampered_state("unknown_model"), Raises(ValueError, "unknown model 'resnet17'")),
     ("unpickle_wrong_tensors", tampered_state("wrong_tensors"), Raises(ValueError, "the saved network does not fit")),
     ("unpickle_foreign_network_object", tampered_state("not_a_network"), Raises(ValueError, "must be a Backbone")),
@@ -458,8 +522,14 @@ def frozen(fit=True, y=(0, 1, 0, 1), images=None, fit_params=None, **params):
     from sktransfer import FrozenFeatureClassifier
 
     def fault(ctx):
-        clf = FrozenFeatureClassifier(**{"extractor": PretrainedFeatureExtractor(**TINY, engine="torch"),
-                                         "n_views": 1, "random_state": 0, **params})
+        clf = FrozenFeatureClassifier(
+            **{
+                "extractor": PretrainedFeatureExtractor(**TINY, engine="torch"),
+                "n_views": 1,
+                "random_state": 0,
+                **params,
+            }
+        )
         X = ctx.images if images is None else images
         fitted = clf.fit(X, None if y is None else list(y), **(fit_params or {}))
         return fit(fitted, ctx) if callable(fit) else fitted
@@ -475,32 +545,56 @@ FROZEN_ROWS = [
     ("frozen_n_views_negative", frozen(n_views=-1), Raises(InvalidParameterError, "'n_views' parameter")),
     ("frozen_augment_unknown", frozen(augment="heavy"), Raises(InvalidParameterError, "'augment' parameter")),
     ("frozen_augment_not_callable", frozen(augment=3), Raises(InvalidParameterError, "'augment' parameter")),
-    ("frozen_augment_returns_array", frozen(augment=_returns_array),
-     Raises(TypeError, "augment must return a PIL image, got ndarray")),
-    ("frozen_extractor_not_a_transformer", frozen(extractor="efficientnet_lite0"),
-     Raises(InvalidParameterError, "'extractor' parameter")),
-    ("frozen_nothing_to_fit_on", frozen(n_views=0, keep_original=False),
-     Raises(ValueError, "leaves nothing to fit on")),
+    (
+        "frozen_augment_returns_array",
+        frozen(augment=_returns_array),
+        Raises(TypeError, "augment must return a PIL image, got ndarray"),
+    ),
+    (
+        "frozen_extractor_not_a_transformer",
+        frozen(extractor="efficientnet_lite0"),
+        Raises(InvalidParameterError, "'extractor' parameter"),
+    ),
+    (
+        "frozen_nothing_to_fit_on",
+        frozen(n_views=0, keep_original=False),
+        Raises(ValueError, "leaves nothing to fit on"),
+    ),
     ("frozen_empty_X", frozen(images=[], y=[]), Raises(ValueError, "X is empty")),
     ("frozen_y_length_mismatch", frozen(y=(0, 1, 0)), Raises(ValueError, "X has 4 images but y has 3 labels")),
     ("frozen_y_missing", frozen(y=None), Raises(ValueError, "fit needs labels y")),
-    ("frozen_y_contains_none", frozen(y=("a", None, "a", "b")), Raises(ValueError, "y contains None at position(s) [1]")),
+    (
+        "frozen_y_contains_none",
+        frozen(y=("a", None, "a", "b")),
+        Raises(ValueError, "y contains None at position(s) [1]"),
+    ),
     ("frozen_single_class", frozen(y=("a", "a", "a", "a")), Raises(ValueError, "y has a single class ('a')")),
     ("frozen_continuous_y", frozen(y=(0.5, 1.5, 2.5, 3.5)), Raises(ValueError, "Unknown label type")),
-    ("frozen_predict_proba_without_it",
-     frozen(fit=lambda clf, ctx: clf.predict_proba(ctx.images), classifier=LinearSVC()),
-     Raises(AttributeError, "predict_proba")),
-    ("frozen_sample_weight_not_taken",
-     frozen(classifier=KNeighborsClassifier(1),
-            fit_params={"sample_weight": np.ones(4)}),
-     Raises(TypeError, "KNeighborsClassifier.fit does not take sample_weight")),
-    ("frozen_sample_weight_wrong_length", frozen(fit_params={"sample_weight": np.ones(3)}),
-     Raises(ValueError, "sample_weight.shape == (3,), expected (4,)")),
-    ("frozen_predict_on_other_table_width",
-     frozen(fit=lambda clf, ctx: clf.predict(np.zeros((2, 16))), images=np.zeros((4, 64))),
-     Raises(ValueError, "expecting 64 features")),
-    ("frozen_unreadable_training_image", frozen(images=["/nonexistent/a.png", "/nonexistent/b.png"], y=(0, 1)),
-     Raises(ImageLoadError, "/nonexistent/a.png")),
+    (
+        "frozen_predict_proba_without_it",
+        frozen(fit=lambda clf, ctx: clf.predict_proba(ctx.images), classifier=LinearSVC()),
+        Raises(AttributeError, "predict_proba"),
+    ),
+    (
+        "frozen_sample_weight_not_taken",
+        frozen(classifier=KNeighborsClassifier(1), fit_params={"sample_weight": np.ones(4)}),
+        Raises(TypeError, "KNeighborsClassifier.fit does not take sample_weight"),
+    ),
+    (
+        "frozen_sample_weight_wrong_length",
+        frozen(fit_params={"sample_weight": np.ones(3)}),
+        Raises(ValueError, "sample_weight.shape == (3,), expected (4,)"),
+    ),
+    (
+        "frozen_predict_on_other_table_width",
+        frozen(fit=lambda clf, ctx: clf.predict(np.zeros((2, 16))), images=np.zeros((4, 64))),
+        Raises(ValueError, "expecting 64 features"),
+    ),
+    (
+        "frozen_unreadable_training_image",
+        frozen(images=["/nonexistent/a.png", "/nonexistent/b.png"], y=(0, 1)),
+        Raises(ImageLoadError, "/nonexistent/a.png"),
+    ),
 ]
 
 
@@ -528,10 +622,13 @@ def test_catalogue_is_large_and_ids_are_unique():
     assert len(ids) == len(set(ids)) and len(ids) >= 20
 
 
-@pytest.mark.parametrize("row_id, fault, expected", [
-    pytest.param(*row, id=row[0], marks=[pytest.mark.openvino] if row[0] in NEEDS_OPENVINO else [])
-    for row in ROWS + FROZEN_ROWS
-])
+@pytest.mark.parametrize(
+    "row_id, fault, expected",
+    [
+        pytest.param(*row, id=row[0], marks=[pytest.mark.openvino] if row[0] in NEEDS_OPENVINO else [])
+        for row in ROWS + FROZEN_ROWS
+    ],
+)
 def test_bad_input(row_id, fault, expected, tmp_path, monkeypatch, images):
     ctx = Ctx(tmp=tmp_path, monkeypatch=monkeypatch, images=images)
     monkeypatch.setenv("SKTRANSFER_CACHE", str(tmp_path / "default_cache"))

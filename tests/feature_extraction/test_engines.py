@@ -61,8 +61,11 @@ def test_openvino_compiles_once_per_graph_in_a_process(openvino_ext, images):
 
 @pytest.mark.parametrize(
     "installed, expected",
-    [pytest.param({"openvino", "onnxruntime"}, "openvino", marks=pytest.mark.openvino),
-     ({"onnxruntime"}, "onnxruntime"), (set(), "torch")],
+    [
+        pytest.param({"openvino", "onnxruntime"}, "openvino", marks=pytest.mark.openvino),
+        ({"onnxruntime"}, "onnxruntime"),
+        (set(), "torch"),
+    ],
 )
 def test_auto_prefers_openvino_then_onnxruntime_then_torch(monkeypatch, images, installed, expected):
     monkeypatch.setattr(_engines, "engine_available", lambda e: e == "torch" or e in installed)
@@ -152,8 +155,9 @@ def test_int8_is_close_to_float32_and_calibrated_on_fit_images(int8_ort, images,
     assert int8_ort._precision == "int8"
     assert not np.allclose(out, torch_features, atol=1e-6), "int8 must actually quantize"
     assert cosine(out, torch_features).min() > 0.97
-    decoded = _quantize.calibration_images(list(images), int8_ort.backbone_.preprocessing.pil_transform(),
-                                           num_workers=0, on_error="raise")
+    decoded = _quantize.calibration_images(
+        list(images), int8_ort.backbone_.preprocessing.pil_transform(), num_workers=0, on_error="raise"
+    )
     assert int8_ort._calibration_key == _quantize.calibration_key(decoded)
 
 
@@ -193,8 +197,11 @@ def bias_sources(model):
         for target in conv.output(0).get_target_inputs():
             add = target.get_node()
             if add.get_type_name() == "Add":
-                sources += [add.input_value(i).get_node().get_type_name() for i in range(2)
-                            if add.input_value(i).get_node() is not conv]
+                sources += [
+                    add.input_value(i).get_node().get_type_name()
+                    for i in range(2)
+                    if add.input_value(i).get_node() is not conv
+                ]
     assert len(sources) == len(convolutions)
     return set(sources)
 
@@ -211,8 +218,9 @@ def test_nncf_is_handed_each_convolution_bias_as_a_constant(images, monkeypatch,
     monkeypatch.setenv("SKTRANSFER_CACHE", str(tmp_path))  # calibrate now, not from the cache
     handed = []
     quantize = nncf.quantize
-    monkeypatch.setattr(nncf, "quantize", lambda model, *a, **k: handed.append(bias_sources(model))
-                        or quantize(model, *a, **k))
+    monkeypatch.setattr(
+        nncf, "quantize", lambda model, *a, **k: handed.append(bias_sources(model)) or quantize(model, *a, **k)
+    )
     est = PretrainedFeatureExtractor(**TINY, engine="openvino", precision="int8").fit(images)
     assert handed == [{"Constant"}]
     exported = core().read_model(float32_graph(est._embedder, est._graph_description()), b"")
@@ -240,8 +248,10 @@ def test_auto_engine_missing_where_unpickled_is_chosen_again(images, torch_featu
     np.testing.assert_allclose(restored.transform(images), torch_features, atol=1e-4, rtol=1e-4)
     assert restored._engine == "onnxruntime"
     named = pickle.loads(named_blob)
-    monkeypatch.setattr("sktransfer.feature_extraction._openvino_engine.OpenVinoRunner",
-                        lambda *a, **k: (_ for _ in ()).throw(ImportError("no module named 'openvino'")))
+    monkeypatch.setattr(
+        "sktransfer.feature_extraction._openvino_engine.OpenVinoRunner",
+        lambda *a, **k: (_ for _ in ()).throw(ImportError("no module named 'openvino'")),
+    )
     with pytest.raises(ImportError, match="openvino"):
         named.transform(images)
 
@@ -281,7 +291,9 @@ def test_openvino_transform_from_four_threads_is_identical(openvino_ext, images)
 
 @pytest.mark.real_weights
 @pytest.mark.real_data
-@pytest.mark.parametrize("engine, mean_at_least, min_at_least", [("onnxruntime", 0.985, 0.95), ("openvino", 0.995, 0.99)])
+@pytest.mark.parametrize(
+    "engine, mean_at_least, min_at_least", [("onnxruntime", 0.985, 0.95), ("openvino", 0.995, 0.99)]
+)
 def test_int8_efficientnet_lite0_stays_close_to_float32(data_dir, engine, mean_at_least, min_at_least):
     # OpenVINO keeps Lite0's first, depthwise and linear convolutions in
     # float32 and meets the 0.99 minimum cosine. ONNX Runtime quantizes every

@@ -83,8 +83,15 @@ def test_feature_names_and_pandas_output(fitted, image_files):
 
 @pytest.mark.parametrize(
     "layer, pooling, width",
-    [(None, None, 64), (None, "avgmax", 128), ("stage1", None, 16), ("stage2", "gem", 32),
-     ("stage2", "max", 32), ("stage1.0", None, 16), ("groups.stem.0", "avg", 8)],
+    [
+        (None, None, 64),
+        (None, "avgmax", 128),
+        ("stage1", None, 16),
+        ("stage2", "gem", 32),
+        ("stage2", "max", 32),
+        ("stage1.0", None, 16),
+        ("groups.stem.0", "avg", 8),
+    ],
 )
 def test_layers_and_poolings(image_files, layer, pooling, width):
     est = PretrainedFeatureExtractor(**TINY, layer=layer, pooling=pooling).fit(image_files)

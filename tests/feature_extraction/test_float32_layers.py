@@ -39,8 +39,14 @@ def tiny_mobilenet():
         ("stage1", InvertedResidual(8)),
         ("head", nn.Sequential(nn.Conv2d(8, 16, 1), nn.ReLU6())),
     ]
-    return Backbone(name="tiny_mobilenet", groups=groups, pool=Lambda(global_avg, "global_avg"), head=None,
-                    num_features=16, preprocessing=Preprocessing(resize_size=36, crop_size=32)).eval()
+    return Backbone(
+        name="tiny_mobilenet",
+        groups=groups,
+        pool=Lambda(global_avg, "global_avg"),
+        head=None,
+        num_features=16,
+        preprocessing=Preprocessing(resize_size=36, crop_size=32),
+    ).eval()
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +62,11 @@ def float32_model(est):
 
 
 def convolutions(model):
-    return {op.get_friendly_name(): op for op in model.get_ordered_ops()
-            if op.get_type_name() in ("Convolution", "GroupConvolution")}
+    return {
+        op.get_friendly_name(): op
+        for op in model.get_ordered_ops()
+        if op.get_type_name() in ("Convolution", "GroupConvolution")
+    }
 
 
 def reaches_int8(output, depth=6):
@@ -74,20 +83,26 @@ def quantized_convolutions(est):
     from sktransfer.feature_extraction._openvino_engine import unpack_model
 
     int8 = unpack_model(est._int8_graph)
-    return {name: reaches_int8(conv.input_value(0)) and reaches_int8(conv.input_value(1))
-            for name, conv in convolutions(int8).items()}
+    return {
+        name: reaches_int8(conv.input_value(0)) and reaches_int8(conv.input_value(1))
+        for name, conv in convolutions(int8).items()
+    }
 
 
 @FEW
 def test_depthwise_network_keeps_first_depthwise_and_linear_convolutions_in_float32(images):
-    est = PretrainedFeatureExtractor(model=tiny_mobilenet(), engine="openvino", precision="int8",
-                                     batch_size=4, num_workers=0, device="cpu").fit(images)
+    est = PretrainedFeatureExtractor(
+        model=tiny_mobilenet(), engine="openvino", precision="int8", batch_size=4, num_workers=0, device="cpu"
+    ).fit(images)
     fp32 = float32_model(est)
     kept = _float32_layers.float32_layers(fp32)
     kinds = {name: (conv.get_type_name(), _float32_layers.is_linear(conv)) for name, conv in convolutions(fp32).items()}
     # stem (first), the depthwise 3x3 and the linear projection; not the expansion or the head.
-    assert [kinds[name] for name in kept] == [("Convolution", False), ("GroupConvolution", False),
-                                              ("Convolution", True)]
+    assert [kinds[name] for name in kept] == [
+        ("Convolution", False),
+        ("GroupConvolution", False),
+        ("Convolution", True),
+    ]
     quantized = quantized_convolutions(est)
     assert set(quantized) == set(kinds)
     assert {name for name, q in quantized.items() if not q} == set(kept)
@@ -102,8 +117,9 @@ def test_calibration_logs_no_line_per_float32_layer_and_restores_nncf_level(imag
     caplog.set_level(logging.INFO, logger="nncf")  # INFO would be shown (restored by caplog after the test)
     level = nncf_logger.level
     images = images[:10]  # a calibration set of its own: calibrated now, not read from a cache
-    est = PretrainedFeatureExtractor(model=tiny_mobilenet(), engine="openvino", precision="int8",
-                                     batch_size=4, num_workers=0, device="cpu").fit(images)
+    est = PretrainedFeatureExtractor(
+        model=tiny_mobilenet(), engine="openvino", precision="int8", batch_size=4, num_workers=0, device="cpu"
+    ).fit(images)
     assert est._int8_graph is not None
     out = capsys.readouterr()
     logged = [r.getMessage() for r in caplog.records if r.name.startswith("nncf") and r.levelno < logging.WARNING]

@@ -21,8 +21,9 @@ from sktransfer.image._transforms import random_resized_crop_flip
 
 
 def _tiny(**params):
-    return PretrainedFeatureExtractor(model="tiny_convnet", weights=None, num_workers=0, engine="torch",
-                                      batch_size=4, **params)
+    return PretrainedFeatureExtractor(
+        model="tiny_convnet", weights=None, num_workers=0, engine="torch", batch_size=4, **params
+    )
 
 
 class RecordingLR(LogisticRegression):
@@ -48,8 +49,9 @@ def data():
     rng = np.random.default_rng(0)
     y = np.arange(10) % 2
     # Class 1 is brighter: something to learn.
-    images = [(rng.integers(0, 128, (32 + 4 * (i % 3), 36, 3)) + 110 * label).astype(np.uint8)
-              for i, label in enumerate(y)]
+    images = [
+        (rng.integers(0, 128, (32 + 4 * (i % 3), 36, 3)) + 110 * label).astype(np.uint8) for i, label in enumerate(y)
+    ]
     return images, y
 
 
@@ -66,8 +68,13 @@ def test_no_views_is_the_pipeline_exactly(data):
 @pytest.mark.parametrize("n_views, keep_original", [(3, True), (3, False), (1, True)])
 def test_classifier_sees_every_view_with_its_label(data, n_views, keep_original):
     images, y = data
-    clf = FrozenFeatureClassifier(extractor=_tiny(), classifier=RecordingLR(max_iter=1000), n_views=n_views,
-                                  keep_original=keep_original, random_state=0).fit(images, y)
+    clf = FrozenFeatureClassifier(
+        extractor=_tiny(),
+        classifier=RecordingLR(max_iter=1000),
+        n_views=n_views,
+        keep_original=keep_original,
+        random_state=0,
+    ).fit(images, y)
     seen_X, seen_y = clf.classifier_.seen_X_, clf.classifier_.seen_y_
     assert seen_X.shape == ((n_views + keep_original) * len(images), clf.extractor_.n_features_out_)
     expected_y = np.concatenate([y] * keep_original + [np.repeat(y, n_views)])
@@ -76,7 +83,7 @@ def test_classifier_sees_every_view_with_its_label(data, n_views, keep_original)
     if keep_original:
         np.testing.assert_array_equal(seen_X[: len(images)], originals)
     # Views are other crops: no view embedding equals its image's centre crop.
-    views = seen_X[len(images) * keep_original:]
+    views = seen_X[len(images) * keep_original :]
     assert not np.isclose(views, np.repeat(originals, n_views, axis=0), atol=1e-6).all(axis=1).any()
 
 
@@ -120,8 +127,12 @@ def test_global_generators_are_left_alone(data, augment, random_state):
 def test_callable_augment_drawing_from_torch_is_reproducible(data):
     images, y = data
     make = lambda: FrozenFeatureClassifier(  # noqa: E731
-        extractor=_tiny(), classifier=RecordingLR(max_iter=1000), n_views=2, augment=_torchvision_augment,
-        random_state=5)
+        extractor=_tiny(),
+        classifier=RecordingLR(max_iter=1000),
+        n_views=2,
+        augment=_torchvision_augment,
+        random_state=5,
+    )
     first, again = make().fit(images, y), make().fit(images, y)
     np.testing.assert_array_equal(first.classifier_.seen_X_, again.classifier_.seen_X_)
 
@@ -129,12 +140,14 @@ def test_callable_augment_drawing_from_torch_is_reproducible(data):
 def test_feature_union_of_extractors_concatenates(data):
     images, y = data
     union = FeatureUnion([("avg", _tiny(pooling="avg")), ("max", _tiny(pooling="max"))])
-    clf = FrozenFeatureClassifier(extractor=union, classifier=RecordingLR(max_iter=1000), n_views=1,
-                                  random_state=0).fit(images, y)
+    clf = FrozenFeatureClassifier(
+        extractor=union, classifier=RecordingLR(max_iter=1000), n_views=1, random_state=0
+    ).fit(images, y)
     width = _tiny(pooling="avg").fit(images).n_features_out_
     assert clf.classifier_.seen_X_.shape == (2 * len(images), 2 * width)
-    alone = FrozenFeatureClassifier(extractor=_tiny(pooling="max"), classifier=RecordingLR(max_iter=1000),
-                                    n_views=1, random_state=0).fit(images, y)
+    alone = FrozenFeatureClassifier(
+        extractor=_tiny(pooling="max"), classifier=RecordingLR(max_iter=1000), n_views=1, random_state=0
+    ).fit(images, y)
     # The same views reach both backbones: the union's max half is the max extractor's.
     np.testing.assert_allclose(clf.classifier_.seen_X_[:, width:], alone.classifier_.seen_X_, atol=1e-5)
     assert clf.predict_proba(images).shape == (len(images), 2)
@@ -181,10 +194,10 @@ def test_methods_follow_the_classifier(data):
 def test_sample_weight_is_repeated_per_view(data):
     images, y = data
     weights = np.linspace(0.5, 2.0, len(images))
-    clf = FrozenFeatureClassifier(extractor=_tiny(), classifier=RecordingLR(max_iter=1000), n_views=2,
-                                  random_state=0).fit(images, y, sample_weight=weights)
-    np.testing.assert_array_equal(clf.classifier_.seen_weight_,
-                                  np.concatenate([weights, np.repeat(weights, 2)]))
+    clf = FrozenFeatureClassifier(
+        extractor=_tiny(), classifier=RecordingLR(max_iter=1000), n_views=2, random_state=0
+    ).fit(images, y, sample_weight=weights)
+    np.testing.assert_array_equal(clf.classifier_.seen_weight_, np.concatenate([weights, np.repeat(weights, 2)]))
     # Integer weights equal repeating the images (each image's views are drawn in order).
     twice = FrozenFeatureClassifier(extractor=_tiny(), n_views=0).fit(images, y, sample_weight=np.full(10, 2))
     repeated = FrozenFeatureClassifier(extractor=_tiny(), n_views=0).fit(images + images, np.tile(y, 2))
@@ -194,9 +207,12 @@ def test_sample_weight_is_repeated_per_view(data):
 def test_views_are_embedded_in_bounded_chunks(data, monkeypatch):
     images, y = data
     make = lambda: FrozenFeatureClassifier(  # noqa: E731
-        extractor=CountingExtractor(model="tiny_convnet", weights=None, num_workers=0, engine="torch",
-                                    batch_size=4),
-        classifier=RecordingLR(max_iter=1000), n_views=3, keep_original=False, random_state=0)
+        extractor=CountingExtractor(model="tiny_convnet", weights=None, num_workers=0, engine="torch", batch_size=4),
+        classifier=RecordingLR(max_iter=1000),
+        n_views=3,
+        keep_original=False,
+        random_state=0,
+    )
     whole = make().fit(images, y).classifier_.seen_X_
     monkeypatch.setattr(_frozen_classifier, "_VIEWS_PER_CHUNK", 7)
     CountingExtractor.calls.clear()
@@ -209,8 +225,9 @@ def test_views_are_embedded_in_bounded_chunks(data, monkeypatch):
 def test_large_images_are_reduced_before_cropping(monkeypatch):
     seen = []
     real = _frozen_classifier.random_resized_crop_flip
-    monkeypatch.setattr(_frozen_classifier, "random_resized_crop_flip",
-                        lambda image, rng: seen.append(image.size) or real(image, rng))
+    monkeypatch.setattr(
+        _frozen_classifier, "random_resized_crop_flip", lambda image, rng: seen.append(image.size) or real(image, rng)
+    )
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (200, 300, 3), dtype=np.uint8) for _ in range(2)]
     extractor = _tiny()
@@ -275,8 +292,9 @@ def test_full_scale_view_is_the_resized_image_or_its_mirror():
 def test_impossible_ratio_falls_back_to_the_centre():
     pixels = np.zeros((20, 60, 3), dtype=np.uint8)
     pixels[:, 20:40] = 255  # the central square is white, the sides black
-    view = random_resized_crop_flip(Image.fromarray(pixels), np.random.default_rng(0), scale=(1, 1),
-                                    ratio=(1, 1), flip=False)
+    view = random_resized_crop_flip(
+        Image.fromarray(pixels), np.random.default_rng(0), scale=(1, 1), ratio=(1, 1), flip=False
+    )
     # No 1:1 crop covers the whole 3:1 image: the centre crop at the closest ratio (1:1) is white.
     assert np.asarray(view).min() == 255
 

@@ -50,10 +50,20 @@ def test_cache_folder_comes_from_the_environment_with_tilde(monkeypatch, tmp_pat
 
 
 def test_key_changes_with_everything_that_changes_the_output():
-    base = {"model": "m", "tensors": "ab", "layer": None, "pooling": None, "dtype": "float32",
-            "preprocessing": {"crop_size": 224, "mean": (0.5,) * 3}}
+    base = {
+        "model": "m",
+        "tensors": "ab",
+        "layer": None,
+        "pooling": None,
+        "dtype": "float32",
+        "preprocessing": {"crop_size": 224, "mean": (0.5,) * 3},
+    }
     variants = [
-        {"model": "n"}, {"tensors": "ac"}, {"layer": "stage1"}, {"pooling": "gem"}, {"dtype": "float16"},
+        {"model": "n"},
+        {"tensors": "ac"},
+        {"layer": "stage1"},
+        {"pooling": "gem"},
+        {"dtype": "float16"},
         {"preprocessing": {"crop_size": 240, "mean": (0.5,) * 3}},
         {"preprocessing": {"crop_size": 224, "mean": (0.4,) * 3}},
     ]

@@ -29,7 +29,9 @@ def test_layer_list_concatenates_each_layers_features(images):
 
 def test_layer_list_mixes_groups_and_modules():
     backbone = make_tiny_backbone().eval()
-    module = next(n for n, m in backbone.named_modules() if n.startswith("groups.stage1.") and isinstance(m, torch.nn.Conv2d))
+    module = next(
+        n for n, m in backbone.named_modules() if n.startswith("groups.stage1.") and isinstance(m, torch.nn.Conv2d)
+    )
     x = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
     with torch.no_grad():
         multi = Embedder(backbone, ["stage2", module]).eval()(x)
@@ -59,8 +61,13 @@ def test_flip_tta_with_onnx_matches_torch(images, tmp_path, monkeypatch):
     a = _tiny(layer=["stage1", "stage2"], tta="flip").fit_transform(images)
     for n in (len(images), 1):  # the exported graph keeps the batch size free
         b = PretrainedFeatureExtractor(
-            model="tiny_convnet", weights=None, num_workers=0, engine="onnxruntime",
-            layer=["stage1", "stage2"], tta="flip", batch_size=n,
+            model="tiny_convnet",
+            weights=None,
+            num_workers=0,
+            engine="onnxruntime",
+            layer=["stage1", "stage2"],
+            tta="flip",
+            batch_size=n,
         ).fit_transform(images)
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 

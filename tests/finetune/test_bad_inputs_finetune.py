@@ -22,11 +22,11 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 from skorch.callbacks import Callback
 from skorch.dataset import ValidSplit
+from tiny_finetune import make_clf, make_data
 from torch.utils.data import TensorDataset
 
 from sktransfer import FineTuneClassifier, ImageLoadError
 from sktransfer.finetune import _fast_prefix, set_fit_memo_limit
-from tiny_finetune import make_clf, make_data
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +76,13 @@ class _InterruptSecondRun(Callback):
 
 
 def _interrupted_refit_policy(c):
-    clf = make_clf(c.backbone, max_epochs=2, train_split=ValidSplit(4, stratified=True), patience=None,
-                   callbacks=[("stop", _InterruptSecondRun())])
+    clf = make_clf(
+        c.backbone,
+        max_epochs=2,
+        train_split=ValidSplit(4, stratified=True),
+        patience=None,
+        callbacks=[("stop", _InterruptSecondRun())],
+    )
     with pytest.warns(UserWarning, match="refit was interrupted"):
         clf.fit(c.X, c.y)
     assert clf.interrupted_ and clf.best_epoch_ is None and "valid_loss" in clf.history[-1]
@@ -176,47 +181,91 @@ def _corrupt_graph_policy(c):
 
 ROWS = [
     # --- labels ---
-    ("y-contains-None", lambda c: _fresh(c).fit(c.X, _with(c.y, 3, None)), (ValueError, "y contains None at position(s) [3]")),
+    (
+        "y-contains-None",
+        lambda c: _fresh(c).fit(c.X, _with(c.y, 3, None)),
+        (ValueError, "y contains None at position(s) [3]"),
+    ),
     ("y-mixed-types", lambda c: _fresh(c).fit(c.X, _with(c.y, 0, 7)), (ValueError, "y mixes label types")),
     ("y-one-class", lambda c: _fresh(c).fit(c.X, ["ant"] * 16), (ValueError, "at least 2 classes")),
     ("y-wrong-length", lambda c: _fresh(c).fit(c.X, c.y[:15]), (ValueError, "X has 16 images but y has 15")),
     ("y-None", lambda c: _fresh(c).fit(c.X, None), (ValueError, "requires y to be passed")),
     ("score-unseen-label", lambda c: c.fitted.score(c.X, _with(c.y, 2, "wasp")), (ValueError, "never seen in fit")),
-    ("class-weight-unknown-label", lambda c: _fresh(c, class_weight={"moth": 2.0}).fit(c.X, c.y),
-     (ValueError, "class_weight has labels that are not in y")),
+    (
+        "class-weight-unknown-label",
+        lambda c: _fresh(c, class_weight={"moth": 2.0}).fit(c.X, c.y),
+        (ValueError, "class_weight has labels that are not in y"),
+    ),
     # --- parameters ---
     ("set-params-lr-decay-fitted", lambda c: _set_params_fitted(c, lr_decay=2.0), (InvalidParameterError, "lr_decay")),
     ("set-params-lr-negative-fitted", lambda c: _set_params_fitted(c, lr=-1.0), (InvalidParameterError, "'lr'")),
-    ("set-params-unfreeze-string-fitted", lambda c: _set_params_fitted(c, unfreeze="most"),
-     (InvalidParameterError, "unfreeze")),
-    ("set-params-dtype-checked-at-fit", lambda c: _fresh(c).set_params(dtype="float64").fit(c.X, c.y),
-     (InvalidParameterError, "dtype")),
-    ("unfreeze-too-large", lambda c: _fresh(c, unfreeze=4).fit(c.X, c.y), (ValueError, "unfreeze=4 but tiny has only 3")),
+    (
+        "set-params-unfreeze-string-fitted",
+        lambda c: _set_params_fitted(c, unfreeze="most"),
+        (InvalidParameterError, "unfreeze"),
+    ),
+    (
+        "set-params-dtype-checked-at-fit",
+        lambda c: _fresh(c).set_params(dtype="float64").fit(c.X, c.y),
+        (InvalidParameterError, "dtype"),
+    ),
+    (
+        "unfreeze-too-large",
+        lambda c: _fresh(c, unfreeze=4).fit(c.X, c.y),
+        (ValueError, "unfreeze=4 but tiny has only 3"),
+    ),
     ("device-nonsense", lambda c: _fresh(c, device="nonsense").fit(c.X, c.y), (ValueError, "not a valid torch device")),
-    ("inference-engine-unknown", lambda c: _fresh(c, inference_engine="tensorrt").fit(c.X, c.y),
-     (InvalidParameterError, "inference_engine")),
-    ("inference-engine-none", lambda c: _fresh(c, inference_engine=None).fit(c.X, c.y),
-     (InvalidParameterError, "inference_engine")),
-    ("set-params-inference-engine-fitted", lambda c: _set_params_fitted(c, inference_engine="gpu"),
-     (InvalidParameterError, "inference_engine")),
-    ("inference-engine-onnxruntime-missing", lambda c: _fit_with_engines(c, "onnxruntime", "openvino"),
-     (ImportError, "pip install onnxruntime")),
-    ("inference-engine-onnxruntime-on-gpu",
-     lambda c: _fast_prefix.resolve_inference_engine("onnxruntime", torch.device("cuda")),
-     (ValueError, "runs on the CPU")),
-    ("inference-engine-openvino-missing", lambda c: _fit_with_engines(c, "openvino", "onnxruntime"),
-     (ImportError, "inference_engine='openvino' needs the openvino and onnx packages: pip install openvino")),
-    ("inference-engine-openvino-on-gpu",
-     lambda c: _fast_prefix.resolve_inference_engine("openvino", torch.device("cuda")),
-     (ValueError, "inference_engine='openvino' runs on the CPU; the network is on 'cuda'")),
+    (
+        "inference-engine-unknown",
+        lambda c: _fresh(c, inference_engine="tensorrt").fit(c.X, c.y),
+        (InvalidParameterError, "inference_engine"),
+    ),
+    (
+        "inference-engine-none",
+        lambda c: _fresh(c, inference_engine=None).fit(c.X, c.y),
+        (InvalidParameterError, "inference_engine"),
+    ),
+    (
+        "set-params-inference-engine-fitted",
+        lambda c: _set_params_fitted(c, inference_engine="gpu"),
+        (InvalidParameterError, "inference_engine"),
+    ),
+    (
+        "inference-engine-onnxruntime-missing",
+        lambda c: _fit_with_engines(c, "onnxruntime", "openvino"),
+        (ImportError, "pip install onnxruntime"),
+    ),
+    (
+        "inference-engine-onnxruntime-on-gpu",
+        lambda c: _fast_prefix.resolve_inference_engine("onnxruntime", torch.device("cuda")),
+        (ValueError, "runs on the CPU"),
+    ),
+    (
+        "inference-engine-openvino-missing",
+        lambda c: _fit_with_engines(c, "openvino", "onnxruntime"),
+        (ImportError, "inference_engine='openvino' needs the openvino and onnx packages: pip install openvino"),
+    ),
+    (
+        "inference-engine-openvino-on-gpu",
+        lambda c: _fast_prefix.resolve_inference_engine("openvino", torch.device("cuda")),
+        (ValueError, "inference_engine='openvino' runs on the CPU; the network is on 'cuda'"),
+    ),
     # On a GPU the device is the error even where the package is missing: installing it would not help.
-    ("inference-engine-openvino-on-gpu-not-installed",
-     lambda c: _installed()(_fast_prefix.resolve_inference_engine)("openvino", torch.device("cuda")),
-     (ValueError, "inference_engine='openvino' runs on the CPU; the network is on 'cuda'")),
-    ("inference-engine-named-after-fit-not-installed",
-     lambda c: _named_after_fit_without("onnxruntime"), (ImportError, "pip install onnxruntime")),
-    ("inference-engine-openvino-missing-at-predict",
-     lambda c: _unpickled_without_engine(c, "openvino", "openvino"), (ImportError, "pip install openvino")),
+    (
+        "inference-engine-openvino-on-gpu-not-installed",
+        lambda c: _installed()(_fast_prefix.resolve_inference_engine)("openvino", torch.device("cuda")),
+        (ValueError, "inference_engine='openvino' runs on the CPU; the network is on 'cuda'"),
+    ),
+    (
+        "inference-engine-named-after-fit-not-installed",
+        lambda c: _named_after_fit_without("onnxruntime"),
+        (ImportError, "pip install onnxruntime"),
+    ),
+    (
+        "inference-engine-openvino-missing-at-predict",
+        lambda c: _unpickled_without_engine(c, "openvino", "openvino"),
+        (ImportError, "pip install openvino"),
+    ),
     ("fit-memo-negative-bound", lambda c: set_fit_memo_limit(-5), (ValueError, "max_bytes must be >= 0")),
     # --- calls before fit ---
     ("score-before-fit", lambda c: _fresh(c).score(c.X, c.y), (NotFittedError, "not fitted")),
@@ -225,20 +274,29 @@ ROWS = [
     ("initialize-before-fit-without-classes", lambda c: _fresh(c).initialize(), (NotFittedError, "classes=")),
     # --- inputs ---
     ("fit-torch-dataset", lambda c: _fresh(c).fit(_torch_dataset(c), None), (TypeError, "not a torch Dataset")),
-    ("partial-fit-torch-dataset", lambda c: _fresh(c).partial_fit(_torch_dataset(c), None),
-     (TypeError, "not a torch Dataset")),
+    (
+        "partial-fit-torch-dataset",
+        lambda c: _fresh(c).partial_fit(_torch_dataset(c), None),
+        (TypeError, "not a torch Dataset"),
+    ),
     ("predict-torch-dataset", lambda c: c.fitted.predict_proba(_torch_dataset(c)), (TypeError, "not a torch Dataset")),
     ("empty-X", lambda c: _fresh(c).fit([], []), (ValueError, "X is empty")),
-    ("unreadable-image", lambda c: _fresh(c).fit(_broken_file(c), ["a", "b", "a", "b"]), (ImageLoadError, "broken.jpg")),
-    ("augment-returns-int", lambda c: _fresh(c, augment=lambda im: 3, max_epochs=1).fit(c.X, c.y),
-     (TypeError, "augment must return")),
+    (
+        "unreadable-image",
+        lambda c: _fresh(c).fit(_broken_file(c), ["a", "b", "a", "b"]),
+        (ImageLoadError, "broken.jpg"),
+    ),
+    (
+        "augment-returns-int",
+        lambda c: _fresh(c, augment=lambda im: 3, max_epochs=1).fit(c.X, c.y),
+        (TypeError, "augment must return"),
+    ),
     # --- documented policies ---
     ("few-shot-default-split", _few_shot_policy, None),
     ("inference-engine-auto-without-graph-engines", _auto_policy((), "torch"), None),
     ("inference-engine-auto-without-openvino", _auto_policy(("onnxruntime",), "onnxruntime"), None),
     ("inference-engine-auto-with-openvino", _auto_policy(("openvino", "onnxruntime"), "openvino"), None),
-    ("inference-engine-auto-missing-after-unpickle",
-     lambda c: _unpickled_without_engine(c, "openvino", "auto"), None),
+    ("inference-engine-auto-missing-after-unpickle", lambda c: _unpickled_without_engine(c, "openvino", "auto"), None),
     ("corrupt-cached-prefix-graph", _corrupt_graph_policy, None),
     ("interrupted-refit", _interrupted_refit_policy, None),
     ("threads-predict-proba", _threads_policy, None),

@@ -12,9 +12,8 @@ from skorch.dataset import ValidSplit
 from tiny_finetune import make_clf, make_data
 
 from sktransfer.backbones import get_backbone
-from sktransfer.finetune import FineTuneNetwork
 from sktransfer.feature_extraction._engines import engine_available
-from sktransfer.finetune import _fast_prefix, _prefix_graph
+from sktransfer.finetune import FineTuneNetwork, _fast_prefix, _prefix_graph
 from sktransfer.finetune._fast_prefix import FastPrefix, resolve_inference_engine
 from sktransfer.finetune._prefix_graph import PrefixRunner, prefix_digest
 
@@ -149,8 +148,14 @@ def test_auto_falls_back_silently_without_graph_engines(monkeypatch, recwarn):
 # ----------------------------------------------------------------- fitting
 
 
-PAIR_PARAMS = {**NAMED, "unfreeze": 1, "head_epochs": 1, "max_epochs": 3, "patience": None,
-               "train_split": ValidSplit(4, stratified=True)}
+PAIR_PARAMS = {
+    **NAMED,
+    "unfreeze": 1,
+    "head_epochs": 1,
+    "max_epochs": 3,
+    "patience": None,
+    "train_split": ValidSplit(4, stratified=True),
+}
 
 
 @pytest.fixture(scope="module")

@@ -15,12 +15,10 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 from skorch.callbacks import Callback
 from skorch.dataset import ValidSplit
+from tiny_finetune import GROUPS, make_clf, make_tiny_backbone
 
 from sktransfer import FineTuneClassifier, ImageLoadError
 from sktransfer.finetune._network import FineTuneNetwork, param_groups, set_trainable
-
-from tiny_finetune import GROUPS, make_clf, make_tiny_backbone
-
 
 # --------------------------------------------------------------- freezing
 
@@ -30,7 +28,7 @@ def test_requires_grad_follows_unfreeze(tiny_backbone, unfreeze):
     net = FineTuneNetwork(copy.deepcopy(tiny_backbone), n_classes=2)
     n = 3 if unfreeze == "all" else unfreeze
     set_trainable(net, n)
-    trainable = GROUPS[len(GROUPS) - n:]
+    trainable = GROUPS[len(GROUPS) - n :]
     for group in GROUPS:
         flags = {p.requires_grad for p in net.backbone.layer_group(group).parameters()}
         assert flags == {group in trainable}, group
@@ -55,12 +53,13 @@ def test_fitted_optimizer_and_freezing(tiny_backbone, data, unfreeze, lr_decay):
     X, y = data
     clf = make_clf(tiny_backbone, unfreeze=unfreeze, lr_decay=lr_decay, lr=0.02, max_epochs=2).fit(X, y)
     lrs = {g["name"]: g["lr"] for g in clf.optimizer_.param_groups}
-    assert lrs == pytest.approx({"head": 0.02, "stage2": 0.02 * lr_decay, "stage1": 0.02 * lr_decay**2,
-                                 "stem": 0.02 * lr_decay**3})
+    assert lrs == pytest.approx(
+        {"head": 0.02, "stage2": 0.02 * lr_decay, "stage1": 0.02 * lr_decay**2, "stem": 0.02 * lr_decay**3}
+    )
     n = 3 if unfreeze == "all" else unfreeze
     for group in GROUPS:
         flags = {p.requires_grad for p in clf.module_.backbone.layer_group(group).parameters()}
-        assert flags == {group in GROUPS[3 - n:]}
+        assert flags == {group in GROUPS[3 - n :]}
     # All parameters were in the optimizer from the start.
     assert sum(len(g["params"]) for g in clf.optimizer_.param_groups) == len(list(clf.module_.parameters()))
 
@@ -133,8 +132,9 @@ class _RecordLRs(Callback):
 def test_cosine_schedule_decays_every_group_keeping_ratios(tiny_backbone, data, head_epochs):
     X, y = data
     rec = _RecordLRs()
-    clf = make_clf(tiny_backbone, unfreeze=2, lr=0.1, lr_decay=0.5, head_epochs=head_epochs, max_epochs=3,
-                   callbacks=[("rec", rec)]).fit(X, y)
+    clf = make_clf(
+        tiny_backbone, unfreeze=2, lr=0.1, lr_decay=0.5, head_epochs=head_epochs, max_epochs=3, callbacks=[("rec", rec)]
+    ).fit(X, y)
     per_epoch = 16 // 4
     head = np.array([lrs["head"] for lrs in rec.lrs])
     phase1, phase2 = head[: head_epochs * per_epoch], head[head_epochs * per_epoch :]
@@ -201,8 +201,9 @@ def test_mixed_precision_trains_in_reduced_precision(tiny_backbone, data, dtype,
     assert all(p.dtype == torch.float32 for p in clf.module_.parameters())  # weights stay float32
     assert np.isfinite(clf.history[:, "train_loss"]).all()
     # The weights moved (a float16 overflow would have skipped every step).
-    assert not torch.equal(clf.module_.backbone.layer_group("stem")[0].weight,
-                           tiny_backbone.layer_group("stem")[0].weight)
+    assert not torch.equal(
+        clf.module_.backbone.layer_group("stem")[0].weight, tiny_backbone.layer_group("stem")[0].weight
+    )
     assert (clf.grad_scaler_ is not None) == (dtype == "float16")
     proba = clf.predict_proba(X)
     assert proba.dtype == np.float32
@@ -227,11 +228,13 @@ def test_frozen_batchnorm_statistics_do_not_move(tiny_backbone, data):
 def test_batchnorm_train_moves_statistics(tiny_backbone, data):
     X, y = data
     clf = make_clf(tiny_backbone, unfreeze=0, max_epochs=1, batchnorm="train").fit(X, y)
-    assert not torch.equal(tiny_backbone.layer_group("stem")[1].running_mean,
-                           clf.module_.backbone.layer_group("stem")[1].running_mean)
+    assert not torch.equal(
+        tiny_backbone.layer_group("stem")[1].running_mean, clf.module_.backbone.layer_group("stem")[1].running_mean
+    )
     # Frozen weights still do not move.
-    torch.testing.assert_close(tiny_backbone.layer_group("stem")[0].weight,
-                               clf.module_.backbone.layer_group("stem")[0].weight, rtol=0, atol=0)
+    torch.testing.assert_close(
+        tiny_backbone.layer_group("stem")[0].weight, clf.module_.backbone.layer_group("stem")[0].weight, rtol=0, atol=0
+    )
 
 
 # ----------------------------------------------------------------- caching
@@ -250,8 +253,14 @@ def test_cached_equals_uncached(tiny_backbone, data, unfreeze):
     X, y = data
     # Both in PyTorch: the graph engines (OpenVINO, ONNX Runtime) agree with it only to rounding
     # (see test_fast_prefix.py).
-    params = {"unfreeze": unfreeze, "head_epochs": 2, "max_epochs": 4, "patience": None, "inference_engine": "torch",
-              "train_split": ValidSplit(4, stratified=True)}
+    params = {
+        "unfreeze": unfreeze,
+        "head_epochs": 2,
+        "max_epochs": 4,
+        "patience": None,
+        "inference_engine": "torch",
+        "train_split": ValidSplit(4, stratified=True),
+    }
     cached_rec, uncached_rec = _RecordInputStart(), _RecordInputStart()
     cached = make_clf(tiny_backbone, cache_activations=True, callbacks=[("rec", cached_rec)], **params).fit(X, y)
     uncached = make_clf(tiny_backbone, cache_activations=False, callbacks=[("rec", uncached_rec)], **params)
@@ -264,8 +273,9 @@ def test_cached_equals_uncached(tiny_backbone, data, unfreeze):
     assert cached.module_.input_start is None  # back to image input after fit
     for (name, p1), (_, p2) in zip(cached.module_.state_dict().items(), uncached.module_.state_dict().items()):
         torch.testing.assert_close(p1, p2, rtol=1e-4, atol=1e-5, msg=name)
-    np.testing.assert_allclose(cached.validation_history_[:, "valid_loss"],
-                               uncached.validation_history_[:, "valid_loss"], rtol=1e-4)
+    np.testing.assert_allclose(
+        cached.validation_history_[:, "valid_loss"], uncached.validation_history_[:, "valid_loss"], rtol=1e-4
+    )
     np.testing.assert_allclose(cached.history[:, "train_loss"], uncached.history[:, "train_loss"], rtol=1e-4)
     np.testing.assert_allclose(cached.predict_proba(X), uncached.predict_proba(X), atol=1e-5)
 
@@ -317,7 +327,12 @@ def test_grid_clones_share_decoded_images_and_activations(data, tmp_path, monkey
     from sktransfer.finetune._activation_cache import shared_key
 
     assert shared_key(second.module_, lambda: ("tiny_convnet", None), paths) is None
-    assert shared_key(clone(second).set_params(classes=["ant", "bee"]).initialize().module_, lambda: ("tiny_convnet", None), paths) is not None
+    assert (
+        shared_key(
+            clone(second).set_params(classes=["ant", "bee"]).initialize().module_, lambda: ("tiny_convnet", None), paths
+        )
+        is not None
+    )
 
 
 def test_augment_light_and_callable(tiny_backbone, data):
@@ -391,8 +406,7 @@ def test_auto_device_pickle_loads_on_cpu(tiny_backbone, data):
 
 def test_grid_search(tiny_backbone, data):
     X, y = data
-    search = GridSearchCV(make_clf(tiny_backbone, max_epochs=2),
-                          {"unfreeze": [0, 1, 2], "lr_decay": [0.1, 0.3]}, cv=2)
+    search = GridSearchCV(make_clf(tiny_backbone, max_epochs=2), {"unfreeze": [0, 1, 2], "lr_decay": [0.1, 0.3]}, cv=2)
     search.fit(X, y)
     assert set(search.best_params_) == {"unfreeze", "lr_decay"}
     scores = search.cv_results_["mean_test_score"]

@@ -14,12 +14,12 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 from skorch.callbacks import Callback
 from skorch.dataset import ValidSplit
+from tiny_finetune import make_clf, make_data
 
 import sktransfer.finetune as finetune_pkg
 from sktransfer import FineTuneClassifier
 from sktransfer.finetune import set_fit_memo_limit
 from sktransfer.finetune._activation_cache import FIT_MEMO, FitMemo
-from tiny_finetune import make_clf, make_data
 
 
 def _weights(clf):
@@ -183,8 +183,9 @@ def test_device_auto_resolved_into_device_(tiny_backbone, data):
     rec = _RecordDevice()
     # A validated run with a refit: skorch's scoring callbacks move cached
     # predictions to net.device.
-    clf = make_clf(tiny_backbone, device="auto", max_epochs=2, train_split=ValidSplit(4, stratified=True),
-                   callbacks=[("rec", rec)])
+    clf = make_clf(
+        tiny_backbone, device="auto", max_epochs=2, train_split=ValidSplit(4, stratified=True), callbacks=[("rec", rec)]
+    )
     assert not hasattr(clf, "device_")
     clf.fit(X, y)
     assert clf.best_epoch_ is not None and "valid_acc" in clf.validation_history_[-1]
@@ -212,8 +213,9 @@ def test_the_defaults_train_on_every_image(tiny_backbone, per_class):
     # Nothing is held out by default, however few the images: no validation
     # warning, no early stopping, no refit, every image in every epoch.
     X, y = make_data(per_class=per_class)
-    clf = FineTuneClassifier(model=tiny_backbone, weights=None, max_epochs=2, num_workers=0, device="cpu",
-                             verbose=0, random_state=0)
+    clf = FineTuneClassifier(
+        model=tiny_backbone, weights=None, max_epochs=2, num_workers=0, device="cpu", verbose=0, random_state=0
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         clf.fit(X, y)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from skorch.callbacks import EarlyStopping
+from tiny_finetune import GROUPS, make_clf
 
 from sktransfer.finetune import FineTuneNetwork
 from sktransfer.finetune._activation_cache import (
@@ -21,7 +22,6 @@ from sktransfer.finetune._callbacks import CosineDecay, default_callbacks
 from sktransfer.finetune._datasets import DecodedImages, TrainingDataset
 from sktransfer.finetune._labels import LabelEncodingMixin
 from sktransfer.finetune._network import HEAD, suffix_start
-from tiny_finetune import GROUPS, make_clf
 
 
 @pytest.fixture
@@ -57,8 +57,9 @@ def test_route_caches_and_enters_together(network, store):
     expected = network.forward_between(store.images[2:3], None, "stage2")[0]
     torch.testing.assert_close(x, expected)
     # Batches from the cache give the same logits as from images.
-    torch.testing.assert_close(network(store.cache.values["stage2"][:2]),
-                               network.forward_suffix(store.images[:2], None))
+    torch.testing.assert_close(
+        network(store.cache.values["stage2"][:2]), network.forward_suffix(store.images[:2], None)
+    )
     leave(network)
     assert network.input_start is None
 

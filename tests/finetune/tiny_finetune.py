@@ -45,7 +45,17 @@ def make_data(per_class=8, n_classes=2, seed=0):
 
 
 def make_clf(backbone, **params):
-    defaults = {"model": backbone, "weights": None, "max_epochs": 3, "head_epochs": 1, "batch_size": 4,
-                "train_split": None, "verbose": 0, "random_state": 0, "num_workers": 0, "device": "cpu"}
+    defaults = {
+        "model": backbone,
+        "weights": None,
+        "max_epochs": 3,
+        "head_epochs": 1,
+        "batch_size": 4,
+        "train_split": None,
+        "verbose": 0,
+        "random_state": 0,
+        "num_workers": 0,
+        "device": "cpu",
+    }
     defaults.update(params)
     return FineTuneClassifier(**defaults)

@@ -16,10 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _catalogue import check_row
 from PIL import Image
 from sklearn.base import BaseEstimator
-
-from _catalogue import check_row
 
 from sktransfer.image import ImageLoadError, check_images, load_image
 from sktransfer.image._batch_decoder import decode_all
@@ -215,45 +214,80 @@ def _animated_webp(ctx):
 FILE_ROWS = [
     ("missing-file", _missing, (ImageLoadError, "missing.jpg: file not found")),
     ("directory", lambda ctx: load_image(ctx.tmp_path), (ImageLoadError, "is a directory")),
-    ("empty-file", lambda ctx: load_image(_write(ctx, "empty.png", b"")),
-     (ImageLoadError, "empty.png: not an image file")),
-    ("html-saved-as-jpg", lambda ctx: load_image(_write(ctx, "page.jpg", "<html><body>404</body></html>")),
-     (ImageLoadError, "page.jpg: not an image file")),
-    ("svg", lambda ctx: load_image(_write(ctx, "logo.svg", '<svg xmlns="http://www.w3.org/2000/svg"/>')),
-     (ImageLoadError, "logo.svg: not an image file")),
-    ("truncated-jpeg", lambda ctx: load_image(_write(ctx, "cut.jpg", _jpeg_bytes()[:400])),
-     (ImageLoadError, "cut.jpg: file is truncated")),
-    ("truncated-jpeg-on-the-decode_jpeg-path",
-     _with_decode_jpeg(lambda ctx: load_pixels(_write(ctx, "cut.jpg", _jpeg_bytes()[:400]))),
-     (ImageLoadError, "cut.jpg: file is truncated")),
-    ("exif-rotated-jpeg-on-the-decode_jpeg-path", _with_decode_jpeg(_exif_rotated_both_ways),
-     _upright_tensor_equal_to_pil),
-    ("cmyk-jpeg-on-the-decode_jpeg-path-stays-with-pil",
-     _with_decode_jpeg(lambda ctx: load_pixels(_saved(Image.new("CMYK", (8, 8), (0, 0, 0, 0)), "JPEG", quality=95))),
-     _rgb_of((8, 8), (255, 255, 255), atol=5)),
+    (
+        "empty-file",
+        lambda ctx: load_image(_write(ctx, "empty.png", b"")),
+        (ImageLoadError, "empty.png: not an image file"),
+    ),
+    (
+        "html-saved-as-jpg",
+        lambda ctx: load_image(_write(ctx, "page.jpg", "<html><body>404</body></html>")),
+        (ImageLoadError, "page.jpg: not an image file"),
+    ),
+    (
+        "svg",
+        lambda ctx: load_image(_write(ctx, "logo.svg", '<svg xmlns="http://www.w3.org/2000/svg"/>')),
+        (ImageLoadError, "logo.svg: not an image file"),
+    ),
+    (
+        "truncated-jpeg",
+        lambda ctx: load_image(_write(ctx, "cut.jpg", _jpeg_bytes()[:400])),
+        (ImageLoadError, "cut.jpg: file is truncated"),
+    ),
+    (
+        "truncated-jpeg-on-the-decode_jpeg-path",
+        _with_decode_jpeg(lambda ctx: load_pixels(_write(ctx, "cut.jpg", _jpeg_bytes()[:400]))),
+        (ImageLoadError, "cut.jpg: file is truncated"),
+    ),
+    (
+        "exif-rotated-jpeg-on-the-decode_jpeg-path",
+        _with_decode_jpeg(_exif_rotated_both_ways),
+        _upright_tensor_equal_to_pil,
+    ),
+    (
+        "cmyk-jpeg-on-the-decode_jpeg-path-stays-with-pil",
+        _with_decode_jpeg(lambda ctx: load_pixels(_saved(Image.new("CMYK", (8, 8), (0, 0, 0, 0)), "JPEG", quality=95))),
+        _rgb_of((8, 8), (255, 255, 255), atol=5),
+    ),
     ("decompression-bomb", _bomb, (ImageLoadError, "bomb.png: decompression bomb")),
-    ("multi-frame-tiff", lambda ctx: load_image(_write(ctx, "stack.tif", _multi_frame("TIFF"))),
-     _rgb_of((6, 5), (10, 20, 30))),
-    ("multi-frame-tiff-with-draft-size",
-     lambda ctx: load_image(_write(ctx, "stack.tif", _multi_frame("TIFF")), draft_size=(2, 2)),
-     _rgb_of((6, 5), (10, 20, 30))),
-    ("multi-frame-tiff-with-exif", lambda ctx: load_image(_multi_frame("TIFF", exif=Image.Exif())),
-     _rgb_of((6, 5), (10, 20, 30))),
+    (
+        "multi-frame-tiff",
+        lambda ctx: load_image(_write(ctx, "stack.tif", _multi_frame("TIFF"))),
+        _rgb_of((6, 5), (10, 20, 30)),
+    ),
+    (
+        "multi-frame-tiff-with-draft-size",
+        lambda ctx: load_image(_write(ctx, "stack.tif", _multi_frame("TIFF")), draft_size=(2, 2)),
+        _rgb_of((6, 5), (10, 20, 30)),
+    ),
+    (
+        "multi-frame-tiff-with-exif",
+        lambda ctx: load_image(_multi_frame("TIFF", exif=Image.Exif())),
+        _rgb_of((6, 5), (10, 20, 30)),
+    ),
     ("multi-frame-gif", lambda ctx: load_image(_multi_frame("GIF")), _rgb_of((6, 5), (10, 20, 30), atol=8)),
     ("animated-webp", _animated_webp, _rgb_of((4, 4), (255, 0, 0))),
-    ("cmyk-jpeg", lambda ctx: load_image(_saved(Image.new("CMYK", (8, 8), (0, 0, 0, 0)), "JPEG", quality=95)),
-     _rgb_of((8, 8), (255, 255, 255), atol=5)),
+    (
+        "cmyk-jpeg",
+        lambda ctx: load_image(_saved(Image.new("CMYK", (8, 8), (0, 0, 0, 0)), "JPEG", quality=95)),
+        _rgb_of((8, 8), (255, 255, 255), atol=5),
+    ),
     ("16-bit-png", _sixteen_bit_png, _rgb_of((5, 3), (40, 40, 40))),
     ("palette-with-transparency", _palette_with_transparency, _rgb_of((4, 4), (255, 255, 255))),
     ("exif-rotated-jpeg", _exif_rotated, _rgb_of((16, 32))),
     ("plugin-raises-assertion-error", _plugin_raises_anything, (ImageLoadError, "odd.png: unexpected AssertionError")),
     ("pil-image-whose-file-was-closed", _closed_pil_image, (ImageLoadError, "X[0] (PIL image)")),
-    ("spider-float-pixels-beyond-unit-range",
-     lambda ctx: load_image(_saved(_pattern_image("F"), "SPIDER")),
-     (ImageLoadError, "float pixel values must lie in [0, 1]")),
+    (
+        "spider-float-pixels-beyond-unit-range",
+        lambda ctx: load_image(_saved(_pattern_image("F"), "SPIDER")),
+        (ImageLoadError, "float pixel values must lie in [0, 1]"),
+    ),
     ("eps-needs-ghostscript", _eps, _rgb_of((16, 12))),
-    ("icns-holds-several-sizes-the-largest-is-read",
-     lambda ctx: load_image(_saved(_pattern_image(), "ICNS")), _rgb_of((1024, 1024))),
+    (
+        "icns-holds-several-sizes-the-largest-is-read",
+        lambda ctx: load_image(_saved(_pattern_image(), "ICNS")),
+        _rgb_of((1024, 1024)),
+    ),
 ]
 
 # ------------------------------------------------------- every PIL writer
@@ -278,23 +312,42 @@ PLUGIN_ROWS = (
 # ------------------------------------------------------------------ arrays
 
 ARRAY_ROWS = [
-    ("array-nan", lambda ctx: load_image(np.full((2, 2, 3), np.nan, dtype=np.float32)),
-     (ImageLoadError, "NaN or infinity")),
-    ("array-two-channels", lambda ctx: load_image(np.zeros((4, 4, 2), np.uint8)),
-     (ImageLoadError, "with 1, 3 or 4 channels, or an HW array, got shape (4, 4, 2)")),
-    ("array-float-out-of-range", lambda ctx: load_image(np.full((2, 2), 255.0)),
-     (ImageLoadError, "float pixel values must lie in [0, 1] (found min 255, max 255)")),
-    ("array-int-out-of-range", lambda ctx: load_image(np.full((2, 2), 300, dtype=np.int32)),
-     (ImageLoadError, "must lie in [0, 255]")),
+    (
+        "array-nan",
+        lambda ctx: load_image(np.full((2, 2, 3), np.nan, dtype=np.float32)),
+        (ImageLoadError, "NaN or infinity"),
+    ),
+    (
+        "array-two-channels",
+        lambda ctx: load_image(np.zeros((4, 4, 2), np.uint8)),
+        (ImageLoadError, "with 1, 3 or 4 channels, or an HW array, got shape (4, 4, 2)"),
+    ),
+    (
+        "array-float-out-of-range",
+        lambda ctx: load_image(np.full((2, 2), 255.0)),
+        (ImageLoadError, "float pixel values must lie in [0, 1] (found min 255, max 255)"),
+    ),
+    (
+        "array-int-out-of-range",
+        lambda ctx: load_image(np.full((2, 2), 300, dtype=np.int32)),
+        (ImageLoadError, "must lie in [0, 255]"),
+    ),
     ("array-empty", lambda ctx: load_image(np.zeros((0, 4, 3), np.uint8)), (ImageLoadError, "image is empty")),
-    ("array-complex", lambda ctx: load_image(np.zeros((2, 2), np.complex64)),
-     (ImageLoadError, "unsupported pixel dtype complex64")),
+    (
+        "array-complex",
+        lambda ctx: load_image(np.zeros((2, 2), np.complex64)),
+        (ImageLoadError, "unsupported pixel dtype complex64"),
+    ),
     ("tensor-channels-last", lambda ctx: load_image(torch.zeros(5, 5, 3)), (ImageLoadError, "a CHW tensor")),
-    ("array-uint16-is-divided-by-257", lambda ctx: load_image(np.full((2, 2), 257 * 9, np.uint16)),
-     _rgb_of((2, 2), (9, 9, 9))),
+    (
+        "array-uint16-is-divided-by-257",
+        lambda ctx: load_image(np.full((2, 2), 257 * 9, np.uint16)),
+        _rgb_of((2, 2), (9, 9, 9)),
+    ),
 ]
 
 # -------------------------------------------------------------- containers
+
 
 def _url_without_fsspec(ctx):
     import importlib.util
@@ -308,8 +361,9 @@ def _extractor_missing_entry(on_error):
     def make(ctx):
         from sktransfer import PretrainedFeatureExtractor
 
-        est = PretrainedFeatureExtractor(model="tiny_convnet", weights=None, num_workers=0, on_error=on_error,
-                                         engine="torch").fit([PATTERN])
+        est = PretrainedFeatureExtractor(
+            model="tiny_convnet", weights=None, num_workers=0, on_error=on_error, engine="torch"
+        ).fit([PATTERN])
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             out = est.transform(pd.DataFrame({"photo": [PATTERN, None, np.nan, pd.NA]}))
@@ -327,39 +381,76 @@ def _nan_rows_for_missing(result):
 CONTAINER_ROWS = [
     ("single-path", lambda ctx: check_images("cat.jpg"), (ValueError, "wrap it in a list: X=[image]")),
     ("nested-lists", lambda ctx: check_images([["a.jpg", "b.jpg"]]), (TypeError, "X[0] has type list")),
-    ("dataframe-two-columns", lambda ctx: check_images(pd.DataFrame({"a": ["x.jpg"], "b": ["y.jpg"]})),
-     (ValueError, "DataFrame with 2 columns ['a', 'b']")),
-    ("none-entry-kept-in-place", lambda ctx: check_images(["a.jpg", None]),
-     lambda items: items == ["a.jpg", None] or pytest.fail(str(items))),
-    ("pandas-na-and-nat-entries-become-none", lambda ctx: check_images(pd.Series(["a.jpg", pd.NA, pd.NaT], dtype=object)),
-     lambda items: items == ["a.jpg", None, None] or pytest.fail(str(items))),
+    (
+        "dataframe-two-columns",
+        lambda ctx: check_images(pd.DataFrame({"a": ["x.jpg"], "b": ["y.jpg"]})),
+        (ValueError, "DataFrame with 2 columns ['a', 'b']"),
+    ),
+    (
+        "none-entry-kept-in-place",
+        lambda ctx: check_images(["a.jpg", None]),
+        lambda items: items == ["a.jpg", None] or pytest.fail(str(items)),
+    ),
+    (
+        "pandas-na-and-nat-entries-become-none",
+        lambda ctx: check_images(pd.Series(["a.jpg", pd.NA, pd.NaT], dtype=object)),
+        lambda items: items == ["a.jpg", None, None] or pytest.fail(str(items)),
+    ),
     ("load-image-of-none", lambda ctx: load_image(None), (ImageLoadError, "<missing>: missing value")),
     ("url-without-fsspec", _url_without_fsspec, (ImportError, "pip install 'sktransfer[remote]'")),
     ("extractor-raise-on-missing-entry", _extractor_missing_entry("raise"), (ValueError, "X[1] is missing")),
     ("extractor-nan-on-missing-entries", _extractor_missing_entry("nan"), _nan_rows_for_missing),
-    ("paths-mixed-with-numbers", lambda ctx: check_images(np.array(["a.jpg", 3], dtype=object)),
-     (TypeError, "X[1] has type int (value 3) (X mixes images with int values)")),
-    ("object-table-of-paths-and-numbers",
-     lambda ctx: _TableOrImages().fit(np.array([["a.jpg", 1], ["b.jpg", 2]], dtype=object)),
-     (ValueError, "2-D array of object of shape (2, 2); expected a 1-D array (or a single column)")),
+    (
+        "paths-mixed-with-numbers",
+        lambda ctx: check_images(np.array(["a.jpg", 3], dtype=object)),
+        (TypeError, "X[1] has type int (value 3) (X mixes images with int values)"),
+    ),
+    (
+        "object-table-of-paths-and-numbers",
+        lambda ctx: _TableOrImages().fit(np.array([["a.jpg", 1], ["b.jpg", 2]], dtype=object)),
+        (ValueError, "2-D array of object of shape (2, 2); expected a 1-D array (or a single column)"),
+    ),
     ("empty-list", lambda ctx: check_images([]), (ValueError, "X is empty")),
     ("empty-path", lambda ctx: check_images([""]), (ValueError, "X[0] is an empty path")),
-    ("table-of-embeddings", lambda ctx: _TableOrImages().fit(np.zeros((4, 10))),
-     (ValueError, "belong in a classifier")),
-    ("table-width-needs-image-shape", lambda ctx: _TableOrImages().fit(np.zeros((4, 30))),
-     (ValueError, "pass image_shape=(height, width)")),
-    ("image-shape-mismatch", lambda ctx: _TableOrImages(image_shape=(7, 7)).fit(np.zeros((2, 64))),
-     (ValueError, "64 columns, which cannot be reshaped to image_shape=(7, 7)")),
-    ("table-with-nan", lambda ctx: _TableOrImages().fit(np.full((2, 4), np.nan)),
-     (ValueError, "Input X contains NaN")),
-    ("fitted-on-table-given-paths", lambda ctx: _fitted_on_table().transform(["a.jpg"]),
-     (ValueError, "fitted on a numeric table of flattened images with 16 columns, and X is a list of 1 item (str, ...)")),
-    ("fitted-on-table-given-a-batch", lambda ctx: _fitted_on_table().transform(np.zeros((2, 4, 4, 3))),
-     (ValueError, "X is a 4-D ndarray of shape (2, 4, 4, 3), not such a table")),
-    ("fitted-on-table-given-one-row", lambda ctx: _fitted_on_table().transform(np.zeros(16)),
-     (ValueError, "Reshape your data")),
-    ("square-rgb-table-is-images", lambda ctx: _TableOrImages().fit(np.zeros((2, 27))).items_,
-     lambda items: [item.shape for item in items] == [(3, 3, 3)] * 2 or pytest.fail(str(items))),
+    (
+        "table-of-embeddings",
+        lambda ctx: _TableOrImages().fit(np.zeros((4, 10))),
+        (ValueError, "belong in a classifier"),
+    ),
+    (
+        "table-width-needs-image-shape",
+        lambda ctx: _TableOrImages().fit(np.zeros((4, 30))),
+        (ValueError, "pass image_shape=(height, width)"),
+    ),
+    (
+        "image-shape-mismatch",
+        lambda ctx: _TableOrImages(image_shape=(7, 7)).fit(np.zeros((2, 64))),
+        (ValueError, "64 columns, which cannot be reshaped to image_shape=(7, 7)"),
+    ),
+    ("table-with-nan", lambda ctx: _TableOrImages().fit(np.full((2, 4), np.nan)), (ValueError, "Input X contains NaN")),
+    (
+        "fitted-on-table-given-paths",
+        lambda ctx: _fitted_on_table().transform(["a.jpg"]),
+        (
+            ValueError,
+            "fitted on a numeric table of flattened images with 16 columns, and X is a list of 1 item (str, ...)",
+        ),
+    ),
+    (
+        "fitted-on-table-given-a-batch",
+        lambda ctx: _fitted_on_table().transform(np.zeros((2, 4, 4, 3))),
+        (ValueError, "X is a 4-D ndarray of shape (2, 4, 4, 3), not such a table"),
+    ),
+    (
+        "fitted-on-table-given-one-row",
+        lambda ctx: _fitted_on_table().transform(np.zeros(16)),
+        (ValueError, "Reshape your data"),
+    ),
+    (
+        "square-rgb-table-is-images",
+        lambda ctx: _TableOrImages().fit(np.zeros((2, 27))).items_,
+        lambda items: [item.shape for item in items] == [(3, 3, 3)] * 2 or pytest.fail(str(items)),
+    ),
 ]
 
 # ------------------------------------------------------- on_error="nan"
@@ -374,15 +465,13 @@ def _nan_with_broken_plugin(ctx):
         "sktransfer.image._decode.to_rgb",
         lambda image, source: (_ for _ in ()).throw(TypeError("bad tile")),
     )
-    return decode_all([PATTERN, _write(ctx, "odd.png", _saved(_pattern_image(), "PNG"))], pil_to_chw,
-                      on_error="nan")
+    return decode_all([PATTERN, _write(ctx, "odd.png", _saved(_pattern_image(), "PNG"))], pil_to_chw, on_error="nan")
 
 
 def _extractor_nan_row(ctx):
     from sktransfer import PretrainedFeatureExtractor
 
-    est = PretrainedFeatureExtractor(model="tiny_convnet", weights=None, num_workers=0, on_error="nan",
-                                     engine="torch")
+    est = PretrainedFeatureExtractor(model="tiny_convnet", weights=None, num_workers=0, on_error="nan", engine="torch")
     missing = str(ctx.tmp_path / "gone.png")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -397,14 +486,26 @@ def _nan_row_and_one_warning(result):
 
 
 NAN_ROWS = [
-    ("nan-policy-missing-file", _decode_nan(lambda ctx: str(ctx.tmp_path / "gone.png")),
-     _black_row_and_failure("gone.png: file not found")),
-    ("nan-policy-html-file", _decode_nan(lambda ctx: _write(ctx, "page.png", "<html/>")),
-     _black_row_and_failure("page.png: not an image file")),
-    ("nan-policy-bad-array", _decode_nan(lambda ctx: np.full((2, 2), -1.0)),
-     _black_row_and_failure("X[1] (array 2x2): float pixel values")),
-    ("nan-policy-unexpected-plugin-error", _nan_with_broken_plugin,
-     _black_row_and_failure("odd.png: unexpected TypeError: bad tile")),
+    (
+        "nan-policy-missing-file",
+        _decode_nan(lambda ctx: str(ctx.tmp_path / "gone.png")),
+        _black_row_and_failure("gone.png: file not found"),
+    ),
+    (
+        "nan-policy-html-file",
+        _decode_nan(lambda ctx: _write(ctx, "page.png", "<html/>")),
+        _black_row_and_failure("page.png: not an image file"),
+    ),
+    (
+        "nan-policy-bad-array",
+        _decode_nan(lambda ctx: np.full((2, 2), -1.0)),
+        _black_row_and_failure("X[1] (array 2x2): float pixel values"),
+    ),
+    (
+        "nan-policy-unexpected-plugin-error",
+        _nan_with_broken_plugin,
+        _black_row_and_failure("odd.png: unexpected TypeError: bad tile"),
+    ),
     ("nan-policy-extractor-gives-nan-row-and-one-warning", _extractor_nan_row, _nan_row_and_one_warning),
 ]
 

@@ -138,7 +138,7 @@ def test_multi_frame_tiff_in_a_batch_uses_its_first_frame(tmp_path):
     path = tmp_path / "stack.tif"
     first = Image.new("RGB", (6, 5), (10, 20, 30))
     first.save(path, save_all=True, append_images=[Image.new("L", (3, 3), 200)])
-    (_, batch, failures), = BatchDecoder([str(path)], pil_to_chw, batch_size=1)
+    ((_, batch, failures),) = BatchDecoder([str(path)], pil_to_chw, batch_size=1)
     assert failures == [] and batch.shape == (1, 3, 5, 6)
     assert batch[0, :, 0, 0].tolist() == [10, 20, 30]
 

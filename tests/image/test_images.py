@@ -204,9 +204,7 @@ def test_exif_orientation_of_in_memory_pil_image(tmp_path):
     "draft_size, expected_size",
     [(None, (256, 256)), ((64, 64), (64, 64)), ((100, 100), (128, 128)), ((300, 300), (256, 256))],
 )
-def test_jpeg_draft_decodes_at_reduced_scale_but_never_below_request(
-    tmp_path, draft_size, expected_size
-):
+def test_jpeg_draft_decodes_at_reduced_scale_but_never_below_request(tmp_path, draft_size, expected_size):
     path = _noise_jpeg(tmp_path / "big.jpg", size=(256, 256))
     image = load_image(path, draft_size=draft_size)
     _assert_rgb(image, expected_size)
@@ -229,9 +227,7 @@ def test_draft_size_is_ignored_for_png(tmp_path):
 
 def test_missing_file(tmp_path):
     path = tmp_path / "nope.jpg"
-    with pytest.raises(
-        ImageLoadError, match=r"cannot read image .*nope\.jpg: file not found"
-    ) as info:
+    with pytest.raises(ImageLoadError, match=r"cannot read image .*nope\.jpg: file not found") as info:
         load_image(path)
     assert info.value.source == str(path)
     assert info.value.reason == "file not found"
@@ -383,9 +379,7 @@ def test_integer_array_outside_8_bit_range():
         array_to_image(np.full((2, 2), 300, dtype=np.int64))
 
 
-@pytest.mark.parametrize(
-    "shape", [(2, 2, 2), (2, 2, 5), (2,), (1, 2, 2, 3)], ids=["2ch", "5ch", "1d", "4d"]
-)
+@pytest.mark.parametrize("shape", [(2, 2, 2), (2, 2, 5), (2,), (1, 2, 2, 3)], ids=["2ch", "5ch", "1d", "4d"])
 def test_array_wrong_shape_names_shape(shape):
     shape_text = str(shape).replace("(", r"\(").replace(")", r"\)")
     with pytest.raises(ImageLoadError, match=f"HWC array.*got shape {shape_text}"):
@@ -594,9 +588,7 @@ def test_check_images_empty_path():
 
 @pytest.mark.parametrize("single", ["a.jpg", Path("a.jpg")])
 def test_check_images_single_path_asks_for_a_list(single):
-    with pytest.raises(
-        ValueError, match=r"single path \('a.jpg'\).*wrap it in a list: X=\[image\]"
-    ):
+    with pytest.raises(ValueError, match=r"single path \('a.jpg'\).*wrap it in a list: X=\[image\]"):
         check_images(single)
 
 

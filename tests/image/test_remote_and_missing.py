@@ -33,8 +33,17 @@ def memory_url():
 
 @pytest.mark.parametrize(
     "text, expected",
-    [("s3://b/x.jpg", True), ("gs://b/x.jpg", True), ("https://h/x.jpg", True), ("memory://x.png", True),
-     ("file:///tmp/x.png", True), ("x.jpg", False), ("C:/x.jpg", False), ("C:\\x.jpg", False), ("a:b.jpg", False)],
+    [
+        ("s3://b/x.jpg", True),
+        ("gs://b/x.jpg", True),
+        ("https://h/x.jpg", True),
+        ("memory://x.png", True),
+        ("file:///tmp/x.png", True),
+        ("x.jpg", False),
+        ("C:/x.jpg", False),
+        ("C:\\x.jpg", False),
+        ("a:b.jpg", False),
+    ],
 )
 def test_is_url(text, expected):
     assert is_url(text) is expected
@@ -79,8 +88,9 @@ def test_extractor_gives_nan_rows_for_missing_values_and_one_warning(missing):
     from sktransfer import PretrainedFeatureExtractor
 
     images = [PIXELS, missing, PIXELS[::-1], missing]
-    est = PretrainedFeatureExtractor(model="tiny_convnet", weights=None, num_workers=0, engine="torch",
-                                     on_error="nan").fit([PIXELS])
+    est = PretrainedFeatureExtractor(
+        model="tiny_convnet", weights=None, num_workers=0, engine="torch", on_error="nan"
+    ).fit([PIXELS])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out = est.transform(pd.Series(images, dtype=object))
@@ -109,8 +119,9 @@ def test_nan_rows_flow_into_a_nan_aware_model():
 
     frame = pd.DataFrame({"photo": [PIXELS, None, PIXELS[::-1], np.nan] * 3, "age": np.arange(12.0)})
     y = np.arange(12) % 2
-    embed = PretrainedFeatureExtractor(model="tiny_convnet", weights=None, num_workers=0, engine="torch",
-                                       on_error="nan")
+    embed = PretrainedFeatureExtractor(
+        model="tiny_convnet", weights=None, num_workers=0, engine="torch", on_error="nan"
+    )
     model = make_pipeline(
         ColumnTransformer([("photo", embed, ["photo"]), ("age", "passthrough", ["age"])]),
         HistGradientBoostingClassifier(max_iter=5),

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.exceptions import NotFittedError
-
 from _catalogue import Policy, Raises, assert_catalogue, check_row
+from sklearn.exceptions import NotFittedError
 
 from sktransfer import PretrainedFeatureExtractor
 from sktransfer.parallel import apply_thread_budget, dask_transform, worker_thread_budget
@@ -62,41 +61,80 @@ def _same_budget(ctx, result):
 
 
 ROWS = [
-    ("dask_series_to_transform", lambda ctx: ctx.extractor.transform(_dask_series(ctx)),
-     Raises(TypeError, "sktransfer.parallel.dask_transform(extractor, X)")),
-    ("dask_frame_to_fit", lambda ctx: PretrainedFeatureExtractor(**TINY).fit(_dask_series(ctx).to_frame()),
-     Raises(TypeError, "is a dask DataFrame, a lazy collection")),
-    ("ray_dataset_to_transform", lambda ctx: ctx.extractor.transform(_FakeRayDataset()),
-     Raises(TypeError, "RayEmbedder")),
-    ("dask_transform_of_a_list", lambda ctx: dask_transform(ctx.extractor, ["a.png"]),
-     Raises(TypeError, "must be a dask Series or one-column dask DataFrame")),
-    ("dask_transform_of_two_columns",
-     lambda ctx: dask_transform(ctx.extractor, _dask_series(ctx).to_frame().assign(other=1)),
-     Raises(ValueError, "dask DataFrame with 2 columns")),
-    ("dask_transform_unfitted", lambda ctx: dask_transform(PretrainedFeatureExtractor(**TINY), _dask_series(ctx)),
-     Raises(NotFittedError, "not fitted")),
-    ("dask_missing", _without("dask", lambda ctx: dask_transform(ctx.extractor, None)),
-     Raises(ImportError, "pip install 'sktransfer[dask]'")),
-    ("ray_missing", _without("ray", lambda ctx: __import__("sktransfer.parallel._ray", fromlist=["x"])
-                              .RayEmbedder(ctx.extractor)),
-     Raises(ImportError, "pip install 'sktransfer[ray]'")),
-    ("ray_batch_without_the_column",
-     lambda ctx: pytest.importorskip("sktransfer.parallel._ray").RayEmbedder(ctx.extractor, threads=None)(
-         {"file": np.array(["a.png"])}),
-     Raises(KeyError, "no column 'path'")),
+    (
+        "dask_series_to_transform",
+        lambda ctx: ctx.extractor.transform(_dask_series(ctx)),
+        Raises(TypeError, "sktransfer.parallel.dask_transform(extractor, X)"),
+    ),
+    (
+        "dask_frame_to_fit",
+        lambda ctx: PretrainedFeatureExtractor(**TINY).fit(_dask_series(ctx).to_frame()),
+        Raises(TypeError, "is a dask DataFrame, a lazy collection"),
+    ),
+    (
+        "ray_dataset_to_transform",
+        lambda ctx: ctx.extractor.transform(_FakeRayDataset()),
+        Raises(TypeError, "RayEmbedder"),
+    ),
+    (
+        "dask_transform_of_a_list",
+        lambda ctx: dask_transform(ctx.extractor, ["a.png"]),
+        Raises(TypeError, "must be a dask Series or one-column dask DataFrame"),
+    ),
+    (
+        "dask_transform_of_two_columns",
+        lambda ctx: dask_transform(ctx.extractor, _dask_series(ctx).to_frame().assign(other=1)),
+        Raises(ValueError, "dask DataFrame with 2 columns"),
+    ),
+    (
+        "dask_transform_unfitted",
+        lambda ctx: dask_transform(PretrainedFeatureExtractor(**TINY), _dask_series(ctx)),
+        Raises(NotFittedError, "not fitted"),
+    ),
+    (
+        "dask_missing",
+        _without("dask", lambda ctx: dask_transform(ctx.extractor, None)),
+        Raises(ImportError, "pip install 'sktransfer[dask]'"),
+    ),
+    (
+        "ray_missing",
+        _without("ray", lambda ctx: __import__("sktransfer.parallel._ray", fromlist=["x"]).RayEmbedder(ctx.extractor)),
+        Raises(ImportError, "pip install 'sktransfer[ray]'"),
+    ),
+    (
+        "ray_batch_without_the_column",
+        lambda ctx: pytest.importorskip("sktransfer.parallel._ray").RayEmbedder(ctx.extractor, threads=None)(
+            {"file": np.array(["a.png"])}
+        ),
+        Raises(KeyError, "no column 'path'"),
+    ),
     ("zero_workers", lambda ctx: worker_thread_budget(0), Raises(ValueError, "n_workers must be a positive int")),
     ("zero_cores", lambda ctx: worker_thread_budget(2, cores=0), Raises(ValueError, "cores must be a positive int")),
     ("threads_as_a_string", lambda ctx: apply_thread_budget("2"), Raises(ValueError, "threads must be a positive int")),
-    ("more_workers_than_cores",
-     lambda ctx: (worker_thread_budget(4, cores=2), worker_thread_budget(2, cores=8), worker_thread_budget(3, cores=3)),
-     Policy(_same_budget, "at least one thread each, never more than cores // workers")),
-    ("transform_of_no_images", lambda ctx: ctx.extractor.transform(pd.Series([], dtype="string")),
-     Policy(_empty_policy, "0 rows in, (0, n_features_out_) float32 out: what dask asks for its meta")),
-    ("transform_of_an_empty_frame",
-     lambda ctx: ctx.extractor.transform(pd.DataFrame({"path": pd.Series([], dtype=object)})),
-     Policy(_empty_policy, "a one-column frame without rows, likewise")),
-    ("fit_on_no_images", lambda ctx: PretrainedFeatureExtractor(**TINY).fit([]),
-     Raises(ValueError, "X is empty; expected at least one image")),
+    (
+        "more_workers_than_cores",
+        lambda ctx: (
+            worker_thread_budget(4, cores=2),
+            worker_thread_budget(2, cores=8),
+            worker_thread_budget(3, cores=3),
+        ),
+        Policy(_same_budget, "at least one thread each, never more than cores // workers"),
+    ),
+    (
+        "transform_of_no_images",
+        lambda ctx: ctx.extractor.transform(pd.Series([], dtype="string")),
+        Policy(_empty_policy, "0 rows in, (0, n_features_out_) float32 out: what dask asks for its meta"),
+    ),
+    (
+        "transform_of_an_empty_frame",
+        lambda ctx: ctx.extractor.transform(pd.DataFrame({"path": pd.Series([], dtype=object)})),
+        Policy(_empty_policy, "a one-column frame without rows, likewise"),
+    ),
+    (
+        "fit_on_no_images",
+        lambda ctx: PretrainedFeatureExtractor(**TINY).fit([]),
+        Raises(ValueError, "X is empty; expected at least one image"),
+    ),
 ]
 
 

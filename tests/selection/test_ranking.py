@@ -35,7 +35,9 @@ def _noise(images):
     return np.random.default_rng(1).normal(size=(len(images), 2))
 
 
-@pytest.mark.parametrize("layer, pooling", [(None, None), ("stage1", "avg"), ("stage2", "gem"), ("stem", "avgmax"), (None, "max")])
+@pytest.mark.parametrize(
+    "layer, pooling", [(None, None), ("stage1", "avg"), ("stage2", "gem"), ("stem", "avgmax"), (None, "max")]
+)
 def test_shared_pass_equals_separate_extraction(images_labels, layer, pooling):
     images, _ = images_labels
     others = [_tiny(layer="stage2", pooling="avg"), _tiny()]
@@ -66,7 +68,9 @@ def test_rank_transfer_puts_the_informative_candidate_first(images_labels):
     assert np.isnan(table.loc["tiny_stage1", "leep"]) and "layer=None" in table.loc["tiny_stage1", "note"]
     assert np.isnan(table.loc["brightness", "nce"])
     tiny = _tiny().fit(images)
-    assert table.loc["tiny", "leep"] == pytest.approx(leep_score(source_probabilities(tiny, tiny.transform(images)), y), rel=1e-4)
+    assert table.loc["tiny", "leep"] == pytest.approx(
+        leep_score(source_probabilities(tiny, tiny.transform(images)), y), rel=1e-4
+    )
     assert table.loc["tiny", "n_features"] == 64 and table.loc["tiny_stage1", "n_features"] == 16
     # Candidates are cloned: the ones passed in stay unfitted.
     assert not hasattr(candidates["tiny"], "backbone_")
@@ -74,9 +78,19 @@ def test_rank_transfer_puts_the_informative_candidate_first(images_labels):
 
 def test_rank_transfer_sorts_by_the_chosen_score_and_names_a_list(images_labels):
     images, y = images_labels
-    table = rank_transfer([_tiny(layer="stage1"), _tiny(layer="stage2", pooling="gem"), _tiny(layer="stage1")],
-                          images, y, scores=("knn", "logme"), sort_by="logme", random_state=0)
-    assert set(table.index) == {"tiny_convnet/stage1/default", "tiny_convnet/stage2/gem", "tiny_convnet/stage1/default#2"}
+    table = rank_transfer(
+        [_tiny(layer="stage1"), _tiny(layer="stage2", pooling="gem"), _tiny(layer="stage1")],
+        images,
+        y,
+        scores=("knn", "logme"),
+        sort_by="logme",
+        random_state=0,
+    )
+    assert set(table.index) == {
+        "tiny_convnet/stage1/default",
+        "tiny_convnet/stage2/gem",
+        "tiny_convnet/stage1/default#2",
+    }
     assert list(table["logme"]) == sorted(table["logme"], reverse=True)
     assert list(table.columns[:2]) == ["knn", "logme"]
     # Identical candidates get identical scores.

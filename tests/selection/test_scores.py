@@ -34,10 +34,16 @@ def test_logme_is_the_evidence_at_its_maximum():
     y = np.repeat([0, 1], 25)
     F = rng.normal(size=(50, 6)) + 1.5 * y[:, None]
     # With two classes the score is the mean over both one-hot targets.
-    best = np.mean([
-        max(_evidence_slow(F, (y == k).astype(float), a, b) for a in np.geomspace(1e-3, 1e3, 61) for b in np.geomspace(1e-2, 1e3, 61))
-        for k in (0, 1)
-    ])
+    best = np.mean(
+        [
+            max(
+                _evidence_slow(F, (y == k).astype(float), a, b)
+                for a in np.geomspace(1e-3, 1e3, 61)
+                for b in np.geomspace(1e-2, 1e3, 61)
+            )
+            for k in (0, 1)
+        ]
+    )
     score = logme_score(F, y)
     # The fixed point reaches at least the best value of a fine grid, and no grid point beats it.
     assert score >= best - 1e-3

@@ -45,7 +45,7 @@ def test_reads_source_head_only_for_the_own_embedding():
 
 def test_one_pass_per_network_and_time_shared(data):
     images, y = data
-    cands = {f"{l}/{p}": _tiny(layer=l, pooling=p) for l in ("stage1", "stage2") for p in ("avg", "max")}
+    cands = {f"{s}/{p}": _tiny(layer=s, pooling=p) for s in ("stage1", "stage2") for p in ("avg", "max")}
     cands["alone"] = _tiny(layer=["stage1", "stage2"])
     table = rank_transfer(cands, images, y, scores=("logme",))
     shared = table.loc[[k for k in cands if k != "alone"], "extract_s"]
@@ -99,8 +99,9 @@ def test_source_scores_ignore_the_order_of_source_classes():
 def test_grid_search_over_layers_with_the_nce_scorer(data):
     images, y = data
     pipe = Pipeline([("embed", _tiny()), ("clf", "passthrough")])
-    search = GridSearchCV(pipe, {"embed__pooling": [None]}, scoring=make_transferability_scorer("nce"),
-                          cv=StratifiedKFold(2))
+    search = GridSearchCV(
+        pipe, {"embed__pooling": [None]}, scoring=make_transferability_scorer("nce"), cv=StratifiedKFold(2)
+    )
     search.fit(images, y)
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
     assert search.cv_results_["mean_test_score"][0] <= 0  # -H(Y|Z) is never positive

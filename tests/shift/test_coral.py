@@ -80,5 +80,6 @@ def test_alignment_is_the_papers_whitening_then_recolouring():
     np.testing.assert_allclose(coral.alignment_, np.real(expected), atol=1e-10)
     np.testing.assert_allclose(
         CORAL(regularization=0.5, match_mean=False).fit(X_source, X_target=X_target).align(X_source).mean(axis=0),
-        X_source.mean(axis=0), atol=1e-10,
+        X_source.mean(axis=0),
+        atol=1e-10,
     )

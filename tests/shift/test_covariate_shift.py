@@ -68,9 +68,7 @@ def test_normalize_and_clip():
     )
     clipped = clone(weighter).set_params(clip=2.0).fit(X_source, X_target)
     # Clipping applies after normalisation: min(normalised weight, 2).
-    np.testing.assert_allclose(
-        clipped.compute_weights(X_source), np.minimum(weighter.compute_weights(X_source), 2.0)
-    )
+    np.testing.assert_allclose(clipped.compute_weights(X_source), np.minimum(weighter.compute_weights(X_source), 2.0))
     assert np.sum(weighter.compute_weights(X_source) > 2.0) > 0  # the clip did bite
 
 
@@ -106,9 +104,9 @@ def test_weighter_api_checks_and_pickle():
 def test_importance_weighting_improves_target_accuracy():
     (X_source, y_source), (X_target, y_target) = parabola_domains(seed=0)
     plain = LogisticRegression().fit(X_source, y_source).score(X_target, y_target)
-    weighted = ImportanceWeightedClassifier(
-        LogisticRegression(), DomainClassifierWeighter(random_state=0)
-    ).fit(X_source, y_source, X_target=X_target)
+    weighted = ImportanceWeightedClassifier(LogisticRegression(), DomainClassifierWeighter(random_state=0)).fit(
+        X_source, y_source, X_target=X_target
+    )
     # Unweighted ~0.70, weighted ~0.96 on this draw; require a 0.15 gain.
     assert weighted.score(X_target, y_target) > plain + 0.15
     assert weighted.weighter_ is not None
@@ -135,7 +133,11 @@ def test_iwcv_scorer_with_metadata_routing_matches_manual_weighting():
     scorer = make_importance_weighted_scorer("accuracy")
     with sklearn.config_context(enable_metadata_routing=True):
         routed = cross_validate(
-            LogisticRegression(), X_source, y_source, cv=folds, scoring=scorer,
+            LogisticRegression(),
+            X_source,
+            y_source,
+            cv=folds,
+            scoring=scorer,
             params={"importance_weight": weights},
         )["test_score"]
     assert sklearn.get_config()["enable_metadata_routing"] is False
@@ -155,7 +157,9 @@ def test_routing_also_works_through_grid_search():
     folds = list(KFold(3, shuffle=True, random_state=0).split(X_source))
     with sklearn.config_context(enable_metadata_routing=True):
         search = GridSearchCV(
-            LogisticRegression(), {"C": [0.01, 1.0]}, cv=folds,
+            LogisticRegression(),
+            {"C": [0.01, 1.0]},
+            cv=folds,
             scoring=make_importance_weighted_scorer("accuracy"),
         ).fit(X_source, y_source, importance_weight=weights)
     # Each fold's score is the accuracy weighted by that fold's slice of the weights.
@@ -189,7 +193,8 @@ def test_pipeline_weights_reach_the_final_step():
     weighter = DomainClassifierWeighter(random_state=0)
     in_pipeline = ImportanceWeightedClassifier(pipe, weighter).fit(X_source, y_source, X_target=X_target)
     alone = ImportanceWeightedClassifier(LogisticRegression(), weighter).fit(
-        StandardScaler().fit_transform(X_source), y_source,
+        StandardScaler().fit_transform(X_source),
+        y_source,
         X_target=in_pipeline.estimator_[0].transform(X_target),
     )
     # Same weights either way (the weighter standardises internally), so the

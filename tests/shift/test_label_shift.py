@@ -139,9 +139,7 @@ def test_genuine_label_shift_does_not_warn_and_reports_the_check(shifted_data):
         adapter.fit_target(X_target)
     confidence = adapter._calibrated_posteriors(adapter.estimator_.predict_proba(X_target)).max(axis=1)
     assert adapter.target_confidence_ == pytest.approx(confidence.mean())
-    assert adapter.expected_target_confidence_ == pytest.approx(
-        adapter.target_priors_ @ adapter.source_confidence_
-    )
+    assert adapter.expected_target_confidence_ == pytest.approx(adapter.target_priors_ @ adapter.source_confidence_)
     assert abs(adapter.confidence_shortfall_z_) < 3
 
 
@@ -203,9 +201,7 @@ def test_known_priors_recovered_on_real_flower_embeddings(flower_embeddings):
     # as the pool allows.
     priors = np.r_[0.7, np.full(len(classes) - 1, 0.3 / (len(classes) - 1))]
     n_target = int(min(len(p) / q for p, q in zip(pool_rows, priors)))
-    target_rows = np.concatenate(
-        [rows[: int(round(q * n_target))] for rows, q in zip(pool_rows, priors)]
-    )
+    target_rows = np.concatenate([rows[: int(round(q * n_target))] for rows, q in zip(pool_rows, priors)])
     adapter = LabelShiftAdapter(LogisticRegression(C=0.1, max_iter=2000))
     adapter.fit(X[train_rows], y[train_rows]).fit_target(X[target_rows])
     true_priors = np.array([np.mean(y[target_rows] == c) for c in classes])

@@ -94,9 +94,7 @@ def test_predict_keeps_the_balanced_decision_rule():
     clf = ResampledClassifier(random_state=0).fit(X, y)
     np.testing.assert_array_equal(clf.predict(X), clf.estimator_.predict(X))
     clf_uncorrected = ResampledClassifier(prior_correction=False, random_state=0).fit(X, y)
-    np.testing.assert_array_equal(
-        clf_uncorrected.predict(X), np.argmax(clf_uncorrected.predict_proba(X), axis=1)
-    )
+    np.testing.assert_array_equal(clf_uncorrected.predict(X), np.argmax(clf_uncorrected.predict_proba(X), axis=1))
 
 
 class KeepFirstRowsSampler:
@@ -149,11 +147,19 @@ def _imblearn_counts(kind, strategy, y):
 @pytest.mark.parametrize(
     "kind, strategy",
     [
-        ("under", "auto"), ("under", "majority"), ("under", "not minority"),
-        ("under", "not majority"), ("under", "all"), ("under", {0: 20}),
+        ("under", "auto"),
+        ("under", "majority"),
+        ("under", "not minority"),
+        ("under", "not majority"),
+        ("under", "all"),
+        ("under", {0: 20}),
         ("under", lambda y: {0: 20, 1: 15}),
-        ("over", "auto"), ("over", "minority"), ("over", "not minority"),
-        ("over", "not majority"), ("over", "all"), ("over", {2: 40}),
+        ("over", "auto"),
+        ("over", "minority"),
+        ("over", "not minority"),
+        ("over", "not majority"),
+        ("over", "all"),
+        ("over", {2: 40}),
         ("over", lambda y: {1: 45}),
     ],
 )
@@ -190,9 +196,7 @@ def test_an_imbalanced_learn_sampler_can_be_plugged_in(kind):
     theirs = ResampledClassifier(sampler=sampler, random_state=0).fit(X, y)
     ours = ResampledClassifier(sampler=kind, sampling_strategy=0.5, random_state=0).fit(X, y)
     np.testing.assert_array_equal(theirs.resampled_class_counts_, ours.resampled_class_counts_)
-    assert theirs.resampled_class_counts_.tolist() == (
-        [200, 100] if kind == "under" else [1000, 500]
-    )
+    assert theirs.resampled_class_counts_.tolist() == ([200, 100] if kind == "under" else [1000, 500])
     # random_state reached the cloned sampler: same seed, same resample, same model.
     again = ResampledClassifier(sampler=sampler, random_state=0).fit(X, y)
     np.testing.assert_array_equal(again.estimator_.coef_, theirs.estimator_.coef_)
@@ -225,7 +229,10 @@ def test_works_in_pipeline_and_grid_search_and_pickles():
     ):
         manual = cross_val_score(
             clone(pipe).set_params(resampledclassifier__sampler=sampler),
-            X, y, scoring="balanced_accuracy", cv=cv,
+            X,
+            y,
+            scoring="balanced_accuracy",
+            cv=cv,
         )
         assert score == pytest.approx(manual.mean())
     fitted = search.best_estimator_

@@ -27,8 +27,12 @@ def test_false_positive_rate_near_alpha_without_shift(method, n_repeats, kwargs)
     rng = np.random.default_rng(0)
     rejections = [
         detect_shift(
-            rng.normal(size=(40, 4)), rng.normal(size=(40, 4)), method, ALPHA,
-            random_state=i, **kwargs,
+            rng.normal(size=(40, 4)),
+            rng.normal(size=(40, 4)),
+            method,
+            ALPHA,
+            random_state=i,
+            **kwargs,
         ).is_shift
         for i in range(n_repeats)
     ]
@@ -126,17 +130,18 @@ def test_mmd_floor_matches_exhaustive_enumeration(n_ref, n_new):
 @pytest.mark.parametrize(
     "method, n, decides",
     [
-        ("mmd", 3, False), ("mmd", 4, True),
-        ("ks", 3, False), ("ks", 4, True),
-        ("classifier", 6, False), ("classifier", 7, True),
+        ("mmd", 3, False),
+        ("mmd", 4, True),
+        ("ks", 3, False),
+        ("ks", 4, True),
+        ("classifier", 6, False),
+        ("classifier", 7, True),
     ],
 )
 def test_smallest_sample_each_test_decides_on(method, n, decides):
     # Two samples 20 sd apart: any test that can decide at this size does.
     rng = np.random.default_rng(6)
-    result = detect_shift(
-        rng.normal(size=(n, 1)), rng.normal(size=(n, 1)) + 20.0, method, random_state=0
-    )
+    result = detect_shift(rng.normal(size=(n, 1)), rng.normal(size=(n, 1)) + 20.0, method, random_state=0)
     assert result.decision == ("shift" if decides else "cannot tell")
     assert result.is_shift == decides
     assert (result.smallest_p_value < ALPHA) == decides
@@ -157,9 +162,7 @@ def test_ks_floor_is_bonferroni_times_fully_separated_p_value():
 
 def test_too_few_permutations_cannot_tell():
     rng = np.random.default_rng(8)
-    result = detect_shift(
-        rng.normal(size=(30, 2)), rng.normal(size=(30, 2)) + 20.0, "mmd", n_permutations=10
-    )
+    result = detect_shift(rng.normal(size=(30, 2)), rng.normal(size=(30, 2)) + 20.0, "mmd", n_permutations=10)
     assert result.smallest_p_value == pytest.approx(1 / 11)
     assert result.decision == "cannot tell"
     assert "cannot go below 0.0909" in str(result)

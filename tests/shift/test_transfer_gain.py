@@ -60,8 +60,13 @@ def test_baseline_uses_its_own_inputs_on_the_same_folds(digits):
     X_embedded = X + rng.normal(scale=0.5, size=X.shape)  # stands in for other features
     cv = StratifiedKFold(3, shuffle=True, random_state=0)
     result = transfer_gain(
-        LogisticRegression(max_iter=1000), LogisticRegression(max_iter=1000),
-        X_embedded, y, X_baseline=X, cv=cv, scoring="accuracy",
+        LogisticRegression(max_iter=1000),
+        LogisticRegression(max_iter=1000),
+        X_embedded,
+        y,
+        X_baseline=X,
+        cv=cv,
+        scoring="accuracy",
     )
     expected_baseline = cross_val_score(LogisticRegression(max_iter=1000), X, y, cv=cv)
     expected_transfer = cross_val_score(LogisticRegression(max_iter=1000), X_embedded, y, cv=cv)
@@ -139,8 +144,11 @@ def test_not_significant_is_cannot_tell(digits):
     X, y = digits
     # Two regularisation strengths that score almost alike: no decision.
     result = transfer_gain(
-        LogisticRegression(C=1.0, max_iter=1000), LogisticRegression(C=0.5, max_iter=1000),
-        X, y, cv=5,
+        LogisticRegression(C=1.0, max_iter=1000),
+        LogisticRegression(C=0.5, max_iter=1000),
+        X,
+        y,
+        cv=5,
     )
     assert result.p_value >= result.alpha
     assert result.verdict == "cannot tell" and "not significant" in result.reason

@@ -27,6 +27,7 @@ def tiny(**params):
 # Fixtures: test modules import them by name (a conftest.py here would clash
 # with tests/finetune/conftest.py under pytest's default import mode).
 
+
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):
     """11 PNG paths (not a multiple of the batch size)."""

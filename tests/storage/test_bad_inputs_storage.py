@@ -133,36 +133,64 @@ def _all_missing_first_chunk(result):
 
 
 ROWS = [
-    ("cache-of-wrong-type", lambda ctx: _fitted(ctx, cache=3).transform(ctx.photos),
-     (InvalidParameterError, "'cache' parameter")),
-    ("store-folder-is-a-file-warns-and-computes", _store_in_a_file,
-     _computed_with_one_warning("cannot open the embedding store")),
-    ("store-database-is-garbage-warns-and-computes", _garbage_database,
-     _computed_with_one_warning("file is not a database")),
+    (
+        "cache-of-wrong-type",
+        lambda ctx: _fitted(ctx, cache=3).transform(ctx.photos),
+        (InvalidParameterError, "'cache' parameter"),
+    ),
+    (
+        "store-folder-is-a-file-warns-and-computes",
+        _store_in_a_file,
+        _computed_with_one_warning("cannot open the embedding store"),
+    ),
+    (
+        "store-database-is-garbage-warns-and-computes",
+        _garbage_database,
+        _computed_with_one_warning("file is not a database"),
+    ),
     ("store-write-fails-midway-warns-and-computes", _store_write_fails, _computed_with_one_warning("disk I/O error")),
     ("store-used-directly-on-garbage-raises", _garbage_database_direct, (OSError, "file is not a database")),
-    ("chunk-size-zero", lambda ctx: _fitted(ctx).iter_transform(ctx.photos, chunk_size=0),
-     (ValueError, "chunk_size must be a positive integer, got 0")),
-    ("chunk-size-float", lambda ctx: _fitted(ctx).iter_transform(ctx.photos, chunk_size=2.5),
-     (ValueError, "chunk_size must be a positive integer, got 2.5")),
-    ("iter-missing-with-raise", lambda ctx: _fitted(ctx).iter_transform([None, ctx.photos[0]]),
-     (ValueError, "X[0] is missing")),
+    (
+        "chunk-size-zero",
+        lambda ctx: _fitted(ctx).iter_transform(ctx.photos, chunk_size=0),
+        (ValueError, "chunk_size must be a positive integer, got 0"),
+    ),
+    (
+        "chunk-size-float",
+        lambda ctx: _fitted(ctx).iter_transform(ctx.photos, chunk_size=2.5),
+        (ValueError, "chunk_size must be a positive integer, got 2.5"),
+    ),
+    (
+        "iter-missing-with-raise",
+        lambda ctx: _fitted(ctx).iter_transform([None, ctx.photos[0]]),
+        (ValueError, "X[0] is missing"),
+    ),
     ("iter-missing-with-nan-keeps-alignment", _nan_chunk_alignment, _all_missing_first_chunk),
     ("stale-file-under-same-name", _stale_file, _stale_is_recomputed),
     ("unreadable-image-not-stored", _unreadable_not_stored, _nan_row_nothing_stored),
-    ("embed-not-a-folder", lambda ctx: embed(ctx.photos[0], ctx.tmp_path / "o.parquet", verbose=0),
-     (NotADirectoryError, "is not a folder; pass a folder or a list of paths")),
+    (
+        "embed-not-a-folder",
+        lambda ctx: embed(ctx.photos[0], ctx.tmp_path / "o.parquet", verbose=0),
+        (NotADirectoryError, "is not a folder; pass a folder or a list of paths"),
+    ),
     ("embed-empty-folder", _empty_folder, (ValueError, "holds no image file nor class sub-folders")),
-    ("embed-arrays-in-memory",
-     lambda ctx: embed([np.zeros((4, 4, 3), np.uint8)], ctx.tmp_path / "o.parquet", verbose=0),
-     (TypeError, "embed() takes paths")),
-    ("embed-chunk-size-zero", lambda ctx: embed(ctx.photos, ctx.tmp_path / "o.parquet", chunk_size=0, verbose=0),
-     (ValueError, "chunk_size must be a positive integer")),
+    (
+        "embed-arrays-in-memory",
+        lambda ctx: embed([np.zeros((4, 4, 3), np.uint8)], ctx.tmp_path / "o.parquet", verbose=0),
+        (TypeError, "embed() takes paths"),
+    ),
+    (
+        "embed-chunk-size-zero",
+        lambda ctx: embed(ctx.photos, ctx.tmp_path / "o.parquet", chunk_size=0, verbose=0),
+        (ValueError, "chunk_size must be a positive integer"),
+    ),
     ("embed-failures-in-error-column", _embed_failures, _error_rows),
     ("embed-without-pyarrow", _without_pyarrow, (ImportError, "pip install 'sktransfer[parquet]'")),
-    ("read-embeddings-without-pyarrow",
-     lambda ctx: (ctx.monkeypatch.setitem(sys.modules, "pyarrow", None), read_embeddings("x.parquet")),
-     (ImportError, "sktransfer[parquet]")),
+    (
+        "read-embeddings-without-pyarrow",
+        lambda ctx: (ctx.monkeypatch.setitem(sys.modules, "pyarrow", None), read_embeddings("x.parquet")),
+        (ImportError, "sktransfer[parquet]"),
+    ),
 ]
 
 

@@ -42,8 +42,7 @@ def test_folder_of_classes_gives_paths_labels_and_the_transform(folder, tmp_path
 
 
 def test_settings_travel_in_the_schema_metadata(folder, tmp_path):
-    path = embed(folder, tmp_path / "out.parquet", model="tiny_convnet", weights=None, layer="stage2",
-                 verbose=0).path
+    path = embed(folder, tmp_path / "out.parquet", model="tiny_convnet", weights=None, layer="stage2", verbose=0).path
     settings = json.loads(pq.read_schema(path).metadata[b"sktransfer"])
     assert settings["model"] == "tiny_convnet" and settings["layer"] == "stage2"
 
@@ -95,8 +94,9 @@ embed_module.embed(sys.argv[1], sys.argv[2], extractor=tiny(), chunk_size=4, ver
 
 def test_a_killed_run_resumes_and_recomputes_only_the_rest(folder, tmp_path, decode_count):
     out = tmp_path / "o.parquet"
-    killed = subprocess.run([sys.executable, "-c", _KILLED, str(folder), str(out)], env=ENV, capture_output=True,
-                            text=True, timeout=300)
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED, str(folder), str(out)], env=ENV, capture_output=True, text=True, timeout=300
+    )
     assert killed.returncode == 9, killed.stderr
     assert not out.exists() and len(os.listdir(str(out) + ".partial")) == 3  # 2 parts and the manifest
     result = embed(folder, out, extractor=tiny(), chunk_size=4, verbose=0)
@@ -118,9 +118,26 @@ def test_a_partial_output_of_other_settings_is_refused(folder, tmp_path):
 def test_command_line_module_writes_the_table(folder, tmp_path):
     out = tmp_path / "cli.parquet"
     done = subprocess.run(
-        [sys.executable, "-m", "sktransfer", "embed", str(folder), "-o", str(out), "--model", "tiny_convnet",
-         "--weights", "none", "--batch-size", "4", "-q"],
-        env=ENV, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "sktransfer",
+            "embed",
+            str(folder),
+            "-o",
+            str(out),
+            "--model",
+            "tiny_convnet",
+            "--weights",
+            "none",
+            "--batch-size",
+            "4",
+            "-q",
+        ],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     assert "wrote 9 rows" in done.stdout
@@ -131,8 +148,24 @@ def test_command_line_module_writes_the_table(folder, tmp_path):
 def test_command_line_main_in_process(folder, tmp_path, capsys):
     from sktransfer.__main__ import main
 
-    assert main(["embed", str(folder), "-o", str(tmp_path / "m.parquet"), "--model", "tiny_convnet",
-                 "--weights", "None", "--layer", "stage1", "-q"]) == 0
+    assert (
+        main(
+            [
+                "embed",
+                str(folder),
+                "-o",
+                str(tmp_path / "m.parquet"),
+                "--model",
+                "tiny_convnet",
+                "--weights",
+                "None",
+                "--layer",
+                "stage1",
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert "wrote 9 rows" in capsys.readouterr().out
     assert read_embeddings(tmp_path / "m.parquet")[1].shape == (9, 16)
 

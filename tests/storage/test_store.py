@@ -10,11 +10,10 @@ import textwrap
 import numpy as np
 import pytest
 from PIL import Image
+from storage_helpers import computed, decode_count, photos, tiny, write_images  # noqa: F401 (fixtures)
 
 from sktransfer.storage import EmbeddingStore, content_key
 from sktransfer.storage._keys import configuration_key, describe_configuration
-
-from storage_helpers import computed, decode_count, photos, tiny, write_images  # noqa: F401 (fixtures)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -22,8 +21,13 @@ ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([REPO, HERE])}
 
 
 def _run(code, *args):
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *map(str, args)], env=ENV,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 # ---------------------------------------------------------------- the store
@@ -282,9 +286,13 @@ print("done")
 def test_two_processes_writing_one_store_both_finish(tmp_path):
     paths = write_images(tmp_path / "img", 16, seed=2)
     procs = [
-        subprocess.Popen([sys.executable, "-c", _WRITER, str(tmp_path / "store"), ",".join(part)],
-                         env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(tmp_path / "store"), ",".join(part)],
+            env=ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for part in (paths[:10], paths[6:])  # overlapping: both may write rows 6..9
     ]
     outputs = [p.communicate(timeout=300) for p in procs]
@@ -305,8 +313,10 @@ def test_garbage_database_file_is_an_os_error_naming_the_folder(tmp_path):
 
 
 def test_storage_names_import_neither_torch_nor_pyarrow():
-    code = ("import sys; from sktransfer import EmbeddingStore, embed; from sktransfer.storage import content_key; "
-            "import sktransfer.__main__; print([m for m in ('torch', 'skorch', 'pyarrow') if m in sys.modules])")
+    code = (
+        "import sys; from sktransfer import EmbeddingStore, embed; from sktransfer.storage import content_key; "
+        "import sktransfer.__main__; print([m for m in ('torch', 'skorch', 'pyarrow') if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -164,7 +164,9 @@ def test_correct_estimators_pass_every_check(estimator):
         (EncodesLabels(), ec.check_image_string_labels, None),
         (StripsTables(), ec.check_image_table_contract, "image_shape"),
     ],
-    ids=lambda value: getattr(value, "__name__", None) or (type(value).__name__ if not isinstance(value, str) else None),
+    ids=lambda value: (
+        getattr(value, "__name__", None) or (type(value).__name__ if not isinstance(value, str) else None)
+    ),
 )
 def test_each_check_catches_its_breakage(estimator, failing_check, fragment):
     with pytest.raises(AssertionError) as info:

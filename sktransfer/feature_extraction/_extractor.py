@@ -471,6 +471,7 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = []  # always float32
-        tags.requires_fit = True
+        # The output is float32 whatever the input's dtype (scikit-learn's
+        # default says a float64 input stays float64).
+        tags.transformer_tags.preserves_dtype = []
         return tags

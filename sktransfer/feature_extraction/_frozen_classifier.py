@@ -347,8 +347,3 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
         """
         embeddings = self._embed(X)
         return self.classifier_.decision_function(embeddings)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.requires_fit = True
-        return tags

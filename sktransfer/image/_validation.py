@@ -177,8 +177,8 @@ class ImageInputMixin:
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
+        # Paths are strings, and a batch of greyscale images is a 3-D array:
+        # both are inputs here, unlike for a table-only estimator.
         tags.input_tags.string = True
-        tags.input_tags.two_d_array = True
         tags.input_tags.three_d_array = True
-        tags.non_deterministic = False
         return tags

@@ -183,8 +183,3 @@ class WrappedClassifier(ClassifierMixin, BaseEstimator):
         """
         X = self._validate_prediction_input(X)
         return self.estimator_.decision_function(X)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
-        return tags

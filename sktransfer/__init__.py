@@ -14,7 +14,35 @@ are re-exported here lazily, so ``from sktransfer import CORAL`` does not
 import torch.
 """
 
+from typing import TYPE_CHECKING
+
 from ._lazy import attach
+
+if TYPE_CHECKING:
+    # The lazy exports below, imported for static tools only (type checkers,
+    # an editor's go-to-definition): `X as X` marks a re-export. At run
+    # time attach imports each on first use.
+    from .feature_extraction import FrozenFeatureClassifier as FrozenFeatureClassifier
+    from .feature_extraction import PretrainedFeatureExtractor as PretrainedFeatureExtractor
+    from .finetune import FineTuneClassifier as FineTuneClassifier
+    from .image import ImageLoadError as ImageLoadError
+    from .image import load_image as load_image
+    from .parallel import RayEmbedder as RayEmbedder
+    from .parallel import dask_transform as dask_transform
+    from .selection import make_transferability_scorer as make_transferability_scorer
+    from .selection import rank_transfer as rank_transfer
+    from .shift import CORAL as CORAL
+    from .shift import DomainClassifierWeighter as DomainClassifierWeighter
+    from .shift import ImportanceWeightedClassifier as ImportanceWeightedClassifier
+    from .shift import LabelShiftAdapter as LabelShiftAdapter
+    from .shift import ResampledClassifier as ResampledClassifier
+    from .shift import ShiftTestResult as ShiftTestResult
+    from .shift import TransferGainResult as TransferGainResult
+    from .shift import detect_shift as detect_shift
+    from .shift import make_importance_weighted_scorer as make_importance_weighted_scorer
+    from .shift import transfer_gain as transfer_gain
+    from .storage import EmbeddingStore as EmbeddingStore
+    from .storage import embed as embed
 
 __version__ = "0.1.0"
 

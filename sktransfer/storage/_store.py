@@ -7,12 +7,12 @@ SHA-256 of the image (see ``_keys``). Rows are only ever added.
 
 Why SQLite (the standard library's ``sqlite3``), one row per embedding as a
 BLOB, in WAL mode, rather than append-only Parquet part files: measured
-side by side (``benchmarks/embedding_store.py``), both write the small
-batches an extractor produces (one transaction, or one file, per batch) at
-about the same rate, well above what a network computes on a CPU (on a
-GPU, batches are larger and so are transactions); but SQLite looks
-up a few thousand keys through its primary-key index several times faster
-(a Parquet store must rebuild an index from every part file on open and
+side by side (``benchmarks/embedding_store.py``, figures in
+benchmarks/RESULTS.md), both write the small batches an extractor produces
+(one transaction, or one file, per batch) at about the same rate, faster
+than a network computes them on a CPU (on a GPU, batches are larger and so
+are transactions); but SQLite looks up keys faster through its primary-key
+index (a Parquet store must rebuild an index from every part file on open and
 then read whole parts), two processes writing at once finish sooner (WAL
 admits one writer at a time, the other waits on ``busy_timeout``), and the
 folder stays one file instead of a part per batch, with no compaction to

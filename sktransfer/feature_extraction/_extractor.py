@@ -135,9 +135,10 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
     composited on white), resized and centre-cropped as the weights were
     trained (``backbone_.preprocessing``), then embedded. Large JPEGs are
     decoded at reduced scale (draft mode) when that still leaves twice the
-    resize size, and bilinear resizing runs on the uint8 tensor, outside
-    the GIL, so decoding threads run in parallel; the pixels are within a
-    level of PIL's.
+    resize size. Once torchvision is imported, other JPEGs are decoded by
+    ``torchvision.io.decode_jpeg`` to PIL's pixels without holding the GIL,
+    and bilinear resizing runs on the uint8 tensor (within a level of PIL's
+    pixels), so decoding threads run in parallel.
 
     Rows of a numeric table are flattened images: float pixels in [0, 1]
     are intensities, other float ranges are rescaled per image by their
@@ -145,14 +146,18 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
     tables of the same width (``n_features_in_``) and says so when given
     images.
 
-    The cache key holds the content of the weights, the layer, pooling,
-    tta, preprocessing, engine, precision and library version, so a file
-    rewritten under the same name is embedded again. The batch size is not
-    part of it: as without a store, embeddings computed at another batch
-    size can differ in the last bits. A cached graph whose bytes do not
-    match the checksum in its file name is exported again with a warning;
-    a cache folder that cannot be written leaves the graph in memory, with
-    one warning.
+    The embedding store's key (``cache``) holds the image's content and the
+    network, weights, layer, pooling, tta, preprocessing, engine, precision
+    and library version, so a file rewritten under the same name is
+    embedded again. The batch size is not part of it: as without a store,
+    embeddings computed at another batch size can differ in the last bits.
+
+    The exported graphs of the ONNX Runtime and OpenVINO engines are cached
+    on disk, keyed by the content of the weights and everything else that
+    changes the output. A cached graph whose bytes do not match the
+    checksum in its file name is exported again with a warning; a cache
+    folder that cannot be written leaves the graph in memory, with one
+    warning.
 
     ``precision="int8"`` trades some agreement with float32 for speed.
     ``fit`` then decodes its images to calibrate; the calibrated graph is
@@ -172,9 +177,8 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
     fitting raise an error rather than embed. Other networks travel with
     their tensors, restored with ``torch.load(weights_only=True)``, so
     loading runs no code from the file and ``skops.io.load`` needs to trust
-    only this class. A network passed in as a module is
-    pickled as that module: load such an extractor only from a trusted
-    source.
+    only this class. A network passed in as a module is pickled as that
+    module: load such an extractor only from a trusted source.
 
     Examples
     --------

@@ -9,6 +9,7 @@ the ``n_features_in_`` bookkeeping scikit-learn expects for tables.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d, validate_data
 
@@ -31,7 +32,7 @@ def _check_label_values(y):
         ) from None
 
 
-def check_image_labels(y, n_images):
+def check_image_labels(y: ArrayLike, n_images: int) -> NDArray:
     """``y`` as a 1-D array of class labels, one per image, or a ValueError saying what is wrong.
 
     The label checks of every classifier that takes images: a column,

@@ -12,22 +12,19 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
+import pkgutil
 import typing
 
 import pytest
 
-# Modules whose public names are checked: the subpackages' ``__all__`` and
-# the public modules and helpers outside them.
+import sktransfer
+
+# Where the public names are: every subpackage's ``__all__`` (found by
+# walking the package, so a new subpackage is covered too), the public
+# module of estimator checks, and the command line's entry point.
 _MODULES = [
     "sktransfer",
-    "sktransfer.backbones",
-    "sktransfer.datasets",
-    "sktransfer.image",
-    "sktransfer.parallel",
-    "sktransfer.selection",
-    "sktransfer.shift",
-    "sktransfer.storage",
-    "sktransfer.utils",
+    *sorted(f"sktransfer.{info.name}" for info in pkgutil.iter_modules(sktransfer.__path__) if info.ispkg),
     "sktransfer.utils.estimator_checks",
 ]
 _EXTRA_FUNCTIONS = [
@@ -35,41 +32,64 @@ _EXTRA_FUNCTIONS = [
     ("sktransfer._lazy", "attach"),
 ]
 
-# Not hinted yet: subpackages and modules outside this check's scope. Drop an
-# entry once its code carries hints.
-_NOT_YET_HINTED = {
-    # sktransfer.feature_extraction
-    "sktransfer.feature_extraction",
-    # sktransfer.finetune
-    "sktransfer.finetune",
-    # sktransfer.runtime
+# Not hinted yet: code outside this change, left to the engineers working on
+# it. Drop an entry once its code carries hints; the test then covers it.
+_NOT_YET_HINTED_PACKAGES = (
+    "sktransfer.feature_extraction",  # PretrainedFeatureExtractor, FrozenFeatureClassifier, Embedder, global_pool
+    "sktransfer.finetune",  # FineTuneClassifier, FineTuneNetwork, set_fit_memo_limit
     "sktransfer.runtime",
-    # sktransfer.storage._embed (embed, read_embeddings, EmbedResult)
-    "sktransfer.storage._embed",
-    # sktransfer.storage._keys (content_key)
-    "sktransfer.storage._keys",
-}
+)
+_NOT_YET_HINTED_NAMES = (
+    "sktransfer.storage.embed",
+    "sktransfer.storage.read_embeddings",
+    "sktransfer.storage.EmbedResult",
+    "sktransfer.storage.content_key",
+)
 
 # Names imported only under ``if TYPE_CHECKING:`` (importing them for real
-# would import torch, PIL, pandas, dask or Ray): ``get_type_hints`` cannot
-# resolve an annotation that uses one, so such a function is skipped.
-_TYPE_CHECKING_ONLY = {"torch", "nn", "PIL", "Image", "pd", "pandas", "dask", "dd", "ray"}
+# would import torch, torchvision, PIL, pandas or dask where the module
+# avoids that): ``get_type_hints`` cannot resolve an annotation that uses
+# one, so such a function is skipped by the resolution test.
+_TYPE_CHECKING_ONLY = {
+    "torch",
+    "nn",
+    "PIL",
+    "Image",
+    "pd",
+    "dd",
+    "WeightsEnum",
+    "ResizeCenterCrop",
+    "PretrainedFeatureExtractor",
+}
 
 
-def _not_yet_hinted(module_name):
-    return any(module_name == skipped or module_name.startswith(skipped + ".") for skipped in _NOT_YET_HINTED)
+def _in_packages(module_name, packages):
+    return any(module_name == package or module_name.startswith(package + ".") for package in packages)
+
+
+def _not_yet_hinted_objects():
+    """The objects ``_NOT_YET_HINTED_NAMES`` name, wherever they are re-exported."""
+    objects = []
+    for qualified_name in _NOT_YET_HINTED_NAMES:
+        module_name, _, name = qualified_name.rpartition(".")
+        objects.append(getattr(importlib.import_module(module_name), name))
+    return objects
 
 
 def _ours(obj):
-    return getattr(obj, "__module__", "").startswith("sktransfer") and not _not_yet_hinted(obj.__module__)
+    module = getattr(obj, "__module__", None) or ""
+    return module.startswith("sktransfer") and not _in_packages(module, _NOT_YET_HINTED_PACKAGES)
 
 
 def _methods(cls):
-    """Public methods (and ``__init__``) of ``cls`` defined in sktransfer, with properties' getters."""
+    """``(qualified name, function)`` of each public method (and ``__init__``) of ``cls`` defined in sktransfer.
+
+    Properties count by their getter, ``available_if`` methods by the wrapped
+    function; a name is looked up along the MRO, as Python does, so a method
+    that a scikit-learn base class overrides is not ours.
+    """
     seen = set()
     for klass in cls.__mro__:
-        if not klass.__module__.startswith("sktransfer"):
-            continue
         for name, attribute in vars(klass).items():
             if name in seen or (name.startswith("_") and name != "__init__"):
                 continue
@@ -86,11 +106,12 @@ def _methods(cls):
                 continue
             if dataclasses.is_dataclass(cls) and name == "__init__":
                 continue  # generated from the annotated fields
-            yield f"{cls.__module__}.{cls.__qualname__}.{name}", function, isinstance(attribute, property)
+            yield f"{cls.__module__}.{cls.__qualname__}.{name}", function
 
 
 def _public_functions():
     found = {}
+    left_out = _not_yet_hinted_objects()
     for module_name in _MODULES:
         module = importlib.import_module(module_name)
         names = getattr(module, "__all__", None) or dir(module)
@@ -98,16 +119,14 @@ def _public_functions():
             if name.startswith("_"):
                 continue
             value = getattr(module, name)
-            if not _ours(value):
+            if not _ours(value) or any(value is other for other in left_out):
                 continue
             if inspect.isfunction(value):
-                found[f"{value.__module__}.{value.__qualname__}"] = (value, False)
+                found[f"{value.__module__}.{value.__qualname__}"] = value
             elif inspect.isclass(value):
-                for qualname, function, is_property in _methods(value):
-                    found[qualname] = (function, is_property)
+                found.update(_methods(value))
     for module_name, name in _EXTRA_FUNCTIONS:
-        value = getattr(importlib.import_module(module_name), name)
-        found[f"{module_name}.{name}"] = (value, False)
+        found[f"{module_name}.{name}"] = getattr(importlib.import_module(module_name), name)
     return found
 
 
@@ -124,10 +143,11 @@ def test_the_walk_finds_the_public_api():
         "sktransfer.__main__.main",
     ):
         assert expected in _FUNCTIONS
-    assert not any(_not_yet_hinted(name) for name in _FUNCTIONS)
+    assert not any(_in_packages(name, _NOT_YET_HINTED_PACKAGES) for name in _FUNCTIONS)
+    assert not any(name.startswith("sktransfer.storage._embed.") for name in _FUNCTIONS)
 
 
-def _missing_annotations(function, is_property):
+def _missing_annotations(function):
     signature = inspect.signature(function)
     missing = []
     for index, parameter in enumerate(signature.parameters.values()):
@@ -145,14 +165,14 @@ def _missing_annotations(function, is_property):
 
 @pytest.mark.parametrize("qualname", sorted(_FUNCTIONS))
 def test_public_function_is_annotated(qualname):
-    function, is_property = _FUNCTIONS[qualname]
-    missing = _missing_annotations(function, is_property)
+    function = _FUNCTIONS[qualname]
+    missing = _missing_annotations(function)
     assert not missing, f"{qualname} lacks annotations for: {', '.join(missing)}"
 
 
 @pytest.mark.parametrize("qualname", sorted(_FUNCTIONS))
 def test_annotations_resolve(qualname):
-    function, _ = _FUNCTIONS[qualname]
+    function = _FUNCTIONS[qualname]
     try:
         typing.get_type_hints(function)
     except NameError as error:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
+from typing import Literal, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -125,6 +126,18 @@ def _class_folder_files(class_dir, skipped):
         # by name is the one listed.
         pending.extend(reversed([entry.path for entry in subfolders]))
     return sorted(found)
+
+
+@overload
+def load_image_folder(
+    path: StrPath, *, extensions: str | Sequence[str] | None = ..., return_class_names: Literal[False] = ...
+) -> tuple[list[str], NDArray[np.str_]]: ...
+
+
+@overload
+def load_image_folder(
+    path: StrPath, *, extensions: str | Sequence[str] | None = ..., return_class_names: Literal[True]
+) -> tuple[list[str], NDArray[np.str_], list[str]]: ...
 
 
 def load_image_folder(

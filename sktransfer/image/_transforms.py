@@ -92,9 +92,7 @@ class ResizeCenterCrop:
     ('tensor', (224, 224))
     """
 
-    def __init__(
-        self, resize_size: int, crop_size: int, interpolation: Literal["bilinear", "bicubic", "nearest"] = "bilinear"
-    ) -> None:
+    def __init__(self, resize_size: int, crop_size: int, interpolation: str = "bilinear") -> None:
         if interpolation not in _PIL_FILTERS:
             raise ValueError(f"interpolation must be one of {sorted(_PIL_FILTERS)}, got {interpolation!r}")
         self.resize_size = int(resize_size)

@@ -103,7 +103,7 @@ class WrappedClassifier(ClassifierMixin, BaseEstimator):
     ``predict``) and overrides ``predict``.
     """
 
-    _delegated_methods = ("predict_proba", "decision_function")
+    _delegated_methods: tuple[str, ...] = ("predict_proba", "decision_function")
 
     def _inner_estimator(self):
         """The configured inner estimator: ``estimator``, or logistic regression."""

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 
 
-def _parser():
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sktransfer", description="Transfer learning for images.")
     commands = parser.add_subparsers(dest="command", required=True)
     embed = commands.add_parser(
@@ -27,11 +28,11 @@ def _parser():
     return parser
 
 
-def _batch_size(text):
+def _batch_size(text: str) -> str | int:
     return text if text == "auto" else int(text)
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
     from .storage import embed

@@ -7,9 +7,13 @@ skorch are imported only when a name that needs them is first used.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Mapping
+from typing import Any
 
 
-def attach(package_name, exports):
+def attach(
+    package_name: str, exports: Mapping[str, str]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]], list[str]]:
     """``__getattr__``, ``__dir__`` and ``__all__`` for a package.
 
     Parameters
@@ -26,7 +30,7 @@ def attach(package_name, exports):
     """
     names = sorted(exports)
 
-    def __getattr__(name):
+    def __getattr__(name: str) -> Any:
         module = exports.get(name)
         if module is None:
             raise AttributeError(f"module {package_name!r} has no attribute {name!r}")
@@ -35,7 +39,7 @@ def attach(package_name, exports):
         setattr(importlib.import_module(package_name), name, value)
         return value
 
-    def __dir__():
+    def __dir__() -> list[str]:
         return names
 
     return __getattr__, __dir__, names

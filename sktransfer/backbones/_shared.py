@@ -19,7 +19,10 @@ import json
 import threading
 import weakref
 from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Any
 
+from ._base import Backbone
 from ._persist import backbone_from_recipe, check_same_weights, recipe_has_tensors
 
 #: Recipes whose networks are kept loaded while no estimator uses them.
@@ -32,7 +35,7 @@ _BUILDING = {}  # key -> Lock, so that each network is built once
 _BUILT = [0]  # networks built by shared_backbone in this process
 
 
-def recipe_key(recipe, variant=()):
+def recipe_key(recipe: dict[str, Any], variant: Iterable[object] = ()) -> tuple[str, tuple[str, ...]] | None:
     """A hashable key naming the network a recipe rebuilds, or None (not shared).
 
     Two recipes share a network when they name the same architecture,
@@ -45,7 +48,7 @@ def recipe_key(recipe, variant=()):
     return json.dumps(fields, sort_keys=True, default=str), tuple(str(v) for v in variant)
 
 
-def shared_backbone(recipe, variant=()):
+def shared_backbone(recipe: dict[str, Any], variant: Iterable[object] = ()) -> Backbone:
     """The network ``recipe`` rebuilds, built at most once per process and key.
 
     Parameters
@@ -108,13 +111,13 @@ def _frozen(backbone):
     return backbone.eval()
 
 
-def loaded_networks():
+def loaded_networks() -> tuple[int, int]:
     """``(held now, built so far)``: shared networks of this process (for tests and benchmarks)."""
     with _LOCK:
         return len(_NETWORKS), _BUILT[0]
 
 
-def forget_networks():
+def forget_networks() -> None:
     """Drop the strong references, so that unused networks can be freed."""
     with _LOCK:
         _RECENT.clear()

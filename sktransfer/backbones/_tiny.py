@@ -1,5 +1,7 @@
 """A tiny random convolutional backbone, for tests and quick experiments."""
 
+from __future__ import annotations
+
 import torch
 from torch import nn
 
@@ -14,7 +16,9 @@ def _block(c_in, c_out, stride):
     )
 
 
-def make_tiny_backbone(*, width=8, num_stages=3, image_size=32, num_classes=10, seed=0):
+def make_tiny_backbone(
+    *, width: int = 8, num_stages: int = 3, image_size: int = 32, num_classes: int = 10, seed: int = 0
+) -> Backbone:
     """A small ConvNet with a stem and ``num_stages`` stages, randomly initialised.
 
     It follows the same layer-group layout as the real backbones (``stem``,

@@ -8,6 +8,10 @@ points where resolution drops), which is where fine-tuning recipes draw the
 line between "generic" and "specific" features.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -49,13 +53,13 @@ def _split_at_maxpool(features):
 # --------------------------------------------------------------------------- CNNs
 
 
-def split_resnet(m):
+def split_resnet(m: nn.Module) -> BackboneSpec:
     groups = [("stem", _seq(m.conv1, m.bn1, m.relu, m.maxpool))]
     groups += [(f"layer{i}", getattr(m, f"layer{i}")) for i in range(1, 5)]
     return BackboneSpec(groups, _flatten_avg(), None, m.fc, m.fc.in_features)
 
 
-def split_vgg_like(m):
+def split_vgg_like(m: nn.Module) -> BackboneSpec:
     # AlexNet: 3 conv blocks; VGG: 5. The MLP "fc6/fc7" is the pre-logits.
     blocks = _split_at_maxpool(m.features)
     prefix = "conv" if len(blocks) == 3 else "block"
@@ -66,7 +70,7 @@ def split_vgg_like(m):
     return BackboneSpec(groups, pool, pre_logits, head, head.in_features)
 
 
-def split_squeezenet(m):
+def split_squeezenet(m: nn.Module) -> BackboneSpec:
     layers = list(m.features)
     pools = [i for i, layer in enumerate(layers) if isinstance(layer, nn.MaxPool2d)]
     cuts = [0] + [p + 1 for p in pools] + [len(layers)]
@@ -78,7 +82,7 @@ def split_squeezenet(m):
     return BackboneSpec(groups, _flatten_avg(), None, None, m.classifier[1].in_channels)
 
 
-def split_densenet(m):
+def split_densenet(m: nn.Module) -> BackboneSpec:
     f = m.features
     groups = [("stem", _seq(f.conv0, f.norm0, f.relu0, f.pool0))]
     for i in range(1, 5):
@@ -119,16 +123,16 @@ def _split_features_sequential(features, head, pre_logits=None):
     return BackboneSpec(groups, _flatten_avg(), pre_logits, head, head.in_features)
 
 
-def split_mobilenet_v2(m):
+def split_mobilenet_v2(m: nn.Module) -> BackboneSpec:
     return _split_features_sequential(m.features, m.classifier[-1])
 
 
-def split_mobilenet_v3(m):
+def split_mobilenet_v3(m: nn.Module) -> BackboneSpec:
     pre = _seq(*list(m.classifier)[:-1])
     return _split_features_sequential(m.features, m.classifier[-1], pre_logits=pre)
 
 
-def split_efficientnet(m):
+def split_efficientnet(m: nn.Module) -> BackboneSpec:
     # torchvision already groups EfficientNet blocks by stage: features[1:-1].
     children = list(m.features)
     groups = [("stem", children[0])]
@@ -138,7 +142,7 @@ def split_efficientnet(m):
     return BackboneSpec(groups, _flatten_avg(), None, head, head.in_features)
 
 
-def split_mnasnet(m):
+def split_mnasnet(m: nn.Module) -> BackboneSpec:
     layers = list(m.layers)
     # 0-7: stem convs, 8-13: the six inverted-residual stacks, 14-16: 1x1 conv head.
     groups = [("stem", _seq(*layers[:8]))]
@@ -148,20 +152,20 @@ def split_mnasnet(m):
     return BackboneSpec(groups, _flatten_avg(), None, head, head.in_features)
 
 
-def split_shufflenet(m):
+def split_shufflenet(m: nn.Module) -> BackboneSpec:
     groups = [("stem", _seq(m.conv1, m.maxpool))]
     groups += [(f"stage{i}", getattr(m, f"stage{i}")) for i in (2, 3, 4)]
     groups.append(("head_conv", m.conv5))
     return BackboneSpec(groups, _flatten_avg(), None, m.fc, m.fc.in_features)
 
 
-def split_regnet(m):
+def split_regnet(m: nn.Module) -> BackboneSpec:
     groups = [("stem", m.stem)]
     groups += [(name, block) for name, block in m.trunk_output.named_children()]
     return BackboneSpec(groups, _flatten_avg(), None, m.fc, m.fc.in_features)
 
 
-def split_googlenet(m):
+def split_googlenet(m: nn.Module) -> BackboneSpec:
     groups = [
         ("stem", _seq(m.conv1, m.maxpool1, m.conv2, m.conv3, m.maxpool2)),
         ("inception3", _seq(m.inception3a, m.inception3b, m.maxpool3)),
@@ -172,7 +176,7 @@ def split_googlenet(m):
     return BackboneSpec(groups, _flatten_avg(), None, m.fc, m.fc.in_features, input_transform=transform)
 
 
-def split_inception_v3(m):
+def split_inception_v3(m: nn.Module) -> BackboneSpec:
     groups = [
         (
             "stem",
@@ -200,16 +204,16 @@ def split_inception_v3(m):
 class _ChannelLayerNorm(nn.Module):
     """Apply a ``LayerNorm2d`` to pooled (N, C) vectors, sharing its parameters."""
 
-    def __init__(self, norm):
+    def __init__(self, norm: nn.Module) -> None:
         super().__init__()
         self.norm = norm
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = self.norm
         return nn.functional.layer_norm(x, n.normalized_shape, n.weight, n.bias, n.eps)
 
 
-def split_convnext(m):
+def split_convnext(m: nn.Module) -> BackboneSpec:
     f = list(m.features)
     # features: stem, stage, downsample, stage, downsample, stage, downsample, stage
     groups = [("stem", f[0]), ("stage1", f[1])]
@@ -219,7 +223,7 @@ def split_convnext(m):
     return BackboneSpec(groups, _flatten_avg(), pre, head, head.in_features)
 
 
-def split_swin(m):
+def split_swin(m: nn.Module) -> BackboneSpec:
     f = list(m.features)
     # Swin works channels-last inside; the last group returns NCHW like forward().
     groups = [("stem", f[0]), ("stage1", f[1])]
@@ -229,7 +233,7 @@ def split_swin(m):
     return BackboneSpec(groups, _flatten_avg(), None, m.head, m.head.in_features, group_formats=formats)
 
 
-def split_maxvit(m):
+def split_maxvit(m: nn.Module) -> BackboneSpec:
     groups = [("stem", m.stem)] + [(f"stage{i + 1}", b) for i, b in enumerate(m.blocks)]
     c = list(m.classifier)  # pool, flatten, LayerNorm, Linear, Tanh, Linear
     return BackboneSpec(groups, _seq(c[0], c[1]), _seq(*c[2:5]), c[5], c[5].in_features)
@@ -238,7 +242,7 @@ def split_maxvit(m):
 class _ViTEmbedding(nn.Module):
     """Patchify, prepend the class token, add position embeddings."""
 
-    def __init__(self, vit):
+    def __init__(self, vit: nn.Module) -> None:
         super().__init__()
         self.conv_proj = vit.conv_proj
         self.class_token = vit.class_token
@@ -247,7 +251,7 @@ class _ViTEmbedding(nn.Module):
         self.patch_size = vit.patch_size
         self.image_size = vit.image_size
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
         if h != self.image_size or w != self.image_size:
             raise ValueError(f"this ViT takes {self.image_size}x{self.image_size} inputs, got {h}x{w}")
@@ -256,7 +260,7 @@ class _ViTEmbedding(nn.Module):
         return self.dropout(x + self.pos_embedding)
 
 
-def split_vit(m):
+def split_vit(m: nn.Module) -> BackboneSpec:
     layers = list(m.encoder.layers)
     n_groups = 4
     size = len(layers) // n_groups
@@ -301,7 +305,7 @@ FAMILY_SPLITTERS = [
 ]
 
 
-def splitter_for(name):
+def splitter_for(name: str) -> Callable[[nn.Module], BackboneSpec]:
     for prefix, fn in FAMILY_SPLITTERS:
         if name.startswith(prefix):
             return fn

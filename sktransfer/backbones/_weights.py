@@ -19,11 +19,24 @@ import hashlib
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
 
 import torch
+from torch import nn
 
+from .._typing import StrPath
 from ._base import Preprocessing
+
+if TYPE_CHECKING:
+    from torchvision.models import WeightsEnum
+
+#: What ``weights=`` takes: a weights name ("DEFAULT", "IMAGENET1K_V2"...),
+#: a local state-dict file, a torchvision weights enum member, or None
+#: (random initialisation). typing.Union keeps the torchvision member a
+#: string at run time, so that naming it does not import torchvision.
+Weights = Union[str, os.PathLike, "WeightsEnum", None]
 
 # Auxiliary classifiers exist only in training mode of GoogLeNet/Inception;
 # we build without them, so their keys in a checkpoint are expected extras.
@@ -35,12 +48,12 @@ _AUX_PREFIXES = ("aux1.", "aux2.", "AuxLogits.")
 _WEIGHTS_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".tar", ".pkl", ".safetensors")
 
 
-def expand_weights_path(weights):
+def expand_weights_path(weights: StrPath) -> str:
     """``weights`` as an absolute-able path string with ``~`` expanded."""
     return os.path.expanduser(os.fspath(weights))
 
 
-def is_weights_path(weights):
+def is_weights_path(weights: Weights) -> bool:
     """True when ``weights`` names a local file rather than pretrained weights.
 
     Any existing file counts; so does a string that looks like a path (a
@@ -56,7 +69,7 @@ def is_weights_path(weights):
     return os.sep in weights or "/" in weights or weights.startswith("~") or weights.lower().endswith(_WEIGHTS_SUFFIXES)
 
 
-def preprocessing_from_enum(weights_enum):
+def preprocessing_from_enum(weights_enum: WeightsEnum) -> Preprocessing:
     """Read resize, crop, interpolation, mean and std from a torchvision weights enum."""
     t = weights_enum.transforms()
     resize = t.resize_size[0] if isinstance(t.resize_size, (list, tuple)) else t.resize_size
@@ -70,7 +83,7 @@ def preprocessing_from_enum(weights_enum):
     )
 
 
-def torchvision_weights_enum(arch, weights):
+def torchvision_weights_enum(arch: str, weights: Weights) -> WeightsEnum:
     """The weights enum member for ``weights`` (a name or a member) of ``arch``."""
     from torchvision.models import get_model_weights
 
@@ -97,7 +110,7 @@ def _no_such_file(weights):
     return ""
 
 
-def read_state_dict(path):
+def read_state_dict(path: StrPath) -> dict[str, torch.Tensor]:
     """Load a state dict from ``path`` safely (``weights_only=True``)."""
     given = os.fspath(path)
     path = Path(expand_weights_path(path))
@@ -113,7 +126,7 @@ def read_state_dict(path):
     return _unwrap_state_dict(obj, f"weights file {str(path)!r}")
 
 
-def load_state_dict_bytes(data, *, source):
+def load_state_dict_bytes(data: bytes | bytearray, *, source: str) -> dict[str, torch.Tensor]:
     """A state dict from ``torch.save`` bytes, read with ``weights_only=True``.
 
     Tensors, containers and numbers only: bytes that carry any other pickled
@@ -151,7 +164,9 @@ def _unwrap_state_dict(obj, source):
     return obj
 
 
-def load_state_dict_checked(module, state_dict, *, source, ignore_prefixes=()):
+def load_state_dict_checked(
+    module: nn.Module, state_dict: Mapping[str, torch.Tensor], *, source: str, ignore_prefixes: Iterable[str] = ()
+) -> nn.Module:
     """Load ``state_dict`` into ``module``; a mismatch is an error listing the keys."""
     state_dict = {k: v for k, v in state_dict.items() if not k.startswith(tuple(ignore_prefixes))}
     expected = module.state_dict()
@@ -198,7 +213,7 @@ def _architecture_kwargs(arch, weights):
     return kwargs
 
 
-def build_torchvision(arch, weights, *, load=True):
+def build_torchvision(arch: str, weights: Weights, *, load: bool = True) -> tuple[nn.Module, Preprocessing]:
     """Build torchvision model ``arch`` for ``weights``; return (model, preprocessing).
 
     With ``load=False`` the network has the architecture those weights need
@@ -230,7 +245,7 @@ _FILE_DIGESTS = OrderedDict()  # stat signature -> sha256 hex, most recent last
 _FILE_DIGESTS_MAX = 64
 
 
-def file_digest(path):
+def file_digest(path: StrPath) -> str:
     """SHA-256 of a file's bytes, computed once per version of the file.
 
     The memo is keyed by the file's stat signature including the inode and
@@ -257,7 +272,7 @@ def file_digest(path):
     return digest
 
 
-def state_dict_digest(module):
+def state_dict_digest(module: nn.Module) -> str:
     """SHA-256 of a module's state dict: names, dtypes, shapes and bytes, in order."""
     h = hashlib.sha256()
     for name, tensor in module.state_dict().items():
@@ -267,7 +282,7 @@ def state_dict_digest(module):
     return h.hexdigest()
 
 
-def weights_identity(model, weights):
+def weights_identity(model: Any, weights: Weights) -> str | None:
     """A hashable string naming reproducible weights, or None.
 
     Local files are named by the SHA-256 of their bytes, torchvision weights

@@ -1,7 +1,11 @@
 """Where data sets are kept on disk, and where an existing copy is found."""
 
+from __future__ import annotations
+
 import os
 from pathlib import Path
+
+from .._typing import StrPath
 
 __all__ = ["DATA_HOME_ENV", "DEFAULT_DATA_HOME", "find_data_dir", "get_data_home"]
 
@@ -16,7 +20,7 @@ DEFAULT_DATA_HOME = os.path.join("~", "sktransfer_data")
 _CHECKOUT_MARKER = "pyproject.toml"
 
 
-def get_data_home(data_home=None):
+def get_data_home(data_home: StrPath | None = None) -> str:
     """Return the folder where sktransfer keeps downloaded data sets.
 
     In order: the `data_home` argument, the ``SKTRANSFER_DATA`` environment
@@ -74,7 +78,7 @@ def _candidate_data_homes(data_home=None):
     return homes
 
 
-def find_data_dir(*names, data_home=None, required=False):
+def find_data_dir(*names: str, data_home: StrPath | None = None, required: bool = False) -> str | None:
     """Return the first data folder holding every data set folder in `names`.
 
     The folders searched, in order: `data_home`, the ``SKTRANSFER_DATA``

@@ -1,9 +1,16 @@
 """Read a ``root/class_name/**/image.ext`` folder into paths and labels."""
 
+from __future__ import annotations
+
 import os
 import warnings
+from collections.abc import Sequence
+from typing import Literal, overload
 
 import numpy as np
+from numpy.typing import NDArray
+
+from .._typing import StrPath
 
 __all__ = ["IMAGE_EXTENSIONS", "load_image_folder"]
 
@@ -121,7 +128,21 @@ def _class_folder_files(class_dir, skipped):
     return sorted(found)
 
 
-def load_image_folder(path, *, extensions=None, return_class_names=False):
+@overload
+def load_image_folder(
+    path: StrPath, *, extensions: str | Sequence[str] | None = ..., return_class_names: Literal[False] = ...
+) -> tuple[list[str], NDArray[np.str_]]: ...
+
+
+@overload
+def load_image_folder(
+    path: StrPath, *, extensions: str | Sequence[str] | None = ..., return_class_names: Literal[True]
+) -> tuple[list[str], NDArray[np.str_], list[str]]: ...
+
+
+def load_image_folder(
+    path: StrPath, *, extensions: str | Sequence[str] | None = None, return_class_names: bool = False
+) -> tuple[list[str], NDArray[np.str_]] | tuple[list[str], NDArray[np.str_], list[str]]:
     """List the images of a folder laid out as ``path/class_name/image.ext``.
 
     The layout is the one of torchvision's ``ImageFolder``: every non-hidden

@@ -1,14 +1,19 @@
 """The ants-vs-bees (hymenoptera) data set of the PyTorch transfer learning tutorial."""
 
+from __future__ import annotations
+
 import os
 import shutil
 import tempfile
 import urllib.request
 import zipfile
+from typing import Literal
 
 import numpy as np
+from numpy.typing import NDArray
 from sklearn.utils import Bunch
 
+from .._typing import StrPath
 from ._base import DATA_HOME_ENV, _candidate_data_homes, get_data_home
 from ._folder import load_image_folder
 
@@ -119,7 +124,13 @@ def _not_found_message(problem, homes, download_home):
     return "\n".join(lines)
 
 
-def fetch_hymenoptera(*, data_home=None, subset="train", download_if_missing=True, return_X_y=False):
+def fetch_hymenoptera(
+    *,
+    data_home: StrPath | None = None,
+    subset: Literal["train", "val", "all"] = "train",
+    download_if_missing: bool = True,
+    return_X_y: bool = False,
+) -> Bunch | tuple[list[str], NDArray[np.str_]]:
     """Load the ants-vs-bees image data set (paths and labels).
 
     A copy is searched for in the folders :func:`find_data_dir` searches:

@@ -11,30 +11,41 @@ from __future__ import annotations
 import itertools
 import os
 from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Literal
 
 import torch
+from PIL import Image
 
+from .._typing import ImageItem
 from ._decode import ImageLoadError, describe_source, load_image, load_pixels, unexpected_error
 
 
-def default_num_workers():
+def default_num_workers() -> int:
     """Decoding threads when ``num_workers="auto"``: one per core, at most 4."""
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def resolve_num_workers(num_workers):
+def resolve_num_workers(num_workers: int | Literal["auto"]) -> int:
     return default_num_workers() if num_workers == "auto" else int(num_workers)
 
 
-def item_source(item, index, input_name="X"):
+def item_source(item: ImageItem | None, index: int, input_name: str = "X") -> str:
     """How errors name an item: its path, or e.g. ``X[3] (PIL image)``."""
     if isinstance(item, (str, os.PathLike)):
         return os.fspath(item)
     return describe_source(item, index, input_name=input_name)
 
 
-def decode_item_or_error(item, index, transform, draft_size, input_name, on_error):
+def decode_item_or_error(
+    item: ImageItem | None,
+    index: int,
+    transform: Callable[[Image.Image | torch.Tensor], Any],
+    draft_size: tuple[int, int] | None,
+    input_name: str,
+    on_error: Literal["raise", "nan"],
+) -> Any:
     """Decode and transform one item; returns the tensor, or its ImageLoadError.
 
     With ``on_error="raise"`` the error is raised instead of returned. Any
@@ -98,8 +109,16 @@ class BatchDecoder:
     """
 
     def __init__(
-        self, items, transform, *, batch_size, num_workers=0, on_error="raise", draft_size=None, input_name="X"
-    ):
+        self,
+        items: Sequence[ImageItem | None],
+        transform: Callable[[Image.Image | torch.Tensor], torch.Tensor],
+        *,
+        batch_size: int,
+        num_workers: int = 0,
+        on_error: Literal["raise", "nan"] = "raise",
+        draft_size: tuple[int, int] | None = None,
+        input_name: str = "X",
+    ) -> None:
         self.items = items
         self.transform = transform
         self.batch_size = int(batch_size)
@@ -117,7 +136,7 @@ class BatchDecoder:
         failures = [(start + i, r) for i, r in enumerate(results) if isinstance(r, ImageLoadError)]
         return start, _stack(results), failures
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[int, torch.Tensor | None, list[tuple[int, ImageLoadError]]]]:
         starts = range(0, len(self.items), self.batch_size)
         if self.num_workers <= 0:
             for s in starts:
@@ -150,7 +169,16 @@ class BatchDecoder:
             yield self._collate(start, [f.result() for f in futures])
 
 
-def decode_all(items, transform, *, num_workers=0, on_error="raise", draft_size=None, input_name="X", stack=True):
+def decode_all(
+    items: Sequence[ImageItem | None],
+    transform: Callable[[Image.Image | torch.Tensor], Any],
+    *,
+    num_workers: int = 0,
+    on_error: Literal["raise", "nan"] = "raise",
+    draft_size: tuple[int, int] | None = None,
+    input_name: str = "X",
+    stack: bool = True,
+) -> tuple[torch.Tensor | list[Any], list[tuple[int, ImageLoadError]]]:
     """Decode every item at once, in ``num_workers`` threads.
 
     Returns ``(decoded, failures)``: with ``stack`` a uint8 tensor (n, 3, H, W)

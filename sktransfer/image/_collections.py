@@ -4,13 +4,18 @@ Cheap checks only (container type, item types, array layouts); no file is
 opened here, so errors about the *collection* come before any slow work.
 """
 
+from __future__ import annotations
+
 import math
 import os
 import sys
+from typing import Literal
 
 import numpy as np
+from numpy.typing import ArrayLike
 from PIL import Image
 
+from .._typing import ImageCollection, ImageItem
 from ._decode import _is_pandas, _is_tensor
 from ._remote import is_url, require_fsspec
 
@@ -21,14 +26,14 @@ def _wrap_hint(input_name):
     return f"wrap it in a list: {input_name}=[image]"
 
 
-def is_image_item(item):
+def is_image_item(item: object) -> bool:
     """Whether ``item`` is one image of a kind ``load_image`` reads (no file access)."""
     return isinstance(item, (str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray)) or _is_tensor(
         item
     )
 
 
-def is_missing(item):
+def is_missing(item: object) -> bool:
     """Whether ``item`` is a missing value: None, a float NaN, pandas.NA or NaT.
 
     Examples
@@ -118,7 +123,7 @@ def _tensor_items(tensor, input_name):
     )
 
 
-def check_images(X, *, input_name="X"):
+def check_images(X: ImageCollection, *, input_name: str = "X") -> list[ImageItem | None]:
     """Validate a collection of images and return it as a list of items.
 
     Only the container and the item types are checked; no file is opened.
@@ -236,7 +241,7 @@ def _square_side(n):
     return side if side * side == n else None
 
 
-def infer_image_shape(n_features, input_name="X"):
+def infer_image_shape(n_features: int, input_name: str = "X") -> tuple[int, ...]:
     """The image layout of a table row of ``n_features`` values, when unambiguous.
 
     A perfect square is a square greyscale image; three times a perfect
@@ -286,7 +291,9 @@ def infer_image_shape(n_features, input_name="X"):
     )
 
 
-def rows_to_images(X, image_shape, input_name="X"):
+def rows_to_images(
+    X: ArrayLike, image_shape: Literal["auto"] | tuple[int, ...], input_name: str = "X"
+) -> list[np.ndarray]:
     """Reshape the rows of a 2-D numeric array into images.
 
     Each row is one flattened image, laid out as ``image_shape``:

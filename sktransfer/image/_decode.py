@@ -6,17 +6,24 @@ ends up as an 8-bit RGB PIL image in one well-defined way, and every failure is
 an :class:`ImageLoadError` that names the offending input.
 """
 
+from __future__ import annotations
+
 import io
 import os
 import sys
 import threading
 import warnings
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .._typing import ImageItem
 from ._jpeg import jpeg_as_tensor, stored_draft_size
 from ._remote import is_url, read_url
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "ImageLoadError",
@@ -61,12 +68,12 @@ class ImageLoadError(ValueError):
     'cannot read image cat.jpg: file not found'
     """
 
-    def __init__(self, source, reason):
+    def __init__(self, source: str, reason: str) -> None:
         self.source = str(source)
         self.reason = str(reason)
         super().__init__(f"cannot read image {self.source}: {self.reason}")
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[ImageLoadError], tuple[str, str]]:
         # Default exception pickling would call __init__ with the message
         # only; worker processes send these errors back to the parent.
         return (type(self), (self.source, self.reason))
@@ -96,7 +103,7 @@ def _shape_text(shape):
     return "x".join(str(size) for size in shape)
 
 
-def describe_source(item, index=None, *, input_name="X"):
+def describe_source(item: Any, index: int | None = None, *, input_name: str = "X") -> str:
     """Short text naming one input in error messages.
 
     Parameters
@@ -210,7 +217,7 @@ def _mode_to_rgb(image, source):
         raise ImageLoadError(source, f"unsupported image mode {mode!r} ({exc})") from None
 
 
-def to_rgb(image, *, source="<PIL image>"):
+def to_rgb(image: Image.Image, *, source: str = "<PIL image>") -> Image.Image:
     """Convert a PIL image of any mode to an upright 8-bit RGB image.
 
     The EXIF orientation is applied, animated images give their first frame,
@@ -299,7 +306,7 @@ def _pixels_to_uint8(values, source):
     raise ImageLoadError(source, f"unsupported pixel dtype {values.dtype}")
 
 
-def array_to_image(array, source="<array>"):
+def array_to_image(array: np.ndarray | torch.Tensor, source: str = "<array>") -> Image.Image:
     """Convert a numpy HWC/HW array or a torch CHW/HW tensor to an RGB image.
 
     Pixel types: ``uint8`` is used as is, ``uint16`` is divided by 257,
@@ -356,7 +363,7 @@ def array_to_image(array, source="<array>"):
     return Image.fromarray(pixels, mode="RGB")
 
 
-def unexpected_error(source, exc):
+def unexpected_error(source: str, exc: BaseException) -> ImageLoadError:
     """An ImageLoadError naming ``source`` for an exception no rule foresaw.
 
     PIL plugins raise whatever they like (AssertionError, struct.error,
@@ -427,7 +434,9 @@ def _decode_file(file_or_path, source, draft_size, tensor_ok=False):
         raise unexpected_error(source, exc) from exc
 
 
-def load_image(item, *, source=None, draft_size=None):
+def load_image(
+    item: ImageItem | None, *, source: str | None = None, draft_size: tuple[int, int] | None = None
+) -> Image.Image:
     """Load one image of any supported kind as an 8-bit RGB PIL image.
 
     Parameters
@@ -471,7 +480,9 @@ def load_image(item, *, source=None, draft_size=None):
     return _load(item, source, draft_size, tensor_ok=False)
 
 
-def load_pixels(item, *, source=None, draft_size=None):
+def load_pixels(
+    item: ImageItem | None, *, source: str | None = None, draft_size: tuple[int, int] | None = None
+) -> Image.Image | torch.Tensor:
     """Like :func:`load_image`, but JPEG files may come back as uint8 tensors.
 
     Once torchvision is imported, a JPEG file (path, URL or bytes) in RGB or

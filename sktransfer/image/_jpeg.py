@@ -19,7 +19,14 @@ colour model PIL reads as RGB or grey take this path, so the pixels are
 PIL's own; any failure falls back to PIL, which reports it.
 """
 
+from __future__ import annotations
+
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
 
 # Images from which decoding with decode_jpeg saves more than torchvision's
 # import costs (benchmarks/decode.py measures both; benchmarks/RESULTS.md).
@@ -33,7 +40,7 @@ _SAME_PIXELS_MODES = frozenset({"RGB", "L"})
 _TRANSPOSING_ORIENTATIONS = frozenset({5, 6, 7, 8})
 
 
-def stored_draft_size(draft_size, orientation):
+def stored_draft_size(draft_size: tuple[int, int], orientation: int | None) -> tuple[int, int]:
     """The draft size as (width, height) of the stored image, before EXIF rotation."""
     width, height = (int(side) for side in draft_size)
     if orientation in _TRANSPOSING_ORIENTATIONS:
@@ -42,7 +49,7 @@ def stored_draft_size(draft_size, orientation):
     return width, height
 
 
-def draft_reduces(image, draft_size, orientation):
+def draft_reduces(image: Image.Image, draft_size: tuple[int, int] | None, orientation: int | None) -> bool:
     """Whether PIL's JPEG draft mode would decode ``image`` at a reduced scale.
 
     PIL's rule: it decodes at the largest scale 1/8, 1/4 or 1/2 that keeps
@@ -56,7 +63,7 @@ def draft_reduces(image, draft_size, orientation):
     return min(stored_width // max(width, 1), stored_height // max(height, 1)) >= 2
 
 
-def prepare_for(n_images):
+def prepare_for(n_images: int) -> None:
     """Import torchvision's decoder when a job of ``n_images`` pays for it."""
     if n_images >= DECODE_JPEG_MIN_IMAGES and "torchvision.io" not in sys.modules:
         try:
@@ -65,7 +72,9 @@ def prepare_for(n_images):
             pass
 
 
-def jpeg_as_tensor(image, orientation, draft_size):
+def jpeg_as_tensor(
+    image: Image.Image, orientation: int | None, draft_size: tuple[int, int] | None
+) -> torch.Tensor | None:
     """The upright RGB pixels of an opened JPEG as a uint8 CHW tensor, or None.
 
     Parameters

@@ -17,7 +17,7 @@ __all__ = ["is_url", "read_url", "require_fsspec"]
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]+://")
 
 
-def is_url(text):
+def is_url(text: object) -> bool:
     """Whether a string starts with a URL scheme (``s3://``, ``memory://``, ...).
 
     Examples
@@ -28,7 +28,7 @@ def is_url(text):
     return isinstance(text, str) and _URL.match(text) is not None
 
 
-def require_fsspec(url):
+def require_fsspec(url: str) -> None:
     """Raise an ImportError naming the extra when fsspec is not installed."""
     if importlib.util.find_spec("fsspec") is None:
         scheme = url.split("://", 1)[0]
@@ -39,7 +39,7 @@ def require_fsspec(url):
         )
 
 
-def read_url(url, source):
+def read_url(url: str, source: str) -> bytes:
     """The bytes of the file at `url`.
 
     Raises

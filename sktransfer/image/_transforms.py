@@ -6,6 +6,11 @@ network. uint8 batches are 4x smaller to move around than float ones, and
 the result equals ``ToTensor()`` + ``Normalize`` exactly.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
 import numpy as np
 import torch
 from PIL import Image
@@ -44,7 +49,7 @@ def _crop_origin(width, height, crop):
     return int(round((width - crop) / 2.0)), int(round((height - crop) / 2.0))
 
 
-def pil_to_chw(img):
+def pil_to_chw(img: Image.Image) -> torch.Tensor:
     """RGB PIL image -> uint8 CHW tensor."""
     return _pil_to_planar_view(img).contiguous()
 
@@ -86,7 +91,7 @@ class ResizeCenterCrop:
     ('tensor', (224, 224))
     """
 
-    def __init__(self, resize_size, crop_size, interpolation="bilinear"):
+    def __init__(self, resize_size: int, crop_size: int, interpolation: str = "bilinear") -> None:
         if interpolation not in _PIL_FILTERS:
             raise ValueError(f"interpolation must be one of {sorted(_PIL_FILTERS)}, got {interpolation!r}")
         self.resize_size = int(resize_size)
@@ -94,7 +99,7 @@ class ResizeCenterCrop:
         self.interpolation = interpolation
 
     @property
-    def draft_size(self):
+    def draft_size(self) -> tuple[int, int]:
         """Smallest JPEG draft-mode decode size: twice the resize target.
 
         JPEG decoders can scale by 1/2, 1/4 or 1/8 while decoding, which
@@ -107,7 +112,7 @@ class ResizeCenterCrop:
         """
         return (2 * self.resize_size, 2 * self.resize_size)
 
-    def resize(self, img):
+    def resize(self, img: Image.Image) -> Image.Image:
         """Resize an RGB PIL image so that its shorter side is ``resize_size``."""
         w, h = img.size
         new_size = _resized_size(w, h, self.resize_size)
@@ -115,7 +120,7 @@ class ResizeCenterCrop:
             return img
         return img.resize(new_size, _PIL_FILTERS[self.interpolation])
 
-    def center_crop(self, img):
+    def center_crop(self, img: Image.Image) -> Image.Image:
         """The square centre crop of ``crop_size`` (torchvision's rounding; pads when too small)."""
         w, h = img.size
         c = self.crop_size
@@ -127,17 +132,17 @@ class ResizeCenterCrop:
         left, top = _crop_origin(w, h, c)
         return img.crop((left, top, left + c, top + c))
 
-    def resize_crop(self, img):
+    def resize_crop(self, img: Image.Image) -> Image.Image:
         """Resize and crop an RGB PIL image, returning a PIL image."""
         return self.center_crop(self.resize(img))
 
     @property
-    def resampler(self):
+    def resampler(self) -> Literal["tensor", "pil"]:
         """Where calling the transform resizes: ``"tensor"`` or ``"pil"``."""
         return "tensor" if self.interpolation in _TENSOR_FILTERS else "pil"
 
     @property
-    def takes_tensors(self):
+    def takes_tensors(self) -> bool:
         """Whether calling the transform also takes uint8 CHW tensors (decoded JPEGs)."""
         return self.resampler == "tensor"
 
@@ -160,7 +165,7 @@ class ResizeCenterCrop:
         left, top = _crop_origin(new_w, new_h, c)
         return x[:, top : top + c, left : left + c].contiguous()
 
-    def __call__(self, img):
+    def __call__(self, img: Image.Image | torch.Tensor) -> torch.Tensor:
         if isinstance(img, torch.Tensor):
             if not self.takes_tensors:
                 raise TypeError(f"{self!r} resizes in PIL: pass a PIL image, not a tensor")
@@ -169,14 +174,20 @@ class ResizeCenterCrop:
             return self._resize_crop_tensor(_pil_to_planar_view(img))
         return pil_to_chw(self.resize_crop(img))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (
             f"ResizeCenterCrop(resize_size={self.resize_size}, crop_size={self.crop_size}, "
             f"interpolation={self.interpolation!r})"
         )
 
 
-def normalize_batch(batch, mean, std, *, dtype=torch.float32):
+def normalize_batch(
+    batch: torch.Tensor,
+    mean: Sequence[float] | torch.Tensor,
+    std: Sequence[float] | torch.Tensor,
+    *,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
     """Normalise a uint8 (or [0, 255] float) NCHW batch: ``(x / 255 - mean) / std``.
 
     The one normalisation of the package: the extractor's embedder, the
@@ -213,7 +224,15 @@ def normalize_batch(batch, mean, std, *, dtype=torch.float32):
     return (x - mean) / std
 
 
-def random_resized_crop_flip(img, rng, *, scale=(0.35, 1.0), ratio=(3 / 4, 4 / 3), flip=True, size=None):
+def random_resized_crop_flip(
+    img: Image.Image,
+    rng: np.random.Generator,
+    *,
+    scale: tuple[float, float] = (0.35, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    flip: bool = True,
+    size: int | None = None,
+) -> Image.Image:
     """A random resized crop (and horizontal flip) of a PIL image, at its own scale.
 
     The usual light augmentation, drawn from ``rng`` only: a crop covering a

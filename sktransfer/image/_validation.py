@@ -9,6 +9,8 @@ the ``n_features_in_`` bookkeeping scikit-learn expects for tables.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from sklearn.utils import Tags
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d, validate_data
 
@@ -31,7 +33,7 @@ def _check_label_values(y):
         ) from None
 
 
-def check_image_labels(y, n_images):
+def check_image_labels(y: ArrayLike, n_images: int) -> NDArray:
     """``y`` as a 1-D array of class labels, one per image, or a ValueError saying what is wrong.
 
     The label checks of every classifier that takes images: a column,
@@ -175,7 +177,7 @@ class ImageInputMixin:
             )
         return check_images(X, input_name=input_name)
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Tags:
         tags = super().__sklearn_tags__()
         # Paths are strings, and a batch of greyscale images is a 3-D array:
         # both are inputs here, unlike for a table-only estimator.

@@ -16,6 +16,7 @@ import hashlib
 import pickle
 import threading
 from collections import Counter, OrderedDict
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import numpy as np
@@ -24,8 +25,14 @@ from sklearn.utils.validation import check_is_fitted
 from ._extras import require
 from ._threads import apply_thread_budget, worker_thread_budget
 
+if TYPE_CHECKING:
+    import dask.dataframe as dd
+    import pandas as pd
 
-def embedding_meta(extractor, index=None):
+    from ..feature_extraction import PretrainedFeatureExtractor
+
+
+def embedding_meta(extractor: PretrainedFeatureExtractor, index: pd.Index | None = None) -> pd.DataFrame:
     """The empty frame describing the embeddings: float32 columns named as the features.
 
     What dask needs as ``meta`` of a computation returning embeddings, e.g.
@@ -62,7 +69,7 @@ def embedding_meta(extractor, index=None):
     return pd.DataFrame({n: np.empty(0, dtype=np.float32) for n in names}, index=index[:0])
 
 
-def dask_transform(extractor, X):
+def dask_transform(extractor: PretrainedFeatureExtractor, X: dd.Series | dd.DataFrame) -> dd.DataFrame:
     """Embed a dask Series or one-column DataFrame of images on the workers.
 
     Parameters

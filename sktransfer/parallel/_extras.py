@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import importlib
+from types import ModuleType
 
 
-def require(module, extra):
+def require(module: str, extra: str) -> ModuleType:
     """Import ``module``; a missing one is an ImportError naming the extra to install."""
     try:
         return importlib.import_module(module)

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+from numpy.typing import NDArray
 from sklearn.utils.validation import check_is_fitted
 
 from ._extras import require
 from ._threads import apply_thread_budget
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..feature_extraction import PretrainedFeatureExtractor
 
 
 class RayEmbedder:
@@ -46,7 +54,14 @@ class RayEmbedder:
         embeddings = np.stack(out.to_pandas()["embedding"])
     """
 
-    def __init__(self, extractor, *, column="path", output_column="embedding", threads=None):
+    def __init__(
+        self,
+        extractor: PretrainedFeatureExtractor,
+        *,
+        column: str = "path",
+        output_column: str = "embedding",
+        threads: int | None = None,
+    ) -> None:
         ray = require("ray", "ray")
         check_is_fitted(extractor, "n_features_out_")
         if threads is None:
@@ -58,7 +73,7 @@ class RayEmbedder:
         self.column = column
         self.output_column = output_column
 
-    def __call__(self, batch):
+    def __call__(self, batch: dict[str, NDArray[Any]] | pd.DataFrame) -> dict[str, NDArray[Any]] | pd.DataFrame:
         """Embed ``batch[column]``; return the batch with ``output_column`` added.
 
         ``batch`` is a dict of numpy arrays (``batch_format="numpy"``, Ray's

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 
 
-def usable_cores():
+def usable_cores() -> int:
     """The cores this process may run on (its CPU affinity where known)."""
     try:
         return len(os.sched_getaffinity(0))
@@ -21,7 +21,7 @@ def usable_cores():
         return os.cpu_count() or 1
 
 
-def worker_thread_budget(n_workers, *, cores=None):
+def worker_thread_budget(n_workers: int, *, cores: int | None = None) -> int:
     """Compute threads per worker process for ``n_workers`` processes on one machine.
 
     Parameters
@@ -51,7 +51,7 @@ def worker_thread_budget(n_workers, *, cores=None):
     return max(1, cores // n_workers)
 
 
-def apply_thread_budget(threads):
+def apply_thread_budget(threads: int) -> int:
     """Set this process's compute threads (PyTorch, hence the engines built after).
 
     Meant for worker processes that run the extractor (dask workers, Ray

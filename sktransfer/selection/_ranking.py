@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Mapping, Sequence
 from numbers import Integral
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, check_cv, cross_val_score
@@ -14,7 +17,11 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import Normalizer, StandardScaler
 
+from .._typing import CrossValidator, CVLike, Estimator, RandomStateLike
 from ._scores import leep_score, logme_score, nce_score
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["SCORES", "make_cv", "rank_transfer", "score_features"]
 
@@ -77,7 +84,7 @@ def _check_scores(scores):
     return scores
 
 
-def make_cv(cv, y, random_state):
+def make_cv(cv: CVLike | None, y: ArrayLike, random_state: RandomStateLike) -> CrossValidator:
     if isinstance(cv, Integral):
         smallest = int(np.min(np.unique(y, return_counts=True)[1]))
         if cv < 2 or smallest < cv:
@@ -118,7 +125,16 @@ def _extract_all(named, X, need_source):
     return features, source, extract_s
 
 
-def rank_transfer(candidates, X, y, *, scores=SCORES, sort_by=None, cv=5, random_state=None):
+def rank_transfer(
+    candidates: dict[str, Estimator] | list[Estimator] | tuple[Estimator, ...],
+    X: Any,
+    y: ArrayLike,
+    *,
+    scores: str | Sequence[str] = SCORES,
+    sort_by: str | None = None,
+    cv: CVLike | None = 5,
+    random_state: RandomStateLike = None,
+) -> pd.DataFrame:
     """Rank feature extractors by how well their features suit labelled images.
 
     Each candidate is cloned, fitted on ``X`` and its features extracted
@@ -194,7 +210,16 @@ def rank_transfer(candidates, X, y, *, scores=SCORES, sort_by=None, cv=5, random
     return score_features([name for name, _ in named], features, source, extract_s, y, scores, sort_by, splitter)
 
 
-def score_features(names, features, source, extract_s, y, scores, sort_by, splitter):
+def score_features(
+    names: Sequence[str],
+    features: Mapping[str, NDArray[np.floating]],
+    source: Mapping[str, NDArray[np.floating]],
+    extract_s: Mapping[str, float],
+    y: NDArray[Any],
+    scores: Sequence[str],
+    sort_by: str,
+    splitter: CrossValidator | None,
+) -> pd.DataFrame:
     """The ranking table from extracted features (``rank_transfer`` without the extraction).
 
     ``features``, ``source`` (source-class probabilities, where readable) and

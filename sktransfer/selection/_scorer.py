@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, Literal
+
 import numpy as np
 from sklearn.pipeline import Pipeline
 
@@ -36,7 +39,7 @@ def _features(estimator, X):
     return estimator.transform(X)
 
 
-def make_transferability_scorer(score="logme"):
+def make_transferability_scorer(score: Literal["logme", "leep", "nce"] = "logme") -> Callable[[Any, Any, Any], float]:
     """A scorer ``scorer(estimator, X, y)`` giving a transferability score of the features.
 
     Use it as ``scoring=`` of :class:`~sklearn.model_selection.GridSearchCV`

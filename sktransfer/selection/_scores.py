@@ -9,6 +9,7 @@ Higher is better for all three.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.utils.validation import check_array, check_consistent_length
 
 __all__ = ["leep_score", "logme_score", "nce_score"]
@@ -56,7 +57,7 @@ def _logme_evidence(alpha, beta, s2, z, y_sq, n, dim):
     return evidence, new_alpha, new_beta
 
 
-def logme_score(features, y):
+def logme_score(features: ArrayLike, y: ArrayLike) -> float:
     """LogME: mean log evidence of a Bayesian linear model per class.
 
     For each class, its one-hot indicator is regressed on the features
@@ -116,7 +117,7 @@ def _check_source_probabilities(source_proba, y):
     return source_proba, y_index, n_classes
 
 
-def leep_score(source_proba, y):
+def leep_score(source_proba: ArrayLike, y: ArrayLike) -> float:
     """LEEP: log expected empirical prediction of the source classifier.
 
     The source classifier's soft predictions ``theta(z | x)`` and the target
@@ -151,7 +152,7 @@ def leep_score(source_proba, y):
     return float(np.mean(np.log(np.maximum(predicted, 1e-300))))
 
 
-def nce_score(source_proba, y):
+def nce_score(source_proba: ArrayLike, y: ArrayLike) -> float:
     """NCE: negative conditional entropy of target labels given source labels.
 
     Each sample's source label is the source classifier's top class; NCE is

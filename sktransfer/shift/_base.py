@@ -10,11 +10,14 @@ fitted inner estimator, so that each subclass writes only what is special to
 it.
 """
 
+from __future__ import annotations
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_array
 from sklearn.utils.metaestimators import available_if
@@ -22,7 +25,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 
-def check_domain_features(X, name, *, ensure_min_samples=1):
+def check_domain_features(X: ArrayLike, name: str, *, ensure_min_samples: int = 1) -> NDArray[np.floating]:
     """Validate one domain's feature matrix, naming it in errors."""
     try:
         return check_array(
@@ -35,7 +38,7 @@ def check_domain_features(X, name, *, ensure_min_samples=1):
         raise ValueError(f"{name}: {exc}") from exc
 
 
-def check_same_feature_space(X_source, X_target, source_name, target_name):
+def check_same_feature_space(X_source: NDArray, X_target: NDArray, source_name: str, target_name: str) -> None:
     """Raise a clear error when two domains have different numbers of features."""
     if X_source.shape[1] != X_target.shape[1]:
         raise ValueError(
@@ -46,7 +49,7 @@ def check_same_feature_space(X_source, X_target, source_name, target_name):
         )
 
 
-def default_domain_classifier():
+def default_domain_classifier() -> Pipeline:
     """A probabilistic source-vs-target classifier that works on raw embeddings.
 
     Standardising first matters for embeddings whose coordinates have very
@@ -57,7 +60,7 @@ def default_domain_classifier():
     return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
 
 
-def is_fitted(obj):
+def is_fitted(obj: object) -> bool:
     """True when ``obj`` is a fitted estimator (or a frozen one)."""
     try:
         check_is_fitted(obj)
@@ -66,7 +69,7 @@ def is_fitted(obj):
     return True
 
 
-def domain_labels(n_source, n_target):
+def domain_labels(n_source: int, n_target: int) -> NDArray[np.int_]:
     """0 for the source rows, 1 for the target rows (stacked in that order)."""
     return np.r_[np.zeros(n_source, dtype=int), np.ones(n_target, dtype=int)]
 
@@ -100,7 +103,7 @@ class WrappedClassifier(ClassifierMixin, BaseEstimator):
     ``predict``) and overrides ``predict``.
     """
 
-    _delegated_methods = ("predict_proba", "decision_function")
+    _delegated_methods: tuple[str, ...] = ("predict_proba", "decision_function")
 
     def _inner_estimator(self):
         """The configured inner estimator: ``estimator``, or logistic regression."""
@@ -134,7 +137,7 @@ class WrappedClassifier(ClassifierMixin, BaseEstimator):
         """Hook: turn the inner estimator's probabilities into this model's."""
         return proba
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> NDArray:
         """Predict class labels.
 
         Parameters
@@ -151,7 +154,7 @@ class WrappedClassifier(ClassifierMixin, BaseEstimator):
         return self.estimator_.predict(X)
 
     @available_if(_delegates("predict_proba"))
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> NDArray[np.floating]:
         """Class probabilities, ordered like ``classes_``.
 
         Parameters
@@ -168,7 +171,7 @@ class WrappedClassifier(ClassifierMixin, BaseEstimator):
         return self._adjust_proba(self.estimator_.predict_proba(X))
 
     @available_if(_delegates("decision_function"))
-    def decision_function(self, X):
+    def decision_function(self, X: ArrayLike) -> NDArray[np.floating]:
         """Decision function of the fitted inner estimator.
 
         Parameters

@@ -13,9 +13,12 @@ in ``fit_transform`` and leaves ``transform`` as the identity, the same
 fit_transform/transform split as scikit-learn's ``TargetEncoder``.
 """
 
+from __future__ import annotations
+
 from numbers import Real
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -106,12 +109,12 @@ class CORAL(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         "match_mean": ["boolean"],
     }
 
-    def __init__(self, *, regularization=1.0, match_mean=True):
+    def __init__(self, *, regularization: float = 1.0, match_mean: bool = True) -> None:
         self.regularization = regularization
         self.match_mean = match_mean
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None, *, X_target=None):
+    def fit(self, X: ArrayLike, y: ArrayLike | None = None, *, X_target: ArrayLike | None = None) -> CORAL:
         """Learn the source-to-target alignment.
 
         Parameters
@@ -142,7 +145,7 @@ class CORAL(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.target_mean_ = X_target.mean(axis=0, dtype=np.float64)
         return self
 
-    def align(self, X):
+    def align(self, X: ArrayLike) -> NDArray[np.floating]:
         """Map source-domain rows to the target statistics.
 
         Parameters
@@ -163,7 +166,9 @@ class CORAL(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         aligned = (X - self.source_mean_) @ self.alignment_ + offset
         return aligned.astype(X.dtype, copy=False)
 
-    def fit_transform(self, X, y=None, *, X_target=None):
+    def fit_transform(
+        self, X: ArrayLike, y: ArrayLike | None = None, *, X_target: ArrayLike | None = None
+    ) -> NDArray[np.floating]:
         """Fit, then return ``X`` aligned to the target statistics.
 
         Parameters
@@ -182,7 +187,7 @@ class CORAL(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         """
         return self.fit(X, y, X_target=X_target).align(X)
 
-    def transform(self, X):
+    def transform(self, X: ArrayLike) -> NDArray[np.floating]:
         """Return target-domain rows unchanged (validated).
 
         Parameters

@@ -20,11 +20,15 @@ When that floor is not below alpha the test cannot reject whatever the data,
 so the answer is "cannot tell", never "no shift".
 """
 
+from __future__ import annotations
+
 import math
 from dataclasses import dataclass, field
 from numbers import Integral, Real
+from typing import Any, Literal
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.spatial.distance import cdist
 from scipy.stats import ks_2samp, mannwhitneyu
 from sklearn.base import clone
@@ -33,6 +37,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_params
 
+from .._typing import Estimator, RandomStateLike
 from ._base import (
     check_domain_features,
     check_same_feature_space,
@@ -83,11 +88,11 @@ class ShiftTestResult:
     statistic: float
     method: str
     alpha: float
-    details: dict = field(default_factory=dict, repr=False)
+    details: dict[str, Any] = field(default_factory=dict, repr=False)
     decision: str = NO_SHIFT_DETECTED
     smallest_p_value: float = 0.0
 
-    def __str__(self):
+    def __str__(self) -> str:
         text = (
             f"{self.method} test: {self.decision} (statistic={self.statistic:.4g}, "
             f"p={self.p_value:.3g}, alpha={self.alpha})"
@@ -210,16 +215,16 @@ def _classifier_test(X_ref, X_new, classifier, test_size, rng):
     prefer_skip_nested_validation=True,
 )
 def detect_shift(
-    X_ref,
-    X_new,
-    method="mmd",
-    alpha=0.05,
+    X_ref: ArrayLike,
+    X_new: ArrayLike,
+    method: Literal["mmd", "ks", "classifier"] = "mmd",
+    alpha: float = 0.05,
     *,
-    n_permutations=500,
-    classifier=None,
-    test_size=0.5,
-    random_state=None,
-):
+    n_permutations: int = 500,
+    classifier: Estimator | None = None,
+    test_size: float = 0.5,
+    random_state: RandomStateLike = None,
+) -> ShiftTestResult:
     """Test whether ``X_new`` comes from the same distribution as ``X_ref``.
 
     Parameters

@@ -14,10 +14,15 @@ P(target|x)) up-weights exactly the rows that are *least* like the target; the
 tests check direction and size against two Gaussians whose ratio is known.
 """
 
+from __future__ import annotations
+
 import warnings
+from collections.abc import Callable
 from numbers import Integral, Real
+from typing import Protocol
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 from sklearn import get_config
 from sklearn.base import BaseEstimator, _fit_context, clone
 from sklearn.metrics import get_scorer, roc_auc_score
@@ -32,6 +37,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from .._typing import Estimator, RandomStateLike
 from ._base import (
     WrappedClassifier,
     check_domain_features,
@@ -43,6 +49,12 @@ from ._base import (
 
 # Keeps P(target|x) / P(source|x) finite when the domain classifier is certain.
 _PROBA_EPS = 1e-12
+
+
+class SupportsComputeWeights(Protocol):
+    """What ``weighter=`` must offer: ``compute_weights(X)``, one weight per row."""
+
+    def compute_weights(self, X: ArrayLike) -> ArrayLike: ...
 
 
 class DomainClassifierWeighter(BaseEstimator):
@@ -117,7 +129,15 @@ class DomainClassifierWeighter(BaseEstimator):
         "random_state": ["random_state"],
     }
 
-    def __init__(self, *, estimator=None, cv=5, normalize=True, clip=None, random_state=None):
+    def __init__(
+        self,
+        *,
+        estimator: Estimator | None = None,
+        cv: int = 5,
+        normalize: bool = True,
+        clip: float | None = None,
+        random_state: RandomStateLike = None,
+    ) -> None:
         self.estimator = estimator
         self.cv = cv
         self.normalize = normalize
@@ -125,7 +145,7 @@ class DomainClassifierWeighter(BaseEstimator):
         self.random_state = random_state
 
     @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X_source, X_target):
+    def fit(self, X_source: ArrayLike, X_target: ArrayLike) -> DomainClassifierWeighter:
         """Fit the domain classifier on source (0) versus target (1) rows.
 
         Parameters
@@ -161,7 +181,7 @@ class DomainClassifierWeighter(BaseEstimator):
         # Odds of "target" rescaled by n_s / n_t = p_target(x) / p_source(x).
         return (self.n_source_ / self.n_target_) * p_target / (1.0 - p_target)
 
-    def compute_weights(self, X):
+    def compute_weights(self, X: ArrayLike) -> NDArray[np.floating]:
         """Importance weight of each row of ``X`` (source-domain rows).
 
         Parameters
@@ -263,13 +283,26 @@ class ImportanceWeightedClassifier(WrappedClassifier):
         "flattening": [Interval(Real, 0, 1, closed="both")],
     }
 
-    def __init__(self, estimator=None, weighter=None, *, flattening=1.0):
+    def __init__(
+        self,
+        estimator: Estimator | None = None,
+        weighter: SupportsComputeWeights | None = None,
+        *,
+        flattening: float = 1.0,
+    ) -> None:
         self.estimator = estimator
         self.weighter = weighter
         self.flattening = flattening
 
     @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X, y, *, X_target=None, sample_weight=None):
+    def fit(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        *,
+        X_target: ArrayLike | None = None,
+        sample_weight: ArrayLike | None = None,
+    ) -> ImportanceWeightedClassifier:
         """Fit ``estimator`` on ``(X, y)`` weighted towards the target domain.
 
         Parameters
@@ -359,7 +392,9 @@ class _ImportanceWeightedScorer:
         return f"make_importance_weighted_scorer({self.scoring!r}, weighter={self.weighter!r})"
 
 
-def make_importance_weighted_scorer(scoring="accuracy", *, weighter=None):
+def make_importance_weighted_scorer(
+    scoring: str | Callable[..., float] = "accuracy", *, weighter: SupportsComputeWeights | None = None
+) -> Callable[..., float]:
     """Scorer for importance-weighted cross-validation (Sugiyama et al., 2007).
 
     Validation folds drawn from the source are weighted by

@@ -16,16 +16,21 @@ be estimated from unlabelled target features:
   grows with the condition number of C, which is reported.
 """
 
+from __future__ import annotations
+
 import warnings
 from numbers import Integral, Real
+from typing import Literal
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import minimize
 from scipy.special import log_softmax, softmax
 from sklearn.base import _fit_context, clone
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
+from .._typing import Estimator
 from ._base import WrappedClassifier
 
 # Floor on probabilities before taking logs: keeps temperature scaling finite
@@ -224,14 +229,14 @@ class LabelShiftAdapter(WrappedClassifier):
 
     def __init__(
         self,
-        estimator=None,
+        estimator: Estimator | None = None,
         *,
-        method="em",
-        calibration="bcts",
-        cv=5,
-        em_max_iter=1000,
-        em_tol=1e-8,
-    ):
+        method: Literal["em", "bbse"] = "em",
+        calibration: Literal["bcts", "temperature"] | None = "bcts",
+        cv: int = 5,
+        em_max_iter: int = 1000,
+        em_tol: float = 1e-8,
+    ) -> None:
         self.estimator = estimator
         self.method = method
         self.calibration = calibration
@@ -240,7 +245,7 @@ class LabelShiftAdapter(WrappedClassifier):
         self.em_tol = em_tol
 
     @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X, y):
+    def fit(self, X: ArrayLike, y: ArrayLike) -> LabelShiftAdapter:
         """Fit on labelled source data and calibrate on out-of-fold predictions.
 
         Parameters
@@ -321,7 +326,7 @@ class LabelShiftAdapter(WrappedClassifier):
         """Calibrated source posteriors from the inner estimator's probabilities."""
         return self._calibrate(np.log(np.clip(proba, _PROBA_FLOOR, None)))
 
-    def fit_target(self, X_target):
+    def fit_target(self, X_target: ArrayLike) -> LabelShiftAdapter:
         """Estimate the class priors of unlabelled target data.
 
         Parameters
@@ -392,7 +397,7 @@ class LabelShiftAdapter(WrappedClassifier):
         total[empty] = 1.0
         return adjusted / total
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> NDArray:
         """Most probable class under the target priors.
 
         Parameters

@@ -8,17 +8,33 @@ probabilities describe the original training distribution again (Saerens et
 al., 2002; Dal Pozzolo et al., 2015).
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
 from numbers import Real
+from typing import Any, Literal, Protocol
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 from sklearn.base import _fit_context, clone
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
+from .._typing import Estimator, RandomStateLike
 from ._base import WrappedClassifier
 
 _UNDER_STRATEGIES = {"auto", "majority", "not minority", "not majority", "all"}
 _OVER_STRATEGIES = {"auto", "minority", "not minority", "not majority", "all"}
+
+#: imbalanced-learn's ``sampling_strategy``: a named set of classes, a
+#: minority/majority ratio, a class -> count dict or a callable making one.
+SamplingStrategy = str | float | dict[Hashable, int] | Callable[[NDArray[Any]], dict[Hashable, int]]
+
+
+class SupportsFitResample(Protocol):
+    """An imbalanced-learn style sampler: ``fit_resample(X, y)`` returns ``(X, y)``."""
+
+    def fit_resample(self, X: ArrayLike, y: ArrayLike) -> tuple[ArrayLike, ArrayLike]: ...
 
 
 def _classes_to_resample(counts, strategy, kind):
@@ -44,7 +60,9 @@ def _classes_to_resample(counts, strategy, kind):
     return classes
 
 
-def target_class_counts(y, sampling_strategy, kind):
+def target_class_counts(
+    y: NDArray[Any], sampling_strategy: SamplingStrategy, kind: Literal["under", "over"]
+) -> dict[Hashable, int]:
     """Number of samples per class after resampling, imbalanced-learn style.
 
     Parameters
@@ -116,7 +134,13 @@ def target_class_counts(y, sampling_strategy, kind):
     return targets
 
 
-def resampled_indices(y, *, kind="under", sampling_strategy="auto", random_state=None):
+def resampled_indices(
+    y: ArrayLike,
+    *,
+    kind: Literal["under", "over"] = "under",
+    sampling_strategy: SamplingStrategy = "auto",
+    random_state: RandomStateLike = None,
+) -> NDArray[np.intp]:
     """Row indices of a random under- or over-sample of ``y``.
 
     Useful as a balanced training order for models that take an index
@@ -250,13 +274,13 @@ class ResampledClassifier(WrappedClassifier):
 
     def __init__(
         self,
-        estimator=None,
+        estimator: Estimator | None = None,
         *,
-        sampler="under",
-        sampling_strategy="auto",
-        prior_correction=True,
-        random_state=None,
-    ):
+        sampler: Literal["under", "over"] | SupportsFitResample = "under",
+        sampling_strategy: SamplingStrategy = "auto",
+        prior_correction: bool = True,
+        random_state: RandomStateLike = None,
+    ) -> None:
         self.estimator = estimator
         self.sampler = sampler
         self.sampling_strategy = sampling_strategy
@@ -285,7 +309,7 @@ class ResampledClassifier(WrappedClassifier):
         return np.asarray(X_resampled), np.asarray(y_resampled)
 
     @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X, y):
+    def fit(self, X: ArrayLike, y: ArrayLike) -> ResampledClassifier:
         """Resample ``(X, y)`` and fit a clone of ``estimator`` on the result.
 
         Parameters

@@ -14,16 +14,23 @@ says the scores are too coarse to measure the spread between folds, not that
 the gain is certain).
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from numbers import Integral, Real
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.stats import t as student_t
 from sklearn.base import is_classifier
 from sklearn.model_selection import check_cv, cross_validate
 from sklearn.utils._param_validation import HasMethods, Interval, validate_params
 from sklearn.utils.validation import _num_samples
+
+from .._typing import CVLike, Estimator
 
 # Fewest folds on which the test decides. With 2 folds the variance of the
 # differences rests on one degree of freedom: the reference t distribution is
@@ -84,13 +91,13 @@ class TransferGainResult:
     positive_transfer: bool
     alpha: float
     scoring: object = None
-    details: dict = field(default_factory=dict, repr=False)
+    details: dict[str, Any] = field(default_factory=dict, repr=False)
     verdict: str = CANNOT_TELL
     reason: str = ""
     n_folds: int = 0
     min_folds: int = MIN_FOLDS_TO_DECIDE
 
-    def __str__(self):
+    def __str__(self) -> str:
         return (
             f"gain={self.gain:+.4f} (transfer {np.mean(self.transfer_scores):.4f} vs "
             f"baseline {np.mean(self.baseline_scores):.4f}, p={self.p_value:.3g}, "
@@ -98,7 +105,7 @@ class TransferGainResult:
         )
 
 
-def corrected_paired_ttest(differences, test_train_ratio):
+def corrected_paired_ttest(differences: ArrayLike, test_train_ratio: float) -> tuple[float, float]:
     """Nadeau-Bengio corrected resampled t-test on per-fold score differences.
 
     With k folds, mean difference m and sample variance s² (``ddof=1``), the
@@ -174,17 +181,17 @@ def _verdict(gain, p_value, n_folds, alpha):
     prefer_skip_nested_validation=False,
 )
 def transfer_gain(
-    transfer_estimator,
-    baseline_estimator,
-    X,
-    y,
+    transfer_estimator: Estimator,
+    baseline_estimator: Estimator,
+    X: ArrayLike | Sequence[Any],
+    y: ArrayLike,
     *,
-    X_baseline=None,
-    cv=5,
-    scoring=None,
-    alpha=0.05,
-    n_jobs=None,
-):
+    X_baseline: ArrayLike | Sequence[Any] | None = None,
+    cv: CVLike | None = 5,
+    scoring: str | Callable[..., float] | None = None,
+    alpha: float = 0.05,
+    n_jobs: int | None = None,
+) -> TransferGainResult:
     """Cross-validated gain of a transferred model over a target-only baseline.
 
     Both estimators are cloned and scored on the same folds; the per-fold

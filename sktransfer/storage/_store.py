@@ -30,8 +30,13 @@ import json
 import os
 import sqlite3
 import threading
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from .._typing import StrPath
 
 __all__ = ["EmbeddingStore"]
 
@@ -91,28 +96,28 @@ class EmbeddingStore:
     [array([1., 2.], dtype=float32), None]
     """
 
-    def __init__(self, directory):
+    def __init__(self, directory: StrPath) -> None:
         self.directory = os.path.expanduser(os.fspath(directory))
         self._local = threading.local()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"EmbeddingStore({self.directory!r})"
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and os.path.abspath(other.directory) == os.path.abspath(self.directory)
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash(os.path.abspath(self.directory))
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, str]:
         return {"directory": self.directory}
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: dict[str, str]) -> None:
         self.directory = state["directory"]
         self._local = threading.local()
 
     @property
-    def path(self):
+    def path(self) -> str:
         """The database file."""
         return os.path.join(self.directory, _FILE_NAME)
 
@@ -135,7 +140,7 @@ class EmbeddingStore:
             local.connection, local.pid = connection, os.getpid()
         return local.connection
 
-    def register(self, description, n_features):
+    def register(self, description: dict[str, Any], n_features: int) -> str:
         """Record a configuration; returns its key (SHA-256 of its JSON).
 
         Parameters
@@ -160,12 +165,12 @@ class EmbeddingStore:
             )
         return key
 
-    def configurations(self):
+    def configurations(self) -> dict[str, tuple[dict[str, Any], int]]:
         """Every configuration stored: a dict key -> (description, n_features)."""
         rows = self._connection().execute("SELECT config, description, n_features FROM configurations")
         return {key: (json.loads(text), n) for key, text, n in rows}
 
-    def get(self, config, contents):
+    def get(self, config: str, contents: Iterable[bytes | None]) -> list[NDArray[np.float32] | None]:
         """The stored embedding of each content key, or None where absent.
 
         Parameters
@@ -196,7 +201,7 @@ class EmbeddingStore:
                 found[content] = np.frombuffer(vector, dtype=np.float32)
         return [found.get(c) if c is not None else None for c in contents]
 
-    def put(self, config, contents, vectors):
+    def put(self, config: str, contents: Iterable[bytes | None], vectors: ArrayLike) -> None:
         """Store embeddings (one transaction); keys already stored are kept.
 
         Parameters
@@ -218,10 +223,10 @@ class EmbeddingStore:
         with _transaction(self._connection()) as db:
             db.executemany("INSERT OR IGNORE INTO embeddings (config, content, vector) VALUES (?, ?, ?)", rows)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self._connection().execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
 
-    def close(self):
+    def close(self) -> None:
         """Close this thread's connection (reopened on next use)."""
         connection = getattr(self._local, "connection", None)
         if connection is not None:
@@ -249,7 +254,7 @@ class _transaction:
         return False
 
 
-def as_store(cache):
+def as_store(cache: StrPath | EmbeddingStore | None) -> EmbeddingStore | None:
     """An EmbeddingStore from a ``cache`` parameter (None, a path or a store)."""
     if cache is None or isinstance(cache, EmbeddingStore):
         return cache

@@ -1,11 +1,16 @@
 """Choosing the device and numeric precision a network runs with."""
 
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Any
+
 import torch
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
-def resolve_device(device="auto"):
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """Map ``"auto"`` to cuda, then mps, then cpu; validate anything else.
 
     Parameters
@@ -40,7 +45,7 @@ def resolve_device(device="auto"):
     return resolved
 
 
-def autocast_context(device, dtype):
+def autocast_context(device: torch.device, dtype: str | None) -> AbstractContextManager[Any]:
     """Mixed precision for ``dtype`` float16/bfloat16; a no-op for float32."""
     import contextlib
 

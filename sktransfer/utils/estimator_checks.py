@@ -19,11 +19,13 @@ import os
 import pathlib
 import pickle
 import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
+from numpy.typing import NDArray
 from PIL import Image
-from sklearn.base import clone, is_classifier
+from sklearn.base import BaseEstimator, clone, is_classifier
 from sklearn.exceptions import NotFittedError
 
 __all__ = ["check_image_estimator", "image_estimator_checks", "make_image_data"]
@@ -37,7 +39,9 @@ _SIDE = 16
 _ATOL = 1e-4
 
 
-def make_image_data(n_images=_N_IMAGES, side=_SIDE, seed=0):
+def make_image_data(
+    n_images: int = _N_IMAGES, side: int = _SIDE, seed: int = 0
+) -> tuple[list[NDArray[np.uint8]], NDArray[np.int_]]:
     """Random RGB images (uint8 HWC arrays) and two balanced labels.
 
     Class 1 images are brighter, so a classifier has something to learn.
@@ -110,7 +114,7 @@ def _assert_same(expected, actual, what):
     np.testing.assert_allclose(actual, expected, rtol=0, atol=_ATOL, err_msg=what)
 
 
-def check_image_containers(estimator):
+def check_image_containers(estimator: BaseEstimator) -> None:
     """Paths, PIL images, HWC arrays, batches, CHW tensors and pandas give one output."""
     import pandas as pd
     import torch
@@ -136,7 +140,7 @@ def check_image_containers(estimator):
             _assert_same(reference, _output(fitted, X), f"output on a {name} differs from HWC arrays")
 
 
-def check_image_fit_containers(estimator):
+def check_image_fit_containers(estimator: BaseEstimator) -> None:
     """Fitting on paths or on arrays of the same pixels gives the same model."""
     images, y = make_image_data()
     on_arrays = _output(_fit(_seeded_clone(estimator), images, y), images)
@@ -145,7 +149,7 @@ def check_image_fit_containers(estimator):
     _assert_same(on_arrays, on_paths, "fit on paths and fit on arrays disagree")
 
 
-def check_image_sample_order_invariance(estimator):
+def check_image_sample_order_invariance(estimator: BaseEstimator) -> None:
     """Permuting the images permutes the output rows, nothing else."""
     images, y = make_image_data()
     fitted = _fit(_seeded_clone(estimator), images, y)
@@ -157,7 +161,7 @@ def check_image_sample_order_invariance(estimator):
     )
 
 
-def check_image_subset_invariance(estimator):
+def check_image_subset_invariance(estimator: BaseEstimator) -> None:
     """An image's output does not depend on which other images share the call."""
     images, y = make_image_data()
     fitted = _fit(_seeded_clone(estimator), images, y)
@@ -168,7 +172,7 @@ def check_image_subset_invariance(estimator):
     _assert_same(whole[3:4], _output(fitted, [images[3]]), "a single image's output differs")
 
 
-def check_image_clone_and_pickle(estimator):
+def check_image_clone_and_pickle(estimator: BaseEstimator) -> None:
     """A clone refits to the same output; a pickled fitted estimator predicts the same."""
     images, y = make_image_data()
     first = _fit(_seeded_clone(estimator), images, y)
@@ -180,7 +184,7 @@ def check_image_clone_and_pickle(estimator):
     _assert_same(expected, _output(restored, images), "the unpickled estimator disagrees")
 
 
-def check_image_fitted_attributes(estimator):
+def check_image_fitted_attributes(estimator: BaseEstimator) -> None:
     """n_features_out_ / classes_ describe the output; images set no n_features_in_."""
     images, y = make_image_data()
     fitted = _fit(_seeded_clone(estimator), images, y)
@@ -202,7 +206,7 @@ def check_image_fitted_attributes(estimator):
         np.testing.assert_array_equal(predicted, fitted.classes_[proba.argmax(axis=1)])
 
 
-def check_image_string_labels(estimator):
+def check_image_string_labels(estimator: BaseEstimator) -> None:
     """A classifier keeps string labels as they were given."""
     images, y = make_image_data()
     labels = np.array(["ant", "bee"], dtype=object)[y]
@@ -211,7 +215,7 @@ def check_image_string_labels(estimator):
     assert set(fitted.predict(images)) <= {"ant", "bee"}
 
 
-def check_image_not_fitted(estimator):
+def check_image_not_fitted(estimator: BaseEstimator) -> None:
     """transform/predict before fit raise NotFittedError, not AttributeError."""
     images, y = make_image_data(4)
     unfitted = clone(estimator)
@@ -231,7 +235,7 @@ def check_image_not_fitted(estimator):
         raise AssertionError(f"{name} before fit did not raise NotFittedError")
 
 
-def check_image_set_output_pandas(estimator):
+def check_image_set_output_pandas(estimator: BaseEstimator) -> None:
     """A transformer's set_output(transform="pandas") names the columns and keeps the index."""
     import pandas as pd
 
@@ -248,7 +252,7 @@ def check_image_set_output_pandas(estimator):
     _assert_same(plain, frame.to_numpy(), "pandas output differs from the array output")
 
 
-def check_image_inputs_unchanged(estimator):
+def check_image_inputs_unchanged(estimator: BaseEstimator) -> None:
     """fit and predict leave the caller's images untouched."""
     images, y = make_image_data()
     batch = np.stack(images)
@@ -258,7 +262,7 @@ def check_image_inputs_unchanged(estimator):
     np.testing.assert_array_equal(batch, kept, err_msg="the input batch was modified")
 
 
-def check_image_table_contract(estimator):
+def check_image_table_contract(estimator: BaseEstimator) -> None:
     """Square tables are flattened images; other widths are refused, and so are images after a table."""
     images, y = make_image_data(side=8)
     grey = np.stack([image[..., 0] for image in images])
@@ -299,7 +303,7 @@ _CHECKS = (
 )
 
 
-def image_estimator_checks(estimator):
+def image_estimator_checks(estimator: BaseEstimator) -> Iterator[Callable[[BaseEstimator], None]]:
     """Yield the image checks that apply to ``estimator``.
 
     Use it to parametrize a test, one test per check, as scikit-learn's
@@ -330,7 +334,7 @@ def image_estimator_checks(estimator):
         yield check
 
 
-def check_image_estimator(estimator):
+def check_image_estimator(estimator: BaseEstimator) -> None:
     """Run every image check on ``estimator``.
 
     Parameters

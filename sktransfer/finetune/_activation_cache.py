@@ -29,8 +29,10 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
+from contextlib import contextmanager
 
 import torch
+from torch import nn
 
 # Activations are cached only while they fit in this many bytes; beyond it the
 # prefix is recomputed every epoch (slower, never out of memory).
@@ -269,7 +271,17 @@ class ActivationCache:
         self.values, self.active = {}, None
 
     @torch.no_grad()
-    def fill(self, network, images, start, *, device, batch_size, source=None, fast=None):
+    def fill(
+        self,
+        network: nn.Module,
+        images,
+        start: str,
+        *,
+        device: torch.device | str,
+        batch_size: int,
+        source: str | None = None,
+        fast=None,
+    ) -> bool:
         """Cache the input at ``start``, computed from images or from cached ``source``.
 
         Computing from a cached later-than-images position (e.g. the embedding
@@ -280,66 +292,118 @@ class ActivationCache:
         """
         if start in self.values:
             return True
-        engine = "torch" if fast is None else fast.engine
         # Engines agree only to rounding: fits share what the same engine computed.
-        memo_key = None if self.memo_key is None else ("activations", self.memo_key, start, engine)
-        shared = FIT_MEMO.get(memo_key)
+        engine = "torch" if fast is None else fast.engine
+        shared = FIT_MEMO.get(self._memo_key(start, engine))
         if shared is not None:
             self.values[start] = shared
             return True
-        from_cache = source is not None and source in self.values
-        src = source if from_cache else None
-        # On the way to ``start``, also keep the inputs of the few groups just
-        # before it, for other fits of a grid: a fit unfreezing one group
-        # more starts there. (Small tensors: late feature maps.)
-        order = network.positions()
-        extra = []
-        if self.memo_key is not None and FIT_MEMO.max_bytes > 0:
-            extra = [p for p in order[order.index(src) + 1 : order.index(start)] if p in network.backbone.groups]
-            extra = extra[-3:]
-        stops = extra + [start]
-
-        def batch_of(lo, hi):
-            if from_cache:
-                return self.values[source][lo:hi].to(device)
-            return torch.stack([images.eval_item(i) for i in range(lo, hi)]).to(device)
-
-        runner = None
-
-        def run(x):
-            if runner is not None:
-                return runner(x)
-            outs, prev = [], src
-            for stop in stops:
-                x = network.forward_between(x, prev, stop)
-                outs.append(x)
-                prev = stop
-            return outs
-
-        was_training = network.training
-        network.eval()
-        try:
-            if not from_cache and fast is not None and network in _PRETRAINED:
-                # Only pretrained weights: their graph is exported once and
-                # reused from the disk cache by every later fit.
-                runner = fast.runner(network, stops)
-            firsts = run(batch_of(0, 1))
-            sizes = [f.element_size() * f.numel() * len(images) for f in firsts]
-            if sizes[-1] > MAX_CACHE_BYTES:
-                return False
-            outs = [torch.empty((len(images),) + tuple(f.shape[1:]), dtype=f.dtype) for f in firsts]
-            for lo in range(0, len(images), batch_size):
-                hi = min(lo + batch_size, len(images))
-                for out, value in zip(outs, run(batch_of(lo, hi))):
-                    out[lo:hi] = value.cpu()
-        finally:
-            network.train(was_training)
+        with _evaluating(network):
+            prefix = self._prefix_pass(network, start, source, fast)
+            outs = prefix.run(images, device=device, batch_size=batch_size)
+        if outs is None:
+            return False
         self.values[start] = outs[-1]
-        FIT_MEMO.put(memo_key, outs[-1])
-        for stop, out, size in zip(extra, outs, sizes):
-            if size <= MAX_CACHE_BYTES // 8:
-                FIT_MEMO.put(("activations", self.memo_key, stop, engine), out)
+        FIT_MEMO.put(self._memo_key(start, engine), outs[-1])
+        for stop, out in zip(prefix.stops[:-1], outs):
+            if _nbytes(out) <= MAX_CACHE_BYTES // 8:
+                FIT_MEMO.put(self._memo_key(stop, engine), out)
         return True
+
+    def _memo_key(self, position, engine):
+        return None if self.memo_key is None else ("activations", self.memo_key, position, engine)
+
+    def _prefix_pass(self, network, start, source, fast):
+        """The pass to ``start``: from cached ``source`` when it is cached, else from images.
+
+        On the way to ``start`` it also keeps the inputs of the few groups
+        just before it, for other fits of a grid: a fit unfreezing one group
+        more starts there. (Small tensors: late feature maps.) From images,
+        a network still holding its pretrained weights runs on ``fast``'s
+        engine: its graph is exported once and reused from the disk cache by
+        every later fit.
+        """
+        source = source if source is not None and source in self.values else None
+        order = network.positions()
+        on_the_way = []
+        if self.memo_key is not None and FIT_MEMO.max_bytes > 0:
+            between = order[order.index(source) + 1 : order.index(start)]
+            on_the_way = [p for p in between if p in network.backbone.groups][-3:]
+        stops = [*on_the_way, start]
+        if source is not None:
+            return PrefixPass(network, stops, source=source, source_values=self.values[source])
+        runner = fast.runner(network, stops) if fast is not None and network in _PRETRAINED else None
+        return PrefixPass(network, stops, runner=runner)
+
+
+@contextmanager
+def _evaluating(network):
+    """``network`` in eval mode within (frozen layers as in prediction), its mode restored after."""
+    was_training = network.training
+    network.eval()
+    try:
+        yield
+    finally:
+        network.train(was_training)
+
+
+class PrefixPass:
+    """The network from ``source`` (None: uint8 images) to each of ``stops``, over every stored image.
+
+    Parameters
+    ----------
+    network : FineTuneNetwork
+    stops : list of str
+        Positions of ``network.positions()`` after ``source``, in order.
+    source : str or None, default=None
+        Where the inputs enter.
+    source_values : Tensor or None, default=None
+        The cached inputs at ``source`` (when ``source`` is not None).
+    runner : callable or None, default=None
+        Runs the whole pass from images on a graph engine (a
+        ``PrefixRunner``); None: PyTorch.
+    """
+
+    def __init__(self, network, stops, *, source=None, source_values=None, runner=None):
+        self.network = network
+        self.stops = list(stops)
+        self.source = source
+        self.source_values = source_values
+        self.runner = runner
+
+    def inputs(self, images, lo: int, hi: int, device) -> torch.Tensor:
+        """The inputs of stored images ``lo:hi`` at ``source``, on ``device``."""
+        if self.source_values is not None:
+            return self.source_values[lo:hi].to(device)
+        return torch.stack([images.eval_item(i) for i in range(lo, hi)]).to(device)
+
+    def outputs(self, x: torch.Tensor) -> list:
+        """The values at each stop for the batch ``x``."""
+        if self.runner is not None:
+            return self.runner(x)
+        outs, previous = [], self.source
+        for stop in self.stops:
+            x = self.network.forward_between(x, previous, stop)
+            outs.append(x)
+            previous = stop
+        return outs
+
+    def run(self, images, *, device, batch_size: int) -> list | None:
+        """The values at each stop for every stored image, on the CPU, or None beyond :data:`MAX_CACHE_BYTES`.
+
+        The first image alone tells the output shapes (and whether the last
+        fits the bound) before anything is allocated.
+        """
+        n = len(images)
+        firsts = self.outputs(self.inputs(images, 0, 1, device))
+        if _nbytes(firsts[-1]) * n > MAX_CACHE_BYTES:
+            return None
+        outs = [torch.empty((n, *first.shape[1:]), dtype=first.dtype) for first in firsts]
+        for lo in range(0, n, batch_size):
+            hi = min(lo + batch_size, n)
+            for out, value in zip(outs, self.outputs(self.inputs(images, lo, hi, device))):
+                out[lo:hi] = value.cpu()
+        return outs
 
 
 def route(network, stores, start, *, later=None, enabled=True, device, batch_size, fast=None):

@@ -103,9 +103,8 @@ class CosineDecay(Callback):
 
     def on_epoch_begin(self, net, dataset_train=None, **kwargs):
         self.epoch_ = len(net.history) - 1
-        batch_size = net.get_params_for("iterator_train").get("batch_size", net.batch_size)
-        n = len(dataset_train) if dataset_train is not None else 0
-        self.n_batches_ = max(1, math.ceil(n / batch_size)) if batch_size and batch_size > 0 else 1
+        n_batches = len(net.get_iterator(dataset_train, training=True)) if dataset_train is not None else 0
+        self.n_batches_ = max(1, n_batches)
         self.batch_ = 0
 
     def on_batch_begin(self, net, batch=None, training=False, **kwargs):

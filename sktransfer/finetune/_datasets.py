@@ -10,9 +10,8 @@ once per ``fit`` and keeps the result in memory:
   centre crop of such an image *is* the evaluation crop.
 
 The frozen prefix's activations on top of that live in
-:mod:`._activation_cache`. :class:`ImageDataMixin` holds the skorch data
-hooks: training images become a :class:`TrainingDataset`, images to predict
-on are decoded in threads ahead of the network.
+:mod:`._activation_cache`. :func:`training_dataset` turns the training
+images into the :class:`TrainingDataset` skorch iterates over.
 """
 
 from __future__ import annotations
@@ -20,11 +19,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 from PIL import Image
-from skorch.utils import is_dataset, to_device
+from skorch.utils import is_dataset
 from torch.utils.data import Dataset
 
-from ..backbones._weights import weights_identity
-from ..image._batch_decoder import BatchDecoder, decode_all, resolve_num_workers
+from ..image._batch_decoder import decode_all, resolve_num_workers
 from ..image._transforms import ResizeCenterCrop, pil_to_chw
 from ._activation_cache import FIT_MEMO, ActivationCache, shared_key
 
@@ -196,63 +194,39 @@ def reject_user_dataset(X, method):
         )
 
 
-class ImageDataMixin:
-    """skorch's data hooks for images: training datasets, threaded decoding at prediction.
+def training_dataset(items, y_encoded, network, *, augment, num_workers, network_identity) -> TrainingDataset:
+    """The training images, decoded once, with their class indices.
 
-    The host is a skorch net with ``module_`` a :class:`FineTuneNetwork`, the
-    parameters ``augment``, ``num_workers``, ``model`` and ``weights``, and
-    :class:`._fast_prefix.FastPrefixMixin` (prediction runs the frozen prefix
-    on the fit's inference engine when it can).
+    Parameters
+    ----------
+    items : list
+        Items from ``check_images``.
+    y_encoded : ndarray of shape (n_samples,)
+        Class indices.
+    network : FineTuneNetwork
+        The network to train: its backbone's preprocessing decodes the
+        images, and whether it is still pretrained decides what the fit memo
+        may share (``_activation_cache.shared_key``).
+    augment : None, "light" or callable
+        The estimator's ``augment`` parameter.
+    num_workers : int or "auto"
+        Decoding threads.
+    network_identity : callable
+        Returns the identity of the pretrained weights (or None); called only
+        when the fit memo could share something.
+
+    Returns
+    -------
+    TrainingDataset
     """
-
-    def check_data(self, X, y=None):
-        # Classes are set from the original labels in fit/partial_fit; skorch's
-        # version would overwrite them with the encoded ones.
-        pass
-
-    def get_params_for(self, prefix):
-        params = super().get_params_for(prefix)
-        if prefix == "iterator_train":
-            # Shuffle training batches unless told otherwise (skorch does not).
-            params.setdefault("shuffle", True)
-        return params
-
-    def _training_dataset(self, items, y_encoded):
-        """The training images, decoded once, with their class indices."""
-        augment = None
-        if self.augment == "light":
-            augment = LightAugment(self.module_.backbone.preprocessing.crop_size)
-        elif self.augment is not None:
-            augment = self.augment
-        images = decode_training_images(
-            items,
-            self.module_.backbone.preprocessing,
-            augment=augment,
-            num_workers=resolve_num_workers(self.num_workers),
-            memo_key=shared_key(self.module_, lambda: weights_identity(self.model, self.weights), items),
-        )
-        return TrainingDataset(images, y_encoded)
-
-    def forward_iter(self, X, training=False, device="cpu"):
-        if is_dataset(X):  # the validation split, during fit
-            yield from super().forward_iter(X, training=training, device=device)
-            return
-        # Images to predict on: decode in threads ahead of the network (the
-        # extractor's decoder) rather than one image at a time in a Dataset.
-        items = self._validate_images(X, reset=False)
-        crop = self.module_.backbone.preprocessing.pil_transform()
-        batch_size = self.get_params_for("iterator_valid").get("batch_size", self.batch_size)
-        decoder = BatchDecoder(
-            items,
-            crop,
-            batch_size=batch_size,
-            num_workers=resolve_num_workers(self.num_workers),
-            draft_size=crop.draft_size,
-        )
-        prefix = None if training else self._prediction_prefix()
-        for _, images, _ in decoder:
-            if prefix is not None:
-                yp = self._predict_from_prefix(images, prefix)
-            else:
-                yp = self.evaluation_step((images, None), training=training)
-            yield to_device(yp, device=device)
+    preprocessing = network.backbone.preprocessing
+    if augment == "light":
+        augment = LightAugment(preprocessing.crop_size)
+    images = decode_training_images(
+        items,
+        preprocessing,
+        augment=augment,
+        num_workers=resolve_num_workers(num_workers),
+        memo_key=shared_key(network, network_identity, items),
+    )
+    return TrainingDataset(images, y_encoded)

@@ -106,7 +106,7 @@ def estimator_params(params):
 
 def run_setting(params, split, args):
     from sktransfer import FineTuneClassifier
-    from sktransfer.finetune._activation_cache import FIT_MEMO
+    from sktransfer.finetune._fit_memo import FIT_MEMO
 
     X_train, y_train, X_test, y_test = split
     params = estimator_params(params)

@@ -18,19 +18,20 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from numbers import Integral, Real
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 from skorch import NeuralNetClassifier
 from skorch.utils import TeeGenerator, is_dataset, to_device, to_tensor
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from ..backbones import OFFLINE_BACKBONE, get_backbone
 from ..backbones._weights import weights_identity
@@ -268,35 +269,35 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
     def __init__(
         self,
         *,
-        model=OFFLINE_BACKBONE,
-        weights="DEFAULT",
-        unfreeze=3,
-        lr=2e-4,
-        lr_decay=0.3,
-        head_epochs=0,
-        head_init="probe",
-        max_epochs=5,
-        lr_schedule="cosine",
-        refit=True,
-        augment=None,
-        batchnorm="frozen",
-        class_weight=None,
-        random_state=None,
-        device="auto",
-        precision="float32",
-        batch_size="auto",
-        patience=5,
-        cache_activations=True,
-        image_shape="auto",
-        num_workers="auto",
-        engine="auto",
-        module=FineTuneNetwork,
-        criterion=nn.CrossEntropyLoss,
-        optimizer=torch.optim.AdamW,
-        train_split=None,
-        iterator_train__shuffle=True,
-        **kwargs,
-    ):
+        model: str | nn.Module = OFFLINE_BACKBONE,
+        weights: str | os.PathLike | None = "DEFAULT",
+        unfreeze: int | str = 3,
+        lr: float = 2e-4,
+        lr_decay: float = 0.3,
+        head_epochs: int = 0,
+        head_init: str = "probe",
+        max_epochs: int = 5,
+        lr_schedule: str = "cosine",
+        refit: bool = True,
+        augment: str | Callable | None = None,
+        batchnorm: str = "frozen",
+        class_weight: str | dict | None = None,
+        random_state: int | None = None,
+        device: str | torch.device = "auto",
+        precision: str = "float32",
+        batch_size: int | str = "auto",
+        patience: int | None = 5,
+        cache_activations: bool = True,
+        image_shape: str | tuple = "auto",
+        num_workers: int | str = "auto",
+        engine: str = "auto",
+        module: type[nn.Module] = FineTuneNetwork,
+        criterion: type[nn.Module] = nn.CrossEntropyLoss,
+        optimizer: type[torch.optim.Optimizer] = torch.optim.AdamW,
+        train_split: Callable | None = None,
+        iterator_train__shuffle: bool = True,
+        **kwargs: Any,
+    ) -> None:
         # Set before skorch's __init__: afterwards skorch refuses to store an
         # nn.Module (model=) as a plain attribute.
         self.model = model
@@ -343,7 +344,7 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
     def _device_parameter(self) -> str | torch.device:
         return vars(self).get("_device_param", self.device)
 
-    def get_params(self, deep: bool = True, **kwargs) -> dict:
+    def get_params(self, deep: bool = True, **kwargs: Any) -> dict:
         """Parameters as set (``device`` as given, e.g. ``"auto"``, also after fit)."""
         params = super().get_params(deep=deep, **kwargs)
         params["device"] = self._device_parameter()
@@ -356,7 +357,7 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         constraints = {key: self._parameter_constraints[key] for key in params}
         validate_parameter_constraints(constraints, params, caller_name=type(self).__name__)
 
-    def set_params(self, **params) -> FineTuneClassifier:
+    def set_params(self, **params: Any) -> FineTuneClassifier:
         """Set parameters, checked before anything uses them.
 
         Before fit they are stored, as scikit-learn expects, and checked by
@@ -396,9 +397,9 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         self._validate_own_params()
         requested = self._device_parameter()
         self.device_ = resolve_device(requested)
+        # What skorch moves tensors to: the parameter itself unless it is "auto".
         self._device_param = requested
-        if _is_auto(requested):
-            self.device = str(self.device_)
+        self.device = str(self.device_) if _is_auto(requested) else requested
         model, weights = self.model, self.weights
         self._fast_prefix = fit_fast_prefix(
             getattr(self, "_fast_prefix", None), self.engine, self.device_, lambda: weights_identity(model, weights)
@@ -431,7 +432,7 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         self.criterion_ = self.criterion(**kwargs)
         return self
 
-    def initialize_optimizer(self, triggered_directly=None) -> FineTuneClassifier:
+    def initialize_optimizer(self, triggered_directly: bool | None = None) -> FineTuneClassifier:
         _, kwargs = self.get_params_for_optimizer("optimizer", self.module_.named_parameters())
         head_lr = kwargs.pop("lr")
         self.optimizer_ = self.optimizer(param_groups(self.module_, head_lr, self.lr_decay), **kwargs)
@@ -453,7 +454,7 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
 
     # ------------------------------------------------------------------ data
 
-    def check_data(self, X, y=None) -> None:
+    def check_data(self, X: Any, y: ArrayLike | None = None) -> None:
         # The classes come from the original labels (fit, partial_fit);
         # skorch's version would set them from the encoded ones.
         pass
@@ -486,13 +487,13 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
             network_identity=lambda: weights_identity(model, weights),
         )
 
-    def get_iterator(self, dataset, training: bool = False) -> DataLoader:
+    def get_iterator(self, dataset: Dataset, training: bool = False) -> DataLoader:
         """skorch's iterator over ``dataset``, in batches of ``batch_size`` ("auto" resolved)."""
         kwargs = self.get_params_for("iterator_train" if training else "iterator_valid")
         kwargs.setdefault("batch_size", self._batch_size())
         return (self.iterator_train if training else self.iterator_valid)(dataset, **kwargs)
 
-    def get_split_datasets(self, X, y=None, **fit_params) -> tuple:
+    def get_split_datasets(self, X: Any, y: ArrayLike | None = None, **fit_params: Any) -> tuple:
         if not self._holds_out_validation():
             return training_view(self.get_dataset(X, y), train=True), None
         dataset_train, dataset_valid = super().get_split_datasets(X, y, **fit_params)
@@ -503,7 +504,7 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
 
     # -------------------------------------------------------------- training
 
-    def fit(self, X, y, **fit_params) -> FineTuneClassifier:
+    def fit(self, X: Any, y: ArrayLike, **fit_params: Any) -> FineTuneClassifier:
         """Fit the head, then the last ``unfreeze`` layer groups.
 
         By default every image trains for ``max_epochs`` epochs. With a
@@ -546,7 +547,9 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
                 self._refit_on_all(dataset, y_encoded, **fit_params)
         return self
 
-    def partial_fit(self, X, y=None, classes=None, **fit_params) -> FineTuneClassifier:
+    def partial_fit(
+        self, X: Any, y: ArrayLike | None = None, classes: ArrayLike | None = None, **fit_params: Any
+    ) -> FineTuneClassifier:
         """Continue training for ``max_epochs`` epochs (initialising if needed)."""
         reject_user_dataset(X, "partial_fit")
         new_fit = not self.initialized_
@@ -566,7 +569,9 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
             # Also when an exception escapes skorch (on_train_end not called).
             leave(self.module_)
 
-    def fit_loop(self, X, y=None, epochs=None, **fit_params) -> FineTuneClassifier:
+    def fit_loop(
+        self, X: Any, y: ArrayLike | None = None, epochs: int | None = None, **fit_params: Any
+    ) -> FineTuneClassifier:
         try:
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
         except KeyboardInterrupt:
@@ -638,20 +643,20 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
 
     # ----------------------------------------------------------- computation
 
-    def infer(self, x, **fit_params) -> torch.Tensor:
+    def infer(self, x: Any, **fit_params: Any) -> torch.Tensor:
         x = to_tensor(x, device=self.device_)
         with autocast_context(self.device_, self.precision):
             y_pred = self.module_(x, **fit_params)
         # Everything after the logits (loss, softmax) in float32.
         return y_pred.float()
 
-    def get_loss(self, y_pred, y_true, X=None, training=False) -> torch.Tensor:
+    def get_loss(self, y_pred: torch.Tensor, y_true: Any, X: Any = None, training: bool = False) -> torch.Tensor:
         if isinstance(self.criterion_, nn.NLLLoss):
             # As skorch's classifier: NLLLoss expects log-probabilities.
             y_pred = torch.log(y_pred + torch.finfo(y_pred.dtype).eps)
         return self.criterion_(y_pred, to_tensor(y_true, device=self.device_))
 
-    def train_step(self, batch, **fit_params) -> dict:
+    def train_step(self, batch: Any, **fit_params: Any) -> dict:
         scaler = self.grad_scaler_
         if scaler is None:
             return super().train_step(batch, **fit_params)
@@ -702,7 +707,9 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
             n_unfrozen=self.n_unfrozen_groups_,
         )
 
-    def forward_iter(self, X, training: bool = False, device: str | torch.device = "cpu") -> Iterator[torch.Tensor]:
+    def forward_iter(
+        self, X: Any, training: bool = False, device: str | torch.device = "cpu"
+    ) -> Iterator[torch.Tensor]:
         if is_dataset(X):  # the validation split, during fit
             yield from super().forward_iter(X, training=training, device=device)
             return
@@ -728,18 +735,18 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
                     yp = self.infer(runner(images)[-1], start=start)
             yield to_device(yp, device=device)
 
-    def predict_proba(self, X) -> np.ndarray:
+    def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, shape (n_samples, n_classes), rows summing to 1."""
         check_is_fitted(self)
         reject_user_dataset(X, "predict_proba")
         return super().predict_proba(X)
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X: Any) -> np.ndarray:
         """Predicted labels (the original label values)."""
         indices = self.predict_proba(X).argmax(axis=1)
         return self.classes_[indices]
 
-    def score(self, X, y, sample_weight=None) -> float:
+    def score(self, X: Any, y: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
         """Accuracy on (X, y); labels never seen in fit are an error."""
         check_is_fitted(self)
         check_known_labels(column_or_1d(y), self.classes_)

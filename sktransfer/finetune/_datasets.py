@@ -16,6 +16,8 @@ images into the :class:`TrainingDataset` skorch iterates over.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from PIL import Image
@@ -24,7 +26,8 @@ from torch.utils.data import Dataset
 
 from ..image._batch_decoder import decode_all, resolve_num_workers
 from ..image._transforms import ResizeCenterCrop, pil_to_chw
-from ._activation_cache import FIT_MEMO, ActivationCache, shared_key
+from ._activation_cache import ActivationCache, shared_key
+from ._fit_memo import FIT_MEMO
 
 
 class LightAugment:
@@ -38,7 +41,7 @@ class LightAugment:
         Range of the crop's area as a fraction of the image's area.
     """
 
-    def __init__(self, crop_size, scale=(0.35, 1.0)):
+    def __init__(self, crop_size: int, scale: tuple[float, float] = (0.35, 1.0)) -> None:
         from torchvision.transforms import v2
 
         self.crop_size = int(crop_size)
@@ -47,14 +50,14 @@ class LightAugment:
             [v2.RandomResizedCrop(self.crop_size, scale=self.scale, antialias=True), v2.RandomHorizontalFlip()]
         )
 
-    def __call__(self, img):
+    def __call__(self, img: Image.Image) -> Image.Image:
         return self._transform(img)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"LightAugment(crop_size={self.crop_size}, scale={self.scale})"
 
 
-def to_crop_tensor(out, crop_size, what="augment"):
+def to_crop_tensor(out, crop_size: int, what: str = "augment") -> torch.Tensor:
     """Coerce an augmentation's output (PIL, HWC array or CHW tensor) to uint8 CHW of the crop size."""
     if isinstance(out, Image.Image):
         out = out.convert("RGB")
@@ -94,27 +97,31 @@ class DecodedImages:
         What the activation cache may share with other fits.
     """
 
-    def __init__(self, images, crop, augment=None, memo_key=None):
+    def __init__(self, images, crop: ResizeCenterCrop, augment: Callable | None = None, memo_key=None) -> None:
         self.images = images
         self.crop = crop
         self.augment = augment
         self.cache = ActivationCache(memo_key)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.images)
 
-    def eval_item(self, index):
+    def eval_item(self, index: int) -> torch.Tensor:
+        """The evaluation crop of stored image ``index``, uint8 CHW."""
         if isinstance(self.images, torch.Tensor):
             return self.images[index]
         return self.crop(self.images[index])
 
-    def train_item(self, index):
+    def train_item(self, index: int) -> torch.Tensor:
+        """The training crop of stored image ``index`` (augmented when ``augment`` is set), uint8 CHW."""
         if self.augment is None:
             return self.eval_item(index)
         return to_crop_tensor(self.augment(self.images[index]), self.crop.crop_size)
 
 
-def decode_training_images(items, preprocessing, *, augment=None, num_workers=0, memo_key=None):
+def decode_training_images(
+    items: list, preprocessing, *, augment: Callable | None = None, num_workers: int = 0, memo_key=None
+) -> DecodedImages:
     """Decode every item once (threads), for training.
 
     Parameters
@@ -158,16 +165,16 @@ class TrainingDataset(Dataset):
     augmented crop (``train=True``) or the evaluation crop.
     """
 
-    def __init__(self, images, y, indices=None, train=False):
+    def __init__(self, images: DecodedImages, y, indices=None, train: bool = False) -> None:
         self.images = images
         self.y = torch.as_tensor(np.asarray(y), dtype=torch.long)
         self.indices = np.arange(len(images)) if indices is None else np.asarray(indices)
         self.train = train
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, i):
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         index = int(self.indices[i])
         cache = self.images.cache
         if cache.active is not None:
@@ -178,12 +185,13 @@ class TrainingDataset(Dataset):
             x = self.images.eval_item(index)
         return x, self.y[index]
 
-    def view(self, indices, train):
+    def view(self, indices, train: bool) -> TrainingDataset:
         """The same storage restricted to ``indices`` (positions in this view)."""
         return TrainingDataset(self.images, self.y, self.indices[np.asarray(indices)], train)
 
 
-def reject_user_dataset(X, method):
+def reject_user_dataset(X, method: str) -> None:
+    """A TypeError for a torch Dataset the user passed as ``X`` to ``method``."""
     # Datasets of our own (the validation split) pass; a user's does not:
     # its items would bypass the image checks, decoding and label encoding.
     if is_dataset(X) and not isinstance(X, TrainingDataset):
@@ -194,7 +202,9 @@ def reject_user_dataset(X, method):
         )
 
 
-def training_dataset(items, y_encoded, network, *, augment, num_workers, network_identity) -> TrainingDataset:
+def training_dataset(
+    items: list, y_encoded, network, *, augment, num_workers: int | str, network_identity: Callable
+) -> TrainingDataset:
     """The training images, decoded once, with their class indices.
 
     Parameters

@@ -85,7 +85,7 @@ class RunSnapshot:
     optimizer : torch.optim.Optimizer
     """
 
-    def __init__(self, history, module: torch.nn.Module, optimizer: torch.optim.Optimizer):
+    def __init__(self, history, module: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
         saved = copy.deepcopy({"history": history, "module": module, "optimizer": optimizer.state_dict()})
         self.history, self.module, self.optimizer_state = saved["history"], saved["module"], saved["optimizer"]
 

@@ -305,7 +305,7 @@ def test_grid_clones_share_decoded_images_and_activations(data, tmp_path, monkey
     from PIL import Image
     from sklearn.base import clone
 
-    from sktransfer.finetune._activation_cache import FIT_MEMO
+    from sktransfer.finetune._fit_memo import FIT_MEMO
 
     X, y = data
     paths = []

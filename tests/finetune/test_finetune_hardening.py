@@ -19,7 +19,7 @@ from tiny_finetune import make_clf, make_data
 import sktransfer.finetune as finetune_pkg
 from sktransfer import FineTuneClassifier
 from sktransfer.finetune import set_fit_memo_limit
-from sktransfer.finetune._activation_cache import FIT_MEMO, FitMemo
+from sktransfer.finetune._fit_memo import FIT_MEMO, FitMemo
 
 
 def _weights(clf):

@@ -146,6 +146,10 @@ def test_device_is_resolved_once_and_the_parameter_stays_as_set(tiny_backbone, d
     # Set after fit, a device takes effect at the next fit; the network stays where it is.
     clf.set_params(device="cpu")
     assert clf.get_params()["device"] == "cpu" and clf.device == str(clf.device_)
+    clf.fit(X, y)  # the next fit moves skorch to the new parameter
+    assert clf.device == "cpu" and clf.device_ == torch.device("cpu") and clf.get_params()["device"] == "cpu"
+    clf.set_params(device="auto").fit(X, y)
+    assert clf.get_params()["device"] == "auto" and clf.device == str(clf.device_)
     unfitted = pickle.loads(pickle.dumps(make_clf(tiny_backbone, device="auto")))
     assert unfitted.device == "auto" and unfitted.get_params()["device"] == "auto"
 

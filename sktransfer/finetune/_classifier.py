@@ -491,6 +491,8 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         """skorch's iterator over ``dataset``, in batches of ``batch_size`` ("auto" resolved)."""
         kwargs = self.get_params_for("iterator_train" if training else "iterator_valid")
         kwargs.setdefault("batch_size", self._batch_size())
+        if kwargs["batch_size"] == -1:  # skorch's spelling of "the whole dataset"
+            kwargs["batch_size"] = len(dataset)
         return (self.iterator_train if training else self.iterator_valid)(dataset, **kwargs)
 
     def get_split_datasets(self, X: Any, y: ArrayLike | None = None, **fit_params: Any) -> tuple:

@@ -210,6 +210,11 @@ ROWS = [
         (InvalidParameterError, "'precision' parameter"),
     ),
     (
+        "batch-size-unknown-string",
+        lambda c: _fresh(c, batch_size="large").fit(c.X, c.y),
+        (InvalidParameterError, "'batch_size' parameter"),
+    ),
+    (
         "unfreeze-too-large",
         lambda c: _fresh(c, unfreeze=4).fit(c.X, c.y),
         (ValueError, "unfreeze=4 but tiny has only 3"),

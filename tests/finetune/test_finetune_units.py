@@ -8,7 +8,7 @@ import pytest
 import torch
 from sklearn.base import clone
 from skorch.callbacks import EarlyStopping
-from tiny_finetune import GROUPS, make_clf
+from tiny_finetune import GROUPS, make_clf, make_data
 
 from sktransfer.finetune import FineTuneNetwork
 from sktransfer.finetune._activation_cache import (
@@ -152,6 +152,14 @@ def test_device_is_resolved_once_and_the_parameter_stays_as_set(tiny_backbone, d
     assert clf.get_params()["device"] == "auto" and clf.device == str(clf.device_)
     unfitted = pickle.loads(pickle.dumps(make_clf(tiny_backbone, device="auto")))
     assert unfitted.device == "auto" and unfitted.get_params()["device"] == "auto"
+
+
+def test_auto_batch_size_trains_and_predicts_in_batches_of_32(tiny_backbone):
+    X, y = make_data(per_class=20)
+    clf = make_clf(tiny_backbone, batch_size="auto", max_epochs=1, head_epochs=0, head_init="random").fit(X, y)
+    assert [b["train_batch_size"] for b in clf.history[-1, "batches"]] == [32, 8]
+    assert clf.get_params()["batch_size"] == "auto"
+    assert clf.predict_proba(X).shape == (40, 2)
 
 
 def test_partial_fit_continues_and_keeps_the_classes(tiny_backbone, data):

@@ -21,7 +21,7 @@ training and 32 test images.
 
 The fit seconds are split into the frozen-prefix pass (filling the
 activation cache, ``cache_dur`` in the history: once per fit, on the
-``inference_engine``) and the rest (training epochs, validation, decoding).
+``engine``) and the rest (training epochs, validation, decoding).
 
 hymenoptera: train (244 images) -> val (153). flowers: ``--per-class``
 images per class for training (seed 0), a ``--test-size`` random subsample of
@@ -106,7 +106,7 @@ def estimator_params(params):
 
 def run_setting(params, split, args):
     from sktransfer import FineTuneClassifier
-    from sktransfer.finetune._activation_cache import FIT_MEMO
+    from sktransfer.finetune._fit_memo import FIT_MEMO
 
     X_train, y_train, X_test, y_test = split
     params = estimator_params(params)
@@ -128,7 +128,7 @@ def run_setting(params, split, args):
             "wall_s": time.perf_counter() - start,
             "fit_s": fit_s,
             "prefix_s": prefix_seconds(clf),
-            "engine": getattr(clf, "inference_engine_", None),
+            "engine": getattr(clf, "engine_", None),
             "epochs": len(clf.history),
             "best_epoch": getattr(clf, "best_epoch_", None),
             "phases": phase_times(clf),

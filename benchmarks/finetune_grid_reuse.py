@@ -25,7 +25,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sktransfer import FineTuneClassifier
 from sktransfer.datasets import find_data_dir, load_image_folder
 from sktransfer.finetune import set_fit_memo_limit
-from sktransfer.finetune._activation_cache import FIT_MEMO
+from sktransfer.finetune._fit_memo import FIT_MEMO
 
 
 def run_grid(paths, labels, memo):

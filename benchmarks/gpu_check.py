@@ -20,7 +20,7 @@ decode
     Decoding alone, the CPU limit. The extractor cannot beat
     min(bare, decode); the last column says how close it comes.
 
-Then ``FineTuneClassifier(device="cuda", dtype=...)`` on hymenoptera
+Then ``FineTuneClassifier(device="cuda", precision=...)`` on hymenoptera
 (train 244 / val 153) at float32, float16 (with loss scaling) and bfloat16:
 fit seconds and val accuracy.
 
@@ -100,14 +100,14 @@ def finetune_rows(device, limit):
 
     (X_train, y_train), (X_val, y_val) = hymenoptera_splits(limit)
     smoke = {"max_epochs": 1, "head_epochs": 1} if limit else {}
-    lines = ["| dtype | fit s | val accuracy |", "|---|---:|---:|"]
-    for dtype in PRECISIONS:
-        clf = FineTuneClassifier(device=device, dtype=dtype, random_state=0, **smoke)
+    lines = ["| precision | fit s | val accuracy |", "|---|---:|---:|"]
+    for precision in PRECISIONS:
+        clf = FineTuneClassifier(device=device, precision=precision, random_state=0, **smoke)
         start = time.perf_counter()
         clf.fit(X_train, y_train)
         seconds = time.perf_counter() - start
         correct = int(np.sum(clf.predict(X_val) == np.asarray(y_val)))
-        lines.append(f"| {dtype} | {seconds:.1f} | {correct}/{len(y_val)} |")
+        lines.append(f"| {precision} | {seconds:.1f} | {correct}/{len(y_val)} |")
     return "\n".join(lines)
 
 

@@ -7,6 +7,6 @@ __getattr__, __dir__, __all__ = attach(
     {
         "FineTuneClassifier": "._classifier",
         "FineTuneNetwork": "._network",
-        "set_fit_memo_limit": "._activation_cache",
+        "set_fit_memo_limit": "._fit_memo",
     },
 )

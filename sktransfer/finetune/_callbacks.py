@@ -18,7 +18,7 @@ import numpy as np
 from skorch.callbacks import Callback, EarlyStopping, EpochScoring
 
 
-def valid_accuracy(net, X, y):
+def valid_accuracy(net, X, y) -> float:
     """Accuracy on the validation split, in class indices.
 
     The net's ``predict`` maps to the original labels; the validation dataset
@@ -27,7 +27,7 @@ def valid_accuracy(net, X, y):
     return float(np.mean(net.predict_proba(X).argmax(axis=1) == np.asarray(y)))
 
 
-def default_callbacks(skorch_defaults, *, early_stopping_patience):
+def default_callbacks(skorch_defaults: list, *, early_stopping_patience: int | None) -> list:
     """skorch's defaults plus the phase and schedule callbacks, validation accuracy and early stopping.
 
     Parameters
@@ -62,10 +62,10 @@ class PhaseSwitch(Callback):
     its start, ``cache_dur`` (seconds) in the history.
     """
 
-    def on_train_begin(self, net, X=None, y=None, **kwargs):
+    def on_train_begin(self, net, X=None, y=None, **kwargs) -> None:
         self.phase_ = None
 
-    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs) -> None:
         epochs_done = len(net.history) - 1
         phase = 1 if epochs_done < net.head_epochs else 2
         if phase != self.phase_:
@@ -75,7 +75,7 @@ class PhaseSwitch(Callback):
             self.phase_ = phase
         net.history.record("phase", phase)
 
-    def on_train_end(self, net, X=None, y=None, **kwargs):
+    def on_train_end(self, net, X=None, y=None, **kwargs) -> None:
         net.leave_training()
         self.phase_ = None
 
@@ -97,24 +97,23 @@ class CosineDecay(Callback):
     tune by hand.
     """
 
-    def on_train_begin(self, net, X=None, y=None, **kwargs):
+    def on_train_begin(self, net, X=None, y=None, **kwargs) -> None:
         self.first_epoch_ = len(net.history)
         self.end_epoch_ = self.first_epoch_ + net.max_epochs
 
-    def on_epoch_begin(self, net, dataset_train=None, **kwargs):
+    def on_epoch_begin(self, net, dataset_train=None, **kwargs) -> None:
         self.epoch_ = len(net.history) - 1
-        batch_size = net.get_params_for("iterator_train").get("batch_size", net.batch_size)
-        n = len(dataset_train) if dataset_train is not None else 0
-        self.n_batches_ = max(1, math.ceil(n / batch_size)) if batch_size and batch_size > 0 else 1
+        n_batches = len(net.get_iterator(dataset_train, training=True)) if dataset_train is not None else 0
+        self.n_batches_ = max(1, n_batches)
         self.batch_ = 0
 
-    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+    def on_batch_begin(self, net, batch=None, training: bool = False, **kwargs) -> None:
         if not training or net.lr_schedule != "cosine":
             return
         net.apply_learning_rates(scale=self.scale(net.head_epochs))
         self.batch_ += 1
 
-    def scale(self, head_epochs):
+    def scale(self, head_epochs: int) -> float:
         """The factor on the rates for the current batch."""
         start = max(self.first_epoch_, head_epochs)
         if self.epoch_ < start or self.end_epoch_ <= start:
@@ -122,7 +121,7 @@ class CosineDecay(Callback):
         progress = (self.epoch_ - start + min(self.batch_ / self.n_batches_, 1.0)) / (self.end_epoch_ - start)
         return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
-    def on_train_end(self, net, X=None, y=None, **kwargs):
+    def on_train_end(self, net, X=None, y=None, **kwargs) -> None:
         # Leave the optimizer at the configured rates (a later warm start
         # starts its own schedule from there).
         net.apply_learning_rates()

@@ -5,50 +5,60 @@ train a new head on it, (3) unfreeze the last layer groups, (4) train them
 with the head at a low learning rate, (5) earlier groups slower than later
 ones. It is a skorch ``NeuralNetClassifier``, so callbacks, ``history``,
 ``train_split``, ``optimizer__*``, ``warm_start`` and ``save_params`` work as
-skorch users expect. This module orchestrates; the network, callbacks,
-probe, datasets, activation cache, labels and device/precision each live in
-their own module. Only skorch's public hooks are used.
+skorch users expect. The estimator is this one class, read top to bottom:
+parameters, set-up, data, training, computation, inference. What it does
+with plain objects and functions lives in their own modules (the network,
+the callbacks, the probe, the datasets, the activation cache, the labels,
+the training runs, the prefix's engine). skorch is extended only through
+its documented hooks (``initialize_*``, ``get_iterator``,
+``get_split_datasets``, ``infer``, ``get_loss``, ``train_step``, callbacks).
 """
 
 from __future__ import annotations
 
 import copy
 import os
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
 from numbers import Integral, Real
-from typing import ClassVar
+from typing import Any, ClassVar
 
+import numpy as np
 import torch
+from numpy.typing import ArrayLike
+from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 from skorch import NeuralNetClassifier
+from skorch.utils import TeeGenerator, is_dataset, to_device, to_tensor
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
 from ..backbones import OFFLINE_BACKBONE, get_backbone
-from ..image._validation import ImageInputMixin
-from ..utils._device import resolve_device
+from ..backbones._weights import weights_identity
+from ..image._batch_decoder import BatchDecoder, resolve_num_workers
+from ..image._validation import ImageInputMixin, check_image_labels
+from ..utils._device import autocast_context, resolve_device
 from ._activation_cache import leave, mark_pretrained, route
 from ._callbacks import default_callbacks
-from ._datasets import ImageDataMixin, TrainingDataset, reject_user_dataset
-from ._fast_prefix import ENGINES, FastPrefixMixin
-from ._labels import LabelEncodingMixin
+from ._datasets import TrainingDataset, reject_user_dataset, training_dataset
+from ._fast_prefix import ENGINES
+from ._labels import check_known_labels, class_weights, classes_of, encode_labels
 from ._network import FineTuneNetwork, param_groups, resolve_unfreeze, set_trainable, suffix_start
-from ._precision import DevicePrecisionMixin, local_rng
+from ._prefix_engine import fit_fast_prefix, prediction_prefix
 from ._probe import probe_head
-from ._validation import ValidationMixin
+from ._runs import RunSnapshot, epochs_to_refit, local_rng, training_view, warn_interrupted
 
 __all__ = ["FineTuneClassifier"]
 
+# What batch_size="auto" trains and predicts with (see the class docstring).
+AUTO_BATCH_SIZE = 32
 
-class FineTuneClassifier(
-    ImageInputMixin,
-    LabelEncodingMixin,
-    ImageDataMixin,
-    ValidationMixin,
-    DevicePrecisionMixin,
-    FastPrefixMixin,
-    NeuralNetClassifier,
-):
+
+def _is_auto(device) -> bool:
+    return isinstance(device, str) and device == "auto"
+
+
+class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
     """Fine-tune a pretrained image network: head first, then the last layer groups.
 
     Training runs in two phases. In phase 1 (``head_epochs`` epochs) the
@@ -132,14 +142,22 @@ class FineTuneClassifier(
         and the caller's global generator state is restored afterwards.
     device : str or torch.device, default="auto"
         ``"auto"`` picks cuda, then mps, then cpu (resolved at fit into
-        ``device_``; the parameter stays ``"auto"``).
-    dtype : {"float32", "float16", "bfloat16"}, default="float32"
+        ``device_``; the parameter stays ``"auto"``). Set after fit, it takes
+        effect at the next fit.
+    precision : {"float32", "float16", "bfloat16"}, default="float32"
         Mixed precision: the network's forward pass runs under
-        ``torch.autocast`` with this dtype (weights, optimizer state, loss
+        ``torch.autocast`` with this precision (weights, optimizer state, loss
         and outputs stay float32). ``"float16"`` also scales the loss
         (``torch.amp.GradScaler``) so small gradients do not underflow.
         Meant for GPUs; on a CPU, bfloat16 runs but is rarely faster.
-    batch_size : int, default=32
+    batch_size : int or "auto", default="auto"
+        Images per training step and per prediction batch (skorch's
+        ``iterator_train__batch_size`` and ``iterator_valid__batch_size``
+        override either). ``"auto"``: 32 on every device: the batch size
+        shapes training (with ``lr``, the noise of each step), so it does not
+        change with the device, and one seed trains the same model on a CPU
+        and a GPU. The frozen prefix's pass filling the activation cache
+        runs in batches of at least 64.
     patience : int or None, default=5
         Early stopping: epochs without improvement of the validation loss
         before stopping; the best epoch's weights are restored (and its
@@ -156,19 +174,22 @@ class FineTuneClassifier(
         a ValueError.
     num_workers : int or "auto", default="auto"
         Threads decoding the training images.
-    inference_engine : {"auto", "torch", "openvino", "onnxruntime"}, default="auto"
+    engine : {"auto", "torch", "openvino", "onnxruntime"}, default="auto"
         What runs the frozen prefix (the groups that do not train) outside
         training: the pass filling the activation cache, and that part of
         prediction while its weights are the pretrained ones. OpenVINO and
         ONNX Runtime run the same exported graph (exported once,
-        disk-cached for reproducible weights), at float32, several times
-        faster than PyTorch on a CPU and equal to it to rounding.
+        disk-cached for reproducible weights), at float32, faster than
+        PyTorch on a CPU and equal to it to rounding.
         ``"auto"``: on a CPU, OpenVINO when installed, then ONNX Runtime,
         else PyTorch (the feature extractor's order); on a GPU, PyTorch.
         The graph engines run on the CPU only: naming one with another
         device is a ValueError, naming one that is not installed an
         ImportError. Set after fit (``set_params``), a named engine is
         obeyed by prediction too.
+    iterator_train__shuffle : bool, default=True
+        Draw the training batches in a new random order each epoch (skorch's
+        own default is False).
     **kwargs
         Any other skorch ``NeuralNetClassifier`` parameter: ``criterion``
         (default ``CrossEntropyLoss``), ``optimizer`` (default ``AdamW``),
@@ -197,8 +218,8 @@ class FineTuneClassifier(
         when the refit was interrupted).
     device_ : torch.device
         The device the network runs on (``device`` resolved).
-    inference_engine_ : {"openvino", "onnxruntime", "torch"}
-        The engine ``inference_engine`` resolved to. A fitted model
+    engine_ : {"openvino", "onnxruntime", "torch"}
+        The engine ``engine`` resolved to. A fitted model
         unpickled where the engine ``"auto"`` chose is not installed
         predicts with PyTorch (the same function, to rounding).
     validating_ : bool
@@ -237,45 +258,46 @@ class FineTuneClassifier(
         "class_weight": [None, StrOptions({"balanced"}), dict],
         "random_state": [Interval(Integral, 0, None, closed="left"), None],
         "device": [str, torch.device],
-        "dtype": [StrOptions({"float32", "float16", "bfloat16"})],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "precision": [StrOptions({"float32", "float16", "bfloat16"})],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "patience": [Interval(Integral, 1, None, closed="left"), None],
         "cache_activations": ["boolean"],
         "num_workers": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
-        "inference_engine": [StrOptions(set(ENGINES))],
+        "engine": [StrOptions(set(ENGINES))],
     }
 
     def __init__(
         self,
         *,
-        model=OFFLINE_BACKBONE,
-        weights="DEFAULT",
-        unfreeze=3,
-        lr=2e-4,
-        lr_decay=0.3,
-        head_epochs=0,
-        head_init="probe",
-        max_epochs=5,
-        lr_schedule="cosine",
-        refit=True,
-        augment=None,
-        batchnorm="frozen",
-        class_weight=None,
-        random_state=None,
-        device="auto",
-        dtype="float32",
-        batch_size=32,
-        patience=5,
-        cache_activations=True,
-        image_shape="auto",
-        num_workers="auto",
-        inference_engine="auto",
-        module=FineTuneNetwork,
-        criterion=nn.CrossEntropyLoss,
-        optimizer=torch.optim.AdamW,
-        train_split=None,
-        **kwargs,
-    ):
+        model: str | nn.Module = OFFLINE_BACKBONE,
+        weights: str | os.PathLike | None = "DEFAULT",
+        unfreeze: int | str = 3,
+        lr: float = 2e-4,
+        lr_decay: float = 0.3,
+        head_epochs: int = 0,
+        head_init: str = "probe",
+        max_epochs: int = 5,
+        lr_schedule: str = "cosine",
+        refit: bool = True,
+        augment: str | Callable | None = None,
+        batchnorm: str = "frozen",
+        class_weight: str | dict | None = None,
+        random_state: int | None = None,
+        device: str | torch.device = "auto",
+        precision: str = "float32",
+        batch_size: int | str = "auto",
+        patience: int | None = 5,
+        cache_activations: bool = True,
+        image_shape: str | tuple = "auto",
+        num_workers: int | str = "auto",
+        engine: str = "auto",
+        module: type[nn.Module] = FineTuneNetwork,
+        criterion: type[nn.Module] = nn.CrossEntropyLoss,
+        optimizer: type[torch.optim.Optimizer] = torch.optim.AdamW,
+        train_split: Callable | None = None,
+        iterator_train__shuffle: bool = True,
+        **kwargs: Any,
+    ) -> None:
         # Set before skorch's __init__: afterwards skorch refuses to store an
         # nn.Module (model=) as a plain attribute.
         self.model = model
@@ -290,12 +312,12 @@ class FineTuneClassifier(
         self.batchnorm = batchnorm
         self.class_weight = class_weight
         self.random_state = random_state
-        self.dtype = dtype
+        self.precision = precision
         self.patience = patience
         self.cache_activations = cache_activations
         self.image_shape = image_shape
         self.num_workers = num_workers
-        self.inference_engine = inference_engine
+        self.engine = engine
         super().__init__(
             module,
             criterion=criterion,
@@ -305,56 +327,87 @@ class FineTuneClassifier(
             batch_size=batch_size,
             train_split=train_split,
             device=device,
+            iterator_train__shuffle=iterator_train__shuffle,
             **kwargs,
         )
 
     # ------------------------------------------------------------ parameters
+    #
+    # skorch moves the network, the criterion and its cached predictions to
+    # ``self.device``, and reads it when loading parameters; it cannot move
+    # anything to "auto". So ``initialize`` resolves the ``device`` parameter
+    # once into ``device_``, records the parameter as the user set it (what
+    # ``get_params`` reports: clones and searches resolve "auto" again where
+    # they fit) and, for "auto", hands skorch the resolved device in
+    # ``self.device``.
 
-    def _validate_own_params(self, params=None):
+    def _device_parameter(self) -> str | torch.device:
+        return vars(self).get("_device_param", self.device)
+
+    def get_params(self, deep: bool = True, **kwargs: Any) -> dict:
+        """Parameters as set (``device`` as given, e.g. ``"auto"``, also after fit)."""
+        params = super().get_params(deep=deep, **kwargs)
+        params["device"] = self._device_parameter()
+        return params
+
+    def _validate_own_params(self, params: dict | None = None) -> None:
         if params is None:
             params = {key: getattr(self, key) for key in self._parameter_constraints}
+            params["device"] = self._device_parameter()
         constraints = {key: self._parameter_constraints[key] for key in params}
         validate_parameter_constraints(constraints, params, caller_name=type(self).__name__)
 
-    def set_params(self, **params):
+    def set_params(self, **params: Any) -> FineTuneClassifier:
         """Set parameters, checked before anything uses them.
 
         Before fit they are stored, as scikit-learn expects, and checked by
         ``fit``. On a fitted net, where ``lr`` and ``lr_decay`` go straight
         into the optimizer's param groups (the per-group decay kept), they
         are checked first: an invalid value raises ``InvalidParameterError``
-        and changes nothing.
+        and changes nothing. A new ``device`` takes effect at the next
+        ``initialize`` (``fit``): the network stays on ``device_`` until then.
         """
         if self.initialized_:
             self._validate_own_params({k: v for k, v in params.items() if k in self._parameter_constraints})
-        resolving = self._skorch_sees_resolved_device() if hasattr(self, "device_") else nullcontext()
-        with resolving:  # a re-initialised module is moved to device_
-            super().set_params(**params)
+        if "device" in params and "_device_param" in vars(self):
+            self._device_param = params.pop("device")
+        super().set_params(**params)
         if self.initialized_ and {"lr", "lr_decay"} & params.keys():
             self.apply_learning_rates()
         return self
 
-    def apply_learning_rates(self, scale=1.0):
+    def apply_learning_rates(self, scale: float = 1.0) -> None:
         """Write ``lr`` and ``lr_decay`` (times ``scale``) into the optimizer's param groups."""
         wanted = {g["name"]: g["lr"] for g in param_groups(self.module_, self.lr * scale, self.lr_decay)}
         for group in self.optimizer_.param_groups:
             if group.get("name") in wanted:
                 group["lr"] = wanted[group["name"]]
 
+    def _batch_size(self) -> int:
+        return AUTO_BATCH_SIZE if self.batch_size == "auto" else self.batch_size
+
     # ---------------------------------------------------------------- set-up
 
-    def get_default_callbacks(self):
+    def get_default_callbacks(self) -> list:
         patience = self.patience if self._holds_out_validation() else None
         return default_callbacks(super().get_default_callbacks(), early_stopping_patience=patience)
 
-    def initialize(self):
+    def initialize(self) -> FineTuneClassifier:
+        """Resolve ``device`` into ``device_`` and ``engine`` into ``engine_``, then initialise as skorch does."""
         self._validate_own_params()
-        self._resolve_device()
-        self._start_fast_prefix()
-        with self._skorch_sees_resolved_device():
-            return super().initialize()
+        requested = self._device_parameter()
+        self.device_ = resolve_device(requested)
+        # What skorch moves tensors to: the parameter itself unless it is "auto".
+        self._device_param = requested
+        self.device = str(self.device_) if _is_auto(requested) else requested
+        model, weights = self.model, self.weights
+        self._fast_prefix = fit_fast_prefix(
+            getattr(self, "_fast_prefix", None), self.engine, self.device_, lambda: weights_identity(model, weights)
+        )
+        self.engine_ = self._fast_prefix.engine
+        return super().initialize()
 
-    def initialize_module(self):
+    def initialize_module(self) -> FineTuneClassifier:
         backbone = get_backbone(self.model, self.weights)
         if isinstance(self.model, nn.Module):
             # Never fine-tune the caller's module in place (refits, clones).
@@ -371,7 +424,7 @@ class FineTuneClassifier(
         mark_pretrained(self.module_)
         return self
 
-    def initialize_criterion(self):
+    def initialize_criterion(self) -> FineTuneClassifier:
         kwargs = self.get_params_for("criterion")
         weight = getattr(self, "class_weight_", None)
         if weight is not None and "weight" not in kwargs:
@@ -379,25 +432,34 @@ class FineTuneClassifier(
         self.criterion_ = self.criterion(**kwargs)
         return self
 
-    def initialize_optimizer(self, triggered_directly=None):
+    def initialize_optimizer(self, triggered_directly: bool | None = None) -> FineTuneClassifier:
         _, kwargs = self.get_params_for_optimizer("optimizer", self.module_.named_parameters())
         head_lr = kwargs.pop("lr")
         self.optimizer_ = self.optimizer(param_groups(self.module_, head_lr, self.lr_decay), **kwargs)
-        self.grad_scaler_ = self.make_grad_scaler()
+        # float16 gradients underflow unless the loss is scaled (see train_step).
+        self.grad_scaler_ = torch.amp.GradScaler(self.device_.type) if self.precision == "float16" else None
         return self
 
-    def load_params(self, *args, **kwargs):
-        if not hasattr(self, "device_"):
-            self._resolve_device()
-        with self._skorch_sees_resolved_device():
-            return super().load_params(*args, **kwargs)
-
-    def __setstate__(self, state):
-        self._restore_device(state, super().__setstate__)
+    def __setstate__(self, state: dict) -> None:
+        requested = state.get("_device_param", state["device"])
+        if _is_auto(requested):
+            # "auto" resolves again where the net is unpickled: a GPU-trained
+            # net loads on a CPU-only machine, without a device warning.
+            state["device"] = resolve_device("auto")
+        super().__setstate__(state)
+        if "_device_param" in state:
+            self.device_ = torch.device(self.device)
+        else:  # not initialised: the parameter stays as set
+            self.device = requested
 
     # ------------------------------------------------------------------ data
 
-    def _checked_inputs(self, X, y, *, new_fit):
+    def check_data(self, X: Any, y: ArrayLike | None = None) -> None:
+        # The classes come from the original labels (fit, partial_fit);
+        # skorch's version would set them from the encoded ones.
+        pass
+
+    def _checked_inputs(self, X, y, *, new_fit: bool) -> tuple[list, np.ndarray]:
         """The checked image items and the labels as class indices.
 
         A new fit (``new_fit=True``) also sets ``classes_``, the class weights
@@ -405,14 +467,46 @@ class FineTuneClassifier(
         among the known classes.
         """
         items = self._validate_images(X, reset=new_fit)
-        y_encoded = self._encode_labels(y, len(items), new_classes=new_fit)
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+        y = check_image_labels(y, len(items))
         if new_fit:
+            self.classes_inferred_ = classes_of(y, self.classes, owner=type(self).__name__)
+            self.class_weight_ = class_weights(self.class_weight, self.classes_inferred_, y)
             self.validating_ = self.train_split is not None
-        return items, y_encoded
+        return items, encode_labels(y, self.classes_)
+
+    def _training_dataset(self, items: list, y_encoded: np.ndarray) -> TrainingDataset:
+        model, weights = self.model, self.weights
+        return training_dataset(
+            items,
+            y_encoded,
+            self.module_,
+            augment=self.augment,
+            num_workers=self.num_workers,
+            network_identity=lambda: weights_identity(model, weights),
+        )
+
+    def get_iterator(self, dataset: Dataset, training: bool = False) -> DataLoader:
+        """skorch's iterator over ``dataset``, in batches of ``batch_size`` ("auto" resolved)."""
+        kwargs = self.get_params_for("iterator_train" if training else "iterator_valid")
+        kwargs.setdefault("batch_size", self._batch_size())
+        if kwargs["batch_size"] == -1:  # skorch's spelling of "the whole dataset"
+            kwargs["batch_size"] = len(dataset)
+        return (self.iterator_train if training else self.iterator_valid)(dataset, **kwargs)
+
+    def get_split_datasets(self, X: Any, y: ArrayLike | None = None, **fit_params: Any) -> tuple:
+        if not self._holds_out_validation():
+            return training_view(self.get_dataset(X, y), train=True), None
+        dataset_train, dataset_valid = super().get_split_datasets(X, y, **fit_params)
+        return training_view(dataset_train, train=True), training_view(dataset_valid, train=False)
+
+    def _holds_out_validation(self) -> bool:
+        return self.train_split is not None and getattr(self, "validating_", True)
 
     # -------------------------------------------------------------- training
 
-    def fit(self, X, y, **fit_params):
+    def fit(self, X: Any, y: ArrayLike, **fit_params: Any) -> FineTuneClassifier:
         """Fit the head, then the last ``unfreeze`` layer groups.
 
         By default every image trains for ``max_epochs`` epochs. With a
@@ -440,7 +534,7 @@ class FineTuneClassifier(
         fresh = not (self.warm_start and self.initialized_)
         seed = self.random_state if fresh else None
         self.interrupted_ = False
-        with local_rng(seed, resolve_device(self.device)):
+        with local_rng(seed, resolve_device(self._device_parameter())):
             if fresh:
                 self.best_epoch_, self.validation_history_, self._fast_prefix = None, None, None
                 items, y_encoded = self._checked_inputs(X, y, new_fit=True)
@@ -450,12 +544,14 @@ class FineTuneClassifier(
             dataset = self._training_dataset(items, y_encoded)
             self._train(dataset, y_encoded, **fit_params)
             if self.interrupted_:
-                self._warn_interrupted("the training run")
+                warn_interrupted(type(self).__name__, "the training run", len(self.history))
             elif fresh and self.refit:
                 self._refit_on_all(dataset, y_encoded, **fit_params)
         return self
 
-    def partial_fit(self, X, y=None, classes=None, **fit_params):
+    def partial_fit(
+        self, X: Any, y: ArrayLike | None = None, classes: ArrayLike | None = None, **fit_params: Any
+    ) -> FineTuneClassifier:
         """Continue training for ``max_epochs`` epochs (initialising if needed)."""
         reject_user_dataset(X, "partial_fit")
         new_fit = not self.initialized_
@@ -465,18 +561,62 @@ class FineTuneClassifier(
         self.interrupted_ = False
         self._train(self._training_dataset(items, y_encoded), y_encoded, classes, **fit_params)
         if self.interrupted_:
-            self._warn_interrupted("partial_fit")
+            warn_interrupted(type(self).__name__, "partial_fit", len(self.history))
         return self
 
-    def _train(self, dataset, y_encoded, *args, **fit_params):
+    def _train(self, dataset: TrainingDataset, y_encoded: np.ndarray, *args, **fit_params) -> None:
         try:
-            with self._skorch_sees_resolved_device():  # skorch's callbacks read net.device
-                super().partial_fit(dataset, y_encoded, *args, **fit_params)
+            super().partial_fit(dataset, y_encoded, *args, **fit_params)
         finally:
             # Also when an exception escapes skorch (on_train_end not called).
             leave(self.module_)
 
-    def enter_phase(self, phase, datasets):
+    def fit_loop(
+        self, X: Any, y: ArrayLike | None = None, epochs: int | None = None, **fit_params: Any
+    ) -> FineTuneClassifier:
+        try:
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except KeyboardInterrupt:
+            # skorch's partial_fit swallows it (the run keeps what it
+            # trained); remember it so that no refit is reported.
+            self.interrupted_ = True
+            raise
+
+    def _refit_on_all(self, dataset: TrainingDataset, y_encoded: np.ndarray, **fit_params) -> None:
+        """Train again from the pretrained weights on all data, for the best run's epochs.
+
+        Like scikit-learn's ``refit``: the validation split chose the number
+        of epochs, and the images it held out now train too. The decoded
+        images and the frozen prefix's activations are reused. An interrupted
+        refit restores the validated run's model.
+        """
+        epochs = epochs_to_refit(self.history, self.patience)
+        if epochs is None:
+            return
+        validated = RunSnapshot(self.history, self.module_, self.optimizer_)
+        self.validating_ = False
+        try:
+            if self.random_state is not None:
+                torch.manual_seed(self.random_state)
+            self.initialize()
+            self._train(dataset, y_encoded, epochs=epochs, **fit_params)
+        finally:
+            self.validating_ = True
+            self.initialize_callbacks()
+        if self.interrupted_:
+            warn_interrupted(
+                type(self).__name__,
+                "the refit",
+                len(self.history),
+                "the model is the validated run's, trained without the held-out split",
+            )
+            self.history, self.module_ = validated.history, validated.module
+            self.initialize_optimizer()
+            self.optimizer_.load_state_dict(validated.optimizer_state)
+            return
+        self.validation_history_, self.best_epoch_ = validated.history, epochs
+
+    def enter_phase(self, phase: int, datasets: list) -> None:
         """Freeze for ``phase`` (1: head only, 2: last groups too) and cache what is frozen.
 
         Called by the :class:`PhaseSwitch` callback. In phase 1 the cache
@@ -486,7 +626,7 @@ class FineTuneClassifier(
         n_unfrozen = 0 if phase == 1 else self.n_unfrozen_groups_
         set_trainable(self.module_, n_unfrozen)
         stores = list({id(d.images): d.images for d in datasets if isinstance(d, TrainingDataset)}.values())
-        compute = {"device": self.device_, "batch_size": max(self.batch_size, 64)}
+        compute = {"device": self.device_, "batch_size": max(self._batch_size(), 64)}
         route(
             self.module_,
             stores,
@@ -499,32 +639,119 @@ class FineTuneClassifier(
         if self.head_init == "probe" and len(self.history) == 1:  # first epoch of a fresh fit
             probe_head(self.module_, datasets[0], class_weight=getattr(self, "class_weight_", None), **compute)
 
-    def leave_training(self):
+    def leave_training(self) -> None:
         """Back to image input after training (called by :class:`PhaseSwitch`)."""
         leave(self.module_)
 
+    # ----------------------------------------------------------- computation
+
+    def infer(self, x: Any, **fit_params: Any) -> torch.Tensor:
+        x = to_tensor(x, device=self.device_)
+        with autocast_context(self.device_, self.precision):
+            y_pred = self.module_(x, **fit_params)
+        # Everything after the logits (loss, softmax) in float32.
+        return y_pred.float()
+
+    def get_loss(self, y_pred: torch.Tensor, y_true: Any, X: Any = None, training: bool = False) -> torch.Tensor:
+        if isinstance(self.criterion_, nn.NLLLoss):
+            # As skorch's classifier: NLLLoss expects log-probabilities.
+            y_pred = torch.log(y_pred + torch.finfo(y_pred.dtype).eps)
+        return self.criterion_(y_pred, to_tensor(y_true, device=self.device_))
+
+    def train_step(self, batch: Any, **fit_params: Any) -> dict:
+        scaler = self.grad_scaler_
+        if scaler is None:
+            return super().train_step(batch, **fit_params)
+        # skorch's step hands the optimizer a closure; a GradScaler takes
+        # none: it steps the optimizer itself (and skips a step on overflow).
+        self.optimizer_.zero_grad()
+        self.module_.train(True)
+        self.criterion_.train(True)
+        Xi, yi = batch
+        y_pred = self.infer(Xi, **fit_params)
+        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(self.optimizer_)  # true gradients for on_grad_computed (e.g. clipping)
+        named_parameters = TeeGenerator(self.get_all_learnable_params())
+        self.notify("on_grad_computed", named_parameters=named_parameters, batch=batch, training=True)
+        scaler.step(self.optimizer_)
+        scaler.update()
+        return {"loss": loss, "y_pred": y_pred}
+
     # ------------------------------------------------------------- inference
 
-    def __sklearn_is_fitted__(self):
+    @property
+    def classes_(self) -> np.ndarray:
+        # skorch's ``classes`` parameter fixes the classes (and their order)
+        # before fit, e.g. to initialize() and load_params() for a resume.
+        if self.classes is not None:
+            return np.asarray(self.classes)
+        if not hasattr(self, "classes_inferred_"):
+            # NotFittedError is an AttributeError too: hasattr() keeps working.
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet and knows no classes: "
+                "call fit, or pass classes=[...] to set them before initialize() or load_params()"
+            )
+        return self.classes_inferred_
+
+    def __sklearn_is_fitted__(self) -> bool:
         # Fitted: initialised and the classes known (from fit, or skorch's
         # ``classes`` parameter for a resume through load_params).
         return bool(self.initialized_) and (self.classes is not None or hasattr(self, "classes_inferred_"))
 
-    def predict_proba(self, X):
+    def _prediction_prefix(self) -> tuple | None:
+        return prediction_prefix(
+            getattr(self, "_fast_prefix", None),
+            self.engine,
+            precision=self.precision,
+            device=self.device_,
+            network=self.module_,
+            n_unfrozen=self.n_unfrozen_groups_,
+        )
+
+    def forward_iter(
+        self, X: Any, training: bool = False, device: str | torch.device = "cpu"
+    ) -> Iterator[torch.Tensor]:
+        if is_dataset(X):  # the validation split, during fit
+            yield from super().forward_iter(X, training=training, device=device)
+            return
+        # Images to predict on: decoded in threads ahead of the network (the
+        # extractor's decoder) rather than one image at a time in a Dataset.
+        items = self._validate_images(X, reset=False)
+        crop = self.module_.backbone.preprocessing.pil_transform()
+        decoder = BatchDecoder(
+            items,
+            crop,
+            batch_size=self.get_params_for("iterator_valid").get("batch_size", self._batch_size()),
+            num_workers=resolve_num_workers(self.num_workers),
+            draft_size=crop.draft_size,
+        )
+        prefix = None if training else self._prediction_prefix()
+        for _, images, _ in decoder:
+            if prefix is None:
+                yp = self.evaluation_step((images, None), training=training)
+            else:  # the frozen prefix on the graph engine, the rest in PyTorch
+                runner, start = prefix
+                self.module_.eval()
+                with torch.no_grad():
+                    yp = self.infer(runner(images)[-1], start=start)
+            yield to_device(yp, device=device)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, shape (n_samples, n_classes), rows summing to 1."""
         check_is_fitted(self)
         reject_user_dataset(X, "predict_proba")
         return super().predict_proba(X)
 
-    def predict(self, X):
+    def predict(self, X: Any) -> np.ndarray:
         """Predicted labels (the original label values)."""
         indices = self.predict_proba(X).argmax(axis=1)
         return self.classes_[indices]
 
-    def score(self, X, y, sample_weight=None):
+    def score(self, X: Any, y: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
         """Accuracy on (X, y); labels never seen in fit are an error."""
         check_is_fitted(self)
-        self._check_known_labels(column_or_1d(y))
+        check_known_labels(column_or_1d(y), self.classes_)
         return super().score(X, y, sample_weight=sample_weight)
 
     def __sklearn_tags__(self):

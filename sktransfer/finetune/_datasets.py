@@ -10,23 +10,24 @@ once per ``fit`` and keeps the result in memory:
   centre crop of such an image *is* the evaluation crop.
 
 The frozen prefix's activations on top of that live in
-:mod:`._activation_cache`. :class:`ImageDataMixin` holds the skorch data
-hooks: training images become a :class:`TrainingDataset`, images to predict
-on are decoded in threads ahead of the network.
+:mod:`._activation_cache`. :func:`training_dataset` turns the training
+images into the :class:`TrainingDataset` skorch iterates over.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from PIL import Image
-from skorch.utils import is_dataset, to_device
+from skorch.utils import is_dataset
 from torch.utils.data import Dataset
 
-from ..backbones._weights import weights_identity
-from ..image._batch_decoder import BatchDecoder, decode_all, resolve_num_workers
+from ..image._batch_decoder import decode_all, resolve_num_workers
 from ..image._transforms import ResizeCenterCrop, pil_to_chw
-from ._activation_cache import FIT_MEMO, ActivationCache, shared_key
+from ._activation_cache import ActivationCache, shared_key
+from ._fit_memo import FIT_MEMO
 
 
 class LightAugment:
@@ -40,7 +41,7 @@ class LightAugment:
         Range of the crop's area as a fraction of the image's area.
     """
 
-    def __init__(self, crop_size, scale=(0.35, 1.0)):
+    def __init__(self, crop_size: int, scale: tuple[float, float] = (0.35, 1.0)) -> None:
         from torchvision.transforms import v2
 
         self.crop_size = int(crop_size)
@@ -49,14 +50,14 @@ class LightAugment:
             [v2.RandomResizedCrop(self.crop_size, scale=self.scale, antialias=True), v2.RandomHorizontalFlip()]
         )
 
-    def __call__(self, img):
+    def __call__(self, img: Image.Image) -> Image.Image:
         return self._transform(img)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"LightAugment(crop_size={self.crop_size}, scale={self.scale})"
 
 
-def to_crop_tensor(out, crop_size, what="augment"):
+def to_crop_tensor(out, crop_size: int, what: str = "augment") -> torch.Tensor:
     """Coerce an augmentation's output (PIL, HWC array or CHW tensor) to uint8 CHW of the crop size."""
     if isinstance(out, Image.Image):
         out = out.convert("RGB")
@@ -96,27 +97,31 @@ class DecodedImages:
         What the activation cache may share with other fits.
     """
 
-    def __init__(self, images, crop, augment=None, memo_key=None):
+    def __init__(self, images, crop: ResizeCenterCrop, augment: Callable | None = None, memo_key=None) -> None:
         self.images = images
         self.crop = crop
         self.augment = augment
         self.cache = ActivationCache(memo_key)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.images)
 
-    def eval_item(self, index):
+    def eval_item(self, index: int) -> torch.Tensor:
+        """The evaluation crop of stored image ``index``, uint8 CHW."""
         if isinstance(self.images, torch.Tensor):
             return self.images[index]
         return self.crop(self.images[index])
 
-    def train_item(self, index):
+    def train_item(self, index: int) -> torch.Tensor:
+        """The training crop of stored image ``index`` (augmented when ``augment`` is set), uint8 CHW."""
         if self.augment is None:
             return self.eval_item(index)
         return to_crop_tensor(self.augment(self.images[index]), self.crop.crop_size)
 
 
-def decode_training_images(items, preprocessing, *, augment=None, num_workers=0, memo_key=None):
+def decode_training_images(
+    items: list, preprocessing, *, augment: Callable | None = None, num_workers: int = 0, memo_key=None
+) -> DecodedImages:
     """Decode every item once (threads), for training.
 
     Parameters
@@ -160,16 +165,16 @@ class TrainingDataset(Dataset):
     augmented crop (``train=True``) or the evaluation crop.
     """
 
-    def __init__(self, images, y, indices=None, train=False):
+    def __init__(self, images: DecodedImages, y, indices=None, train: bool = False) -> None:
         self.images = images
         self.y = torch.as_tensor(np.asarray(y), dtype=torch.long)
         self.indices = np.arange(len(images)) if indices is None else np.asarray(indices)
         self.train = train
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, i):
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         index = int(self.indices[i])
         cache = self.images.cache
         if cache.active is not None:
@@ -180,12 +185,13 @@ class TrainingDataset(Dataset):
             x = self.images.eval_item(index)
         return x, self.y[index]
 
-    def view(self, indices, train):
+    def view(self, indices, train: bool) -> TrainingDataset:
         """The same storage restricted to ``indices`` (positions in this view)."""
         return TrainingDataset(self.images, self.y, self.indices[np.asarray(indices)], train)
 
 
-def reject_user_dataset(X, method):
+def reject_user_dataset(X, method: str) -> None:
+    """A TypeError for a torch Dataset the user passed as ``X`` to ``method``."""
     # Datasets of our own (the validation split) pass; a user's does not:
     # its items would bypass the image checks, decoding and label encoding.
     if is_dataset(X) and not isinstance(X, TrainingDataset):
@@ -196,63 +202,41 @@ def reject_user_dataset(X, method):
         )
 
 
-class ImageDataMixin:
-    """skorch's data hooks for images: training datasets, threaded decoding at prediction.
+def training_dataset(
+    items: list, y_encoded, network, *, augment, num_workers: int | str, network_identity: Callable
+) -> TrainingDataset:
+    """The training images, decoded once, with their class indices.
 
-    The host is a skorch net with ``module_`` a :class:`FineTuneNetwork`, the
-    parameters ``augment``, ``num_workers``, ``model`` and ``weights``, and
-    :class:`._fast_prefix.FastPrefixMixin` (prediction runs the frozen prefix
-    on the fit's inference engine when it can).
+    Parameters
+    ----------
+    items : list
+        Items from ``check_images``.
+    y_encoded : ndarray of shape (n_samples,)
+        Class indices.
+    network : FineTuneNetwork
+        The network to train: its backbone's preprocessing decodes the
+        images, and whether it is still pretrained decides what the fit memo
+        may share (``_activation_cache.shared_key``).
+    augment : None, "light" or callable
+        The estimator's ``augment`` parameter.
+    num_workers : int or "auto"
+        Decoding threads.
+    network_identity : callable
+        Returns the identity of the pretrained weights (or None); called only
+        when the fit memo could share something.
+
+    Returns
+    -------
+    TrainingDataset
     """
-
-    def check_data(self, X, y=None):
-        # Classes are set from the original labels in fit/partial_fit; skorch's
-        # version would overwrite them with the encoded ones.
-        pass
-
-    def get_params_for(self, prefix):
-        params = super().get_params_for(prefix)
-        if prefix == "iterator_train":
-            # Shuffle training batches unless told otherwise (skorch does not).
-            params.setdefault("shuffle", True)
-        return params
-
-    def _training_dataset(self, items, y_encoded):
-        """The training images, decoded once, with their class indices."""
-        augment = None
-        if self.augment == "light":
-            augment = LightAugment(self.module_.backbone.preprocessing.crop_size)
-        elif self.augment is not None:
-            augment = self.augment
-        images = decode_training_images(
-            items,
-            self.module_.backbone.preprocessing,
-            augment=augment,
-            num_workers=resolve_num_workers(self.num_workers),
-            memo_key=shared_key(self.module_, lambda: weights_identity(self.model, self.weights), items),
-        )
-        return TrainingDataset(images, y_encoded)
-
-    def forward_iter(self, X, training=False, device="cpu"):
-        if is_dataset(X):  # the validation split, during fit
-            yield from super().forward_iter(X, training=training, device=device)
-            return
-        # Images to predict on: decode in threads ahead of the network (the
-        # extractor's decoder) rather than one image at a time in a Dataset.
-        items = self._validate_images(X, reset=False)
-        crop = self.module_.backbone.preprocessing.pil_transform()
-        batch_size = self.get_params_for("iterator_valid").get("batch_size", self.batch_size)
-        decoder = BatchDecoder(
-            items,
-            crop,
-            batch_size=batch_size,
-            num_workers=resolve_num_workers(self.num_workers),
-            draft_size=crop.draft_size,
-        )
-        prefix = None if training else self._prediction_prefix()
-        for _, images, _ in decoder:
-            if prefix is not None:
-                yp = self._predict_from_prefix(images, prefix)
-            else:
-                yp = self.evaluation_step((images, None), training=training)
-            yield to_device(yp, device=device)
+    preprocessing = network.backbone.preprocessing
+    if augment == "light":
+        augment = LightAugment(preprocessing.crop_size)
+    images = decode_training_images(
+        items,
+        preprocessing,
+        augment=augment,
+        num_workers=resolve_num_workers(num_workers),
+        memo_key=shared_key(network, network_identity, items),
+    )
+    return TrainingDataset(images, y_encoded)

@@ -15,15 +15,13 @@ norms and activations), so the prefix is exported to ONNX and run there
   runners it built, looked up by the prefix's weights, so ``predict`` reuses
   the fit's runner only while the prefix still holds the weights it was
   exported with.
-* :class:`FastPrefixMixin` gives the estimator its ``inference_engine``
-  behaviour in fit and predict.
+* :mod:`._prefix_engine` gives the estimator its ``engine`` behaviour in
+  fit and predict.
 """
 
 from __future__ import annotations
 
 import threading
-
-import torch
 
 from ..feature_extraction._engines import _PACKAGES, CPU_ORDER, engine_available
 from ._prefix_graph import GRAPH_ENGINES, PrefixRunner, prefix_digest
@@ -168,63 +166,3 @@ class FastPrefix:
     def __setstate__(self, state):
         self.__init__(state["engine"], state["identity"])
         self._used = state["used"]
-
-
-class FastPrefixMixin:
-    """The ``inference_engine`` parameter of a fine-tuning skorch net.
-
-    The host is a skorch net with ``module_`` a ``FineTuneNetwork``, the
-    fitted ``device_`` and ``n_unfrozen_groups_``, and the parameters
-    ``inference_engine``, ``dtype``, ``model`` and ``weights``.
-    ``inference_engine_`` is the engine the fit resolved to.
-    """
-
-    def _start_fast_prefix(self):
-        """Resolve the engine, keeping the runners built so far (a refit predicts with them).
-
-        A new fit clears ``_fast_prefix`` first: its network may differ.
-        """
-        from ..backbones._weights import weights_identity
-
-        engine = resolve_inference_engine(self.inference_engine, self.device_)
-        current = getattr(self, "_fast_prefix", None)
-        if current is None or current.engine != engine:
-            model, weights = self.model, self.weights
-            self._fast_prefix = FastPrefix(engine, lambda: weights_identity(model, weights))
-        self.inference_engine_ = engine
-
-    def _prediction_prefix(self):
-        """(runner, entry position) when prediction can run the prefix on the fast engine, else None.
-
-        Only when the frozen prefix still holds the weights the fit ran on
-        the engine (checked by hash), at float32 on the CPU, and the engine
-        is installed here.
-        """
-        from ._network import suffix_start
-
-        fast = getattr(self, "_fast_prefix", None)
-        # set_params(inference_engine=...) after fit is obeyed: "torch", or
-        # another graph engine for the prefix the fit recorded.
-        if fast is None or self.inference_engine == "torch" or self.dtype != "float32" or self.device_.type != "cpu":
-            return None
-        if self.inference_engine in GRAPH_ENGINES and self.inference_engine != fast.engine:
-            resolve_inference_engine(self.inference_engine, self.device_)  # installed here?
-            fast = fast.on_engine(self.inference_engine)
-        if fast.engine != "torch" and not engine_available(fast.engine):
-            # Unpickled where the fit's engine is not installed. PyTorch runs
-            # the same function, so what "auto" chose is merely dropped; a
-            # named engine stays an ImportError that names its package.
-            if self.inference_engine == "auto":
-                return None
-            resolve_inference_engine(fast.engine, self.device_)
-        start = suffix_start(self.module_, self.n_unfrozen_groups_)
-        runner = None if start is None else fast.runner_ending_at(self.module_, start)
-        return None if runner is None else (runner, start)
-
-    def _predict_from_prefix(self, images, prefix):
-        """The network's output for uint8 ``images``: the prefix on the engine, the rest in PyTorch."""
-        runner, start = prefix
-        activations = runner(images)[-1]
-        self.module_.eval()
-        with torch.no_grad():
-            return self.infer(activations, start=start)

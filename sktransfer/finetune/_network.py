@@ -16,7 +16,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from ..backbones import Backbone
 
 HEAD = "head"
 # ``forward``'s default entry: the network's ``input_start`` (None means images).
@@ -62,7 +68,7 @@ class FineTuneNetwork(nn.Module):
     True
     """
 
-    def __init__(self, backbone, n_classes, dropout=0.2, batchnorm="frozen"):
+    def __init__(self, backbone: Backbone, n_classes: int, dropout: float = 0.2, batchnorm: str = "frozen") -> None:
         super().__init__()
         self.backbone = backbone
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(backbone.num_features, int(n_classes)))
@@ -70,7 +76,7 @@ class FineTuneNetwork(nn.Module):
         self.frozen_groups = list(backbone.layer_groups)
         self.input_start = None
 
-    def positions(self):
+    def positions(self) -> list:
         """Where a tensor can enter, in forward order (see ``input_start``).
 
         None (uint8 images), each trunk group's input, the pooled features
@@ -78,7 +84,7 @@ class FineTuneNetwork(nn.Module):
         """
         return [None, *self.backbone.group_names, "pre_logits", HEAD]
 
-    def forward_between(self, x, start, end):
+    def forward_between(self, x: torch.Tensor, start: str | None, end: str) -> torch.Tensor:
         """Map the input at position ``start`` to the input at position ``end``.
 
         Positions are those of ``input_start``; ``start`` must come first.
@@ -98,15 +104,15 @@ class FineTuneNetwork(nn.Module):
             x = self.backbone.pre_logits(x)
         return x
 
-    def forward_suffix(self, x, start):
+    def forward_suffix(self, x: torch.Tensor, start: str | None) -> torch.Tensor:
         """Run the network from ``start`` (see ``input_start``) to the logits."""
         return self.head(self.forward_between(x, start, HEAD))
 
-    def forward(self, x, start=_INPUT_START):
+    def forward(self, x: torch.Tensor, start: str | None = _INPUT_START) -> torch.Tensor:
         """The logits of ``x``, which enters at ``start`` (default: ``input_start``)."""
         return self.forward_suffix(x, self.input_start if start is _INPUT_START else start)
 
-    def train(self, mode=True):
+    def train(self, mode: bool = True) -> FineTuneNetwork:
         super().train(mode)
         if mode and self.batchnorm == "frozen":
             # Frozen groups must compute exactly what they computed in
@@ -116,7 +122,7 @@ class FineTuneNetwork(nn.Module):
         return self
 
 
-def resolve_unfreeze(unfreeze, backbone):
+def resolve_unfreeze(unfreeze: int | str, backbone: Backbone) -> int:
     """``unfreeze`` as a number of layer groups, checked against the backbone."""
     groups = backbone.layer_groups
     if unfreeze == "all":
@@ -129,13 +135,13 @@ def resolve_unfreeze(unfreeze, backbone):
     return int(unfreeze)
 
 
-def trainable_groups(backbone, n_unfrozen):
+def trainable_groups(backbone: Backbone, n_unfrozen: int) -> list:
     """The last ``n_unfrozen`` layer groups, in forward order."""
     groups = backbone.layer_groups
     return groups[len(groups) - n_unfrozen :] if n_unfrozen else []
 
 
-def set_trainable(network, n_unfrozen):
+def set_trainable(network: FineTuneNetwork, n_unfrozen: int) -> None:
     """Freeze all layer groups but the last ``n_unfrozen``; the head always trains."""
     backbone = network.backbone
     trainable = set(trainable_groups(backbone, n_unfrozen))
@@ -148,7 +154,7 @@ def set_trainable(network, n_unfrozen):
     network.frozen_groups = [g for g in backbone.layer_groups if g not in trainable]
 
 
-def suffix_start(network, n_unfrozen):
+def suffix_start(network: FineTuneNetwork, n_unfrozen: int) -> str | None:
     """Where the trainable suffix begins: the ``input_start`` for cached activations.
 
     None when the whole trunk trains (nothing worth caching).
@@ -162,7 +168,7 @@ def suffix_start(network, n_unfrozen):
     return first
 
 
-def param_groups(network, lr, lr_decay):
+def param_groups(network: FineTuneNetwork, lr: float, lr_decay: float) -> list[dict]:
     """Optimizer param groups: the head at ``lr``, group k from the end at ``lr * lr_decay**k``.
 
     Every layer group with parameters gets its own param group (frozen or

@@ -16,7 +16,7 @@ from ._network import HEAD
 
 
 @torch.no_grad()
-def probe_head(network, train, *, device, batch_size, class_weight=None):
+def probe_head(network: nn.Module, train, *, device: torch.device | str, batch_size: int, class_weight=None) -> None:
     """Fit ``network``'s head on the frozen embeddings of the ``train`` dataset.
 
     The embeddings come from the activation cache when training runs from
@@ -54,14 +54,22 @@ def probe_head(network, train, *, device, batch_size, class_weight=None):
     )
 
 
-def fit_linear_probe(linear, embeddings, y, *, class_weight=None, C=1.0, max_iter=200):
+def fit_linear_probe(
+    linear: nn.Linear,
+    embeddings: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    class_weight: torch.Tensor | None = None,
+    C: float = 1.0,
+    max_iter: int = 200,
+) -> nn.Linear:
     """Fit ``linear`` as an L2-penalised multinomial logistic regression, in place.
 
     The objective is scikit-learn's ``LogisticRegression(C=C)`` divided by
     the number of samples: the mean (class-weighted) cross-entropy plus
     ``||W||^2 / (2 C n)``; the bias is not penalised. L-BFGS over the whole
-    (small) training set converges in a fraction of a second, where a few
-    epochs of mini-batch SGD leave a new head far from its optimum.
+    (small) training set reaches the optimum of this convex problem, where a
+    few epochs of mini-batch SGD leave a new head far from it.
 
     Parameters
     ----------

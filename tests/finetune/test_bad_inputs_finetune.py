@@ -131,7 +131,7 @@ def _installed(*engines):
 
 def _fit_with_engines(c, engine, *installed):
     with _installed(*installed):
-        return _fresh(c, model="tiny_convnet", inference_engine=engine, max_epochs=1).fit(c.X, c.y)
+        return _fresh(c, model="tiny_convnet", engine=engine, max_epochs=1).fit(c.X, c.y)
 
 
 def _auto_policy(installed, expected):
@@ -139,7 +139,7 @@ def _auto_policy(installed, expected):
         if expected != "torch":
             pytest.importorskip(expected)  # an optional engine, really run here
         clf = _fit_with_engines(c, "auto", *installed)
-        assert clf.inference_engine_ == expected
+        assert clf.engine_ == expected
         assert (clf._prediction_prefix() is None) == (expected == "torch")
 
     return check
@@ -148,9 +148,9 @@ def _auto_policy(installed, expected):
 def _unpickled_without_engine(c, engine, param):
     """A model fitted on ``engine``, predicting where ``engine`` is not installed."""
     pytest.importorskip(engine)
-    clf = _fresh(c, model="tiny_convnet", inference_engine=engine, unfreeze=1, max_epochs=1).fit(c.X, c.y)
+    clf = _fresh(c, model="tiny_convnet", engine=engine, unfreeze=1, max_epochs=1).fit(c.X, c.y)
     expected = clf.predict_proba(c.X)
-    restored = pickle.loads(pickle.dumps(clf)).set_params(inference_engine=param)
+    restored = pickle.loads(pickle.dumps(clf)).set_params(engine=param)
     with _installed():
         proba = restored.predict_proba(c.X)
         assert restored._prediction_prefix() is None  # "auto": PyTorch runs the prefix
@@ -160,8 +160,8 @@ def _unpickled_without_engine(c, engine, param):
 def _named_after_fit_without(engine):
     """A PyTorch fit told to predict on ``engine`` (set_params), where ``engine`` is not installed."""
     X, y = make_data(per_class=4)
-    clf = make_clf(None, model="tiny_convnet", inference_engine="torch", unfreeze=1, max_epochs=1).fit(X, y)
-    clf.set_params(inference_engine=engine)
+    clf = make_clf(None, model="tiny_convnet", engine="torch", unfreeze=1, max_epochs=1).fit(X, y)
+    clf.set_params(engine=engine)
     with _installed():
         return clf.predict_proba(X)
 
@@ -169,7 +169,7 @@ def _named_after_fit_without(engine):
 def _corrupt_graph_policy(c):
     pytest.importorskip("onnxruntime")
     folder = c.tmp / "graphs"
-    params = {"model": "tiny_convnet", "inference_engine": "onnxruntime", "unfreeze": 1, "max_epochs": 1}
+    params = {"model": "tiny_convnet", "engine": "onnxruntime", "unfreeze": 1, "max_epochs": 1}
     with mock.patch.dict(os.environ, {"SKTRANSFER_CACHE": str(folder)}):
         first = _fresh(c, **params).fit(c.X, c.y)
         (entry,) = (folder / "onnx").glob("*.onnx")
@@ -205,9 +205,14 @@ ROWS = [
         (InvalidParameterError, "unfreeze"),
     ),
     (
-        "set-params-dtype-checked-at-fit",
-        lambda c: _fresh(c).set_params(dtype="float64").fit(c.X, c.y),
-        (InvalidParameterError, "dtype"),
+        "set-params-precision-checked-at-fit",
+        lambda c: _fresh(c).set_params(precision="float64").fit(c.X, c.y),
+        (InvalidParameterError, "'precision' parameter"),
+    ),
+    (
+        "batch-size-unknown-string",
+        lambda c: _fresh(c, batch_size="large").fit(c.X, c.y),
+        (InvalidParameterError, "'batch_size' parameter"),
     ),
     (
         "unfreeze-too-large",
@@ -216,53 +221,53 @@ ROWS = [
     ),
     ("device-nonsense", lambda c: _fresh(c, device="nonsense").fit(c.X, c.y), (ValueError, "not a valid torch device")),
     (
-        "inference-engine-unknown",
-        lambda c: _fresh(c, inference_engine="tensorrt").fit(c.X, c.y),
-        (InvalidParameterError, "inference_engine"),
+        "engine-unknown",
+        lambda c: _fresh(c, engine="tensorrt").fit(c.X, c.y),
+        (InvalidParameterError, "'engine' parameter"),
     ),
     (
-        "inference-engine-none",
-        lambda c: _fresh(c, inference_engine=None).fit(c.X, c.y),
-        (InvalidParameterError, "inference_engine"),
+        "engine-none",
+        lambda c: _fresh(c, engine=None).fit(c.X, c.y),
+        (InvalidParameterError, "'engine' parameter"),
     ),
     (
-        "set-params-inference-engine-fitted",
-        lambda c: _set_params_fitted(c, inference_engine="gpu"),
-        (InvalidParameterError, "inference_engine"),
+        "set-params-engine-fitted",
+        lambda c: _set_params_fitted(c, engine="gpu"),
+        (InvalidParameterError, "'engine' parameter"),
     ),
     (
-        "inference-engine-onnxruntime-missing",
+        "engine-onnxruntime-missing",
         lambda c: _fit_with_engines(c, "onnxruntime", "openvino"),
         (ImportError, "pip install onnxruntime"),
     ),
     (
-        "inference-engine-onnxruntime-on-gpu",
+        "engine-onnxruntime-on-gpu",
         lambda c: _fast_prefix.resolve_inference_engine("onnxruntime", torch.device("cuda")),
         (ValueError, "runs on the CPU"),
     ),
     (
-        "inference-engine-openvino-missing",
+        "engine-openvino-missing",
         lambda c: _fit_with_engines(c, "openvino", "onnxruntime"),
         (ImportError, "inference_engine='openvino' needs the openvino and onnx packages: pip install openvino"),
     ),
     (
-        "inference-engine-openvino-on-gpu",
+        "engine-openvino-on-gpu",
         lambda c: _fast_prefix.resolve_inference_engine("openvino", torch.device("cuda")),
         (ValueError, "inference_engine='openvino' runs on the CPU; the network is on 'cuda'"),
     ),
     # On a GPU the device is the error even where the package is missing: installing it would not help.
     (
-        "inference-engine-openvino-on-gpu-not-installed",
+        "engine-openvino-on-gpu-not-installed",
         lambda c: _installed()(_fast_prefix.resolve_inference_engine)("openvino", torch.device("cuda")),
         (ValueError, "inference_engine='openvino' runs on the CPU; the network is on 'cuda'"),
     ),
     (
-        "inference-engine-named-after-fit-not-installed",
+        "engine-named-after-fit-not-installed",
         lambda c: _named_after_fit_without("onnxruntime"),
         (ImportError, "pip install onnxruntime"),
     ),
     (
-        "inference-engine-openvino-missing-at-predict",
+        "engine-openvino-missing-at-predict",
         lambda c: _unpickled_without_engine(c, "openvino", "openvino"),
         (ImportError, "pip install openvino"),
     ),
@@ -293,10 +298,10 @@ ROWS = [
     ),
     # --- documented policies ---
     ("few-shot-default-split", _few_shot_policy, None),
-    ("inference-engine-auto-without-graph-engines", _auto_policy((), "torch"), None),
-    ("inference-engine-auto-without-openvino", _auto_policy(("onnxruntime",), "onnxruntime"), None),
-    ("inference-engine-auto-with-openvino", _auto_policy(("openvino", "onnxruntime"), "openvino"), None),
-    ("inference-engine-auto-missing-after-unpickle", lambda c: _unpickled_without_engine(c, "openvino", "auto"), None),
+    ("engine-auto-without-graph-engines", _auto_policy((), "torch"), None),
+    ("engine-auto-without-openvino", _auto_policy(("onnxruntime",), "onnxruntime"), None),
+    ("engine-auto-with-openvino", _auto_policy(("openvino", "onnxruntime"), "openvino"), None),
+    ("engine-auto-missing-after-unpickle", lambda c: _unpickled_without_engine(c, "openvino", "auto"), None),
     ("corrupt-cached-prefix-graph", _corrupt_graph_policy, None),
     ("interrupted-refit", _interrupted_refit_policy, None),
     ("threads-predict-proba", _threads_policy, None),

@@ -34,10 +34,10 @@ def test_gpu_fit_learns_like_the_cpu_fit(gpu_fitted, tiny_backbone, data):
     assert np.mean(gpu_fitted.predict(X) == cpu.predict(X)) >= 0.9
 
 
-@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
-def test_mixed_precision_fit_keeps_float32_weights_and_finite_loss(tiny_backbone, data, dtype):
+@pytest.mark.parametrize("precision", ["float16", "bfloat16"])
+def test_mixed_precision_fit_keeps_float32_weights_and_finite_loss(tiny_backbone, data, precision):
     X, y = data
-    clf = make_clf(tiny_backbone, device="cuda", dtype=dtype, max_epochs=2).fit(X, y)
+    clf = make_clf(tiny_backbone, device="cuda", precision=precision, max_epochs=2).fit(X, y)
     assert all(p.dtype == torch.float32 for p in clf.module_.parameters())
     losses = clf.history[:, "train_loss"]
     assert losses and np.all(np.isfinite(losses))

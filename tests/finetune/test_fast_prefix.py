@@ -19,7 +19,7 @@ from sktransfer.finetune._prefix_graph import PrefixRunner, prefix_digest
 
 pytest.importorskip("onnxruntime")  # an optional engine
 
-ORT = {"inference_engine": "onnxruntime"}
+ORT = {"engine": "onnxruntime"}
 # Each graph engine, skipped where its optional package is missing.
 GRAPH_ENGINES = [
     pytest.param(e, marks=pytest.mark.skipif(not engine_available(e), reason=f"{e} is not installed"))
@@ -129,7 +129,7 @@ def test_auto_fits_on_onnxruntime_where_openvino_is_missing(monkeypatch):
     monkeypatch.setattr(_fast_prefix, "engine_available", _installed("onnxruntime"))
     X, y = make_data(per_class=4)
     clf = make_clf(None, **NAMED, unfreeze=1, max_epochs=1).fit(X, y)
-    assert clf.inference_engine_ == "onnxruntime" and clf._fast_prefix.built == 1
+    assert clf.engine_ == "onnxruntime" and clf._fast_prefix.built == 1
     runner, _ = clf._prediction_prefix()
     assert runner.engine == "onnxruntime"
 
@@ -138,7 +138,7 @@ def test_auto_falls_back_silently_without_graph_engines(monkeypatch, recwarn):
     monkeypatch.setattr(_fast_prefix, "engine_available", _installed())
     X, y = make_data(per_class=4)
     clf = make_clf(None, **NAMED, max_epochs=1).fit(X, y)
-    assert clf.inference_engine_ == "torch"
+    assert clf.engine_ == "torch"
     assert clf._prediction_prefix() is None
     assert not [w for w in recwarn if "onnx" in str(w.message).lower()]
     with pytest.raises(ImportError, match="pip install onnxruntime"):
@@ -161,21 +161,21 @@ PAIR_PARAMS = {
 @pytest.fixture(scope="module")
 def torch_fit():
     X, y = make_data(per_class=8)
-    return make_clf(None, **PAIR_PARAMS, inference_engine="torch").fit(X, y)
+    return make_clf(None, **PAIR_PARAMS, engine="torch").fit(X, y)
 
 
 @pytest.fixture(scope="module", params=GRAPH_ENGINES)
 def pair(request, torch_fit):
     """The same fit with the prefix on a graph engine and on PyTorch (validated run, then refit)."""
     X, y = make_data(per_class=8)
-    fast = make_clf(None, **PAIR_PARAMS, inference_engine=request.param).fit(X, y)
+    fast = make_clf(None, **PAIR_PARAMS, engine=request.param).fit(X, y)
     return X, y, fast, torch_fit
 
 
 def test_fit_on_a_graph_engine_trains_the_same_weights(pair):
     X, y, fast, slow = pair
-    assert fast.inference_engine_ in ("onnxruntime", "openvino") and slow.inference_engine_ == "torch"
-    assert fast.inference_engine_ == fast.inference_engine
+    assert fast.engine_ in ("onnxruntime", "openvino") and slow.engine_ == "torch"
+    assert fast.engine_ == fast.engine
     assert fast._fast_prefix.built >= 1 and slow._fast_prefix.built == 0
     assert fast.best_epoch_ == slow.best_epoch_ == 3
     for (name, p1), (_, p2) in zip(fast.module_.state_dict().items(), slow.module_.state_dict().items()):
@@ -192,7 +192,7 @@ def test_predict_runs_the_prefix_on_the_engine(pair, prefix_calls):
     assert prefix_calls.calls == int(np.ceil(len(X) / fast.batch_size))
     runner, start = fast._prediction_prefix()
     assert start == "stage3"  # unfreeze=1: the last group trains
-    assert runner.engine == fast.inference_engine_
+    assert runner.engine == fast.engine_
     # Prefix on the engine + trained suffix in torch == the whole trained network in torch.
     all_torch = pickle.loads(pickle.dumps(fast))
     all_torch._prediction_prefix = lambda: None
@@ -216,41 +216,41 @@ def test_predict_falls_back_to_torch_when_the_prefix_changed(pair, prefix_calls)
 def test_predict_in_reduced_precision_stays_in_torch(pair):
     _, _, fast, _ = pair
     lowered = pickle.loads(pickle.dumps(fast))
-    lowered.dtype = "bfloat16"
+    lowered.precision = "bfloat16"
     assert lowered._prediction_prefix() is None
 
 
 def test_set_params_torch_after_fit_is_obeyed(pair, prefix_calls):
     X, _, fast, _ = pair
-    switched = pickle.loads(pickle.dumps(fast)).set_params(inference_engine="torch")
+    switched = pickle.loads(pickle.dumps(fast)).set_params(engine="torch")
     switched.predict_proba(X)
     assert prefix_calls.calls == 0
 
 
 def test_set_params_another_graph_engine_after_fit_is_obeyed(pair, prefix_calls):
     X, _, fast, _ = pair
-    other = "openvino" if fast.inference_engine_ == "onnxruntime" else "onnxruntime"
+    other = "openvino" if fast.engine_ == "onnxruntime" else "onnxruntime"
     if not engine_available(other):
         pytest.skip(f"{other} is not installed")
-    switched = pickle.loads(pickle.dumps(fast)).set_params(inference_engine=other)
+    switched = pickle.loads(pickle.dumps(fast)).set_params(engine=other)
     runner, start = switched._prediction_prefix()
     assert runner.engine == other and start == "stage3"
     np.testing.assert_allclose(switched.predict_proba(X), fast.predict_proba(X), atol=1e-4)
-    assert switched.inference_engine_ == fast.inference_engine_  # what the fit resolved to
+    assert switched.engine_ == fast.engine_  # what the fit resolved to
 
 
 def test_a_torch_fit_predicts_on_a_graph_engine_named_after_fit(torch_fit, prefix_calls):
     X, _ = make_data(per_class=8)
     expected = torch_fit.predict_proba(X)
     assert prefix_calls.calls == 0
-    switched = pickle.loads(pickle.dumps(torch_fit)).set_params(inference_engine="onnxruntime")
+    switched = pickle.loads(pickle.dumps(torch_fit)).set_params(engine="onnxruntime")
     assert switched._prediction_prefix()[0].engine == "onnxruntime"
     np.testing.assert_allclose(switched.predict_proba(X), expected, atol=1e-4)
     assert prefix_calls.calls == int(np.ceil(len(X) / switched.batch_size))
 
 
 def test_a_graph_engine_named_after_fit_must_be_installed(torch_fit, monkeypatch):
-    switched = pickle.loads(pickle.dumps(torch_fit)).set_params(inference_engine="onnxruntime")
+    switched = pickle.loads(pickle.dumps(torch_fit)).set_params(engine="onnxruntime")
     monkeypatch.setattr(_fast_prefix, "engine_available", lambda e: e == "torch")
     with pytest.raises(ImportError, match="inference_engine='onnxruntime' needs the onnxruntime"):
         switched._prediction_prefix()
@@ -259,10 +259,10 @@ def test_a_graph_engine_named_after_fit_must_be_installed(torch_fit, monkeypatch
 def test_pickle_rebuilds_the_runner_from_the_disk_cache(pair, exports):
     X, _, fast, _ = pair
     restored = pickle.loads(pickle.dumps(fast))
-    assert restored.inference_engine_ == fast.inference_engine_
+    assert restored.engine_ == fast.engine_
     assert restored._fast_prefix.built == 0  # the pickle carried no session nor compiled model
     np.testing.assert_allclose(restored.predict_proba(X), fast.predict_proba(X), atol=1e-6)
-    assert restored._prediction_prefix()[0].engine == fast.inference_engine_
+    assert restored._prediction_prefix()[0].engine == fast.engine_
     assert exports.calls == 0  # loaded, not exported again
 
 
@@ -294,8 +294,8 @@ def test_concurrent_predict_matches_serial(pair, prefix_calls):
 
 def test_unpickled_where_the_auto_engine_is_missing_predicts_in_torch(pair, prefix_calls, monkeypatch):
     X, _, fast, _ = pair
-    chosen = fast.inference_engine_
-    auto = pickle.loads(pickle.dumps(fast)).set_params(inference_engine="auto")
+    chosen = fast.engine_
+    auto = pickle.loads(pickle.dumps(fast)).set_params(engine="auto")
     named = pickle.loads(pickle.dumps(fast))
     expected = fast.predict_proba(X)
     calls = prefix_calls.calls
@@ -309,8 +309,8 @@ def test_unpickled_where_the_auto_engine_is_missing_predicts_in_torch(pair, pref
 def test_clone_keeps_the_parameter(pair):
     _, _, fast, _ = pair
     cloned = clone(fast)
-    assert cloned.inference_engine == fast.inference_engine and not hasattr(cloned, "inference_engine_")
-    assert cloned.set_params(inference_engine="torch").get_params()["inference_engine"] == "torch"
+    assert cloned.engine == fast.engine and not hasattr(cloned, "engine_")
+    assert cloned.set_params(engine="torch").get_params()["engine"] == "torch"
 
 
 def test_second_fit_loads_the_graph_from_disk(exports, tmp_path, monkeypatch):
@@ -330,7 +330,7 @@ def test_engines_share_one_cached_graph(exports, tmp_path, monkeypatch):
     X, y = make_data(per_class=4)
     params = {**NAMED, "unfreeze": 1, "max_epochs": 1}
     on_ort = make_clf(None, **params, **ORT).fit(X, y)
-    on_ov = make_clf(None, **params, inference_engine="openvino").fit(X, y)
+    on_ov = make_clf(None, **params, engine="openvino").fit(X, y)
     assert on_ov._fast_prefix.built == 1 and exports.calls == 1  # OpenVINO read ONNX Runtime's graph
     assert len(list((tmp_path / "onnx").glob("*.onnx"))) == 1
     np.testing.assert_allclose(on_ov.predict_proba(X), on_ort.predict_proba(X), atol=1e-4)

@@ -19,6 +19,7 @@ from tiny_finetune import GROUPS, make_clf, make_tiny_backbone
 
 from sktransfer import FineTuneClassifier, ImageLoadError
 from sktransfer.finetune._network import FineTuneNetwork, param_groups, set_trainable
+from sktransfer.utils._device import resolve_device
 
 # --------------------------------------------------------------- freezing
 
@@ -192,19 +193,19 @@ class _RecordHeadDtype(Callback):
         self.handle.remove()
 
 
-@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
-def test_mixed_precision_trains_in_reduced_precision(tiny_backbone, data, dtype, tmp_path):
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_mixed_precision_trains_in_reduced_precision(tiny_backbone, data, precision, tmp_path):
     X, y = data
     rec = _RecordHeadDtype()
-    clf = make_clf(tiny_backbone, dtype=dtype, unfreeze="all", lr=1e-2, callbacks=[("rec", rec)]).fit(X, y)
-    assert rec.dtypes == {getattr(torch, dtype)}  # the forward pass ran under autocast
+    clf = make_clf(tiny_backbone, precision=precision, unfreeze="all", lr=1e-2, callbacks=[("rec", rec)]).fit(X, y)
+    assert rec.dtypes == {getattr(torch, precision)}  # the forward pass ran under autocast
     assert all(p.dtype == torch.float32 for p in clf.module_.parameters())  # weights stay float32
     assert np.isfinite(clf.history[:, "train_loss"]).all()
     # The weights moved (a float16 overflow would have skipped every step).
     assert not torch.equal(
         clf.module_.backbone.layer_group("stem")[0].weight, tiny_backbone.layer_group("stem")[0].weight
     )
-    assert (clf.grad_scaler_ is not None) == (dtype == "float16")
+    assert (clf.grad_scaler_ is not None) == (precision == "float16")
     proba = clf.predict_proba(X)
     assert proba.dtype == np.float32
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
@@ -258,7 +259,7 @@ def test_cached_equals_uncached(tiny_backbone, data, unfreeze):
         "head_epochs": 2,
         "max_epochs": 4,
         "patience": None,
-        "inference_engine": "torch",
+        "engine": "torch",
         "train_split": ValidSplit(4, stratified=True),
     }
     cached_rec, uncached_rec = _RecordInputStart(), _RecordInputStart()
@@ -304,7 +305,7 @@ def test_grid_clones_share_decoded_images_and_activations(data, tmp_path, monkey
     from PIL import Image
     from sklearn.base import clone
 
-    from sktransfer.finetune._activation_cache import FIT_MEMO
+    from sktransfer.finetune._fit_memo import FIT_MEMO
 
     X, y = data
     paths = []
@@ -395,12 +396,12 @@ def test_pickle_and_joblib_round_trip(fitted, data, tmp_path):
 def test_auto_device_pickle_loads_on_cpu(tiny_backbone, data):
     X, y = data
     clf = make_clf(tiny_backbone, device="auto", max_epochs=1).fit(X, y)
-    assert clf.device == "auto"
+    assert clf.get_params()["device"] == "auto"
     state = clf.__getstate__()
-    state["device"] = "auto"
+    state["device"] = "cuda"  # as a fit on a GPU saves it: "auto" resolves again where it loads
     restored = FineTuneClassifier.__new__(FineTuneClassifier)
     restored.__setstate__(state)
-    assert restored.device == "auto"
+    assert restored.get_params()["device"] == "auto" and restored.device_ == resolve_device("auto")
     assert restored.predict(X).shape == (16,)
 
 

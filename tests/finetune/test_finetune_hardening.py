@@ -19,7 +19,7 @@ from tiny_finetune import make_clf, make_data
 import sktransfer.finetune as finetune_pkg
 from sktransfer import FineTuneClassifier
 from sktransfer.finetune import set_fit_memo_limit
-from sktransfer.finetune._activation_cache import FIT_MEMO, FitMemo
+from sktransfer.finetune._fit_memo import FIT_MEMO, FitMemo
 
 
 def _weights(clf):
@@ -190,7 +190,8 @@ def test_device_auto_resolved_into_device_(tiny_backbone, data):
     clf.fit(X, y)
     assert clf.best_epoch_ is not None and "valid_acc" in clf.validation_history_[-1]
     assert rec.seen == {str(clf.device_)}
-    assert clf.device_ == torch.device("cpu") and clf.device == "auto"
+    # The parameter stays "auto"; skorch moves tensors to the resolved device.
+    assert clf.device_ == torch.device("cpu") and clf.get_params()["device"] == "auto" and clf.device == "cpu"
     assert clone(clf).device == "auto"
 
 

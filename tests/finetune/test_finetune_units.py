@@ -1,13 +1,14 @@
 """The fine-tuner's modules one by one: network positions, activation cache, callbacks, device, labels."""
 
 import copy
-import threading
+import pickle
 
 import numpy as np
 import pytest
 import torch
+from sklearn.base import clone
 from skorch.callbacks import EarlyStopping
-from tiny_finetune import GROUPS, make_clf
+from tiny_finetune import GROUPS, make_clf, make_data
 
 from sktransfer.finetune import FineTuneNetwork
 from sktransfer.finetune._activation_cache import (
@@ -20,8 +21,9 @@ from sktransfer.finetune._activation_cache import (
 )
 from sktransfer.finetune._callbacks import CosineDecay, default_callbacks
 from sktransfer.finetune._datasets import DecodedImages, TrainingDataset
-from sktransfer.finetune._labels import LabelEncodingMixin
+from sktransfer.finetune._labels import class_weights, classes_of, encode_labels
 from sktransfer.finetune._network import HEAD, suffix_start
+from sktransfer.utils._device import resolve_device
 
 
 @pytest.fixture
@@ -123,37 +125,41 @@ def test_cosine_scale_follows_the_half_cosine():
     assert decay.scale(head_epochs=2) == 1.0  # still in the head phase
 
 
-class _Labels(LabelEncodingMixin):
-    classes = None
-    class_weight = "balanced"
-
-
 def test_label_encoding_and_balanced_weights():
-    enc = _Labels()
     y = np.array(["b", "a", "b", "b"], dtype=object)
-    np.testing.assert_array_equal(enc._encode_labels(y, 4, new_classes=True), [1, 0, 1, 1])
-    np.testing.assert_allclose(enc.class_weight_, [4 / (2 * 1), 4 / (2 * 3)])
-    np.testing.assert_array_equal(enc._encode_labels(["a"], 1, new_classes=False), [0])
+    classes = classes_of(y, None, owner="FineTuneClassifier")
+    np.testing.assert_array_equal(encode_labels(y, classes), [1, 0, 1, 1])
+    np.testing.assert_allclose(class_weights("balanced", classes, y), [4 / (2 * 1), 4 / (2 * 3)])
+    np.testing.assert_array_equal(encode_labels(["a"], classes), [0])
 
 
-def test_device_parameter_reads_resolved_only_inside_the_callers_context(tiny_backbone):
-    clf = make_clf(tiny_backbone, device="auto")
-    clf._resolve_device()
-    seen = {}
+def test_device_is_resolved_once_and_the_parameter_stays_as_set(tiny_backbone, data):
+    X, y = data
+    clf = make_clf(tiny_backbone, device="auto", max_epochs=1).fit(X, y)
+    # skorch moves tensors to the resolved device; the parameter stays "auto".
+    assert clf.device == str(clf.device_) and clf.device_ == resolve_device("auto")
+    assert clf.get_params()["device"] == "auto"
+    assert clone(clf).get_params()["device"] == "auto" and clone(clf).device == "auto"
+    restored = pickle.loads(pickle.dumps(clf))
+    assert restored.get_params()["device"] == "auto" and restored.device_ == clf.device_
+    np.testing.assert_allclose(restored.predict_proba(X), clf.predict_proba(X), atol=1e-6)
+    # Set after fit, a device takes effect at the next fit; the network stays where it is.
+    clf.set_params(device="cpu")
+    assert clf.get_params()["device"] == "cpu" and clf.device == str(clf.device_)
+    clf.fit(X, y)  # the next fit moves skorch to the new parameter
+    assert clf.device == "cpu" and clf.device_ == torch.device("cpu") and clf.get_params()["device"] == "cpu"
+    clf.set_params(device="auto").fit(X, y)
+    assert clf.get_params()["device"] == "auto" and clf.device == str(clf.device_)
+    unfitted = pickle.loads(pickle.dumps(make_clf(tiny_backbone, device="auto")))
+    assert unfitted.device == "auto" and unfitted.get_params()["device"] == "auto"
 
-    def other_thread():
-        seen["other"] = clf.device
 
-    with clf._skorch_sees_resolved_device():
-        seen["inside"] = clf.device
-        thread = threading.Thread(target=other_thread)
-        thread.start()
-        thread.join()
-        clf.device = "cpu"  # skorch writing back its load device: ignored
-    assert seen == {"inside": str(clf.device_), "other": "auto"}
-    assert clf.device == "auto" and clf.get_params()["device"] == "auto"
-    clf.device = "cpu"  # outside: an ordinary parameter
-    assert clf.get_params()["device"] == "cpu"
+def test_auto_batch_size_trains_and_predicts_in_batches_of_32(tiny_backbone):
+    X, y = make_data(per_class=20)
+    clf = make_clf(tiny_backbone, batch_size="auto", max_epochs=1, head_epochs=0, head_init="random").fit(X, y)
+    assert [b["train_batch_size"] for b in clf.history[-1, "batches"]] == [32, 8]
+    assert clf.get_params()["batch_size"] == "auto"
+    assert clf.predict_proba(X).shape == (40, 2)
 
 
 def test_partial_fit_continues_and_keeps_the_classes(tiny_backbone, data):

@@ -13,11 +13,6 @@ import sktransfer
 
 _ROOT = Path(sktransfer.__file__).parent
 
-# Packages whose __init__.py is owned by another branch and has no
-# TYPE_CHECKING block yet: checked as soon as one appears.
-_BLOCK_PENDING = {"sktransfer.finetune"}
-
-
 def _lazy_packages():
     """Every package whose __init__.py exports names through _lazy.attach."""
     packages = []
@@ -70,8 +65,6 @@ def test_lazy_packages_are_found():
 @pytest.mark.parametrize("package", _lazy_packages())
 def test_type_checking_block_matches_lazy_exports(package):
     lazy, static = _parse_init(package)
-    if static is None and package in _BLOCK_PENDING:
-        pytest.skip(f"{package}/__init__.py has no TYPE_CHECKING block yet")
     assert static is not None, f"{package}/__init__.py needs an `if TYPE_CHECKING:` block importing its lazy exports"
     assert static == lazy
     assert sorted(lazy) == sorted(set(importlib.import_module(package).__all__) - {"__version__"})

@@ -36,7 +36,6 @@ _EXTRA_FUNCTIONS = [
 # it. Drop an entry once its code carries hints; the test then covers it.
 _NOT_YET_HINTED_PACKAGES = (
     "sktransfer.feature_extraction",  # PretrainedFeatureExtractor, FrozenFeatureClassifier, Embedder, global_pool
-    "sktransfer.finetune",  # FineTuneClassifier, FineTuneNetwork, set_fit_memo_limit
     "sktransfer.runtime",
 )
 _NOT_YET_HINTED_NAMES = (

@@ -16,13 +16,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
-    from ..backbones import Backbone
+from ..backbones import Backbone
 
 HEAD = "head"
 # ``forward``'s default entry: the network's ``input_start`` (None means images).

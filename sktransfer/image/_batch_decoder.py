@@ -15,7 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from ._decode import ImageLoadError, describe_source, load_image, load_pixels, unexpected_error
+from ._decode import describe_source, load_image, load_pixels, unexpected_error
+from ._errors import ImageLoadError
 
 
 def default_num_workers():

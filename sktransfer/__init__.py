@@ -9,7 +9,8 @@ Subpackages, one per subject: :mod:`sktransfer.image` (reading images),
 :mod:`sktransfer.feature_extraction`, :mod:`sktransfer.finetune`,
 :mod:`sktransfer.shift`, :mod:`sktransfer.selection`, :mod:`sktransfer.backbones`,
 :mod:`sktransfer.datasets`, :mod:`sktransfer.storage` (embedding store, Parquet
-output), :mod:`sktransfer.parallel` (dask, Ray) and :mod:`sktransfer.utils`. Their public names
+output), :mod:`sktransfer.parallel` (dask, Ray), :mod:`sktransfer.runtime` (the
+inference engines, internal) and :mod:`sktransfer.utils`. Their public names
 are re-exported here lazily, so ``from sktransfer import CORAL`` does not
 import torch.
 """
@@ -37,7 +38,7 @@ _EXPORTS = {
     "rank_transfer": "sktransfer.selection",
     "make_transferability_scorer": "sktransfer.selection",
     "EmbeddingStore": "sktransfer.storage",
-    "embed": "sktransfer.storage",
+    "embed": "sktransfer.feature_extraction",
     "dask_transform": "sktransfer.parallel",
     "RayEmbedder": "sktransfer.parallel",
 }

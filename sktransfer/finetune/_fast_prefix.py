@@ -9,8 +9,9 @@ norms and activations), so the prefix is exported to ONNX and run there
 (:mod:`._prefix_graph`); training stays in PyTorch.
 
 * :func:`resolve_inference_engine` turns the ``inference_engine`` parameter
-  into the engine a fit uses (``"auto"``: the extractor's order on a CPU,
-  OpenVINO then ONNX Runtime, whichever is installed first, else PyTorch).
+  into the engine a fit uses, through the runtime's one engine choice
+  (:func:`sktransfer.runtime.select_engine`: ``"auto"`` is OpenVINO then ONNX
+  Runtime on a CPU, whichever is installed first, else PyTorch).
 * :class:`FastPrefix` is what a fit holds: the resolved engine and the
   runners it built, looked up by the prefix's weights, so ``predict`` reuses
   the fit's runner only while the prefix still holds the weights it was
@@ -25,19 +26,20 @@ import threading
 
 import torch
 
-from ..feature_extraction._engines import _PACKAGES, CPU_ORDER, engine_available
-from ._prefix_graph import GRAPH_ENGINES, PrefixRunner, prefix_digest
+from .. import runtime
+from ._prefix_graph import PrefixRunner, prefix_digest
 
-ENGINES = ("auto", "torch", *GRAPH_ENGINES)
+ENGINES = ("auto", *runtime.ENGINES)
 
 
 def resolve_inference_engine(engine, device):
     """The engine a fit on ``device`` runs its frozen prefix with.
 
-    ``"auto"`` on a CPU is the first installed engine of the feature
-    extractor's order (OpenVINO, then ONNX Runtime), else PyTorch; on a GPU
-    the network already runs fast, and stays in PyTorch. A forced graph
-    engine without its package is an ImportError, on a GPU a ValueError.
+    The runtime's engine choice for a network that always exports:
+    ``"auto"`` on a CPU is the first installed engine of the runtime's order
+    (OpenVINO, then ONNX Runtime), else PyTorch; on a GPU the network
+    already runs fast, and stays in PyTorch. A forced graph engine without
+    its package is an ImportError, on a GPU a ValueError.
 
     Examples
     --------
@@ -48,27 +50,7 @@ def resolve_inference_engine(engine, device):
     >>> resolve_inference_engine("auto", torch.device("cuda"))
     'torch'
     """
-    if engine == "torch":
-        return "torch"
-    if engine in GRAPH_ENGINES:
-        # A GPU comes first: installing the engine would not help there.
-        if device.type != "cpu":
-            raise ValueError(
-                f"inference_engine={engine!r} runs on the CPU; the network is on {device.type!r}. "
-                "Use inference_engine='auto' or 'torch'."
-            )
-        if not engine_available(engine):
-            packages = " ".join(_PACKAGES[engine])
-            raise ImportError(
-                f"inference_engine={engine!r} needs the {' and '.join(_PACKAGES[engine])} packages: "
-                f"pip install {packages} (or use inference_engine='auto' or 'torch')"
-            )
-        return engine
-    if device.type == "cpu":
-        for candidate in CPU_ORDER:
-            if candidate in GRAPH_ENGINES and engine_available(candidate):
-                return candidate
-    return "torch"
+    return runtime.select_engine(engine, device, exportable=True)
 
 
 class FastPrefix:
@@ -207,10 +189,10 @@ class FastPrefixMixin:
         # another graph engine for the prefix the fit recorded.
         if fast is None or self.inference_engine == "torch" or self.dtype != "float32" or self.device_.type != "cpu":
             return None
-        if self.inference_engine in GRAPH_ENGINES and self.inference_engine != fast.engine:
+        if self.inference_engine in runtime.GRAPH_ENGINES and self.inference_engine != fast.engine:
             resolve_inference_engine(self.inference_engine, self.device_)  # installed here?
             fast = fast.on_engine(self.inference_engine)
-        if fast.engine != "torch" and not engine_available(fast.engine):
+        if runtime.reselect_engine(fast.engine, self.device_) != fast.engine:
             # Unpickled where the fit's engine is not installed. PyTorch runs
             # the same function, so what "auto" chose is merely dropped; a
             # named engine stays an ImportError that names its package.

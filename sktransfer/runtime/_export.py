@@ -1,100 +1,99 @@
-"""ONNX Runtime as an inference engine for the feature extractor.
+"""Exporting a frozen torch module to ONNX: one export for every caller.
 
-On small CPUs PyTorch eager is not the fastest way to run a fixed network:
-ONNX Runtime fuses convolutions with batch norms and activations and picks
-better kernels. The embedder (uint8 in, features out) is exported with the
-TorchScript-based exporter to bytes, which the session loads from memory;
-for reproducible weights the bytes are also cached on disk
-(:mod:`._graph_cache`), so that the export runs once per network.
+The extractor's embedder (one output) and the fine-tuner's frozen prefix
+(one output per stop) are both a function of a uint8 NCHW batch. Each is
+exported with the TorchScript-based exporter, batch size left free, to
+bytes that the graph engines load from memory. The outputs are named
+``out0, out1, ...`` (:func:`output_names`), in the order the module returns
+them. For reproducible weights the bytes are also kept in the disk cache
+(:mod:`._graph_cache`), so the export runs once per network and readout.
 """
 
 from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Mapping
 
-import numpy as np
 import torch
+from torch import nn
 
 from ._graph_cache import cached_graph, graph_key
 
+#: The ONNX operator set the graphs are exported at.
 OPSET = 17
 
 
-def onnxruntime_available():
-    from ._engines import engine_available
+def output_names(n_outputs: int) -> list[str]:
+    """The names of an exported graph's outputs: ``out0, out1, ...``.
 
-    return engine_available("onnxruntime")
+    Examples
+    --------
+    >>> output_names(2)
+    ['out0', 'out1']
+    """
+    return [f"out{i}" for i in range(n_outputs)]
 
 
-def export_graph(embedder, crop):
-    """The embedder as a serialised ONNX graph (bytes), batch size left free."""
+def export_onnx(module: nn.Module, crop: int, n_outputs: int = 1) -> bytes:
+    """``module`` as a serialised ONNX graph (bytes), batch size left free.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        uint8 images of shape (batch, 3, crop, crop) -> one tensor, or a
+        tuple of ``n_outputs`` tensors, each with the batch first. Exported
+        as it is, in eval mode on the CPU (it is moved there and switched to
+        eval; the caller restores its mode and device if it needs them).
+    crop : int
+        Height and width of the example input.
+    n_outputs : int, default=1
+        How many tensors the module returns, named by :func:`output_names`.
+
+    Returns
+    -------
+    bytes
+    """
     example = torch.zeros(2, 3, crop, crop, dtype=torch.uint8)
+    names = output_names(n_outputs)
     buffer = io.BytesIO()
     with warnings.catch_warnings():
-        # Tracing warns about shape-dependent Python code (e.g. padding
-        # computed from the input size); the input size is fixed here.
+        # Tracing warns about shape-dependent Python code (e.g. TF 'same'
+        # padding computed from the input size); the input size is fixed here.
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            embedder.cpu().eval(),
+            module.cpu().eval(),
             (example,),
             buffer,
             input_names=["images"],
-            output_names=["features"],
-            dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
+            output_names=names,
+            dynamic_axes={"images": {0: "batch"}, **{name: {0: "batch"} for name in names}},
             opset_version=OPSET,
             dynamo=False,
         )
     return buffer.getvalue()
 
 
-def float32_graph(embedder, description):
-    """The embedder's ONNX graph (bytes): from the disk cache, or exported (and stored).
+def exported_graph(module: nn.Module, crop: int, description: Mapping | None, n_outputs: int = 1) -> bytes:
+    """The float32 ONNX graph of ``module``: from the disk cache, or exported now (and stored).
 
-    Shared by the graph engines and by int8 calibration, which all read the
-    same exported graph. ``description``: see :func:`._graph_cache.graph_key`;
-    None keeps the graph in memory only.
-    """
-    crop = embedder.backbone.preprocessing.crop_size
-    key = None if description is None else graph_key({**description, "format": "onnx", "opset": OPSET})
-    return cached_graph(key, lambda: export_graph(embedder, crop))
-
-
-def cpu_session(graph):
-    """An ONNX Runtime CPU session for ``graph`` (bytes) at this thread's torch thread budget."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = torch.get_num_threads()
-    # Decoding threads run beside the network: idle ORT workers must sleep,
-    # not spin, or they take the cores the decoders need.
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # Errors only: graph optimisation reports every constant it folds away
-    # as a warning, which is noise to a user of the extractor.
-    opts.log_severity_level = 3
-    return ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
-
-
-class OnnxRunner:
-    """Run an exported embedder with ONNX Runtime on the CPU.
+    Shared by both graph engines and by int8 calibration, which all read
+    the same exported graph (so no engine is part of its key).
 
     Parameters
     ----------
-    embedder : Embedder
-    description : dict or None
-        Everything that determines the graph's output (see
-        :func:`._graph_cache.graph_key`); None: the graph is not cached on
-        disk (weights that cannot be reproduced).
-    graph : bytes or None
-        A graph to run instead of the exported one (the calibrated int8 graph).
+    module, crop, n_outputs :
+        As for :func:`export_onnx`.
+    description : mapping or None
+        What determines the module's outputs (see
+        :func:`~sktransfer.runtime.describe_output`); None keeps the graph
+        in memory only (weights that cannot be reproduced).
+
+    Returns
+    -------
+    bytes
     """
-
-    def __init__(self, embedder, description, graph=None):
-        if graph is None:
-            graph = float32_graph(embedder, description)
-        self.session = cpu_session(graph)
-
-    def __call__(self, batch):
-        arr = batch.numpy() if isinstance(batch, torch.Tensor) else np.asarray(batch)
-        return self.session.run(None, {"images": np.ascontiguousarray(arr, dtype=np.uint8)})[0].astype(np.float32)
+    key = None
+    if description is not None:
+        key = graph_key({**description, "format": "onnx", "opset": OPSET, "outputs": output_names(n_outputs)})
+    return cached_graph(key, lambda: export_onnx(module, crop, n_outputs))

@@ -1,7 +1,7 @@
-"""OpenVINO as an inference engine for the feature extractor.
+"""OpenVINO's side of the runtime: one Core, compiled models shared by the process, per-thread requests.
 
-OpenVINO reads the ONNX graph the library already exports (and caches on
-disk, :mod:`._graph_cache`) and compiles it for the CPU it runs on. Three
+OpenVINO reads the ONNX graph the runtime exports (and caches on disk,
+:mod:`._graph_cache`) and compiles it for the CPU it runs on. Three
 settings matter beyond speed:
 
 * ``INFERENCE_PRECISION_HINT`` is always set. Left alone, the CPU plugin
@@ -25,7 +25,6 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-import torch
 
 _OV_PRECISIONS = {"float32": "f32", "bfloat16": "bf16", "float16": "f16", "int8": "f32"}
 _COMPILED = {}  # (graph digest, precision, threads) -> compiled model
@@ -45,7 +44,7 @@ def core():
         return _CORE
 
 
-def pack_model(model):
+def pack_model(model) -> bytes:
     """An ``openvino.Model`` as bytes: 8-byte length of the XML, the XML, the weights."""
     import tempfile
     from pathlib import Path
@@ -80,7 +79,7 @@ def compile_config(precision, threads):
     }
 
 
-def compiled_model(graph, precision, threads, packed=False):
+def compiled_model(graph: bytes, precision: str, threads: int, packed: bool = False):
     """Compile ``graph`` (ONNX bytes, or a packed IR) once per process and precision."""
     import hashlib
 
@@ -104,6 +103,10 @@ class ThreadRequests:
     A request is not thread-safe, and creating one per call costs more than
     keeping it; each thread keeps its own. The request returned holds the
     outputs in its own buffers until that thread's next call.
+
+    Parameters
+    ----------
+    compiled : openvino.CompiledModel
     """
 
     def __init__(self, compiled):
@@ -117,40 +120,3 @@ class ThreadRequests:
             request = self._local.request = self.compiled.create_infer_request()
         request.infer({0: arr})
         return request
-
-
-class OpenVinoRunner:
-    """Run an exported embedder with OpenVINO on the CPU.
-
-    Parameters
-    ----------
-    embedder : Embedder
-    description : dict or None
-        Everything that determines the graph's output (see
-        :func:`._graph_cache.graph_key`); None: the graph is not cached on disk.
-    precision : {"float32", "bfloat16", "float16", "int8"}
-        Already checked against the CPU (:func:`._engines.effective_precision`).
-    graph : bytes or None
-        The calibrated int8 model (:func:`pack_model`) for ``precision="int8"``.
-    """
-
-    def __init__(self, embedder, description, precision, graph=None):
-        from ._onnx_engine import float32_graph
-
-        packed = graph is not None
-        if graph is None:
-            if precision == "int8":
-                raise ValueError("precision='int8' needs the graph calibrated in fit")
-            graph = float32_graph(embedder, description)
-        self.precision = precision
-        self.compiled = compiled_model(graph, precision, torch.get_num_threads(), packed=packed)
-        self._requests = ThreadRequests(self.compiled)
-
-    def __call__(self, batch):
-        arr = batch.numpy() if isinstance(batch, torch.Tensor) else np.asarray(batch)
-        request = self._requests.infer(np.ascontiguousarray(arr, dtype=np.uint8))
-        # The output tensor is the request's own buffer, reused by the next call.
-        return np.array(request.get_output_tensor(0).data, dtype=np.float32, copy=True)
-
-    def __getstate__(self):
-        raise TypeError("an OpenVinoRunner is rebuilt after unpickling, not pickled")

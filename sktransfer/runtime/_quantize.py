@@ -33,16 +33,32 @@ from pathlib import Path
 import numpy as np
 
 from ..image._batch_decoder import decode_all
+from ._export import exported_graph
 from ._float32_layers import RULE, float32_layers
 from ._graph_cache import cached_graph, graph_key
-from ._onnx_engine import float32_graph
 
 MAX_CALIBRATION = 300  # NNCF's default subset size; more adds time, not accuracy
 MIN_CALIBRATION = 32  # below this the activation ranges are poorly estimated
 
 
-def calibration_images(items, transform, *, num_workers, on_error):
-    """Decode up to MAX_CALIBRATION items, evenly spread, as a uint8 array (n, 3, H, W)."""
+def calibration_images(items, transform, *, num_workers, on_error) -> np.ndarray:
+    """Decode up to MAX_CALIBRATION items, evenly spread, as a uint8 array (n, 3, H, W).
+
+    Parameters
+    ----------
+    items : list
+        Checked images (``check_images``), e.g. those passed to ``fit``.
+    transform : callable
+        The network's PIL preprocessing (``preprocessing.pil_transform()``).
+    num_workers : int
+        Decoding threads.
+    on_error : {"raise", "nan"}
+        Unreadable images raise, or are left out.
+
+    Returns
+    -------
+    ndarray of shape (n, 3, H, W), uint8
+    """
     n = len(items)
     picked = np.unique(np.linspace(0, n - 1, min(n, MAX_CALIBRATION)).round().astype(int))
     chosen = [items[i] for i in picked]
@@ -67,7 +83,7 @@ def calibration_images(items, transform, *, num_workers, on_error):
     return np.stack(good)
 
 
-def calibration_key(images):
+def calibration_key(images: np.ndarray) -> str:
     """The content key of a calibration set (what is kept instead of the images)."""
     digest = hashlib.sha256(str(images.shape).encode())
     digest.update(np.ascontiguousarray(images).tobytes())
@@ -169,7 +185,7 @@ def quantize_openvino(graph, images):
     """ONNX graph bytes -> packed int8 OpenVINO IR (NNCF post-training quantization)."""
     import nncf
 
-    from ._openvino_engine import core, pack_model
+    from ._openvino import core, pack_model
 
     model = fold_constants(core().read_model(graph, b""))
     dataset = nncf.Dataset([images[i : i + 1] for i in range(len(images))])
@@ -192,8 +208,21 @@ def quantize_openvino(graph, images):
 NNCF_SETTINGS = {}
 
 
-def calibrated_graph(engine, embedder, description, images):
-    """The int8 graph for ``engine``, calibrated on ``images``: cached, or made now.
+def calibrated_graph(engine: str, module, crop: int, description, images: np.ndarray) -> tuple[bytes, str]:
+    """The int8 graph of ``module`` for ``engine``, calibrated on ``images``: cached, or made now.
+
+    Parameters
+    ----------
+    engine : {"onnxruntime", "openvino"}
+    module : torch.nn.Module
+        The frozen network (one output), exported at float32 first.
+    crop : int
+        The input's height and width.
+    description : mapping or None
+        What determines the float32 graph's output
+        (:func:`~._output_key.describe_output`); None: kept in memory only.
+    images : ndarray of shape (n, 3, crop, crop), uint8
+        From :func:`calibration_images`.
 
     Returns
     -------
@@ -221,18 +250,4 @@ def calibrated_graph(engine, embedder, description, images):
                 "settings": settings,
             }
         )
-    return cached_graph(key, lambda: quantize(float32_graph(embedder, description), images)), calib
-
-
-def calibrate(extractor, items):
-    """Calibrate a fitted-so-far extractor's int8 graph on ``items`` (fit's images).
-
-    Returns the graph bytes and the calibration set's content key.
-    """
-    from ..image._batch_decoder import resolve_num_workers
-
-    transform = extractor.backbone_.preprocessing.pil_transform()
-    images = calibration_images(
-        items, transform, num_workers=resolve_num_workers(extractor.num_workers), on_error=extractor.on_error
-    )
-    return calibrated_graph(extractor._engine, extractor._embedder, extractor._graph_description(), images)
+    return cached_graph(key, lambda: quantize(exported_graph(module, crop, description), images)), calib

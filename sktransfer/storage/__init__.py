@@ -2,8 +2,10 @@
 
 :class:`EmbeddingStore` keeps one embedding per image and configuration
 between runs and processes (``PretrainedFeatureExtractor(cache=...)``);
-:func:`embed` writes a whole collection's embeddings to a Parquet file,
-resuming after an interruption.
+:class:`EmbeddingTableWriter` writes a Parquet table of embeddings part by
+part, resumable, and :func:`read_embeddings` reads one back
+(:func:`sktransfer.embed` fills such a table with an extractor). This
+package sits below the extractor: it never imports it.
 """
 
 from .._lazy import attach
@@ -11,10 +13,10 @@ from .._lazy import attach
 __getattr__, __dir__, __all__ = attach(
     __name__,
     {
-        "EmbedResult": "._embed",
         "EmbeddingStore": "._store",
+        "EmbeddingTableWriter": "._table",
+        "as_store": "._store",
         "content_key": "._keys",
-        "embed": "._embed",
-        "read_embeddings": "._embed",
+        "read_embeddings": "._table",
     },
 )

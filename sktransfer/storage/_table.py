@@ -1,25 +1,25 @@
-"""embed(): a collection of images to a Parquet table, resumable.
+"""The embedding table: a Parquet file written part by part, resumable, and read back.
 
-Rows are written as they are computed, each chunk to its own Parquet part
-file (written under a temporary name, then renamed) in ``OUT.partial/``. A
-Parquet file is readable only once its footer is written, so a single file
-growing row group by row group would be lost whole on a kill; finished
-part files are not. The next run with the same inputs and settings skips
-the rows its parts hold; when every row is done the parts are joined, in
-input order, into ``OUT`` (again through a temporary name) and the folder
-is removed.
+:class:`EmbeddingTableWriter` writes rows as they are computed, each chunk
+to its own Parquet part file (written under a temporary name, then
+renamed) in ``OUT.partial/``. A Parquet file is readable only once its
+footer is written, so a single file growing row group by row group would be
+lost whole on a kill; finished part files are not. A writer opened again
+with the same inputs and settings knows the rows its parts hold; when every
+row is done the parts are joined, in input order, into ``OUT`` (again
+through a temporary name) and the folder is removed. What fills the table
+(:func:`sktransfer.embed`, which runs an extractor) lives with the
+extractor: this module only knows the format.
 
 The embedding is one fixed-size list column of float32 rather than one
 column per feature: the schema stays the same whatever the width (1280
 columns would make every reader parse 1280 column descriptions), pandas and
-pyarrow read it as is, and ``read_embeddings`` (or
+pyarrow read it as is, and :func:`read_embeddings` (or
 ``np.stack(frame["embedding"])``) gives the (n, d) matrix scikit-learn wants.
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import hashlib
 import json
 import os
@@ -28,7 +28,7 @@ import tempfile
 
 import numpy as np
 
-__all__ = ["EmbedResult", "embed", "read_embeddings"]
+__all__ = ["EmbeddingTableWriter", "read_embeddings"]
 
 _PART = "part-{:012d}.parquet"
 _MANIFEST = "manifest.json"
@@ -44,81 +44,6 @@ def _pyarrow():
             "writing and reading embedding tables needs pyarrow: pip install 'sktransfer[parquet]'"
         ) from exc
     return pyarrow
-
-
-@dataclasses.dataclass(frozen=True)
-class EmbedResult:
-    """What :func:`embed` did.
-
-    Attributes
-    ----------
-    path : str
-        The Parquet file written.
-    n_images : int
-        Rows in it.
-    n_computed : int
-        Rows embedded by this call.
-    n_resumed : int
-        Rows taken from an interrupted earlier call.
-    n_failed : int
-        Rows whose image could not be read (``error`` is set, the embedding is NaN).
-    """
-
-    path: str
-    n_images: int
-    n_computed: int
-    n_resumed: int
-    n_failed: int
-
-
-def _list_images(paths_or_folder):
-    """``(paths, labels)``: labels are class folder names, or None."""
-    from ..datasets._folder import IMAGE_EXTENSIONS, load_image_folder
-    from ..image._collections import check_images
-
-    if isinstance(paths_or_folder, (str, os.PathLike)):
-        folder = os.fspath(paths_or_folder)
-        if not os.path.isdir(folder):
-            raise NotADirectoryError(f"paths_or_folder={folder!r} is not a folder; pass a folder or a list of paths")
-        with os.scandir(folder) as entries:
-            has_classes = any(e.is_dir() and not e.name.startswith(".") for e in entries)
-        if has_classes:
-            paths, labels = load_image_folder(folder)
-            return list(paths), [str(label) for label in labels]
-        paths = sorted(
-            os.path.join(folder, name)
-            for name in os.listdir(folder)
-            if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
-        )
-        if not paths:
-            raise ValueError(f"folder {folder!r} holds no image file nor class sub-folders")
-        return paths, None
-    items = check_images(paths_or_folder, input_name="paths_or_folder")
-    for index, item in enumerate(items):
-        if item is not None and not isinstance(item, (str, os.PathLike)):
-            raise TypeError(
-                f"paths_or_folder[{index}] is a {type(item).__name__}; embed() takes paths (or URLs), "
-                "use PretrainedFeatureExtractor.transform for images in memory"
-            )
-    return [None if item is None else os.fspath(item) for item in items], None
-
-
-def _prepare_extractor(extractor, *, model, weights, layer, batch_size, verbose, cache):
-    from ..feature_extraction import PretrainedFeatureExtractor
-
-    if extractor is None:
-        extractor = PretrainedFeatureExtractor(
-            model=model, weights=weights, layer=layer, batch_size=batch_size, verbose=verbose, cache=cache
-        )
-    else:
-        extractor = copy.copy(extractor)  # never change the caller's estimator
-        if cache is not None:
-            extractor.set_params(cache=cache)
-    # Failures go to the error column, never abort the run.
-    extractor.set_params(on_error="nan")
-    if not hasattr(extractor, "backbone_"):
-        extractor.fit(["unused.jpg"])  # fit reads no image
-    return extractor
 
 
 def _manifest(paths, labels, config):
@@ -210,103 +135,67 @@ def _join_parts(partial, out, schema):
     shutil.rmtree(partial)
 
 
-def embed(
-    paths_or_folder,
-    out="embeddings.parquet",
-    *,
-    model="efficientnet_lite0",
-    weights="DEFAULT",
-    layer=None,
-    batch_size="auto",
-    chunk_size=256,
-    extractor=None,
-    cache=None,
-    verbose=1,
-):
-    """Embed a folder or a list of image paths into a Parquet table, resuming if interrupted.
+class EmbeddingTableWriter:
+    """Write an embedding table part by part; resume the part files an interrupted writer left.
 
     Parameters
     ----------
-    paths_or_folder : str, os.PathLike or sequence of paths
-        A folder (``folder/class_name/image.jpg``: the class folder names
-        become labels; or images directly in it: no labels), or paths and
-        URLs (a list, a pandas Series, ...; missing values give error rows).
-    out : str or os.PathLike, default="embeddings.parquet"
-        The Parquet file to write. Until it is complete, rows go to
-        ``out + ".partial"/``, from which an interrupted run resumes.
-    model, weights, layer, batch_size :
-        As for :class:`~sktransfer.PretrainedFeatureExtractor`, when
-        `extractor` is None.
-    chunk_size : int, default=256
-        Images per part file: a kill loses at most this many.
-    extractor : PretrainedFeatureExtractor or None, default=None
-        Use this extractor (fitted or not) instead; it is not modified.
-    cache : str, os.PathLike, EmbeddingStore or None, default=None
-        An embedding store for the extractor (see its ``cache``); when
-        None, a passed `extractor` keeps its own.
-    verbose : int, default=1
-        A progress bar counting images.
+    out : str or os.PathLike
+        The Parquet file to write; until it is complete, parts go to
+        ``out + ".partial"/``.
+    paths, labels : list of str or None
+        Every row's path and label, in input order (labels may be all None).
+    description : dict
+        The JSON-able settings that produce the embeddings, kept in the
+        schema metadata ``sktransfer``; a partial folder written under other
+        inputs or settings is refused.
+    n_features : int
+        Width of the embeddings.
 
-    Returns
-    -------
-    EmbedResult
-        The path and how many rows were computed, resumed and failed.
+    Attributes
+    ----------
+    done : set of int
+        Row positions already written by an earlier, interrupted writer.
 
     Notes
     -----
     Columns: ``path`` (str), ``label`` (str, or null), ``error`` (null, or
     why the image could not be read; its embedding is then NaN) and
-    ``embedding`` (fixed-size list of float32). The schema metadata
-    ``sktransfer`` holds the settings that produced the embeddings.
-
-    Examples
-    --------
-    >>> import os, tempfile, numpy as np
-    >>> from PIL import Image
-    >>> root = tempfile.mkdtemp()
-    >>> for name in ("cats/a.png", "dogs/b.png"):
-    ...     os.makedirs(os.path.join(root, os.path.dirname(name)), exist_ok=True)
-    ...     Image.new("RGB", (16, 16)).save(os.path.join(root, name))
-    >>> result = embed(root, os.path.join(root, "emb.parquet"), model="tiny_convnet", weights=None, verbose=0)
-    >>> frame, X = read_embeddings(result.path)
-    >>> frame["label"].tolist(), X.shape
-    (['cats', 'dogs'], (2, 64))
+    ``embedding`` (fixed-size list of float32).
     """
-    from ..feature_extraction._streaming import EmbeddingLoop
-    from ..storage._keys import describe_configuration
-    from ..storage._store import as_store
 
-    _pyarrow()
-    out = os.fspath(out)
-    if not (isinstance(chunk_size, int) and chunk_size >= 1):
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-    paths, labels = _list_images(paths_or_folder)
-    labels = labels if labels is not None else [None] * len(paths)
-    extractor = _prepare_extractor(
-        extractor, model=model, weights=weights, layer=layer, batch_size=batch_size, verbose=verbose, cache=cache
-    )
-    config = describe_configuration(extractor)
-    partial = out + ".partial"
-    done = _open_partial(partial, _manifest(paths, labels, config))
-    schema = _schema(extractor.n_features_out_, config)
-    todo = [i for i in range(len(paths)) if i not in done]
-    if todo:
-        loop = EmbeddingLoop(extractor, [paths[i] for i in todo], chunk_size, store=as_store(extractor.cache))
-        for start, block, failures in loop:
-            positions = todo[start : start + len(block)]
-            errors = [None] * len(block)
-            for index, error in failures:
-                errors[index - start] = error.reason
-            _write_part(
-                partial, positions, [paths[i] for i in positions], [labels[i] for i in positions], errors, block, schema
-            )
-    _join_parts(partial, out, schema)
-    errors = _pyarrow().parquet.read_table(out, columns=["error"]).column(0)
-    return EmbedResult(out, len(paths), len(todo), len(done), len(errors) - errors.null_count)
+    def __init__(self, out, *, paths, labels, description, n_features):
+        self.check_installed()
+        self.out = os.fspath(out)
+        self.partial = self.out + ".partial"
+        self.done = _open_partial(self.partial, _manifest(paths, labels, description))
+        self.schema = _schema(n_features, description)
+
+    @staticmethod
+    def check_installed():
+        """Raise an ImportError naming the extra when pyarrow is not installed."""
+        _pyarrow()
+
+    def write(self, positions, paths, labels, errors, block):
+        """One chunk of rows, at input ``positions``, as one part file (atomically).
+
+        Parameters
+        ----------
+        positions : list of int
+        paths, labels, errors : list of str or None
+        block : ndarray of shape (len(positions), n_features), float32
+        """
+        _write_part(self.partial, positions, paths, labels, errors, block, self.schema)
+
+    def finish(self):
+        """Join the parts into ``out`` and remove the partial folder; returns how many rows failed."""
+        _join_parts(self.partial, self.out, self.schema)
+        errors = _pyarrow().parquet.read_table(self.out, columns=["error"]).column(0)
+        return len(errors) - errors.null_count
 
 
 def read_embeddings(path):
-    """Read a table written by :func:`embed`: ``(frame, X)``.
+    """Read a table written by :func:`sktransfer.embed` (an :class:`EmbeddingTableWriter`): ``(frame, X)``.
 
     Parameters
     ----------

@@ -27,6 +27,7 @@ from torch.utils.data import TensorDataset
 
 from sktransfer import FineTuneClassifier, ImageLoadError
 from sktransfer.finetune import _fast_prefix, set_fit_memo_limit
+from sktransfer.runtime import _engines
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +127,7 @@ def _keeps_auto_device_policy(c):
 
 def _installed(*engines):
     """Pretend only ``engines`` (and torch) are installed."""
-    return mock.patch.object(_fast_prefix, "engine_available", lambda e: e == "torch" or e in engines)
+    return mock.patch.object(_engines, "engine_available", lambda e: e == "torch" or e in engines)
 
 
 def _fit_with_engines(c, engine, *installed):
@@ -238,23 +239,23 @@ ROWS = [
     (
         "inference-engine-onnxruntime-on-gpu",
         lambda c: _fast_prefix.resolve_inference_engine("onnxruntime", torch.device("cuda")),
-        (ValueError, "runs on the CPU"),
+        (ValueError, "runs an exported graph on the CPU"),
     ),
     (
         "inference-engine-openvino-missing",
         lambda c: _fit_with_engines(c, "openvino", "onnxruntime"),
-        (ImportError, "inference_engine='openvino' needs the openvino and onnx packages: pip install openvino"),
+        (ImportError, "engine='openvino' needs the openvino and onnx packages: pip install openvino"),
     ),
     (
         "inference-engine-openvino-on-gpu",
         lambda c: _fast_prefix.resolve_inference_engine("openvino", torch.device("cuda")),
-        (ValueError, "inference_engine='openvino' runs on the CPU; the network is on 'cuda'"),
+        (ValueError, "engine='openvino' runs an exported graph on the CPU; here the network is on 'cuda'"),
     ),
     # On a GPU the device is the error even where the package is missing: installing it would not help.
     (
         "inference-engine-openvino-on-gpu-not-installed",
         lambda c: _installed()(_fast_prefix.resolve_inference_engine)("openvino", torch.device("cuda")),
-        (ValueError, "inference_engine='openvino' runs on the CPU; the network is on 'cuda'"),
+        (ValueError, "engine='openvino' runs an exported graph on the CPU; here the network is on 'cuda'"),
     ),
     (
         "inference-engine-named-after-fit-not-installed",

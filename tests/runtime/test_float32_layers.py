@@ -8,7 +8,7 @@ from torch import nn
 from sktransfer import PretrainedFeatureExtractor
 from sktransfer.backbones import Backbone
 from sktransfer.backbones._base import Lambda, Preprocessing, global_avg
-from sktransfer.feature_extraction import _float32_layers, _quantize
+from sktransfer.runtime import _float32_layers, _quantize
 
 pytest.importorskip("nncf")  # the OpenVINO int8 path is an optional extra
 ov = pytest.importorskip("openvino")
@@ -55,10 +55,9 @@ def images():
 
 
 def float32_model(est):
-    from sktransfer.feature_extraction._onnx_engine import float32_graph
-    from sktransfer.feature_extraction._openvino_engine import core
+    from sktransfer.runtime._openvino import core
 
-    return core().read_model(float32_graph(est._embedder, est._graph_description()), b"")
+    return core().read_model(float32_graph(est), b"")
 
 
 def convolutions(model):
@@ -80,7 +79,7 @@ def reaches_int8(output, depth=6):
 
 
 def quantized_convolutions(est):
-    from sktransfer.feature_extraction._openvino_engine import unpack_model
+    from sktransfer.runtime._openvino import unpack_model
 
     int8 = unpack_model(est._int8_graph)
     return {
@@ -158,7 +157,14 @@ def test_recipe_is_part_of_the_int8_cache_key(monkeypatch, images):
     monkeypatch.setattr(_quantize, "cached_graph", lambda key, make: keys.append(key) or (b"", None))
     monkeypatch.setattr(_quantize, "graph_key", lambda d: repr(sorted(d.items())))
     description = {"model": "m"}
-    _quantize.calibrated_graph("openvino", None, description, images[:2])
+    _quantize.calibrated_graph("openvino", None, 32, description, images[:2])
     monkeypatch.setattr(_quantize, "RULE", "another rule")
-    _quantize.calibrated_graph("openvino", None, description, images[:2])
+    _quantize.calibrated_graph("openvino", None, 32, description, images[:2])
     assert "float32_layers" in keys[0] and keys[0] != keys[1]
+
+
+def float32_graph(est):
+    """The fitted extractor's exported float32 graph (ONNX bytes)."""
+    from sktransfer.runtime import exported_graph
+
+    return exported_graph(est._embedder, est.backbone_.preprocessing.crop_size, est._graph_description())

@@ -38,8 +38,17 @@ if TYPE_CHECKING:  # the same names, for static tools (the lazy ones below are f
         select_engine,
         unrunnable_engine_error,
     )
-    from ._export import OPSET, export_onnx, exported_graph, output_names  # noqa: F401
-    from ._graph_cache import CACHE_ENV, cache_root, cached_graph, graph_folder, graph_key  # noqa: F401
+    from ._graphs import (  # noqa: F401
+        CACHE_ENV,
+        OPSET,
+        cache_root,
+        cached_graph,
+        export_onnx,
+        exported_graph,
+        graph_folder,
+        graph_key,
+        output_names,
+    )
     from ._output_key import describe_output, output_key  # noqa: F401
     from ._quantize import calibrated_graph, calibration_images, calibration_key  # noqa: F401
     from ._runners import OnnxRuntimeRunner, OpenVinoRunner, TorchRunner, make_runner  # noqa: F401
@@ -59,15 +68,15 @@ __getattr__, __dir__, __all__ = attach(
         "reselect_engine": "._engines",
         "select_engine": "._engines",
         "unrunnable_engine_error": "._engines",
-        "OPSET": "._export",
-        "export_onnx": "._export",
-        "exported_graph": "._export",
-        "output_names": "._export",
-        "CACHE_ENV": "._graph_cache",
-        "cache_root": "._graph_cache",
-        "cached_graph": "._graph_cache",
-        "graph_folder": "._graph_cache",
-        "graph_key": "._graph_cache",
+        "OPSET": "._graphs",
+        "export_onnx": "._graphs",
+        "exported_graph": "._graphs",
+        "output_names": "._graphs",
+        "CACHE_ENV": "._graphs",
+        "cache_root": "._graphs",
+        "cached_graph": "._graphs",
+        "graph_folder": "._graphs",
+        "graph_key": "._graphs",
         "describe_output": "._output_key",
         "output_key": "._output_key",
         "calibrated_graph": "._quantize",

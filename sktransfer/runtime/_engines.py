@@ -17,6 +17,10 @@ from __future__ import annotations
 import functools
 import importlib.util
 import warnings
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 ENGINES = ("torch", "onnxruntime", "openvino")
 # The engines that run an exported ONNX graph (on the CPU).
@@ -54,7 +58,7 @@ def missing_engine_error(engine: str) -> ImportError:
     )
 
 
-def unrunnable_engine_error(engine: str, device, exportable: bool) -> ValueError:
+def unrunnable_engine_error(engine: str, device: torch.device, exportable: bool) -> ValueError:
     """The one ValueError for a graph engine asked for where it cannot run."""
     where = f"here the network is on {device.type!r}"
     if not exportable:
@@ -62,7 +66,7 @@ def unrunnable_engine_error(engine: str, device, exportable: bool) -> ValueError
     return ValueError(f"engine={engine!r} runs an exported graph on the CPU; {where}. Use engine='auto' or 'torch'.")
 
 
-def select_engine(requested: str, device, *, exportable: bool = True, precision: str = "float32") -> str:
+def select_engine(requested: str, device: torch.device, *, exportable: bool = True, precision: str = "float32") -> str:
     """The engine to run a frozen network with: ``requested`` checked, or the best one for ``"auto"``.
 
     One order for every caller: on a CPU, OpenVINO, then ONNX Runtime, the
@@ -136,7 +140,7 @@ def select_engine(requested: str, device, *, exportable: bool = True, precision:
     return "torch"
 
 
-def reselect_engine(chosen: str, device, *, exportable: bool = True) -> str:
+def reselect_engine(chosen: str, device: torch.device, *, exportable: bool = True) -> str:
     """``chosen`` if it is installed here, else what ``"auto"`` chooses here.
 
     For a choice made on another machine (an unpickled estimator): a
@@ -188,7 +192,7 @@ def cpu_capabilities() -> frozenset:
     return frozenset(found)
 
 
-def effective_precision(engine: str, device, precision: str) -> str:
+def effective_precision(engine: str, device: torch.device, precision: str) -> str:
     """The precision the engine will run: ``precision``, or float32 with a warning.
 
     On a GPU, float16 and bfloat16 run under torch autocast. On a CPU a

@@ -11,24 +11,48 @@ and share it between threads, so calling one never changes it:
 * :class:`OnnxRuntimeRunner` runs the exported graph in an ONNX Runtime
   session (sessions are thread-safe);
 * :class:`OpenVinoRunner` runs it compiled by OpenVINO, through one infer
-  request per thread (:class:`~._openvino.ThreadRequests`), since a request
+  request per thread (:class:`ThreadRequests`), since a request
   is not thread-safe: concurrent ``transform`` or ``predict`` calls just work.
 
 :func:`make_runner` builds the runner of an engine chosen by
 :func:`~._engines.select_engine`, exporting the graph (or reading it from
 the disk cache) for the graph engines.
+
+OpenVINO reads the ONNX graph the runtime exports and compiles it for the
+CPU it runs on. Three settings matter beyond speed:
+
+* ``INFERENCE_PRECISION_HINT`` is always set. Left alone, the CPU plugin
+  runs bfloat16 on processors that have it, so float32 results would differ
+  from machine to machine; float32 is forced unless a reduced precision was
+  asked for (and is native here, see :mod:`._engines`).
+* ``INFERENCE_NUM_THREADS`` is torch's intra-op thread budget, the one the
+  user controls with ``torch.set_num_threads``, and threads are not pinned
+  to cores: the decoding threads run beside the network and must not find
+  their cores taken.
+* One compiled model per graph and precision per process: compiling takes
+  a fraction of a second per network, more than a batch. Each thread runs
+  it through its own infer request (a request is not thread-safe).
+
+A calibrated int8 model (an OpenVINO IR: XML text plus a weights blob) is
+carried as one byte string, see :func:`pack_model`.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..utils import autocast_context
-from ._export import exported_graph, output_names
+from ._graphs import exported_graph, output_names
+
+if TYPE_CHECKING:
+    import onnxruntime
+    import openvino
 
 
 def _uint8_array(batch):
@@ -49,7 +73,7 @@ class TorchRunner:
         Below float32, the forward pass runs under autocast.
     """
 
-    def __init__(self, module: nn.Module, device, precision: str = "float32"):
+    def __init__(self, module: nn.Module, device: torch.device, precision: str = "float32"):
         self.module = module.to(device).eval()
         self.device = device
         self.precision = precision
@@ -72,7 +96,7 @@ class TorchRunner:
         return [out.float().cpu().numpy() for out in outputs]
 
 
-def cpu_session(graph: bytes):
+def cpu_session(graph: bytes) -> onnxruntime.InferenceSession:
     """An ONNX Runtime CPU session for ``graph`` (bytes) at this thread's torch thread budget."""
     import onnxruntime as ort
 
@@ -107,6 +131,104 @@ class OnnxRuntimeRunner:
         return [np.asarray(out, dtype=np.float32) for out in outputs]
 
 
+# ---------------------------------------------------------------- OpenVINO
+
+_OV_PRECISIONS = {"float32": "f32", "bfloat16": "bf16", "float16": "f16", "int8": "f32"}
+_COMPILED = {}  # (graph digest, precision, threads) -> compiled model
+_COMPILED_LOCK = threading.Lock()
+_MAX_COMPILED = 8  # a few networks at a time; the oldest is dropped beyond
+_CORE = None
+
+
+def core() -> openvino.Core:
+    """The process's one ``openvino.Core`` (creating one loads the plugins)."""
+    global _CORE
+    with _COMPILED_LOCK:
+        if _CORE is None:
+            import openvino as ov
+
+            _CORE = ov.Core()
+        return _CORE
+
+
+def pack_model(model: openvino.Model) -> bytes:
+    """An ``openvino.Model`` as bytes: 8-byte length of the XML, the XML, the weights."""
+    import tempfile
+    from pathlib import Path
+
+    import openvino as ov
+
+    with tempfile.TemporaryDirectory() as tmp:
+        xml = Path(tmp) / "model.xml"
+        ov.save_model(model, xml, compress_to_fp16=False)
+        text, weights = xml.read_bytes(), xml.with_suffix(".bin").read_bytes()
+    return len(text).to_bytes(8, "little") + text + weights
+
+
+def unpack_model(data: bytes) -> openvino.Model:
+    """The ``openvino.Model`` :func:`pack_model` wrote."""
+    import openvino as ov
+
+    size = int.from_bytes(data[:8], "little")
+    text, weights = data[8 : 8 + size], data[8 + size :]
+    return core().read_model(text, ov.Tensor(np.frombuffer(weights, dtype=np.uint8).copy()))
+
+
+def compile_config(precision: str, threads: int) -> dict:
+    """The CPU plugin's settings for ``precision`` (see the module docstring)."""
+    return {
+        "INFERENCE_PRECISION_HINT": _OV_PRECISIONS[precision],
+        "INFERENCE_NUM_THREADS": int(threads),
+        # One batch at a time from the extractor's loop: latency mode puts
+        # every thread on that batch (one stream).
+        "PERFORMANCE_HINT": "LATENCY",
+        "ENABLE_CPU_PINNING": False,
+    }
+
+
+def compiled_model(graph: bytes, precision: str, threads: int, packed: bool = False) -> openvino.CompiledModel:
+    """Compile ``graph`` (ONNX bytes, or a packed IR) once per process and precision."""
+    import hashlib
+
+    key = (hashlib.sha256(graph).hexdigest(), precision, int(threads))
+    with _COMPILED_LOCK:
+        found = _COMPILED.get(key)
+    if found is not None:
+        return found
+    model = unpack_model(graph) if packed else core().read_model(graph, b"")
+    compiled = core().compile_model(model, "CPU", compile_config(precision, threads))
+    with _COMPILED_LOCK:
+        compiled = _COMPILED.setdefault(key, compiled)
+        while len(_COMPILED) > _MAX_COMPILED:
+            _COMPILED.pop(next(iter(_COMPILED)))
+    return compiled
+
+
+class ThreadRequests:
+    """Inference on a compiled model through one infer request per thread.
+
+    A request is not thread-safe, and creating one per call costs more than
+    keeping it; each thread keeps its own. The request returned holds the
+    outputs in its own buffers until that thread's next call.
+
+    Parameters
+    ----------
+    compiled : openvino.CompiledModel
+    """
+
+    def __init__(self, compiled: openvino.CompiledModel):
+        self.compiled = compiled
+        self._local = threading.local()
+
+    def infer(self, arr: np.ndarray) -> openvino.InferRequest:
+        """Run ``arr`` (the model's one input) and return the request holding the outputs."""
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self.compiled.create_infer_request()
+        request.infer({0: arr})
+        return request
+
+
 class OpenVinoRunner:
     """Run an exported graph with OpenVINO on the CPU, one infer request per thread.
 
@@ -114,15 +236,13 @@ class OpenVinoRunner:
     ----------
     graph : bytes
         The ONNX graph, or for ``precision="int8"`` the calibrated model
-        packed by :func:`~._openvino.pack_model`.
+        packed by :func:`pack_model`.
     precision : {"float32", "bfloat16", "float16", "int8"}, default="float32"
         Already checked against the CPU (:func:`~._engines.effective_precision`).
     n_outputs : int, default=1
     """
 
     def __init__(self, graph: bytes, precision: str = "float32", n_outputs: int = 1):
-        from ._openvino import ThreadRequests, compiled_model
-
         self.precision = precision
         self.compiled = compiled_model(graph, precision, torch.get_num_threads(), packed=precision == "int8")
         # Looked up by name: the order of a compiled model's outputs is not
@@ -146,13 +266,13 @@ def make_runner(
     engine: str,
     module: nn.Module,
     *,
-    device,
+    device: torch.device,
     crop: int,
     precision: str = "float32",
     description: Mapping | None = None,
     graph: bytes | None = None,
     n_outputs: int = 1,
-):
+) -> TorchRunner | OnnxRuntimeRunner | OpenVinoRunner:
     """The runner of ``module`` on ``engine``: a callable uint8 batch -> list of float32 arrays.
 
     Parameters

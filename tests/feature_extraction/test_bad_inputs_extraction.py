@@ -24,7 +24,7 @@ from sktransfer import ImageLoadError, PretrainedFeatureExtractor
 from sktransfer.backbones import get_backbone
 from sktransfer.backbones._efficientnet_lite import EfficientNetLite0
 from sktransfer.backbones._weights import weights_identity
-from sktransfer.runtime import _graph_cache
+from sktransfer.runtime import _graphs
 
 # On the CPU, where every engine and precision row applies (a GPU machine too).
 TINY = dict(model="tiny_convnet", weights=None, batch_size=4, num_workers=0, device="cpu")
@@ -124,7 +124,7 @@ def read_only_cache(ctx):
         def refuse(*args, **kwargs):
             raise OSError(30, "Read-only file system")
 
-        ctx.monkeypatch.setattr(_graph_cache.os, "replace", refuse)
+        ctx.monkeypatch.setattr(_graphs.os, "replace", refuse)
     ctx.caught.clear()
     outs = [fit_onnx(ctx).transform(ctx.images) for _ in range(2)]
     return outs

@@ -15,7 +15,7 @@ from sktransfer.backbones import get_backbone
 from sktransfer.finetune import FineTuneNetwork
 from sktransfer.finetune._fast_prefix import FastPrefix, resolve_inference_engine
 from sktransfer.finetune._prefix_graph import PrefixRunner, prefix_digest
-from sktransfer.runtime import _engines, _export, engine_available
+from sktransfer.runtime import _engines, _graphs, engine_available
 
 pytest.importorskip("onnxruntime")  # an optional engine
 
@@ -60,8 +60,8 @@ class _Count:
 
 @pytest.fixture
 def exports(monkeypatch):
-    counter = _Count(_export.export_onnx)
-    monkeypatch.setattr(_export, "export_onnx", counter)
+    counter = _Count(_graphs.export_onnx)
+    monkeypatch.setattr(_graphs, "export_onnx", counter)
     return counter
 
 

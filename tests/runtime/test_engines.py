@@ -134,7 +134,7 @@ def test_bfloat16_with_cpu_support_asks_openvino_for_it(monkeypatch):
         assert _engines.effective_precision("openvino", CPU, "bfloat16") == "bfloat16"
     with pytest.warns(UserWarning, match="the onnxruntime engine has no fast bfloat16 CPU path"):
         assert _engines.effective_precision("onnxruntime", CPU, "bfloat16") == "float32"
-    from sktransfer.runtime._openvino import compile_config
+    from sktransfer.runtime._runners import compile_config
 
     assert compile_config("bfloat16", 2)["INFERENCE_PRECISION_HINT"] == "bf16"
     assert compile_config("int8", 2)["INFERENCE_PRECISION_HINT"] == "f32"
@@ -212,7 +212,7 @@ def test_nncf_is_handed_each_convolution_bias_as_a_constant(images, monkeypatch,
     # NNCF finds a bias (for its bias correction) only as a constant added to
     # the convolution; the exported graph computes the bias's shape at run time.
     nncf = pytest.importorskip("nncf")
-    from sktransfer.runtime._openvino import core
+    from sktransfer.runtime._runners import core
 
     monkeypatch.setenv("SKTRANSFER_CACHE", str(tmp_path))  # calibrate now, not from the cache
     handed = []

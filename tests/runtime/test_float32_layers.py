@@ -8,7 +8,7 @@ from torch import nn
 from sktransfer import PretrainedFeatureExtractor
 from sktransfer.backbones import Backbone
 from sktransfer.backbones._base import Lambda, Preprocessing, global_avg
-from sktransfer.runtime import _float32_layers, _quantize
+from sktransfer.runtime import _quantize
 
 pytest.importorskip("nncf")  # the OpenVINO int8 path is an optional extra
 ov = pytest.importorskip("openvino")
@@ -55,7 +55,7 @@ def images():
 
 
 def float32_model(est):
-    from sktransfer.runtime._openvino import core
+    from sktransfer.runtime._runners import core
 
     return core().read_model(float32_graph(est), b"")
 
@@ -79,7 +79,7 @@ def reaches_int8(output, depth=6):
 
 
 def quantized_convolutions(est):
-    from sktransfer.runtime._openvino import unpack_model
+    from sktransfer.runtime._runners import unpack_model
 
     int8 = unpack_model(est._int8_graph)
     return {
@@ -94,8 +94,8 @@ def test_depthwise_network_keeps_first_depthwise_and_linear_convolutions_in_floa
         model=tiny_mobilenet(), engine="openvino", precision="int8", batch_size=4, num_workers=0, device="cpu"
     ).fit(images)
     fp32 = float32_model(est)
-    kept = _float32_layers.float32_layers(fp32)
-    kinds = {name: (conv.get_type_name(), _float32_layers.is_linear(conv)) for name, conv in convolutions(fp32).items()}
+    kept = _quantize.float32_layers(fp32)
+    kinds = {name: (conv.get_type_name(), _quantize.is_linear(conv)) for name, conv in convolutions(fp32).items()}
     # stem (first), the depthwise 3x3 and the linear projection; not the expansion or the head.
     assert [kinds[name] for name in kept] == [
         ("Convolution", False),
@@ -129,7 +129,7 @@ def test_calibration_logs_no_line_per_float32_layer_and_restores_nncf_level(imag
 @FEW
 def test_network_without_depthwise_convolutions_is_quantized_throughout(images):
     est = PretrainedFeatureExtractor(**TINY, engine="openvino", precision="int8").fit(images)
-    assert _float32_layers.float32_layers(float32_model(est)) == []
+    assert _quantize.float32_layers(float32_model(est)) == []
     quantized = quantized_convolutions(est)
     assert len(quantized) == 4 and all(quantized.values())
 
@@ -146,10 +146,10 @@ def test_residual_sum_followed_by_relu_is_not_linear():
     block = ops.relu(ops.add(ops.add(conv, bias), x))
     projection = ops.convolution(block, weights, [1, 1], [0, 0], [0, 0], [1, 1])
     model = ov.Model([ops.add(ops.add(projection, bias), block)], [x])
-    assert not _float32_layers.is_linear(conv)
-    assert _float32_layers.is_linear(projection)
+    assert not _quantize.is_linear(conv)
+    assert _quantize.is_linear(projection)
     # No depthwise convolution: nothing is kept in float32.
-    assert _float32_layers.float32_layers(model) == []
+    assert _quantize.float32_layers(model) == []
 
 
 def test_recipe_is_part_of_the_int8_cache_key(monkeypatch, images):

@@ -11,8 +11,8 @@ import torch
 
 from sktransfer import PretrainedFeatureExtractor
 from sktransfer.backbones._efficientnet_lite import EfficientNetLite0
-from sktransfer.runtime import OnnxRuntimeRunner, TorchRunner, _graph_cache, exported_graph
-from sktransfer.runtime._graph_cache import cache_root, cached_graph, graph_folder, graph_key
+from sktransfer.runtime import OnnxRuntimeRunner, TorchRunner, _graphs, exported_graph
+from sktransfer.runtime._graphs import cache_root, cached_graph, graph_folder, graph_key
 
 # The cached graphs serve the CPU engines: pinned, so a GPU machine tests them too.
 TINY = dict(model="tiny_convnet", weights=None, batch_size=4, num_workers=0, device="cpu")
@@ -73,8 +73,8 @@ def test_key_changes_with_everything_that_changes_the_output():
 def test_key_changes_with_library_versions(monkeypatch):
     description = {"model": "m"}
     before = graph_key(description)
-    real = _graph_cache._library_versions
-    monkeypatch.setattr(_graph_cache, "_library_versions", lambda: {**real(), "onnx": "0.0.1"})
+    real = _graphs._library_versions
+    monkeypatch.setattr(_graphs, "_library_versions", lambda: {**real(), "onnx": "0.0.1"})
     assert graph_key(description) != before
 
 
@@ -108,7 +108,7 @@ def test_a_failed_write_leaves_no_temporary_file(cache, monkeypatch):
     def refuse(*args):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(_graph_cache.os, "replace", refuse)
+    monkeypatch.setattr(_graphs.os, "replace", refuse)
     with pytest.warns(UserWarning, match="No space left"):
         assert cached_graph("k3", Exporter()) == b"graph bytes"
     assert list(cache.iterdir()) == []

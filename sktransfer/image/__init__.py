@@ -14,6 +14,7 @@ __getattr__, __dir__, __all__ = attach(
         "array_to_image": "._decode",
         "check_images": "._collections",
         "BatchDecoder": "._batch_decoder",
+        "decode_all": "._batch_decoder",
         "is_url": "._remote",
         "read_url": "._remote",
     },

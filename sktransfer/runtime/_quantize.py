@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..image._batch_decoder import decode_all
+from ..image import decode_all
 from ._graphs import cached_graph, exported_graph, graph_key
 
 if TYPE_CHECKING:

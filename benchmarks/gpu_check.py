@@ -79,7 +79,7 @@ def extraction_rows(model, paths, repeats, device):
         for p, ext in exts.items():
             rates[p]["extractor"].append(timed(lambda: len(ext.transform(paths))))
             runner = ext._get_runner()
-            rates[p]["bare"].append(timed(lambda: sum(len(runner(b)) for b in decoded)))
+            rates[p]["bare"].append(timed(lambda: sum(len(runner(b)[0]) for b in decoded)))  # one output
             rates[p]["decode"].append(timed(make_decode(ext, paths)))
     lines = [
         "| model | precision | extractor img/s | bare forward img/s | decode-only img/s | extractor / min(bare, decode) |",

@@ -9,21 +9,22 @@ Subpackages, one per subject: :mod:`sktransfer.image` (reading images),
 :mod:`sktransfer.feature_extraction`, :mod:`sktransfer.finetune`,
 :mod:`sktransfer.shift`, :mod:`sktransfer.selection`, :mod:`sktransfer.backbones`,
 :mod:`sktransfer.datasets`, :mod:`sktransfer.storage` (embedding store, Parquet
-output), :mod:`sktransfer.parallel` (dask, Ray) and :mod:`sktransfer.utils`. Their public names
+output), :mod:`sktransfer.parallel` (dask, Ray), :mod:`sktransfer.runtime` (the
+inference engines, internal) and :mod:`sktransfer.utils`. Their public names
 are re-exported here lazily, so ``from sktransfer import CORAL`` does not
 import torch.
 """
 
 from typing import TYPE_CHECKING
 
-from ._lazy import attach
+from ._lazy import attach_type_checking
 
+# The public names, imported for static tools only (type checkers, an
+# editor's go-to-definition); at run time each is imported on first use.
 if TYPE_CHECKING:
-    # The lazy exports below, imported for static tools only (type checkers,
-    # an editor's go-to-definition): `X as X` marks a re-export. At run
-    # time attach imports each on first use.
     from .feature_extraction import FrozenFeatureClassifier as FrozenFeatureClassifier
     from .feature_extraction import PretrainedFeatureExtractor as PretrainedFeatureExtractor
+    from .feature_extraction import embed as embed
     from .finetune import FineTuneClassifier as FineTuneClassifier
     from .image import ImageLoadError as ImageLoadError
     from .image import load_image as load_image
@@ -42,33 +43,8 @@ if TYPE_CHECKING:
     from .shift import make_importance_weighted_scorer as make_importance_weighted_scorer
     from .shift import transfer_gain as transfer_gain
     from .storage import EmbeddingStore as EmbeddingStore
-    from .storage import embed as embed
 
 __version__ = "0.1.0"
 
-_EXPORTS = {
-    "PretrainedFeatureExtractor": "sktransfer.feature_extraction",
-    "FrozenFeatureClassifier": "sktransfer.feature_extraction",
-    "FineTuneClassifier": "sktransfer.finetune",
-    "ImageLoadError": "sktransfer.image",
-    "load_image": "sktransfer.image",
-    "CORAL": "sktransfer.shift",
-    "DomainClassifierWeighter": "sktransfer.shift",
-    "ImportanceWeightedClassifier": "sktransfer.shift",
-    "LabelShiftAdapter": "sktransfer.shift",
-    "ResampledClassifier": "sktransfer.shift",
-    "ShiftTestResult": "sktransfer.shift",
-    "TransferGainResult": "sktransfer.shift",
-    "detect_shift": "sktransfer.shift",
-    "make_importance_weighted_scorer": "sktransfer.shift",
-    "transfer_gain": "sktransfer.shift",
-    "rank_transfer": "sktransfer.selection",
-    "make_transferability_scorer": "sktransfer.selection",
-    "EmbeddingStore": "sktransfer.storage",
-    "embed": "sktransfer.storage",
-    "dask_transform": "sktransfer.parallel",
-    "RayEmbedder": "sktransfer.parallel",
-}
-
-__getattr__, __dir__, _names = attach(__name__, _EXPORTS)
+__getattr__, __dir__, _names = attach_type_checking(__name__, __file__)
 __all__ = ["__version__", *_names]

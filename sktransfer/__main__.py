@@ -35,7 +35,7 @@ def _batch_size(text: str) -> str | int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
-    from .storage import embed
+    from .feature_extraction import embed
 
     weights = None if args.weights.lower() == "none" else args.weights
     result = embed(

@@ -55,7 +55,7 @@ def pytest_collection_modifyitems(config, items):
     OpenVINO is a dependency only where it has wheels; elsewhere (and on a GPU
     machine's own Python) the rest of the suite still runs.
     """
-    from sktransfer.feature_extraction._engines import engine_available
+    from sktransfer.runtime import engine_available
 
     if engine_available("openvino"):
         return

@@ -10,72 +10,58 @@ from pathlib import Path
 import pytest
 
 import sktransfer
+from sktransfer._lazy import attach_type_checking
 
 _ROOT = Path(sktransfer.__file__).parent
 
+
 def _lazy_packages():
-    """Every package whose __init__.py exports names through _lazy.attach."""
+    """Every package whose __init__.py exports names through _lazy.attach_type_checking."""
     packages = []
     for init in sorted(_ROOT.rglob("__init__.py")):
-        if "attach(" in init.read_text(encoding="utf-8"):
+        if "attach_type_checking(" in init.read_text(encoding="utf-8"):
             packages.append(".".join(init.parent.relative_to(_ROOT.parent).parts))
     return packages
 
 
-def _parse_init(package):
-    """(lazy exports, TYPE_CHECKING imports or None) of a package, both as name -> absolute module."""
+def _type_checking_imports(package):
+    """Name -> absolute module, for each import of a package's ``if TYPE_CHECKING:`` block."""
     init = _ROOT.parent.joinpath(*package.split("."), "__init__.py")
     tree = ast.parse(init.read_text(encoding="utf-8"))
-    assignments = {
-        node.targets[0].id: node.value
-        for node in tree.body
-        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
-    }
-    (call,) = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "attach"]
-    exports_node = call.args[1]
-    if isinstance(exports_node, ast.Name):
-        exports_node = assignments[exports_node.id]
-    lazy = {
-        name: importlib.util.resolve_name(module, package) for name, module in ast.literal_eval(exports_node).items()
-    }
-    blocks = [
-        node
-        for node in tree.body
-        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
-    ]
-    if not blocks:
-        return lazy, None
     static = {}
-    for block in blocks:
-        for node in block.body:
-            if isinstance(node, ast.ImportFrom):
-                module = importlib.util.resolve_name("." * node.level + (node.module or ""), package)
-                for alias in node.names:
-                    # `X as X`: the form type checkers read as a re-export.
-                    assert alias.asname == alias.name, f"{package}: write `{alias.name} as {alias.name}`"
-                    static[alias.name] = module
-    return lazy, static
+    for node in tree.body:
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            for statement in node.body:
+                module = importlib.util.resolve_name("." * statement.level + (statement.module or ""), package)
+                static.update({alias.name: module for alias in statement.names})
+    return static
 
 
 def test_lazy_packages_are_found():
     packages = _lazy_packages()
-    assert {"sktransfer", "sktransfer.shift", "sktransfer.image", "sktransfer.feature_extraction"} <= set(packages)
+    assert {"sktransfer", "sktransfer.shift", "sktransfer.image", "sktransfer.runtime"} <= set(packages)
 
 
 @pytest.mark.parametrize("package", _lazy_packages())
-def test_type_checking_block_matches_lazy_exports(package):
-    lazy, static = _parse_init(package)
-    assert static is not None, f"{package}/__init__.py needs an `if TYPE_CHECKING:` block importing its lazy exports"
-    assert static == lazy
-    assert sorted(lazy) == sorted(set(importlib.import_module(package).__all__) - {"__version__"})
+def test_the_type_checking_block_is_the_export_list(package):
+    static = _type_checking_imports(package)
+    assert static, f"{package}/__init__.py exports nothing"
+    assert sorted(static) == sorted(set(importlib.import_module(package).__all__) - {"__version__"})
 
 
 @pytest.mark.parametrize("package", _lazy_packages())
 def test_lazy_exports_resolve_at_runtime(package):
-    lazy, _ = _parse_init(package)
     imported = importlib.import_module(package)
-    for name, module in lazy.items():
+    for name, module in _type_checking_imports(package).items():
         assert getattr(imported, name) is getattr(importlib.import_module(module), name)
+        assert name in dir(imported)
+
+
+def test_a_type_checking_block_with_another_statement_is_refused(tmp_path):
+    init = tmp_path / "__init__.py"
+    init.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ._a import b as c\n")
+    with pytest.raises(ImportError, match="may hold only `from .module import Name as Name`"):
+        attach_type_checking("pkg", init)
 
 
 def _imported_after(statement):

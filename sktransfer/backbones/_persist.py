@@ -38,9 +38,6 @@ from ._weights import (
 
 RECIPE_FORMAT = "sktransfer.backbone/2"
 _RECIPE_KEYS = {"format", "model", "weights", "preprocessing", "state_dict", "identity", "digest"}
-# Written by earlier releases: always with tensors, without identity or digest.
-_LEGACY_FORMAT = "sktransfer.backbone/1"
-_LEGACY_KEYS = {"format", "model", "weights", "preprocessing", "state_dict"}
 
 
 def _weights_token(model, weights):
@@ -130,10 +127,7 @@ def check_recipe(recipe: Any) -> dict[str, Any]:
         When ``recipe`` is not a saved backbone, names an unknown
         architecture, or leaves out tensors it cannot reload by name.
     """
-    legacy = isinstance(recipe, dict) and recipe.get("format") == _LEGACY_FORMAT and set(recipe) == _LEGACY_KEYS
-    if not legacy and (
-        not isinstance(recipe, dict) or recipe.get("format") != RECIPE_FORMAT or set(recipe) != _RECIPE_KEYS
-    ):
+    if not isinstance(recipe, dict) or recipe.get("format") != RECIPE_FORMAT or set(recipe) != _RECIPE_KEYS:
         raise ValueError(
             f"not a saved sktransfer backbone (expected a dict with format {RECIPE_FORMAT!r} "
             f"and keys {sorted(_RECIPE_KEYS)})"
@@ -144,11 +138,10 @@ def check_recipe(recipe: Any) -> dict[str, Any]:
     name = model.lower()
     if name not in (*OFFLINE_BACKBONES, TINY_BACKBONE) and name not in list_backbones():
         build_named_backbone(model, weights, load=False)  # raises, naming similar models
-    if not legacy:
-        if not all(v is None or isinstance(v, str) for v in (recipe["identity"], recipe["digest"])):
-            raise ValueError("a saved backbone names its weights identity and digest with strings")
-        if recipe["state_dict"] is None and (recipe["identity"] is None or recipe["digest"] is None):
-            raise ValueError("a saved backbone without tensors must name its weights identity and digest")
+    if not all(v is None or isinstance(v, str) for v in (recipe["identity"], recipe["digest"])):
+        raise ValueError("a saved backbone names its weights identity and digest with strings")
+    if recipe["state_dict"] is None and (recipe["identity"] is None or recipe["digest"] is None):
+        raise ValueError("a saved backbone without tensors must name its weights identity and digest")
     _preprocessing(recipe["preprocessing"])
     return recipe
 
@@ -187,7 +180,7 @@ def backbone_from_recipe(recipe: dict[str, Any]) -> Backbone:
         check_same_weights(recipe)
         backbone = build_named_backbone(model, weights, load=True)
     backbone.preprocessing = _preprocessing(recipe["preprocessing"])
-    digest = recipe.get("digest")
+    digest = recipe["digest"]
     if digest is not None and state_dict_digest(backbone) != digest:
         raise ValueError(
             f"the rebuilt {model} network (weights={weights!r}) does not hold the tensors it was saved "

@@ -8,11 +8,15 @@ and lets the decoding threads hand over compact uint8 batches.
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import nn
 
 from ._pooling import global_pool
+
+if TYPE_CHECKING:
+    from ..backbones import Backbone
 
 
 class _StopForward(Exception):
@@ -53,7 +57,13 @@ class Embedder(nn.Module):
     torch.Size([2, 64])
     """
 
-    def __init__(self, backbone, layer=None, pooling=None, tta=None):
+    def __init__(
+        self,
+        backbone: Backbone,
+        layer: str | list[str] | None = None,
+        pooling: str | None = None,
+        tta: Literal["flip"] | None = None,
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.layer = layer
@@ -83,13 +93,13 @@ class Embedder(nn.Module):
         )
 
     @property
-    def exportable(self):
+    def exportable(self) -> bool:
         """Whether the computation is a plain graph (no hooks), e.g. for ONNX."""
         if self._parts is not None:
             return all(part.exportable for part in self._parts)
         return self._module_name is None
 
-    def forward(self, batch):
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
         x = self.backbone.preprocessing.normalize(batch)
         if self.tta == "flip":
             # The image and its mirror in one batch; their features averaged.

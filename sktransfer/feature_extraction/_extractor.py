@@ -6,25 +6,32 @@ import copy
 import dataclasses
 import os
 import threading
+from collections.abc import Iterator
 from numbers import Integral
+from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from .. import runtime
 from ..backbones import Backbone, get_backbone
 from ..backbones._weights import state_dict_digest, weights_identity
 from ..image._validation import ImageInputMixin
-from ..storage._store import as_store
-from ..utils._device import resolve_device
+from ..storage import as_store
+from ..utils import resolve_device
 from ._embedder import Embedder
-from ._engines import effective_precision, make_runner, select_engine
 from ._pickling import PENDING, make_embedder, materialize, network_state, restore_network
 from ._pooling import POOLINGS
-from ._quantize import calibrate
 from ._streaming import embed_all, iter_embeddings, refuse_missing, warn_failures
+
+if TYPE_CHECKING:
+    from .._typing import ImageCollection, StrPath
+    from ..backbones._weights import Weights
+    from ..storage import EmbeddingStore
 
 # Guards the lazy creation of an engine (after unpickling), so that threads
 # calling transform at once build one engine, not one each.
@@ -210,21 +217,21 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
     def __init__(
         self,
         *,
-        model="efficientnet_lite0",
-        weights="DEFAULT",
-        layer=None,
-        pooling=None,
-        batch_size="auto",
-        device="auto",
-        precision="float32",
-        num_workers="auto",
-        on_error="raise",
-        engine="auto",
-        image_shape="auto",
-        verbose=0,
-        tta=None,
-        cache=None,
-    ):
+        model: str | nn.Module = "efficientnet_lite0",
+        weights: Weights = "DEFAULT",
+        layer: str | list[str] | None = None,
+        pooling: str | None = None,
+        batch_size: int | Literal["auto"] = "auto",
+        device: str | torch.device = "auto",
+        precision: Literal["float32", "float16", "bfloat16", "int8"] = "float32",
+        num_workers: int | Literal["auto"] = "auto",
+        on_error: Literal["raise", "nan"] = "raise",
+        engine: Literal["auto", "torch", "onnxruntime", "openvino"] = "auto",
+        image_shape: Literal["auto"] | tuple[int, ...] = "auto",
+        verbose: int = 0,
+        tta: Literal["flip"] | None = None,
+        cache: StrPath | EmbeddingStore | None = None,
+    ) -> None:
         self.model = model
         self.weights = weights
         self.layer = layer
@@ -243,7 +250,7 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
     # ------------------------------------------------------------------ fit
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X: ImageCollection, y: object = None) -> PretrainedFeatureExtractor:
         """Build the network and check the input; no image is decoded.
 
         Parameters
@@ -271,11 +278,13 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         with torch.inference_mode():
             probe = self._embedder(torch.zeros(1, 3, crop, crop, dtype=torch.uint8))
         self.n_features_out_ = int(probe.shape[1])
-        self._engine = self._select_engine(device)
-        self._precision = effective_precision(self._engine, device, self.precision)
+        self._engine = runtime.select_engine(
+            self.engine, device, exportable=self._embedder.exportable, precision=self.precision
+        )
+        self._precision = runtime.effective_precision(self._engine, device, self.precision)
         self._int8_graph = self._calibration_key = None
         if self._precision == "int8":
-            self._int8_graph, self._calibration_key = calibrate(self, items)
+            self._int8_graph, self._calibration_key = self._calibrate(items)
         # Export / move to the device now, not in transform: threads that
         # share a fitted extractor only read it.
         self._runner = self._make_runner()
@@ -285,19 +294,30 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
     def _n_features_out(self):
         return self.n_features_out_
 
-    def _select_engine(self, device):
-        return select_engine(self.engine, device, self._embedder.exportable, self.precision)
+    def _calibrate(self, items):
+        """The int8 graph calibrated on ``items`` (fit's images), and the calibration set's key."""
+        from ..image._batch_decoder import resolve_num_workers
+
+        images = runtime.calibration_images(
+            items,
+            self.backbone_.preprocessing.pil_transform(),
+            num_workers=resolve_num_workers(self.num_workers),
+            on_error=self.on_error,
+        )
+        crop = self.backbone_.preprocessing.crop_size
+        return runtime.calibrated_graph(self._engine, self._embedder, crop, self._graph_description(), images)
 
     # ------------------------------------------------------------ transform
 
     def _make_runner(self):
-        """The engine: a callable uint8 batch tensor -> float32 numpy features."""
-        return make_runner(
+        """The engine's runner: a callable uint8 batch -> [float32 features] (one output)."""
+        return runtime.make_runner(
             self._engine,
             self._embedder,
-            resolve_device(self.device),
-            self._precision,
-            self._graph_description(),
+            device=resolve_device(self.device),
+            crop=self.backbone_.preprocessing.crop_size,
+            precision=self._precision,
+            description=self._graph_description(),
             graph=self._int8_graph,
         )
 
@@ -320,37 +340,81 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         (whose calibrated graph belongs to its engine), stay as they are and
         fail with the engine's ImportError.
         """
-        from ._engines import engine_available
-
-        if self.engine != "auto" or self._precision == "int8" or self._engine == "torch":
-            return
-        if not engine_available(self._engine):
-            self._engine = select_engine("auto", resolve_device(self.device), self._embedder.exportable, "float32")
+        if self.engine == "auto" and self._precision != "int8":
+            device = resolve_device(self.device)
+            self._engine = runtime.reselect_engine(self._engine, device, exportable=self._embedder.exportable)
 
     def _batch_size(self):
         if self.batch_size != "auto":
             return self.batch_size
         return 8 if resolve_device(self.device).type == "cpu" else 64
 
+    def _readout(self):
+        return {"layer": self.layer, "pooling": self.pooling, "tta": self.tta}
+
     def _graph_description(self):
-        """What determines the exported graph's output, or None (not to be cached on disk).
+        """What determines the exported float32 graph's output, or None (not to be cached on disk).
 
         Only reproducible weights are cached (a random initialisation would
         add an entry per fit); the key holds a hash of the very tensors
-        exported, so new weights can never be served an old graph.
+        exported, so new weights can never be served an old graph. No
+        engine: both graph engines run this one graph.
         """
         if weights_identity(self.model, self.weights) is None:
             return None
-        return {
-            "model": self.backbone_.name,
-            "tensors": state_dict_digest(self._embedder),
-            "layer": self.layer,
-            "pooling": self.pooling,
-            "tta": self.tta,
-            "preprocessing": dataclasses.asdict(self.backbone_.preprocessing),
-        }
+        return runtime.describe_output(
+            model=self.backbone_.name,
+            weights="sha256=" + state_dict_digest(self._embedder),
+            readout=self._readout(),
+            preprocessing=dataclasses.asdict(self.backbone_.preprocessing),
+        )
 
-    def transform(self, X):
+    def output_description(self) -> dict[str, Any]:
+        """Everything about this fitted extractor that determines its embeddings, as a JSON-able dict.
+
+        Network, weights, layer, pooling, test-time augmentation,
+        preprocessing, the engine and precision really run, the int8
+        calibration set and the library version
+        (:func:`sktransfer.runtime.describe_output`). The weights are named
+        by their reproducible identity when they have one (a package file's
+        hash, a download URL) and by the SHA-256 of the tensors otherwise
+        (a random initialisation, a module passed in): two extractors with
+        equal descriptions compute the same embeddings. The embedding store
+        and :func:`sktransfer.embed` key what they keep by it.
+
+        Returns
+        -------
+        dict
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sktransfer import PretrainedFeatureExtractor
+        >>> est = PretrainedFeatureExtractor(model="tiny_convnet", weights=None, engine="torch")
+        >>> est.fit(np.zeros((1, 16, 16, 3), dtype=np.uint8)).output_description()["engine"]
+        'torch'
+        """
+        check_is_fitted(self, "backbone_")
+        identity = weights_identity(self.model, self.weights)
+        preprocessing = self.backbone_.preprocessing
+        return runtime.describe_output(
+            model=self.backbone_.name,
+            weights=identity if identity is not None else "sha256=" + state_dict_digest(self._embedder),
+            readout=self._readout(),
+            preprocessing=dataclasses.asdict(preprocessing),
+            engine=self._engine,
+            # Torch on a GPU does not compute bit-identical results to the CPU.
+            device=resolve_device(self.device).type if self._engine == "torch" else "cpu",
+            # The precision the engine really runs (a CPU without bf16 falls
+            # back to float32), and for int8 the calibration set, which
+            # changes the quantized graph and so every embedding.
+            precision=self._precision,
+            calibration=self._calibration_key,
+            # The same filter resized in PIL or on the uint8 tensor differs by a level here and there.
+            resampler=preprocessing.pil_transform().resampler,
+        )
+
+    def transform(self, X: ImageCollection) -> np.ndarray:
         """Embed images.
 
         Parameters
@@ -371,7 +435,7 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         warn_failures(failures, len(items))
         return out
 
-    def iter_transform(self, X, chunk_size=1024):
+    def iter_transform(self, X: ImageCollection, chunk_size: int = 1024) -> Iterator[np.ndarray]:
         """Embed images block by block, in input order: memory flat in their number.
 
         Parameters
@@ -428,12 +492,6 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         if pending is not None:
             state[PENDING] = pending  # rebuilt on first use, see __getattr__
         state["_runner"] = None
-        if "dtype" in state and "precision" not in state:  # pickled before precision replaced dtype
-            state["precision"] = state.pop("dtype")
-        if "_engine" in state:
-            state.setdefault("_precision", state.get("precision", "float32"))
-            state.setdefault("_int8_graph", None)
-            state.setdefault("_calibration_key", None)
         super().__setstate__(state)
         if backbone is not None:
             self._embedder = make_embedder(self, backbone)

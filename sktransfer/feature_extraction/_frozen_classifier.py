@@ -8,7 +8,9 @@ it, and fits the classifier on all of them with the labels repeated.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from numbers import Integral
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
@@ -22,6 +24,12 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, has_
 from ..image._decode import load_image
 from ..image._transforms import ResizeCenterCrop, random_resized_crop_flip
 from ..image._validation import ImageInputMixin, check_image_labels
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from .._typing import Estimator, ImageCollection, RandomStateLike
+    from ._extractor import PretrainedFeatureExtractor
 
 #: Views embedded per call to the extractor: bounds the PIL images held at once.
 _VIEWS_PER_CHUNK = 256
@@ -170,8 +178,15 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
     }
 
     def __init__(
-        self, *, extractor=None, classifier=None, n_views=8, augment="light", keep_original=True, random_state=None
-    ):
+        self,
+        *,
+        extractor: PretrainedFeatureExtractor | None = None,
+        classifier: Estimator | None = None,
+        n_views: int = 8,
+        augment: Literal["light"] | Callable | None = "light",
+        keep_original: bool = True,
+        random_state: RandomStateLike = None,
+    ) -> None:
         self.extractor = extractor
         self.classifier = classifier
         self.n_views = n_views
@@ -180,7 +195,7 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     @property
-    def image_shape(self):
+    def image_shape(self) -> Literal["auto"] | tuple[int, ...]:
         """Layout of a numeric table's rows: the extractor's ``image_shape``, else "auto"."""
         return getattr(self.extractor, "image_shape", "auto")
 
@@ -199,7 +214,7 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------ fit
 
     @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X: ImageCollection, y: ArrayLike, sample_weight: ArrayLike | None = None) -> FrozenFeatureClassifier:
         """Embed the images and their views, and fit the classifier on them.
 
         Parameters
@@ -301,7 +316,7 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "classifier_")
         return self.extractor_.transform(self._validate_images(X, reset=False))
 
-    def predict(self, X):
+    def predict(self, X: ImageCollection) -> np.ndarray:
         """Predict the class of each image (embedded once, centre-cropped).
 
         Parameters
@@ -317,7 +332,7 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
         return self.classifier_.predict(embeddings)
 
     @available_if(_classifier_has("predict_proba"))
-    def predict_proba(self, X):
+    def predict_proba(self, X: ImageCollection) -> np.ndarray:
         """Class probabilities of each image.
 
         Parameters
@@ -333,7 +348,7 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
         return self.classifier_.predict_proba(embeddings)
 
     @available_if(_classifier_has("decision_function"))
-    def decision_function(self, X):
+    def decision_function(self, X: ImageCollection) -> np.ndarray:
         """The classifier's decision function on each image's embedding.
 
         Parameters

@@ -1,5 +1,7 @@
 """Global pooling of feature maps and token sequences into one vector per image."""
 
+from typing import Literal
+
 import torch
 
 POOLINGS = ("avg", "max", "avgmax", "gem", "token")
@@ -21,7 +23,7 @@ def _spatial(x, fmt):
     raise ValueError(f"unknown feature format {fmt!r}")
 
 
-def global_pool(x, kind, fmt="nchw"):
+def global_pool(x: torch.Tensor, kind: str, fmt: Literal["nchw", "nhwc", "nlc"] = "nchw") -> torch.Tensor:
     """Pool a feature map to (batch, features).
 
     Parameters

@@ -18,8 +18,8 @@ import warnings
 
 import numpy as np
 
+from ..image import ImageLoadError
 from ..image._batch_decoder import BatchDecoder, item_source, resolve_num_workers
-from ..image._decode import ImageLoadError
 from ..image._jpeg import prepare_for
 
 # What a store that cannot be used raises: an unwritable or full disk, a
@@ -109,7 +109,7 @@ class EmbeddingLoop:
                 block_start = start
                 block = np.empty((min(self.chunk_size, len(self.items) - start), self.n_features), np.float32)
             if batch is not None:
-                block[start - block_start : start - block_start + len(batch)] = self.runner(batch)
+                block[start - block_start : start - block_start + len(batch)] = self.runner(batch)[0]
             failures.extend(fails)
             self._advance(min(self.batch_size, len(self.items) - start))
             if start + self.batch_size >= block_start + len(block):
@@ -141,10 +141,10 @@ class EmbeddingLoop:
                 self._store_failed(exc)
 
     def _iter_stored(self):
-        from ..storage._keys import content_key, describe_configuration
+        from ..storage import content_key
 
         try:
-            config = self.store.register(describe_configuration(self.extractor), self.n_features)
+            config = self.store.register(self.extractor.output_description(), self.n_features)
         except _STORE_ERRORS as exc:
             self._store_failed(exc)
             yield from self._iter_plain()
@@ -164,7 +164,7 @@ class EmbeddingLoop:
             for start, batch, fails in self._decoder([chunk[i] for i in misses]):
                 rows = misses[start : start + self.batch_size]
                 if batch is not None:
-                    vectors = self.runner(batch)
+                    vectors = self.runner(batch)[0]
                     block[rows] = vectors
                     # Failed items were embedded as black fillers: never store those.
                     failed = {i for i, _ in fails}

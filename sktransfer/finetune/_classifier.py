@@ -41,10 +41,9 @@ from ..utils._device import autocast_context, resolve_device
 from ._activation_cache import leave, mark_pretrained, route
 from ._callbacks import default_callbacks
 from ._datasets import TrainingDataset, reject_user_dataset, training_dataset
-from ._fast_prefix import ENGINES
+from ._fast_prefix import ENGINES, fit_fast_prefix, prediction_prefix
 from ._labels import check_known_labels, class_weights, classes_of, encode_labels
 from ._network import FineTuneNetwork, param_groups, resolve_unfreeze, set_trainable, suffix_start
-from ._prefix_engine import fit_fast_prefix, prediction_prefix
 from ._probe import probe_head
 from ._runs import RunSnapshot, epochs_to_refit, local_rng, training_view, warn_interrupted
 

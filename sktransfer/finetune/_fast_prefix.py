@@ -8,65 +8,33 @@ such a fixed graph faster than PyTorch eager (fused convolutions, batch
 norms and activations), so the prefix is exported to ONNX and run there
 (:mod:`._prefix_graph`); training stays in PyTorch.
 
-* :func:`resolve_inference_engine` turns the ``inference_engine`` parameter
-  into the engine a fit uses (``"auto"``: the extractor's order on a CPU,
-  OpenVINO then ONNX Runtime, whichever is installed first, else PyTorch).
+* :func:`fit_fast_prefix` turns the ``engine`` parameter into the engine a
+  fit uses, through the runtime's one engine choice
+  (:func:`sktransfer.runtime.select_engine`: ``"auto"`` is OpenVINO then ONNX
+  Runtime on a CPU, whichever is installed first, else PyTorch; on a GPU,
+  PyTorch).
 * :class:`FastPrefix` is what a fit holds: the resolved engine and the
   runners it built, looked up by the prefix's weights, so ``predict`` reuses
   the fit's runner only while the prefix still holds the weights it was
   exported with.
-* :mod:`._prefix_engine` gives the estimator its ``engine`` behaviour in
-  fit and predict.
+* :func:`prediction_prefix` says whether prediction runs the prefix on that
+  engine: only while the prefix still computes what the fit ran there; a
+  graph engine named after the fit (``set_params(engine=...)``) is obeyed
+  too.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
-from ..feature_extraction._engines import _PACKAGES, CPU_ORDER, engine_available
-from ._prefix_graph import GRAPH_ENGINES, PrefixRunner, prefix_digest
+import torch
 
-ENGINES = ("auto", "torch", *GRAPH_ENGINES)
+from .. import runtime
+from ._network import FineTuneNetwork, suffix_start
+from ._prefix_graph import PrefixRunner, prefix_digest
 
-
-def resolve_inference_engine(engine, device):
-    """The engine a fit on ``device`` runs its frozen prefix with.
-
-    ``"auto"`` on a CPU is the first installed engine of the feature
-    extractor's order (OpenVINO, then ONNX Runtime), else PyTorch; on a GPU
-    the network already runs fast, and stays in PyTorch. A forced graph
-    engine without its package is an ImportError, on a GPU a ValueError.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from sktransfer.finetune._fast_prefix import resolve_inference_engine
-    >>> resolve_inference_engine("torch", torch.device("cpu"))
-    'torch'
-    >>> resolve_inference_engine("auto", torch.device("cuda"))
-    'torch'
-    """
-    if engine == "torch":
-        return "torch"
-    if engine in GRAPH_ENGINES:
-        # A GPU comes first: installing the engine would not help there.
-        if device.type != "cpu":
-            raise ValueError(
-                f"inference_engine={engine!r} runs on the CPU; the network is on {device.type!r}. "
-                "Use inference_engine='auto' or 'torch'."
-            )
-        if not engine_available(engine):
-            packages = " ".join(_PACKAGES[engine])
-            raise ImportError(
-                f"inference_engine={engine!r} needs the {' and '.join(_PACKAGES[engine])} packages: "
-                f"pip install {packages} (or use inference_engine='auto' or 'torch')"
-            )
-        return engine
-    if device.type == "cpu":
-        for candidate in CPU_ORDER:
-            if candidate in GRAPH_ENGINES and engine_available(candidate):
-                return candidate
-    return "torch"
+ENGINES = ("auto", *runtime.ENGINES)
 
 
 class FastPrefix:
@@ -75,7 +43,7 @@ class FastPrefix:
     Parameters
     ----------
     engine : {"openvino", "onnxruntime", "torch"}
-        Resolved (:func:`resolve_inference_engine`).
+        Resolved (:func:`sktransfer.runtime.select_engine`).
     identity : callable
         Returns the network's weights identity (or None); called once, when
         the first runner is built.
@@ -113,7 +81,7 @@ class FastPrefix:
         return self._get(network, stops, digest)
 
     def on_engine(self, engine):
-        """This fit's prefix on another engine: for ``set_params(inference_engine=...)`` after fit.
+        """This fit's prefix on another engine: for ``set_params(engine=...)`` after fit.
 
         It shares the record of the prefixes the fit ran (and their weight
         hashes), so :meth:`runner_ending_at` checks the weights the same way;
@@ -166,3 +134,83 @@ class FastPrefix:
     def __setstate__(self, state):
         self.__init__(state["engine"], state["identity"])
         self._used = state["used"]
+
+
+def fit_fast_prefix(
+    current: FastPrefix | None, engine: str, device: torch.device, network_identity: Callable
+) -> FastPrefix:
+    """The :class:`FastPrefix` of a fit on ``device`` with the ``engine`` parameter.
+
+    ``current`` (the one a previous ``initialize`` of the same fit built, or
+    None for a new fit) is kept when it runs the same engine, so a refit
+    reuses the runners built so far.
+
+    Parameters
+    ----------
+    current : FastPrefix or None
+    engine : {"auto", "torch", "onnxruntime", "openvino"}
+    device : torch.device
+        The resolved device.
+    network_identity : callable
+        Returns the pretrained weights' identity (or None), when the first
+        graph is built.
+
+    Returns
+    -------
+    FastPrefix
+        Its ``engine`` is the resolved one.
+    """
+    resolved = runtime.select_engine(engine, device)
+    if current is not None and current.engine == resolved:
+        return current
+    return FastPrefix(resolved, network_identity)
+
+
+def prediction_prefix(
+    fast: FastPrefix | None,
+    engine: str,
+    *,
+    precision: str,
+    device: torch.device,
+    network: FineTuneNetwork,
+    n_unfrozen: int,
+) -> tuple | None:
+    """(runner, entry position) when prediction can run the prefix on a graph engine, else None.
+
+    Only when the frozen prefix still holds the weights the fit ran on the
+    engine (checked by hash), at float32 on the CPU, and the engine is
+    installed here.
+
+    Parameters
+    ----------
+    fast : FastPrefix or None
+        The fit's (None: not fitted through ``initialize``).
+    engine : {"auto", "torch", "onnxruntime", "openvino"}
+        The ``engine`` parameter now: set after fit, ``"torch"`` or another
+        graph engine is obeyed.
+    precision : str
+        The ``precision`` parameter; graph engines run float32 only.
+    device : torch.device
+        Where the network is.
+    network : FineTuneNetwork
+    n_unfrozen : int
+        How many layer groups trained: the prefix ends where they start.
+    """
+    if fast is None or engine == "torch" or precision != "float32" or device.type != "cpu":
+        return None
+    if engine in runtime.GRAPH_ENGINES and engine != fast.engine:
+        runtime.select_engine(engine, device)  # installed here?
+        fast = fast.on_engine(engine)
+    if fast.engine != "torch":
+        try:
+            runtime.select_engine(fast.engine, device)  # installed here?
+        except ImportError:
+            # Unpickled where the fit's engine is not installed. PyTorch runs
+            # the same function, so what "auto" chose is merely dropped; a
+            # named engine stays an ImportError that names its package.
+            if engine == "auto":
+                return None
+            raise
+    start = suffix_start(network, n_unfrozen)
+    runner = None if start is None else fast.runner_ending_at(network, start)
+    return None if runner is None else (runner, start)

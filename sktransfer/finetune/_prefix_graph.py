@@ -1,32 +1,29 @@
 """The frozen prefix of a fine-tuned network as one exported graph, run on a CPU engine.
 
 The prefix (``network.forward_between(images, None, stop)`` for one or more
-``stop`` positions: uint8 images in, one float32 output per stop) is
-exported to ONNX once and run by ONNX Runtime or OpenVINO, the two graph
-engines the feature extractor uses (:mod:`..feature_extraction._engines`).
-Both read the very same graph, so it is exported and cached once whichever
-engine runs it.
+``stop`` positions: uint8 images in, one float32 output per stop) is what
+this module knows about: which modules it runs (:func:`prefix_parts`,
+hashed by :func:`prefix_digest`) and how to run them as one module with an
+output per stop. Exporting it, caching the graph and running it on ONNX
+Runtime or OpenVINO are the inference runtime's (:mod:`sktransfer.runtime`),
+shared with the feature extractor. Both engines read the very same graph,
+so it is exported and cached once whichever engine runs it.
 
-Graphs of reproducible weights are kept in the library's content-keyed disk
-cache (:mod:`..feature_extraction._graph_cache`), keyed by a hash of the
-very tensors exported, so a second fit loads the graph instead of exporting
-it, and changed weights can never be served an old graph.
+Graphs of reproducible weights are kept in the runtime's content-keyed disk
+cache, keyed by a hash of the very tensors exported, so a second fit loads
+the graph instead of exporting it, and changed weights can never be served
+an old graph.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import io
-import warnings
 
-import numpy as np
 import torch
 from torch import nn
 
+from .. import runtime
 from ..backbones._weights import state_dict_digest
-from ..feature_extraction._onnx_engine import OPSET
-
-GRAPH_ENGINES = ("onnxruntime", "openvino")
 
 
 def prefix_parts(network, stop):
@@ -66,76 +63,6 @@ class _Prefix(nn.Module):
         return tuple(outs)
 
 
-def _output_names(n):
-    return [f"out{i}" for i in range(n)]
-
-
-def export_prefix(network, stops, crop):
-    """``network``'s prefix up to ``stops`` as a serialised ONNX graph (bytes), batch size free.
-
-    The outputs are named ``out0, out1, ...`` in the order of ``stops``. The
-    network is exported as it is (eval mode, on the CPU); the caller
-    restores its mode and device.
-    """
-    example = torch.zeros(2, 3, crop, crop, dtype=torch.uint8)
-    names = _output_names(len(stops))
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        # Tracing warns about shape-dependent Python code (TF 'same' padding
-        # computed from the input size); the input size is fixed here.
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            _Prefix(network, stops).eval(),
-            (example,),
-            buffer,
-            input_names=["images"],
-            output_names=names,
-            dynamic_axes={"images": {0: "batch"}, **{name: {0: "batch"} for name in names}},
-            opset_version=OPSET,
-            dynamo=False,
-        )
-    return buffer.getvalue()
-
-
-class _OnnxRuntimeGraph:
-    """uint8 array -> list of float32 arrays, one per output, with ONNX Runtime (sessions are thread-safe)."""
-
-    def __init__(self, graph, n_outputs):
-        from ..feature_extraction._onnx_engine import cpu_session
-
-        self.session = cpu_session(graph)
-        self.names = _output_names(n_outputs)
-
-    def __call__(self, arr):
-        return self.session.run(self.names, {"images": arr})
-
-
-class _OpenVinoGraph:
-    """uint8 array -> list of float32 arrays, one per output, with OpenVINO at float32.
-
-    The compiled model is shared by the whole process (compiling costs more
-    than a batch); each thread infers through its own request, since a
-    request is not thread-safe, so concurrent ``predict`` calls just work.
-    """
-
-    def __init__(self, graph, n_outputs):
-        from ..feature_extraction._openvino_engine import ThreadRequests, compiled_model
-
-        compiled = compiled_model(graph, "float32", torch.get_num_threads())
-        # Looked up by name: the order of a compiled model's outputs is not
-        # promised to be the ONNX graph's.
-        self.outputs = [compiled.output(name) for name in _output_names(n_outputs)]
-        self._requests = ThreadRequests(compiled)
-
-    def __call__(self, arr):
-        request = self._requests.infer(arr)
-        # Output tensors are the request's own buffers, overwritten by its next call: copy.
-        return [np.array(request.get_tensor(out).data, dtype=np.float32, copy=True) for out in self.outputs]
-
-
-_GRAPH_RUNNERS = {"onnxruntime": _OnnxRuntimeGraph, "openvino": _OpenVinoGraph}
-
-
 class PrefixRunner:
     """Run the exported prefix of a network on a graph engine on the CPU.
 
@@ -171,31 +98,28 @@ class PrefixRunner:
     """
 
     def __init__(self, network, stops, identity, engine="onnxruntime"):
-        from ..feature_extraction._graph_cache import cached_graph, graph_key
-
-        if engine not in _GRAPH_RUNNERS:
-            raise ValueError(f"engine must be one of {GRAPH_ENGINES}; got {engine!r}")
+        if engine not in runtime.GRAPH_ENGINES:
+            raise ValueError(f"engine must be one of {runtime.GRAPH_ENGINES}; got {engine!r}")
         self.stops = list(stops)
         self.engine = engine
         self.digest = prefix_digest(network, self.stops[-1])
-        crop = network.backbone.preprocessing.crop_size
-        key = None
+        description = None
         if identity is not None:
-            # No engine in the key: both engines run this one graph.
-            key = graph_key(
-                {
-                    "purpose": "finetune-prefix",
-                    "model": network.backbone.name,
-                    "tensors": self.digest,
-                    "stops": self.stops,
-                    "preprocessing": dataclasses.asdict(network.backbone.preprocessing),
-                    "opset": OPSET,
-                }
+            description = runtime.describe_output(
+                model=network.backbone.name,
+                weights="sha256=" + self.digest,
+                readout={"purpose": "finetune-prefix", "stops": self.stops},
+                preprocessing=dataclasses.asdict(network.backbone.preprocessing),
             )
-        graph = cached_graph(key, lambda: export_prefix(network.eval(), self.stops, crop))
-        self._run = _GRAPH_RUNNERS[engine](graph, len(self.stops))
+        self._run = runtime.make_runner(
+            engine,
+            _Prefix(network.eval(), self.stops),
+            device=torch.device("cpu"),
+            crop=network.backbone.preprocessing.crop_size,
+            description=description,
+            n_outputs=len(self.stops),
+        )
 
     def __call__(self, images):
         """uint8 (n, 3, crop, crop) images -> list of float32 tensors, one per stop."""
-        arr = np.ascontiguousarray(images.numpy() if isinstance(images, torch.Tensor) else images, dtype=np.uint8)
-        return [torch.from_numpy(out) for out in self._run(arr)]
+        return [torch.from_numpy(out) for out in self._run(images)]

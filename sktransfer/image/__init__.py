@@ -5,27 +5,19 @@ Importing this subpackage does not import torch; the batch decoder does.
 
 from typing import TYPE_CHECKING
 
-from .._lazy import attach
+from .._lazy import attach_type_checking
 
+# The public names, imported for static tools only (type checkers, an
+# editor's go-to-definition); at run time each is imported on first use.
 if TYPE_CHECKING:
-    # The lazy exports below, imported for static tools only (type checkers,
-    # an editor's go-to-definition): `X as X` marks a re-export. At run
-    # time attach imports each on first use.
     from ._batch_decoder import BatchDecoder as BatchDecoder
+    from ._batch_decoder import decode_all as decode_all
     from ._collections import check_images as check_images
-    from ._decode import ImageLoadError as ImageLoadError
     from ._decode import array_to_image as array_to_image
     from ._decode import load_image as load_image
     from ._decode import to_rgb as to_rgb
+    from ._errors import ImageLoadError as ImageLoadError
+    from ._remote import is_url as is_url
+    from ._remote import read_url as read_url
 
-__getattr__, __dir__, __all__ = attach(
-    __name__,
-    {
-        "ImageLoadError": "._decode",
-        "load_image": "._decode",
-        "to_rgb": "._decode",
-        "array_to_image": "._decode",
-        "check_images": "._collections",
-        "BatchDecoder": "._batch_decoder",
-    },
-)
+__getattr__, __dir__, __all__ = attach_type_checking(__name__, __file__)

@@ -19,7 +19,8 @@ import torch
 from PIL import Image
 
 from .._typing import ImageItem
-from ._decode import ImageLoadError, describe_source, load_image, load_pixels, unexpected_error
+from ._decode import describe_source, load_image, load_pixels, unexpected_error
+from ._errors import ImageLoadError
 
 
 def default_num_workers() -> int:

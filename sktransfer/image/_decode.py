@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .._typing import ImageItem
+from ._errors import ImageLoadError
 from ._jpeg import jpeg_as_tensor, stored_draft_size
 from ._remote import is_url, read_url
 
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
-    "ImageLoadError",
     "array_to_image",
     "describe_source",
     "load_image",
@@ -48,35 +48,6 @@ _WARNING_FILTER_LOCK = threading.Lock()
 
 # Decoder failures PIL raises for corrupt data besides OSError.
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, KeyError)
-
-
-class ImageLoadError(ValueError):
-    """An image could not be read or converted to RGB.
-
-    Parameters
-    ----------
-    source : str
-        The file path, or a short description of an in-memory input such as
-        ``"X[3] (PIL image)"``.
-    reason : str
-        Why the image could not be used.
-
-    Examples
-    --------
-    >>> err = ImageLoadError("cat.jpg", "file not found")
-    >>> str(err)
-    'cannot read image cat.jpg: file not found'
-    """
-
-    def __init__(self, source: str, reason: str) -> None:
-        self.source = str(source)
-        self.reason = str(reason)
-        super().__init__(f"cannot read image {self.source}: {self.reason}")
-
-    def __reduce__(self) -> tuple[type[ImageLoadError], tuple[str, str]]:
-        # Default exception pickling would call __init__ with the message
-        # only; worker processes send these errors back to the parent.
-        return (type(self), (self.source, self.reason))
 
 
 def _torch_tensor_type():

@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib.util
 import re
 
+from ._errors import ImageLoadError
+
 __all__ = ["is_url", "read_url", "require_fsspec"]
 
 # A scheme of two or more characters, so "C:/photos/x.jpg" stays a path.
@@ -49,8 +51,6 @@ def read_url(url: str, source: str) -> bytes:
     ImageLoadError
         When the file does not exist or cannot be read.
     """
-    from ._decode import ImageLoadError
-
     require_fsspec(url)
     import fsspec
 

@@ -12,25 +12,15 @@ dask and Ray are optional (``pip install sktransfer[dask]`` /
 
 from typing import TYPE_CHECKING
 
-from .._lazy import attach
+from .._lazy import attach_type_checking
 
+# The public names, imported for static tools only (type checkers, an
+# editor's go-to-definition); at run time each is imported on first use.
 if TYPE_CHECKING:
-    # The lazy exports below, imported for static tools only (type checkers,
-    # an editor's go-to-definition): `X as X` marks a re-export. At run
-    # time attach imports each on first use.
     from ._dask import dask_transform as dask_transform
     from ._dask import embedding_meta as embedding_meta
     from ._ray import RayEmbedder as RayEmbedder
     from ._threads import apply_thread_budget as apply_thread_budget
     from ._threads import worker_thread_budget as worker_thread_budget
 
-__getattr__, __dir__, __all__ = attach(
-    __name__,
-    {
-        "dask_transform": "._dask",
-        "embedding_meta": "._dask",
-        "RayEmbedder": "._ray",
-        "worker_thread_budget": "._threads",
-        "apply_thread_budget": "._threads",
-    },
-)
+__getattr__, __dir__, __all__ = attach_type_checking(__name__, __file__)

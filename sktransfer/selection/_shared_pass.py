@@ -13,17 +13,17 @@ import torch
 from sklearn.base import clone
 from torch import nn
 
-from ..feature_extraction import PretrainedFeatureExtractor
+from .. import runtime
+from ..feature_extraction import PretrainedFeatureExtractor, global_pool
 from ..feature_extraction._embedder import default_pooling
-from ..feature_extraction._pooling import global_pool
-from ..utils._device import resolve_device
+from ..utils import resolve_device
 
 # Parameters that only choose what is read off the pass.
 _READOUT_PARAMS = ("layer", "pooling")
 
 
 def shared_pass_key(extractor):
-    """A hashable key equal for extractors that can share a pass, or None.
+    """A key (str) equal for extractors that can share a pass, or None.
 
     Only extractors of a named network whose ``layer`` is None or a
     layer-group name qualify (other layers need forward hooks); the group
@@ -33,8 +33,19 @@ def shared_pass_key(extractor):
         return None
     if not (extractor.layer is None or isinstance(extractor.layer, str)):
         return None
-    params = extractor.get_params(deep=False)
-    return tuple(sorted((k, repr(v)) for k, v in params.items() if k not in _READOUT_PARAMS))
+    params = {k: repr(v) for k, v in extractor.get_params(deep=False).items() if k not in _READOUT_PARAMS}
+    # The runtime's description of the pass, without its readout; the
+    # decoding settings (batch size, workers, ...) stay in: the carrier uses them.
+    description = runtime.describe_output(
+        model=params.pop("model"),
+        weights=params.pop("weights"),
+        readout={"tta": params.pop("tta")},
+        engine=params.pop("engine"),
+        device=params.pop("device"),
+        precision=params.pop("precision"),
+        **params,
+    )
+    return runtime.output_key(description)
 
 
 def reads_source_head(extractor):
@@ -140,18 +151,17 @@ def extract_shared(extractors, X, *, with_source):
 
 
 def _runner(requested, extractor, readout):
-    from ..feature_extraction._engines import make_runner, select_engine
-
     device = resolve_device(extractor.device)
     # The extractor's own choice among the engines (OpenVINO first on a CPU
     # under "auto"), at float32 for int8 requests: a calibration belongs to
     # one graph, and the combined readout is another.
-    precision = getattr(extractor, "_precision", "float32")
+    precision = extractor.output_description()["precision"]  # what the carrier really runs
     precision = precision if precision in ("float16", "bfloat16") else "float32"
-    engine = select_engine(requested.engine, device, exportable=True, precision=precision)
+    engine = runtime.select_engine(requested.engine, device, exportable=True, precision=precision)
     # description=None: the readout combination is particular to this call,
     # so its graph is not cached on disk.
-    return make_runner(engine, readout, device, precision, None)
+    crop = extractor.backbone_.preprocessing.crop_size
+    return runtime.make_runner(engine, readout, device=device, crop=crop, precision=precision)
 
 
 def source_probabilities(extractor, embedding):

@@ -7,12 +7,11 @@ transferred-vs-target-only comparison. Nothing here imports torch.
 
 from typing import TYPE_CHECKING
 
-from .._lazy import attach
+from .._lazy import attach_type_checking
 
+# The public names, imported for static tools only (type checkers, an
+# editor's go-to-definition); at run time each is imported on first use.
 if TYPE_CHECKING:
-    # The lazy exports below, imported for static tools only (type checkers,
-    # an editor's go-to-definition): `X as X` marks a re-export. At run
-    # time attach imports each on first use.
     from ._coral import CORAL as CORAL
     from ._detection import ShiftTestResult as ShiftTestResult
     from ._detection import detect_shift as detect_shift
@@ -24,18 +23,4 @@ if TYPE_CHECKING:
     from ._transfer_gain import TransferGainResult as TransferGainResult
     from ._transfer_gain import transfer_gain as transfer_gain
 
-__getattr__, __dir__, __all__ = attach(
-    __name__,
-    {
-        "ResampledClassifier": "._resampling",
-        "DomainClassifierWeighter": "._importance_weighting",
-        "ImportanceWeightedClassifier": "._importance_weighting",
-        "make_importance_weighted_scorer": "._importance_weighting",
-        "LabelShiftAdapter": "._label_shift",
-        "CORAL": "._coral",
-        "ShiftTestResult": "._detection",
-        "detect_shift": "._detection",
-        "TransferGainResult": "._transfer_gain",
-        "transfer_gain": "._transfer_gain",
-    },
-)
+__getattr__, __dir__, __all__ = attach_type_checking(__name__, __file__)

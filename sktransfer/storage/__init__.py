@@ -2,31 +2,23 @@
 
 :class:`EmbeddingStore` keeps one embedding per image and configuration
 between runs and processes (``PretrainedFeatureExtractor(cache=...)``);
-:func:`embed` writes a whole collection's embeddings to a Parquet file,
-resuming after an interruption.
+:class:`EmbeddingTableWriter` writes a Parquet table of embeddings part by
+part, resumable, and :func:`read_embeddings` reads one back
+(:func:`sktransfer.embed` fills such a table with an extractor). This
+package sits below the extractor: it never imports it.
 """
 
 from typing import TYPE_CHECKING
 
-from .._lazy import attach
+from .._lazy import attach_type_checking
 
+# The public names, imported for static tools only (type checkers, an
+# editor's go-to-definition); at run time each is imported on first use.
 if TYPE_CHECKING:
-    # The lazy exports below, imported for static tools only (type checkers,
-    # an editor's go-to-definition): `X as X` marks a re-export. At run
-    # time attach imports each on first use.
-    from ._embed import EmbedResult as EmbedResult
-    from ._embed import embed as embed
-    from ._embed import read_embeddings as read_embeddings
     from ._keys import content_key as content_key
     from ._store import EmbeddingStore as EmbeddingStore
+    from ._store import as_store as as_store
+    from ._table import EmbeddingTableWriter as EmbeddingTableWriter
+    from ._table import read_embeddings as read_embeddings
 
-__getattr__, __dir__, __all__ = attach(
-    __name__,
-    {
-        "EmbedResult": "._embed",
-        "EmbeddingStore": "._store",
-        "content_key": "._keys",
-        "embed": "._embed",
-        "read_embeddings": "._embed",
-    },
-)
+__getattr__, __dir__, __all__ = attach_type_checking(__name__, __file__)

@@ -9,18 +9,17 @@ far less than decoding it.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import json
 import os
 import sys
 
 import numpy as np
 from PIL import Image
 
-from ..image._remote import is_url, read_url
+from .._typing import ImageItem
+from ..image import is_url, read_url
 
-__all__ = ["configuration_key", "content_key", "describe_configuration"]
+__all__ = ["content_key"]
 
 _READ_BLOCK = 1 << 20
 
@@ -41,7 +40,7 @@ def _pixels_digest(kind, pixels, *header):
     return h.digest()
 
 
-def content_key(item):
+def content_key(item: ImageItem) -> bytes | None:
     """SHA-256 (32 bytes) of one image's content, or None when it cannot be read.
 
     Files and URLs are hashed by their bytes, as are encoded images passed as
@@ -90,44 +89,3 @@ def content_key(item):
         array = np.ascontiguousarray(item)
         return _pixels_digest("array", array.tobytes(), array.shape, str(array.dtype))
     return None
-
-
-def configuration_key(description):
-    """SHA-256 (hex) of a configuration's canonical JSON."""
-    text = json.dumps(description, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def describe_configuration(extractor):
-    """Everything about a fitted extractor that changes its embeddings.
-
-    The weights are named by their reproducible identity when they have one
-    (a package file's hash, a download URL) and by the SHA-256 of the tensors
-    otherwise, e.g. a random initialisation or a module passed in: two
-    extractors share stored embeddings only if they compute the same ones.
-    """
-    from .. import __version__
-    from ..backbones._weights import state_dict_digest, weights_identity
-    from ..utils._device import resolve_device
-
-    identity = weights_identity(extractor.model, extractor.weights)
-    engine = getattr(extractor, "_engine", extractor.engine)
-    return {
-        "model": extractor.backbone_.name,
-        "weights": identity if identity is not None else "sha256=" + state_dict_digest(extractor._embedder),
-        "layer": extractor.layer,
-        "pooling": extractor.pooling,
-        "tta": getattr(extractor, "tta", None),
-        "preprocessing": dataclasses.asdict(extractor.backbone_.preprocessing),
-        # The same filter resized in PIL or on the uint8 tensor differs by a level here and there.
-        "resampler": extractor.backbone_.preprocessing.pil_transform().resampler,
-        "engine": engine,
-        # Torch on a GPU does not compute bit-identical results to the CPU.
-        "device": resolve_device(extractor.device).type if engine == "torch" else "cpu",
-        # The precision the engine really runs (a CPU without bf16 falls
-        # back to float32), and for int8 the calibration set, which changes
-        # the quantized graph and so every embedding.
-        "precision": getattr(extractor, "_precision", extractor.precision),
-        "calibration": getattr(extractor, "_calibration_key", None),
-        "sktransfer": __version__,
-    }

@@ -154,9 +154,9 @@ class EmbeddingStore:
         -------
         str
         """
-        from ._keys import configuration_key
+        from ..runtime import output_key
 
-        key = configuration_key(description)
+        key = output_key(description)
         text = json.dumps(description, sort_keys=True, default=str)
         with _transaction(self._connection()) as db:
             db.execute(

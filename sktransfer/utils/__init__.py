@@ -2,19 +2,12 @@
 
 from typing import TYPE_CHECKING
 
-from .._lazy import attach
+from .._lazy import attach_type_checking
 
+# The public names, imported for static tools only (type checkers, an
+# editor's go-to-definition); at run time each is imported on first use.
 if TYPE_CHECKING:
-    # The lazy exports below, imported for static tools only (type checkers,
-    # an editor's go-to-definition): `X as X` marks a re-export. At run
-    # time attach imports each on first use.
     from ._device import autocast_context as autocast_context
     from ._device import resolve_device as resolve_device
 
-__getattr__, __dir__, __all__ = attach(
-    __name__,
-    {
-        "resolve_device": "._device",
-        "autocast_context": "._device",
-    },
-)
+__getattr__, __dir__, __all__ = attach_type_checking(__name__, __file__)

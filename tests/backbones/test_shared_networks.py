@@ -3,7 +3,7 @@
 import gc
 import pickle
 import threading
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -88,15 +88,3 @@ def test_repickling_before_first_use_keeps_the_recipe(images):
     again = est.__getstate__()["backbone_"]
     assert "backbone_" not in vars(est)  # pickling did not build it
     assert check_recipe(again) is again and again["state_dict"] is None
-
-
-def test_recipes_of_an_earlier_release_still_load(images):
-    est = PretrainedFeatureExtractor(**TINY).fit(images)
-    state = est.__getstate__()
-    legacy = backbone_recipe(est.backbone_, "tiny_convnet", None)
-    state["backbone_"] = {k: legacy[k] for k in ("model", "weights", "preprocessing", "state_dict")}
-    state["backbone_"]["format"] = "sktransfer.backbone/1"
-    restored = PretrainedFeatureExtractor.__new__(PretrainedFeatureExtractor)
-    restored.__setstate__(pickle.loads(pickle.dumps(state)))
-    np.testing.assert_array_equal(restored.transform(images), est.transform(images))
-    assert asdict(restored.backbone_.preprocessing) == legacy["preprocessing"]

@@ -418,7 +418,7 @@ def test_fetch_hymenoptera_searches_the_checkout_folder(monkeypatch, tmp_path, n
 
 
 def test_the_test_run_writes_caches_under_its_temporary_folder(cache_root):
-    from sktransfer.feature_extraction._graph_cache import graph_folder
+    from sktransfer.runtime import graph_folder
 
     assert graph_folder().is_relative_to(cache_root)
     assert Path(os.environ["TORCH_HOME"]).is_relative_to(cache_root)

@@ -16,8 +16,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
 from sktransfer import ImageLoadError, PretrainedFeatureExtractor
-from sktransfer.feature_extraction._engines import engine_available
-from sktransfer.feature_extraction._onnx_engine import onnxruntime_available
+from sktransfer.runtime import engine_available
 
 TINY = dict(model="tiny_convnet", weights=None, batch_size=4, num_workers=0, engine="torch")
 
@@ -218,7 +217,9 @@ def test_onnxruntime_engine_matches_torch(image_files, monkeypatch, tmp_path):
     np.testing.assert_allclose(ort.transform(image_files), torch_out, atol=1e-4, rtol=1e-4)
     auto = PretrainedFeatureExtractor(**{**cpu, "engine": "auto"}).fit(image_files)
     # OpenVINO first where it is installed (it is a dependency where it has wheels).
-    assert onnxruntime_available() and auto._engine == ("openvino" if engine_available("openvino") else "onnxruntime")
+    assert engine_available("onnxruntime") and auto._engine == (
+        "openvino" if engine_available("openvino") else "onnxruntime"
+    )
     # Module-name layers need hooks, which do not export: auto falls back.
     hooked = PretrainedFeatureExtractor(**{**cpu, "engine": "auto", "layer": "stage1.0"}).fit(image_files)
     assert hooked._engine == "torch"

@@ -25,8 +25,9 @@ from skorch.dataset import ValidSplit
 from tiny_finetune import make_clf, make_data
 from torch.utils.data import TensorDataset
 
-from sktransfer import FineTuneClassifier, ImageLoadError
-from sktransfer.finetune import _fast_prefix, set_fit_memo_limit
+from sktransfer import FineTuneClassifier, ImageLoadError, runtime
+from sktransfer.finetune import set_fit_memo_limit
+from sktransfer.runtime import _engines
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +127,7 @@ def _keeps_auto_device_policy(c):
 
 def _installed(*engines):
     """Pretend only ``engines`` (and torch) are installed."""
-    return mock.patch.object(_fast_prefix, "engine_available", lambda e: e == "torch" or e in engines)
+    return mock.patch.object(_engines, "engine_available", lambda e: e == "torch" or e in engines)
 
 
 def _fit_with_engines(c, engine, *installed):
@@ -242,24 +243,24 @@ ROWS = [
     ),
     (
         "engine-onnxruntime-on-gpu",
-        lambda c: _fast_prefix.resolve_inference_engine("onnxruntime", torch.device("cuda")),
-        (ValueError, "runs on the CPU"),
+        lambda c: runtime.select_engine("onnxruntime", torch.device("cuda")),
+        (ValueError, "runs an exported graph on the CPU"),
     ),
     (
         "engine-openvino-missing",
         lambda c: _fit_with_engines(c, "openvino", "onnxruntime"),
-        (ImportError, "inference_engine='openvino' needs the openvino and onnx packages: pip install openvino"),
+        (ImportError, "engine='openvino' needs the openvino and onnx packages: pip install openvino"),
     ),
     (
         "engine-openvino-on-gpu",
-        lambda c: _fast_prefix.resolve_inference_engine("openvino", torch.device("cuda")),
-        (ValueError, "inference_engine='openvino' runs on the CPU; the network is on 'cuda'"),
+        lambda c: runtime.select_engine("openvino", torch.device("cuda")),
+        (ValueError, "engine='openvino' runs an exported graph on the CPU; here the network is on 'cuda'"),
     ),
     # On a GPU the device is the error even where the package is missing: installing it would not help.
     (
         "engine-openvino-on-gpu-not-installed",
-        lambda c: _installed()(_fast_prefix.resolve_inference_engine)("openvino", torch.device("cuda")),
-        (ValueError, "inference_engine='openvino' runs on the CPU; the network is on 'cuda'"),
+        lambda c: _installed()(runtime.select_engine)("openvino", torch.device("cuda")),
+        (ValueError, "engine='openvino' runs an exported graph on the CPU; here the network is on 'cuda'"),
     ),
     (
         "engine-named-after-fit-not-installed",

@@ -12,10 +12,10 @@ from skorch.dataset import ValidSplit
 from tiny_finetune import make_clf, make_data
 
 from sktransfer.backbones import get_backbone
-from sktransfer.feature_extraction._engines import engine_available
-from sktransfer.finetune import FineTuneNetwork, _fast_prefix, _prefix_graph
-from sktransfer.finetune._fast_prefix import FastPrefix, resolve_inference_engine
+from sktransfer.finetune import FineTuneNetwork
+from sktransfer.finetune._fast_prefix import FastPrefix
 from sktransfer.finetune._prefix_graph import PrefixRunner, prefix_digest
+from sktransfer.runtime import _engines, _graphs, engine_available, select_engine
 
 pytest.importorskip("onnxruntime")  # an optional engine
 
@@ -60,8 +60,8 @@ class _Count:
 
 @pytest.fixture
 def exports(monkeypatch):
-    counter = _Count(_prefix_graph.export_prefix)
-    monkeypatch.setattr(_prefix_graph, "export_prefix", counter)
+    counter = _Count(_graphs.export_onnx)
+    monkeypatch.setattr(_graphs, "export_onnx", counter)
     return counter
 
 
@@ -109,24 +109,26 @@ def _installed(*engines):
 
 def test_resolve_engine(monkeypatch):
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
-    monkeypatch.setattr(_fast_prefix, "engine_available", _installed("openvino", "onnxruntime"))
-    assert resolve_inference_engine("auto", cpu) == "openvino"  # the extractor's order: OpenVINO first
-    assert resolve_inference_engine("onnxruntime", cpu) == "onnxruntime"
-    assert resolve_inference_engine("torch", cpu) == "torch"
-    assert resolve_inference_engine("auto", gpu) == "torch"
+    monkeypatch.setattr(_engines, "engine_available", _installed("openvino", "onnxruntime"))
+    assert select_engine("auto", cpu) == "openvino"  # the extractor's order: OpenVINO first
+    assert select_engine("onnxruntime", cpu) == "onnxruntime"
+    assert select_engine("torch", cpu) == "torch"
+    assert select_engine("auto", gpu) == "torch"
     for engine in ("onnxruntime", "openvino"):
-        with pytest.raises(ValueError, match=f"inference_engine='{engine}' runs on the CPU"):
-            resolve_inference_engine(engine, gpu)
-    monkeypatch.setattr(_fast_prefix, "engine_available", _installed("onnxruntime"))
-    assert resolve_inference_engine("auto", cpu) == "onnxruntime"
+        with pytest.raises(
+            ValueError, match=f"engine='{engine}' runs an exported graph on the CPU; here the network is on 'cuda'"
+        ):
+            select_engine(engine, gpu)
+    monkeypatch.setattr(_engines, "engine_available", _installed("onnxruntime"))
+    assert select_engine("auto", cpu) == "onnxruntime"
     with pytest.raises(ImportError, match="pip install openvino onnx"):
-        resolve_inference_engine("openvino", cpu)
-    monkeypatch.setattr(_fast_prefix, "engine_available", _installed())
-    assert resolve_inference_engine("auto", cpu) == "torch"
+        select_engine("openvino", cpu)
+    monkeypatch.setattr(_engines, "engine_available", _installed())
+    assert select_engine("auto", cpu) == "torch"
 
 
 def test_auto_fits_on_onnxruntime_where_openvino_is_missing(monkeypatch):
-    monkeypatch.setattr(_fast_prefix, "engine_available", _installed("onnxruntime"))
+    monkeypatch.setattr(_engines, "engine_available", _installed("onnxruntime"))
     X, y = make_data(per_class=4)
     clf = make_clf(None, **NAMED, unfreeze=1, max_epochs=1).fit(X, y)
     assert clf.engine_ == "onnxruntime" and clf._fast_prefix.built == 1
@@ -135,7 +137,7 @@ def test_auto_fits_on_onnxruntime_where_openvino_is_missing(monkeypatch):
 
 
 def test_auto_falls_back_silently_without_graph_engines(monkeypatch, recwarn):
-    monkeypatch.setattr(_fast_prefix, "engine_available", _installed())
+    monkeypatch.setattr(_engines, "engine_available", _installed())
     X, y = make_data(per_class=4)
     clf = make_clf(None, **NAMED, max_epochs=1).fit(X, y)
     assert clf.engine_ == "torch"
@@ -251,8 +253,8 @@ def test_a_torch_fit_predicts_on_a_graph_engine_named_after_fit(torch_fit, prefi
 
 def test_a_graph_engine_named_after_fit_must_be_installed(torch_fit, monkeypatch):
     switched = pickle.loads(pickle.dumps(torch_fit)).set_params(engine="onnxruntime")
-    monkeypatch.setattr(_fast_prefix, "engine_available", lambda e: e == "torch")
-    with pytest.raises(ImportError, match="inference_engine='onnxruntime' needs the onnxruntime"):
+    monkeypatch.setattr(_engines, "engine_available", lambda e: e == "torch")
+    with pytest.raises(ImportError, match="engine='onnxruntime' needs the onnxruntime"):
         switched._prediction_prefix()
 
 
@@ -299,7 +301,7 @@ def test_unpickled_where_the_auto_engine_is_missing_predicts_in_torch(pair, pref
     named = pickle.loads(pickle.dumps(fast))
     expected = fast.predict_proba(X)
     calls = prefix_calls.calls
-    monkeypatch.setattr(_fast_prefix, "engine_available", lambda engine: engine != chosen)
+    monkeypatch.setattr(_engines, "engine_available", lambda engine: engine != chosen)
     np.testing.assert_allclose(auto.predict_proba(X), expected, atol=1e-4)
     assert prefix_calls.calls == calls  # PyTorch ran the whole network
     with pytest.raises(ImportError, match=f"pip install {chosen}"):

@@ -75,10 +75,11 @@ def test_the_extractor_passed_in_is_not_changed(folder, tmp_path):
 
 _KILLED = """
 import os, sys
-import sktransfer.storage._embed as embed_module
+from sktransfer import embed
+from sktransfer.storage import EmbeddingTableWriter
 from storage_helpers import tiny
 
-real = embed_module._write_part
+real = EmbeddingTableWriter.write
 written = []
 
 def write_then_die(*args):
@@ -87,8 +88,8 @@ def write_then_die(*args):
     if len(written) == 2:
         os._exit(9)
 
-embed_module._write_part = write_then_die
-embed_module.embed(sys.argv[1], sys.argv[2], extractor=tiny(), chunk_size=4, verbose=0)
+EmbeddingTableWriter.write = write_then_die
+embed(sys.argv[1], sys.argv[2], extractor=tiny(), chunk_size=4, verbose=0)
 """
 
 

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 from storage_helpers import computed, decode_count, photos, tiny, write_images  # noqa: F401 (fixtures)
 
+from sktransfer.runtime import output_key
 from sktransfer.storage import EmbeddingStore, content_key
-from sktransfer.storage._keys import configuration_key, describe_configuration
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -111,8 +111,8 @@ def _changed(name):
 @pytest.mark.parametrize("name", ["layer", "pooling", "tta", "engine", "weights", "precision"])
 def test_every_setting_that_changes_the_output_changes_the_key(name, photos):
     reference_params = dict(engine="onnxruntime") if name == "precision" else {}
-    reference = configuration_key(describe_configuration(tiny(**reference_params).fit(photos)))
-    assert configuration_key(describe_configuration(_changed(name).fit(photos))) != reference
+    reference = output_key(tiny(**reference_params).fit(photos).output_description())
+    assert output_key(_changed(name).fit(photos).output_description()) != reference
 
 
 def test_version_and_preprocessing_are_in_the_key(photos, monkeypatch):
@@ -121,18 +121,18 @@ def test_version_and_preprocessing_are_in_the_key(photos, monkeypatch):
     import sktransfer
 
     est = tiny().fit(photos)
-    reference = configuration_key(describe_configuration(est))
+    reference = output_key(est.output_description())
     monkeypatch.setattr(sktransfer, "__version__", "99.0")
-    assert configuration_key(describe_configuration(est)) != reference
+    assert output_key(est.output_description()) != reference
     monkeypatch.undo()
     # Resizing the same filter in PIL instead of on the tensor moves some values by a level.
     from sktransfer.image import _transforms
 
     monkeypatch.setattr(_transforms, "_TENSOR_FILTERS", frozenset())
-    assert configuration_key(describe_configuration(est)) != reference
+    assert output_key(est.output_description()) != reference
     monkeypatch.undo()
     est.backbone_.preprocessing = dataclasses.replace(est.backbone_.preprocessing, crop_size=24)
-    assert configuration_key(describe_configuration(est)) != reference
+    assert output_key(est.output_description()) != reference
 
 
 def test_weights_without_identity_are_keyed_by_their_tensors(photos):
@@ -141,11 +141,11 @@ def test_weights_without_identity_are_keyed_by_their_tensors(photos):
 
     def key(seed):
         module = make_tiny_backbone(seed=seed)
-        return describe_configuration(tiny(model=module).fit(photos))["weights"]
+        return tiny(model=module).fit(photos).output_description()["weights"]
 
     assert key(1) == key(1) != key(2)
     assert key(1).startswith("sha256=")
-    assert describe_configuration(tiny().fit(photos))["weights"] == "tiny_convnet|seed=0"
+    assert tiny().fit(photos).output_description()["weights"] == "tiny_convnet|seed=0"
     del torch
 
 
@@ -329,10 +329,10 @@ def test_store_folder_expands_the_home_directory(tmp_path, monkeypatch):
 
 
 def test_a_precision_that_falls_back_keeps_the_float32_key(photos, monkeypatch):
-    from sktransfer.feature_extraction import _engines
+    from sktransfer.runtime import _engines
 
     monkeypatch.setattr(_engines, "cpu_capabilities", lambda: frozenset({"int8"}))
     with pytest.warns(UserWarning, match="bfloat16"):
         fallback = tiny(precision="bfloat16").fit(photos)
-    reference = configuration_key(describe_configuration(tiny().fit(photos)))
-    assert configuration_key(describe_configuration(fallback)) == reference
+    reference = output_key(tiny().fit(photos).output_description())
+    assert output_key(fallback.output_description()) == reference

@@ -8,7 +8,7 @@ from torch import nn
 from sktransfer import PretrainedFeatureExtractor
 from sktransfer.backbones import Backbone
 from sktransfer.backbones._base import Lambda, Preprocessing, global_avg
-from sktransfer.feature_extraction import _float32_layers, _quantize
+from sktransfer.runtime import _quantize
 
 pytest.importorskip("nncf")  # the OpenVINO int8 path is an optional extra
 ov = pytest.importorskip("openvino")
@@ -55,10 +55,9 @@ def images():
 
 
 def float32_model(est):
-    from sktransfer.feature_extraction._onnx_engine import float32_graph
-    from sktransfer.feature_extraction._openvino_engine import core
+    from sktransfer.runtime._runners import core
 
-    return core().read_model(float32_graph(est._embedder, est._graph_description()), b"")
+    return core().read_model(float32_graph(est), b"")
 
 
 def convolutions(model):
@@ -80,7 +79,7 @@ def reaches_int8(output, depth=6):
 
 
 def quantized_convolutions(est):
-    from sktransfer.feature_extraction._openvino_engine import unpack_model
+    from sktransfer.runtime._runners import unpack_model
 
     int8 = unpack_model(est._int8_graph)
     return {
@@ -95,8 +94,8 @@ def test_depthwise_network_keeps_first_depthwise_and_linear_convolutions_in_floa
         model=tiny_mobilenet(), engine="openvino", precision="int8", batch_size=4, num_workers=0, device="cpu"
     ).fit(images)
     fp32 = float32_model(est)
-    kept = _float32_layers.float32_layers(fp32)
-    kinds = {name: (conv.get_type_name(), _float32_layers.is_linear(conv)) for name, conv in convolutions(fp32).items()}
+    kept = _quantize.float32_layers(fp32)
+    kinds = {name: (conv.get_type_name(), _quantize.is_linear(conv)) for name, conv in convolutions(fp32).items()}
     # stem (first), the depthwise 3x3 and the linear projection; not the expansion or the head.
     assert [kinds[name] for name in kept] == [
         ("Convolution", False),
@@ -130,7 +129,7 @@ def test_calibration_logs_no_line_per_float32_layer_and_restores_nncf_level(imag
 @FEW
 def test_network_without_depthwise_convolutions_is_quantized_throughout(images):
     est = PretrainedFeatureExtractor(**TINY, engine="openvino", precision="int8").fit(images)
-    assert _float32_layers.float32_layers(float32_model(est)) == []
+    assert _quantize.float32_layers(float32_model(est)) == []
     quantized = quantized_convolutions(est)
     assert len(quantized) == 4 and all(quantized.values())
 
@@ -147,10 +146,10 @@ def test_residual_sum_followed_by_relu_is_not_linear():
     block = ops.relu(ops.add(ops.add(conv, bias), x))
     projection = ops.convolution(block, weights, [1, 1], [0, 0], [0, 0], [1, 1])
     model = ov.Model([ops.add(ops.add(projection, bias), block)], [x])
-    assert not _float32_layers.is_linear(conv)
-    assert _float32_layers.is_linear(projection)
+    assert not _quantize.is_linear(conv)
+    assert _quantize.is_linear(projection)
     # No depthwise convolution: nothing is kept in float32.
-    assert _float32_layers.float32_layers(model) == []
+    assert _quantize.float32_layers(model) == []
 
 
 def test_recipe_is_part_of_the_int8_cache_key(monkeypatch, images):
@@ -158,7 +157,14 @@ def test_recipe_is_part_of_the_int8_cache_key(monkeypatch, images):
     monkeypatch.setattr(_quantize, "cached_graph", lambda key, make: keys.append(key) or (b"", None))
     monkeypatch.setattr(_quantize, "graph_key", lambda d: repr(sorted(d.items())))
     description = {"model": "m"}
-    _quantize.calibrated_graph("openvino", None, description, images[:2])
+    _quantize.calibrated_graph("openvino", None, 32, description, images[:2])
     monkeypatch.setattr(_quantize, "RULE", "another rule")
-    _quantize.calibrated_graph("openvino", None, description, images[:2])
+    _quantize.calibrated_graph("openvino", None, 32, description, images[:2])
     assert "float32_layers" in keys[0] and keys[0] != keys[1]
+
+
+def float32_graph(est):
+    """The fitted extractor's exported float32 graph (ONNX bytes)."""
+    from sktransfer.runtime import exported_graph
+
+    return exported_graph(est._embedder, est.backbone_.preprocessing.crop_size, est._graph_description())

@@ -1,11 +1,10 @@
 """Choosing the inference engine and the numeric precision it runs at.
 
-Three engines run the same function (the :class:`Embedder`: uint8 images
-in, float32 features out): PyTorch eager, ONNX Runtime and OpenVINO, the
-latter two on the ONNX graph the library exports. On a CPU the graph
+Three engines run the same frozen network (the extractor's embedder, the
+fine-tuner's frozen prefix): PyTorch eager, ONNX Runtime and OpenVINO, the
+latter two on the ONNX graph the runtime exports. On a CPU the graph
 engines are faster; which one, and at which precision, is decided here, in
-one place, so that the extractor and everything that builds its runner
-agree.
+one place, so that every caller agrees on the order and on the errors.
 
 Precision is a request, not a guarantee: a reduced precision that the
 processor cannot run natively (bfloat16 without AVX512-BF16 or AMX, float16
@@ -18,8 +17,14 @@ from __future__ import annotations
 import functools
 import importlib.util
 import warnings
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 ENGINES = ("torch", "onnxruntime", "openvino")
+# The engines that run an exported ONNX graph (on the CPU).
+GRAPH_ENGINES = ("onnxruntime", "openvino")
 PRECISIONS = ("float32", "float16", "bfloat16", "int8")
 
 # What each graph engine needs, as pip would install it.
@@ -32,43 +37,74 @@ def _installed(module):
     return importlib.util.find_spec(module) is not None
 
 
-def engine_available(engine):
+def engine_available(engine: str) -> bool:
     """Whether the packages an engine needs are installed (torch always is)."""
     return all(_installed(m) for m in _PACKAGES.get(engine, ()))
 
 
-def quantizer_available(engine):
+def quantizer_available(engine: str) -> bool:
     """Whether int8 calibration can run for ``engine``: NNCF for OpenVINO, ORT's own tool for ORT."""
     if engine == "openvino":
         return engine_available("openvino") and _installed("nncf")
     return engine == "onnxruntime" and engine_available("onnxruntime")
 
 
-def _missing_engine(engine):
-    packages = " ".join(_PACKAGES[engine])
-    return ImportError(f"engine={engine!r} needs the {packages} packages: pip install {packages}")
+def missing_engine_error(engine: str) -> ImportError:
+    """The one ImportError for a graph engine whose packages are not installed."""
+    packages = _PACKAGES[engine]
+    return ImportError(
+        f"engine={engine!r} needs the {' and '.join(packages)} packages: pip install {' '.join(packages)} "
+        "(or use engine='auto' or 'torch')"
+    )
 
 
-def select_engine(requested, device, exportable, precision):
-    """The engine to run: ``requested`` checked, or the best available for ``"auto"``.
+def unrunnable_engine_error(engine: str, device: torch.device, exportable: bool) -> ValueError:
+    """The one ValueError for a graph engine asked for where it cannot run."""
+    where = f"here the network is on {device.type!r}"
+    if not exportable:
+        where += " and its layer needs forward hooks (a layer-group or the default layer exports)"
+    return ValueError(f"engine={engine!r} runs an exported graph on the CPU; {where}. Use engine='auto' or 'torch'.")
+
+
+def select_engine(requested: str, device: torch.device, *, exportable: bool = True, precision: str = "float32") -> str:
+    """The engine to run a frozen network with: ``requested`` checked, or the best one for ``"auto"``.
+
+    One order for every caller: on a CPU, OpenVINO, then ONNX Runtime, the
+    first installed (and, for int8, able to calibrate), else torch; on a GPU
+    torch.
 
     Parameters
     ----------
     requested : {"auto", "torch", "onnxruntime", "openvino"}
     device : torch.device
-    exportable : bool
-        Whether the embedder is a plain graph (no forward hooks).
-    precision : {"float32", "float16", "bfloat16", "int8"}
+        Where the network runs; the graph engines run on the CPU only.
+    exportable : bool, default=True
+        What the caller allows a graph engine to run: whether its network
+        exports as one plain graph (an extractor's layer read through a
+        forward hook does not).
+    precision : {"float32", "float16", "bfloat16", "int8"}, default="float32"
+        int8 needs a graph engine that can calibrate.
 
     Returns
     -------
     str
+        One of :data:`ENGINES`.
+
+    Raises
+    ------
+    ValueError
+        A graph engine named where it cannot run (:func:`unrunnable_engine_error`),
+        or int8 where no graph engine can.
+    ImportError
+        A graph engine named that is not installed (:func:`missing_engine_error`).
 
     Examples
     --------
     >>> import torch
-    >>> from sktransfer.feature_extraction._engines import select_engine
-    >>> select_engine("auto", torch.device("cpu"), exportable=False, precision="float32")
+    >>> from sktransfer.runtime import select_engine
+    >>> select_engine("auto", torch.device("cpu"), exportable=False)
+    'torch'
+    >>> select_engine("auto", torch.device("cuda"))
     'torch'
     """
     graph_ok = device.type == "cpu" and exportable
@@ -82,12 +118,9 @@ def select_engine(requested, device, exportable, precision):
     if requested != "auto":
         # Where the engine cannot run at all comes first: installing it would not help.
         if not graph_ok:
-            raise ValueError(
-                f"engine={requested!r} runs on the CPU and needs a layer-group (or default) "
-                f"layer; got device={device.type!r}. Use engine='torch'."
-            )
+            raise unrunnable_engine_error(requested, device, exportable)
         if not engine_available(requested):
-            raise _missing_engine(requested)
+            raise missing_engine_error(requested)
         if precision == "int8" and not quantizer_available(requested):
             raise ImportError(
                 "precision='int8' with engine='openvino' calibrates with NNCF: pip install nncf "
@@ -107,8 +140,34 @@ def select_engine(requested, device, exportable, precision):
     return "torch"
 
 
+def reselect_engine(chosen: str, device: torch.device, *, exportable: bool = True) -> str:
+    """``chosen`` if it is installed here, else what ``"auto"`` chooses here.
+
+    For a choice made on another machine (an unpickled estimator): a
+    float32 graph computes the same on every engine, so an engine that
+    ``"auto"`` chose there and that is missing here is replaced by this
+    machine's best. Callers that named their engine keep it (and get
+    :func:`missing_engine_error` from :func:`select_engine`).
+
+    Parameters
+    ----------
+    chosen : str
+        One of :data:`ENGINES`.
+    device : torch.device
+    exportable : bool, default=True
+        As for :func:`select_engine`.
+
+    Returns
+    -------
+    str
+    """
+    if chosen == "torch" or engine_available(chosen):
+        return chosen
+    return select_engine("auto", device, exportable=exportable)
+
+
 @functools.lru_cache(maxsize=1)
-def cpu_capabilities():
+def cpu_capabilities() -> frozenset:
     """Reduced precisions this CPU computes natively: a subset of {"bfloat16", "float16", "int8"}.
 
     OpenVINO's ``OPTIMIZATION_CAPABILITIES`` when it is installed (it knows
@@ -133,7 +192,7 @@ def cpu_capabilities():
     return frozenset(found)
 
 
-def effective_precision(engine, device, precision):
+def effective_precision(engine: str, device: torch.device, precision: str) -> str:
     """The precision the engine will run: ``precision``, or float32 with a warning.
 
     On a GPU, float16 and bfloat16 run under torch autocast. On a CPU a
@@ -141,6 +200,18 @@ def effective_precision(engine, device, precision):
     instructions and the engine a native path for it (OpenVINO's inference
     precision, torch CPU autocast for bfloat16); otherwise float32, with a
     warning saying why. int8 has been checked by :func:`select_engine`.
+
+    Parameters
+    ----------
+    engine : str
+        As chosen by :func:`select_engine`.
+    device : torch.device
+    precision : {"float32", "float16", "bfloat16", "int8"}
+        The precision asked for.
+
+    Returns
+    -------
+    str
     """
     if precision in ("float32", "int8") or device.type != "cpu":
         return precision
@@ -160,21 +231,3 @@ def effective_precision(engine, device, precision):
         stacklevel=4,
     )
     return "float32"
-
-
-def make_runner(engine, embedder, device, precision, description, graph=None):
-    """The callable uint8 batch tensor -> float32 numpy features for ``engine``.
-
-    ``graph`` is the calibrated int8 graph (bytes) when ``precision`` is int8.
-    """
-    if engine == "openvino":
-        from ._openvino_engine import OpenVinoRunner
-
-        return OpenVinoRunner(embedder, description, precision, graph=graph)
-    if engine == "onnxruntime":
-        from ._onnx_engine import OnnxRunner
-
-        return OnnxRunner(embedder, description, graph=graph)
-    from ._torch_engine import TorchRunner
-
-    return TorchRunner(embedder, device, precision)

@@ -11,10 +11,8 @@ import torch
 
 from sktransfer import PretrainedFeatureExtractor
 from sktransfer.backbones._efficientnet_lite import EfficientNetLite0
-from sktransfer.feature_extraction import _graph_cache
-from sktransfer.feature_extraction._graph_cache import cache_root, cached_graph, graph_folder, graph_key
-from sktransfer.feature_extraction._onnx_engine import OnnxRunner
-from sktransfer.feature_extraction._torch_engine import TorchRunner
+from sktransfer.runtime import OnnxRuntimeRunner, TorchRunner, _graphs, exported_graph
+from sktransfer.runtime._graphs import cache_root, cached_graph, graph_folder, graph_key
 
 # The cached graphs serve the CPU engines: pinned, so a GPU machine tests them too.
 TINY = dict(model="tiny_convnet", weights=None, batch_size=4, num_workers=0, device="cpu")
@@ -75,8 +73,8 @@ def test_key_changes_with_everything_that_changes_the_output():
 def test_key_changes_with_library_versions(monkeypatch):
     description = {"model": "m"}
     before = graph_key(description)
-    real = _graph_cache._library_versions
-    monkeypatch.setattr(_graph_cache, "_library_versions", lambda: {**real(), "onnx": "0.0.1"})
+    real = _graphs._library_versions
+    monkeypatch.setattr(_graphs, "_library_versions", lambda: {**real(), "onnx": "0.0.1"})
     assert graph_key(description) != before
 
 
@@ -110,7 +108,7 @@ def test_a_failed_write_leaves_no_temporary_file(cache, monkeypatch):
     def refuse(*args):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(_graph_cache.os, "replace", refuse)
+    monkeypatch.setattr(_graphs.os, "replace", refuse)
     with pytest.warns(UserWarning, match="No space left"):
         assert cached_graph("k3", Exporter()) == b"graph bytes"
     assert list(cache.iterdir()) == []
@@ -154,8 +152,8 @@ def test_graph_description_follows_the_weights_content(images, tmp_path):
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # same size, same mtime
     assert os.stat(path).st_size == st.st_size
     second = PretrainedFeatureExtractor(**params).fit(images[:1])._graph_description()
-    assert first["tensors"] != second["tensors"]
-    assert {k: v for k, v in first.items() if k != "tensors"} == {k: v for k, v in second.items() if k != "tensors"}
+    assert first["weights"] != second["weights"]
+    assert {k: v for k, v in first.items() if k != "weights"} == {k: v for k, v in second.items() if k != "weights"}
     assert first["preprocessing"]["crop_size"] == 224 and first["model"] == "efficientnet_lite0"
 
 
@@ -166,8 +164,10 @@ def test_engines_share_one_interface(images, runner, cache):
     if runner == "torch":
         engine = TorchRunner(est._embedder, torch.device("cpu"), "float32")
     else:
-        engine = OnnxRunner(est._embedder, None)
-    out = engine(batch)
+        engine = OnnxRuntimeRunner(exported_graph(est._embedder, 32, None))
+    outputs = engine(batch)
+    assert isinstance(outputs, list) and len(outputs) == 1  # one array per output
+    out = outputs[0]
     assert isinstance(out, np.ndarray) and out.dtype == np.float32 and out.shape == (4, 64)
     with torch.inference_mode():
         expected = est._embedder(batch).numpy()

@@ -1,4 +1,15 @@
-"""A disk cache of exported graphs that cannot serve stale or broken entries.
+"""Exported graphs: the one ONNX export of a frozen module, and the disk cache that keeps it.
+
+**Export.** The extractor's embedder (one output) and the fine-tuner's
+frozen prefix (one output per stop) are both a function of a uint8 NCHW
+batch. Each is exported with the TorchScript-based exporter, batch size left
+free, to bytes that the graph engines load from memory
+(:func:`export_onnx`). The outputs are named ``out0, out1, ...``
+(:func:`output_names`), in the order the module returns them. For
+reproducible weights the bytes are kept in the disk cache, so the export
+runs once per network and readout (:func:`exported_graph`).
+
+**The cache** cannot serve stale or broken entries:
 
 * Keys are content: the caller describes everything that changes the
   graph's output (architecture, a hash of the weight tensors, layer,
@@ -19,11 +30,17 @@ The folder is ``$SKTRANSFER_CACHE/onnx``, by default
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import threading
 import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from torch import nn
 
 CACHE_ENV = "SKTRANSFER_CACHE"
 
@@ -32,13 +49,13 @@ _WARNED_LOCK = threading.Lock()
 _WARNED_FOLDERS = set()
 
 
-def cache_root():
+def cache_root() -> Path:
     """The cache folder: ``$SKTRANSFER_CACHE`` or ``~/.cache/sktransfer``, ``~`` expanded."""
     root = os.environ.get(CACHE_ENV) or os.path.join("~", ".cache", "sktransfer")
     return Path(os.path.expanduser(root))
 
 
-def graph_folder():
+def graph_folder() -> Path:
     """Where exported ONNX graphs are kept."""
     return cache_root() / "onnx"
 
@@ -58,7 +75,7 @@ def _library_versions():
     return found
 
 
-def graph_key(description):
+def graph_key(description: Mapping) -> str:
     """A file-name-safe key for a graph described by a JSON-able dict."""
     full = {"graph": description, "versions": _library_versions()}
     text = json.dumps(full, sort_keys=True, default=str)
@@ -128,7 +145,7 @@ def _store(folder, key, data):
     return True
 
 
-def cached_graph(key, export):
+def cached_graph(key: str | None, export: Callable[[], bytes]) -> bytes:
     """The graph bytes for ``key``: a verified cache entry, or ``export()``'s (then stored).
 
     Parameters
@@ -153,3 +170,86 @@ def cached_graph(key, export):
         data = export()
         _store(folder, key, data)
     return data
+
+
+# ------------------------------------------------------------------ export
+
+#: The ONNX operator set the graphs are exported at.
+OPSET = 17
+
+
+def output_names(n_outputs: int) -> list[str]:
+    """The names of an exported graph's outputs: ``out0, out1, ...``.
+
+    Examples
+    --------
+    >>> output_names(2)
+    ['out0', 'out1']
+    """
+    return [f"out{i}" for i in range(n_outputs)]
+
+
+def export_onnx(module: nn.Module, crop: int, n_outputs: int = 1) -> bytes:
+    """``module`` as a serialised ONNX graph (bytes), batch size left free.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        uint8 images of shape (batch, 3, crop, crop) -> one tensor, or a
+        tuple of ``n_outputs`` tensors, each with the batch first. Exported
+        as it is, in eval mode on the CPU (it is moved there and switched to
+        eval; the caller restores its mode and device if it needs them).
+    crop : int
+        Height and width of the example input.
+    n_outputs : int, default=1
+        How many tensors the module returns, named by :func:`output_names`.
+
+    Returns
+    -------
+    bytes
+    """
+    import torch
+
+    example = torch.zeros(2, 3, crop, crop, dtype=torch.uint8)
+    names = output_names(n_outputs)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        # Tracing warns about shape-dependent Python code (e.g. TF 'same'
+        # padding computed from the input size); the input size is fixed here.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module.cpu().eval(),
+            (example,),
+            buffer,
+            input_names=["images"],
+            output_names=names,
+            dynamic_axes={"images": {0: "batch"}, **{name: {0: "batch"} for name in names}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    return buffer.getvalue()
+
+
+def exported_graph(module: nn.Module, crop: int, description: Mapping | None, n_outputs: int = 1) -> bytes:
+    """The float32 ONNX graph of ``module``: from the disk cache, or exported now (and stored).
+
+    Shared by both graph engines and by int8 calibration, which all read
+    the same exported graph (so no engine is part of its key).
+
+    Parameters
+    ----------
+    module, crop, n_outputs :
+        As for :func:`export_onnx`.
+    description : mapping or None
+        What determines the module's outputs (see
+        :func:`~sktransfer.runtime.describe_output`); None keeps the graph
+        in memory only (weights that cannot be reproduced).
+
+    Returns
+    -------
+    bytes
+    """
+    key = None
+    if description is not None:
+        key = graph_key({**description, "format": "onnx", "opset": OPSET, "outputs": output_names(n_outputs)})
+    return cached_graph(key, lambda: export_onnx(module, crop, n_outputs))

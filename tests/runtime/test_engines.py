@@ -10,7 +10,7 @@ import torch
 from sklearn.base import clone
 
 from sktransfer import PretrainedFeatureExtractor
-from sktransfer.feature_extraction import _engines, _quantize
+from sktransfer.runtime import _engines, _quantize
 
 # The graph engines run on the CPU: pinned, so a GPU machine tests them too.
 TINY = dict(model="tiny_convnet", weights=None, batch_size=4, num_workers=0, device="cpu")
@@ -88,12 +88,12 @@ def test_naming_a_missing_engine_raises_naming_the_package(monkeypatch, images):
 
 
 def test_torch_engine_runs_channels_last_on_a_cpu_with_the_same_features(images):
-    from sktransfer.feature_extraction._torch_engine import TorchRunner
+    from sktransfer.runtime import TorchRunner
 
     est = PretrainedFeatureExtractor(**TINY, engine="torch").fit(images[:2])
     runner = est._get_runner()
     assert isinstance(runner, TorchRunner) and runner.channels_last
-    convs = [m for m in runner.embedder.modules() if isinstance(m, torch.nn.Conv2d)]
+    convs = [m for m in runner.module.modules() if isinstance(m, torch.nn.Conv2d)]
     assert convs and all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
     # The same network on the same crops in NCHW: the layout changes rounding at most.
     batch = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (4, 3, 32, 32), dtype=np.uint8))
@@ -102,7 +102,7 @@ def test_torch_engine_runs_channels_last_on_a_cpu_with_the_same_features(images)
     assert all(m.weight.is_contiguous() for m in nchw.modules() if isinstance(m, torch.nn.Conv2d))
     with torch.inference_mode():
         expected = nchw(batch).numpy()
-    np.testing.assert_allclose(runner(batch), expected, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(runner(batch)[0], expected, atol=1e-5, rtol=1e-5)
 
 
 def test_int8_on_the_torch_engine_is_refused(images):
@@ -134,7 +134,7 @@ def test_bfloat16_with_cpu_support_asks_openvino_for_it(monkeypatch):
         assert _engines.effective_precision("openvino", CPU, "bfloat16") == "bfloat16"
     with pytest.warns(UserWarning, match="the onnxruntime engine has no fast bfloat16 CPU path"):
         assert _engines.effective_precision("onnxruntime", CPU, "bfloat16") == "float32"
-    from sktransfer.feature_extraction._openvino_engine import compile_config
+    from sktransfer.runtime._runners import compile_config
 
     assert compile_config("bfloat16", 2)["INFERENCE_PRECISION_HINT"] == "bf16"
     assert compile_config("int8", 2)["INFERENCE_PRECISION_HINT"] == "f32"
@@ -212,8 +212,7 @@ def test_nncf_is_handed_each_convolution_bias_as_a_constant(images, monkeypatch,
     # NNCF finds a bias (for its bias correction) only as a constant added to
     # the convolution; the exported graph computes the bias's shape at run time.
     nncf = pytest.importorskip("nncf")
-    from sktransfer.feature_extraction._onnx_engine import float32_graph
-    from sktransfer.feature_extraction._openvino_engine import core
+    from sktransfer.runtime._runners import core
 
     monkeypatch.setenv("SKTRANSFER_CACHE", str(tmp_path))  # calibrate now, not from the cache
     handed = []
@@ -223,7 +222,7 @@ def test_nncf_is_handed_each_convolution_bias_as_a_constant(images, monkeypatch,
     )
     est = PretrainedFeatureExtractor(**TINY, engine="openvino", precision="int8").fit(images)
     assert handed == [{"Constant"}]
-    exported = core().read_model(float32_graph(est._embedder, est._graph_description()), b"")
+    exported = core().read_model(float32_graph(est), b"")
     assert bias_sources(exported) != {"Constant"}, "the export has nothing left to fold"
 
 
@@ -249,23 +248,11 @@ def test_auto_engine_missing_where_unpickled_is_chosen_again(images, torch_featu
     assert restored._engine == "onnxruntime"
     named = pickle.loads(named_blob)
     monkeypatch.setattr(
-        "sktransfer.feature_extraction._openvino_engine.OpenVinoRunner",
+        "sktransfer.runtime._runners.OpenVinoRunner",
         lambda *a, **k: (_ for _ in ()).throw(ImportError("no module named 'openvino'")),
     )
     with pytest.raises(ImportError, match="openvino"):
         named.transform(images)
-
-
-def test_old_pickles_with_dtype_load_as_precision(images):
-    est = PretrainedFeatureExtractor(**TINY, engine="torch").fit(images[:2])
-    state = est.__getstate__()
-    state["dtype"] = state.pop("precision")
-    for name in ("_precision", "_int8_graph", "_calibration_key"):
-        state.pop(name)
-    old = PretrainedFeatureExtractor.__new__(PretrainedFeatureExtractor)
-    old.__setstate__(state)
-    assert old.precision == "float32" and not hasattr(old, "dtype")
-    np.testing.assert_allclose(old.transform(images[:2]), est.transform(images[:2]), atol=1e-6)
 
 
 @pytest.mark.openvino
@@ -314,3 +301,10 @@ def test_int8_efficientnet_lite0_stays_close_to_float32(data_dir, engine, mean_a
         int8 = PretrainedFeatureExtractor(engine=engine, precision="int8").fit(calib)
     cos = cosine(int8.transform(check), fp32)
     assert cos.mean() >= mean_at_least and cos.min() >= min_at_least, (cos.mean(), cos.min())
+
+
+def float32_graph(est):
+    """The fitted extractor's exported float32 graph (ONNX bytes)."""
+    from sktransfer.runtime import exported_graph
+
+    return exported_graph(est._embedder, est.backbone_.preprocessing.crop_size, est._graph_description())

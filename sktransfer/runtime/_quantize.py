@@ -7,7 +7,8 @@ spread over the input) and calibrates:
 
 * OpenVINO: ``nncf.quantize`` on the OpenVINO model, kept as an IR, with
   the convolutions that lose most under int8 kept in float32 (see
-  :mod:`._float32_layers`);
+  :func:`float32_layers`: the first, depthwise and linear convolutions of
+  depthwise-separable networks);
 * ONNX Runtime: ``onnxruntime.quantization.quantize_static``, QDQ format,
   per-channel weights, unsigned activations and signed weights (U8S8), or
   unsigned weights (U8U8) on x86 CPUs without VNNI, where U8S8 saturates
@@ -27,22 +28,41 @@ import hashlib
 import logging
 import tempfile
 import warnings
+from collections.abc import Callable, Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..image._batch_decoder import decode_all
-from ._float32_layers import RULE, float32_layers
-from ._graph_cache import cached_graph, graph_key
-from ._onnx_engine import float32_graph
+from ..image import decode_all
+from ._graphs import cached_graph, exported_graph, graph_key
+
+if TYPE_CHECKING:
+    import torch
 
 MAX_CALIBRATION = 300  # NNCF's default subset size; more adds time, not accuracy
 MIN_CALIBRATION = 32  # below this the activation ranges are poorly estimated
 
 
-def calibration_images(items, transform, *, num_workers, on_error):
-    """Decode up to MAX_CALIBRATION items, evenly spread, as a uint8 array (n, 3, H, W)."""
+def calibration_images(items: list, transform: Callable, *, num_workers: int, on_error: str) -> np.ndarray:
+    """Decode up to MAX_CALIBRATION items, evenly spread, as a uint8 array (n, 3, H, W).
+
+    Parameters
+    ----------
+    items : list
+        Checked images (``check_images``), e.g. those passed to ``fit``.
+    transform : callable
+        The network's PIL preprocessing (``preprocessing.pil_transform()``).
+    num_workers : int
+        Decoding threads.
+    on_error : {"raise", "nan"}
+        Unreadable images raise, or are left out.
+
+    Returns
+    -------
+    ndarray of shape (n, 3, H, W), uint8
+    """
     n = len(items)
     picked = np.unique(np.linspace(0, n - 1, min(n, MAX_CALIBRATION)).round().astype(int))
     chosen = [items[i] for i in picked]
@@ -67,7 +87,7 @@ def calibration_images(items, transform, *, num_workers, on_error):
     return np.stack(good)
 
 
-def calibration_key(images):
+def calibration_key(images: np.ndarray) -> str:
     """The content key of a calibration set (what is kept instead of the images)."""
     digest = hashlib.sha256(str(images.shape).encode())
     digest.update(np.ascontiguousarray(images).tobytes())
@@ -165,11 +185,126 @@ def fold_constants(model):
     return model
 
 
+# ------------------------------------------------- which layers stay float32
+#
+# Which convolutions of a network stay in float32 when it is quantized to int8.
+#
+# Naive static int8 (every convolution quantized) loses little on plain
+# networks such as ResNets, but depthwise-separable networks (MobileNet,
+# EfficientNet-Lite) lose much more: the error of each quantized layer is
+# small, yet it accumulates over dozens of thin layers (removing any single
+# quantizer barely helps). Measured layer group by layer group, three kinds
+# of convolution carry most of it in such networks, and all three are
+# recognised from the graph's structure alone (no layer names):
+#
+# * the **first** convolution, which sees the normalised pixels: its input
+#   quantization error is inherited by every later layer, and on CPUs
+#   without VNNI its weights also lose a bit to the overflow fix;
+# * **depthwise** convolutions (one input channel per group): each output
+#   is a sum of a handful of products, so rounding errors do not average
+#   out;
+# * **linear** convolutions, whose output reaches no activation (the
+#   projections of inverted residual blocks, "linear bottlenecks"): their
+#   outputs are signed, heavy-tailed, and summed into the residual stream
+#   that every later block reads.
+#
+# The remaining convolutions (in such networks the 1x1 expansions, most of
+# the arithmetic) stay int8, so the quantized network is still faster than
+# float32. A network without depthwise convolutions keeps every convolution
+# in int8: there the loss is already small, and the first convolution (a
+# large 7x7 one in a ResNet) is too costly to give back to float32.
+#
+# The rule runs on an ``openvino.Model`` (the names are the ones NNCF's
+# ``IgnoredScope`` expects).
+
+# Written into the int8 graph's cache key: changing the rule must recalibrate.
+RULE = "float32 where depthwise: first, depthwise and linear convolutions"
+
+_CONVOLUTIONS = ("Convolution", "GroupConvolution")
+_ACTIVATIONS = frozenset(
+    {
+        "Relu",
+        "Clamp",
+        "Maximum",
+        "Minimum",
+        "PRelu",
+        "Elu",
+        "Gelu",
+        "Swish",
+        "HSwish",
+        "HSigmoid",
+        "Sigmoid",
+        "Mish",
+        "SoftPlus",
+        "Tanh",
+    }
+)
+# Element-wise ops between a convolution and its activation: the bias, a
+# folded normalisation, the residual sum. The walk passes through them.
+_ELEMENTWISE = frozenset({"Add", "Multiply", "Subtract", "Divide"})
+# Shape computations (dynamic padding) read a tensor without using its values.
+_SHAPE_ONLY = frozenset({"ShapeOf"})
+
+
+def _consumers(node):
+    return [
+        target.get_node()
+        for output in node.outputs()
+        for target in output.get_target_inputs()
+        if target.get_node().get_type_name() not in _SHAPE_ONLY
+    ]
+
+
+def is_depthwise(conv):
+    """A grouped convolution with one input channel per group."""
+    if conv.get_type_name() != "GroupConvolution":
+        return False
+    weights = conv.input(1).get_partial_shape()  # (groups, out/groups, in/groups, kh, kw)
+    return weights.rank.is_static and weights[2].is_static and weights[2].get_length() == 1
+
+
+def is_linear(conv):
+    """Whether no activation reads the convolution's output, through element-wise ops."""
+    seen, frontier = set(), _consumers(conv)
+    while frontier:
+        node = frontier.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        kind = node.get_type_name()
+        if kind in _ACTIVATIONS:
+            return False
+        if kind in _ELEMENTWISE:
+            frontier.extend(_consumers(node))
+    return True
+
+
+def float32_layers(model):
+    """Names of the convolutions of ``model`` (an ``openvino.Model``) to keep in float32.
+
+    Parameters
+    ----------
+    model : openvino.Model
+
+    Returns
+    -------
+    list of str
+        In a network with depthwise convolutions: the first convolution,
+        the depthwise ones and the linear ones, in graph order. Otherwise
+        empty.
+    """
+    convs = [op for op in model.get_ordered_ops() if op.get_type_name() in _CONVOLUTIONS]
+    if not any(is_depthwise(conv) for conv in convs):
+        return []
+    keep = [conv for i, conv in enumerate(convs) if i == 0 or is_depthwise(conv) or is_linear(conv)]
+    return [conv.get_friendly_name() for conv in keep]
+
+
 def quantize_openvino(graph, images):
     """ONNX graph bytes -> packed int8 OpenVINO IR (NNCF post-training quantization)."""
     import nncf
 
-    from ._openvino_engine import core, pack_model
+    from ._runners import core, pack_model
 
     model = fold_constants(core().read_model(graph, b""))
     dataset = nncf.Dataset([images[i : i + 1] for i in range(len(images))])
@@ -192,8 +327,23 @@ def quantize_openvino(graph, images):
 NNCF_SETTINGS = {}
 
 
-def calibrated_graph(engine, embedder, description, images):
-    """The int8 graph for ``engine``, calibrated on ``images``: cached, or made now.
+def calibrated_graph(
+    engine: str, module: torch.nn.Module, crop: int, description: Mapping | None, images: np.ndarray
+) -> tuple[bytes, str]:
+    """The int8 graph of ``module`` for ``engine``, calibrated on ``images``: cached, or made now.
+
+    Parameters
+    ----------
+    engine : {"onnxruntime", "openvino"}
+    module : torch.nn.Module
+        The frozen network (one output), exported at float32 first.
+    crop : int
+        The input's height and width.
+    description : mapping or None
+        What determines the float32 graph's output
+        (:func:`~._output_key.describe_output`); None: kept in memory only.
+    images : ndarray of shape (n, 3, crop, crop), uint8
+        From :func:`calibration_images`.
 
     Returns
     -------
@@ -221,18 +371,4 @@ def calibrated_graph(engine, embedder, description, images):
                 "settings": settings,
             }
         )
-    return cached_graph(key, lambda: quantize(float32_graph(embedder, description), images)), calib
-
-
-def calibrate(extractor, items):
-    """Calibrate a fitted-so-far extractor's int8 graph on ``items`` (fit's images).
-
-    Returns the graph bytes and the calibration set's content key.
-    """
-    from ..image._batch_decoder import resolve_num_workers
-
-    transform = extractor.backbone_.preprocessing.pil_transform()
-    images = calibration_images(
-        items, transform, num_workers=resolve_num_workers(extractor.num_workers), on_error=extractor.on_error
-    )
-    return calibrated_graph(extractor._engine, extractor._embedder, extractor._graph_description(), images)
+    return cached_graph(key, lambda: quantize(exported_graph(module, crop, description), images)), calib

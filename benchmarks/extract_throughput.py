@@ -51,9 +51,9 @@ Data: the folder holding ``hymenoptera/`` that
 ``sktransfer.datasets.find_data_dir`` finds (``$SKTRANSFER_DATA`` first).
 
 Internals used (no public equivalent): the extractor's runner
-(``_get_runner``), its effective precision (``_precision``), its batch size
-(``_batch_size``), and ``sktransfer.image._batch_decoder`` for the
-decode-only and bare-forward runs.
+(``_get_runner``) and its batch size (``_batch_size``), and
+``sktransfer.image._batch_decoder`` for the decode-only and bare-forward
+runs; the precision it really runs is its ``output_description()``'s.
 """
 
 from __future__ import annotations
@@ -255,7 +255,7 @@ def build_extractors(model, weights, calib_paths, args):
             except ImportError as exc:
                 skipped[label] = f"not installed ({exc})"
                 continue
-        if ext._precision != precision:
+        if ext.output_description()["precision"] != precision:
             skipped[label] = "falls back to float32 on this CPU: " + "; ".join(
                 str(w.message).split(":")[1].split(",")[0].strip()
                 for w in caught

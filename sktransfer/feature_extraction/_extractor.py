@@ -345,9 +345,7 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
             self._engine = runtime.reselect_engine(self._engine, device, exportable=self._embedder.exportable)
 
     def _batch_size(self):
-        if self.batch_size != "auto":
-            return self.batch_size
-        return 8 if resolve_device(self.device).type == "cpu" else 64
+        return runtime.inference_batch_size(self.batch_size, resolve_device(self.device))
 
     def _readout(self):
         return {"layer": self.layer, "pooling": self.pooling, "tta": self.tta}

@@ -12,6 +12,7 @@ from .._lazy import attach_type_checking
 if TYPE_CHECKING:
     from ._batch_decoder import BatchDecoder as BatchDecoder
     from ._batch_decoder import decode_all as decode_all
+    from ._batch_decoder import resolve_num_workers as resolve_num_workers
     from ._collections import check_images as check_images
     from ._decode import array_to_image as array_to_image
     from ._decode import load_image as load_image
@@ -19,5 +20,6 @@ if TYPE_CHECKING:
     from ._errors import ImageLoadError as ImageLoadError
     from ._remote import is_url as is_url
     from ._remote import read_url as read_url
+    from ._validation import validate_images as validate_images
 
 __getattr__, __dir__, __all__ = attach_type_checking(__name__, __file__)

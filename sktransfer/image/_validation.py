@@ -8,6 +8,8 @@ the ``n_features_in_`` bookkeeping scikit-learn expects for tables.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.utils import Tags
@@ -140,42 +142,67 @@ def _answers_empty_input(estimator):
     return hasattr(estimator, "n_features_out_") and not hasattr(estimator, "n_features_in_")
 
 
+def validate_images(estimator: Any, X: Any, *, reset: bool, input_name: str = "X") -> list:
+    """``X`` checked for an image estimator: the list of its image items, or an error naming what is wrong.
+
+    The images counterpart of scikit-learn's ``validate_data``: a numeric
+    table of flattened images is laid out by the estimator's
+    ``image_shape`` and sets (``reset=True``) or checks ``n_features_in_``;
+    any other collection goes through :func:`check_images`.
+
+    Parameters
+    ----------
+    estimator : estimator with an ``image_shape`` parameter
+    X : images
+    reset : bool
+        True in ``fit``: forget (or record) what the previous fit saw.
+    input_name : str, default="X"
+        How errors name the input.
+
+    Returns
+    -------
+    list
+        The image items (None for a missing one).
+    """
+    _check_not_lazy(X, input_name)
+    if not reset and _answers_empty_input(estimator) and _is_empty_collection(X):
+        # No images, no rows: an empty answer of the known width (what
+        # dask asks for to learn the output's type). Fitting on nothing
+        # still fails below.
+        return []
+    if _is_numeric_table(X):
+        # An estimator fitted on images accepts a table too when its
+        # rows are unambiguous images: rows_to_images checks that.
+        X = validate_data(estimator, X, reset=reset, dtype="numeric")
+        return rows_to_images(X, estimator.image_shape, input_name=input_name)
+    if reset:
+        # Image collections have no fixed feature count.
+        for attr in ("n_features_in_", "feature_names_in_"):
+            if hasattr(estimator, attr):
+                delattr(estimator, attr)
+    elif hasattr(estimator, "n_features_in_"):
+        if isinstance(X, np.ndarray) and X.ndim == 1 and X.dtype.kind in "biuf":
+            # One table row without its batch axis: scikit-learn's own
+            # message ("Reshape your data ...") says exactly that.
+            validate_data(estimator, X, reset=False, dtype="numeric")
+        raise ValueError(
+            f"{type(estimator).__name__} was fitted on a numeric table of flattened "
+            f"images with {estimator.n_features_in_} columns, and {input_name} is "
+            f"{_describe_collection(X)}, not such a table. Pass a table with "
+            f"{estimator.n_features_in_} columns, or refit on the images"
+        )
+    return check_images(X, input_name=input_name)
+
+
 class ImageInputMixin:
-    """Mixin: ``_validate_images(X, reset)`` -> list of image items.
+    """Mixin: ``_validate_images(X, reset)`` -> list of image items (:func:`validate_images`).
 
     Estimators using it declare an ``image_shape`` parameter that lays out
     the rows of numeric tables (see :func:`sktransfer.image._collections.rows_to_images`).
     """
 
     def _validate_images(self, X, *, reset, input_name="X"):
-        _check_not_lazy(X, input_name)
-        if not reset and _answers_empty_input(self) and _is_empty_collection(X):
-            # No images, no rows: an empty answer of the known width (what
-            # dask asks for to learn the output's type). Fitting on nothing
-            # still fails below.
-            return []
-        if _is_numeric_table(X):
-            # An estimator fitted on images accepts a table too when its
-            # rows are unambiguous images: rows_to_images checks that.
-            X = validate_data(self, X, reset=reset, dtype="numeric")
-            return rows_to_images(X, self.image_shape, input_name=input_name)
-        if reset:
-            # Image collections have no fixed feature count.
-            for attr in ("n_features_in_", "feature_names_in_"):
-                if hasattr(self, attr):
-                    delattr(self, attr)
-        elif hasattr(self, "n_features_in_"):
-            if isinstance(X, np.ndarray) and X.ndim == 1 and X.dtype.kind in "biuf":
-                # One table row without its batch axis: scikit-learn's own
-                # message ("Reshape your data ...") says exactly that.
-                validate_data(self, X, reset=False, dtype="numeric")
-            raise ValueError(
-                f"{type(self).__name__} was fitted on a numeric table of flattened "
-                f"images with {self.n_features_in_} columns, and {input_name} is "
-                f"{_describe_collection(X)}, not such a table. Pass a table with "
-                f"{self.n_features_in_} columns, or refit on the images"
-            )
-        return check_images(X, input_name=input_name)
+        return validate_images(self, X, reset=reset, input_name=input_name)
 
     def __sklearn_tags__(self) -> Tags:
         tags = super().__sklearn_tags__()

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from ._engines import cpu_capabilities as cpu_capabilities
     from ._engines import effective_precision as effective_precision
     from ._engines import engine_available as engine_available
+    from ._engines import inference_batch_size as inference_batch_size
     from ._engines import missing_engine_error as missing_engine_error
     from ._engines import quantizer_available as quantizer_available
     from ._engines import reselect_engine as reselect_engine

@@ -231,3 +231,21 @@ def effective_precision(engine: str, device: torch.device, precision: str) -> st
         stacklevel=4,
     )
     return "float32"
+
+
+def inference_batch_size(batch_size: int | str, device: torch.device) -> int:
+    """Images per forward pass of a frozen network: ``batch_size``, or for ``"auto"`` the device's default.
+
+    On a CPU small batches keep the decoded images of one batch in cache
+    and let decoding overlap the network sooner; a GPU wants larger ones.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sktransfer.runtime import inference_batch_size
+    >>> inference_batch_size("auto", torch.device("cpu")), inference_batch_size(16, torch.device("cpu"))
+    (8, 16)
+    """
+    if batch_size != "auto":
+        return int(batch_size)
+    return 8 if device.type == "cpu" else 64

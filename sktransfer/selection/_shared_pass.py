@@ -9,6 +9,7 @@ probabilities (for LEEP and NCE) come from the same pass.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from sklearn.base import clone
 from torch import nn
@@ -16,6 +17,7 @@ from torch import nn
 from .. import runtime
 from ..feature_extraction import PretrainedFeatureExtractor, global_pool
 from ..feature_extraction._embedder import default_pooling
+from ..image import BatchDecoder, resolve_num_workers, validate_images
 from ..utils import resolve_device
 
 # Parameters that only choose what is read off the pass.
@@ -122,10 +124,9 @@ def extract_shared(extractors, X, *, with_source):
     features : list of ndarray, one per extractor
     source_proba : ndarray of shape (n_samples, n_source_classes) or None
     """
-    # One clone is fitted to build the network and validate X; its decoding
-    # (batches, threads, on_error) then runs the combined readout.
-    # engine="torch" for the carrier: its own graph is never run, so it
-    # must not be exported; the combined readout is, below.
+    # One clone is fitted to build the network and validate X (engine="torch":
+    # its own graph is never run, so it must not be exported); the combined
+    # readout then runs on the images decoded as the extractor decodes them.
     requested = extractors[0]
     carrier = clone(requested).set_params(layer=None, pooling=None, engine="torch").fit(X)
     backbone = carrier.backbone_
@@ -138,16 +139,38 @@ def extract_shared(extractors, X, *, with_source):
     crop = backbone.preprocessing.crop_size
     with torch.inference_mode():
         widths = [int(p.shape[1]) for p in readout.parts(torch.zeros(1, 3, crop, crop, dtype=torch.uint8))]
-    carrier._embedder = readout
-    carrier.n_features_out_ = sum(widths)
-    carrier._runner = _runner(requested, carrier, readout)
-    combined = carrier.transform(X)
+    combined = _run_readout(requested, carrier, readout, X, sum(widths))
     features, start = [], 0
     for width in widths[: len(extractors)]:
         features.append(combined[:, start : start + width])
         start += width
     source = combined[:, start:] if with_source else None
     return features[: len(extractors)], source
+
+
+def _run_readout(requested, carrier, readout, X, n_features):
+    """The combined readout of every image of ``X``, decoded as ``requested`` decodes; NaN rows where unreadable."""
+    device = resolve_device(requested.device)
+    preprocessing = carrier.backbone_.preprocessing
+    transform = preprocessing.pil_transform()
+    runner = _runner(requested, carrier, readout)
+    items = validate_images(carrier, X, reset=False)
+    batch_size = runtime.inference_batch_size(requested.batch_size, device)
+    decoder = BatchDecoder(
+        items,
+        transform,
+        batch_size=batch_size,
+        num_workers=resolve_num_workers(requested.num_workers),
+        on_error=requested.on_error,
+        draft_size=transform.draft_size,
+    )
+    combined = np.empty((len(items), n_features), np.float32)
+    for start, batch, failures in decoder:
+        if batch is not None:
+            combined[start : start + len(batch)] = np.concatenate(runner(batch), axis=1)
+        for index, _ in failures:
+            combined[index] = np.nan
+    return combined
 
 
 def _runner(requested, extractor, readout):

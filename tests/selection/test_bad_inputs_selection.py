@@ -5,6 +5,7 @@ Each row is (id, a callable that commits the fault, the expectation): either
 ``check`` asserts the documented behaviour on the callable's result.
 """
 
+import tempfile
 from collections import namedtuple
 
 import numpy as np
@@ -47,6 +48,20 @@ def _nan_features(images):
 
 def _leep_for_layer():
     return rank_transfer({"stage1": _tiny(layer="stage1")}, IMAGES, Y, scores=("leep", "logme"))
+
+
+def _store_after_a_shared_pass():
+    """A plain extractor's features from a store that rank_transfer's candidates shared, and fresh ones."""
+    with tempfile.TemporaryDirectory() as folder:
+        on_store = {"cache": folder, "engine": "torch"}
+        candidates = {"s1": _tiny(layer="stage1", **on_store), "s2": _tiny(layer="stage2", pooling="max", **on_store)}
+        rank_transfer(candidates, IMAGES, Y, scores=("logme",))
+        return _tiny(**on_store).fit(IMAGES).transform(IMAGES), _tiny(engine="torch").fit(IMAGES).transform(IMAGES)
+
+
+def _same_features(pair):
+    stored, fresh = pair
+    np.testing.assert_allclose(stored, fresh, rtol=1e-5, atol=1e-6)
 
 
 def _check_nan_with_note(table):
@@ -134,6 +149,16 @@ ROWS = [
         "scorer-on-a-classifier",
         lambda: make_transferability_scorer("logme")(LogisticRegression().fit(F, Y), F, Y),
         Raises(TypeError, "needs a transformer"),
+    ),
+    # Found in the runtime redesign: the shared pass ran its combined readout
+    # through a clone of the first candidate, cache included, so the store
+    # kept the concatenated features under the layer=None key, and a plain
+    # extractor on that store then failed with a shape mismatch (or, at an
+    # equal width, got another readout's features).
+    (
+        "shared-pass-with-a-store",
+        _store_after_a_shared_pass,
+        Policy(_same_features, "the shared pass leaves the store alone"),
     ),
 ]
 

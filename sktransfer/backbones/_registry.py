@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from ._base import Backbone, Lambda, Preprocessing, global_avg
@@ -67,6 +68,22 @@ def _build_efficientnet_lite(name, weights, load):
     return efficientnet_lite_spec(model), EFFICIENTNET_LITE_VARIANTS[name].preprocessing
 
 
+def pool_module_output(x: torch.Tensor) -> torch.Tensor:
+    """A user module's output as (batch, features): a (N, C) output as it is, an (N, C, H, W) map averaged.
+
+    Anything else is a ValueError: averaging a (N, C) output as if it were a
+    map would give one number, the same for every image of the batch.
+    """
+    if x.ndim == 2:
+        return x
+    if x.ndim == 4:
+        return global_avg(x)
+    raise ValueError(
+        f"the module's output has shape {tuple(x.shape)}; a module passed as model= must return "
+        "(batch, features) vectors or a (batch, channels, height, width) feature map"
+    )
+
+
 def _wrap_module(module):
     """A user's module as a one-group backbone: its output is the embedding."""
     pre = getattr(module, "preprocessing", None)
@@ -80,7 +97,7 @@ def _wrap_module(module):
     return Backbone(
         name=type(module).__name__,
         groups=[("body", module)],
-        pool=Lambda(global_avg, "global_avg_if_4d"),
+        pool=Lambda(pool_module_output),
         num_features=num_features or 0,
         preprocessing=pre,
     )

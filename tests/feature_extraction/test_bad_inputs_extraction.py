@@ -304,6 +304,34 @@ def extractor(**params):
     return lambda ctx: PretrainedFeatureExtractor(**{**TINY, "engine": "torch", **params}).fit(ctx.images)
 
 
+class _Vectors(torch.nn.Module):
+    """A user module ending in (N, C) vectors (e.g. a network whose classifier is Identity)."""
+
+    def __init__(self, shape_tail=()):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 6, 3)
+        self.shape_tail = shape_tail
+
+    def forward(self, x):
+        vectors = self.conv(x).mean((2, 3))
+        return vectors.unsqueeze(1).expand(-1, *self.shape_tail, -1) if self.shape_tail else vectors
+
+
+def module_embedding(shape_tail=()):
+    def run(ctx):
+        return PretrainedFeatureExtractor(**{**TINY, "model": _Vectors(shape_tail)}).fit(ctx.images)
+
+    return run
+
+
+def vectors_as_they_are(ctx, fitted):
+    # Found by the red team: the (N, C) output was averaged as if it were a
+    # map, giving one column, the same number for every image.
+    assert fitted.n_features_out_ == 6
+    out = fitted.transform(ctx.images)
+    assert out.shape == (len(ctx.images), 6) and not np.allclose(out, out[:1])
+
+
 # ------------------------------------------------------- engines, precision
 
 
@@ -445,6 +473,12 @@ ROWS = [
     ),
     # ------------------------------------------------------- parameters
     ("layer_unknown", extractor(layer="conv99"), Raises(ValueError, "is neither a layer group of tiny_convnet")),
+    ("module_returns_vectors", module_embedding(), Policy(vectors_as_they_are, "(N, C) vectors are the embedding")),
+    (
+        "module_returns_a_sequence",
+        module_embedding(shape_tail=(5,)),
+        Raises(ValueError, "must return (batch, features) vectors or a (batch, channels, height, width)"),
+    ),
     ("layer_unknown_module_path", extractor(layer="groups.stage1.7"), Raises(ValueError, "named_modules")),
     ("pooling_token_on_cnn", extractor(pooling="token"), Raises(ValueError, "needs a token sequence")),
     ("pooling_unknown", extractor(pooling="median"), Raises(InvalidParameterError, "'pooling' parameter")),

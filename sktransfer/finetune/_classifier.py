@@ -415,6 +415,8 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         kwargs = self.get_params_for("module")
         kwargs.setdefault("batchnorm", self.batchnorm)
         self.module_ = self.module(backbone, len(self.classes_), **kwargs)
+        if isinstance(self.module_, FineTuneNetwork):
+            self.module_.set_classes(self.classes_)
         if self.device_.type == "cpu":
             # oneDNN trains the convolutions of mobile networks (depthwise,
             # 1x1) markedly faster on channels-last tensors than on NCHW.

@@ -16,6 +16,9 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -72,6 +75,23 @@ class FineTuneNetwork(nn.Module):
         self.batchnorm = batchnorm
         self.frozen_groups = list(backbone.layer_groups)
         self.input_start = None
+        self.register_buffer("class_order", None)
+        self.register_load_state_dict_pre_hook(_check_class_order)
+
+    def set_classes(self, classes: Sequence) -> None:
+        """Record which class each output of the head stands for, in order.
+
+        It is kept in the state dict (buffer ``class_order``: the names as
+        UTF-8 JSON), so saved parameters carry it, and loading parameters
+        saved for another order or set of classes is a ValueError naming
+        both, rather than predictions silently swapped.
+        """
+        encoded = json.dumps([str(c) for c in classes]).encode()
+        self.class_order = torch.tensor(list(encoded), dtype=torch.uint8)
+
+    def class_names(self) -> list[str] | None:
+        """The classes recorded by :meth:`set_classes`, or None."""
+        return None if self.class_order is None else _decode_class_order(self.class_order)
 
     def positions(self) -> list:
         """Where a tensor can enter, in forward order (see ``input_start``).
@@ -117,6 +137,24 @@ class FineTuneNetwork(nn.Module):
             for name in self.frozen_groups:
                 self.backbone.layer_group(name).eval()
         return self
+
+
+def _decode_class_order(tensor):
+    return json.loads(bytes(tensor.cpu().tolist()).decode())
+
+
+def _check_class_order(module, state_dict, prefix, *args):
+    # A load_state_dict pre-hook: before any tensor is copied, so a mismatch
+    # leaves the network as it was.
+    saved = state_dict.get(prefix + "class_order")
+    if saved is None or module.class_order is None:
+        return
+    saved_names, names = _decode_class_order(saved), module.class_names()
+    if saved_names != names:
+        raise ValueError(
+            f"these parameters were trained for the classes {saved_names} in that order, and this network's "
+            f"classes are {names}: its predictions would name the wrong classes. Pass classes={saved_names}."
+        )
 
 
 def resolve_unfreeze(unfreeze: int | str, backbone: Backbone) -> int:

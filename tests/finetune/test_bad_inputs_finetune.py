@@ -56,6 +56,17 @@ def _broken_file(c):
     return [np.zeros((32, 32, 3), np.uint8)] * 3 + [str(bad)]
 
 
+def _load_params_in_class_order(c, reverse):
+    # Found by the red team: parameters loaded under another class order
+    # were accepted, and every prediction named the other class.
+    saved = c.tmp / f"params-{reverse}.pt"
+    c.fitted.save_params(f_params=saved)
+    classes = list(c.fitted.classes_)
+    resumed = _fresh(c, classes=classes[::-1] if reverse else classes).initialize()
+    resumed.load_params(f_params=saved)
+    np.testing.assert_array_equal(resumed.predict(c.X), c.fitted.predict(c.X))
+
+
 def _few_shot_policy(c):
     # The default holds nothing out, so two images per class train, all of them.
     X, y = make_data(per_class=2)
@@ -197,6 +208,11 @@ ROWS = [
         lambda c: _fresh(c, class_weight={"moth": 2.0}).fit(c.X, c.y),
         (ValueError, "class_weight has labels that are not in y"),
     ),
+    (
+        "load-params-other-class-order",
+        lambda c: _load_params_in_class_order(c, reverse=True),
+        (ValueError, "these parameters were trained for the classes"),
+    ),
     # --- parameters ---
     ("set-params-lr-decay-fitted", lambda c: _set_params_fitted(c, lr_decay=2.0), (InvalidParameterError, "lr_decay")),
     ("set-params-lr-negative-fitted", lambda c: _set_params_fitted(c, lr=-1.0), (InvalidParameterError, "'lr'")),
@@ -299,6 +315,7 @@ ROWS = [
     ),
     # --- documented policies ---
     ("few-shot-default-split", _few_shot_policy, None),
+    ("load-params-same-class-order", lambda c: _load_params_in_class_order(c, reverse=False), None),
     ("engine-auto-without-graph-engines", _auto_policy((), "torch"), None),
     ("engine-auto-without-openvino", _auto_policy(("onnxruntime",), "onnxruntime"), None),
     ("engine-auto-with-openvino", _auto_policy(("openvino", "onnxruntime"), "openvino"), None),

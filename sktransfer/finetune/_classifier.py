@@ -365,8 +365,19 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         are checked first: an invalid value raises ``InvalidParameterError``
         and changes nothing. A new ``device`` takes effect at the next
         ``initialize`` (``fit``): the network stays on ``device_`` until then.
+        ``module`` and ``module__*`` on a fitted net are a ValueError: skorch
+        would build a new, untrained network in place of the fitted one.
         """
         if self.initialized_:
+            rebuilt = sorted(k for k in params if k == "module" or k.startswith("module__"))
+            if rebuilt:
+                # skorch re-initialises the network for these: the training
+                # would be lost while the estimator still reported fitted.
+                raise ValueError(
+                    f"set_params({', '.join(rebuilt)}=...) on a fitted {type(self).__name__} would build a new, "
+                    "untrained network and discard the fitted one. Set it before fit, or on a clone: "
+                    "sklearn.base.clone(estimator).set_params(...)"
+                )
             self._validate_own_params({k: v for k, v in params.items() if k in self._parameter_constraints})
         if "device" in params and "_device_param" in vars(self):
             self._device_param = params.pop("device")

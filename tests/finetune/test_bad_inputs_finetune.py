@@ -214,6 +214,13 @@ ROWS = [
         (ValueError, "these parameters were trained for the classes"),
     ),
     # --- parameters ---
+    (
+        # Found by the red team: skorch rebuilt the network, untrained, while
+        # the estimator still reported fitted.
+        "set-module-param-after-fit",
+        lambda c: pickle.loads(pickle.dumps(c.fitted)).set_params(module__dropout=0.3),
+        (ValueError, "would build a new, untrained network"),
+    ),
     ("set-params-lr-decay-fitted", lambda c: _set_params_fitted(c, lr_decay=2.0), (InvalidParameterError, "lr_decay")),
     ("set-params-lr-negative-fitted", lambda c: _set_params_fitted(c, lr=-1.0), (InvalidParameterError, "'lr'")),
     (

@@ -169,7 +169,7 @@ def embed(
     >>> frame["label"].tolist(), X.shape
     (['cats', 'dogs'], (2, 64))
     """
-    from ..storage import EmbeddingTableWriter, as_store
+    from ..storage import EmbeddingTableWriter
     from ._streaming import EmbeddingLoop  # imports torch: only once embed() runs
 
     EmbeddingTableWriter.check_installed()  # before any work
@@ -191,7 +191,7 @@ def embed(
     done = table.done
     todo = [i for i in range(len(paths)) if i not in done]
     if todo:
-        loop = EmbeddingLoop(extractor, [paths[i] for i in todo], chunk_size, store=as_store(extractor.cache))
+        loop = EmbeddingLoop(extractor, [paths[i] for i in todo], chunk_size, store=extractor._store())
         for start, block, failures in loop:
             positions = todo[start : start + len(block)]
             errors = [None] * len(block)

@@ -6,6 +6,7 @@ import copy
 import dataclasses
 import os
 import threading
+import warnings
 from collections.abc import Iterator
 from numbers import Integral
 from typing import TYPE_CHECKING, Any, Literal
@@ -410,7 +411,24 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
             calibration=self._calibration_key,
             # The same filter resized in PIL or on the uint8 tensor differs by a level here and there.
             resampler=preprocessing.pil_transform().resampler,
+            # A module passed in: equal weights compute the same only with
+            # the same code (None: it cannot be read, nothing is stored).
+            **({"code": runtime.code_identity(self.model)} if isinstance(self.model, nn.Module) else {}),
         )
+
+    def _store(self):
+        """The embedding store ``cache`` names, or None; None too, with a warning, for a module it cannot identify."""
+        store = as_store(self.cache)
+        if store is not None and isinstance(self.model, nn.Module) and runtime.code_identity(self.model) is None:
+            warnings.warn(
+                f"cache: the source of a class in the {type(self.model).__name__} module passed as model= cannot "
+                "be read (defined interactively?), so its embeddings are not stored: another module with the "
+                "same weights could be served them. Define the module's class in a file to use the cache.",
+                UserWarning,
+                stacklevel=3,
+            )
+            return None
+        return store
 
     def transform(self, X: ImageCollection) -> np.ndarray:
         """Embed images.
@@ -429,7 +447,7 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         items = self._validate_images(X, reset=False)
         if self.on_error == "raise":
             refuse_missing(items)
-        out, failures = embed_all(self, items, store=as_store(self.cache))
+        out, failures = embed_all(self, items, store=self._store())
         warn_failures(failures, len(items))
         return out
 
@@ -468,7 +486,7 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         items = self._validate_images(X, reset=False)
         if self.on_error == "raise":
             refuse_missing(items)
-        return iter_embeddings(self, items, int(chunk_size), store=as_store(self.cache))
+        return iter_embeddings(self, items, int(chunk_size), store=self._store())
 
     # -------------------------------------------------------------- pickling
 

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from ._graphs import graph_folder as graph_folder
     from ._graphs import graph_key as graph_key
     from ._graphs import output_names as output_names
+    from ._output_key import code_identity as code_identity
     from ._output_key import describe_output as describe_output
     from ._output_key import output_key as output_key
     from ._quantize import calibrated_graph as calibrated_graph

@@ -16,8 +16,17 @@ metadata, the store's configuration table) and read by a person.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from torch import nn
+
+# Packages whose modules' code is the installed release's: named by class,
+# not by source (the library version is in every description).
+_LIBRARY_PACKAGES = ("torch", "torchvision", "sktransfer")
 
 
 def describe_output(
@@ -114,3 +123,43 @@ def output_key(description: Mapping) -> str:
     """
     text = json.dumps(description, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def code_identity(module: nn.Module) -> str | None:
+    """SHA-256 (hex) of what a module computes besides its weights, or None when that cannot be read.
+
+    Two modules with equal weights compute the same only if their code is
+    the same: the digest covers the module tree's structure (``repr``: the
+    layers, their settings and order), the qualified name of every class in
+    it, and the source of every class outside torch, torchvision and
+    sktransfer (a user's ``forward``). None when such a source cannot be
+    read (a class defined in an interactive session or by ``exec``): the
+    caller must then key nothing by it.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+
+    Returns
+    -------
+    str or None
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> from sktransfer.runtime import code_identity
+    >>> relu, tanh = nn.Sequential(nn.Linear(2, 2), nn.ReLU()), nn.Sequential(nn.Linear(2, 2), nn.Tanh())
+    >>> code_identity(relu) == code_identity(tanh)
+    False
+    """
+    parts = [repr(module)]
+    classes = {type(m) for m in module.modules()}
+    for cls in sorted(classes, key=lambda c: (c.__module__, c.__qualname__)):
+        parts.append(f"{cls.__module__}.{cls.__qualname__}")
+        if cls.__module__.split(".")[0] in _LIBRARY_PACKAGES:
+            continue
+        try:
+            parts.append(inspect.getsource(cls))
+        except (OSError, TypeError):
+            return None
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 from _catalogue import check_row
 from sklearn.utils._param_validation import InvalidParameterError
 from storage_helpers import photos, tiny, write_images  # noqa: F401 (fixtures)
@@ -38,6 +39,48 @@ def _computed_with_one_warning(fragment):
         assert len(messages) == 1 and fragment in messages[0] and "embedding without it" in messages[0], messages
 
     return check
+
+
+def _conv_then(activation):
+    torch.manual_seed(0)  # equal weights in both modules
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), activation, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+
+
+def _modules_with_equal_weights(ctx):
+    # Found by the red team: a module passed in was keyed by its class name
+    # and weights only, so a second module with the same weights but other
+    # code (ReLU against Tanh, both nn.Sequential) was served the first
+    # one's embeddings.
+    relu = tiny(model=_conv_then(torch.nn.ReLU()), cache=ctx.tmp_path).fit(ctx.photos).transform(ctx.photos)
+    tanh = tiny(model=_conv_then(torch.nn.Tanh()), cache=ctx.tmp_path).fit(ctx.photos)
+    return (
+        tanh.transform(ctx.photos),
+        tiny(model=_conv_then(torch.nn.Tanh())).fit(ctx.photos).transform(ctx.photos),
+        relu,
+    )
+
+
+def _own_embeddings(result):
+    stored, computed, other = result
+    np.testing.assert_allclose(stored, computed, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(stored, other)
+
+
+def _module_without_source(ctx):
+    namespace = {"nn": torch.nn}
+    exec("class Interactive(nn.Module):\n    def forward(self, x):\n        return x.float().mean((2, 3))", namespace)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est = tiny(model=namespace["Interactive"](), cache=ctx.tmp_path).fit(ctx.photos)
+        out = est.transform(ctx.photos)
+    return out, EmbeddingStore(ctx.tmp_path), [str(w.message) for w in caught]
+
+
+def _not_stored_with_a_warning(result):
+    out, store, messages = result
+    assert out.shape == (11, 3) and np.isfinite(out).all()
+    assert [m for m in messages if "cannot be read" in m and "not stored" in m], messages
+    assert len(store) == 0
 
 
 def _store_in_a_file(ctx):
@@ -133,6 +176,8 @@ def _all_missing_first_chunk(result):
 
 
 ROWS = [
+    ("module-other-code-equal-weights", _modules_with_equal_weights, _own_embeddings),
+    ("module-whose-source-cannot-be-read", _module_without_source, _not_stored_with_a_warning),
     (
         "cache-of-wrong-type",
         lambda ctx: _fitted(ctx, cache=3).transform(ctx.photos),

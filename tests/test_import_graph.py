@@ -127,3 +127,26 @@ def test_no_import_cycles_between_subpackages():
             packages.setdefault(destination, set())
     cycles = strongly_connected(packages)
     assert cycles == [], f"subpackages that import each other: {cycles}"
+
+
+def private_imports_across_subpackages(graph):
+    """(importer, imported) pairs where one subpackage imports another's private module."""
+    pairs = []
+    for module, targets in graph.items():
+        for target in targets:
+            source_parts, target_parts = module.split("."), target.split(".")
+            if len(source_parts) < 3 or len(target_parts) < 3 or source_parts[1] == target_parts[1]:
+                continue  # the top level, its private helpers (_lazy, _typing), or the same subpackage
+            if any(part.startswith("_") for part in target_parts[2:]):
+                pairs.append((module, target))
+    return sorted(pairs)
+
+
+if __name__ == "__main__":
+    # python tests/test_import_graph.py: the cycles and the private imports across subpackages.
+    found = import_graph()
+    print("import cycles:", strongly_connected(found))
+    pairs = private_imports_across_subpackages(found)
+    print(f"imports of another subpackage's private module: {len(pairs)}")
+    for importer, imported in pairs:
+        print(f"  {importer} -> {imported}")

@@ -297,7 +297,7 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
 
     def _calibrate(self, items):
         """The int8 graph calibrated on ``items`` (fit's images), and the calibration set's key."""
-        from ..image._batch_decoder import resolve_num_workers
+        from ..image import resolve_num_workers
 
         images = runtime.calibration_images(
             items,

@@ -21,7 +21,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, has_fit_parameter
 
-from ..image._decode import load_image
+from ..image import load_image
 from ..image._transforms import ResizeCenterCrop, random_resized_crop_flip
 from ..image._validation import ImageInputMixin, check_image_labels
 

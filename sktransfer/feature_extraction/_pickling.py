@@ -20,7 +20,7 @@ from ..backbones import Backbone
 from ..backbones._persist import backbone_from_recipe, backbone_recipe, check_recipe, recipe_has_tensors
 from ..backbones._shared import shared_backbone
 from ..backbones._weights import weights_identity
-from ..utils._device import resolve_device
+from ..utils import resolve_device
 from ._embedder import Embedder
 
 #: The state key of a network not rebuilt yet.

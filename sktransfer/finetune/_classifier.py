@@ -35,9 +35,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..backbones import OFFLINE_BACKBONE, get_backbone
 from ..backbones._weights import weights_identity
-from ..image._batch_decoder import BatchDecoder, resolve_num_workers
+from ..image import BatchDecoder, resolve_num_workers
 from ..image._validation import ImageInputMixin, check_image_labels
-from ..utils._device import autocast_context, resolve_device
+from ..utils import autocast_context, resolve_device
 from ._activation_cache import leave, mark_pretrained, route
 from ._callbacks import default_callbacks
 from ._datasets import TrainingDataset, reject_user_dataset, training_dataset

@@ -24,7 +24,7 @@ from PIL import Image
 from skorch.utils import is_dataset
 from torch.utils.data import Dataset
 
-from ..image._batch_decoder import decode_all, resolve_num_workers
+from ..image import decode_all, resolve_num_workers
 from ..image._transforms import ResizeCenterCrop, pil_to_chw
 from ._activation_cache import ActivationCache, shared_key
 from ._fit_memo import FIT_MEMO

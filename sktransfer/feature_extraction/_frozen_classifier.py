@@ -8,6 +8,7 @@ it, and fits the classifier on all of them with the labels repeated.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from numbers import Integral
 from typing import TYPE_CHECKING, Literal
@@ -149,9 +150,11 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
 
     Every training image must be readable: the views are decoded here, and
     an unreadable image raises ``ImageLoadError`` naming it whatever the
-    extractor's ``on_error``. An extractor with a ``cache`` stores the
-    views' embeddings too; with a fixed ``random_state`` a refit on the same
-    images then reads them instead of computing them.
+    extractor's ``on_error``. With an integer ``random_state``, an extractor
+    with a ``cache`` stores the views' embeddings too, and a refit on the
+    same images reads them instead of computing them. Otherwise the views
+    are new at every fit and never looked up again, so they are embedded
+    without the store (which keeps only the centre crops).
 
     Examples
     --------
@@ -288,6 +291,10 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
         only one chunk's views exist as PIL images at once.
         """
         rng = _views_generator(self.random_state)
+        if not isinstance(self.random_state, Integral) and extractor.get_params().get("cache") is not None:
+            # Views drawn afresh at every fit are never read back: storing
+            # them would only grow the store, by n_views rows per image.
+            extractor = copy.copy(extractor).set_params(cache=None)
         side = _source_side(extractor)
         draft = None if side is None else (side, side)
         shrink = None if side is None else ResizeCenterCrop(side, side).resize

@@ -324,6 +324,32 @@ def module_embedding(shape_tail=()):
     return run
 
 
+def views_fitted_with_a_store(random_state):
+    def run(ctx):
+        from sktransfer import EmbeddingStore, FrozenFeatureClassifier
+
+        folder = ctx.tmp / f"views-{random_state}"
+        extractor = PretrainedFeatureExtractor(**{**TINY, "engine": "torch", "cache": folder})
+        y = np.arange(len(ctx.images)) % 2
+        for _ in range(2):
+            FrozenFeatureClassifier(extractor=extractor, n_views=3, random_state=random_state).fit(ctx.images, y)
+        return len(EmbeddingStore(folder)), len(ctx.images)
+
+    return run
+
+
+def only_centre_crops_stored(ctx, counts):
+    # Found by the red team: without a random_state every fit stored
+    # n_views new random views per image, never read again.
+    stored, n_images = counts
+    assert stored == n_images
+
+
+def views_stored_once(ctx, counts):
+    stored, n_images = counts
+    assert stored == n_images * (1 + 3)  # the same views at each fit: stored once, read back
+
+
 def vectors_as_they_are(ctx, fitted):
     # Found by the red team: the (N, C) output was averaged as if it were a
     # map, giving one column, the same number for every image.
@@ -473,6 +499,8 @@ ROWS = [
     ),
     # ------------------------------------------------------- parameters
     ("layer_unknown", extractor(layer="conv99"), Raises(ValueError, "is neither a layer group of tiny_convnet")),
+    ("views_unseeded_with_a_store", views_fitted_with_a_store(None), Policy(only_centre_crops_stored)),
+    ("views_seeded_with_a_store", views_fitted_with_a_store(0), Policy(views_stored_once)),
     ("module_returns_vectors", module_embedding(), Policy(vectors_as_they_are, "(N, C) vectors are the embedding")),
     (
         "module_returns_a_sequence",

@@ -52,6 +52,15 @@ class _FakeRayDataset:
 _FakeRayDataset.__module__ = "ray.data.dataset"
 
 
+def _series_with_a_gap_in_its_second_partition(ctx):
+    # Found by the red team: the error named the item's row within its
+    # partition (X[1]), not where it is in the collection.
+    dd = pytest.importorskip("dask.dataframe")
+    items = [ctx.images[i % len(ctx.images)] for i in range(6)]
+    items = pd.Series(items[:4] + [None] + items[4:], index=range(100, 107), name="path")
+    return dask_transform(ctx.extractor, dd.from_pandas(items, npartitions=2)).compute(scheduler="sync")
+
+
 def _empty_policy(ctx, result):
     assert result.shape == (0, ctx.extractor.n_features_out_) and result.dtype == np.float32
 
@@ -90,6 +99,11 @@ ROWS = [
         "dask_transform_unfitted",
         lambda ctx: dask_transform(PretrainedFeatureExtractor(**TINY), _dask_series(ctx)),
         Raises(NotFittedError, "not fitted"),
+    ),
+    (
+        "dask_transform_missing_item",
+        _series_with_a_gap_in_its_second_partition,
+        Raises(ValueError, "X at index 104 is missing"),
     ),
     (
         "dask_missing",

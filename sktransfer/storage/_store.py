@@ -10,7 +10,7 @@ Every row carries a CRC32 of its configuration, content key and vector
 bytes: a flipped bit, a vector of the wrong length or type, or one holding
 NaN (never written: ``put`` skips non-finite rows) is not served but treated
 as absent, with one warning per lookup, and the extractor computes it again.
-A CRC32 costs about as much as copying the bytes, so warm lookups stay fast.
+A CRC32 takes a few microseconds per 1280-wide vector, so warm lookups stay fast.
 The database records its format in SQLite's ``user_version``; a file of
 another format (an older sktransfer) is refused when opened, as a store that
 cannot be used, and is never rewritten.
@@ -201,7 +201,11 @@ class EmbeddingStore:
         return {key: (json.loads(text), n) for key, text, n in rows}
 
     def get(self, config: str, contents: Iterable[bytes | None]) -> list[NDArray[np.float32] | None]:
-        """The stored embedding of each content key, or None where absent.
+        """The stored embedding of each content key, or None where absent or damaged.
+
+        A damaged row (its checksum, length, type or finiteness wrong) is
+        deleted, so that :meth:`put` can store it anew, and one warning per
+        call counts such rows.
 
         Parameters
         ----------

@@ -244,7 +244,7 @@ ROWS = [
         _recomputed_with_one_warning_then_repaired,
     ),
     # Found by the red team (with the checksum fix): a store of the layout without checksums
-    # was read unchecked; it is now a store that cannot be used, left untouched.
+    # was read unchecked; it is now a store that cannot be used, left untouched (these two rows).
     (
         "store-of-an-older-format-warns-and-computes",
         _transform_with_an_old_format_store,

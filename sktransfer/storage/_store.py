@@ -3,7 +3,17 @@
 One embedding per (configuration key, content key): the configuration key
 names everything that changes the output (network, weights, layer, pooling,
 preprocessing, engine, precision, library version), the content key is the
-SHA-256 of the image (see ``_keys``). Rows are only ever added.
+SHA-256 of the image (see ``_keys``). Rows are only ever added, except that
+a damaged row is deleted when it is read, so that it can be written again.
+
+Every row carries a CRC32 of its configuration, content key and vector
+bytes: a flipped bit, a vector of the wrong length or type, or one holding
+NaN (never written: ``put`` skips non-finite rows) is not served but treated
+as absent, with one warning per lookup, and the extractor computes it again.
+A CRC32 takes a few microseconds per 1280-wide vector, so warm lookups stay fast.
+The database records its format in SQLite's ``user_version``; a file of
+another format (an older sktransfer) is refused when opened, as a store that
+cannot be used, and is never rewritten.
 
 Why SQLite (the standard library's ``sqlite3``), one row per embedding as a
 BLOB, in WAL mode, rather than append-only Parquet part files: measured
@@ -30,6 +40,8 @@ import json
 import os
 import sqlite3
 import threading
+import warnings
+import zlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -46,19 +58,24 @@ _BUSY_TIMEOUT_MS = 60_000
 # Keys per SELECT ... IN (...): well under SQLite's bound-variable limit.
 _LOOKUP_CHUNK = 500
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS configurations (
-    config TEXT PRIMARY KEY,
-    description TEXT NOT NULL,
-    n_features INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS embeddings (
-    config TEXT NOT NULL,
-    content BLOB NOT NULL,
-    vector BLOB NOT NULL,
-    PRIMARY KEY (config, content)
-) WITHOUT ROWID;
-"""
+# The table layout's version, kept in the database's user_version (0: a
+# new, empty file, or a store written before versions were recorded).
+_FORMAT = 2
+_SCHEMA = (
+    """CREATE TABLE configurations (
+        config TEXT PRIMARY KEY,
+        description TEXT NOT NULL,
+        n_features INTEGER NOT NULL
+    )""",
+    # checksum: _row_checksum of the row, checked on every read.
+    """CREATE TABLE embeddings (
+        config TEXT NOT NULL,
+        content BLOB NOT NULL,
+        vector BLOB NOT NULL,
+        checksum INTEGER NOT NULL,
+        PRIMARY KEY (config, content)
+    ) WITHOUT ROWID""",
+)
 
 
 class EmbeddingStore:
@@ -85,6 +102,15 @@ class EmbeddingStore:
     A write is one transaction: a process killed mid-run loses at most the
     batch it was writing. WAL mode needs a local file system; on a network
     file system give each machine its own store.
+
+    Every stored vector carries a checksum. A damaged row (a flipped bit,
+    NaN, a vector of the wrong length or type) is never served: :meth:`get`
+    answers None for it, as if absent, deletes it and warns once per call
+    with the number of such rows, so the extractor computes those images
+    again and stores them anew. A database of another format (written by an
+    older sktransfer) cannot be opened: an OSError saying so, which the
+    extractor turns into one warning, embedding without the store; delete
+    the file to start a new store.
 
     Examples
     --------
@@ -126,16 +152,20 @@ class EmbeddingStore:
         # inherited through fork must not be used, hence the pid check.
         local = self._local
         if getattr(local, "pid", None) != os.getpid():
+            connection = None
             try:
                 os.makedirs(self.directory, exist_ok=True)
                 connection = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
                 connection.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+                # First: a file of another format is left as it is (WAL mode rewrites its header).
+                _create_or_check_format(connection, self.path)
                 connection.execute("PRAGMA journal_mode=WAL")
                 # NORMAL: a commit survives the process being killed; only a
                 # power cut can lose the last transactions (never corrupt).
                 connection.execute("PRAGMA synchronous=NORMAL")
-                connection.executescript(_SCHEMA)
             except (OSError, sqlite3.Error) as exc:
+                if connection is not None:
+                    connection.close()
                 raise OSError(f"cannot open the embedding store in {self.directory!r}: {exc}") from exc
             local.connection, local.pid = connection, os.getpid()
         return local.connection
@@ -171,7 +201,11 @@ class EmbeddingStore:
         return {key: (json.loads(text), n) for key, text, n in rows}
 
     def get(self, config: str, contents: Iterable[bytes | None]) -> list[NDArray[np.float32] | None]:
-        """The stored embedding of each content key, or None where absent.
+        """The stored embedding of each content key, or None where absent or damaged.
+
+        A damaged row (its checksum, length, type or finiteness wrong) is
+        deleted, so that :meth:`put` can store it anew, and one warning per
+        call counts such rows.
 
         Parameters
         ----------
@@ -186,20 +220,65 @@ class EmbeddingStore:
             float32 vectors, aligned with `contents`.
         """
         contents = list(contents)
-        found = {}
         db = self._connection()
+        width = _width(db, config)
+        if width is None:  # put refuses unregistered configurations: nothing can be stored
+            return [None] * len(contents)
+        seed = zlib.crc32(config.encode())
+        intact, damaged = {}, []
         for start in range(0, len(contents), _LOOKUP_CHUNK):
             part = [c for c in contents[start : start + _LOOKUP_CHUNK] if c is not None]
             if not part:
                 continue
             marks = ",".join("?" * len(part))
             rows = db.execute(
-                f"SELECT content, vector FROM embeddings WHERE config = ? AND content IN ({marks})",
+                f"SELECT content, vector, checksum FROM embeddings WHERE config = ? AND content IN ({marks})",
                 (config, *part),
             )
-            for content, vector in rows:
-                found[content] = np.frombuffer(vector, dtype=np.float32)
+            for content, vector, checksum in rows:
+                # The type and length first: a damaged row may hold TEXT, or a
+                # number of bytes that is no whole vector.
+                if (
+                    type(vector) is bytes
+                    and len(vector) == 4 * width
+                    and checksum == _row_checksum(seed, content, vector)
+                ):
+                    intact[content] = vector
+                else:
+                    damaged.append((content, vector))
+        found = {}
+        if intact:
+            matrix = np.frombuffer(b"".join(intact.values()), dtype=np.float32).reshape(len(intact), width)
+            # put never writes a non-finite vector: one that reads back so is damaged.
+            finite = np.isfinite(matrix).all(axis=1)
+            for (content, vector), row, ok in zip(intact.items(), matrix, finite):
+                if ok:
+                    found[content] = row
+                else:
+                    damaged.append((content, vector))
+        if damaged:
+            self._drop_damaged(db, config, damaged)
         return [found.get(c) if c is not None else None for c in contents]
+
+    def _drop_damaged(self, db, config, damaged):
+        """Delete damaged rows (so that put can write them anew) and say so once."""
+        try:
+            with _transaction(db) as writer:
+                # "vector = ?": a row another process has rewritten since is kept.
+                writer.executemany(
+                    "DELETE FROM embeddings WHERE config = ? AND content = ? AND vector = ?",
+                    [(config, content, vector) for content, vector in damaged],
+                )
+        except sqlite3.Error:
+            # A read-only store: the rows stay (and put will report the store
+            # as unusable); they are still not served.
+            pass
+        warnings.warn(
+            f"{len(damaged)} stored embedding(s) in {self.path!r} were damaged (checksum mismatch, wrong length "
+            "or type, or not finite); they are not used and are computed again",
+            UserWarning,
+            stacklevel=3,
+        )
 
     def put(self, config: str, contents: Iterable[bytes | None], vectors: ArrayLike) -> None:
         """Store embeddings (one transaction); keys already stored are kept.
@@ -211,17 +290,34 @@ class EmbeddingStore:
             Content keys, one per row of `vectors`.
         vectors : array-like of shape (n, n_features)
             Embeddings; stored as float32. Rows with NaN are not stored.
+
+        Raises
+        ------
+        ValueError
+            If `config` is not registered, or `vectors` is not 2-D with the
+            width registered for it.
         """
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        rows = [
-            (config, content, vector.tobytes())
-            for content, vector in zip(contents, vectors)
-            if content is not None and np.isfinite(vector).all()
-        ]
+        db = self._connection()
+        width = _width(db, config)
+        if width is None:
+            raise ValueError(f"config {config!r} is not registered in {self!r}; call register() first")
+        if vectors.ndim != 2 or vectors.shape[1] != width:
+            raise ValueError(
+                f"vectors must have shape (n, {width}) (the width registered for this config), got {vectors.shape}"
+            )
+        seed = zlib.crc32(config.encode())
+        rows = []
+        for content, vector in zip(contents, vectors):
+            if content is not None and np.isfinite(vector).all():
+                data = vector.tobytes()
+                rows.append((config, content, data, _row_checksum(seed, content, data)))
         if not rows:
             return
-        with _transaction(self._connection()) as db:
-            db.executemany("INSERT OR IGNORE INTO embeddings (config, content, vector) VALUES (?, ?, ?)", rows)
+        with _transaction(db) as writer:
+            writer.executemany(
+                "INSERT OR IGNORE INTO embeddings (config, content, vector, checksum) VALUES (?, ?, ?, ?)", rows
+            )
 
     def __len__(self) -> int:
         return self._connection().execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
@@ -232,6 +328,49 @@ class EmbeddingStore:
         if connection is not None:
             connection.close()
             self._local.pid = None
+
+
+def _row_checksum(seed: int, content: bytes, vector: bytes) -> int:
+    """CRC32 of a row's content key and vector, seeded with its configuration's CRC32."""
+    return zlib.crc32(vector, zlib.crc32(content, seed))
+
+
+def _width(db, config: str) -> int | None:
+    """The n_features registered for `config`, or None."""
+    row = db.execute("SELECT n_features FROM configurations WHERE config = ?", (config,)).fetchone()
+    return None if row is None else row[0]
+
+
+def _create_or_check_format(connection, path: str) -> None:
+    """Create the tables in a new database; refuse one of another format.
+
+    The version is read without a lock first, so that opening an existing
+    store takes no write lock.
+    """
+    if connection.execute("PRAGMA user_version").fetchone()[0] == _FORMAT:
+        return
+    connection.execute("BEGIN IMMEDIATE")  # another process may be creating it now
+    try:
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        has_tables = connection.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+        if version != _FORMAT and (version != 0 or has_tables):
+            raise OSError(
+                f"{path} holds a store of another format ({_describe(version)}; this sktransfer reads and writes "
+                f"format {_FORMAT}, with a checksum per vector); it is left untouched: delete the file to start a "
+                "new store"
+            )
+        if version == 0:
+            for statement in _SCHEMA:
+                connection.execute(statement)
+            connection.execute(f"PRAGMA user_version={_FORMAT}")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+def _describe(version: int) -> str:
+    return "an older format, from before formats were recorded" if version == 0 else f"format {version}"
 
 
 class _transaction:

@@ -6,8 +6,10 @@ calls the library (``ctx`` has ``tmp_path``, ``monkeypatch`` and ``photos``);
 callable asserting on what ``make`` returned.
 """
 
+import sqlite3
 import sys
 import warnings
+from contextlib import closing
 from types import SimpleNamespace
 
 import numpy as np
@@ -18,7 +20,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from storage_helpers import photos, tiny, write_images  # noqa: F401 (fixtures)
 
 from sktransfer import embed
-from sktransfer.storage import EmbeddingStore, read_embeddings
+from sktransfer.storage import EmbeddingStore, content_key, read_embeddings
 
 
 def _fitted(ctx, **params):
@@ -39,6 +41,49 @@ def _computed_with_one_warning(fragment):
         assert len(messages) == 1 and fragment in messages[0] and "embedding without it" in messages[0], messages
 
     return check
+
+
+def _damaged_row(damage):
+    """A fault: the stored vector of one photo is replaced by ``damage(its bytes)``; then two warm runs."""
+
+    def make(ctx):
+        _fitted(ctx, cache=ctx.tmp_path).transform(ctx.photos)
+        key = content_key(ctx.photos[3])
+        with closing(sqlite3.connect(ctx.tmp_path / "embeddings.sqlite")) as db, db:
+            (vector,) = db.execute("SELECT vector FROM embeddings WHERE content = ?", (key,)).fetchone()
+            db.execute("UPDATE embeddings SET vector = ? WHERE content = ?", (damage(vector), key))
+        first = _transform_recording(ctx, _fitted(ctx, cache=ctx.tmp_path))
+        return first, _transform_recording(ctx, _fitted(ctx, cache=ctx.tmp_path))
+
+    return make
+
+
+def _recomputed_with_one_warning_then_repaired(result):
+    (out, computed, messages), (again, _, messages_again) = result
+    # The damaged image is embedded again in a batch of its own: PyTorch's last bits may differ.
+    np.testing.assert_allclose(out, computed, rtol=1e-5, atol=1e-6)
+    assert len(messages) == 1 and "1 stored embedding(s)" in messages[0] and "damaged" in messages[0], messages
+    np.testing.assert_array_equal(again, out)
+    assert messages_again == []  # the row was written anew
+
+
+_OLD_LAYOUT = (
+    "CREATE TABLE configurations (config TEXT PRIMARY KEY, description TEXT NOT NULL, n_features INTEGER NOT NULL)",
+    "CREATE TABLE embeddings (config TEXT NOT NULL, content BLOB NOT NULL, vector BLOB NOT NULL, "
+    "PRIMARY KEY (config, content)) WITHOUT ROWID",
+)
+
+
+def _old_format_store(ctx):
+    with closing(sqlite3.connect(ctx.tmp_path / "embeddings.sqlite")) as db, db:
+        for statement in _OLD_LAYOUT:
+            db.execute(statement)
+    return EmbeddingStore(ctx.tmp_path)
+
+
+def _transform_with_an_old_format_store(ctx):
+    _old_format_store(ctx)
+    return _transform_recording(ctx, _fitted(ctx, cache=ctx.tmp_path))
 
 
 def _conv_then(activation):
@@ -176,6 +221,40 @@ def _all_missing_first_chunk(result):
 
 
 ROWS = [
+    # Found by the red team: a stored vector with a flipped bit was served as it was.
+    (
+        "store-vector-bit-flipped",
+        _damaged_row(lambda v: bytes([*v[:3], v[3] ^ 0x40, *v[4:]])),
+        _recomputed_with_one_warning_then_repaired,
+    ),
+    # Found by the red team: a stored vector of NaN was served as it was.
+    (
+        "store-vector-nan",
+        _damaged_row(lambda v: np.full(len(v) // 4, np.nan, np.float32).tobytes()),
+        _recomputed_with_one_warning_then_repaired,
+    ),
+    # Found by the red team: a stored vector one float short raised an uncaught ValueError.
+    ("store-vector-wrong-length", _damaged_row(lambda v: v[:-4]), _recomputed_with_one_warning_then_repaired),
+    # Found by the red team: a stored vector of an odd byte count raised an uncaught ValueError.
+    ("store-vector-odd-byte-count", _damaged_row(lambda v: v[:-1]), _recomputed_with_one_warning_then_repaired),
+    # Found by the red team: a stored vector held as TEXT raised an uncaught TypeError.
+    (
+        "store-vector-stored-as-text",
+        _damaged_row(lambda v: "0.5, 0.25, 0.125"),
+        _recomputed_with_one_warning_then_repaired,
+    ),
+    # Found by the red team (with the checksum fix): a store of the layout without checksums
+    # was read unchecked; it is now a store that cannot be used, left untouched (these two rows).
+    (
+        "store-of-an-older-format-warns-and-computes",
+        _transform_with_an_old_format_store,
+        _computed_with_one_warning("store of another format"),
+    ),
+    (
+        "store-of-an-older-format-used-directly-raises",
+        lambda ctx: _old_format_store(ctx).get("config", [b"a" * 32]),
+        (OSError, "delete the file to start a new store"),
+    ),
     ("module-other-code-equal-weights", _modules_with_equal_weights, _own_embeddings),
     ("module-whose-source-cannot-be-read", _module_without_source, _not_stored_with_a_warning),
     (

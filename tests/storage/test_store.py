@@ -6,6 +6,8 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import warnings
+import zlib
 
 import numpy as np
 import pytest
@@ -60,6 +62,80 @@ def test_lookup_of_more_keys_than_one_query_holds(tmp_path):
     store.put(config, keys, np.arange(1203, dtype=np.float32)[:, None])
     got = store.get(config, keys[::-1])
     assert [float(v[0]) for v in got] == list(range(1202, -1, -1))
+
+
+def _tamper(store, config, content, vector, checksum=None):
+    """Overwrite one row behind the store's back (checksum None: keep the stored one)."""
+    db = store._connection()
+    if checksum is None:
+        db.execute("UPDATE embeddings SET vector = ? WHERE config = ? AND content = ?", (vector, config, content))
+    else:
+        db.execute(
+            "UPDATE embeddings SET vector = ?, checksum = ? WHERE config = ? AND content = ?",
+            (vector, checksum, config, content),
+        )
+
+
+def test_damaged_rows_are_absent_with_one_warning_counting_them_and_can_be_stored_again(tmp_path):
+    # Found by the red team: damaged rows were served (a flipped bit) or
+    # raised ValueError/TypeError (wrong length, odd byte count, TEXT).
+    store = EmbeddingStore(tmp_path)
+    config = store.register({}, 2)
+    keys = [bytes([i]) * 32 for i in range(5)]
+    vectors = np.arange(10, dtype=np.float32).reshape(5, 2)
+    store.put(config, keys, vectors)
+    flipped = bytearray(vectors[0].tobytes())
+    flipped[0] ^= 1
+    _tamper(store, config, keys[0], bytes(flipped))
+    _tamper(store, config, keys[1], vectors[1].tobytes()[:-4])
+    _tamper(store, config, keys[2], vectors[2].tobytes()[:-1])
+    _tamper(store, config, keys[3], "1.0 2.0")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = store.get(config, keys)
+    assert got[:4] == [None] * 4 and np.array_equal(got[4], vectors[4])
+    assert [str(w.message) for w in caught] == [
+        f"4 stored embedding(s) in {store.path!r} were damaged (checksum mismatch, wrong length or type, or not "
+        "finite); they are not used and are computed again"
+    ]
+    store.put(config, keys, vectors)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.array_equal(np.stack(store.get(config, keys)), vectors)
+
+
+def test_a_nan_vector_under_a_matching_checksum_is_not_served(tmp_path):
+    store = EmbeddingStore(tmp_path)
+    config = store.register({}, 2)
+    key = b"n" * 32
+    store.put(config, [key], np.ones((1, 2), np.float32))
+    nan = np.full(2, np.nan, np.float32).tobytes()
+    _tamper(store, config, key, nan, zlib.crc32(nan, zlib.crc32(key, zlib.crc32(config.encode()))))
+    with pytest.warns(UserWarning, match=r"1 stored embedding\(s\) .* damaged"):
+        assert store.get(config, [key]) == [None]
+    assert len(store) == 0
+
+
+def test_put_refuses_an_unregistered_config_and_vectors_of_another_width(tmp_path):
+    store = EmbeddingStore(tmp_path)
+    config = store.register({}, 2)
+    with pytest.raises(ValueError, match="config 'nope' is not registered"):
+        store.put("nope", [b"a" * 32], np.ones((1, 2)))
+    with pytest.raises(ValueError, match=r"vectors must have shape \(n, 2\) .*got \(1, 3\)"):
+        store.put(config, [b"a" * 32], np.ones((1, 3)))
+    assert store.get("nope", [b"a" * 32]) == [None] and len(store) == 0
+
+
+def test_a_store_of_another_format_is_refused_and_left_untouched(tmp_path):
+    path = tmp_path / "embeddings.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE embeddings (config TEXT, content BLOB, vector BLOB)")
+    db.commit()
+    db.close()
+    before = path.read_bytes()
+    with pytest.raises(OSError, match="holds a store of another format .*delete the file to start a new store"):
+        EmbeddingStore(tmp_path).register({}, 1)
+    assert path.read_bytes() == before
 
 
 def test_store_pickles_as_its_folder_and_reopens(tmp_path):

@@ -12,8 +12,8 @@ The join reads every part's row positions first and takes each position
 once, in input order, so parts of an earlier run cut with another chunk size
 never give a row twice; part files in a folder without a manifest belong to
 no known run (a clean-up cut short) and are removed when a run starts
-afresh. A lock file in the folder keeps a second writer out while one runs.
-What fills the table
+afresh. A lock file in the folder keeps a second writer out while one runs
+(the folder itself is :mod:`._partial_folder`). What fills the table
 (:func:`sktransfer.embed`, which runs an extractor) lives with the
 extractor: this module only knows the format.
 
@@ -26,142 +26,36 @@ pyarrow read it as is, and :func:`read_embeddings` (or
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import secrets
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .._typing import StrPath
+from ._partial_folder import (
+    MANIFEST,
+    manifest,
+    open_partial,
+    pyarrow_or_hint,
+    remove_partial,
+    row_sources,
+    unlock,
+    write_atomically,
+    write_part,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["EmbeddingTableWriter", "read_embeddings"]
 
-_PART = "part-{:012d}.parquet"
-_MANIFEST = "manifest.json"
-_LOCK = "lock"
 _METADATA_KEY = b"sktransfer"
 
 
-def _pyarrow():
-    try:
-        import pyarrow
-        import pyarrow.parquet
-    except ImportError as exc:
-        raise ImportError(
-            "writing and reading embedding tables needs pyarrow: pip install 'sktransfer[parquet]'"
-        ) from exc
-    return pyarrow
-
-
-def _manifest(paths, labels, config):
-    digest = hashlib.sha256(json.dumps([paths, labels]).encode()).hexdigest()
-    # Through JSON and back, so that it compares equal to the one read from disk.
-    return json.loads(json.dumps({"inputs": digest, "configuration": config}))
-
-
-def _is_part(name):
-    return name.startswith("part-") and name.endswith(".parquet")
-
-
-def _part_names(partial):
-    return sorted(name for name in os.listdir(partial) if _is_part(name))
-
-
-def _lock(partial):
-    """Hold the folder's lock file, or raise naming the run that holds it; None where locks do not exist."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no advisory locks, concurrent runs are not detected
-        return None
-    path = os.path.join(partial, _LOCK)
-    while True:
-        handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(handle, 64).decode(errors="replace").strip() or "unknown"
-            os.close(handle)
-            raise RuntimeError(
-                f"{partial!r} is in use by another embed() run (pid {holder}) writing the same output; "
-                "wait for it to finish, or stop it and rerun"
-            ) from None
-        try:
-            same_file = os.path.samestat(os.fstat(handle), os.stat(path))
-        except FileNotFoundError:  # the run that held it removed it on finishing
-            same_file = False
-        if same_file:
-            os.ftruncate(handle, 0)
-            os.write(handle, str(os.getpid()).encode())
-            return handle
-        os.close(handle)
-        os.makedirs(partial, exist_ok=True)
-
-
-def _open_partial(partial, manifest):
-    """``(done, lock)``: positions already written by an earlier run (empty for a fresh start), the held lock."""
-    pyarrow = _pyarrow()
-    os.makedirs(partial, exist_ok=True)
-    lock = _lock(partial)
-    try:
-        manifest_path = os.path.join(partial, _MANIFEST)
-        if os.path.exists(manifest_path):
-            with open(manifest_path, encoding="utf-8") as file:
-                earlier = json.load(file)
-            if earlier != manifest:
-                raise ValueError(
-                    f"{partial!r} holds the unfinished output of an embed() run on other images or settings; "
-                    "delete that folder to start again, or rerun with the same inputs and settings to finish it"
-                )
-            done = set()
-            for name in _part_names(partial):
-                table = pyarrow.parquet.read_table(os.path.join(partial, name), columns=["_position"])
-                done.update(table.column(0).to_pylist())
-            return done, lock
-        # The manifest is written before any part and removed after all of
-        # them: parts without one are what a clean-up cut short left, of a
-        # run that can no longer be identified.
-        for name in _part_names(partial):
-            os.remove(os.path.join(partial, name))
-        _write_atomically(manifest_path, lambda f: f.write(json.dumps(manifest).encode()), partial)
-        return set(), lock
-    except BaseException:
-        _unlock(lock)
-        raise
-
-
-def _unlock(lock):
-    if lock is not None:
-        os.close(lock)  # closing the descriptor releases the flock
-
-
-def _write_atomically(path, write, folder):
-    # Created by os.open with 0o666, so the umask decides who may read the
-    # result, as for any file the user writes (mkstemp would force 0o600).
-    while True:
-        temporary = os.path.join(folder, f".tmp-{secrets.token_hex(8)}")
-        try:
-            handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-            break
-        except FileExistsError:
-            continue
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-
-
 def _schema(n_features, metadata):
-    pa = _pyarrow()
+    pa = pyarrow_or_hint()
     return pa.schema(
         [
             ("path", pa.string()),
@@ -173,56 +67,11 @@ def _schema(n_features, metadata):
     )
 
 
-def _write_part(partial, positions, paths, labels, errors, block, schema):
-    """One chunk to ``partial/part-<first position>.parquet``, atomically."""
-    pa = _pyarrow()
-    n_features = block.shape[1]
-    embedding = pa.FixedSizeListArray.from_arrays(pa.array(block.reshape(-1), pa.float32()), n_features)
-    table = pa.Table.from_arrays(
-        [
-            pa.array(paths, pa.string()),
-            pa.array(labels, pa.string()),
-            pa.array(errors, pa.string()),
-            embedding,
-            pa.array(positions, pa.int64()),
-        ],
-        schema=schema.append(pa.field("_position", pa.int64())),
-    )
-    path = os.path.join(partial, _PART.format(positions[0]))
-    _write_atomically(path, lambda f: pa.parquet.write_table(table, f), partial)
-
-
-def _row_sources(partial, n_rows):
-    """For each row position in order, ``(part name, row in that part)``: each position once, or a ValueError."""
-    pa = _pyarrow()
-    source = [None] * n_rows
-    for name in _part_names(partial):
-        positions = pa.parquet.read_table(os.path.join(partial, name), columns=["_position"]).column(0).to_pylist()
-        for row, position in enumerate(positions):
-            if not 0 <= position < n_rows:
-                raise ValueError(
-                    f"{partial!r}: part file {name!r} holds row position {position}, outside 0..{n_rows - 1}; "
-                    "delete that folder and rerun embed() to start again"
-                )
-            # An earlier run's part may hold a position again (cut with
-            # another chunk size): under the same manifest it is the same
-            # row, kept once.
-            if source[position] is None:
-                source[position] = (name, row)
-    missing = [position for position, found in enumerate(source) if found is None]
-    if missing:
-        raise ValueError(
-            f"{partial!r} lacks {len(missing)} of {n_rows} rows (first missing position {missing[0]}); "
-            "rerun embed() with the same inputs and settings to compute them"
-        )
-    return source
-
-
 def _join_parts(partial, out, schema, n_rows):
     """The parts' rows, each position once and in input order, into `out`; then the folder removed."""
-    pa = _pyarrow()
+    pa = pyarrow_or_hint()
     folder = os.path.dirname(os.path.abspath(out))
-    source = _row_sources(partial, n_rows)
+    source = row_sources(partial, n_rows)
 
     def write(file):
         loaded = (None, None)
@@ -239,23 +88,8 @@ def _join_parts(partial, out, schema, n_rows):
                 writer.write_table(loaded[1].slice(first, stop - start))
                 start = stop
 
-    _write_atomically(out, write, folder)
-    _remove_partial(partial)
-
-
-def _remove_partial(partial):
-    # The manifest goes last: a clean-up cut short leaves a folder that
-    # either still vouches for its parts or holds none.
-    for name in os.listdir(partial):
-        if name not in (_MANIFEST, _LOCK):
-            os.remove(os.path.join(partial, name))
-    for name in (_MANIFEST, _LOCK):
-        if os.path.exists(os.path.join(partial, name)):
-            os.remove(os.path.join(partial, name))
-    try:
-        os.rmdir(partial)
-    except OSError:  # another run has just started in it: the folder is now its own
-        pass
+    write_atomically(out, write, folder)
+    remove_partial(partial)
 
 
 class EmbeddingTableWriter:
@@ -316,13 +150,13 @@ class EmbeddingTableWriter:
         self.out = os.fspath(out)
         self.partial = self.out + ".partial"
         self.n_rows = len(paths)
-        self.done, self._lock = _open_partial(self.partial, _manifest(paths, labels, description))
+        self.done, self._lock = open_partial(self.partial, manifest(paths, labels, description))
         self.schema = _schema(n_features, description)
 
     @staticmethod
     def check_installed() -> None:
         """Raise an ImportError naming the extra when pyarrow is not installed."""
-        _pyarrow()
+        pyarrow_or_hint()
 
     @staticmethod
     def check_out(out: StrPath) -> None:
@@ -349,7 +183,7 @@ class EmbeddingTableWriter:
         paths, labels, errors : list of str or None
         block : ndarray of shape (len(positions), n_features), float32
         """
-        _write_part(self.partial, positions, paths, labels, errors, block, self.schema)
+        write_part(self.partial, positions, paths, labels, errors, block, self.schema)
 
     def finish(self) -> int:
         """Join the parts into ``out``, remove the partial folder and release the lock; returns how many rows failed.
@@ -364,12 +198,12 @@ class EmbeddingTableWriter:
             _join_parts(self.partial, self.out, self.schema, self.n_rows)
         finally:
             self.close()
-        errors = _pyarrow().parquet.read_table(self.out, columns=["error"]).column(0)
+        errors = pyarrow_or_hint().parquet.read_table(self.out, columns=["error"]).column(0)
         return len(errors) - errors.null_count
 
     def close(self) -> None:
         """Release the partial folder's lock (the parts stay, for a later run to resume)."""
-        _unlock(self._lock)
+        unlock(self._lock)
         self._lock = None
 
     def __enter__(self) -> EmbeddingTableWriter:
@@ -381,7 +215,7 @@ class EmbeddingTableWriter:
 
 def _embedding_matrix(column, path):
     """The (n, d) float32 matrix of an ``embedding`` column: fixed-size lists, or equal-length lists."""
-    pa = _pyarrow()
+    pa = pyarrow_or_hint()
     column = column.combine_chunks()
     if pa.types.is_fixed_size_list(column.type):
         width = column.type.list_size
@@ -428,8 +262,8 @@ def read_embeddings(path: StrPath) -> tuple[pd.DataFrame, np.ndarray]:
         run, if it has no ``embedding`` column, or if its embeddings are
         missing or of unequal lengths.
     """
-    pa = _pyarrow()
-    if os.path.isdir(path) and os.path.exists(os.path.join(path, _MANIFEST)):
+    pa = pyarrow_or_hint()
+    if os.path.isdir(path) and os.path.exists(os.path.join(path, MANIFEST)):
         partial = os.fspath(path)
         out = partial.removesuffix(".partial")
         raise ValueError(

@@ -311,6 +311,31 @@ def _second_refused_first_finishes(result):
     np.testing.assert_array_equal(X, expected)
 
 
+def _part_removed_during_the_run(ctx):
+    out = ctx.tmp_path / "o.parquet"
+    real = EmbeddingTableWriter.write
+
+    def write_then_lose_the_first_part(self, *args):
+        real(self, *args)
+        first = os.path.join(self.partial, "part-000000000000.parquet")
+        if os.path.exists(first) and args[0][0] == 4:
+            os.remove(first)
+
+    with ctx.monkeypatch.context() as patch:
+        patch.setattr(EmbeddingTableWriter, "write", write_then_lose_the_first_part)
+        return embed(ctx.photos, out, extractor=tiny(), chunk_size=4, verbose=0)
+
+
+def _table_without_embeddings(ctx, embedding):
+    import pandas as pd
+
+    frame = pd.DataFrame({"path": ["a", "b"], "label": [None, None], "error": [None, None]})
+    if embedding is not None:
+        frame["embedding"] = embedding
+    frame.to_parquet(ctx.tmp_path / "t.parquet")
+    return read_embeddings(ctx.tmp_path / "t.parquet")
+
+
 ROWS = [
     ("module-other-code-equal-weights", _modules_with_equal_weights, _own_embeddings),
     ("module-whose-source-cannot-be-read", _module_without_source, _not_stored_with_a_warning),
@@ -395,6 +420,21 @@ ROWS = [
     # Found by the red team: the second run joined and removed the parts, and the first died with
     # FileNotFoundError on a part file.
     ("embed-second-run-while-one-runs", _second_run_while_one_runs, _second_refused_first_finishes),
+    # Found by the red team (with the unchecked join above): a part lost during the run gave a table short of
+    # its rows, without a word.
+    ("embed-part-lost-during-the-run", _part_removed_during_the_run, (ValueError, "lacks 4 of 11 rows")),
+    # Found by the red team (with the list column above): AttributeError on a null embedding too.
+    (
+        "read-embeddings-null-embedding",
+        lambda ctx: _table_without_embeddings(ctx, [np.zeros(3, np.float32), None]),
+        (ValueError, "row 1 has no embedding"),
+    ),
+    # Found by the red team (with the list column above): a table without the column gave KeyError 'embedding'.
+    (
+        "read-embeddings-without-embedding-column",
+        lambda ctx: _table_without_embeddings(ctx, None),
+        (ValueError, "has no 'embedding' column; it is not a table written by embed()"),
+    ),
     ("embed-failures-in-error-column", _embed_failures, _error_rows),
     ("embed-without-pyarrow", _without_pyarrow, (ImportError, "pip install 'sktransfer[parquet]'")),
     (

@@ -152,30 +152,6 @@ def _error_rows(result):
     assert np.isnan(X[:2]).all() and np.isfinite(X[2]).all()
 
 
-def _without_pyarrow(ctx):
-    ctx.monkeypatch.setitem(sys.modules, "pyarrow", None)
-    return embed(ctx.photos, ctx.tmp_path / "o.parquet", extractor=tiny(), verbose=0)
-
-
-def _empty_folder(ctx):
-    (ctx.tmp_path / "empty").mkdir()
-    (ctx.tmp_path / "empty" / "notes.txt").write_text("no images")
-    return embed(ctx.tmp_path / "empty", ctx.tmp_path / "o.parquet", verbose=0)
-
-
-def _nan_chunk_alignment(ctx):
-    items = [None] * 5 + ctx.photos[:3]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        est = _fitted(ctx, on_error="nan")
-        return np.concatenate(list(est.iter_transform(items, chunk_size=4))), est.transform(ctx.photos[:3])
-
-
-def _all_missing_first_chunk(result):
-    out, expected = result
-    assert np.isnan(out[:5]).all() and np.array_equal(out[5:], expected)
-
-
 class _Stopped(Exception):
     pass
 
@@ -334,6 +310,30 @@ def _table_without_embeddings(ctx, embedding):
         frame["embedding"] = embedding
     frame.to_parquet(ctx.tmp_path / "t.parquet")
     return read_embeddings(ctx.tmp_path / "t.parquet")
+
+
+def _without_pyarrow(ctx):
+    ctx.monkeypatch.setitem(sys.modules, "pyarrow", None)
+    return embed(ctx.photos, ctx.tmp_path / "o.parquet", extractor=tiny(), verbose=0)
+
+
+def _empty_folder(ctx):
+    (ctx.tmp_path / "empty").mkdir()
+    (ctx.tmp_path / "empty" / "notes.txt").write_text("no images")
+    return embed(ctx.tmp_path / "empty", ctx.tmp_path / "o.parquet", verbose=0)
+
+
+def _nan_chunk_alignment(ctx):
+    items = [None] * 5 + ctx.photos[:3]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        est = _fitted(ctx, on_error="nan")
+        return np.concatenate(list(est.iter_transform(items, chunk_size=4))), est.transform(ctx.photos[:3])
+
+
+def _all_missing_first_chunk(result):
+    out, expected = result
+    assert np.isnan(out[:5]).all() and np.array_equal(out[5:], expected)
 
 
 ROWS = [

@@ -125,8 +125,12 @@ def embed(
         become labels; or images directly in it: no labels), or paths and
         URLs (a list, a pandas Series, ...; missing values give error rows).
     out : str or os.PathLike, default="embeddings.parquet"
-        The Parquet file to write. Until it is complete, rows go to
-        ``out + ".partial"/``, from which an interrupted run resumes.
+        The Parquet file to write (not a directory: refused before any
+        work). Until it is complete, rows go to ``out + ".partial"/``, from
+        which an interrupted run resumes, with the same or another
+        `chunk_size`. A second run on the same `out` while one runs is
+        refused (a lock in that folder, naming the other run's process id;
+        not on Windows). The file's mode follows the umask.
     model, weights, layer, batch_size :
         As for :class:`~sktransfer.PretrainedFeatureExtractor`, when
         `extractor` is None.
@@ -173,6 +177,7 @@ def embed(
     from ._streaming import EmbeddingLoop  # imports torch: only once embed() runs
 
     EmbeddingTableWriter.check_installed()  # before any work
+    EmbeddingTableWriter.check_out(out)
     out = os.fspath(out)
     if not (isinstance(chunk_size, int) and chunk_size >= 1):
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
@@ -181,22 +186,22 @@ def embed(
     extractor = _prepare_extractor(
         extractor, model=model, weights=weights, layer=layer, batch_size=batch_size, verbose=verbose, cache=cache
     )
-    table = EmbeddingTableWriter(
+    with EmbeddingTableWriter(
         out,
         paths=paths,
         labels=labels,
         description=extractor.output_description(),
         n_features=extractor.n_features_out_,
-    )
-    done = table.done
-    todo = [i for i in range(len(paths)) if i not in done]
-    if todo:
-        loop = EmbeddingLoop(extractor, [paths[i] for i in todo], chunk_size, store=extractor._store())
-        for start, block, failures in loop:
-            positions = todo[start : start + len(block)]
-            errors = [None] * len(block)
-            for index, error in failures:
-                errors[index - start] = error.reason
-            table.write(positions, [paths[i] for i in positions], [labels[i] for i in positions], errors, block)
-    n_failed = table.finish()
+    ) as table:
+        done = table.done
+        todo = [i for i in range(len(paths)) if i not in done]
+        if todo:
+            loop = EmbeddingLoop(extractor, [paths[i] for i in todo], chunk_size, store=extractor._store())
+            for start, block, failures in loop:
+                positions = todo[start : start + len(block)]
+                errors = [None] * len(block)
+                for index, error in failures:
+                    errors[index - start] = error.reason
+                table.write(positions, [paths[i] for i in positions], [labels[i] for i in positions], errors, block)
+        n_failed = table.finish()
     return EmbedResult(out, len(paths), len(todo), len(done), n_failed)

@@ -7,7 +7,13 @@ footer is written, so a single file growing row group by row group would be
 lost whole on a kill; finished part files are not. A writer opened again
 with the same inputs and settings knows the rows its parts hold; when every
 row is done the parts are joined, in input order, into ``OUT`` (again
-through a temporary name) and the folder is removed. What fills the table
+through a temporary name) and the folder is removed, its manifest last.
+The join reads every part's row positions first and takes each position
+once, in input order, so parts of an earlier run cut with another chunk size
+never give a row twice; part files in a folder without a manifest belong to
+no known run (a clean-up cut short) and are removed when a run starts
+afresh. A lock file in the folder keeps a second writer out while one runs
+(the folder itself is :mod:`._partial_folder`). What fills the table
 (:func:`sktransfer.embed`, which runs an extractor) lives with the
 extractor: this module only knows the format.
 
@@ -20,82 +26,36 @@ pyarrow read it as is, and :func:`read_embeddings` (or
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .._typing import StrPath
+from ._partial_folder import (
+    MANIFEST,
+    manifest,
+    open_partial,
+    pyarrow_or_hint,
+    remove_partial,
+    row_sources,
+    unlock,
+    write_atomically,
+    write_part,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["EmbeddingTableWriter", "read_embeddings"]
 
-_PART = "part-{:012d}.parquet"
-_MANIFEST = "manifest.json"
 _METADATA_KEY = b"sktransfer"
 
 
-def _pyarrow():
-    try:
-        import pyarrow
-        import pyarrow.parquet
-    except ImportError as exc:
-        raise ImportError(
-            "writing and reading embedding tables needs pyarrow: pip install 'sktransfer[parquet]'"
-        ) from exc
-    return pyarrow
-
-
-def _manifest(paths, labels, config):
-    digest = hashlib.sha256(json.dumps([paths, labels]).encode()).hexdigest()
-    # Through JSON and back, so that it compares equal to the one read from disk.
-    return json.loads(json.dumps({"inputs": digest, "configuration": config}))
-
-
-def _open_partial(partial, manifest):
-    """Positions already written by an earlier run, or an empty set for a fresh start."""
-    pyarrow = _pyarrow()
-    manifest_path = os.path.join(partial, _MANIFEST)
-    if os.path.isdir(partial) and os.path.exists(manifest_path):
-        with open(manifest_path, encoding="utf-8") as file:
-            earlier = json.load(file)
-        if earlier != manifest:
-            raise ValueError(
-                f"{partial!r} holds the unfinished output of an embed() run on other images or settings; "
-                "delete that folder to start again, or rerun with the same inputs and settings to finish it"
-            )
-        done = set()
-        for name in sorted(os.listdir(partial)):
-            if name.startswith("part-") and name.endswith(".parquet"):
-                table = pyarrow.parquet.read_table(os.path.join(partial, name), columns=["_position"])
-                done.update(table.column(0).to_pylist())
-        return done
-    os.makedirs(partial, exist_ok=True)
-    _write_atomically(manifest_path, lambda f: f.write(json.dumps(manifest).encode()), partial)
-    return set()
-
-
-def _write_atomically(path, write, folder):
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-
-
 def _schema(n_features, metadata):
-    pa = _pyarrow()
+    pa = pyarrow_or_hint()
     return pa.schema(
         [
             ("path", pa.string()),
@@ -107,39 +67,29 @@ def _schema(n_features, metadata):
     )
 
 
-def _write_part(partial, positions, paths, labels, errors, block, schema):
-    """One chunk to ``partial/part-<first position>.parquet``, atomically."""
-    pa = _pyarrow()
-    n_features = block.shape[1]
-    embedding = pa.FixedSizeListArray.from_arrays(pa.array(block.reshape(-1), pa.float32()), n_features)
-    table = pa.Table.from_arrays(
-        [
-            pa.array(paths, pa.string()),
-            pa.array(labels, pa.string()),
-            pa.array(errors, pa.string()),
-            embedding,
-            pa.array(positions, pa.int64()),
-        ],
-        schema=schema.append(pa.field("_position", pa.int64())),
-    )
-    path = os.path.join(partial, _PART.format(positions[0]))
-    _write_atomically(path, lambda f: pa.parquet.write_table(table, f), partial)
-
-
-def _join_parts(partial, out, schema):
-    """The parts, in input order, into `out` (one row group each), then the folder removed."""
-    pa = _pyarrow()
+def _join_parts(partial, out, schema, n_rows):
+    """The parts' rows, each position once and in input order, into `out`; then the folder removed."""
+    pa = pyarrow_or_hint()
     folder = os.path.dirname(os.path.abspath(out))
-    names = sorted(n for n in os.listdir(partial) if n.startswith("part-") and n.endswith(".parquet"))
+    source = row_sources(partial, n_rows)
 
     def write(file):
+        loaded = (None, None)
         with pa.parquet.ParquetWriter(file, schema) as writer:
-            for name in names:
-                writer.write_table(pa.parquet.read_table(os.path.join(partial, name)).drop_columns(["_position"]))
+            start = 0
+            while start < n_rows:  # one row group per run of rows from one part (one per part, normally)
+                name = source[start][0]
+                stop = start + 1
+                while stop < n_rows and source[stop][0] == name and source[stop][1] == source[stop - 1][1] + 1:
+                    stop += 1
+                if loaded[0] != name:
+                    loaded = (name, pa.parquet.read_table(os.path.join(partial, name)).drop_columns(["_position"]))
+                first = source[start][1]
+                writer.write_table(loaded[1].slice(first, stop - start))
+                start = stop
 
-    _write_atomically(out, write, folder)
-    os.chmod(out, 0o644)  # mkstemp's 0600 would make the table private
-    shutil.rmtree(partial)
+    write_atomically(out, write, folder)
+    remove_partial(partial)
 
 
 class EmbeddingTableWriter:
@@ -164,11 +114,26 @@ class EmbeddingTableWriter:
     done : set of int
         Row positions already written by an earlier, interrupted writer.
 
+    Raises
+    ------
+    IsADirectoryError
+        If `out` is a directory.
+    RuntimeError
+        If another writer (another ``embed()`` run) holds the partial
+        folder's lock; the message names its process id. The lock is
+        released by :meth:`finish`, :meth:`close` or the process's end.
+
     Notes
     -----
     Columns: ``path`` (str), ``label`` (str, or null), ``error`` (null, or
     why the image could not be read; its embedding is then NaN) and
     ``embedding`` (fixed-size list of float32).
+
+    The rows are joined each position once and in input order, whatever
+    chunk sizes the runs that wrote the parts used; part files found in a
+    partial folder without its manifest are removed (the remains of a
+    clean-up cut short, of no identifiable run). The output file's mode
+    follows the umask, as for any file the user creates.
     """
 
     def __init__(
@@ -181,15 +146,26 @@ class EmbeddingTableWriter:
         n_features: int,
     ) -> None:
         self.check_installed()
+        self.check_out(out)
         self.out = os.fspath(out)
         self.partial = self.out + ".partial"
-        self.done = _open_partial(self.partial, _manifest(paths, labels, description))
+        self.n_rows = len(paths)
+        self.done, self._lock = open_partial(self.partial, manifest(paths, labels, description))
         self.schema = _schema(n_features, description)
 
     @staticmethod
     def check_installed() -> None:
         """Raise an ImportError naming the extra when pyarrow is not installed."""
-        _pyarrow()
+        pyarrow_or_hint()
+
+    @staticmethod
+    def check_out(out: StrPath) -> None:
+        """Raise an IsADirectoryError naming `out` when it is a directory (before any work is done)."""
+        if os.path.isdir(out):
+            raise IsADirectoryError(
+                f"out={os.fspath(out)!r} is a directory; embed() writes one Parquet file: "
+                f"pass a file path such as {os.path.join(os.fspath(out), 'embeddings.parquet')!r}"
+            )
 
     def write(
         self,
@@ -207,13 +183,59 @@ class EmbeddingTableWriter:
         paths, labels, errors : list of str or None
         block : ndarray of shape (len(positions), n_features), float32
         """
-        _write_part(self.partial, positions, paths, labels, errors, block, self.schema)
+        write_part(self.partial, positions, paths, labels, errors, block, self.schema)
 
     def finish(self) -> int:
-        """Join the parts into ``out`` and remove the partial folder; returns how many rows failed."""
-        _join_parts(self.partial, self.out, self.schema)
-        errors = _pyarrow().parquet.read_table(self.out, columns=["error"]).column(0)
+        """Join the parts into ``out``, remove the partial folder and release the lock; returns how many rows failed.
+
+        Raises
+        ------
+        ValueError
+            If the parts lack a row position or hold one outside the inputs;
+            the message names the partial folder.
+        """
+        try:
+            _join_parts(self.partial, self.out, self.schema, self.n_rows)
+        finally:
+            self.close()
+        errors = pyarrow_or_hint().parquet.read_table(self.out, columns=["error"]).column(0)
         return len(errors) - errors.null_count
+
+    def close(self) -> None:
+        """Release the partial folder's lock (the parts stay, for a later run to resume)."""
+        unlock(self._lock)
+        self._lock = None
+
+    def __enter__(self) -> EmbeddingTableWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _embedding_matrix(column, path):
+    """The (n, d) float32 matrix of an ``embedding`` column: fixed-size lists, or equal-length lists."""
+    pa = pyarrow_or_hint()
+    column = column.combine_chunks()
+    if pa.types.is_fixed_size_list(column.type):
+        width = column.type.list_size
+    elif pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+        # What pandas writes back: a variable-size list column, one list per row.
+        if column.null_count:
+            row = column.is_null().to_pylist().index(True)
+            raise ValueError(f"{os.fspath(path)!r}: row {row} has no embedding (null in the 'embedding' column)")
+        lengths = column.value_lengths().to_numpy(zero_copy_only=False)
+        width = int(lengths[0]) if len(lengths) else 0
+        if (lengths != width).any():
+            row = int(np.flatnonzero(lengths != width)[0])
+            raise ValueError(
+                f"{os.fspath(path)!r}: the 'embedding' lists have unequal lengths "
+                f"(row 0 has {width} values, row {row} has {int(lengths[row])}); every row needs the same width"
+            )
+    else:
+        raise ValueError(f"{os.fspath(path)!r}: the 'embedding' column is {column.type}, not a list of numbers")
+    values = column.flatten().to_numpy(zero_copy_only=False)
+    return values.reshape(len(column), width).astype(np.float32, copy=False)
 
 
 def read_embeddings(path: StrPath) -> tuple[pd.DataFrame, np.ndarray]:
@@ -222,7 +244,9 @@ def read_embeddings(path: StrPath) -> tuple[pd.DataFrame, np.ndarray]:
     Parameters
     ----------
     path : str or os.PathLike
-        The Parquet file.
+        The Parquet file. A table pandas wrote back (``pd.read_parquet``,
+        then ``to_parquet``), whose ``embedding`` is a list column, is read
+        too.
 
     Returns
     -------
@@ -230,10 +254,24 @@ def read_embeddings(path: StrPath) -> tuple[pd.DataFrame, np.ndarray]:
         Columns ``path``, ``label`` and ``error``.
     X : ndarray of shape (n_rows, n_features), float32
         The embeddings, NaN rows where ``error`` is set.
+
+    Raises
+    ------
+    ValueError
+        If `path` is the ``.partial`` folder of an unfinished ``embed()``
+        run, if it has no ``embedding`` column, or if its embeddings are
+        missing or of unequal lengths.
     """
-    pa = _pyarrow()
+    pa = pyarrow_or_hint()
+    if os.path.isdir(path) and os.path.exists(os.path.join(path, MANIFEST)):
+        partial = os.fspath(path)
+        out = partial.removesuffix(".partial")
+        raise ValueError(
+            f"{partial!r} is the unfinished output of an embed() run, not a table; rerun embed() with the same "
+            f"images, settings and out={out!r} to finish it (it resumes where it stopped), then read {out!r}"
+        )
     table = pa.parquet.read_table(path)
-    column = table.column("embedding").combine_chunks()
-    width = column.type.list_size
-    X = column.flatten().to_numpy(zero_copy_only=False).reshape(-1, width).astype(np.float32, copy=False)
+    if "embedding" not in table.column_names:
+        raise ValueError(f"{os.fspath(path)!r} has no 'embedding' column; it is not a table written by embed()")
+    X = _embedding_matrix(table.column("embedding"), path)
     return table.drop_columns(["embedding"]).to_pandas(), X

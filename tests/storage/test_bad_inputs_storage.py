@@ -6,6 +6,7 @@ calls the library (``ctx`` has ``tmp_path``, ``monkeypatch`` and ``photos``);
 callable asserting on what ``make`` returned.
 """
 
+import os
 import sqlite3
 import sys
 import warnings
@@ -20,7 +21,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from storage_helpers import photos, tiny, write_images  # noqa: F401 (fixtures)
 
 from sktransfer import embed
-from sktransfer.storage import EmbeddingStore, content_key, read_embeddings
+from sktransfer.storage import EmbeddingStore, EmbeddingTableWriter, content_key, read_embeddings
 
 
 def _fitted(ctx, **params):
@@ -196,6 +197,166 @@ def _error_rows(result):
     assert np.isnan(X[:2]).all() and np.isfinite(X[2]).all()
 
 
+class _Stopped(Exception):
+    pass
+
+
+def _parts_without_join(ctx, out, chunk_size):
+    """Every part of ctx.photos written into out's partial folder, the join never run; returns the folder."""
+
+    def stop(self):
+        raise _Stopped
+
+    with ctx.monkeypatch.context() as patch:
+        patch.setattr(EmbeddingTableWriter, "finish", stop)
+        with pytest.raises(_Stopped):
+            embed(ctx.photos, out, extractor=tiny(), chunk_size=chunk_size, verbose=0)
+    return str(out) + ".partial"
+
+
+def _cleanup_cut_short_then_other_chunk_size(ctx):
+    out = ctx.tmp_path / "o.parquet"
+    partial = _parts_without_join(ctx, out, 4)
+    os.remove(os.path.join(partial, "manifest.json"))
+    os.remove(os.path.join(partial, "part-000000000000.parquet"))
+    embed(ctx.photos, out, extractor=tiny(), chunk_size=5, verbose=0)
+    return read_embeddings(out), tiny().fit(ctx.photos).transform(ctx.photos), ctx.photos, partial
+
+
+def _resumed_out_of_order_other_chunk_size(ctx):
+    out = ctx.tmp_path / "o.parquet"
+    partial = _parts_without_join(ctx, out, 4)
+    os.remove(os.path.join(partial, "part-000000000000.parquet"))
+    os.remove(os.path.join(partial, "part-000000000008.parquet"))
+    result = embed(ctx.photos, out, extractor=tiny(), chunk_size=5, verbose=0)
+    assert (result.n_resumed, result.n_computed) == (4, 7)
+    return read_embeddings(out), tiny().fit(ctx.photos).transform(ctx.photos), ctx.photos, partial
+
+
+def _each_row_once_in_order(result):
+    (frame, X), expected, photos, partial = result
+    assert frame["path"].tolist() == photos
+    np.testing.assert_array_equal(X, expected)
+    assert not os.path.exists(partial)
+
+
+def _part_outside_the_inputs(ctx):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = ctx.tmp_path / "o.parquet"
+    partial = _parts_without_join(ctx, out, 4)
+    part = os.path.join(partial, "part-000000000008.parquet")
+    table = pq.read_table(part)
+    shifted = pa.array([p + 100 for p in table.column("_position").to_pylist()], pa.int64())
+    table = table.set_column(table.schema.get_field_index("_position"), "_position", shifted)
+    pq.write_table(table, os.path.join(partial, "part-000000000108.parquet"))  # rows 8-10 are computed again
+    os.remove(part)
+    return embed(ctx.photos, out, extractor=tiny(), chunk_size=4, verbose=0)
+
+
+def _filtered_by_pandas(ctx):
+    import pandas as pd
+
+    frame, X = read_embeddings(embed(ctx.photos, ctx.tmp_path / "o.parquet", extractor=tiny(), verbose=0).path)
+    kept = pd.read_parquet(ctx.tmp_path / "o.parquet")
+    keep = np.arange(len(kept)) % 3 != 1
+    kept[keep].to_parquet(ctx.tmp_path / "filtered.parquet")
+    return read_embeddings(ctx.tmp_path / "filtered.parquet"), (frame[keep], X[keep])
+
+
+def _same_rows(result):
+    (frame, X), (expected_frame, expected_X) = result
+    assert frame["path"].tolist() == expected_frame["path"].tolist() and X.dtype == np.float32
+    np.testing.assert_array_equal(X, expected_X)
+
+
+def _lists_of_unequal_lengths(ctx):
+    import pandas as pd
+
+    frame = pd.DataFrame({"path": ["a", "b"], "label": [None, None], "error": [None, None]})
+    frame["embedding"] = [np.zeros(3, np.float32), np.zeros(2, np.float32)]
+    frame.to_parquet(ctx.tmp_path / "uneven.parquet")
+    return read_embeddings(ctx.tmp_path / "uneven.parquet")
+
+
+def _under_umask_077(ctx):
+    previous = os.umask(0o077)
+    try:
+        path = embed(ctx.photos, ctx.tmp_path / "o.parquet", extractor=tiny(), verbose=0).path
+    finally:
+        os.umask(previous)
+    return os.stat(path).st_mode & 0o777
+
+
+def _private_table(mode):
+    assert mode == 0o600, oct(mode)
+
+
+def _read_the_partial_folder(ctx):
+    return read_embeddings(_parts_without_join(ctx, ctx.tmp_path / "o.parquet", 4))
+
+
+def _out_is_a_directory(ctx):
+    (ctx.tmp_path / "folder").mkdir()
+    return embed(ctx.photos, ctx.tmp_path / "folder", extractor=tiny(), verbose=0)
+
+
+def _second_run_while_one_runs(ctx):
+    out = ctx.tmp_path / "o.parquet"
+    real, refused = EmbeddingTableWriter.write, []
+
+    def write_then_start_another(self, *args):
+        real(self, *args)
+        if not refused:
+            try:
+                embed(ctx.photos, out, extractor=tiny(), chunk_size=4, verbose=0)
+            except RuntimeError as error:
+                refused.append(error)
+            else:
+                refused.append(None)
+
+    with ctx.monkeypatch.context() as patch:
+        patch.setattr(EmbeddingTableWriter, "write", write_then_start_another)
+        result = embed(ctx.photos, out, extractor=tiny(), chunk_size=4, verbose=0)
+    return refused, result, read_embeddings(out), tiny().fit(ctx.photos).transform(ctx.photos)
+
+
+def _second_refused_first_finishes(result):
+    refused, summary, (frame, X), expected = result
+    assert refused[0] is not None, "the second run was not refused"
+    message = str(refused[0])
+    assert "in use by another embed() run" in message and f"pid {os.getpid()}" in message, message
+    assert "o.parquet.partial" in message
+    assert (summary.n_images, summary.n_computed) == (11, 11)
+    np.testing.assert_array_equal(X, expected)
+
+
+def _part_removed_during_the_run(ctx):
+    out = ctx.tmp_path / "o.parquet"
+    real = EmbeddingTableWriter.write
+
+    def write_then_lose_the_first_part(self, *args):
+        real(self, *args)
+        first = os.path.join(self.partial, "part-000000000000.parquet")
+        if os.path.exists(first) and args[0][0] == 4:
+            os.remove(first)
+
+    with ctx.monkeypatch.context() as patch:
+        patch.setattr(EmbeddingTableWriter, "write", write_then_lose_the_first_part)
+        return embed(ctx.photos, out, extractor=tiny(), chunk_size=4, verbose=0)
+
+
+def _table_without_embeddings(ctx, embedding):
+    import pandas as pd
+
+    frame = pd.DataFrame({"path": ["a", "b"], "label": [None, None], "error": [None, None]})
+    if embedding is not None:
+        frame["embedding"] = embedding
+    frame.to_parquet(ctx.tmp_path / "t.parquet")
+    return read_embeddings(ctx.tmp_path / "t.parquet")
+
+
 def _without_pyarrow(ctx):
     ctx.monkeypatch.setitem(sys.modules, "pyarrow", None)
     return embed(ctx.photos, ctx.tmp_path / "o.parquet", extractor=tiny(), verbose=0)
@@ -307,6 +468,51 @@ ROWS = [
         "embed-chunk-size-zero",
         lambda ctx: embed(ctx.photos, ctx.tmp_path / "o.parquet", chunk_size=0, verbose=0),
         (ValueError, "chunk_size must be a positive integer"),
+    ),
+    # Found by the red team: a kill during the clean-up (manifest and one part removed, two parts left), rerun
+    # with another chunk size, joined the leftover parts unchecked: rows twice, out of order.
+    (
+        "embed-rerun-after-cleanup-cut-short-other-chunk-size",
+        _cleanup_cut_short_then_other_chunk_size,
+        _each_row_once_in_order,
+    ),
+    # Found by the red team: parts were joined in the order of their names, so a resume with another chunk size
+    # whose part held positions 0-3 and 8 put row 8 before rows 4-7.
+    ("embed-resume-with-other-chunk-size-keeps-order", _resumed_out_of_order_other_chunk_size, _each_row_once_in_order),
+    # Found by the red team: part files were joined without looking at their row positions.
+    ("embed-part-outside-the-inputs", _part_outside_the_inputs, (ValueError, "row position 108, outside 0..10")),
+    # Found by the red team: pd.read_parquet, filter, to_parquet, then read_embeddings raised
+    # AttributeError: 'ListType' has no attribute 'list_size'.
+    ("read-embeddings-written-back-by-pandas", _filtered_by_pandas, _same_rows),
+    # Found by the red team: the same AttributeError, whatever the lists' lengths.
+    ("read-embeddings-lists-of-unequal-lengths", _lists_of_unequal_lengths, (ValueError, "unequal lengths")),
+    # Found by the red team: the table was forced to mode 0644 even under umask 077.
+    ("embed-respects-the-umask", _under_umask_077, _private_table),
+    # Found by the red team: pyarrow's error about the folder's files, nothing on what it is or how to finish it.
+    (
+        "read-embeddings-on-partial-folder",
+        _read_the_partial_folder,
+        (ValueError, "is the unfinished output of an embed() run, not a table; rerun embed() with the same"),
+    ),
+    # Found by the red team: every image was embedded, then the rename failed naming a temporary file.
+    ("embed-out-is-a-directory", _out_is_a_directory, (IsADirectoryError, "/folder' is a directory; embed() writes")),
+    # Found by the red team: the second run joined and removed the parts, and the first died with
+    # FileNotFoundError on a part file.
+    ("embed-second-run-while-one-runs", _second_run_while_one_runs, _second_refused_first_finishes),
+    # Found by the red team (with the unchecked join above): a part lost during the run gave a table short of
+    # its rows, without a word.
+    ("embed-part-lost-during-the-run", _part_removed_during_the_run, (ValueError, "lacks 4 of 11 rows")),
+    # Found by the red team (with the list column above): AttributeError on a null embedding too.
+    (
+        "read-embeddings-null-embedding",
+        lambda ctx: _table_without_embeddings(ctx, [np.zeros(3, np.float32), None]),
+        (ValueError, "row 1 has no embedding"),
+    ),
+    # Found by the red team (with the list column above): a table without the column gave KeyError 'embedding'.
+    (
+        "read-embeddings-without-embedding-column",
+        lambda ctx: _table_without_embeddings(ctx, None),
+        (ValueError, "has no 'embedding' column; it is not a table written by embed()"),
     ),
     ("embed-failures-in-error-column", _embed_failures, _error_rows),
     ("embed-without-pyarrow", _without_pyarrow, (ImportError, "pip install 'sktransfer[parquet]'")),

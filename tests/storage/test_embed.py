@@ -99,12 +99,66 @@ def test_a_killed_run_resumes_and_recomputes_only_the_rest(folder, tmp_path, dec
         [sys.executable, "-c", _KILLED, str(folder), str(out)], env=ENV, capture_output=True, text=True, timeout=300
     )
     assert killed.returncode == 9, killed.stderr
-    assert not out.exists() and len(os.listdir(str(out) + ".partial")) == 3  # 2 parts and the manifest
+    parts = ["part-000000000000.parquet", "part-000000000004.parquet"]
+    assert not out.exists() and sorted(os.listdir(str(out) + ".partial")) == ["lock", "manifest.json", *parts]
     result = embed(folder, out, extractor=tiny(), chunk_size=4, verbose=0)
     assert (result.n_resumed, result.n_computed) == (8, 1) and len(decode_count) == 1
     frame, X = read_embeddings(out)
     assert np.array_equal(X, tiny().fit(frame["path"]).transform(frame["path"]))
     assert frame["label"].tolist() == ["cats"] * 5 + ["dogs"] * 4
+
+
+_WAITING = """
+import sys, time
+from sktransfer import embed
+from sktransfer.storage import EmbeddingTableWriter
+from storage_helpers import tiny
+
+real = EmbeddingTableWriter.write
+
+def write_then_wait(*args):
+    real(*args)
+    print("one part written", flush=True)
+    time.sleep(300)
+
+EmbeddingTableWriter.write = write_then_wait
+embed(sys.argv[1], sys.argv[2], extractor=tiny(), chunk_size=4, verbose=0)
+"""
+
+
+def test_a_second_run_is_refused_until_the_first_process_ends(folder, tmp_path):
+    out = tmp_path / "o.parquet"
+    first = subprocess.Popen(
+        [sys.executable, "-c", _WAITING, str(folder), str(out)], env=ENV, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert first.stdout.readline().strip() == "one part written"
+        with pytest.raises(
+            RuntimeError, match=rf"o\.parquet\.partial' is in use by another embed\(\) run \(pid {first.pid}\)"
+        ):
+            embed(folder, out, extractor=tiny(), chunk_size=4, verbose=0)
+    finally:
+        first.kill()
+        first.wait(timeout=60)
+        first.stdout.close()
+    result = embed(folder, out, extractor=tiny(), chunk_size=4, verbose=0)  # the lock went with the process
+    assert (result.n_resumed, result.n_computed) == (4, 5)
+    assert read_embeddings(out)[0]["label"].tolist() == ["cats"] * 5 + ["dogs"] * 4
+
+
+def test_a_directory_as_out_is_refused_before_any_image_is_read(folder, tmp_path, decode_count):
+    with pytest.raises(IsADirectoryError, match="is a directory; embed.. writes one Parquet file"):
+        embed(folder, tmp_path, extractor=tiny(), verbose=0)
+    assert decode_count == [] and os.listdir(tmp_path) == []
+
+
+def test_the_table_mode_follows_the_umask(folder, tmp_path):
+    previous = os.umask(0o022)
+    try:
+        path = embed(folder, tmp_path / "o.parquet", extractor=tiny(), verbose=0).path
+    finally:
+        os.umask(previous)
+    assert os.stat(path).st_mode & 0o777 == 0o644
 
 
 def test_a_partial_output_of_other_settings_is_refused(folder, tmp_path):

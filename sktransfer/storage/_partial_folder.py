@@ -1,0 +1,210 @@
+"""The partial folder of an embedding table: manifest, lock, part files, and which part holds each row.
+
+``OUT.partial/`` holds ``manifest.json`` (a digest of the inputs and the
+settings: a later run resumes only under the same), one Parquet part file
+per written chunk (``part-<first position>.parquet``, with the rows' input
+positions in a ``_position`` column), and ``lock``, which the writing run
+holds (``fcntl.flock``, so the lock goes when the process does) with its
+process id in it. The manifest is written before any part and removed after
+all of them. :mod:`._table` builds the table from these parts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+
+__all__ = [
+    "MANIFEST",
+    "manifest",
+    "open_partial",
+    "pyarrow_or_hint",
+    "remove_partial",
+    "row_sources",
+    "unlock",
+    "write_atomically",
+    "write_part",
+]
+
+_PART = "part-{:012d}.parquet"
+MANIFEST = "manifest.json"
+_LOCK = "lock"
+
+
+def pyarrow_or_hint():
+    """The pyarrow module (with pyarrow.parquet), or an ImportError naming the extra that installs it."""
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError as exc:
+        raise ImportError(
+            "writing and reading embedding tables needs pyarrow: pip install 'sktransfer[parquet]'"
+        ) from exc
+    return pyarrow
+
+
+def manifest(paths, labels, config):
+    """What a run writes in ``manifest.json``: a digest of its inputs, and its settings."""
+    digest = hashlib.sha256(json.dumps([paths, labels]).encode()).hexdigest()
+    # Through JSON and back, so that it compares equal to the one read from disk.
+    return json.loads(json.dumps({"inputs": digest, "configuration": config}))
+
+
+def _is_part(name):
+    return name.startswith("part-") and name.endswith(".parquet")
+
+
+def _part_names(partial):
+    return sorted(name for name in os.listdir(partial) if _is_part(name))
+
+
+def _lock(partial):
+    """Hold the folder's lock file, or raise naming the run that holds it; None where locks do not exist."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks, concurrent runs are not detected
+        return None
+    path = os.path.join(partial, _LOCK)
+    while True:
+        handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(handle, 64).decode(errors="replace").strip() or "unknown"
+            os.close(handle)
+            raise RuntimeError(
+                f"{partial!r} is in use by another embed() run (pid {holder}) writing the same output; "
+                "wait for it to finish, or stop it and rerun"
+            ) from None
+        try:
+            same_file = os.path.samestat(os.fstat(handle), os.stat(path))
+        except FileNotFoundError:  # the run that held it removed it on finishing
+            same_file = False
+        if same_file:
+            os.ftruncate(handle, 0)
+            os.write(handle, str(os.getpid()).encode())
+            return handle
+        os.close(handle)
+        os.makedirs(partial, exist_ok=True)
+
+
+def open_partial(partial, expected):
+    """``(done, lock)``: positions already written by an earlier run (empty for a fresh start), the held lock."""
+    pyarrow = pyarrow_or_hint()
+    os.makedirs(partial, exist_ok=True)
+    lock = _lock(partial)
+    try:
+        manifest_path = os.path.join(partial, MANIFEST)
+        if os.path.exists(manifest_path):
+            with open(manifest_path, encoding="utf-8") as file:
+                earlier = json.load(file)
+            if earlier != expected:
+                raise ValueError(
+                    f"{partial!r} holds the unfinished output of an embed() run on other images or settings; "
+                    "delete that folder to start again, or rerun with the same inputs and settings to finish it"
+                )
+            done = set()
+            for name in _part_names(partial):
+                table = pyarrow.parquet.read_table(os.path.join(partial, name), columns=["_position"])
+                done.update(table.column(0).to_pylist())
+            return done, lock
+        # The manifest is written before any part and removed after all of
+        # them: parts without one are what a clean-up cut short left, of a
+        # run that can no longer be identified.
+        for name in _part_names(partial):
+            os.remove(os.path.join(partial, name))
+        write_atomically(manifest_path, lambda f: f.write(json.dumps(expected).encode()), partial)
+        return set(), lock
+    except BaseException:
+        unlock(lock)
+        raise
+
+
+def unlock(lock):
+    """Release a lock :func:`open_partial` returned (None: nothing to release)."""
+    if lock is not None:
+        os.close(lock)  # closing the descriptor releases the flock
+
+
+def write_atomically(path, write, folder):
+    """``write(file)`` into a temporary file in `folder`, renamed to `path` once complete."""
+    # Created by os.open with 0o666, so the umask decides who may read the
+    # result, as for any file the user writes (mkstemp would force 0o600).
+    while True:
+        temporary = os.path.join(folder, f".tmp-{secrets.token_hex(8)}")
+        try:
+            handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+            break
+        except FileExistsError:
+            continue
+    try:
+        with os.fdopen(handle, "wb") as file:
+            write(file)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def write_part(partial, positions, paths, labels, errors, block, schema):
+    """One chunk to ``partial/part-<first position>.parquet``, atomically."""
+    pa = pyarrow_or_hint()
+    n_features = block.shape[1]
+    embedding = pa.FixedSizeListArray.from_arrays(pa.array(block.reshape(-1), pa.float32()), n_features)
+    table = pa.Table.from_arrays(
+        [
+            pa.array(paths, pa.string()),
+            pa.array(labels, pa.string()),
+            pa.array(errors, pa.string()),
+            embedding,
+            pa.array(positions, pa.int64()),
+        ],
+        schema=schema.append(pa.field("_position", pa.int64())),
+    )
+    path = os.path.join(partial, _PART.format(positions[0]))
+    write_atomically(path, lambda f: pa.parquet.write_table(table, f), partial)
+
+
+def row_sources(partial, n_rows):
+    """For each row position in order, ``(part name, row in that part)``: each position once, or a ValueError."""
+    pa = pyarrow_or_hint()
+    source = [None] * n_rows
+    for name in _part_names(partial):
+        positions = pa.parquet.read_table(os.path.join(partial, name), columns=["_position"]).column(0).to_pylist()
+        for row, position in enumerate(positions):
+            if not 0 <= position < n_rows:
+                raise ValueError(
+                    f"{partial!r}: part file {name!r} holds row position {position}, outside 0..{n_rows - 1}; "
+                    "delete that folder and rerun embed() to start again"
+                )
+            # An earlier run's part may hold a position again (cut with
+            # another chunk size): under the same manifest it is the same
+            # row, kept once.
+            if source[position] is None:
+                source[position] = (name, row)
+    missing = [position for position, found in enumerate(source) if found is None]
+    if missing:
+        raise ValueError(
+            f"{partial!r} lacks {len(missing)} of {n_rows} rows (first missing position {missing[0]}); "
+            "rerun embed() with the same inputs and settings to compute them"
+        )
+    return source
+
+
+def remove_partial(partial):
+    """Remove the folder once its rows are joined (the manifest last)."""
+    # The manifest goes last: a clean-up cut short leaves a folder that
+    # either still vouches for its parts or holds none.
+    for name in os.listdir(partial):
+        if name not in (MANIFEST, _LOCK):
+            os.remove(os.path.join(partial, name))
+    for name in (MANIFEST, _LOCK):
+        if os.path.exists(os.path.join(partial, name)):
+            os.remove(os.path.join(partial, name))
+    try:
+        os.rmdir(partial)
+    except OSError:  # another run has just started in it: the folder is now its own
+        pass

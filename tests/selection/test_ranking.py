@@ -127,3 +127,22 @@ def test_leep_scorer_uses_the_source_head(images_labels):
     assert make_transferability_scorer("leep")(ext, images, y) == pytest.approx(expected)
     pipe = Pipeline([("embed", _tiny()), ("clf", "passthrough")]).fit(images, y)
     assert make_transferability_scorer("leep")(pipe, images, y) == pytest.approx(expected)
+
+
+def test_rank_transfer_default_folds_are_five_when_the_classes_allow(images_labels):
+    # cv=None (the default) keeps the 5 shuffled stratified folds of cv=5 where every class has 5 images.
+    images, y = images_labels
+    candidates = {"b": FunctionTransformer(_brightness), "n": FunctionTransformer(_noise)}
+    auto = rank_transfer(candidates, images, y, scores=("knn", "linear"), random_state=3)
+    five = rank_transfer(candidates, images, y, scores=("knn", "linear"), cv=5, random_state=3)
+    assert auto[["knn", "linear"]].equals(five[["knn", "linear"]])
+    assert (auto["note"] == "").all()
+
+
+def test_rank_transfer_a_failing_shared_pass_fails_only_its_candidates(images_labels):
+    images, y = images_labels
+    candidates = {"bad": _tiny(layer="stage9"), "brightness": FunctionTransformer(_brightness)}
+    with pytest.warns(UserWarning, match="1 of 2 candidate"):
+        table = rank_transfer(candidates, images, y, scores=("logme",))
+    assert list(table.index) == ["brightness", "bad"] and np.isnan(table.loc["bad", "logme"])
+    assert "stage9" in table.loc["bad", "note"]

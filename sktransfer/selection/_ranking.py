@@ -190,6 +190,15 @@ def _extract_all(named, X, need_source):
     return features, source, extract_s, failed
 
 
+def _joined_notes(notes, scores):
+    """``"knn, linear: 3 folds, ..."``: the notes of `scores`, scores sharing a note named together."""
+    by_note = {}
+    for score in scores:
+        if score in notes:
+            by_note.setdefault(notes[score], []).append(score)
+    return [f"{', '.join(named)}: {note}" for note, named in by_note.items()]
+
+
 def _described(exc):
     return f"{type(exc).__name__}: {exc}"
 
@@ -311,7 +320,7 @@ def rank_transfer(
     y = _check_labels(y)
     splitters, fold_notes = _fold_plan(cv, y, random_state, [s for s in scores if s in _CV_SCORES])
     if fold_notes:
-        described = "; ".join(f"{score}: {note}" for score, note in fold_notes.items())
+        described = "; ".join(_joined_notes(fold_notes, scores))
         warnings.warn(f"rank_transfer with cv=None: {described}", UserWarning, stacklevel=2)
     need_source = bool(set(_SOURCE_SCORES) & set(scores))
     features, source, extract_s, failed = _extract_all(named, X, need_source)
@@ -369,7 +378,7 @@ def score_features(
             continue
         F = features[name]
         row = {"n_features": F.shape[1], "extract_s": extract_s[name]}
-        row_notes = [f"{score}: {notes[score]}" for score in scores if score in notes]
+        row_notes = _joined_notes(notes, scores)
         if not np.isfinite(F).all():
             raise ValueError(f"candidate {name!r} gave non-finite features (unreadable images with on_error='nan'?)")
         for score in scores:

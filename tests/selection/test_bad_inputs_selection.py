@@ -81,7 +81,7 @@ def _rank_few_per_class(y):
 def _check_reduced_folds(table):
     row = table.iloc[0]
     assert all(np.isfinite(row[s]) for s in ("logme", "leep", "nce", "knn", "linear"))
-    assert "knn: 2 folds, as the smallest class has 2 images" in row["note"]
+    assert "knn, linear: 2 folds, as the smallest class has 2 images" in row["note"]
 
 
 def _check_single_image_class(table):

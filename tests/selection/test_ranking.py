@@ -146,3 +146,15 @@ def test_rank_transfer_a_failing_shared_pass_fails_only_its_candidates(images_la
         table = rank_transfer(candidates, images, y, scores=("logme",))
     assert list(table.index) == ["brightness", "bad"] and np.isnan(table.loc["bad", "logme"])
     assert "stage9" in table.loc["bad", "note"]
+
+
+def test_rank_transfer_default_folds_follow_the_smallest_class(images_labels):
+    # 3 images in the smallest class: cv=None gives the folds of cv=3, and says so.
+    images, y = images_labels
+    keep = np.r_[np.arange(12), 12, 13, 14]
+    candidates = {"b": FunctionTransformer(_brightness)}
+    with pytest.warns(UserWarning, match="3 folds, as the smallest class has 3 images"):
+        auto = rank_transfer(candidates, images[keep], y[keep], scores=("knn", "linear"), random_state=3)
+    three = rank_transfer(candidates, images[keep], y[keep], scores=("knn", "linear"), cv=3, random_state=3)
+    assert auto[["knn", "linear"]].equals(three[["knn", "linear"]])
+    assert auto.loc["b", "note"] == ("knn, linear: 3 folds, as the smallest class has 3 images")

@@ -158,3 +158,20 @@ def test_rank_transfer_default_folds_follow_the_smallest_class(images_labels):
     three = rank_transfer(candidates, images[keep], y[keep], scores=("knn", "linear"), cv=3, random_state=3)
     assert auto[["knn", "linear"]].equals(three[["knn", "linear"]])
     assert auto.loc["b", "note"] == ("knn, linear: 3 folds, as the smallest class has 3 images")
+
+
+def test_leave_one_out_knn_equals_one_fit_per_image():
+    # The single neighbour search of cv=None's leave-one-out k-NN scores as sklearn's n fits would.
+    from sklearn.model_selection import LeaveOneOut, cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import Normalizer
+
+    rng = np.random.default_rng(0)
+    F = rng.normal(size=(60, 4))
+    y = np.r_[np.repeat(np.arange(6), 9), 6, 7, 7, 7, 8, 8]  # class 6 has one image
+    F[y % 2 == 1, 0] += 1.5
+    with pytest.warns(UserWarning, match="knn: leave-one-out"):
+        table = rank_transfer({"f": FunctionTransformer(lambda X: F)}, np.zeros(60), y, scores=("knn",))
+    per_image = cross_val_score(make_pipeline(Normalizer(), KNeighborsClassifier(5)), F, y, cv=LeaveOneOut())
+    assert table.loc["f", "knn"] == pytest.approx(per_image.mean())

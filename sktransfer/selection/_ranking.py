@@ -5,19 +5,14 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from numbers import Integral
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.base import clone
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import LeaveOneOut, StratifiedKFold, check_cv, cross_val_score
-from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import Normalizer, StandardScaler
 
 from .._typing import CrossValidator, CVLike, Estimator, RandomStateLike
+from ._folds import CV_SCORES, cv_accuracy, fold_plan, make_cv
 from ._scores import leep_score, logme_score, nce_score
 
 if TYPE_CHECKING:
@@ -27,23 +22,11 @@ __all__ = ["SCORES", "make_cv", "rank_transfer", "score_features"]
 
 #: Every score ``rank_transfer`` computes; higher is better for each.
 SCORES = ("logme", "leep", "nce", "knn", "linear")
-_CV_SCORES = ("knn", "linear")
-# The folds of the k-NN and linear-probe accuracies when the classes allow them.
-_DEFAULT_FOLDS = 5
 _SOURCE_SCORES = {"leep": leep_score, "nce": nce_score}
 _NO_SOURCE = (
     "leep/nce need the network's own classifier, which reads only the default embedding "
     "(layer=None, pooling=None) of a named network"
 )
-
-
-def _knn(n_neighbors=5):
-    # Cosine neighbours: L2-normalised rows under the Euclidean metric.
-    return make_pipeline(Normalizer(), KNeighborsClassifier(n_neighbors=n_neighbors))
-
-
-def _linear_probe():
-    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
 
 
 def _candidate_name(extractor, index):
@@ -105,50 +88,6 @@ def _check_labels(y):
     if len(classes) < 2:
         raise ValueError("y has a single class: ranking needs at least 2")
     return y
-
-
-def make_cv(cv: CVLike | None, y: ArrayLike, random_state: RandomStateLike) -> CrossValidator:
-    if isinstance(cv, Integral):
-        smallest = int(np.min(np.unique(y, return_counts=True)[1]))
-        if cv < 2 or smallest < cv:
-            raise ValueError(
-                f"cv={cv} needs at least cv (>= 2) samples of every class; the smallest class has {smallest} "
-                "(cv=None chooses the folds the classes allow)"
-            )
-        return StratifiedKFold(n_splits=int(cv), shuffle=True, random_state=random_state)
-    return check_cv(cv, y, classifier=True)
-
-
-def _fold_plan(cv, y, random_state, cv_scores):
-    """The splitter of each fold-based score, and a note for each one not computed as ``cv=5`` would.
-
-    ``cv=None`` fits the folds to the smallest class, so that a target set
-    with few images per class is still ranked: up to 5 stratified folds
-    when every class has 2 images or more; otherwise k-NN leave-one-out
-    (a class seen once then counts as a miss) and the linear probe skipped,
-    since no fold could train and test it. Any other ``cv`` is used as given.
-    """
-    if not cv_scores:
-        return {}, {}
-    if cv is not None:
-        splitter = make_cv(cv, y, random_state)
-        return dict.fromkeys(cv_scores, splitter), {}
-    smallest = int(np.min(np.unique(y, return_counts=True)[1]))
-    if smallest >= 2:
-        n_splits = min(_DEFAULT_FOLDS, smallest)
-        splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
-        notes = {}
-        if n_splits < _DEFAULT_FOLDS:
-            notes = dict.fromkeys(cv_scores, f"{n_splits} folds, as the smallest class has {smallest} images")
-        return dict.fromkeys(cv_scores, splitter), notes
-    splitters, notes = {}, {}
-    if "knn" in cv_scores:
-        splitters["knn"] = LeaveOneOut()
-        notes["knn"] = "leave-one-out, as a class has a single image (it counts as a miss)"
-    if "linear" in cv_scores:
-        splitters["linear"] = None
-        notes["linear"] = "skipped: a class has a single image, which no fold can both train and test on"
-    return splitters, notes
 
 
 def _extract_all(named, X, need_source):
@@ -318,7 +257,7 @@ def rank_transfer(
         raise ValueError(f"sort_by={sort_by!r} is not one of the computed scores {scores}")
     named = _named_candidates(candidates)
     y = _check_labels(y)
-    splitters, fold_notes = _fold_plan(cv, y, random_state, [s for s in scores if s in _CV_SCORES])
+    splitters, fold_notes = fold_plan(cv, y, random_state, [s for s in scores if s in CV_SCORES])
     if fold_notes:
         described = "; ".join(_joined_notes(fold_notes, scores))
         warnings.warn(f"rank_transfer with cv=None: {described}", UserWarning, stacklevel=2)
@@ -367,7 +306,7 @@ def score_features(
     """
     import pandas as pd
 
-    splitters = splitter if isinstance(splitter, Mapping) else dict.fromkeys(_CV_SCORES, splitter)
+    splitters = splitter if isinstance(splitter, Mapping) else dict.fromkeys(CV_SCORES, splitter)
     notes, failed = dict(notes or {}), dict(failed or {})
     rows = []
     for name in names:
@@ -392,38 +331,10 @@ def score_features(
             elif splitters.get(score) is None:
                 row[score] = np.nan
             else:
-                row[score] = _cv_accuracy(score, F, y, splitters[score])
+                row[score] = cv_accuracy(score, F, y, splitters[score])
             row[f"{score}_s"] = time.perf_counter() - t0
         row["note"] = "; ".join(row_notes)
         rows.append((name, row))
     table = pd.DataFrame([r for _, r in rows], index=pd.Index([n for n, _ in rows], name="candidate"))
     table = table[list(scores) + ["n_features", "extract_s"] + [f"{s}_s" for s in scores] + ["note"]]
     return table.sort_values(sort_by, ascending=False, kind="stable", na_position="last")
-
-
-def _leave_one_out_knn_accuracy(F, y, n_neighbors=5):
-    """Leave-one-out accuracy of the cosine k-NN from one neighbour search, not one fit per image."""
-    rows = Normalizer().fit_transform(F)
-    k = min(n_neighbors, len(y) - 1)
-    neighbours = NearestNeighbors(n_neighbors=k + 1).fit(rows).kneighbors(rows, return_distance=False)
-    _, codes = np.unique(y, return_inverse=True)
-    n_correct = 0
-    for i, found in enumerate(neighbours):
-        # Leave the image itself out (not always first when another image is at distance 0).
-        others = found[found != i][:k]
-        n_correct += int(np.bincount(codes[others]).argmax() == codes[i])
-    return n_correct / len(y)
-
-
-def _cv_accuracy(score, F, y, splitter):
-    if score == "knn" and isinstance(splitter, LeaveOneOut):
-        return _leave_one_out_knn_accuracy(F, y)
-    if score == "knn":
-        # Never more neighbours than the smallest training fold holds.
-        smallest_train = min(len(train) for train, _ in splitter.split(F, y))
-        model = _knn(min(5, smallest_train))
-    else:
-        model = _linear_probe()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return float(np.mean(cross_val_score(model, F, y, cv=splitter, scoring="accuracy")))

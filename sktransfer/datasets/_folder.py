@@ -25,6 +25,22 @@ def _is_hidden(name):
     return name.startswith(".")
 
 
+def _is_undecodable(name):
+    # os.scandir decodes a name that is not valid UTF-8 with lone surrogates
+    # (os.fsdecode's surrogateescape); such a path cannot be printed, stored
+    # as text or written to Parquet, so every later step would fail on it.
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _printable(relative_path):
+    """A relative path as text that can be printed: undecodable bytes as ``\\xNN``."""
+    return os.fsencode(relative_path).decode("utf-8", "backslashreplace")
+
+
 def _normalise_extensions(extensions):
     """Lower-case extensions with a leading dot, as a tuple."""
     if extensions is None:
@@ -46,6 +62,7 @@ class _Skipped:
         "broken_link": "broken or looping symbolic link(s)",
         "repeated_folder": "linked folder(s) already listed (a link loop or a second link to one folder)",
         "special": "entries that are neither files nor folders (pipes, sockets, devices)",
+        "undecodable": "file(s) or folder(s) whose name is not valid UTF-8 (rename them to include them)",
     }
 
     def __init__(self):
@@ -55,7 +72,7 @@ class _Skipped:
         for reason, paths in self.paths.items():
             if not paths:
                 continue
-            examples = ", ".join(os.path.relpath(p, root) for p in paths[:_N_SKIPPED_EXAMPLES])
+            examples = ", ".join(_printable(os.path.relpath(p, root)) for p in paths[:_N_SKIPPED_EXAMPLES])
             more = ", ..." if len(paths) > _N_SKIPPED_EXAMPLES else ""
             detail = f" ({' '.join(extensions)})" if reason == "extension" else ""
             warnings.warn(
@@ -82,12 +99,15 @@ def _sorted_entries(folder):
 def _listing(folder, skipped):
     """The sub-folder and file entries of `folder`, sorted by name.
 
-    Hidden entries are left out silently; broken links and special files are
-    left out and recorded in `skipped`.
+    Hidden entries are left out silently; broken links, special files and
+    names that are not valid UTF-8 are left out and recorded in `skipped`.
     """
     subfolders, files = [], []
     for entry in _sorted_entries(folder):
         if _is_hidden(entry.name):
+            continue
+        if _is_undecodable(entry.name):
+            skipped.paths["undecodable"].append(entry.path)
             continue
         # is_dir/is_file follow symbolic links: a class folder assembled from
         # links is common when splitting a data set without copying it. A link
@@ -128,10 +148,88 @@ def _class_folder_files(class_dir, skipped):
     return sorted(found)
 
 
+def _link_on_the_way(path, root):
+    """The first symbolic link among the folders and file from `root` to `path`, relative to `root`, or None."""
+    relative = os.path.relpath(path, root)
+    parts = relative.split(os.sep)
+    for depth in range(1, len(parts) + 1):
+        if os.path.islink(os.path.join(root, *parts[:depth])):
+            return os.path.join(*parts[:depth])
+    return None
+
+
+def _check_one_label_per_file(root, paths, labels):
+    """Refuse files reached under two class folders (through a link), naming the link.
+
+    Files are compared by device and inode, so a hard link is caught too.
+    """
+    first_seen, clashes = {}, []
+    for path, label in zip(paths, labels):
+        status = os.stat(path)
+        identity = (status.st_dev, status.st_ino)
+        seen_path, seen_label = first_seen.setdefault(identity, (path, label))
+        if seen_label != label:
+            clashes.append((seen_path, seen_label, path, label))
+    if not clashes:
+        return
+    described = []
+    for seen_path, seen_label, path, label in clashes[:_N_SKIPPED_EXAMPLES]:
+        links = [link for link in (_link_on_the_way(seen_path, root), _link_on_the_way(path, root)) if link]
+        through = f" (through the link {' and '.join(_printable(link) for link in links)})" if links else ""
+        described.append(
+            f"{_printable(os.path.relpath(seen_path, root))} in class {seen_label!r} is "
+            f"{_printable(os.path.relpath(path, root))} in class {label!r}{through}"
+        )
+    more = "; ..." if len(clashes) > _N_SKIPPED_EXAMPLES else ""
+    raise ValueError(
+        f"{len(clashes)} image(s) in {root} are reached under two class folders, which would give one image "
+        f"two labels: {'; '.join(described)}{more}. Remove the link, or link to a folder outside {root}"
+    )
+
+
 @overload
 def load_image_folder(
     path: StrPath, *, extensions: str | Sequence[str] | None = ..., return_class_names: Literal[False] = ...
 ) -> tuple[list[str], NDArray[np.str_]]: ...
+
+
+def _link_on_the_way(path, root):
+    """The first symbolic link among the folders and file from `root` to `path`, relative to `root`, or None."""
+    relative = os.path.relpath(path, root)
+    parts = relative.split(os.sep)
+    for depth in range(1, len(parts) + 1):
+        if os.path.islink(os.path.join(root, *parts[:depth])):
+            return os.path.join(*parts[:depth])
+    return None
+
+
+def _check_one_label_per_file(root, paths, labels):
+    """Refuse files reached under two class folders (through a link), naming the link.
+
+    Files are compared by device and inode, so a hard link is caught too.
+    """
+    first_seen, clashes = {}, []
+    for path, label in zip(paths, labels):
+        status = os.stat(path)
+        identity = (status.st_dev, status.st_ino)
+        seen_path, seen_label = first_seen.setdefault(identity, (path, label))
+        if seen_label != label:
+            clashes.append((seen_path, seen_label, path, label))
+    if not clashes:
+        return
+    described = []
+    for seen_path, seen_label, path, label in clashes[:_N_SKIPPED_EXAMPLES]:
+        links = [link for link in (_link_on_the_way(seen_path, root), _link_on_the_way(path, root)) if link]
+        through = f" (through the link {' and '.join(_printable(link) for link in links)})" if links else ""
+        described.append(
+            f"{_printable(os.path.relpath(seen_path, root))} in class {seen_label!r} is "
+            f"{_printable(os.path.relpath(path, root))} in class {label!r}{through}"
+        )
+    more = "; ..." if len(clashes) > _N_SKIPPED_EXAMPLES else ""
+    raise ValueError(
+        f"{len(clashes)} image(s) in {root} are reached under two class folders, which would give one image "
+        f"two labels: {'; '.join(described)}{more}. Remove the link, or link to a folder outside {root}"
+    )
 
 
 @overload
@@ -164,6 +262,15 @@ def load_image_folder(
       link's name (the label is the folder the link sits in); each real folder
       is listed once per class, so a link loop or a second link to the same
       folder is skipped with a warning instead of repeating images;
+    - a file reached under two class folders (``a/blink -> ../b``, a link to
+      a file of another class, or a hard link) is an error naming the link:
+      it would give one image two contradictory labels, and neither label
+      can be chosen for the user (keeping both would also put one image in
+      training and test folds at once);
+    - a file or folder whose name is not valid UTF-8 is skipped with a
+      warning that shows its bytes: such a path cannot be printed, stored as
+      text or written to Parquet, so ``embed`` and the stores could never
+      finish a run that holds it;
     - broken links, links that loop onto themselves, pipes, sockets and
       devices are skipped with a warning;
     - a class folder left with no image (empty, or only hidden or skipped
@@ -198,7 +305,8 @@ def load_image_folder(
     NotADirectoryError
         If `path` is not a folder.
     ValueError
-        If `path` has no class sub-folders, or a class folder holds no image.
+        If `path` has no class sub-folders, a class folder holds no image,
+        or an image is reached under two class folders.
     OSError
         If a folder below `path` cannot be listed.
 
@@ -257,6 +365,7 @@ def load_image_folder(
             f"class folder(s) with no image files in {root}: {empty_classes}; "
             f"accepted extensions: {' '.join(extensions)}"
         )
+    _check_one_label_per_file(root, paths, labels)
     skipped.warn(root, extensions)
 
     labels = np.asarray(labels, dtype=str)

@@ -5,19 +5,14 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from numbers import Integral
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.base import clone
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, check_cv, cross_val_score
-from sklearn.neighbors import KNeighborsClassifier
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import Normalizer, StandardScaler
 
 from .._typing import CrossValidator, CVLike, Estimator, RandomStateLike
+from ._folds import CV_SCORES, cv_accuracy, fold_plan, make_cv
 from ._scores import leep_score, logme_score, nce_score
 
 if TYPE_CHECKING:
@@ -32,15 +27,6 @@ _NO_SOURCE = (
     "leep/nce need the network's own classifier, which reads only the default embedding "
     "(layer=None, pooling=None) of a named network"
 )
-
-
-def _knn(n_neighbors=5):
-    # Cosine neighbours: L2-normalised rows under the Euclidean metric.
-    return make_pipeline(Normalizer(), KNeighborsClassifier(n_neighbors=n_neighbors))
-
-
-def _linear_probe():
-    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
 
 
 def _candidate_name(extractor, index):
@@ -84,45 +70,98 @@ def _check_scores(scores):
     return scores
 
 
-def make_cv(cv: CVLike | None, y: ArrayLike, random_state: RandomStateLike) -> CrossValidator:
-    if isinstance(cv, Integral):
-        smallest = int(np.min(np.unique(y, return_counts=True)[1]))
-        if cv < 2 or smallest < cv:
-            raise ValueError(
-                f"cv={cv} needs at least cv (>= 2) samples of every class; the smallest class has {smallest}"
-            )
-        return StratifiedKFold(n_splits=int(cv), shuffle=True, random_state=random_state)
-    return check_cv(cv, y, classifier=True)
+def _check_labels(y):
+    """``y`` as a 1-D array of at least two classes, or an error naming what is wrong."""
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-D (one label per image), got shape {y.shape}")
+    # NaN is the only value unequal to itself.
+    missing = [i for i, label in enumerate(y.tolist()) if label is None or label != label]
+    if missing:
+        shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
+        raise ValueError(f"y has {len(missing)} missing label(s) (None or NaN) at position(s) {shown}")
+    try:
+        classes = np.unique(y)
+    except TypeError as exc:
+        kinds = sorted({type(label).__name__ for label in y.tolist()})
+        raise ValueError(f"y mixes labels of types {kinds} that cannot be compared; give labels of one type") from exc
+    if len(classes) < 2:
+        raise ValueError("y has a single class: ranking needs at least 2")
+    return y
 
 
 def _extract_all(named, X, need_source):
-    """Each candidate's features (and source probabilities where readable), one pass per network."""
+    """Each candidate's features (and source probabilities where readable), one pass per network.
+
+    A pass that raises records its error for each of its candidates in
+    ``failed`` (name -> exception), and the other passes go on.
+    """
     # Imported here: scoring precomputed features needs no torch.
     from ._shared_pass import extract_shared, reads_source_head, shared_pass_key
 
-    features, source, extract_s = {}, {}, {}
+    features, source, extract_s, failed = {}, {}, {}, {}
     groups = {}
     for name, ext in named:
         key = shared_pass_key(ext)
         groups.setdefault(key if key is not None else ("alone", name), []).append((name, ext))
     for key, members in groups.items():
         t0 = time.perf_counter()
-        if key[0] == "alone":
-            ((name, ext),) = members
-            features[name] = np.asarray(clone(ext).fit_transform(X), dtype=np.float64)
-            proba = None
-        else:
-            with_source = need_source and any(reads_source_head(e) for _, e in members)
-            feats, proba = extract_shared([e for _, e in members], X, with_source=with_source)
-            for (name, _), f in zip(members, feats):
-                features[name] = np.asarray(f, dtype=np.float64)
+        proba = None
+        try:
+            if key[0] == "alone":
+                ((name, ext),) = members
+                features[name] = np.asarray(clone(ext).fit_transform(X), dtype=np.float64)
+            else:
+                with_source = need_source and any(reads_source_head(e) for _, e in members)
+                feats, proba = extract_shared([e for _, e in members], X, with_source=with_source)
+                for (name, _), f in zip(members, feats):
+                    features[name] = np.asarray(f, dtype=np.float64)
+        except Exception as exc:  # noqa: BLE001 - any candidate's fault is reported, the others keep their work
+            for name, _ in members:
+                features.pop(name, None)
+                failed[name] = exc
         # Candidates sharing a pass share its time equally.
         share = (time.perf_counter() - t0) / len(members)
         for name, ext in members:
             extract_s[name] = share
             if proba is not None and reads_source_head(ext):
                 source[name] = proba
-    return features, source, extract_s
+    return features, source, extract_s, failed
+
+
+def _joined_notes(notes, scores):
+    """``"knn, linear: 3 folds, ..."``: the notes of `scores`, scores sharing a note named together."""
+    by_note = {}
+    for score in scores:
+        if score in notes:
+            by_note.setdefault(notes[score], []).append(score)
+    return [f"{', '.join(named)}: {note}" for note, named in by_note.items()]
+
+
+def _described(exc):
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _report_failures(failed, n_candidates):
+    """Raise when every candidate failed; otherwise warn once naming the failed ones."""
+    if not failed:
+        return
+    listing = "; ".join(f"{name!r}: {_described(exc)}" for name, exc in failed.items())
+    if len(failed) == n_candidates:
+        first = next(iter(failed.values()))
+        message = f"every candidate failed to extract features: {listing}"
+        try:
+            # The first failure's own type, so that callers catching it still do.
+            error = type(first)(message)
+        except Exception:  # noqa: BLE001 - an exception type that takes other arguments
+            error = RuntimeError(message)
+        raise error from first
+    warnings.warn(
+        f"rank_transfer: {len(failed)} of {n_candidates} candidate(s) failed to extract features and are "
+        f"ranked last with NaN scores: {listing}",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 def rank_transfer(
@@ -132,7 +171,7 @@ def rank_transfer(
     *,
     scores: str | Sequence[str] = SCORES,
     sort_by: str | None = None,
-    cv: CVLike | None = 5,
+    cv: CVLike | None = None,
     random_state: RandomStateLike = None,
 ) -> pd.DataFrame:
     """Rank feature extractors by how well their features suit labelled images.
@@ -151,7 +190,8 @@ def rank_transfer(
     X : images
         Anything the candidates accept (paths, arrays...).
     y : array-like of shape (n_samples,)
-        Labels, at least two classes.
+        Labels, at least two classes, of one type, none missing (None or
+        NaN is an error naming its positions).
     scores : sequence of str, default=all of ``SCORES``
         ``"logme"`` (LogME evidence), ``"leep"`` and ``"nce"`` (from the
         network's ImageNet classifier; NaN unless the candidate's features
@@ -161,9 +201,15 @@ def rank_transfer(
         accuracy of standardised LogisticRegression). Higher is better.
     sort_by : str or None, default=None
         Score to sort by, best first; None: the first of ``scores``.
-    cv : int or cross-validation splitter, default=5
+    cv : int, cross-validation splitter or None, default=None
         Folds of the ``knn`` and ``linear`` scores; an int gives shuffled
-        stratified folds.
+        stratified folds and needs that many images of every class. None
+        fits the folds to the smallest class, so that few images per class
+        still give a ranking: 5 shuffled stratified folds, fewer when the
+        smallest class has fewer than 5 images; when a class has a single
+        image, ``knn`` is leave-one-out (that image counts as a miss) and
+        ``linear`` is skipped (NaN). LogME, LEEP and NCE need no folds.
+        Either change is said in the ``note`` column and in one warning.
     random_state : int, RandomState or None, default=None
         Shuffling of those folds.
 
@@ -173,7 +219,20 @@ def rank_transfer(
         One row per candidate, indexed by name, best first: a column per
         score, ``n_features``, ``extract_s`` (seconds extracting, shared
         equally by candidates of one pass), ``<score>_s`` (seconds per
-        score) and ``note`` (why a score is NaN).
+        score) and ``note`` (why a score is NaN, or how its folds were
+        chosen).
+
+        A candidate whose extraction raises does not stop the ranking: its
+        row has NaN scores and the error in ``note``, it is ranked last, and
+        one warning names it with its error, so the other candidates' work
+        is kept. When every candidate fails, the first one's error type is
+        raised, naming each candidate and its error (chained to the first).
+
+    Warns
+    -----
+    UserWarning
+        When candidates failed, or when ``cv=None`` reduced the folds or
+        skipped a score.
 
     Examples
     --------
@@ -197,17 +256,29 @@ def rank_transfer(
     if sort_by not in scores:
         raise ValueError(f"sort_by={sort_by!r} is not one of the computed scores {scores}")
     named = _named_candidates(candidates)
-    y = np.asarray(y)
-    if y.ndim != 1:
-        raise ValueError(f"y must be 1-D (one label per image), got shape {y.shape}")
-    if len(np.unique(y)) < 2:
-        raise ValueError("y has a single class: ranking needs at least 2")
-    splitter = make_cv(cv, y, random_state) if {"knn", "linear"} & set(scores) else None
+    y = _check_labels(y)
+    splitters, fold_notes = fold_plan(cv, y, random_state, [s for s in scores if s in CV_SCORES])
+    if fold_notes:
+        described = "; ".join(_joined_notes(fold_notes, scores))
+        warnings.warn(f"rank_transfer with cv=None: {described}", UserWarning, stacklevel=2)
     need_source = bool(set(_SOURCE_SCORES) & set(scores))
-    features, source, extract_s = _extract_all(named, X, need_source)
-    if len(next(iter(features.values()))) != len(y):
-        raise ValueError(f"X and y have different lengths ({len(next(iter(features.values())))} and {len(y)})")
-    return score_features([name for name, _ in named], features, source, extract_s, y, scores, sort_by, splitter)
+    features, source, extract_s, failed = _extract_all(named, X, need_source)
+    _report_failures(failed, len(named))
+    n_images = len(next(iter(features.values())))
+    if n_images != len(y):
+        raise ValueError(f"X and y have different lengths ({n_images} and {len(y)})")
+    return score_features(
+        [name for name, _ in named],
+        features,
+        source,
+        extract_s,
+        y,
+        scores,
+        sort_by,
+        splitters,
+        notes=fold_notes,
+        failed=failed,
+    )
 
 
 def score_features(
@@ -218,19 +289,35 @@ def score_features(
     y: NDArray[Any],
     scores: Sequence[str],
     sort_by: str,
-    splitter: CrossValidator | None,
+    splitter: CrossValidator | Mapping[str, CrossValidator | None] | None,
+    *,
+    notes: Mapping[str, str] | None = None,
+    failed: Mapping[str, BaseException] | None = None,
 ) -> pd.DataFrame:
     """The ranking table from extracted features (``rank_transfer`` without the extraction).
 
     ``features``, ``source`` (source-class probabilities, where readable) and
-    ``extract_s`` are dicts keyed by candidate name.
+    ``extract_s`` are dicts keyed by candidate name. ``splitter`` is the
+    folds of the k-NN and linear scores, or a dict of them by score (None:
+    the score is skipped, NaN); ``notes`` says, by score, how a score was
+    computed or why it was skipped; ``failed`` maps the candidates whose
+    extraction raised to their error (a row of NaN scores, the error in its
+    note).
     """
     import pandas as pd
 
+    splitters = splitter if isinstance(splitter, Mapping) else dict.fromkeys(CV_SCORES, splitter)
+    notes, failed = dict(notes or {}), dict(failed or {})
     rows = []
     for name in names:
+        if name in failed:
+            row = dict.fromkeys(scores, np.nan) | {"n_features": np.nan, "extract_s": extract_s.get(name, np.nan)}
+            row |= {f"{score}_s": np.nan for score in scores}
+            rows.append((name, row | {"note": f"extraction failed: {_described(failed[name])}"}))
+            continue
         F = features[name]
-        row = {"n_features": F.shape[1], "extract_s": extract_s[name], "note": ""}
+        row = {"n_features": F.shape[1], "extract_s": extract_s[name]}
+        row_notes = _joined_notes(notes, scores)
         if not np.isfinite(F).all():
             raise ValueError(f"candidate {name!r} gave non-finite features (unreadable images with on_error='nan'?)")
         for score in scores:
@@ -239,24 +326,15 @@ def score_features(
                 row[score] = logme_score(F, y)
             elif score in _SOURCE_SCORES:
                 row[score] = _SOURCE_SCORES[score](source[name], y) if name in source else np.nan
-                if name not in source:
-                    row["note"] = _NO_SOURCE
+                if name not in source and _NO_SOURCE not in row_notes:
+                    row_notes.insert(0, _NO_SOURCE)
+            elif splitters.get(score) is None:
+                row[score] = np.nan
             else:
-                row[score] = _cv_accuracy(score, F, y, splitter)
+                row[score] = cv_accuracy(score, F, y, splitters[score])
             row[f"{score}_s"] = time.perf_counter() - t0
+        row["note"] = "; ".join(row_notes)
         rows.append((name, row))
     table = pd.DataFrame([r for _, r in rows], index=pd.Index([n for n, _ in rows], name="candidate"))
     table = table[list(scores) + ["n_features", "extract_s"] + [f"{s}_s" for s in scores] + ["note"]]
     return table.sort_values(sort_by, ascending=False, kind="stable", na_position="last")
-
-
-def _cv_accuracy(score, F, y, splitter):
-    if score == "knn":
-        # Never more neighbours than the smallest training fold holds.
-        smallest_train = min(len(train) for train, _ in splitter.split(F, y))
-        model = _knn(min(5, smallest_train))
-    else:
-        model = _linear_probe()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return float(np.mean(cross_val_score(model, F, y, cv=splitter, scoring="accuracy")))

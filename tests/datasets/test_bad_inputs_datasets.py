@@ -120,6 +120,34 @@ def _linked_twice(root, outside, mp):
     _link(root, "a/second", outside / "shared")
 
 
+def _folder_linked_into_another_class(root, outside, mp):
+    _touch(root, "a/1.jpg", "b/2.jpg")
+    _link(root, "a/blink", "../b")
+
+
+def _file_linked_from_another_class(root, outside, mp):
+    _touch(root, "a/1.jpg", "b/2.jpg")
+    _link(root, "a/x.jpg", "../b/2.jpg")
+
+
+def _hard_link_across_classes(root, outside, mp):
+    _touch(root, "a/1.jpg", "b/2.jpg")
+    os.link(root / "b" / "2.jpg", root / "a" / "h.jpg")
+
+
+def _not_utf8(relative):
+    # A name from bytes that are not UTF-8, as os.listdir gives it (lone surrogates).
+    return os.fsdecode(relative)
+
+
+def _undecodable_file(root, outside, mp):
+    _touch(root, "a/1.jpg", "b/2.jpg", _not_utf8(b"a/caf\xe9.jpg"), _not_utf8(b"b/\xff\xfe/3.jpg"))
+
+
+def _undecodable_class(root, outside, mp):
+    _touch(root, "a/1.jpg", "b/2.jpg", _not_utf8(b"\xe9t\xe9/3.jpg"))
+
+
 def _fifo(root, outside, mp):
     _touch(root, "a/1.jpg")
     os.mkfifo(root / "a" / "pipe.jpg")
@@ -228,6 +256,36 @@ ROWS = [
         _linked_twice,
         images={"a/1.jpg": "a", "a/first/2.jpg": "a"},
         warns=("a/second",),
+    ),
+    # Found by the red team: a/blink -> ../b put b's images under both labels, without a warning.
+    Row(
+        "folder linked into another class is an error naming the link",
+        _folder_linked_into_another_class,
+        raises=(ValueError, "a/blink/2.jpg in class 'a' is b/2.jpg in class 'b' (through the link a/blink)"),
+    ),
+    Row(
+        "file linked from another class is an error naming the link",
+        _file_linked_from_another_class,
+        raises=(ValueError, "a/x.jpg in class 'a' is b/2.jpg in class 'b' (through the link a/x.jpg)"),
+    ),
+    Row(
+        "file hard-linked into another class is an error",
+        _hard_link_across_classes,
+        raises=(ValueError, "a/h.jpg in class 'a' is b/2.jpg in class 'b'. Remove the link"),
+    ),
+    # Found by the red team: a file name that is not valid UTF-8 was listed,
+    # and embed then failed at the same chunk on every rerun.
+    Row(
+        "names that are not UTF-8 skipped with a warning showing their bytes",
+        _undecodable_file,
+        images={"a/1.jpg": "a", "b/2.jpg": "b"},
+        warns=("skipped 2 file(s) or folder(s) whose name is not valid UTF-8 (rename them to include them)",),
+    ),
+    Row(
+        "class folder named in other bytes than UTF-8 skipped with a warning",
+        _undecodable_class,
+        images={"a/1.jpg": "a", "b/2.jpg": "b"},
+        warns=("\\xe9t\\xe9",),
     ),
     Row(
         "named pipe skipped with a warning",

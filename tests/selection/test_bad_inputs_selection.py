@@ -64,6 +64,48 @@ def _same_features(pair):
     np.testing.assert_allclose(stored, fresh, rtol=1e-5, atol=1e-6)
 
 
+# 20 images over 10 classes (2 each), and the same with one class of a single image.
+FEW_Y = np.repeat(np.arange(10), 2)
+SINGLE_Y = np.r_[np.repeat(np.arange(9), 2), 9]  # classes 0..8 twice, class 9 once
+
+
+def _tiny_torch(**params):
+    return _tiny(engine="torch", **params)
+
+
+def _rank_few_per_class(y):
+    with pytest.warns(UserWarning, match="cv=None"):
+        return rank_transfer([_tiny_torch()], IMAGES[: len(y)], y, random_state=0)
+
+
+def _check_reduced_folds(table):
+    row = table.iloc[0]
+    assert all(np.isfinite(row[s]) for s in ("logme", "leep", "nce", "knn", "linear"))
+    assert "knn, linear: 2 folds, as the smallest class has 2 images" in row["note"]
+
+
+def _check_single_image_class(table):
+    row = table.iloc[0]
+    assert all(np.isfinite(row[s]) for s in ("logme", "leep", "nce", "knn")) and np.isnan(row["linear"])
+    assert "knn: leave-one-out" in row["note"] and "linear: skipped: a class has a single image" in row["note"]
+
+
+def _broken(images):
+    raise RuntimeError("the disk went away")
+
+
+def _rank_with_a_failing_candidate():
+    candidates = {"broken": FunctionTransformer(_broken), "tiny": _tiny_torch()}
+    with pytest.warns(UserWarning, match="'broken': RuntimeError: the disk went away"):
+        return rank_transfer(candidates, IMAGES, Y, scores=("logme", "knn"), random_state=0)
+
+
+def _check_failure_recorded(table):
+    assert list(table.index) == ["tiny", "broken"]
+    assert np.isfinite(table.loc["tiny", "logme"]) and np.isnan(table.loc["broken", "logme"])
+    assert table.loc["broken", "note"] == "extraction failed: RuntimeError: the disk went away"
+
+
 def _check_nan_with_note(table):
     assert np.isnan(table.loc["stage1", "leep"]) and np.isfinite(table.loc["stage1", "logme"])
     assert "layer=None, pooling=None" in table.loc["stage1", "note"]
@@ -112,6 +154,47 @@ ROWS = [
         Raises(ValueError, "smallest class has 3"),
     ),
     ("rank-cv-1", lambda: rank_transfer([_tiny()], IMAGES, Y, cv=1), Raises(ValueError, "cv=1")),
+    # Found by the red team: 400 images over 120 classes raised "cv=5 needs at
+    # least cv (>= 2) samples of every class" and scored nothing, not even
+    # LogME, LEEP and NCE, which need no folds.
+    (
+        "rank-two-images-per-class",
+        lambda: _rank_few_per_class(FEW_Y),
+        Policy(_check_reduced_folds, "cv=None: as many folds as the smallest class allows, said in note"),
+    ),
+    (
+        "rank-a-class-of-one-image",
+        lambda: _rank_few_per_class(SINGLE_Y),
+        Policy(_check_single_image_class, "cv=None: k-NN leave-one-out, linear skipped, said in note"),
+    ),
+    # Found by the red team: None among the labels raised a TypeError from sorting.
+    (
+        "rank-none-label",
+        lambda: rank_transfer([_tiny()], IMAGES, np.r_[Y[:3], None, Y[4:]], scores=("logme",)),
+        Raises(ValueError, "missing label(s) (None or NaN) at position(s) 3"),
+    ),
+    (
+        "rank-nan-label",
+        lambda: rank_transfer([_tiny()], IMAGES, np.r_[Y[:5], np.nan, Y[6:]], scores=("logme",)),
+        Raises(ValueError, "at position(s) 5"),
+    ),
+    (
+        "rank-mixed-label-types",
+        lambda: rank_transfer([_tiny()], IMAGES, np.r_[Y[:10].astype(object), ["b"] * 10], scores=("logme",)),
+        Raises(ValueError, "mixes labels of types ['int', 'str']"),
+    ),
+    # Found by the red team: a candidate whose extraction raised gave the raw
+    # error without its name, and every other candidate's work was lost.
+    (
+        "rank-failing-candidate-keeps-the-others",
+        _rank_with_a_failing_candidate,
+        Policy(_check_failure_recorded, "the failed candidate's row: NaN scores, its error in note, one warning"),
+    ),
+    (
+        "rank-every-candidate-fails",
+        lambda: rank_transfer({"broken": FunctionTransformer(_broken)}, IMAGES, Y, scores=("logme",)),
+        Raises(RuntimeError, "every candidate failed to extract features: 'broken': RuntimeError: the disk went"),
+    ),
     ("rank-one-class", lambda: rank_transfer([_tiny()], IMAGES, np.zeros(20)), Raises(ValueError, "single class")),
     ("rank-y-2d", lambda: rank_transfer([_tiny()], IMAGES, Y[:, None]), Raises(ValueError, "1-D")),
     (

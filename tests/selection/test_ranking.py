@@ -127,3 +127,51 @@ def test_leep_scorer_uses_the_source_head(images_labels):
     assert make_transferability_scorer("leep")(ext, images, y) == pytest.approx(expected)
     pipe = Pipeline([("embed", _tiny()), ("clf", "passthrough")]).fit(images, y)
     assert make_transferability_scorer("leep")(pipe, images, y) == pytest.approx(expected)
+
+
+def test_rank_transfer_default_folds_are_five_when_the_classes_allow(images_labels):
+    # cv=None (the default) keeps the 5 shuffled stratified folds of cv=5 where every class has 5 images.
+    images, y = images_labels
+    candidates = {"b": FunctionTransformer(_brightness), "n": FunctionTransformer(_noise)}
+    auto = rank_transfer(candidates, images, y, scores=("knn", "linear"), random_state=3)
+    five = rank_transfer(candidates, images, y, scores=("knn", "linear"), cv=5, random_state=3)
+    assert auto[["knn", "linear"]].equals(five[["knn", "linear"]])
+    assert (auto["note"] == "").all()
+
+
+def test_rank_transfer_a_failing_shared_pass_fails_only_its_candidates(images_labels):
+    images, y = images_labels
+    candidates = {"bad": _tiny(layer="stage9"), "brightness": FunctionTransformer(_brightness)}
+    with pytest.warns(UserWarning, match="1 of 2 candidate"):
+        table = rank_transfer(candidates, images, y, scores=("logme",))
+    assert list(table.index) == ["brightness", "bad"] and np.isnan(table.loc["bad", "logme"])
+    assert "stage9" in table.loc["bad", "note"]
+
+
+def test_rank_transfer_default_folds_follow_the_smallest_class(images_labels):
+    # 3 images in the smallest class: cv=None gives the folds of cv=3, and says so.
+    images, y = images_labels
+    keep = np.r_[np.arange(12), 12, 13, 14]
+    candidates = {"b": FunctionTransformer(_brightness)}
+    with pytest.warns(UserWarning, match="3 folds, as the smallest class has 3 images"):
+        auto = rank_transfer(candidates, images[keep], y[keep], scores=("knn", "linear"), random_state=3)
+    three = rank_transfer(candidates, images[keep], y[keep], scores=("knn", "linear"), cv=3, random_state=3)
+    assert auto[["knn", "linear"]].equals(three[["knn", "linear"]])
+    assert auto.loc["b", "note"] == ("knn, linear: 3 folds, as the smallest class has 3 images")
+
+
+def test_leave_one_out_knn_equals_one_fit_per_image():
+    # The single neighbour search of cv=None's leave-one-out k-NN scores as sklearn's n fits would.
+    from sklearn.model_selection import LeaveOneOut, cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import Normalizer
+
+    rng = np.random.default_rng(0)
+    F = rng.normal(size=(60, 4))
+    y = np.r_[np.repeat(np.arange(6), 9), 6, 7, 7, 7, 8, 8]  # class 6 has one image
+    F[y % 2 == 1, 0] += 1.5
+    with pytest.warns(UserWarning, match="knn: leave-one-out"):
+        table = rank_transfer({"f": FunctionTransformer(lambda X: F)}, np.zeros(60), y, scores=("knn",))
+    per_image = cross_val_score(make_pipeline(Normalizer(), KNeighborsClassifier(5)), F, y, cv=LeaveOneOut())
+    assert table.loc["f", "knn"] == pytest.approx(per_image.mean())

@@ -8,8 +8,10 @@ an :class:`ImageLoadError` that names the offending input.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
+import stat
 import sys
 import threading
 import warnings
@@ -31,6 +33,7 @@ __all__ = [
     "describe_source",
     "load_image",
     "load_pixels",
+    "open_image_file",
     "to_rgb",
     "unexpected_error",
 ]
@@ -364,6 +367,68 @@ def _open_reason(exc):
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
+# What a path names when it is not a regular file, for the error message.
+_SPECIAL_FILE_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def open_image_file(path: str | os.PathLike, source: str) -> io.BufferedReader:
+    """Open `path` for reading in binary mode if it is a regular file.
+
+    Symbolic links are followed. A FIFO is opened without waiting for a
+    writer, so that nothing named like an image can block or never end: a
+    FIFO waits forever for its writer and a device such as ``/dev/zero``
+    never reaches its end. Both are refused, as is everything else that is
+    not a regular file (the check is made on the opened file, so the path
+    cannot be swapped between the check and the read).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to open.
+    source : str
+        Name of the image in error messages.
+
+    Returns
+    -------
+    io.BufferedReader
+        The open file; the caller closes it.
+
+    Raises
+    ------
+    ImageLoadError
+        If `path` is a FIFO, a device, a socket or any other special file.
+    OSError
+        As :func:`open` raises it: FileNotFoundError, PermissionError, and
+        IsADirectoryError for a directory.
+
+    Examples
+    --------
+    >>> import os
+    >>> open_image_file(os.devnull, "null.jpg")
+    Traceback (most recent call last):
+    ...
+    sktransfer.image._errors.ImageLoadError: cannot read image null.jpg: not a regular file (a character device); ...
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    descriptor = os.open(path, flags)
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _SPECIAL_FILE_KINDS if test(mode)), "a special file")
+            raise ImageLoadError(source, f"not a regular file ({kind}); only image files can be read")
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
 def _decode_file(file_or_path, source, draft_size, tensor_ok=False):
     """Open, fully decode and convert one encoded image (path or bytes).
 
@@ -372,29 +437,10 @@ def _decode_file(file_or_path, source, draft_size, tensor_ok=False):
     an RGB PIL image.
     """
     try:
-        with _WARNING_FILTER_LOCK, warnings.catch_warnings():
-            # PIL only warns between MAX_IMAGE_PIXELS and twice that; an
-            # image that large is treated as a bomb here too, without
-            # changing PIL's global settings.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            opened = Image.open(file_or_path)
-        with opened as image:
-            if image.format == "JPEG" and (tensor_ok or draft_size is not None):
-                orientation = image.getexif().get(_EXIF_ORIENTATION_TAG)
-                pixels = jpeg_as_tensor(image, orientation, draft_size) if tensor_ok else None
-                if pixels is not None:
-                    return pixels
-                if draft_size is not None:
-                    image.draft("RGB", stored_draft_size(draft_size, orientation))
-            # Decode now, inside the try, so corrupt data fails here.
-            image.load()
-            rgb = to_rgb(image, source=source)
-            # Multi-frame TIFFs re-arm their lazy decoder whenever the frame
-            # count is read or frame 0 is sought, so the RGB image (the
-            # file's own object when already RGB) may hold no pixels yet:
-            # read them while the file is still open. A no-op when loaded.
-            rgb.load()
-            return rgb
+        if isinstance(file_or_path, (str, bytes)):  # a path (os.fspath gives bytes for bytes paths)
+            file_or_path = open_image_file(file_or_path, source)
+        with file_or_path:
+            return _decode_open_file(file_or_path, source, draft_size, tensor_ok)
     except ImageLoadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) + _DECODE_ERRORS as exc:
@@ -403,6 +449,33 @@ def _decode_file(file_or_path, source, draft_size, tensor_ok=False):
         raise
     except Exception as exc:  # noqa: BLE001 -- see unexpected_error
         raise unexpected_error(source, exc) from exc
+
+
+def _decode_open_file(file, source, draft_size, tensor_ok):
+    """The body of :func:`_decode_file`, on an open binary file; its caller maps the errors."""
+    with _WARNING_FILTER_LOCK, warnings.catch_warnings():
+        # PIL only warns between MAX_IMAGE_PIXELS and twice that; an
+        # image that large is treated as a bomb here too, without
+        # changing PIL's global settings.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        opened = Image.open(file)
+    with opened as image:
+        if image.format == "JPEG" and (tensor_ok or draft_size is not None):
+            orientation = image.getexif().get(_EXIF_ORIENTATION_TAG)
+            pixels = jpeg_as_tensor(image, orientation, draft_size) if tensor_ok else None
+            if pixels is not None:
+                return pixels
+            if draft_size is not None:
+                image.draft("RGB", stored_draft_size(draft_size, orientation))
+        # Decode now, inside the caller's try, so corrupt data fails here.
+        image.load()
+        rgb = to_rgb(image, source=source)
+        # Multi-frame TIFFs re-arm their lazy decoder whenever the frame
+        # count is read or frame 0 is sought, so the RGB image (the
+        # file's own object when already RGB) may hold no pixels yet:
+        # read them while the file is still open. A no-op when loaded.
+        rgb.load()
+        return rgb
 
 
 def load_image(
@@ -434,9 +507,10 @@ def load_image(
     Raises
     ------
     ImageLoadError
-        If the file is missing, a directory, not an image, truncated, a
-        decompression bomb, or the pixels cannot be converted; or `item` is
-        None (a missing value).
+        If the file is missing, a directory, not a regular file (a FIFO or a
+        device such as ``/dev/zero``, refused without reading it), not an
+        image, truncated, a decompression bomb, or the pixels cannot be
+        converted; or `item` is None (a missing value).
     ImportError
         If `item` is a URL and fsspec is not installed.
     TypeError

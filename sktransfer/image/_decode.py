@@ -8,10 +8,8 @@ an :class:`ImageLoadError` that names the offending input.
 
 from __future__ import annotations
 
-import errno
 import io
 import os
-import stat
 import sys
 import threading
 import warnings
@@ -23,7 +21,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .._typing import ImageItem
 from ._errors import ImageLoadError
 from ._jpeg import jpeg_as_tensor, stored_draft_size
-from ._remote import is_url, read_url
+from ._remote import is_url, open_image_file, read_url
 
 if TYPE_CHECKING:
     import torch
@@ -33,7 +31,6 @@ __all__ = [
     "describe_source",
     "load_image",
     "load_pixels",
-    "open_image_file",
     "to_rgb",
     "unexpected_error",
 ]
@@ -365,68 +362,6 @@ def _open_reason(exc):
     if "truncated" in message.lower():
         return f"file is truncated or corrupt ({message})"
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-
-
-# What a path names when it is not a regular file, for the error message.
-_SPECIAL_FILE_KINDS = (
-    (stat.S_ISFIFO, "a FIFO"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-)
-
-
-def open_image_file(path: str | os.PathLike, source: str) -> io.BufferedReader:
-    """Open `path` for reading in binary mode if it is a regular file.
-
-    Symbolic links are followed. A FIFO is opened without waiting for a
-    writer, so that nothing named like an image can block or never end: a
-    FIFO waits forever for its writer and a device such as ``/dev/zero``
-    never reaches its end. Both are refused, as is everything else that is
-    not a regular file (the check is made on the opened file, so the path
-    cannot be swapped between the check and the read).
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The file to open.
-    source : str
-        Name of the image in error messages.
-
-    Returns
-    -------
-    io.BufferedReader
-        The open file; the caller closes it.
-
-    Raises
-    ------
-    ImageLoadError
-        If `path` is a FIFO, a device, a socket or any other special file.
-    OSError
-        As :func:`open` raises it: FileNotFoundError, PermissionError, and
-        IsADirectoryError for a directory.
-
-    Examples
-    --------
-    >>> import os
-    >>> open_image_file(os.devnull, "null.jpg")
-    Traceback (most recent call last):
-    ...
-    sktransfer.image._errors.ImageLoadError: cannot read image null.jpg: not a regular file (a character device); ...
-    """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
-    descriptor = os.open(path, flags)
-    try:
-        mode = os.fstat(descriptor).st_mode
-        if stat.S_ISDIR(mode):
-            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
-        if not stat.S_ISREG(mode):
-            kind = next((name for test, name in _SPECIAL_FILE_KINDS if test(mode)), "a special file")
-            raise ImageLoadError(source, f"not a regular file ({kind}); only image files can be read")
-        return os.fdopen(descriptor, "rb")
-    except BaseException:
-        os.close(descriptor)
-        raise
 
 
 def _decode_file(file_or_path, source, draft_size, tensor_ok=False):

@@ -20,7 +20,7 @@ from PIL import Image
 
 from .._typing import ImageItem
 from ..image import ImageLoadError, is_url, load_image, read_url
-from ..image._decode import open_image_file
+from ..image._remote import open_image_file
 
 __all__ = ["content_key"]
 

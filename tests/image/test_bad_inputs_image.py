@@ -13,6 +13,7 @@ import shutil
 import sys
 import threading
 import warnings
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -598,6 +599,11 @@ SPECIAL_FILE_ROWS = [
     (
         "fifo-on-the-decode_jpeg-path",
         _with_decode_jpeg(lambda ctx: _returns_within(lambda: load_pixels(_fifo(ctx)))),
+        (ImageLoadError, "x.jpg: not a regular file (a FIFO)"),
+    ),
+    (
+        "fifo-named-by-a-file-url",
+        lambda ctx: _returns_within(lambda: load_image(Path(_fifo(ctx)).as_uri())),
         (ImageLoadError, "x.jpg: not a regular file (a FIFO)"),
     ),
     (

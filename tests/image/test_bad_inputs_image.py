@@ -592,35 +592,42 @@ def _nan_row_naming_the_fifo(result):
 # wait forever for a writer, and a link to /dev/zero was read without end.
 SPECIAL_FILE_ROWS = [
     (
+        # Found by the red team: load_image waited forever for a writer.
         "fifo-named-like-an-image",
         lambda ctx: _returns_within(lambda: load_image(_fifo(ctx))),
         (ImageLoadError, "x.jpg: not a regular file (a FIFO)"),
     ),
     (
+        # Found by the red team: load_pixels (transform's decoder) waited forever.
         "fifo-on-the-decode_jpeg-path",
         _with_decode_jpeg(lambda ctx: _returns_within(lambda: load_pixels(_fifo(ctx)))),
         (ImageLoadError, "x.jpg: not a regular file (a FIFO)"),
     ),
     (
+        # Found while fixing the rows above: fsspec's local open waited forever too.
         "fifo-named-by-a-file-url",
         lambda ctx: _returns_within(lambda: load_image(Path(_fifo(ctx)).as_uri())),
         (ImageLoadError, "x.jpg: not a regular file (a FIFO)"),
     ),
     (
+        # Found by the red team: a link to /dev/zero was a device read as an image file.
         "link-to-dev-zero",
         lambda ctx: _returns_within(lambda: load_image(_link_to_dev_zero(ctx))),
         (ImageLoadError, "zero.jpg: not a regular file (a character device)"),
     ),
     (
+        # Found by the red team: transform hung on the FIFO.
         "fifo-given-to-transform-without-a-store",
         _extractor_on(_fifo),
         (ImageLoadError, "x.jpg: not a regular file (a FIFO)"),
     ),
     (
+        # Found by the red team: transform read the device instead of refusing it.
         "link-to-dev-zero-given-to-transform-without-a-store",
         _extractor_on(_link_to_dev_zero),
         (ImageLoadError, "zero.jpg: not a regular file (a character device)"),
     ),
+    # Found by the red team: on_error="nan" could not help, transform hung before any row.
     ("fifo-with-nan-policy-is-a-nan-row", _nan_row_for_special_file, _nan_row_naming_the_fifo),
 ]
 

@@ -307,10 +307,7 @@ def _pixels(seed=0, size=(20, 12)):
 
 
 def _exif_rotated_and_upright(ctx):
-    # Found by the red team: an in-memory PIL image with EXIF orientation 6
-    # and the same pixels without it had one key (its raw pixels), so the
-    # second was served the first one's embedding although the decoder
-    # rotates it.
+    # The same pixels, once with EXIF orientation 6: the decoder rotates that one.
     upright = Image.fromarray(_pixels())
     rotated = _with_exif_orientation(_pixels(), 6)
     est = _fitted(ctx, cache=ctx.tmp_path)
@@ -372,49 +369,53 @@ def _nan_row_naming_the_url(url):
 _S3_URL = "s3://sktransfer-test-bucket/cat.jpg"
 _HTTP_URL = "http://example.invalid/cat.jpg"
 
-# Found by the red team: hashing a link to /dev/zero never ended, and a FIFO
-# waited forever for a writer, so transform(cache=...) hung on both.
 SPECIAL_FILE_ROWS = [
+    # Found by the red team: content_key waited forever for the FIFO's writer.
     ("content-key-of-a-fifo", lambda ctx: returns_within(lambda: content_key(_fifo(ctx))), _no_key),
     (
+        # Found by the red team: content_key hashed /dev/zero without end.
         "content-key-of-a-link-to-dev-zero",
         lambda ctx: returns_within(lambda: content_key(_link_to_dev_zero(ctx))),
         _no_key,
     ),
     (
+        # Found by the red team: transform(cache=...) hung on the FIFO while hashing it.
         "fifo-given-to-transform-with-a-store",
         _stored_transform_of(_fifo),
         (ImageLoadError, "x.jpg: not a regular file (a FIFO)"),
     ),
     (
+        # Found by the red team: transform(cache=...) hung hashing /dev/zero.
         "link-to-dev-zero-given-to-transform-with-a-store",
         _stored_transform_of(_link_to_dev_zero),
         (ImageLoadError, "zero.jpg: not a regular file (a character device)"),
     ),
+    # Found by the red team: a folder with zero.jpg -> /dev/zero and a cache hung forever.
     ("folder-with-link-to-dev-zero-and-a-store-nan-policy", _folder_with_dev_zero_nan, _nan_row_for_the_link_only),
 ]
 
 KEY_ROWS = [
+    # Found by the red team: an EXIF-rotated PIL image was served the upright one's embedding.
     ("pil-exif-orientation-changes-the-key", _exif_rotated_and_upright, _own_keys_and_embeddings),
     (
-        # Found by the red team (with the EXIF row): the raw palette indices
-        # were hashed, so images that differ only in their palette shared a key.
+        # Found while fixing the EXIF row: the raw palette indices were
+        # hashed, so images that differ only in their palette shared a key.
         "pil-palette-changes-the-key",
         lambda ctx: [content_key(image) for image in _palette_images(ctx)],
         lambda keys: keys[0] != keys[1] or pytest.fail("one key for two palettes"),
     ),
 ]
 
-# Found by the red team: with a store, the key function raised the ImportError
-# of the missing file system package (s3fs, aiohttp) although on_error="nan"
-# makes the same URL a NaN row without a store.
 URL_ROWS = [
     (
+        # Found by the red team: with a store, content_key raised s3fs's
+        # ImportError; without one the URL is a NaN row, as documented.
         "s3-url-without-s3fs-nan-policy-with-a-store",
         _without_file_system_package("s3fs", _S3_URL),
         _nan_row_naming_the_url(_S3_URL),
     ),
     (
+        # Found by the red team: the same with http:// and aiohttp missing.
         "http-url-without-aiohttp-nan-policy-with-a-store",
         _without_file_system_package("aiohttp", _HTTP_URL),
         _nan_row_naming_the_url(_HTTP_URL),

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ._decode import to_rgb as to_rgb
     from ._errors import ImageLoadError as ImageLoadError
     from ._remote import is_url as is_url
+    from ._remote import open_image_file as open_image_file
     from ._remote import read_url as read_url
     from ._validation import validate_images as validate_images
 

@@ -21,7 +21,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .._typing import ImageItem
 from ._errors import ImageLoadError
 from ._jpeg import jpeg_as_tensor, stored_draft_size
-from ._remote import is_url, read_url
+from ._remote import is_url, open_image_file, read_url
 
 if TYPE_CHECKING:
     import torch
@@ -372,29 +372,10 @@ def _decode_file(file_or_path, source, draft_size, tensor_ok=False):
     an RGB PIL image.
     """
     try:
-        with _WARNING_FILTER_LOCK, warnings.catch_warnings():
-            # PIL only warns between MAX_IMAGE_PIXELS and twice that; an
-            # image that large is treated as a bomb here too, without
-            # changing PIL's global settings.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            opened = Image.open(file_or_path)
-        with opened as image:
-            if image.format == "JPEG" and (tensor_ok or draft_size is not None):
-                orientation = image.getexif().get(_EXIF_ORIENTATION_TAG)
-                pixels = jpeg_as_tensor(image, orientation, draft_size) if tensor_ok else None
-                if pixels is not None:
-                    return pixels
-                if draft_size is not None:
-                    image.draft("RGB", stored_draft_size(draft_size, orientation))
-            # Decode now, inside the try, so corrupt data fails here.
-            image.load()
-            rgb = to_rgb(image, source=source)
-            # Multi-frame TIFFs re-arm their lazy decoder whenever the frame
-            # count is read or frame 0 is sought, so the RGB image (the
-            # file's own object when already RGB) may hold no pixels yet:
-            # read them while the file is still open. A no-op when loaded.
-            rgb.load()
-            return rgb
+        if isinstance(file_or_path, (str, bytes)):  # a path (os.fspath gives bytes for bytes paths)
+            file_or_path = open_image_file(file_or_path, source)
+        with file_or_path:
+            return _decode_open_file(file_or_path, source, draft_size, tensor_ok)
     except ImageLoadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) + _DECODE_ERRORS as exc:
@@ -403,6 +384,33 @@ def _decode_file(file_or_path, source, draft_size, tensor_ok=False):
         raise
     except Exception as exc:  # noqa: BLE001 -- see unexpected_error
         raise unexpected_error(source, exc) from exc
+
+
+def _decode_open_file(file, source, draft_size, tensor_ok):
+    """The body of :func:`_decode_file`, on an open binary file; its caller maps the errors."""
+    with _WARNING_FILTER_LOCK, warnings.catch_warnings():
+        # PIL only warns between MAX_IMAGE_PIXELS and twice that; an
+        # image that large is treated as a bomb here too, without
+        # changing PIL's global settings.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        opened = Image.open(file)
+    with opened as image:
+        if image.format == "JPEG" and (tensor_ok or draft_size is not None):
+            orientation = image.getexif().get(_EXIF_ORIENTATION_TAG)
+            pixels = jpeg_as_tensor(image, orientation, draft_size) if tensor_ok else None
+            if pixels is not None:
+                return pixels
+            if draft_size is not None:
+                image.draft("RGB", stored_draft_size(draft_size, orientation))
+        # Decode now, inside the caller's try, so corrupt data fails here.
+        image.load()
+        rgb = to_rgb(image, source=source)
+        # Multi-frame TIFFs re-arm their lazy decoder whenever the frame
+        # count is read or frame 0 is sought, so the RGB image (the
+        # file's own object when already RGB) may hold no pixels yet:
+        # read them while the file is still open. A no-op when loaded.
+        rgb.load()
+        return rgb
 
 
 def load_image(
@@ -434,9 +442,10 @@ def load_image(
     Raises
     ------
     ImageLoadError
-        If the file is missing, a directory, not an image, truncated, a
-        decompression bomb, or the pixels cannot be converted; or `item` is
-        None (a missing value).
+        If the file is missing, a directory, not a regular file (a FIFO or a
+        device such as ``/dev/zero``, refused without reading it), not an
+        image, truncated, a decompression bomb, or the pixels cannot be
+        converted; or `item` is None (a missing value).
     ImportError
         If `item` is a URL and fsspec is not installed.
     TypeError

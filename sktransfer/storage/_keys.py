@@ -4,7 +4,9 @@ An image is named by the SHA-256 of its content, never by its path: a file
 rewritten under the same name gets a new key (no stale embeddings), and the
 same photo under two names is embedded once. Hashing a file reads it once
 (the page cache makes the decoder's later read of a miss cheap), which costs
-far less than decoding it.
+far less than decoding it. An in-memory PIL image is keyed by the pixels it
+decodes to (EXIF orientation, frame, palette and transparency applied), so
+two images that look alike but decode differently never share a key.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from .._typing import ImageItem
-from ..image import is_url, read_url
+from ..image import ImageLoadError, is_url, load_image, open_image_file, read_url
 
 __all__ = ["content_key"]
 
@@ -26,7 +28,8 @@ _READ_BLOCK = 1 << 20
 
 def _file_digest(path):
     h = hashlib.sha256()
-    with open(path, "rb") as file:
+    # A FIFO or a device (a link to /dev/zero) is refused, not read forever.
+    with open_image_file(path, os.fspath(path)) as file:
         while block := file.read(_READ_BLOCK):
             h.update(block)
     return h.digest()
@@ -44,10 +47,14 @@ def content_key(item: ImageItem) -> bytes | None:
     """SHA-256 (32 bytes) of one image's content, or None when it cannot be read.
 
     Files and URLs are hashed by their bytes, as are encoded images passed as
-    bytes (so a path and its bytes share a key); PIL images by their pixels,
-    size and mode; arrays and tensors by their values, shape and dtype.
-    None (unreadable, missing) means "not in the store": the decoder then
-    reports the real error.
+    bytes (so a path and its bytes share a key); PIL images by their decoded
+    RGB pixels and size; arrays and tensors by their values, shape and dtype.
+    None (unreadable, missing, not a regular file, a URL whose file system
+    package is not installed) means "not in the store": the decoder then
+    reports the real error, or gives a NaN row with ``on_error="nan"``.
+    PIL images are keyed by what :func:`~sktransfer.image.load_image` makes
+    of them: an EXIF orientation, the first frame, a palette and
+    transparency change the key as they change the decoded pixels.
 
     Parameters
     ----------
@@ -69,15 +76,22 @@ def content_key(item: ImageItem) -> bytes | None:
             return hashlib.sha256(read_url(item, item)).digest()
         if isinstance(item, (str, os.PathLike)):
             return _file_digest(item)
-    except (OSError, ValueError):
-        return None  # missing or unreadable: decoding says why
+    except (OSError, ValueError, ImportError):
+        # Missing, unreadable, not a regular file (ImageLoadError is a
+        # ValueError), or a URL whose file system package (s3fs, aiohttp) is
+        # missing: decoding says why, and on_error="nan" applies to it.
+        return None
     if isinstance(item, (bytes, bytearray, memoryview)):
         return hashlib.sha256(item).digest()
     if isinstance(item, Image.Image):
         try:
-            return _pixels_digest("pil", item.tobytes(), item.size, item.mode)
-        except (OSError, ValueError):
+            # What the decoder feeds the network, not the image's raw pixels:
+            # these ignore its EXIF orientation, palette and transparency.
+            # An upright RGB image is its own decoded image (same key as before).
+            decoded = load_image(item)
+        except ImageLoadError:
             return None
+        return _pixels_digest("pil", decoded.tobytes(), decoded.size, decoded.mode)
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(item, torch.Tensor):
         item = item.detach().cpu()

@@ -8,8 +8,12 @@ one more row.
 """
 
 import io
+import os
 import shutil
+import sys
+import threading
 import warnings
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -509,7 +513,125 @@ NAN_ROWS = [
     ("nan-policy-extractor-gives-nan-row-and-one-warning", _extractor_nan_row, _nan_row_and_one_warning),
 ]
 
-ROWS = FILE_ROWS + PLUGIN_ROWS + ARRAY_ROWS + CONTAINER_ROWS + NAN_ROWS
+# ----------------------------------------------- special files (no hangs)
+
+_HANG_LIMIT_S = 20
+
+
+def _returns_within(call, seconds=_HANG_LIMIT_S):
+    """``call()``'s result or exception, or a test failure if it has not returned after `seconds`.
+
+    The call runs in a daemon thread, so a regression (a read that never
+    ends) fails the test instead of hanging the whole run.
+    """
+    outcome = {}
+
+    def run():
+        try:
+            outcome["result"] = call()
+        except BaseException as exc:  # noqa: BLE001 -- handed to the test below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        pytest.fail(f"still running after {seconds} s: it hangs on the special file")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
+def _fifo(ctx, name="x.jpg"):
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs on this platform")
+    path = ctx.tmp_path / name
+    os.mkfifo(path)
+    return str(path)
+
+
+def _link_to_dev_zero(ctx, name="zero.jpg"):
+    if not os.path.exists("/dev/zero") or sys.platform == "win32":
+        pytest.skip("no /dev/zero on this platform")
+    path = ctx.tmp_path / name
+    path.symlink_to("/dev/zero")
+    return str(path)
+
+
+def _tiny_extractor(**params):
+    from sktransfer import PretrainedFeatureExtractor
+
+    return PretrainedFeatureExtractor(model="tiny_convnet", weights=None, engine="torch", num_workers=0, **params)
+
+
+def _extractor_on(special):
+    def make(ctx):
+        path = special(ctx)
+        est = _tiny_extractor().fit([PATTERN])
+        return _returns_within(lambda: est.transform([PATTERN, path]))
+
+    return make
+
+
+def _nan_row_for_special_file(ctx):
+    path = _fifo(ctx)
+    est = _tiny_extractor(on_error="nan").fit([PATTERN])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = _returns_within(lambda: est.transform([PATTERN, path]))
+    return out, [str(w.message) for w in caught]
+
+
+def _nan_row_naming_the_fifo(result):
+    out, messages = result
+    assert np.isfinite(out[0]).all() and np.isnan(out[1]).all()
+    assert [m for m in messages if "x.jpg" in m and "not a regular file (a FIFO)" in m], messages
+
+
+# Found by the red team: a FIFO named x.jpg made load_image and transform
+# wait forever for a writer, and a link to /dev/zero was read without end.
+SPECIAL_FILE_ROWS = [
+    (
+        # Found by the red team: load_image waited forever for a writer.
+        "fifo-named-like-an-image",
+        lambda ctx: _returns_within(lambda: load_image(_fifo(ctx))),
+        (ImageLoadError, "x.jpg: not a regular file (a FIFO)"),
+    ),
+    (
+        # Found by the red team: load_pixels (transform's decoder) waited forever.
+        "fifo-on-the-decode_jpeg-path",
+        _with_decode_jpeg(lambda ctx: _returns_within(lambda: load_pixels(_fifo(ctx)))),
+        (ImageLoadError, "x.jpg: not a regular file (a FIFO)"),
+    ),
+    (
+        # Found while fixing the rows above: fsspec's local open waited forever too.
+        "fifo-named-by-a-file-url",
+        lambda ctx: _returns_within(lambda: load_image(Path(_fifo(ctx)).as_uri())),
+        (ImageLoadError, "x.jpg: not a regular file (a FIFO)"),
+    ),
+    (
+        # Found by the red team: a link to /dev/zero was a device read as an image file.
+        "link-to-dev-zero",
+        lambda ctx: _returns_within(lambda: load_image(_link_to_dev_zero(ctx))),
+        (ImageLoadError, "zero.jpg: not a regular file (a character device)"),
+    ),
+    (
+        # Found by the red team: transform hung on the FIFO.
+        "fifo-given-to-transform-without-a-store",
+        _extractor_on(_fifo),
+        (ImageLoadError, "x.jpg: not a regular file (a FIFO)"),
+    ),
+    (
+        # Found by the red team: transform read the device instead of refusing it.
+        "link-to-dev-zero-given-to-transform-without-a-store",
+        _extractor_on(_link_to_dev_zero),
+        (ImageLoadError, "zero.jpg: not a regular file (a character device)"),
+    ),
+    # Found by the red team: on_error="nan" could not help, transform hung before any row.
+    ("fifo-with-nan-policy-is-a-nan-row", _nan_row_for_special_file, _nan_row_naming_the_fifo),
+]
+
+ROWS = FILE_ROWS + PLUGIN_ROWS + ARRAY_ROWS + CONTAINER_ROWS + NAN_ROWS + SPECIAL_FILE_ROWS
 
 
 def test_catalogue_is_large_and_ids_are_unique():

@@ -6,6 +6,7 @@ calls the library (``ctx`` has ``tmp_path``, ``monkeypatch`` and ``photos``);
 callable asserting on what ``make`` returned.
 """
 
+import io
 import os
 import sqlite3
 import sys
@@ -17,10 +18,12 @@ import numpy as np
 import pytest
 import torch
 from _catalogue import check_row
+from PIL import Image
 from sklearn.utils._param_validation import InvalidParameterError
-from storage_helpers import photos, tiny, write_images  # noqa: F401 (fixtures)
+from storage_helpers import photos, returns_within, tiny, write_images  # noqa: F401 (fixtures)
 
 from sktransfer import embed
+from sktransfer.image import ImageLoadError
 from sktransfer.storage import EmbeddingStore, EmbeddingTableWriter, content_key, read_embeddings
 
 
@@ -522,6 +525,188 @@ ROWS = [
         (ImportError, "sktransfer[parquet]"),
     ),
 ]
+
+
+# ------------------------------------------------ special files, keys, URLs
+
+
+def _fifo(ctx, name="x.jpg"):
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs on this platform")
+    os.mkfifo(ctx.tmp_path / name)
+    return str(ctx.tmp_path / name)
+
+
+def _link_to_dev_zero(ctx, name="zero.jpg"):
+    if sys.platform == "win32" or not os.path.exists("/dev/zero"):
+        pytest.skip("no /dev/zero on this platform")
+    (ctx.tmp_path / name).symlink_to("/dev/zero")
+    return str(ctx.tmp_path / name)
+
+
+def _stored_transform_of(special):
+    def make(ctx):
+        path = special(ctx)
+        est = _fitted(ctx, cache=ctx.tmp_path / "store")
+        return returns_within(lambda: est.transform([ctx.photos[0], path]))
+
+    return make
+
+
+def _folder_with_dev_zero_nan(ctx):
+    folder = ctx.tmp_path / "folder"
+    paths = write_images(folder, 2)
+    (folder / "zero.jpg").symlink_to(_link_to_dev_zero(ctx, "target"))
+    items = sorted(paths + [str(folder / "zero.jpg")])
+    est = _fitted(ctx, cache=ctx.tmp_path / "store", on_error="nan")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = returns_within(lambda: est.transform(items))
+    return out, items, len(EmbeddingStore(ctx.tmp_path / "store")), [str(w.message) for w in caught]
+
+
+def _nan_row_for_the_link_only(result):
+    out, items, stored, messages = result
+    bad = [i for i, item in enumerate(items) if item.endswith("zero.jpg")]
+    assert np.isnan(out[bad]).all() and np.isfinite(np.delete(out, bad, axis=0)).all()
+    assert stored == 2
+    assert [m for m in messages if "zero.jpg" in m and "not a regular file (a character device)" in m], messages
+
+
+def _no_key(result):
+    assert result is None, result
+
+
+def _with_exif_orientation(pixels, orientation):
+    image = Image.fromarray(pixels)
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    encoded = io.BytesIO()
+    image.save(encoded, "PNG", exif=exif.tobytes())
+    return Image.open(encoded)
+
+
+def _pixels(seed=0, size=(20, 12)):
+    return np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+
+
+def _exif_rotated_and_upright(ctx):
+    # The same pixels, once with EXIF orientation 6: the decoder rotates that one.
+    upright = Image.fromarray(_pixels())
+    rotated = _with_exif_orientation(_pixels(), 6)
+    est = _fitted(ctx, cache=ctx.tmp_path)
+    first = est.transform([upright])
+    return (
+        content_key(upright),
+        content_key(rotated),
+        est.transform([rotated]),
+        tiny().fit(ctx.photos).transform([rotated]),
+        first,
+    )
+
+
+def _own_keys_and_embeddings(result):
+    upright_key, rotated_key, stored, computed, upright = result
+    assert upright_key != rotated_key
+    np.testing.assert_allclose(stored, computed, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(stored, upright)
+
+
+def _palette_images(ctx):
+    indices = np.arange(12 * 20, dtype=np.uint8).reshape(12, 20) % 4
+    images = []
+    for colours in ([0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255], [255, 255, 255, 0, 255, 255, 255, 0, 255, 9, 9, 9]):
+        image = Image.fromarray(indices, mode="P")
+        image.putpalette(colours)
+        images.append(image)
+    return images
+
+
+def _without_file_system_package(package, url):
+    def make(ctx):
+        import importlib
+
+        # The file system's own package is missing: fsspec imports it on
+        # first use, so forget a file system class it may have imported.
+        ctx.monkeypatch.setitem(sys.modules, package, None)
+        ctx.monkeypatch.delitem(sys.modules, "fsspec.implementations.http", raising=False)
+        known = importlib.import_module("fsspec.registry")._registry  # the module, not fsspec.registry's proxy
+        ctx.monkeypatch.delitem(known, url.split("://")[0], raising=False)
+        est = _fitted(ctx, cache=ctx.tmp_path / "store", on_error="nan")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = est.transform([ctx.photos[0], url])
+        return out, content_key(url), [str(w.message) for w in caught]
+
+    return make
+
+
+def _nan_row_naming_the_url(url):
+    def check(result):
+        out, key, messages = result
+        assert np.isfinite(out[0]).all() and np.isnan(out[1]).all() and key is None
+        assert [m for m in messages if url in m], messages
+
+    return check
+
+
+_S3_URL = "s3://sktransfer-test-bucket/cat.jpg"
+_HTTP_URL = "http://example.invalid/cat.jpg"
+
+SPECIAL_FILE_ROWS = [
+    # Found by the red team: content_key waited forever for the FIFO's writer.
+    ("content-key-of-a-fifo", lambda ctx: returns_within(lambda: content_key(_fifo(ctx))), _no_key),
+    (
+        # Found by the red team: content_key hashed /dev/zero without end.
+        "content-key-of-a-link-to-dev-zero",
+        lambda ctx: returns_within(lambda: content_key(_link_to_dev_zero(ctx))),
+        _no_key,
+    ),
+    (
+        # Found by the red team: transform(cache=...) hung on the FIFO while hashing it.
+        "fifo-given-to-transform-with-a-store",
+        _stored_transform_of(_fifo),
+        (ImageLoadError, "x.jpg: not a regular file (a FIFO)"),
+    ),
+    (
+        # Found by the red team: transform(cache=...) hung hashing /dev/zero.
+        "link-to-dev-zero-given-to-transform-with-a-store",
+        _stored_transform_of(_link_to_dev_zero),
+        (ImageLoadError, "zero.jpg: not a regular file (a character device)"),
+    ),
+    # Found by the red team: a folder with zero.jpg -> /dev/zero and a cache hung forever.
+    ("folder-with-link-to-dev-zero-and-a-store-nan-policy", _folder_with_dev_zero_nan, _nan_row_for_the_link_only),
+]
+
+KEY_ROWS = [
+    # Found by the red team: an EXIF-rotated PIL image was served the upright one's embedding.
+    ("pil-exif-orientation-changes-the-key", _exif_rotated_and_upright, _own_keys_and_embeddings),
+    (
+        # Found while fixing the EXIF row: the raw palette indices were
+        # hashed, so images that differ only in their palette shared a key.
+        "pil-palette-changes-the-key",
+        lambda ctx: [content_key(image) for image in _palette_images(ctx)],
+        lambda keys: keys[0] != keys[1] or pytest.fail("one key for two palettes"),
+    ),
+]
+
+URL_ROWS = [
+    (
+        # Found by the red team: with a store, content_key raised s3fs's
+        # ImportError; without one the URL is a NaN row, as documented.
+        "s3-url-without-s3fs-nan-policy-with-a-store",
+        _without_file_system_package("s3fs", _S3_URL),
+        _nan_row_naming_the_url(_S3_URL),
+    ),
+    (
+        # Found by the red team: the same with http:// and aiohttp missing.
+        "http-url-without-aiohttp-nan-policy-with-a-store",
+        _without_file_system_package("aiohttp", _HTTP_URL),
+        _nan_row_naming_the_url(_HTTP_URL),
+    ),
+]
+
+ROWS += SPECIAL_FILE_ROWS + KEY_ROWS + URL_ROWS
 
 
 def test_catalogue_is_large_and_ids_are_unique():

@@ -165,7 +165,9 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
     changes the output. A cached graph whose bytes do not match the
     checksum in its file name is exported again with a warning; a cache
     folder that cannot be written leaves the graph in memory, with one
-    warning.
+    warning. A cache folder that another user owns, or that others can
+    write to, is not used at all (one warning): the checksum proves a
+    graph intact, not who wrote it.
 
     ``precision="int8"`` trades some agreement with float32 for speed.
     ``fit`` then decodes its images to calibrate; the calibrated graph is

@@ -22,6 +22,11 @@ runs once per network and readout (:func:`exported_graph`).
   reader ever sees half a file.
 * A folder that cannot be written (read-only, a file in the way) is no
   reason to fail: the graph stays in memory, with one warning per folder.
+* The checksum proves integrity, not authorship: a graph planted by someone
+  else would pass it. So a cache folder that another user owns, or that
+  others may write to, is neither read nor written (one warning, the graph
+  stays in memory), and the folders are created private (mode 0700). On
+  Windows, where folder rights are ACLs, this is not checked.
 
 The folder is ``$SKTRANSFER_CACHE/onnx``, by default
 ``~/.cache/sktransfer/onnx`` (``~`` is expanded in both).
@@ -33,6 +38,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 import threading
 import warnings
 from collections.abc import Callable, Mapping
@@ -86,17 +92,50 @@ def _entry_name(key, data):
     return f"{key}-{hashlib.sha256(data).hexdigest()}.onnx"
 
 
-def _warn_unwritable(folder, exc):
+def _warn_once(folder, message):
     with _WARNED_LOCK:
         if str(folder) in _WARNED_FOLDERS:
             return
         _WARNED_FOLDERS.add(str(folder))
-    warnings.warn(
+    warnings.warn(message, UserWarning, stacklevel=5)
+
+
+def _warn_unwritable(folder, exc):
+    _warn_once(
+        folder,
         f"cannot use the graph cache folder {str(folder)!r} ({exc}); exported graphs are kept in "
         f"memory instead. Set {CACHE_ENV} to a writable folder to cache them on disk.",
-        UserWarning,
-        stacklevel=4,
     )
+
+
+def _untrusted(folder):
+    """Why ``folder`` must not hold graphs this process loads (another user's, or writable by others), or None."""
+    if not hasattr(os, "getuid"):
+        return None  # Windows: rights are ACLs, not mode bits
+    try:
+        info = folder.stat()
+    except OSError:
+        return None  # absent: created private when a graph is stored; unusable: _store warns
+    if info.st_uid != os.getuid():
+        return f"it is owned by another user (uid {info.st_uid})"
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"others can write to it (mode {stat.S_IMODE(info.st_mode):o})"
+    return None
+
+
+def _usable(folder):
+    """Whether graphs may be read from and written to ``folder`` (warns once when not)."""
+    for checked in (folder.parent, folder):
+        reason = _untrusted(checked)
+        if reason is not None:
+            _warn_once(
+                folder,
+                f"the graph cache folder {str(checked)!r} is not used: {reason}, so a graph planted there "
+                f"would be loaded. Exported graphs are kept in memory; set {CACHE_ENV} to a folder only "
+                "you can write to cache them on disk.",
+            )
+            return False
+    return True
 
 
 def _read_valid(folder, key):
@@ -129,7 +168,9 @@ def _store(folder, key, data):
     """Write ``data`` atomically as the entry for ``key``; False when the folder is unusable."""
     tmp = folder / f".{key}.{os.getpid()}.{threading.get_ident()}.tmp"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        # Private: only this user may plant or replace a graph here.
+        folder.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, exist_ok=True)
         with open(tmp, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -163,6 +204,8 @@ def cached_graph(key: str | None, export: Callable[[], bytes]) -> bytes:
     if key is None:
         return export()
     folder = graph_folder()
+    if not _usable(folder):
+        return export()
     with _LOCK:
         data = _read_valid(folder, key)
         if data is not None:

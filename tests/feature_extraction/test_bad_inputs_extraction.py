@@ -130,6 +130,51 @@ def read_only_cache(ctx):
     return outs
 
 
+def cache_writable_by_others(ctx):
+    # Found by the red team: a graph planted in a shared cache folder was
+    # loaded by both graph engines (the name's checksum proves integrity,
+    # not authorship).
+    folder = use_cache(ctx)
+    (folder / "onnx").mkdir(parents=True)
+    os.chmod(folder, 0o777)
+    ctx.caught.clear()
+    return [fit_onnx(ctx).transform(ctx.images) for _ in range(2)], folder
+
+
+def cache_of_another_user(ctx):
+    if os.getuid() != 0:
+        pytest.skip("giving a folder to another user needs root")
+    folder = use_cache(ctx)
+    (folder / "onnx").mkdir(parents=True, mode=0o700)
+    os.chown(folder / "onnx", 65534, 65534)
+    ctx.caught.clear()
+    return [fit_onnx(ctx).transform(ctx.images) for _ in range(2)], folder
+
+
+def untrusted_cache_unused(reason):
+    def check(ctx, result):
+        outs, folder = result
+        warned = [m for m in ctx.caught if "is not used" in m and reason in m]
+        assert len(warned) == 1, ctx.caught
+        assert graph_entries(folder) == []  # nothing read from or written to it
+        for out in outs:
+            np.testing.assert_allclose(out, torch_reference(ctx), atol=1e-4, rtol=1e-4)
+
+    return check
+
+
+def fresh_cache_folders(ctx):
+    folder = use_cache(ctx, ctx.tmp / "new" / "cache")
+    fit_onnx(ctx)
+    return folder
+
+
+def created_private(ctx, folder):
+    assert len(graph_entries(folder)) == 1
+    for created in (folder, folder / "onnx"):
+        assert os.stat(created).st_mode & 0o777 == 0o700, oct(os.stat(created).st_mode)
+
+
 def cache_path_is_a_file(ctx):
     blocker = ctx.tmp / "cache_file"
     blocker.write_text("not a folder")
@@ -491,6 +536,17 @@ ROWS = [
     ("cache_flipped_bytes", corrupt_entry("flip"), Policy(rebuilt_with_warning, "warns, rebuilds")),
     ("cache_read_only", read_only_cache, Policy(in_memory_with_one_warning, "in memory, one warning")),
     ("cache_path_is_a_file", cache_path_is_a_file, Policy(in_memory_with_one_warning, "in memory, one warning")),
+    (
+        "cache_writable_by_others",
+        cache_writable_by_others,
+        Policy(untrusted_cache_unused("others can write to it"), "not read or written: warns, keeps graphs in memory"),
+    ),
+    (
+        "cache_of_another_user",
+        cache_of_another_user,
+        Policy(untrusted_cache_unused("owned by another user"), "not read or written: warns, keeps graphs in memory"),
+    ),
+    ("cache_folders_created_private", fresh_cache_folders, Policy(created_private, "mode 0700")),
     ("cache_deleted_between_fit_and_transform", cache_deleted_after_fit, Policy(still_works_and_refills)),
     (
         "cache_variable_with_tilde",

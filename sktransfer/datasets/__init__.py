@@ -5,7 +5,7 @@ and :class:`~sktransfer.PretrainedFeatureExtractor` reads paths lazily.
 """
 
 from ._base import find_data_dir, get_data_home
-from ._folder import IMAGE_EXTENSIONS, load_image_folder
+from ._folder import IMAGE_EXTENSIONS, list_image_files, load_image_folder
 from ._hymenoptera import HYMENOPTERA_URL, fetch_hymenoptera
 
 __all__ = [
@@ -14,5 +14,6 @@ __all__ = [
     "fetch_hymenoptera",
     "find_data_dir",
     "get_data_home",
+    "list_image_files",
     "load_image_folder",
 ]

@@ -193,45 +193,6 @@ def load_image_folder(
 ) -> tuple[list[str], NDArray[np.str_]]: ...
 
 
-def _link_on_the_way(path, root):
-    """The first symbolic link among the folders and file from `root` to `path`, relative to `root`, or None."""
-    relative = os.path.relpath(path, root)
-    parts = relative.split(os.sep)
-    for depth in range(1, len(parts) + 1):
-        if os.path.islink(os.path.join(root, *parts[:depth])):
-            return os.path.join(*parts[:depth])
-    return None
-
-
-def _check_one_label_per_file(root, paths, labels):
-    """Refuse files reached under two class folders (through a link), naming the link.
-
-    Files are compared by device and inode, so a hard link is caught too.
-    """
-    first_seen, clashes = {}, []
-    for path, label in zip(paths, labels):
-        status = os.stat(path)
-        identity = (status.st_dev, status.st_ino)
-        seen_path, seen_label = first_seen.setdefault(identity, (path, label))
-        if seen_label != label:
-            clashes.append((seen_path, seen_label, path, label))
-    if not clashes:
-        return
-    described = []
-    for seen_path, seen_label, path, label in clashes[:_N_SKIPPED_EXAMPLES]:
-        links = [link for link in (_link_on_the_way(seen_path, root), _link_on_the_way(path, root)) if link]
-        through = f" (through the link {' and '.join(_printable(link) for link in links)})" if links else ""
-        described.append(
-            f"{_printable(os.path.relpath(seen_path, root))} in class {seen_label!r} is "
-            f"{_printable(os.path.relpath(path, root))} in class {label!r}{through}"
-        )
-    more = "; ..." if len(clashes) > _N_SKIPPED_EXAMPLES else ""
-    raise ValueError(
-        f"{len(clashes)} image(s) in {root} are reached under two class folders, which would give one image "
-        f"two labels: {'; '.join(described)}{more}. Remove the link, or link to a folder outside {root}"
-    )
-
-
 @overload
 def load_image_folder(
     path: StrPath, *, extensions: str | Sequence[str] | None = ..., return_class_names: Literal[True]
@@ -372,3 +333,50 @@ def load_image_folder(
     if return_class_names:
         return paths, labels, class_names
     return paths, labels
+
+
+def list_image_files(path: StrPath, *, extensions: str | Sequence[str] | None = None) -> list[str]:
+    """The image files directly in a folder (no class folders), sorted by name.
+
+    Entries are treated as :func:`load_image_folder` treats them: hidden
+    ones are ignored silently; files of another extension, names that are
+    not valid UTF-8, broken links and special files (pipes, sockets,
+    devices) are skipped with one warning per reason; sub-folders are left
+    out.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The folder.
+    extensions : str or sequence of str or None, default=None
+        Accepted file extensions, case-insensitive; None:
+        :data:`IMAGE_EXTENSIONS`.
+
+    Returns
+    -------
+    list of str
+        ``path`` joined with each file name.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> for name in ("b.jpg", "a.PNG", ".hidden.jpg"):
+    ...     open(os.path.join(folder, name), "wb").close()
+    >>> [os.path.basename(p) for p in list_image_files(folder)]
+    ['a.PNG', 'b.jpg']
+    """
+    root = os.fspath(path)
+    if not os.path.isdir(root):
+        raise NotADirectoryError(f"{root!r} is not a folder")
+    extensions = _normalise_extensions(extensions)
+    skipped = _Skipped()
+    _, files = _listing(root, skipped)
+    paths = []
+    for entry in files:
+        if entry.name.lower().endswith(extensions):
+            paths.append(entry.path)
+        else:
+            skipped.paths["extension"].append(entry.path)
+    skipped.warn(root, extensions)
+    return paths

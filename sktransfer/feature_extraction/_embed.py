@@ -55,7 +55,7 @@ class EmbedResult:
 
 def _list_images(paths_or_folder):
     """``(paths, labels)``: labels are class folder names, or None."""
-    from ..datasets import IMAGE_EXTENSIONS, load_image_folder
+    from ..datasets import list_image_files, load_image_folder
     from ..image import check_images
 
     if isinstance(paths_or_folder, (str, os.PathLike)):
@@ -67,11 +67,7 @@ def _list_images(paths_or_folder):
         if has_classes:
             paths, labels = load_image_folder(folder)
             return list(paths), [str(label) for label in labels]
-        paths = sorted(
-            os.path.join(folder, name)
-            for name in os.listdir(folder)
-            if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
-        )
+        paths = list_image_files(folder)
         if not paths:
             raise ValueError(f"folder {folder!r} holds no image file nor class sub-folders")
         return paths, None

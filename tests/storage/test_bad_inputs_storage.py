@@ -8,6 +8,7 @@ callable asserting on what ``make`` returned.
 
 import io
 import os
+import shutil
 import sqlite3
 import sys
 import warnings
@@ -384,6 +385,25 @@ def _all_missing_first_chunk(result):
     assert np.isnan(out[:5]).all() and np.array_equal(out[5:], expected)
 
 
+def _flat_folder_with_a_name_not_utf8(ctx):
+    # Found by the red team: embed() of a folder holding a file name that is
+    # not valid UTF-8 failed at the same chunk on every rerun, so the run
+    # could never finish (images directly in the folder, no class folders).
+    folder = ctx.tmp_path / "flat"
+    write_images(folder, 3)
+    shutil.copyfile(folder / "img000.png", os.path.join(os.fsencode(folder), b"caf\xe9.png"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = embed(folder, ctx.tmp_path / "o.parquet", model="tiny_convnet", weights=None, verbose=0)
+    return result, [str(w.message) for w in caught]
+
+
+def _embedded_without_the_undecodable_name(result):
+    done, messages = result
+    assert done.n_images == 3 and done.n_failed == 0
+    assert any("not valid UTF-8" in m and "caf\\xe9.png" in m for m in messages), messages
+
+
 ROWS = [
     # Found by the red team: a stored vector with a flipped bit was served as it was.
     (
@@ -517,6 +537,7 @@ ROWS = [
         lambda ctx: _table_without_embeddings(ctx, None),
         (ValueError, "has no 'embedding' column; it is not a table written by embed()"),
     ),
+    ("embed-flat-folder-name-not-utf8", _flat_folder_with_a_name_not_utf8, _embedded_without_the_undecodable_name),
     ("embed-failures-in-error-column", _embed_failures, _error_rows),
     ("embed-without-pyarrow", _without_pyarrow, (ImportError, "pip install 'sktransfer[parquet]'")),
     (

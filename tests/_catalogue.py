@@ -6,6 +6,7 @@ the code under test; ``expected`` is ``Raises(type, fragment)`` or
 behaviour.
 """
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -46,3 +47,28 @@ def check_row(fault, expected, ctx):
 def assert_catalogue(rows, minimum):
     ids = [row[0] for row in rows]
     assert len(ids) == len(set(ids)) and len(ids) >= minimum
+
+
+def returns_within(call, seconds=20):
+    """``call()``'s result or exception, or a test failure if it has not returned after `seconds`.
+
+    The call runs in a daemon thread, so a regression that hangs (a read
+    that never ends, such as a FIFO or /dev/zero) fails its row instead of
+    hanging the whole run.
+    """
+    outcome = {}
+
+    def run():
+        try:
+            outcome["result"] = call()
+        except BaseException as exc:  # noqa: BLE001 -- handed to the test below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        pytest.fail(f"still running after {seconds} s: it hangs")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]

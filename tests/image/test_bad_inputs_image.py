@@ -11,7 +11,6 @@ import io
 import os
 import shutil
 import sys
-import threading
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from _catalogue import check_row
+from _catalogue import check_row, returns_within
 from PIL import Image
 from sklearn.base import BaseEstimator
 
@@ -518,28 +517,8 @@ NAN_ROWS = [
 _HANG_LIMIT_S = 20
 
 
-def _returns_within(call, seconds=_HANG_LIMIT_S):
-    """``call()``'s result or exception, or a test failure if it has not returned after `seconds`.
-
-    The call runs in a daemon thread, so a regression (a read that never
-    ends) fails the test instead of hanging the whole run.
-    """
-    outcome = {}
-
-    def run():
-        try:
-            outcome["result"] = call()
-        except BaseException as exc:  # noqa: BLE001 -- handed to the test below
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    if thread.is_alive():
-        pytest.fail(f"still running after {seconds} s: it hangs on the special file")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["result"]
+def _returns_within(call):
+    return returns_within(call, _HANG_LIMIT_S)
 
 
 def _fifo(ctx, name="x.jpg"):

@@ -54,29 +54,3 @@ def decode_count(monkeypatch):
 
     monkeypatch.setattr(batch_decoder, "decode_item_or_error", counting)
     return calls
-
-
-def returns_within(call, seconds=20):
-    """``call()``'s result or exception, or a test failure if it has not returned after `seconds`.
-
-    The call runs in a daemon thread, so a regression (a read that never
-    ends, such as hashing /dev/zero) fails the test instead of hanging the run.
-    """
-    import threading
-
-    outcome = {}
-
-    def run():
-        try:
-            outcome["result"] = call()
-        except BaseException as exc:  # noqa: BLE001 -- handed to the test below
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    if thread.is_alive():
-        pytest.fail(f"still running after {seconds} s: it hangs")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["result"]

@@ -18,10 +18,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from _catalogue import check_row
+from _catalogue import check_row, returns_within
 from PIL import Image
 from sklearn.utils._param_validation import InvalidParameterError
-from storage_helpers import photos, returns_within, tiny, write_images  # noqa: F401 (fixtures)
+from storage_helpers import photos, tiny, write_images  # noqa: F401 (fixtures)
 
 from sktransfer import embed
 from sktransfer.image import ImageLoadError

@@ -27,7 +27,7 @@ from ..utils import resolve_device
 from ._embedder import Embedder
 from ._pickling import PENDING, make_embedder, materialize, network_state, restore_network
 from ._pooling import POOLINGS
-from ._streaming import embed_all, iter_embeddings, refuse_missing, warn_failures
+from ._streaming import embed_all, index_labels, iter_embeddings, refuse_missing, warn_failures
 
 if TYPE_CHECKING:
     from .._typing import ImageCollection, StrPath
@@ -448,7 +448,7 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         check_is_fitted(self, "backbone_")
         items = self._validate_images(X, reset=False)
         if self.on_error == "raise":
-            refuse_missing(items)
+            refuse_missing(items, labels=index_labels(X))
         out, failures = embed_all(self, items, store=self._store())
         warn_failures(failures, len(items))
         return out
@@ -487,7 +487,7 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
             raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
         items = self._validate_images(X, reset=False)
         if self.on_error == "raise":
-            refuse_missing(items)
+            refuse_missing(items, labels=index_labels(X))
         return iter_embeddings(self, items, int(chunk_size), store=self._store())
 
     # -------------------------------------------------------------- pickling

@@ -27,9 +27,32 @@ from ..image._jpeg import prepare_for
 _STORE_ERRORS = (OSError, sqlite3.Error)
 
 
-def refuse_missing(items, input_name="X"):
-    """With ``on_error="raise"``: a ValueError naming the first missing item, before any work."""
+def index_labels(X):
+    """The index labels of a pandas ``X`` when they are not its positions (else None): how its rows are named.
+
+    A dask partition, or any filtered frame, keeps the labels of the whole
+    collection; its positions would name the wrong rows.
+    """
+    index = getattr(X, "index", None)
+    if index is None or not hasattr(index, "equals"):  # a list's index is a method, not labels
+        return None
+    labels = list(index)
+    return None if labels == list(range(len(labels))) else labels
+
+
+def refuse_missing(items, input_name="X", labels=None):
+    """With ``on_error="raise"``: a ValueError naming the first missing item, before any work.
+
+    ``labels`` (from :func:`index_labels`) name the items by index label
+    instead of by position.
+    """
     missing = [i for i, item in enumerate(items) if item is None]
+    if missing and labels is not None:
+        raise ValueError(
+            f"{input_name} at index {labels[missing[0]]!r} is missing (None, NaN or NA); {len(missing)} of "
+            f"{len(items)} items are missing (index {[labels[i] for i in missing[:10]]}). Drop those rows, "
+            "or pass on_error='nan' to get NaN embeddings for them"
+        )
     if missing:
         raise ValueError(
             f"{input_name}[{missing[0]}] is missing (None, NaN or NA); {len(missing)} of {len(items)} "

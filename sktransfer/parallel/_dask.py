@@ -129,25 +129,9 @@ def _embed_partition(part, extractor, processes_per_host):
     if threads is not None:
         apply_thread_budget(threads)
     extractor = _worker_copy(extractor)
-    if extractor.on_error == "raise":
-        _refuse_missing_by_label(part)
     values = np.asarray(extractor.transform(part), dtype=np.float32)
     names = [str(n) for n in extractor.get_feature_names_out()]
     return pd.DataFrame(values, index=part.index, columns=names)
-
-
-def _refuse_missing_by_label(part):
-    """A missing item named by its index label: the extractor's own error would give its row in the partition."""
-    import pandas as pd
-
-    column = part.iloc[:, 0] if isinstance(part, pd.DataFrame) else part
-    labels = column.index[column.isna().to_numpy()]
-    if len(labels):
-        raise ValueError(
-            f"X at index {labels[0]!r} is missing (None, NaN or NA); {len(labels)} of the {len(column)} items of "
-            f"its partition are missing (index {list(labels[:10])}). Drop those rows, or pass on_error='nan' "
-            "to get NaN embeddings for them"
-        )
 
 
 _COPIES_LOCK = threading.Lock()

@@ -360,6 +360,17 @@ def _url_without_fsspec(ctx):
     return check_images(["gs://bucket/cat.jpg"])
 
 
+def _missing_entry_of_a_filtered_frame(ctx):
+    # Found with issue 22's dask finding: a frame keeping labels that are not
+    # its positions (a filtered frame, a dask partition) had its missing
+    # item named by position, which is another row of the whole collection.
+    from sktransfer import PretrainedFeatureExtractor
+
+    est = PretrainedFeatureExtractor(model="tiny_convnet", weights=None, num_workers=0, engine="torch")
+    photos = pd.Series([PATTERN, None, PATTERN], index=[10, 11, 12], name="photo")
+    return est.fit([PATTERN]).transform(photos)
+
+
 def _extractor_missing_entry(on_error):
     def make(ctx):
         from sktransfer import PretrainedFeatureExtractor
@@ -402,6 +413,11 @@ CONTAINER_ROWS = [
     ("load-image-of-none", lambda ctx: load_image(None), (ImageLoadError, "<missing>: missing value")),
     ("url-without-fsspec", _url_without_fsspec, (ImportError, "pip install 'sktransfer[remote]'")),
     ("extractor-raise-on-missing-entry", _extractor_missing_entry("raise"), (ValueError, "X[1] is missing")),
+    (
+        "extractor-raise-on-missing-entry-by-label",
+        _missing_entry_of_a_filtered_frame,
+        (ValueError, "X at index 11 is missing"),
+    ),
     ("extractor-nan-on-missing-entries", _extractor_missing_entry("nan"), _nan_rows_for_missing),
     (
         "paths-mixed-with-numbers",

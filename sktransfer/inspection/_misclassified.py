@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from ..image import check_images, load_image
-from ._matplotlib import figure_and_axes, import_pyplot
+from ._matplotlib import figure_and_axes
 from ._validation import as_labels, check_count, check_same_length
 
 
@@ -105,8 +105,10 @@ class MisclassifiedImagesDisplay:
         ncols = min(n_images, 4) if ncols is None else check_count(ncols, "ncols")
         nrows = math.ceil(n_images / ncols)
         caller = type(self).__name__
-        import_pyplot(caller)
+        new_figure = ax is None
         figure, ax = figure_and_axes(ax, caller, figsize=(2.2 * ncols, 2.6 * nrows))
+        if new_figure:
+            figure.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.94)
         ax.set_axis_off()
         self.image_axes_ = []
         for k, image in enumerate(self.images):

@@ -1,4 +1,5 @@
 """Label shift and a "different sensor" on real flower-photo embeddings.
+=====================================================================
 
 Uses the efficientnet_lite0 embeddings cached by ``benchmarks/domain_shift.py``
 (run it once first: it embeds 800 photos, a few minutes on a 2-core CPU).

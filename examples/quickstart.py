@@ -1,4 +1,5 @@
 """Quickstart: an image classifier from a folder of images, in a minute on a CPU.
+==============================================================================
 
     python examples/quickstart.py [FOLDER] [--write-results [FILE]]
 

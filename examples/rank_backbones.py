@@ -1,4 +1,5 @@
 """Which backbone and layer to transfer? Rank them before training anything.
+=========================================================================
 
 Ants vs bees (the PyTorch tutorial's hymenoptera photos): nine candidate
 extractors (EfficientNet-Lite0/1/2 x their last three layer groups) are

@@ -442,7 +442,7 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
 
         Returns
         -------
-        ndarray of shape (n_samples, n_features_out_), float32
+        ndarray of shape (n_samples, ``n_features_out_``), float32
             NaN rows for unreadable images when ``on_error="nan"``.
         """
         check_is_fitted(self, "backbone_")
@@ -467,7 +467,7 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
 
         Returns
         -------
-        generator of ndarray of shape (n_rows, n_features_out_), float32
+        generator of ndarray of shape (n_rows, ``n_features_out_``), float32
             Concatenated, the blocks equal ``transform(X)``. The input is
             checked when this is called; images are embedded as the blocks
             are consumed. With ``on_error="nan"`` one warning listing the

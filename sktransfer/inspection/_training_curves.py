@@ -114,6 +114,9 @@ class TrainingCurvesDisplay:
         self.lines_ = {"train_loss": ax.plot(self.epochs, self.train_loss, marker=marker, label="train loss")[0]}
         if self.valid_loss is not None:
             self.lines_["valid_loss"] = ax.plot(self.epochs, self.valid_loss, marker=marker, label="valid loss")[0]
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
         handles = list(self.lines_.values())

@@ -135,6 +135,8 @@ def test_training_curves_single_phase_has_no_switch():
     history = [{"epoch": e, "phase": 2, "train_loss": 1.0 / e} for e in (1, 2, 3)]
     display = TrainingCurvesDisplay.from_history(history)
     assert display.phase_switch_ is None and sorted(display.lines_) == ["train_loss"]
+    ticks = display.ax_.get_xticks()
+    assert np.array_equal(ticks, np.round(ticks))  # epochs are whole numbers, no 2.5
 
 
 def test_display_pickles_and_replots_into_given_axes():

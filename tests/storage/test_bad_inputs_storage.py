@@ -167,6 +167,44 @@ def _stale_file(ctx):
     return before, est.transform([path]), tiny().fit([path]).transform([path])
 
 
+def _file_replaced_after_hashing(ctx):
+    import sktransfer.storage
+
+    old, new = write_images(ctx.tmp_path / "old", 1, seed=4)[0], write_images(ctx.tmp_path / "new", 1, seed=5)[0]
+    photo = ctx.tmp_path / "photo.png"
+    shutil.copyfile(old, photo)
+    looked_up = sktransfer.storage.content_key
+
+    def replace_once_hashed(item):
+        key = looked_up(item)
+        if os.fspath(item) == str(photo) and not replaced:
+            replaced.append(item)
+            shutil.copyfile(new, photo)  # after the look-up's hash, before the decoding
+        return key
+
+    replaced = []
+    ctx.monkeypatch.setattr(sktransfer.storage, "content_key", replace_once_hashed)
+    est = _fitted(ctx, cache=ctx.tmp_path / "store")
+    during = est.transform([str(photo)])
+    assert replaced, "the fault was not injected"
+    # The old photo, under another name, from the same store, and both photos computed without one.
+    return est.transform([old]), during, tiny().fit([old]).transform([old, new])
+
+
+def _each_photo_its_own_embedding(result):
+    old_from_store, during, (old_computed, new_computed) = result
+    # Batches of other sizes: PyTorch's last bits may differ.
+    np.testing.assert_allclose(during[0], new_computed, rtol=1e-5, atol=1e-6)  # what was decoded
+    np.testing.assert_allclose(old_from_store[0], old_computed, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(old_computed, new_computed)
+
+
+def _bad_bytes_after_a_stored_image(ctx):
+    est = _fitted(ctx, cache=ctx.tmp_path / "store")
+    est.transform([ctx.photos[0]])
+    return est.transform([ctx.photos[0], b"not an image"])
+
+
 def _stale_is_recomputed(result):
     before, after, fresh = result
     assert np.array_equal(after, fresh) and not np.array_equal(before, after)
@@ -475,6 +513,16 @@ ROWS = [
     ),
     ("iter-missing-with-nan-keeps-alignment", _nan_chunk_alignment, _all_missing_first_chunk),
     ("stale-file-under-same-name", _stale_file, _stale_is_recomputed),
+    # Found by the red team: a file replaced after its hash, before its decoding, stored the new photo's
+    # embedding under the old photo's key; the old photo, under any name, was then served the new one's.
+    ("file-replaced-between-hashing-and-decoding", _file_replaced_after_hashing, _each_photo_its_own_embedding),
+    # Found while fixing the row above: with a store and on_error="raise", an image after stored ones was named
+    # by its position among those not found (X[0]), not in the input (X[1]).
+    (
+        "unreadable-bytes-after-a-stored-image-named-by-input-position",
+        _bad_bytes_after_a_stored_image,
+        (ImageLoadError, "cannot read image X[1]"),
+    ),
     ("unreadable-image-not-stored", _unreadable_not_stored, _nan_row_nothing_stored),
     (
         "embed-not-a-folder",

@@ -256,6 +256,33 @@ def _parts_without_join(ctx, out, chunk_size):
     return str(out) + ".partial"
 
 
+def _resumed_after_an_image_was_rewritten(ctx):
+    folder = ctx.tmp_path / "images"
+    paths = write_images(folder, 6, seed=7)
+    out = ctx.tmp_path / "o.parquet"
+
+    def stop(self):
+        raise _Stopped
+
+    with ctx.monkeypatch.context() as patch:
+        patch.setattr(EmbeddingTableWriter, "finish", stop)
+        with pytest.raises(_Stopped):
+            embed(paths, out, extractor=tiny(), chunk_size=4, verbose=0)
+    # Every row written; then photo 2 is rewritten in place (same name, other pixels and size).
+    Image.fromarray(np.full((20, 24, 3), 200, np.uint8)).save(paths[2])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = embed(paths, out, extractor=tiny(), chunk_size=4, verbose=0)
+    return result, read_embeddings(out)[1], tiny().fit(paths).transform(paths), [str(w.message) for w in caught]
+
+
+def _changed_row_embedded_again(result):
+    summary, X, expected, messages = result
+    assert (summary.n_resumed, summary.n_computed) == (5, 1)
+    np.testing.assert_allclose(X, expected, rtol=1e-5, atol=1e-6)
+    assert [m for m in messages if "1 image(s) changed since" in m and "img002.png" in m], messages
+
+
 def _cleanup_cut_short_then_other_chunk_size(ctx):
     out = ctx.tmp_path / "o.parquet"
     partial = _parts_without_join(ctx, out, 4)
@@ -550,6 +577,9 @@ ROWS = [
     # Found by the red team: parts were joined in the order of their names, so a resume with another chunk size
     # whose part held positions 0-3 and 8 put row 8 before rows 4-7.
     ("embed-resume-with-other-chunk-size-keeps-order", _resumed_out_of_order_other_chunk_size, _each_row_once_in_order),
+    # Found by the red team: a resume after an image was rewritten in place kept its old row (the manifest
+    # names the inputs by their paths only).
+    ("embed-resume-after-an-image-was-rewritten", _resumed_after_an_image_was_rewritten, _changed_row_embedded_again),
     # Found by the red team: part files were joined without looking at their row positions.
     ("embed-part-outside-the-inputs", _part_outside_the_inputs, (ValueError, "row position 108, outside 0..10")),
     # Found by the red team: pd.read_parquet, filter, to_parquet, then read_embeddings raised

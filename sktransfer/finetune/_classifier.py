@@ -236,8 +236,8 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
     (as JSON) and the trained network's tensors, restored with
     ``torch.load(weights_only=True)``; the optimizer's state only with
     ``warm_start=True``, the one case where a later ``fit`` continues from
-    it (``partial_fit`` after loading otherwise starts the optimizer
-    afresh). A file is about the size of the network, and loading builds
+    it (``partial_fit`` after loading, or on a ``copy.deepcopy``, otherwise
+    starts the optimizer afresh). A file is about the size of the network, and loading builds
     the named architecture without reading its pretrained weights. With
     ``skops.io``, a classifier of a named ``model`` lists one type to trust,
     ``sktransfer.finetune._classifier.FineTuneClassifier``; a parameter that

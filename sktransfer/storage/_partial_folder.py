@@ -166,10 +166,12 @@ def _drop_changed_rows(partial, name, identities):
     """``(kept, dropped)`` positions of one part; the rows of files changed since are removed from it."""
     pa = pyarrow_or_hint()
     path = os.path.join(partial, name)
-    table = pa.parquet.read_table(path)
-    positions = table.column("_position").to_pylist()
+    # The bookkeeping columns only: the embeddings are read when a row is to be dropped.
+    columns = [c for c in BOOKKEEPING_COLUMNS if c in pa.parquet.read_schema(path).names]
+    bookkeeping = pa.parquet.read_table(path, columns=columns)
+    positions = bookkeeping.column("_position").to_pylist()
     # A part without file identities (an older version's) cannot vouch for its rows.
-    written = table.column("_file").to_pylist() if "_file" in table.column_names else [False] * len(positions)
+    written = bookkeeping.column("_file").to_pylist() if "_file" in columns else [False] * len(positions)
     unchanged = [
         # A position outside the inputs is left for the join to name.
         not 0 <= position < len(identities) or identity == identities[position]
@@ -180,7 +182,7 @@ def _drop_changed_rows(partial, name, identities):
     kept = [p for p, same in zip(positions, unchanged) if same]
     dropped = [p for p, same in zip(positions, unchanged) if not same]
     if kept:
-        filtered = table.filter(pa.array(unchanged))
+        filtered = pa.parquet.read_table(path).filter(pa.array(unchanged))
         write_atomically(path, lambda f: pa.parquet.write_table(filtered, f), partial)
     else:
         os.remove(path)

@@ -124,7 +124,9 @@ def embed(
         The Parquet file to write (not a directory: refused before any
         work). Until it is complete, rows go to ``out + ".partial"/``, from
         which an interrupted run resumes, with the same or another
-        `chunk_size`. A second run on the same `out` while one runs is
+        `chunk_size`; an image rewritten since the interrupted run wrote its
+        row (its size, modification time or inode changed) is embedded
+        again, with one warning naming it. A second run on the same `out` while one runs is
         refused (a lock in that folder, naming the other run's process id;
         not on Windows). The file's mode follows the umask.
     model, weights, layer, batch_size :

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +36,9 @@ import numpy as np
 
 from .._typing import StrPath
 from ._partial_folder import (
+    BOOKKEEPING_COLUMNS,
     MANIFEST,
+    file_identity,
     manifest,
     open_partial,
     pyarrow_or_hint,
@@ -83,7 +86,8 @@ def _join_parts(partial, out, schema, n_rows):
                 while stop < n_rows and source[stop][0] == name and source[stop][1] == source[stop - 1][1] + 1:
                     stop += 1
                 if loaded[0] != name:
-                    loaded = (name, pa.parquet.read_table(os.path.join(partial, name)).drop_columns(["_position"]))
+                    part = pa.parquet.read_table(os.path.join(partial, name))
+                    loaded = (name, part.drop_columns([c for c in BOOKKEEPING_COLUMNS if c in part.column_names]))
                 first = source[start][1]
                 writer.write_table(loaded[1].slice(first, stop - start))
                 start = stop
@@ -113,6 +117,10 @@ class EmbeddingTableWriter:
     ----------
     done : set of int
         Row positions already written by an earlier, interrupted writer.
+    changed : list of int
+        Row positions an earlier writer wrote whose file has changed since
+        (size, modification or change time, inode): their rows were removed, to
+        be written again (one warning names them).
 
     Raises
     ------
@@ -132,7 +140,13 @@ class EmbeddingTableWriter:
     The rows are joined each position once and in input order, whatever
     chunk sizes the runs that wrote the parts used; part files found in a
     partial folder without its manifest are removed (the remains of a
-    clean-up cut short, of no identifiable run). The output file's mode
+    clean-up cut short, of no identifiable run). Each written row keeps its
+    file's size, modification and change times and inode (``os.stat``, taken when the
+    writer is opened, before any image is read); a resumed writer drops the
+    rows of files that changed since, so an image rewritten in place under
+    its name is embedded again rather than kept stale. The cost is one
+    ``os.stat`` per path per run, no read. A URL cannot be checked and is
+    taken as written. The output file's mode
     follows the umask, as for any file the user creates.
     """
 
@@ -150,7 +164,21 @@ class EmbeddingTableWriter:
         self.out = os.fspath(out)
         self.partial = self.out + ".partial"
         self.n_rows = len(paths)
-        self.done, self._lock = open_partial(self.partial, manifest(paths, labels, description))
+        # Before any image is read: a file rewritten after this is seen as changed by a later resume.
+        self._identities = [file_identity(path) for path in paths]
+        self.done, changed, self._lock = open_partial(
+            self.partial, manifest(paths, labels, description), self._identities
+        )
+        self.changed = sorted(changed)
+        if self.changed:
+            named = ", ".join(repr(paths[i]) for i in self.changed[:5])
+            warnings.warn(
+                f"{len(self.changed)} image(s) changed since the interrupted run wrote their rows in "
+                f"{self.partial!r} (size, modification time or inode differ): {named}"
+                f"{', ...' if len(self.changed) > 5 else ''}; they are embedded again",
+                UserWarning,
+                stacklevel=3,
+            )
         self.schema = _schema(n_features, description)
 
     @staticmethod
@@ -183,7 +211,8 @@ class EmbeddingTableWriter:
         paths, labels, errors : list of str or None
         block : ndarray of shape (len(positions), n_features), float32
         """
-        write_part(self.partial, positions, paths, labels, errors, block, self.schema)
+        identities = [self._identities[position] for position in positions]
+        write_part(self.partial, positions, paths, labels, errors, block, self.schema, identities)
 
     def finish(self) -> int:
         """Join the parts into ``out``, remove the partial folder and release the lock; returns how many rows failed.

@@ -119,6 +119,13 @@ def read_state_dict(path: StrPath) -> dict[str, torch.Tensor]:
         raise FileNotFoundError(f"weights file not found: {str(path)!r}{origin}")
     if path.stat().st_size == 0:
         raise ValueError(f"weights file {str(path)!r} is empty (0 bytes): expected a state dict saved by torch.save")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path), device="cpu")
+        except Exception as exc:
+            raise ValueError(f"cannot read weights file {str(path)!r} as safetensors: {_describe(exc)}") from exc
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling errors come in many types
@@ -321,6 +328,10 @@ def weights_identity(model: Any, weights: Weights) -> str | None:
         if not os.path.isfile(expand_weights_path(weights)):
             return None  # building will say the file is missing
         return f"{name}|sha256={file_digest(weights)}"
+    if name.startswith("timm/") or name.startswith("hf-hub:"):
+        from ._timm import timm_weights_identity
+
+        return timm_weights_identity(model, weights)
     if name in ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2") and weights in (
         "DEFAULT",
         "IMAGENET1K",

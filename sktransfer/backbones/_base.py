@@ -26,6 +26,9 @@ from torch import nn
 if TYPE_CHECKING:
     from ..image._transforms import ResizeCenterCrop
 
+#: Backbones whose ImageNet weights come with a pip package (no download).
+OFFLINE_BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 

@@ -17,8 +17,8 @@ local file instead.
 
 A cached file is named by the repository, the commit and the SHA-256 of its
 bytes (the name of the blob it links to, which the hub sets to the content's
-SHA-256 for weights files, checked here when the name is not a SHA-256): the
-identity a pickled extractor and the embedding store key on.
+SHA-256 for weights files): the identity a pickled extractor and the
+embedding store key on (:func:`._weights.weights_identity`).
 """
 
 from __future__ import annotations
@@ -52,9 +52,13 @@ class HubFile:
         return os.path.basename(os.path.dirname(self.path))
 
     @property
-    def identity(self) -> str:
-        """Repository, commit, file name and SHA-256 of the bytes, as one string."""
-        return f"hf-hub:{self.repo_id}@{self.commit}/{self.filename}|sha256={content_sha256(self.path)}"
+    def blob_sha256(self) -> str | None:
+        """The SHA-256 of the bytes when the hub named the file's blob by it (weights files), else None."""
+        target = os.path.realpath(self.path)
+        name = os.path.basename(target)
+        if _SHA256.match(name) and os.path.basename(os.path.dirname(target)) == "blobs":
+            return name
+        return None
 
 
 def hub_cache_dir() -> str:
@@ -70,17 +74,6 @@ def hub_cache_dir() -> str:
 def hub_offline() -> bool:
     """Whether ``HF_HUB_OFFLINE`` forbids downloads (read from the environment now)."""
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def content_sha256(path: str) -> str:
-    """SHA-256 of a cached file: the name of its blob when the hub set it so, else computed."""
-    target = os.path.realpath(path)
-    name = os.path.basename(target)
-    if _SHA256.match(name) and os.path.basename(os.path.dirname(target)) == "blobs":
-        return name
-    from ._weights import file_digest
-
-    return file_digest(path)
 
 
 def cached_revisions(repo_id: str) -> dict[str, str]:
@@ -110,10 +103,18 @@ def cached_file(repo_id: str, filename: str, revision: str | None = None) -> Hub
     return None
 
 
+def download_alternatives(model: str) -> str:
+    """The end of a "weights not available" message: a local file, or a backbone that needs no download."""
+    from ._base import OFFLINE_BACKBONES
+
+    return (
+        f"or pass a local file: model={model!r}, weights='/path/to/weights.safetensors' (or .pth). "
+        f"Backbones that need no download: {list(OFFLINE_BACKBONES)}."
+    )
+
+
 def download_instructions(model: str, repo_id: str, revision: str | None) -> str:
     """How to put ``repo_id`` in the cache once, or do without it (for error messages)."""
-    from ._registry import OFFLINE_BACKBONES
-
     at = f", revision={revision!r}" if revision else ""
     rev_flag = f" --revision {revision}" if revision else ""
     return (
@@ -122,8 +123,7 @@ def download_instructions(model: str, repo_id: str, revision: str | None) -> str
         f"or in Python:\n"
         f'    from huggingface_hub import snapshot_download; snapshot_download("{repo_id}"{at})\n'
         f"(HF_HOME, now {os.path.dirname(hub_cache_dir())!r}, must name the same folder when it is used), "
-        f"or pass a local file: model={model!r}, weights='/path/to/model.safetensors' (or .pth). "
-        f"Backbones that need no download: {list(OFFLINE_BACKBONES)}."
+        + download_alternatives(model)
     )
 
 

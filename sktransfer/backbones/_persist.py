@@ -25,7 +25,7 @@ import torch
 
 from ._base import Backbone, Preprocessing
 from ._registry import OFFLINE_BACKBONES, TINY_BACKBONE, build_named_backbone, list_backbones
-from ._timm import is_timm_name, timm_source
+from ._timm_names import is_timm_name, timm_source
 from ._weights import (
     Weights,
     expand_weights_path,

@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._base import Backbone, Lambda, Preprocessing, global_avg
-from ._timm import build_timm, is_timm_name, list_timm_backbones, suggest_timm_names
+from ._base import OFFLINE_BACKBONES, Backbone, Lambda, Preprocessing, global_avg
+from ._timm import build_timm
 from ._timm_groups import split_timm
+from ._timm_names import is_timm_name, list_timm_backbones, suggest_timm_names
 from ._tiny import make_tiny_backbone
 from ._torchvision import splitter_for
 from ._weights import (
@@ -20,8 +21,6 @@ from ._weights import (
 )
 
 OFFLINE_BACKBONE = "efficientnet_lite0"
-#: Backbones whose ImageNet weights come with a pip package (no download).
-OFFLINE_BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 #: A tiny random network (see ``make_tiny_backbone``), for tests.
 TINY_BACKBONE = "tiny_convnet"
 

@@ -22,20 +22,16 @@ embedding resampled by timm; ``input_size=`` sets another size.
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import warnings
-from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
 
 from ._base import Preprocessing
 from ._hub import HUB_WEIGHTS_FILES, find_hub_file
-
-TIMM_PREFIX = "timm/"
-HF_HUB_PREFIX = "hf-hub:"
+from ._timm_names import TimmSource, timm_source
 
 #: Fixed input sizes above this many pixels are replaced by DEFAULT_LARGE_INPUT
 #: unless ``input_size`` is given: 518 px costs 5.3x the compute of 224 px.
@@ -43,90 +39,6 @@ LARGE_INPUT = 384
 DEFAULT_LARGE_INPUT = 224
 
 _INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
-
-
-def is_timm_name(model: Any) -> bool:
-    """Whether ``model`` is a ``"timm/<name>"`` or ``"hf-hub:<org>/<repo>"`` string."""
-    return isinstance(model, str) and (model.startswith(TIMM_PREFIX) or model.lower().startswith(HF_HUB_PREFIX))
-
-
-@dataclass(frozen=True)
-class TimmSource:
-    """What a timm model name resolves to."""
-
-    model: str
-    architecture: str
-    repo_id: str | None
-    revision: str | None
-    pretrained_cfg: dict = field(hash=False)
-    model_args: dict = field(hash=False)
-
-
-def _split_revision(ref):
-    repo, _, revision = ref.partition("@")
-    return repo, (revision or None)
-
-
-def suggest_timm_names(name: str, n: int = 6) -> list[str]:
-    """``timm/`` names of pretrained models close to ``name``, for "unknown model" messages.
-
-    Close spellings of the architecture (``difflib``), then the pretrained
-    names holding the most of ``name``'s words (``"dinov2_vits14"`` ->
-    the DINOv2 ViTs, ``"openai/clip-vit-base-patch32"`` -> OpenAI's CLIP towers).
-    """
-    import re
-
-    import timm
-
-    base = name.split(":")[-1].split("/")[-1].split(".")[0].replace("-", "_").lower()
-    close = difflib.get_close_matches(base, timm.list_models(), n=n, cutoff=0.75)
-    words = {w for w in re.split(r"[^a-z0-9]+", name.lower()) if len(w) >= 4 and w not in ("timm", "model")}
-    scored = []
-    if words:
-        for candidate in timm.list_pretrained():
-            score = sum(w in candidate for w in words)
-            if score:
-                scored.append((-score, len(candidate), candidate))
-        best = min(scored)[0] if scored else 0
-        close += [c for s, _, c in sorted(scored) if s == best]
-    seen = []
-    for c in close:
-        if c not in seen:
-            seen.append(c)
-    return [TIMM_PREFIX + c for c in seen[:n]]
-
-
-def timm_source(model: str) -> TimmSource:
-    """Resolve a ``timm/`` name or ``hf-hub:`` id to its architecture, configuration and repository.
-
-    A ``timm/`` name without a pretrained tag takes timm's default tag (as
-    ``timm.create_model(name, pretrained=True)`` does); an ``hf-hub:`` id
-    reads ``config.json`` from the repository (cache first, see
-    :func:`._hub.find_hub_file`).
-    """
-    import timm
-    from timm.models import get_pretrained_cfg, split_model_name_tag
-    from timm.models._hub import load_model_config_from_path
-
-    if model.lower().startswith(HF_HUB_PREFIX):
-        repo_id, revision = _split_revision(model[len(HF_HUB_PREFIX) :])
-        config = find_hub_file(model, repo_id, ("config.json",), revision)
-        cfg, architecture, model_args = load_model_config_from_path(os.path.dirname(config.path))
-        cfg = {k: v for k, v in cfg.items() if k not in ("file", "source")}
-        cfg["hf_hub_id"] = repo_id
-        return TimmSource(model, architecture, repo_id, revision, cfg, dict(model_args))
-    name, revision = _split_revision(model[len(TIMM_PREFIX) :])
-    architecture, tag = split_model_name_tag(name)
-    if architecture not in timm.list_models():
-        close = suggest_timm_names(architecture)
-        hint = f"; similar: {close}" if close else ""
-        raise ValueError(f"unknown timm model {model!r}: see timm.list_models(){hint}")
-    cfg = get_pretrained_cfg(name)
-    if cfg is None and tag:
-        tags = timm.list_pretrained(architecture + ".*")
-        raise ValueError(f"timm has no pretrained tag {tag!r} for {architecture!r}; its tags: {tags}")
-    cfg = cfg.to_dict() if cfg is not None else {}
-    return TimmSource(model, architecture, cfg.get("hf_hub_id"), revision, cfg, {})
 
 
 def _input_side(source: TimmSource, input_size: int | None) -> tuple[int, dict]:
@@ -239,7 +151,9 @@ def build_timm(
             filename = source.pretrained_cfg.get("hf_hub_filename")
             filenames = (filename,) if filename else HUB_WEIGHTS_FILES
             hub_file = find_hub_file(model, source.repo_id, filenames, source.revision)
-            net = _create_from_file(source, size_args, hub_file.path, f"{hub_file.identity.split('|')[0]}")
+            net = _create_from_file(
+                source, size_args, hub_file.path, f"hf-hub:{hub_file.repo_id}@{hub_file.commit}/{hub_file.filename}"
+            )
         else:
             raise ValueError(
                 f"weights={weights!r} is not known for {model!r}: use 'DEFAULT' (the Hugging Face hub weights, "
@@ -254,36 +168,3 @@ def build_timm(
             ) from exc
         raise
     return net.eval(), timm_preprocessing(source, side), source
-
-
-def list_timm_backbones(filter: str = "") -> list[str]:
-    """``timm/`` names of timm's pretrained models matching the wildcard ``filter``."""
-    import timm
-
-    pattern = filter[len(TIMM_PREFIX) :] if filter.startswith(TIMM_PREFIX) else filter
-    return [TIMM_PREFIX + name for name in timm.list_pretrained(pattern or "")]
-
-
-def timm_weights_identity(model: str, weights: Any) -> str | None:
-    """The identity of a timm model's hub weights in the cache (repository, commit, SHA-256), or None.
-
-    None when the weights are not cached (building them reports why) or
-    when the name is unknown. Local files and random initialisation are
-    named by :func:`._weights.weights_identity` itself.
-    """
-    from ._hub import cached_file
-
-    if weights != "DEFAULT":
-        return None
-    try:
-        source = timm_source(model)
-    except (ValueError, OSError):
-        return None
-    if source.repo_id is None:
-        return None
-    filename = source.pretrained_cfg.get("hf_hub_filename")
-    for name in (filename,) if filename else HUB_WEIGHTS_FILES:
-        found = cached_file(source.repo_id, name, source.revision)
-        if found is not None:
-            return f"{model}|{found.identity}"
-    return None

@@ -286,12 +286,36 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         )
         self._precision = runtime.effective_precision(self._engine, device, self.precision)
         self._int8_graph = self._calibration_key = None
-        if self._precision == "int8":
-            self._int8_graph, self._calibration_key = self._calibrate(items)
-        # Export / move to the device now, not in transform: threads that
-        # share a fitted extractor only read it.
-        self._runner = self._make_runner()
+        try:
+            if self._precision == "int8":
+                self._int8_graph, self._calibration_key = self._calibrate(items)
+            # Export / move to the device now, not in transform: threads that
+            # share a fitted extractor only read it.
+            self._runner = self._make_runner()
+        except runtime.ExportError as exc:
+            self._runner = self._torch_instead(exc, device)
         return self
+
+    def _torch_instead(self, exc, device):
+        """The torch runner for a network the graph engines cannot run (its ONNX export failed), with one warning.
+
+        int8 has no torch path: it raises, naming the network.
+        """
+        name = self.backbone_.name
+        if self._precision == "int8":
+            raise ValueError(
+                f"precision='int8' needs an ONNX graph, and {name} cannot be exported to ONNX ({exc}); "
+                "use precision='float32' (PyTorch runs it)"
+            ) from exc
+        warnings.warn(
+            f"{name} cannot be exported to ONNX ({exc}), so the {self._engine} engine cannot run it: "
+            "running it with PyTorch (engine='torch') instead.",
+            UserWarning,
+            stacklevel=3,
+        )
+        self._engine = "torch"
+        self._precision = runtime.effective_precision("torch", device, self.precision)
+        return self._make_runner()
 
     @property
     def _n_features_out(self):

@@ -121,7 +121,9 @@ def _split_vit(net):
             chunk = chunk + [net.norm]
         groups.append((f"blocks{i + 1}", nn.Sequential(*chunk)))
     trunk = {"patch_embed", "pos_drop", "patch_drop", "norm_pre", "blocks", "norm"}
-    return groups, trunk, "nlc"
+    registers = int(getattr(net, "num_reg_tokens", 0) or 0)
+    fmt = ("nlc" if getattr(net, "cls_token", None) is not None else "nl") + (f"+{registers}" if registers else "")
+    return groups, trunk, fmt
 
 
 def _split_resnet(net):

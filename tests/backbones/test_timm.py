@@ -210,3 +210,20 @@ def test_rank_transfer_across_timm_candidates(timm_hub):
         warnings.simplefilter("ignore")
         table = rank_transfer(candidates, X, y, cv=2, random_state=0)
     assert set(table.index) == set(candidates)
+
+
+def test_register_tokens_and_no_class_token_are_pooled_as_such():
+    from sktransfer.feature_extraction._pooling import global_pool
+
+    backbone = get_backbone("timm/vit_small_patch14_reg4_dinov2.lvd142m", weights=None)
+    assert set(backbone.group_formats.values()) == {"nlc+4"}
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        tokens = backbone.forward_trunk(x)
+    assert tokens.shape[1] == 1 + 4 + 16 * 16
+    torch.testing.assert_close(global_pool(tokens, "avg", "nlc+4"), tokens[:, 5:].mean(1))
+    torch.testing.assert_close(global_pool(tokens, "token", "nlc+4"), tokens[:, 0])
+    # A sequence without a class token (SigLIP): all tokens are patches, and there is no token to read.
+    torch.testing.assert_close(global_pool(tokens, "avg", "nl"), tokens.mean(1))
+    with pytest.raises(ValueError, match="has none"):
+        global_pool(tokens, "token", "nl")

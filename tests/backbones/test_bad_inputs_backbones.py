@@ -143,7 +143,7 @@ ROWS = [
     (
         "hub_model_neither_cached_nor_downloadable",
         _uncached_model,
-        Raises(FileNotFoundError, "huggingface-cli download timm/resnet18.a1_in1k"),
+        Raises(FileNotFoundError, "hf download timm/resnet18.a1_in1k"),
     ),
     ("weights_file_keys_do_not_fit_the_timm_architecture", _keys_do_not_fit, Raises(ValueError, "missing keys: ")),
     (

@@ -95,8 +95,9 @@ def test_vit_token_and_average_pooling_and_a_middle_group(timm_hub, photos):
         ("token", "blocks2"): middle[:, 0],
     }
     for (pooling, layer), want in expected.items():
+        engine = "onnxruntime" if layer else "torch"  # the ViT graph's export is checked once here
         est = PretrainedFeatureExtractor(
-            model="timm/vit_tiny_patch16_224", pooling=pooling, layer=layer, engine="onnxruntime", num_workers=0
+            model="timm/vit_tiny_patch16_224", pooling=pooling, layer=layer, engine=engine, num_workers=0
         )
         got = est.fit(photos).transform(photos)
         assert _cosine(got, want.numpy()).min() >= 0.999, (pooling, layer)
@@ -251,3 +252,17 @@ def test_vit_graph_runs_in_reduced_precision(timm_hub, engine, precision, bound)
         got = est.fit(X).transform(X)
     assert est.output_description()["engine"] == engine
     assert _cosine(got, ref.transform(X)).min() >= bound
+
+
+def test_embedding_store_serves_a_timm_models_embeddings(timm_hub, photos, tmp_path):
+    def extractor():
+        return PretrainedFeatureExtractor(model="timm/resnet10t", engine="torch", num_workers=0, cache=tmp_path)
+
+    first = extractor().fit(photos).transform(photos)
+    second = extractor().fit(photos)
+
+    def no_network_run(batch):
+        raise AssertionError("the stored embeddings should have been served")
+
+    second._runner = no_network_run
+    np.testing.assert_array_equal(second.transform(photos), first)

@@ -42,7 +42,7 @@ class TimmCall(nn.Module):
         ``"vit_embed"`` (patch, position embedding and pre-norm of a ViT),
         ``"forward_features"`` or ``"forward_head"`` (with ``pre_logits=True``).
     members : list of str
-        Attribute names of ``net`` (submodules or parameters) this call uses.
+        Attribute names of ``net`` (submodules, parameters or buffers) this call uses.
     """
 
     def __init__(self, net: nn.Module, method: str, members: list[str]) -> None:
@@ -53,8 +53,18 @@ class TimmCall(nn.Module):
             value = getattr(net, name, None)
             if isinstance(value, nn.Parameter):
                 self.register_parameter(name, value)
+            elif name in net._buffers and value is not None:
+                self.register_buffer(name, value, persistent=name not in net._non_persistent_buffers_set)
             elif isinstance(value, nn.Module):
                 self.add_module(name, value)
+
+    def _apply(self, fn, recurse=True):
+        # Moving or casting replaces buffers (parameters are changed in
+        # place): hand the model the new ones it reads.
+        super()._apply(fn, recurse)
+        for name, buffer in self._buffers.items():
+            self.net._buffers[name] = buffer
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         net = self.net
@@ -157,7 +167,8 @@ def split_timm(net: nn.Module) -> BackboneSpec:
         # of an unknown architecture cannot be told apart).
         classifier = net.get_classifier() if hasattr(net, "get_classifier") else None
         members = [name for name, child in net.named_children() if child is not classifier]
-        groups = [("features", TimmCall(net, "forward_features", members + list(net._parameters)))]
+        tensors = list(net._parameters) + list(net._buffers)
+        groups = [("features", TimmCall(net, "forward_features", members + tensors))]
         head = TimmCall(net, "forward_head", [])
         top_level = any(child is classifier for child in net.children())
         classifier = classifier if top_level and isinstance(classifier, nn.Linear) else None

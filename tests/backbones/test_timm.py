@@ -266,3 +266,23 @@ def test_embedding_store_serves_a_timm_models_embeddings(timm_hub, photos, tmp_p
 
     second._runner = no_network_run
     np.testing.assert_array_equal(second.transform(photos), first)
+
+
+def test_other_architectures_are_one_group_and_copies_are_independent():
+    import copy
+
+    torch.manual_seed(0)
+    backbone = get_backbone("timm/mobilenetv3_small_050", weights=None)
+    assert backbone.layer_groups == ["features"]
+    net = backbone.pre_logits.net
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = net.forward_head(net.forward_features(x), pre_logits=True)
+        torch.testing.assert_close(backbone.forward_embedding(x), expected)
+        copied = copy.deepcopy(backbone)
+        next(copied.parameters()).add_(1.0)  # the copy's network reads the copy's tensors only
+        torch.testing.assert_close(backbone.forward_embedding(x), expected)
+        assert not torch.allclose(copied.forward_embedding(x), expected)
+        # Casting replaces buffers (BatchNorm statistics): the network reads the new ones.
+        doubled = copy.deepcopy(backbone).double()
+        torch.testing.assert_close(doubled.forward_embedding(x.double()).float(), expected, atol=1e-4, rtol=1e-4)

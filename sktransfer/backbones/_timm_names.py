@@ -64,7 +64,8 @@ def suggest_timm_names(name: str, n: int = 6) -> list[str]:
             if score:
                 scored.append((-score, len(candidate), candidate))
         best = min(scored)[0] if scored else 0
-        close += [c for s, _, c in sorted(scored) if s == best]
+        # The names sharing the most words first (a hub id's words say more than its spelling).
+        close = [c for s, _, c in sorted(scored) if s == best] + close
     seen = []
     for c in close:
         if c not in seen:
@@ -87,7 +88,15 @@ def timm_source(model: str) -> TimmSource:
     if model.lower().startswith(HF_HUB_PREFIX):
         repo_id, revision = _split_revision(model[len(HF_HUB_PREFIX) :])
         config = find_hub_file(model, repo_id, ("config.json",), revision)
-        cfg, architecture, model_args = load_model_config_from_path(os.path.dirname(config.path))
+        try:
+            cfg, architecture, model_args = load_model_config_from_path(os.path.dirname(config.path))
+        except (KeyError, TypeError, ValueError) as exc:  # a transformers or open_clip config.json
+            close = suggest_timm_names(model)
+            hint = f"; timm models with similar names: {close}" if close else ""
+            raise ValueError(
+                f"{model!r} is not a repository timm can load: its config.json names no timm architecture "
+                f"({type(exc).__name__}: {exc}){hint}"
+            ) from exc
         cfg = {k: v for k, v in cfg.items() if k not in ("file", "source")}
         cfg["hf_hub_id"] = repo_id
         return TimmSource(model, architecture, repo_id, revision, cfg, dict(model_args))

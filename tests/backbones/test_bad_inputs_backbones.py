@@ -128,6 +128,22 @@ def _falls_back_once(ctx, result):
     np.testing.assert_allclose(out, reference, rtol=1e-5)
 
 
+def _transformers_repository(ctx):
+    """A cached repository whose config.json is a transformers one (no timm architecture)."""
+    import json
+    import os
+
+    folder = os.path.join(os.environ["HF_HOME"], "hub", "models--openai--clip-vit-base-patch32")
+    commit = "0" * 40
+    os.makedirs(os.path.join(folder, "snapshots", commit), exist_ok=True)
+    os.makedirs(os.path.join(folder, "refs"), exist_ok=True)
+    with open(os.path.join(folder, "snapshots", commit, "config.json"), "w") as fh:
+        json.dump({"model_type": "clip", "architectures": ["CLIPModel"]}, fh)
+    with open(os.path.join(folder, "refs", "main"), "w") as fh:
+        fh.write(commit)
+    return get_backbone("hf-hub:openai/clip-vit-base-patch32")
+
+
 def _resize_differs_from_fixed_input(ctx):
     backbone = get_backbone("timm/vit_tiny_patch16_224", weights=None)
     backbone.preprocessing = Preprocessing(resize_size=256, crop_size=256)
@@ -157,6 +173,11 @@ ROWS = [
         Policy(_falls_back_once, "one warning naming the model, then PyTorch"),
     ),
     (
+        "hf_hub_repository_that_timm_cannot_load",
+        _transformers_repository,
+        Raises(ValueError, "timm models with similar names: ['timm/vit_base_patch32_clip_224.openai'"),
+    ),
+    (
         "resize_differs_from_a_fixed_input_size",
         _resize_differs_from_fixed_input,
         Raises(ValueError, "takes 224x224 inputs (a fixed input size), got 256x256"),
@@ -165,6 +186,11 @@ ROWS = [
         "weights_package_spelling_suggests_the_offline_lite",
         lambda ctx: get_backbone("efficientnet-lite0"),
         Raises(ValueError, "similar: ['efficientnet_lite0'"),
+    ),
+    (
+        "transformers_hub_id_suggests_timms_clip_tower",
+        lambda ctx: get_backbone("openai/clip-vit-base-patch32"),
+        Raises(ValueError, "similar: ['timm/vit_base_patch32_clip_224.openai'"),
     ),
     (
         "torch_hub_name_suggests_timms_dinov2",

@@ -102,7 +102,7 @@ def timm_source(model: str) -> TimmSource:
         return TimmSource(model, architecture, repo_id, revision, cfg, dict(model_args))
     name, revision = _split_revision(model[len(TIMM_PREFIX) :])
     architecture, tag = split_model_name_tag(name)
-    if architecture not in timm.list_models():
+    if not timm.is_model(architecture):
         close = suggest_timm_names(architecture)
         hint = f"; similar: {close}" if close else ""
         raise ValueError(f"unknown timm model {model!r}: see timm.list_models(){hint}")

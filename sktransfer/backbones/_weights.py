@@ -28,6 +28,8 @@ from torch import nn
 
 from .._typing import StrPath
 from ._base import Preprocessing
+from ._hub import WeightsNotAvailableError, download_alternatives
+from ._timm_names import cached_timm_weights, is_timm_name
 
 if TYPE_CHECKING:
     from torchvision.models import WeightsEnum
@@ -119,6 +121,13 @@ def read_state_dict(path: StrPath) -> dict[str, torch.Tensor]:
         raise FileNotFoundError(f"weights file not found: {str(path)!r}{origin}")
     if path.stat().st_size == 0:
         raise ValueError(f"weights file {str(path)!r} is empty (0 bytes): expected a state dict saved by torch.save")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path), device="cpu")
+        except Exception as exc:
+            raise ValueError(f"cannot read weights file {str(path)!r} as safetensors: {_describe(exc)}") from exc
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling errors come in many types
@@ -213,6 +222,20 @@ def _architecture_kwargs(arch, weights):
     return kwargs
 
 
+def torchvision_weights_unavailable(arch: str, enum: WeightsEnum, exc: BaseException) -> Exception:
+    """The error for torchvision weights neither in the torch hub cache nor downloadable, saying what to do."""
+    import torch.hub
+
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    folder = os.path.join(torch.hub.get_dir(), "checkpoints")
+    return WeightsNotAvailableError(
+        f"the torchvision weights {enum} of {arch!r} are not in the torch hub cache ({folder!r}) and "
+        f"downloading them failed ({type(exc).__name__}: {reason}). Download them once, with network access:\n"
+        f"    python -c \"import torchvision; torchvision.models.get_model('{arch}', weights='{enum.name}')\"\n"
+        "(TORCH_HOME must name the same folder when they are used), " + download_alternatives(arch)
+    )
+
+
 def build_torchvision(arch: str, weights: Weights, *, load: bool = True) -> tuple[nn.Module, Preprocessing]:
     """Build torchvision model ``arch`` for ``weights``; return (model, preprocessing).
 
@@ -233,7 +256,10 @@ def build_torchvision(arch: str, weights: Weights, *, load: bool = True) -> tupl
     if load:
         # torchvision's own download-and-cache path (torch.hub), checked
         # against the hash in the file name.
-        state = enum.get_state_dict(progress=True, check_hash=True)
+        try:
+            state = enum.get_state_dict(progress=True, check_hash=True)
+        except OSError as exc:  # URLError without network, a failed connection, a refused write
+            raise torchvision_weights_unavailable(arch, enum, exc) from exc
         load_state_dict_checked(model, state, source=f"weights {enum}", ignore_prefixes=_AUX_PREFIXES)
     return model, preprocessing_from_enum(enum)
 
@@ -321,6 +347,12 @@ def weights_identity(model: Any, weights: Weights) -> str | None:
         if not os.path.isfile(expand_weights_path(weights)):
             return None  # building will say the file is missing
         return f"{name}|sha256={file_digest(weights)}"
+    if is_timm_name(model):
+        found = cached_timm_weights(model, weights)  # None: not cached, building reports it
+        if found is None:
+            return None
+        sha256 = found.blob_sha256 or file_digest(found.path)
+        return f"{model}|hf-hub:{found.repo_id}@{found.commit}/{found.filename}|sha256={sha256}"
     if name in ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2") and weights in (
         "DEFAULT",
         "IMAGENET1K",

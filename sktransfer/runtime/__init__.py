@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from ._engines import unrunnable_engine_error as unrunnable_engine_error
     from ._graphs import CACHE_ENV as CACHE_ENV
     from ._graphs import OPSET as OPSET
+    from ._graphs import ExportError as ExportError
     from ._graphs import cache_root as cache_root
     from ._graphs import cached_graph as cached_graph
     from ._graphs import export_onnx as export_onnx

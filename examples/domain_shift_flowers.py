@@ -2,7 +2,7 @@
 
 800 photos of the flowers data set (160 per class) are embedded by
 EfficientNet-Lite0, and 300 of them again after a "sensor change"
-(greyscale, darker, blurred): about a minute on a 2-core CPU the first time;
+(greyscale, darker, blurred): a few minutes on a 2-core CPU the first time;
 the embeddings are kept in an embedding store (``examples/output/store``),
 so a rerun takes seconds.
 

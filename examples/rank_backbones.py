@@ -54,7 +54,7 @@ def main():
         for b in BACKBONES
         for layer in LAYERS
     }
-    table = rank_transfer(candidates, X_train, y_train, scores=SCORES, random_state=0)
+    table = rank_transfer(candidates, X_train, y_train, scores=SCORES, random_state=0, return_timings=True, verbose=1)
     print(table[list(SCORES) + ["extract_s"]].round(3).to_string())
 
     # The truth the scores try to predict: accuracy on photos nobody scored.

@@ -126,7 +126,9 @@ def _estimator(args):
 
     options = {} if args.views is None else {"n_views": args.views}
     extractor = PretrainedFeatureExtractor(model=args.model, weights=weights)
-    return FrozenFeatureClassifier(extractor=extractor, random_state=args.random_state, **options)
+    return FrozenFeatureClassifier(
+        extractor=extractor, random_state=args.random_state, verbose=0 if args.quiet else 1, **options
+    )
 
 
 def _class_counts(labels):

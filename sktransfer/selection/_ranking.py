@@ -303,7 +303,7 @@ def rank_transfer(
     if default_scores and len(named) > 1:
         table = _without_uninformative_scores(table, scores, sort_by)
     if not return_timings:
-        table = table.drop(columns=["extract_s", *(f"{score}_s" for score in scores)])
+        table = table.drop(columns=[column for column in table.columns if column.endswith("_s")])
     return table
 
 
@@ -329,7 +329,7 @@ def _without_uninformative_scores(table, scores, sort_by):
         kept = [score for score in scores if score not in names]
         if kept:
             table = table.sort_values(kept[0], ascending=False, kind="stable", na_position="last")
-    return table.drop(columns=names)
+    return table.drop(columns=[*names, *(f"{name}_s" for name in names)])
 
 
 def score_features(

@@ -15,7 +15,8 @@ def add_parser(commands, name):
     parser = commands.add_parser(
         name,
         help="predict the class of images with a model saved by 'sktransfer fit'",
-        description="Print (or write as CSV) the predicted label of each image and its probability. A folder "
+        description="Print (or write as CSV) the predicted label of each image and its probability (blank for "
+        "a classifier without probabilities). A folder "
         "stands for the images in it (and in its class folders, if it has any). The model file is loaded with "
         "skops, trusting only sktransfer's own estimator types: " + ", ".join(TRUSTED_TYPES) + ".",
     )
@@ -58,18 +59,21 @@ def run(args):
         raise FileExistsError(f"{args.out!r} exists; pass --overwrite to replace it, or choose another -o")
     model = load_model(args.model, trust=tuple(args.trust))
     paths = _expand(args.images)
-    if not hasattr(model, "predict_proba"):
-        raise ValueError(f"the model in {args.model!r} ({type(model).__name__}) gives no class probabilities")
-    probabilities = model.predict_proba(paths)
-    best = probabilities.argmax(axis=1)
-    rows = [(path, str(model.classes_[k]), float(probabilities[i, k])) for i, (path, k) in enumerate(zip(paths, best))]
+    if hasattr(model, "predict_proba"):
+        probabilities = model.predict_proba(paths)
+        best = probabilities.argmax(axis=1)
+        rows = [
+            (path, str(model.classes_[k]), float(probabilities[i, k])) for i, (path, k) in enumerate(zip(paths, best))
+        ]
+    else:  # a classifier without probabilities: the label alone
+        rows = [(path, str(label), None) for path, label in zip(paths, model.predict(paths))]
     if args.out is None:
         _print_table(rows)
     else:
         with open(args.out, "w", newline="", encoding="utf-8") as file:
             writer = csv.writer(file)
             writer.writerow(["path", "label", "probability"])
-            writer.writerows((path, label, f"{probability:.4f}") for path, label, probability in rows)
+            writer.writerows((path, label, _probability(probability)) for path, label, probability in rows)
         print(f"wrote {len(rows)} predictions to {args.out}")
     return 0
 
@@ -79,7 +83,11 @@ def _print_table(rows):
     label_width = max(len("label"), *(len(label) for _, label, _ in rows))
     print(f"{'path':<{path_width}}  {'label':<{label_width}}  probability", file=sys.stdout)
     for path, label, probability in rows:
-        print(f"{path:<{path_width}}  {label:<{label_width}}  {probability:11.4f}")
+        print(f"{path:<{path_width}}  {label:<{label_width}}  {_probability(probability):>11}")
+
+
+def _probability(value):
+    return "" if value is None else f"{value:.4f}"
 
 
 def interrupted(args):

@@ -113,3 +113,23 @@ def test_ctrl_c_during_embed_says_how_many_rows_are_saved_and_the_rerun_resumes(
     rerun = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     assert f"{300 - saved} embedded now, {saved} from an interrupted run" in rerun.stdout
+
+
+def test_predict_prints_labels_alone_for_a_classifier_without_probabilities(run_cli, tmp_path):
+    from sklearn.svm import LinearSVC
+
+    from sktransfer import FrozenFeatureClassifier, PretrainedFeatureExtractor
+    from sktransfer.cli._model_file import save_model
+
+    folder = write_images(tmp_path / "flat", {"dark": 3, "light": 3})
+    paths = sorted(glob.glob(str(folder / "*" / "*.png")))
+    labels = [os.path.basename(os.path.dirname(path)) for path in paths]
+    extractor = PretrainedFeatureExtractor(model="tiny_convnet", weights=None)
+    model = FrozenFeatureClassifier(extractor=extractor, classifier=LinearSVC(), n_views=0).fit(paths, labels)
+    save_model(model, tmp_path / "svc.skops")
+    outcome = run_cli("predict", "svc.skops", folder, "-o", "p.csv")
+    assert outcome.status == 0, outcome.err
+    with open(tmp_path / "p.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [row["label"] for row in rows] == model.predict(paths).tolist()
+    assert {row["probability"] for row in rows} == {""}

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 from _catalogue import Policy, Raises, assert_catalogue, check_row
-from cli_helpers import TINY, write_images
+from cli_helpers import TINY, run_cli, write_images  # noqa: F401 -- run_cli is a fixture
 
 from sktransfer.feature_extraction import embed
 

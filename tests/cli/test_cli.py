@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from cli_helpers import TINY, write_images
+from cli_helpers import TINY, run_cli, split_folder, write_images  # noqa: F401 -- fixtures
 
 from sktransfer.cli._model_file import load_model
 from sktransfer.storage import read_embeddings

@@ -18,10 +18,26 @@ __all__ = ["IF_EXISTS", "finished_table_rows"]
 IF_EXISTS = ("replace", "reuse")
 
 
-def _setting_differences(earlier, now):
-    """``key: earlier -> now`` for each top-level setting that differs."""
-    keys = sorted(set(earlier) | set(now))
-    return [f"{key}: {earlier.get(key)!r} -> {now.get(key)!r}" for key in keys if earlier.get(key) != now.get(key)]
+_SHOWN_CHARACTERS = 60
+
+
+def _shown(value):
+    text = repr(value)
+    return text if len(text) <= _SHOWN_CHARACTERS else text[: _SHOWN_CHARACTERS - 3] + "..."
+
+
+def _setting_differences(earlier, now, prefix=""):
+    """``key: earlier -> now`` for each setting that differs, nested settings by their dotted path."""
+    differences = []
+    for key in sorted(set(earlier) | set(now)):
+        before, after = earlier.get(key), now.get(key)
+        if before == after:
+            continue
+        if isinstance(before, dict) and isinstance(after, dict):
+            differences += _setting_differences(before, after, f"{prefix}{key}.")
+        else:
+            differences.append(f"{prefix}{key}: {_shown(before)} -> {_shown(after)}")
+    return differences
 
 
 def finished_table_rows(out, paths, labels, description):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import warnings
 
 from ._model_file import save_model
 from ._options import add_weights_options, positive_int, weights_argument
@@ -149,7 +150,13 @@ def run(args):
     model = _estimator(args)
     if not args.quiet:
         print(f"training on {len(X_train)} images ({_class_counts(y_train)}) with {type(model).__name__}")
-    model.fit(X_train, y_train)
+    with warnings.catch_warnings():
+        # The fine-tuner stops at Ctrl-C keeping what it trained, and warns;
+        # here an interrupted fit saves nothing, said in one line below.
+        warnings.filterwarnings("ignore", message=r".* was interrupted after \d+ epoch")
+        model.fit(X_train, y_train)
+    if getattr(model, "interrupted_", False):
+        raise KeyboardInterrupt
     if where is None:
         print("validation: none (--val-size 0)")
     else:

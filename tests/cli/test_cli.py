@@ -133,3 +133,19 @@ def test_predict_prints_labels_alone_for_a_classifier_without_probabilities(run_
         rows = list(csv.DictReader(file))
     assert [row["label"] for row in rows] == model.predict(paths).tolist()
     assert {row["probability"] for row in rows} == {""}
+
+
+def test_ctrl_c_during_finetuning_saves_nothing_and_exits_130(run_cli, split_folder, tmp_path, monkeypatch):
+    # skorch ends a fit quietly at Ctrl-C, keeping what it trained; the command line must not
+    # then save a half-trained model as if training had finished.
+    from sktransfer.finetune import _callbacks
+
+    def interrupt_at_epoch_2(self, net, **kwargs):
+        if len(net.history) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(_callbacks.PhaseSwitch, "on_epoch_begin", interrupt_at_epoch_2)
+    outcome = run_cli("fit", split_folder, "-o", "ft.skops", *TINY, "--finetune", "--epochs", "3", "-q")
+    assert outcome.status == 130
+    assert outcome.err == "sktransfer fit: interrupted: no model saved\n"
+    assert not (tmp_path / "ft.skops").exists()

@@ -44,6 +44,9 @@ class EmbedResult:
         Rows taken from an interrupted earlier call.
     n_failed : int
         Rows whose image could not be read (``error`` is set, the embedding is NaN).
+    up_to_date : bool
+        True when ``if_exists="reuse"`` found the table already written by
+        the same images and settings, and nothing was computed.
     """
 
     path: str
@@ -51,6 +54,7 @@ class EmbedResult:
     n_computed: int
     n_resumed: int
     n_failed: int
+    up_to_date: bool = False
 
 
 def _list_images(paths_or_folder):
@@ -111,6 +115,7 @@ def embed(
     extractor: PretrainedFeatureExtractor | None = None,
     cache: StrPath | EmbeddingStore | None = None,
     verbose: int = 1,
+    if_exists: Literal["replace", "reuse"] = "replace",
 ) -> EmbedResult:
     """Embed a folder or a list of image paths into a Parquet table, resuming if interrupted.
 
@@ -141,6 +146,12 @@ def embed(
         None, a passed `extractor` keeps its own.
     verbose : int, default=1
         A progress bar counting images.
+    if_exists : {"replace", "reuse"}, default="replace"
+        When `out` already exists: ``"replace"`` computes the table again
+        and replaces it; ``"reuse"`` returns at once when it was written
+        from the same paths, labels and settings (the extractor's
+        ``output_description()``; the images' contents are not compared),
+        and raises a FileExistsError saying what differs otherwise.
 
     Returns
     -------
@@ -172,6 +183,7 @@ def embed(
     (['cats', 'dogs'], (2, 64))
     """
     from ..storage import EmbeddingTableWriter
+    from ._embed_existing import IF_EXISTS, finished_table_rows
     from ._streaming import EmbeddingLoop  # imports torch: only once embed() runs
 
     EmbeddingTableWriter.check_installed()  # before any work
@@ -179,11 +191,18 @@ def embed(
     out = os.fspath(out)
     if not (isinstance(chunk_size, int) and chunk_size >= 1):
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    if if_exists not in IF_EXISTS:
+        raise ValueError(f"if_exists must be one of {IF_EXISTS}, got {if_exists!r}")
     paths, labels = _list_images(paths_or_folder)
     labels = labels if labels is not None else [None] * len(paths)
     extractor = _prepare_extractor(
         extractor, model=model, weights=weights, layer=layer, batch_size=batch_size, verbose=verbose, cache=cache
     )
+    if if_exists == "reuse":
+        finished = finished_table_rows(out, paths, labels, extractor.output_description())
+        if finished is not None:
+            n_failed = int(finished["error"].notna().sum())
+            return EmbedResult(out, len(paths), 0, 0, n_failed, up_to_date=True)
     with EmbeddingTableWriter(
         out,
         paths=paths,

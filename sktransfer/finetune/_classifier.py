@@ -41,6 +41,7 @@ from ..utils import autocast_context, resolve_device
 from ._activation_cache import leave, mark_pretrained, route
 from ._callbacks import default_callbacks
 from ._datasets import TrainingDataset, reject_user_dataset, training_dataset
+from ._display import hyperparameter_repr
 from ._fast_prefix import ENGINES, fit_fast_prefix, prediction_prefix
 from ._labels import check_known_labels, class_weights, classes_of, encode_labels
 from ._network import FineTuneNetwork, param_groups, resolve_unfreeze, set_trainable, suffix_start
@@ -415,6 +416,10 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         return AUTO_BATCH_SIZE if self.batch_size == "auto" else self.batch_size
 
     # ---------------------------------------------------------------- set-up
+
+    def __repr__(self) -> str:
+        # scikit-learn's repr (the hyperparameters set), not skorch's module dump.
+        return hyperparameter_repr(self)
 
     def get_default_callbacks(self) -> list:
         patience = self.patience if self._holds_out_validation() else None

@@ -40,6 +40,7 @@ __all__ = [
     "pyarrow_or_hint",
     "remove_partial",
     "row_sources",
+    "saved_row_count",
     "unlock",
     "write_atomically",
     "write_part",
@@ -277,3 +278,16 @@ def remove_partial(partial):
         os.rmdir(partial)
     except OSError:  # another run has just started in it: the folder is now its own
         pass
+
+
+def saved_row_count(partial):
+    """How many distinct rows the part files of `partial` hold (0 when there is no such folder)."""
+    if not os.path.isdir(partial):
+        return 0
+    pa = pyarrow_or_hint()
+    positions = set()
+    for name in _part_names(partial):
+        positions.update(
+            pa.parquet.read_table(os.path.join(partial, name), columns=["_position"]).column(0).to_pylist()
+        )
+    return len(positions)

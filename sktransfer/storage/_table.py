@@ -44,6 +44,7 @@ from ._partial_folder import (
     pyarrow_or_hint,
     remove_partial,
     row_sources,
+    saved_row_count,
     unlock,
     write_atomically,
     write_part,
@@ -194,6 +195,47 @@ class EmbeddingTableWriter:
                 f"out={os.fspath(out)!r} is a directory; embed() writes one Parquet file: "
                 f"pass a file path such as {os.path.join(os.fspath(out), 'embeddings.parquet')!r}"
             )
+
+    @staticmethod
+    def saved_rows(out: StrPath) -> int:
+        """Rows an interrupted writer of `out` has saved in ``out + ".partial"/`` (0 when none).
+
+        Parameters
+        ----------
+        out : str or os.PathLike
+            The Parquet file the writer was writing.
+
+        Returns
+        -------
+        int
+        """
+        return saved_row_count(os.fspath(out) + ".partial")
+
+    @staticmethod
+    def read_rows(out: StrPath) -> tuple[dict[str, Any] | None, pd.DataFrame]:
+        """The settings a finished table was written with, and its rows without the embeddings.
+
+        Parameters
+        ----------
+        out : str or os.PathLike
+            A Parquet file written by this class.
+
+        Returns
+        -------
+        description : dict or None
+            The ``description`` it was written with; None for a Parquet
+            file without it (not written by this class).
+        frame : pandas.DataFrame
+            Its ``path``, ``label`` and ``error`` columns (empty when
+            `description` is None).
+        """
+        pa = pyarrow_or_hint()
+        schema = pa.parquet.read_schema(out)
+        metadata = (schema.metadata or {}).get(_METADATA_KEY)
+        columns = ["path", "label", "error"]
+        if metadata is None or not set(columns) <= set(schema.names):
+            return None, pa.table({name: pa.array([], pa.string()) for name in columns}).to_pandas()
+        return json.loads(metadata), pa.parquet.read_table(out, columns=columns).to_pandas()
 
     def write(
         self,

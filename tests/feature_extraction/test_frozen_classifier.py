@@ -306,3 +306,22 @@ def test_views_depend_on_the_generator_only():
     c = np.asarray(random_resized_crop_flip(img, np.random.default_rng(2)))
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
+
+
+def test_verbose_reports_each_fit_step_as_plain_lines(capsys):
+    # 40 images x 8 views in chunks of 256 views (32 images): two chunks of views.
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, 24, 24, 3), dtype=np.uint8)
+    y = np.repeat([0, 1], 20)
+    clf = FrozenFeatureClassifier(extractor=_tiny(verbose=0), n_views=8, random_state=0, verbose=1).fit(images, y)
+    err = capsys.readouterr().err
+    assert [line.split(" in ")[0] for line in err.splitlines()] == [
+        "FrozenFeatureClassifier [1/4] embedded 40 training images",
+        "FrozenFeatureClassifier [2/4] embedded 256 views",
+        "FrozenFeatureClassifier [3/4] embedded 64 views",
+        "FrozenFeatureClassifier [4/4] fitted LogisticRegression",
+        "FrozenFeatureClassifier: done",
+    ]
+    assert "\r" not in err and "\x1b" not in err
+    clf.set_params(verbose=0).fit(images, y)
+    assert capsys.readouterr().err == ""

@@ -2,9 +2,9 @@
 
 ``skops.io.load`` refuses every type it does not trust by default (it
 trusts scikit-learn's estimators and numpy's types). The types ``fit``
-writes for the frozen-features recipe are sktransfer's own estimators,
-whose state is data (a network saved as a recipe and tensors read with
-``torch.load(weights_only=True)``); they are trusted here by name, and any
+writes are sktransfer's own estimators, whose state is data (a network
+saved as a recipe, or as tensors read with ``torch.load(weights_only=True)``;
+a fine-tuner's settings, classes and history as plain values); they are trusted here by name, and any
 other type in a file is refused unless the user names it with ``--trust``,
 as the README's advice on sharing a pipeline says.
 """
@@ -16,10 +16,11 @@ import secrets
 
 __all__ = ["TRUSTED_TYPES", "load_model", "save_model"]
 
-#: The sktransfer types of a ``FrozenFeatureClassifier`` file, loaded without ``--trust``.
+#: The sktransfer types ``fit`` writes (frozen features or ``--finetune``), loaded without ``--trust``.
 TRUSTED_TYPES = (
     "sktransfer.feature_extraction._extractor.PretrainedFeatureExtractor",
     "sktransfer.feature_extraction._frozen_classifier.FrozenFeatureClassifier",
+    "sktransfer.finetune._classifier.FineTuneClassifier",
 )
 
 

@@ -243,7 +243,7 @@ def _warm_worker(extractor, hosts, dask_worker=None):
     import time
 
     start = time.perf_counter()
-    prepare_worker(hosts, address=None if dask_worker is None else dask_worker.address)
+    prepare_worker(hosts, worker=dask_worker)
     extractor = worker_copy(extractor)
     # One small black image runs a first batch through the network.
     extractor.transform(np.zeros((1, 32, 32, 3), dtype=np.uint8))

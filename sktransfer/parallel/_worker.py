@@ -4,8 +4,10 @@ Everything here runs inside worker processes (a task, or ``client.run``),
 never in the application's process:
 
 * the thread budget: ``cores // worker processes on this machine``
-  compute threads for the network, and as many decoding threads (the
-  decoder's ``num_workers="auto"`` follows ``torch.get_num_threads()``);
+  compute threads, shared by the worker's task threads: each task runs the
+  network on a stream of its own (:func:`~sktransfer.runtime.set_concurrent_callers`)
+  and decodes (``num_workers="auto"`` follows ``torch.get_num_threads()``)
+  with ``budget // task threads`` threads;
 * glibc's allocator thresholds: dask's nanny starts every worker with
   ``MALLOC_TRIM_THRESHOLD_=65536``, which also freezes glibc's mmap
   threshold at 128 KiB, so every batch-sized array is a fresh ``mmap``
@@ -77,24 +79,33 @@ def processes_per_host(client=None):
     return dict(Counter(urlparse(address).hostname for address in workers))
 
 
-def prepare_worker(hosts, address=None):
-    """In a task or ``client.run`` on a distributed worker: the thread budget and malloc thresholds.
+def prepare_worker(hosts, worker=None):
+    """In a task or ``client.run`` on a distributed worker: thread budget, streams, malloc thresholds.
 
-    ``hosts`` is :func:`processes_per_host` of the client, ``address`` the
-    worker's (default: the worker running this task); outside a distributed
-    worker (local schedulers) nothing is changed and None is returned.
+    ``hosts`` is :func:`processes_per_host` of the client, ``worker`` the
+    ``distributed.Worker`` (default: the one running this task). The
+    process's budget, ``cores // processes on its machine``, is shared by
+    its task threads: each runs the network and decodes with ``budget //
+    task threads`` threads (at least 1) on a stream of its own. Outside a
+    distributed worker (local schedulers) nothing is changed and None is
+    returned; else the threads per task.
     """
+    from ..runtime import set_concurrent_callers
+
     if not hosts:
         return None
-    if address is None:
+    if worker is None:
         try:
             from distributed import get_worker
 
-            address = get_worker().address
+            worker = get_worker()
         except (ImportError, ValueError):
             return None
-    threads = worker_thread_budget(hosts.get(urlparse(address).hostname, 1))
+    budget = worker_thread_budget(hosts.get(urlparse(worker.address).hostname, 1))
+    task_threads = max(1, int(worker.state.nthreads))
+    threads = max(1, budget // task_threads)
     apply_thread_budget(threads)
+    set_concurrent_callers(task_threads)
     relax_malloc_trim()
     return threads
 

@@ -120,7 +120,8 @@ class EmbeddingStore:
     pickled (only its folder travels) and used from worker processes.
     A write is one transaction: a process killed mid-run loses at most the
     batch it was writing. WAL mode needs a local file system; on a network
-    file system give each machine its own store.
+    file system give each machine its own store, and gather them with
+    :meth:`merge` (copy the other machines' files over first).
 
     Every stored vector carries a checksum. A damaged row (a flipped bit,
     NaN, a vector of the wrong length or type) is never served: :meth:`get`
@@ -333,15 +334,17 @@ class EmbeddingStore:
         """Copy every row of another store into this one (one transaction); returns how many were new.
 
         For stores filled on several machines (each machine needs its own,
-        see the Notes): copy their files to one machine and merge them into
-        one store, which can then be copied back to every machine. Rows are
+        see the Notes): copy their folders to one machine (the database with
+        its ``-wal`` file, if there is one; or close the writers first) and
+        merge them into one store, which can then be copied back to every
+        machine. Rows are
         copied as stored, checksums included, and checked on their first
         read as any other; a key this store already holds keeps its row.
 
         Parameters
         ----------
         other : str, os.PathLike or EmbeddingStore
-            The other store, or its folder. It is only read.
+            The other store, or its folder. Its rows are left as they are.
 
         Returns
         -------

@@ -47,3 +47,21 @@ def test_workers_reuse_their_copy_of_an_identical_extractor(images, monkeypatch)
     for pooling in ("gem", "avgmax"):
         _worker.worker_copy(PretrainedFeatureExtractor(**TINY, pooling=pooling).fit(images))
     assert len(_worker._COPIES) == _worker._KEEP_COPIES  # bounded
+
+
+def test_a_worker_s_task_threads_share_its_budget_each_on_a_stream(monkeypatch):
+    from types import SimpleNamespace
+
+    from sktransfer.runtime import concurrent_callers, set_concurrent_callers
+
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)  # no allocator change in the test process
+    worker = SimpleNamespace(address="tcp://127.0.0.1:4000", state=SimpleNamespace(nthreads=2))
+    threads, callers = torch.get_num_threads(), concurrent_callers()
+    try:
+        got = _worker.prepare_worker({"127.0.0.1": 1}, worker=worker)
+        assert got == max(1, usable_cores() // 2) == torch.get_num_threads()
+        assert concurrent_callers() == 2
+        assert _worker.prepare_worker(None, worker=worker) is None  # no client: nothing changed
+    finally:
+        torch.set_num_threads(threads)
+        set_concurrent_callers(callers)

@@ -11,10 +11,10 @@ Series named ``embedding`` of Arrow fixed-size lists of float32, the layout
 :func:`sktransfer.embed` writes to Parquet. It keeps the input's index and
 divisions, so embeddings line up with the other columns of the table they
 came from, and partitions of unknown length need no extra pass. A frame of
-1,280 float32 columns costs dask far more than the network: its size
-estimate, concatenation and Parquet writer walk every column of every
-partition (measured: 12 partitions of a dummy function take 1.3 s at 1,280
-columns, 0.1 s at one), so the wide frame is only made on request
+1,280 float32 columns costs dask more than the network does: its size
+estimate, serialisation, concatenation and the Parquet writer walk every
+column of every partition, a cost per column and partition whatever the
+number of rows. So the wide frame is only made on request
 (``output="columns"``), and a dask Array of unknown chunk lengths on
 ``output="array"``.
 """
@@ -133,10 +133,11 @@ def dask_transform(
         one chunk per partition, of unknown lengths until
         ``compute_chunk_sizes()``. ``"columns"``: a dask DataFrame of
         ``n_features_out_`` float32 columns named by
-        ``extractor.get_feature_names_out()``; dask pays for every column of
-        every partition (about 45 ms per partition at 1,280 columns on a
-        2-core machine, more than the network takes for 30 images), so
-        ask for it only when columns are what the next step needs.
+        ``extractor.get_feature_names_out()``; dask then pays a cost per
+        column and partition (size estimates, serialisation, Parquet
+        metadata) that at 1,280 columns outweighs the network on small
+        partitions, so ask for it only when columns are what the next step
+        needs.
 
     Returns
     -------
@@ -145,12 +146,14 @@ def dask_transform(
 
     Notes
     -----
-    Partitions of a few hundred to a few thousand images keep the
-    per-task cost (scheduling, a Parquet part) small next to the network
-    (a few ms against 5-10 ms per image per core) while giving every worker
-    thread several tasks, so that the last ones end together: aim for at
-    least 3 partitions per worker thread. :func:`warm_up` loads the network
-    on every worker ahead of the first job.
+    Partition size: each task has a fixed cost (scheduling, unpickling
+    the shipped extractor's reference, a Parquet part file), so partitions
+    of a few hundred to a few thousand images keep it small next to the
+    network, while a few partitions per worker thread let the last ones
+    end together. Aim for 500-5,000 images per partition and at least 2-3
+    partitions per worker thread (the user guide's page on scale has the
+    measurements). :func:`warm_up` loads the network on every worker ahead
+    of the first job.
 
     Examples
     --------
@@ -245,6 +248,6 @@ def _warm_worker(extractor, hosts, dask_worker=None):
     start = time.perf_counter()
     prepare_worker(hosts, worker=dask_worker)
     extractor = worker_copy(extractor)
-    # One small black image runs a first batch through the network.
-    extractor.transform(np.zeros((1, 32, 32, 3), dtype=np.uint8))
+    # A first batch of the CPU batch size (8) of small black images through the network.
+    extractor.transform(np.zeros((8, 32, 32, 3), dtype=np.uint8))
     return time.perf_counter() - start

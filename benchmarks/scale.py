@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import multiprocessing
 import os
 import pickle
@@ -345,7 +346,8 @@ def sizes(values, workdir):
     for first, stop in ((0, half), (half, n)):
         for start in range(first, stop, 32):  # batches, as the extractor writes them
             rows = range(start, min(start + 32, stop))
-            store.put(config, [i.to_bytes(32, "big") for i in rows], values[rows.start : rows.stop])
+            keys = [hashlib.sha256(i.to_bytes(8, "big")).digest() for i in rows]  # random order, as real keys
+            store.put(config, keys, values[rows.start : rows.stop])
         sizes.append(_store_bytes(store))
     growth = (sizes[1] - sizes[0]) / (n - half)
     return [
@@ -366,7 +368,7 @@ def main(argv=None):
     parser.add_argument("--limit", type=int, default=400, help="images timed per run")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats (median reported)")
     parser.add_argument("--stream-images", type=int, default=4000, help="replicated paths for the memory check")
-    parser.add_argument("--only", choices=["pickles", "layouts", "precisions", "memory"], default=None)
+    parser.add_argument("--only", choices=["pickles", "layouts", "sizes", "precisions", "memory"], default=None)
     parser.add_argument("--quick", action="store_true", help="a smoke run: few images, one repeat")
     _results.add_argument(parser)
     args = parser.parse_args(argv)
@@ -397,6 +399,8 @@ def main(argv=None):
         table, values = layouts(est, paths, cores, args.repeats, workdir)
         lines += table + [""] + sizes(values, workdir)
         print("\n".join(lines), flush=True)
+    if args.only == "sizes":  # the sizes alone (the layouts give them too): one process's embeddings
+        lines += sizes(PretrainedFeatureExtractor().fit(paths[:2]).transform(paths), workdir)
     if args.only in (None, "precisions"):
         lines += ([""] if lines else []) + precisions(paths, cores, args.repeats, workdir)
     if args.only in (None, "memory"):

@@ -17,13 +17,16 @@ cannot be used, and is never rewritten.
 
 Size. A 1280-wide float32 vector is 5,120 bytes, more than fits in a row of
 a 4 KiB page: format 2 stored each row over overflow pages, 8.8 kB a row
-(1.7x the vector). Format 3 packs it: the database uses 64 KiB pages
-(about a dozen rows each, SQLite's largest) and each vector is stored
-either as its bytes or, when smaller, as a bitmap of its non-zero values
-followed by those values (the pooled activations of ReLU networks are
-about half exact zeros); both are lossless, bit for bit (a -0.0 is kept).
-The first byte of the blob says which (:func:`_pack`). The checksum covers
-the stored blob.
+(1.7x the vector). Format 3 packs it: rows live in a rowid table, in the
+order they were written, so its pages fill up whatever the keys (a table
+ordered by content keys, which are random hashes, splits its pages and
+leaves them a third empty), with an index on (configuration, content key);
+the database uses 64 KiB pages (SQLite's largest, a dozen rows each
+without overflow pages); and each vector is stored either as its bytes or,
+when smaller, as a bitmap of its non-zero values followed by those values
+(the pooled activations of ReLU networks are about half exact zeros); both
+are lossless, bit for bit (a -0.0 is kept). The first byte of the blob
+says which (:func:`_pack`). The checksum covers the stored blob.
 
 Several machines. Each machine keeps its own store (see WAL below);
 :meth:`EmbeddingStore.merge` copies the rows of another store file into
@@ -92,8 +95,8 @@ _SCHEMA = (
         content BLOB NOT NULL,
         vector BLOB NOT NULL,
         checksum INTEGER NOT NULL,
-        PRIMARY KEY (config, content)
-    ) WITHOUT ROWID""",
+        UNIQUE (config, content)
+    )""",
 )
 
 
@@ -373,7 +376,10 @@ class EmbeddingStore:
             before = len(self)
             with _transaction(db) as writer:
                 writer.execute("INSERT OR IGNORE INTO main.configurations SELECT * FROM other.configurations")
-                writer.execute("INSERT OR IGNORE INTO main.embeddings SELECT * FROM other.embeddings")
+                writer.execute(
+                    "INSERT OR IGNORE INTO main.embeddings (config, content, vector, checksum) "
+                    "SELECT config, content, vector, checksum FROM other.embeddings"
+                )
             return len(self) - before
         finally:
             db.execute("DETACH DATABASE other")

@@ -1,5 +1,6 @@
 """EmbeddingStore and PretrainedFeatureExtractor(cache=...)."""
 
+import hashlib
 import os
 import pickle
 import sqlite3
@@ -440,8 +441,10 @@ def test_a_1280_wide_row_costs_no_more_than_the_raw_vector(tmp_path):
     vectors = np.maximum(rng.standard_normal((2000, 1280)), 0).astype(np.float32)
     store = EmbeddingStore(tmp_path)
     config = store.register({"model": "lite0"}, 1280)
+    # Content keys are SHA-256 digests: in random order, as real ones.
+    keys = [hashlib.sha256(i.to_bytes(8, "big")).digest() for i in range(len(vectors))]
     for start in range(0, len(vectors), 250):
-        store.put(config, [i.to_bytes(32, "big") for i in range(start, start + 250)], vectors[start : start + 250])
+        store.put(config, keys[start : start + 250], vectors[start : start + 250])
     store.close()
     sqlite3.connect(store.path).execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
     per_row = os.path.getsize(store.path) / len(vectors)

@@ -24,8 +24,13 @@ from ._errors import ImageLoadError
 
 
 def default_num_workers() -> int:
-    """Decoding threads when ``num_workers="auto"``: one per core, at most 4."""
-    return max(1, min(4, os.cpu_count() or 1))
+    """Decoding threads when ``num_workers="auto"``: one per compute thread, at most 4.
+
+    The compute threads are torch's (``torch.get_num_threads()``, one per
+    core unless set), the budget a dask worker or Ray actor sets for its
+    share of the machine, so decoding stays within that share too.
+    """
+    return max(1, min(4, torch.get_num_threads(), os.cpu_count() or 1))
 
 
 def resolve_num_workers(num_workers: int | Literal["auto"]) -> int:

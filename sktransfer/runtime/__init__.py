@@ -58,6 +58,8 @@ if TYPE_CHECKING:
     from ._runners import OnnxRuntimeRunner as OnnxRuntimeRunner
     from ._runners import OpenVinoRunner as OpenVinoRunner
     from ._runners import TorchRunner as TorchRunner
+    from ._runners import concurrent_callers as concurrent_callers
     from ._runners import make_runner as make_runner
+    from ._runners import set_concurrent_callers as set_concurrent_callers
 
 __getattr__, __dir__, __all__ = attach_type_checking(__name__, __file__)

@@ -86,6 +86,18 @@ def _old_format_store(ctx):
     return EmbeddingStore(ctx.tmp_path)
 
 
+def _format_2_store(ctx):
+    """A store as format 2 wrote it: raw vector bytes with a checksum, 4 KiB pages, user_version 2."""
+    with closing(sqlite3.connect(ctx.tmp_path / "embeddings.sqlite")) as db, db:
+        db.execute(_OLD_LAYOUT[0])
+        db.execute(
+            "CREATE TABLE embeddings (config TEXT NOT NULL, content BLOB NOT NULL, vector BLOB NOT NULL, "
+            "checksum INTEGER NOT NULL, PRIMARY KEY (config, content)) WITHOUT ROWID"
+        )
+        db.execute("PRAGMA user_version=2")
+    return EmbeddingStore(ctx.tmp_path)
+
+
 def _transform_with_an_old_format_store(ctx):
     _old_format_store(ctx)
     return _transform_recording(ctx, _fitted(ctx, cache=ctx.tmp_path))
@@ -503,6 +515,23 @@ ROWS = [
         "store-of-an-older-format-used-directly-raises",
         lambda ctx: _old_format_store(ctx).get("config", [b"a" * 32]),
         (OSError, "delete the file to start a new store"),
+    ),
+    # Found with the packed format 3: a format-2 store's raw vectors would be read as packed
+    # ones; it is refused, untouched, as every store of another format.
+    (
+        "store-of-format-2-used-directly-raises",
+        lambda ctx: _format_2_store(ctx).get("config", [b"a" * 32]),
+        (OSError, "holds a store of another format (format 2"),
+    ),
+    (
+        "store-merge-of-a-folder-without-a-store",
+        lambda ctx: EmbeddingStore(ctx.tmp_path / "here").merge(ctx.tmp_path / "nothing"),
+        (OSError, "holds no embedding store (no embeddings.sqlite)"),
+    ),
+    (
+        "store-merge-of-format-2",
+        lambda ctx: EmbeddingStore(ctx.tmp_path / "here").merge(_format_2_store(ctx)),
+        (OSError, "holds a store of another format (format 2); this sktransfer merges stores of format 3 only"),
     ),
     ("module-other-code-equal-weights", _modules_with_equal_weights, _own_embeddings),
     ("module-whose-source-cannot-be-read", _module_without_source, _not_stored_with_a_warning),

@@ -83,6 +83,15 @@ def test_the_views_of_an_image_are_one_shot_and_stay_in_one_fold():
     )
 
 
+def test_cross_validation_fits_one_mean_row_per_group():
+    X, y = _blobs(6, spread=2.5)
+    views = np.repeat(X, 3, axis=0)  # three identical views: their mean is the image
+    grouped = FewShotLinearClassifier(Cs=[0.5, 50.0]).fit(views, np.repeat(y, 3), groups=np.repeat(np.arange(18), 3))
+    weighted = FewShotLinearClassifier(Cs=[0.5, 50.0]).fit(X, y, sample_weight=np.full(18, 3.0))
+    assert grouped.cv_scores_ == pytest.approx(weighted.cv_scores_, abs=1e-9)
+    np.testing.assert_allclose(grouped.decision_function(X), weighted.decision_function(X), rtol=1e-4, atol=1e-6)
+
+
 def test_sample_weight_two_is_the_row_twice_for_the_prototypes():
     X, y = _blobs(3)
     weights = np.array([2, 1, 1, 1, 1, 2, 1, 1, 1])
@@ -135,6 +144,11 @@ BAD_INPUTS = [
         Raises(ValueError, "at least 2 shots of every class"),
     ),
     ("head-groups-wrong-length", _fit(_X, _y, groups=[0, 1]), Raises(ValueError, "groups must have one entry per row")),
+    (
+        "head-group-of-two-labels",
+        _fit(_X, _y, groups=[0, 1, 1, 2, 2, 0]),  # rows 0 and 5 are of different classes
+        Raises(ValueError, "rows of group 0 have different labels"),
+    ),
     ("head-Cs-empty", _fit(_X, _y, Cs=[]), Raises(ValueError, "Cs must be one positive number")),
     ("head-Cs-negative", _fit(_X, _y, Cs=[1.0, -1.0]), Raises(ValueError, "Cs must be one positive number")),
     ("head-weights-all-zero", _fit(_X, _y, sample_weight=np.zeros(6)), Raises(ValueError, "at least one non-zero")),
@@ -144,7 +158,7 @@ BAD_INPUTS = [
 
 
 def test_bad_inputs_catalogue_size():
-    assert_catalogue(BAD_INPUTS, 8)
+    assert_catalogue(BAD_INPUTS, 9)
 
 
 @pytest.mark.parametrize("fault, expected", [row[1:] for row in BAD_INPUTS], ids=[row[0] for row in BAD_INPUTS])

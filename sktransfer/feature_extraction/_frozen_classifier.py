@@ -94,8 +94,9 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
     ----------
     extractor : transformer or None, default=None
         Images in, embeddings out: a
-        :class:`~sktransfer.PretrainedFeatureExtractor` (None: one with its
-        defaults), or any transformer taking a list of RGB PIL images, such
+        :class:`~sktransfer.PretrainedFeatureExtractor` (None:
+        ``PretrainedFeatureExtractor(model="efficientnet_lite2")``, ImageNet
+        weights), or any transformer taking a list of RGB PIL images, such
         as a ``FeatureUnion`` of extractors (concatenated embeddings of
         several backbones) or a ``Pipeline`` ending in a scaler. Cloned at fit.
     classifier : classifier or None, default=None
@@ -209,7 +210,10 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
         if self.extractor is None:
             from ._extractor import PretrainedFeatureExtractor
 
-            return PretrainedFeatureExtractor()
+            # Lite2 over the extractor's own default (Lite0): chosen by the
+            # head's internal cross-validation on training images only
+            # (benchmarks/fewshot.py), at about 3x Lite0's embedding time.
+            return PretrainedFeatureExtractor(model="efficientnet_lite2")
         return clone(self.extractor)
 
     def _make_classifier(self):

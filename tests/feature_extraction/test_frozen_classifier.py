@@ -203,6 +203,7 @@ class RecordingHead(FewShotLinearClassifier):
 def test_default_head_keeps_the_views_of_an_image_in_one_group(data, keep_original):
     images, y = data
     assert isinstance(FrozenFeatureClassifier()._make_classifier(), FewShotLinearClassifier)
+    assert FrozenFeatureClassifier()._make_extractor().model == "efficientnet_lite2"
     clf = FrozenFeatureClassifier(
         extractor=_tiny(), classifier=RecordingHead(), n_views=3, keep_original=keep_original, random_state=0
     ).fit(images, y)

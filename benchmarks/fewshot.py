@@ -47,6 +47,13 @@ Embeddings are kept in an ``EmbeddingStore`` (``--store``, default
 ``benchmarks/.cache/store``, git-ignored): the first run embeds every image
 once per backbone, reruns read them.
 
+``--fit-time``: instead of the tables, the time of
+``FrozenFeatureClassifier().fit`` (every default) on 100 flowers images
+(20 per class, seed 0) from an empty store, as a new user's first fit:
+decoding, 9 embeddings per image and the head; median of
+``--fit-repeats`` runs, and the head's share. Run it alone on the machine
+(``flock`` the benchmark lock).
+
 ``--quick``: Lite0 only, seed 0, 1 and 5 shots, recipe ``lite0`` with
 flowers scored on 200 test images: a smoke run of about a minute.
 """
@@ -294,6 +301,33 @@ def markdown(head_results, recipe_results, args):
     return "\n".join(lines)
 
 
+def time_default_fit(repeats):
+    """Seconds of FrozenFeatureClassifier().fit on 100 flowers images, nothing stored; the head's share."""
+    from sktransfer import FrozenFeatureClassifier
+
+    paths, labels = load_folder("flowers")
+    tr, _ = split_per_class(labels, 20, 0)
+    totals, heads_s = [], []
+    for _ in range(repeats):
+        clf = FrozenFeatureClassifier(random_state=0)
+        t0 = time.perf_counter()
+        clf.fit(list(paths[tr]), labels[tr])
+        totals.append(time.perf_counter() - t0)
+        head = clf._make_classifier()
+        X = np.repeat(clf.extractor_.transform(list(paths[tr])), 9, axis=0)  # as many rows as with 8 views
+        t0 = time.perf_counter()
+        head.fit(X, np.repeat(labels[tr], 9), groups=np.repeat(np.arange(len(tr)), 9))
+        heads_s.append(time.perf_counter() - t0)
+        print(f"fit {totals[-1]:.1f} s (head on 900 rows {heads_s[-1]:.1f} s)", flush=True)
+    extractor = clf.extractor_.get_params()["model"]
+    return (
+        f"`FrozenFeatureClassifier().fit` ({extractor}, 8 views, `FewShotLinearClassifier()`) on 100 flowers "
+        f"images (20/class, seed 0), nothing stored: median {statistics.median(totals):.1f} s over {repeats} "
+        f"runs ({', '.join(f'{t:.1f}' for t in totals)}); of which the head on 900 rows about "
+        f"{statistics.median(heads_s):.1f} s."
+    )
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
@@ -304,6 +338,8 @@ def main(argv=None):
     parser.add_argument("--store", default=str(CACHE / "store"))
     parser.add_argument("--test-limit", type=int, default=None, help="score flowers on this many test images")
     parser.add_argument("--quick", action="store_true", help="a smoke run of about a minute")
+    parser.add_argument("--fit-time", action="store_true", help="time the default fit of 100 images instead")
+    parser.add_argument("--fit-repeats", type=int, default=3)
     parser.add_argument("--json", default=None)
     _results.add_argument(parser)
     args = parser.parse_args(argv)
@@ -311,6 +347,11 @@ def main(argv=None):
         args.seeds, args.shots, args.backbones, args.recipes = [0], [1, 5], ["efficientnet_lite0"], ["lite0"]
         args.recipe_shots = [5]
         args.test_limit = args.test_limit or 200
+    if args.fit_time:
+        line = time_default_fit(args.fit_repeats)
+        print(line)
+        _results.write(args.write_results, "Few-shot: time of the default fit", line)
+        return
     args.extractors = {name: (UNION if name == "union" else (name,)) for name in args.backbones}
     load = os.getloadavg()
     print(f"{os.cpu_count()}-core CPU; load average at start {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}", flush=True)

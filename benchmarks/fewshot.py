@@ -288,6 +288,9 @@ def markdown(head_results, recipe_results, args):
             "",
             "### Recipes end to end (FrozenFeatureClassifier, 8 views, head FewShotLinearClassifier())",
             "",
+            "Recipes run in this order and share the store: a recipe's fit time omits the embeddings an "
+            "earlier one stored (the views of a seed are the same for every backbone); cold: `--fit-time`.",
+            "",
             "| data | k/class | recipe | accuracy | internal CV | fit s (median) |",
             "|---|---:|---|---:|---:|---:|",
         ]

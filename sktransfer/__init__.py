@@ -23,6 +23,7 @@ from ._lazy import attach_type_checking
 # The public names, imported for static tools only (type checkers, an
 # editor's go-to-definition); at run time each is imported on first use.
 if TYPE_CHECKING:
+    from .feature_extraction import FewShotLinearClassifier as FewShotLinearClassifier
     from .feature_extraction import FrozenFeatureClassifier as FrozenFeatureClassifier
     from .feature_extraction import PretrainedFeatureExtractor as PretrainedFeatureExtractor
     from .feature_extraction import embed as embed

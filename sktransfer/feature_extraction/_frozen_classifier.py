@@ -17,7 +17,6 @@ import numpy as np
 import torch
 from PIL import Image
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
-from sklearn.linear_model import LogisticRegression
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, has_fit_parameter
@@ -96,13 +95,18 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
     ----------
     extractor : transformer or None, default=None
         Images in, embeddings out: a
-        :class:`~sktransfer.PretrainedFeatureExtractor` (None: one with its
-        defaults), or any transformer taking a list of RGB PIL images, such
+        :class:`~sktransfer.PretrainedFeatureExtractor` (None:
+        ``PretrainedFeatureExtractor(model="efficientnet_lite2")``, ImageNet
+        weights), or any transformer taking a list of RGB PIL images, such
         as a ``FeatureUnion`` of extractors (concatenated embeddings of
         several backbones) or a ``Pipeline`` ending in a scaler. Cloned at fit.
     classifier : classifier or None, default=None
-        Fitted on the embeddings; None: ``LogisticRegression(max_iter=1000)``.
-        Cloned at fit.
+        Fitted on the embeddings; None:
+        :class:`~sktransfer.feature_extraction.FewShotLinearClassifier` (class
+        prototypes at one image per class, else prototypes or a logistic
+        regression chosen by cross-validation). Cloned at fit. A classifier
+        whose ``fit`` takes ``groups`` gets the index of each row's image,
+        so that the views of an image stay in one fold.
     n_views : int, default=8
         Random views per training image. 0: a plain extractor + classifier.
     augment : "light" or callable, default="light"
@@ -214,12 +218,17 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
         if self.extractor is None:
             from ._extractor import PretrainedFeatureExtractor
 
-            return PretrainedFeatureExtractor()
+            # Lite2 over the extractor's own default (Lite0): chosen by the
+            # head's internal cross-validation on training images only
+            # (benchmarks/fewshot.py), at about 3x Lite0's embedding time.
+            return PretrainedFeatureExtractor(model="efficientnet_lite2")
         return clone(self.extractor)
 
     def _make_classifier(self):
         if self.classifier is None:
-            return LogisticRegression(max_iter=1000)
+            from ._few_shot_head import FewShotLinearClassifier
+
+            return FewShotLinearClassifier()
         return clone(self.classifier)
 
     # ------------------------------------------------------------------ fit
@@ -273,6 +282,12 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
             weights.append(None if sample_weight is None else np.repeat(sample_weight, self.n_views))
         if sample_weight is not None:
             fit_params["sample_weight"] = np.concatenate(weights)
+        if has_fit_parameter(classifier, "groups"):
+            # The rows of an image and of its views are one group, so that a
+            # classifier cross-validating internally keeps them in one fold.
+            image_index = np.arange(len(items))
+            groups = [image_index] if self.keep_original else []
+            fit_params["groups"] = np.concatenate([*groups, np.repeat(image_index, self.n_views)])
         classifier.fit(np.concatenate(blocks), np.concatenate(labels), **fit_params)
         progress.step(f"fitted {type(classifier).__name__}")
         progress.close()

@@ -20,6 +20,7 @@ __all__ = ["TRUSTED_TYPES", "load_model", "save_model"]
 TRUSTED_TYPES = (
     "sktransfer.feature_extraction._extractor.PretrainedFeatureExtractor",
     "sktransfer.feature_extraction._frozen_classifier.FrozenFeatureClassifier",
+    "sktransfer.feature_extraction._few_shot_head.FewShotLinearClassifier",
     "sktransfer.finetune._classifier.FineTuneClassifier",
 )
 

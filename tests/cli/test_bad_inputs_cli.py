@@ -121,6 +121,37 @@ def embed_over_other_images(ctx):
     return ctx.run("embed", folder, "-o", "e.parquet", *TINY, "-q")
 
 
+def _lite0_weights(path, seed):
+    import torch
+
+    from sktransfer.backbones._efficientnet_lite import build_efficientnet_lite
+
+    torch.manual_seed(seed)
+    torch.save(build_efficientnet_lite("efficientnet_lite0").state_dict(), path)
+    return path
+
+
+def embed_over_a_rewritten_weights_file(ctx):
+    # A rerun of a finished table first compares the weights file's stat
+    # signature, not its bytes: its size and modification time set back
+    # must not make other weights pass for the same.
+    import os
+
+    folder, weights = _flat(ctx), _lite0_weights(ctx.tmp / "lite0.pth", seed=0)
+    command = ("embed", folder, "-o", "e.parquet", "--model", "efficientnet_lite0", "--weights", weights, "-q")
+    assert ctx.run(*command).status == 0
+    before = os.stat(weights)
+    _lite0_weights(weights, seed=1)
+    os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns))
+    return ctx.run(*command)
+
+
+def embed_over_another_model(ctx):
+    folder = _flat(ctx)
+    assert ctx.run("embed", folder, "-o", "e.parquet", *TINY, "-q").status == 0
+    return ctx.run("embed", folder, "-o", "e.parquet", "--model", "efficientnet_lite0", "--weights", "none", "-q")
+
+
 def embed_over_a_file_embed_did_not_write(ctx):
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -149,6 +180,8 @@ ROWS = [
     ("predict-missing-image", predict_a_missing_image, one_line_error(2, "image not found")),
     ("predict-over-an-existing-csv", predict_over_an_existing_csv, one_line_error(2, "'p.csv' exists")),
     ("embed-over-another-configuration", embed_over_another_configuration, one_line_error(2, "layer: None")),
+    ("embed-over-a-rewritten-weights-file", embed_over_a_rewritten_weights_file, one_line_error(2, "weights: ")),
+    ("embed-over-another-model", embed_over_another_model, one_line_error(2, "model: 'tiny_convnet' -> ")),
     ("embed-over-other-images", embed_over_other_images, one_line_error(2, "holds embeddings of other images")),
     ("embed-over-a-foreign-file", embed_over_a_file_embed_did_not_write, one_line_error(2, "not a table written")),
     ("embed-if-exists-misspelt", embed_if_exists_misspelt, Raises(ValueError, "if_exists must be one of")),
@@ -156,7 +189,7 @@ ROWS = [
 
 
 def test_catalogue_size():
-    assert_catalogue(ROWS, minimum=18)
+    assert_catalogue(ROWS, minimum=20)
 
 
 @pytest.mark.parametrize(("fault", "expected"), [row[1:] for row in ROWS], ids=[row[0] for row in ROWS])

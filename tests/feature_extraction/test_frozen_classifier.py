@@ -344,7 +344,7 @@ def test_verbose_reports_each_fit_step_as_plain_lines(capsys):
         "FrozenFeatureClassifier [1/4] embedded 40 training images",
         "FrozenFeatureClassifier [2/4] embedded 256 views",
         "FrozenFeatureClassifier [3/4] embedded 64 views",
-        "FrozenFeatureClassifier [4/4] fitted LogisticRegression",
+        "FrozenFeatureClassifier [4/4] fitted FewShotLinearClassifier",
         "FrozenFeatureClassifier: done",
     ]
     assert "\r" not in err and "\x1b" not in err

@@ -11,7 +11,8 @@ Models: a ViT-S/16 (``vit_small_patch16_224``) and ConvNeXt-Atto
 depend on them). Images: ``--limit`` real JPEGs of the flowers set (spread
 evenly over its 5 classes), decoded from disk in every run. For every model
 and in every repeat these run back to back over the same files, so the
-ratios of one repeat compare runs under the same load:
+ratios of one repeat compare runs under the same load (in an order shuffled
+anew, seeded, in every repeat):
 
 timm loop
     What the timm documentation teaches: ``timm.create_model(name)``,
@@ -57,6 +58,7 @@ import argparse
 import json
 import os
 import statistics
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -143,7 +145,10 @@ def bench_model(model, paths, calib_paths, args):
     seconds = {name: [] for name in runs}
     outputs = {}
     for repeat in range(args.repeats):
-        for name, run in runs.items():
+        # A fresh order in every repeat (seeded): no method always runs first,
+        # just after the fits, or right after another one's threads.
+        for i in np.random.default_rng(repeat).permutation(len(runs)):
+            name, run = list(runs.items())[i]
             s, outputs[name] = timed(run, paths)
             seconds[name].append(s)
             print(f"  repeat {repeat}: {name:28s} {len(paths) / s:8.1f} img/s", flush=True)
@@ -209,6 +214,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.quick:
         args.models, args.limit, args.repeats = ["timm/convnext_atto"], 16, 1
+    # A fresh graph cache: every fit exports, compiles and calibrates (cold).
+    os.environ["SKTRANSFER_CACHE"] = tempfile.mkdtemp(prefix="timm-throughput-")
     paths = flowers_paths(args.limit)
     # int8 calibrates on fit's images: other photos than the timed ones.
     calib_paths = flowers_paths(32, offset=args.limit // 5 + 1)

@@ -35,8 +35,9 @@ extractor[engine/precision]
     engine=..., precision=..., batch_size=...).transform(paths)`` for every
     pair of ``extract_throughput.CONFIGS`` (torch, ONNX Runtime, OpenVINO;
     float32, bfloat16, int8). ``fit`` (export, compilation, int8
-    calibration on other flowers photos) is timed separately. A pair that
-    cannot run (engine missing, export refused, precision falling back to
+    calibration on other flowers photos) is timed separately, cold: the
+    script points ``SKTRANSFER_CACHE`` at a fresh temporary folder. A pair
+    that cannot run (engine missing, export refused, precision falling back to
     float32 on this CPU) is listed with the reason, not timed.
 
 Every network is built after ``torch.manual_seed(0)`` (embetter's gets those

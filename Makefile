@@ -21,7 +21,7 @@ else
 TORCH_PINS = "torch>=2.2,<=2.14.1" "torchvision>=0.17,<=0.29.1"
 endif
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean docs docs-ci
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,8 +39,21 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check sktransfer tests
 	$(VENV)/bin/ruff format --check sktransfer tests
 
+# CI (.ci/run) runs this target: lint, the tests, then the documentation
+# with warnings as errors.
 test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+	$(MAKE) docs-ci
+
+# The documentation site in docs/_build/html, running every example of the
+# gallery (minutes: some fine-tune or embed thousands of photos).
+docs: $(STAMP)
+	SKTRANSFER_DOCS_GALLERY=all MPLBACKEND=Agg $(VENV)/bin/sphinx-build -b html docs docs/_build/html
+
+# The same with warnings as errors, running only the gallery's plot_*.py
+# examples (seconds); the others are shown without their output.
+docs-ci: $(STAMP)
+	SKTRANSFER_DOCS_GALLERY=fast MPLBACKEND=Agg $(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info docs/_build docs/generated docs/auto_examples docs/api.rst docs/sg_execution_times.rst

@@ -1,33 +1,46 @@
-"""Beyond one process: pickle sizes, first use in a fresh process, dask workers, flat memory.
+"""Beyond one process: dask at the speed of a process pool; per-core rates; output and store sizes.
 
-Measures, for the default extractor (EfficientNet-Lite0, packaged weights):
+Measures, for the default extractor (EfficientNet-Lite0, packaged weights),
+side by side in one run (interleaved, so that a busy moment of a shared
+machine hits every layout), median of ``--repeats``:
 
-* the size of a fitted extractor's pickle, and of a Pipeline's, with the
-  network's tensors (how earlier releases saved it) and by name (now);
-* the first ``transform`` in a fresh process after unpickling, with the
-  exported ONNX graph in the disk cache and with an empty cache;
-* images/s of plain processes embedding a share each, started together:
-  1 process x all cores against N processes x ``cores // N`` threads,
-  interleaved (the better default layout of a machine);
-* images/s and peak RSS per worker process: one process (``transform``,
-  all cores), and ``sktransfer.parallel.dask_transform`` on a
-  ``distributed.LocalCluster`` of 1 worker x all cores and of N workers x
-  ``cores // N`` threads (the thread budget), median of ``--repeats``;
-* peak RSS per worker when the list of images is replicated to
-  ``--stream-images`` paths and to a quarter of that: it must stay flat.
+* **layouts**: images/s embedding ``--limit`` photos, every result kept,
+  gathered to the caller and written to Parquet (one list column):
+  one process (``transform``, all cores); a ``ProcessPoolExecutor`` of
+  ``cores`` single-thread processes, a contiguous share each; and
+  ``sktransfer.parallel.dask_transform`` on a ``distributed.LocalCluster``
+  of ``cores`` workers x 1 thread and of 1 worker x ``cores`` threads, at
+  2, 12 and 16 partitions (workers warmed with ``warm_up`` first, as the
+  pools are). The target: every LocalCluster layout >= 0.9x the process
+  pool. Every run's embeddings are compared with the one process's.
+* **precisions**: images/s per core at float32, bfloat16 and int8 (the
+  process pool of single-thread processes), the rates the docs page
+  "Ten million images, on paper" scales up: by the wall clock, and per
+  CPU-second the processes used (decoding threads included), which a
+  machine shared with other jobs changes less;
+* **sizes**: bytes per image of the zstd Parquet list column, the share of
+  exact zeros, and bytes per row of an ``EmbeddingStore``;
+* **pickles** (``--only pickles``): the size of a fitted extractor's pickle
+  and a Pipeline's, with the network's tensors and by name, and the first
+  ``transform`` in a fresh process with and without the exported graph in
+  the disk cache;
+* **memory** (``--only memory``): peak RSS per worker when the images are
+  replicated to ``--stream-images`` paths and to a quarter of that: it
+  must stay flat.
 
-The persistent store's figures (warm re-run, resume after a kill) are in
-``benchmarks/embedding_store.py``.
+A reduced precision the CPU cannot run fast falls back to float32 with a
+warning: then its row measures float32 (its cosine is 1).
 
-    python benchmarks/scale.py --quick                      # smoke run, a minute
-    python benchmarks/scale.py --limit 400 --dataset hymenoptera --only layouts
-    python benchmarks/scale.py --write-results              # the table in RESULTS.md
+    python benchmarks/scale.py --quick                 # smoke run, a few minutes
+    python benchmarks/scale.py --write-results         # the tables in RESULTS.md
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
+import multiprocessing
 import os
 import pickle
 import resource
@@ -36,11 +49,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import _results
 import numpy as np
 
+PARTITIONS = (2, 12, 16)
 REPO = Path(__file__).resolve().parents[1]
 _CHILD = r"""
 import pickle, resource, statistics, sys, time
@@ -60,23 +75,6 @@ for _ in range(repeats):
 print(first, statistics.median(times), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
-# A worker for the thread-layout comparison: warms up, says so, waits for the
-# go (so that concurrent workers start together), embeds its share.
-_WORKER = r"""
-import pickle, resource, sys, time
-import torch
-blob, paths, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
-torch.set_num_threads(threads)
-est = pickle.loads(open(blob, "rb").read())
-paths = open(paths).read().split("\n")
-est.transform(paths[:4])
-print("ready", flush=True)
-sys.stdin.readline()
-t = time.perf_counter()
-est.transform(paths)
-print(time.perf_counter() - t, flush=True)
-"""
-
 
 def image_paths(dataset, limit):
     from sktransfer.datasets import find_data_dir
@@ -86,10 +84,13 @@ def image_paths(dataset, limit):
     return paths[:limit] if limit else paths
 
 
-def fitted_extractor(paths):
-    from sktransfer import PretrainedFeatureExtractor
+def write_parquet(values, path):
+    """One list column, as embed() writes it, zstd-compressed."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    return PretrainedFeatureExtractor().fit(paths[:2])
+    column = pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), values.shape[1])
+    pq.write_table(pa.table({"embedding": column}), path, compression="zstd")
 
 
 @contextlib.contextmanager
@@ -134,33 +135,6 @@ def run_child(blob, paths, threads, repeats, cache):
     return first, median, rss_kb / 1024
 
 
-def layout_run(blob, paths, processes, threads, cache):
-    """Seconds for ``processes`` plain processes of ``threads`` threads to embed ``paths`` together."""
-    env = {**os.environ, "SKTRANSFER_CACHE": cache, "PYTHONPATH": str(REPO)}
-    shares, procs = [paths[i::processes] for i in range(processes)], []
-    for share in shares:
-        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as fh:
-            fh.write("\n".join(share))
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-c", _WORKER, blob, fh.name, str(threads)],
-                env=env,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-        )
-    for proc in procs:
-        assert proc.stdout.readline().strip() == "ready"
-    for proc in procs:
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-    seconds = max(float(proc.stdout.readline()) for proc in procs)
-    for proc in procs:
-        proc.wait()
-    return seconds
-
-
 def first_use(blob, paths, cache):
     run_child(blob, paths[:8], 1, 1, cache)  # fills the cache, if it was empty
     warm, _, _ = run_child(blob, paths[:8], 1, 1, cache)
@@ -169,33 +143,223 @@ def first_use(blob, paths, cache):
     return warm, cold
 
 
-def cluster_run(est, paths, n_workers, repeats, npartitions):
-    """(median seconds, peak RSS MiB of each worker) of dask_transform on a LocalCluster.
-
-    The workers run the thread budget of dask_transform: cores // workers.
-    """
+def memory_run(est, paths, n_workers, npartitions, workdir):
+    """(seconds, peak RSS MiB of each worker) of dask_transform written to Parquet on a LocalCluster."""
     import dask.dataframe as dd
     import distributed
     import pandas as pd
 
-    from sktransfer.parallel import dask_transform
+    from sktransfer.parallel import dask_transform, warm_up
 
     with (
         distributed.LocalCluster(
-            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=40
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
-        warm = dd.from_pandas(pd.Series(paths[: 2 * n_workers], name="path"), npartitions=n_workers)
-        dask_transform(est, warm).sum().compute()  # networks loaded, graphs built
+        warm_up(client, est)
         series = dd.from_pandas(pd.Series(paths, name="path"), npartitions=npartitions)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            dask_transform(est, series).sum().compute()
-            times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        dask_transform(est, series).to_frame().to_parquet(tempfile.mkdtemp(dir=workdir), compression="zstd")
+        seconds = time.perf_counter() - start
         rss = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    return statistics.median(times), sorted(rss.values())
+    return seconds, sorted(rss.values())
+
+
+# ------------------------------------------------------------- process pools
+
+_EST = None
+
+
+def _pool_init(blob, threads):
+    import torch
+
+    global _EST
+    torch.set_num_threads(threads)
+    _EST = pickle.loads(blob)
+
+
+def _pool_warm(paths):
+    _EST.transform(paths)
+    return os.getpid()
+
+
+def _pool_embed(paths, out):
+    cpu = time.process_time()  # this process's CPU time, all its threads (decoders included)
+    values = _EST.transform(paths)
+    write_parquet(values, out)
+    return values, time.process_time() - cpu
+
+
+def pool_run(pool, paths, n_shares, folder):
+    """``(seconds, result, CPU seconds)`` of ``pool`` embedding ``paths`` in ``n_shares`` shares, written and gathered.
+
+    The CPU seconds are those the pool's processes spent, all their threads.
+    """
+    bounds = np.linspace(0, len(paths), n_shares + 1).astype(int)
+    start = time.perf_counter()
+    futures = [
+        pool.submit(_pool_embed, paths[a:b], os.path.join(folder, f"part{i}.parquet"))
+        for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))
+    ]
+    done = [f.result() for f in futures]
+    seconds = time.perf_counter() - start
+    return seconds, np.concatenate([values for values, _ in done]), sum(cpu for _, cpu in done)
+
+
+def make_pool(blob, processes, threads, warm_paths):
+    # Spawned, not forked: a fork of a process whose OpenMP and OpenVINO threads run can hang.
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(processes, mp_context=context, initializer=_pool_init, initargs=(blob, threads))
+    # Every process loads the network and runs a batch (as warm_up does for dask).
+    pids = set()
+    while len(pids) < processes:
+        pids |= {f.result() for f in [pool.submit(_pool_warm, warm_paths) for _ in range(2 * processes)]}
+    return pool
+
+
+# ------------------------------------------------------------------- dask
+
+
+def cluster_run(client, est, paths, npartitions, folder):
+    """Seconds for dask_transform to embed ``paths`` (written to Parquet and gathered), and the result."""
+    import dask
+    import dask.dataframe as dd
+    import pandas as pd
+
+    from sktransfer.parallel import dask_transform
+
+    series = dd.from_pandas(pd.Series(paths, name="path"), npartitions=npartitions)
+    start = time.perf_counter()
+    embedding = dask_transform(est, series)
+    written = embedding.to_frame().to_parquet(folder, compression="zstd", compute=False)
+    gathered, _ = dask.compute(embedding, written)
+    seconds = time.perf_counter() - start
+    return seconds, np.stack(gathered.to_numpy())
+
+
+def layouts(est, paths, cores, repeats, workdir):
+    import distributed
+
+    from sktransfer.parallel import warm_up
+
+    blob = pickle.dumps(est)
+    n = len(paths)
+    seconds, results = {}, {}
+
+    def record(name, run):
+        folder = tempfile.mkdtemp(dir=workdir)
+        took, values = run(folder)
+        seconds.setdefault(name, []).append(took)
+        results.setdefault(name, values)
+
+    pools = {
+        f"1 process, `transform` (1 x {cores})": (make_pool(blob, 1, cores, paths[:8]), 1),
+        f"ProcessPoolExecutor ({cores} x 1)": (make_pool(blob, cores, 1, paths[:8]), cores),
+    }
+    clusters = {}
+    for workers, threads in ((cores, 1), (1, cores)):
+        cluster = distributed.LocalCluster(
+            n_workers=workers, threads_per_worker=threads, processes=True, dashboard_address=":0", silence_logs=40
+        )
+        client = distributed.Client(cluster, set_as_default=False)
+        warm_up(client, est)
+        clusters[f"{workers} x {threads}"] = (cluster, client)
+    try:
+        for _ in range(repeats):
+            for name, (pool, shares) in pools.items():
+                record(name, lambda folder, pool=pool, shares=shares: pool_run(pool, paths, shares, folder)[:2])
+            for layout, (_, client) in clusters.items():
+                with client.as_current():
+                    for parts in PARTITIONS:
+                        record(
+                            f"LocalCluster {layout}, {parts} partitions",
+                            lambda folder, client=client, parts=parts: cluster_run(client, est, paths, parts, folder),
+                        )
+    finally:
+        for pool, _ in pools.values():
+            pool.shutdown()
+        for cluster, client in clusters.values():
+            client.close()
+            cluster.close()
+    reference = results[next(iter(pools))]
+    pool_rate = n / statistics.median(seconds[f"ProcessPoolExecutor ({cores} x 1)"])
+    lines = [
+        f"{n} images, results written to Parquet and gathered, median of {repeats}:",
+        "",
+        "| run | images/s | / process pool | max abs difference to one process |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, times in seconds.items():
+        rate = n / statistics.median(times)
+        diff = float(np.max(np.abs(results[name] - reference)))
+        lines.append(f"| {name} | {rate:.1f} | {rate / pool_rate:.2f}x | {diff:.1e} |")
+    return lines, reference
+
+
+def precisions(paths, cores, repeats, workdir):
+    from sktransfer import PretrainedFeatureExtractor
+
+    lines = [
+        f"Images/s per core: {cores} single-thread processes, {len(paths)} images, median of {repeats}:",
+        "",
+        "| precision | images/s per core (wall) | images per CPU-second | min cosine to float32 |",
+        "|---|---:|---:|---:|",
+    ]
+    reference = None
+    for precision in ("float32", "bfloat16", "int8"):
+        est = PretrainedFeatureExtractor(precision=precision).fit(paths[:64])
+        pool = make_pool(pickle.dumps(est), cores, 1, paths[:8])
+        try:
+            runs = [pool_run(pool, paths, cores, tempfile.mkdtemp(dir=workdir)) for _ in range(repeats)]
+        finally:
+            pool.shutdown()
+        values = runs[0][1]
+        reference = values if reference is None else reference
+        cosine = np.sum(values * reference, 1) / np.linalg.norm(values, axis=1) / np.linalg.norm(reference, axis=1)
+        rate = len(paths) / statistics.median(r[0] for r in runs) / cores
+        per_cpu_second = len(paths) / statistics.median(r[2] for r in runs)
+        lines.append(f"| {precision} | {rate:.1f} | {per_cpu_second:.1f} | {cosine.min():.4f} |")
+    return lines
+
+
+def _store_bytes(store):
+    """The store's file size once its write-ahead log is folded into it."""
+    import sqlite3
+
+    store.close()
+    with sqlite3.connect(store.path) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return os.path.getsize(store.path)
+
+
+def sizes(values, workdir):
+    from sktransfer.storage import EmbeddingStore
+
+    path = os.path.join(workdir, "sizes.parquet")
+    write_parquet(values, path)
+    store = EmbeddingStore(os.path.join(workdir, "store"))
+    config = store.register({"benchmark": "scale"}, values.shape[1])
+    n, width = values.shape
+    half = n // 2
+    sizes = []
+    for first, stop in ((0, half), (half, n)):
+        for start in range(first, stop, 32):  # batches, as the extractor writes them
+            rows = range(start, min(start + 32, stop))
+            keys = [hashlib.sha256(i.to_bytes(8, "big")).digest() for i in rows]  # random order, as real keys
+            store.put(config, keys, values[rows.start : rows.stop])
+        sizes.append(_store_bytes(store))
+    growth = (sizes[1] - sizes[0]) / (n - half)
+    return [
+        f"{n} embeddings of {width} float32 (raw: {4 * width:,} bytes each); {np.mean(values == 0):.1%} of values "
+        "exactly 0:",
+        "",
+        "| kept as | bytes per image |",
+        "|---|---:|",
+        f"| Parquet, one list column, zstd | {os.path.getsize(path) / n:,.0f} |",
+        f"| EmbeddingStore (SQLite, format 3), file / rows | {sizes[1] / n:,.0f} |",
+        f"| EmbeddingStore, each of the last {n - half} rows (file growth / rows) | {growth:,.0f} |",
+    ]
 
 
 def main(argv=None):
@@ -203,73 +367,58 @@ def main(argv=None):
     parser.add_argument("--dataset", default="flowers", choices=["flowers", "hymenoptera"])
     parser.add_argument("--limit", type=int, default=400, help="images timed per run")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats (median reported)")
-    parser.add_argument("--workers", type=int, default=2, help="worker processes of the cluster")
-    parser.add_argument("--stream-images", type=int, default=20_000, help="replicated paths for the memory check")
-    parser.add_argument("--only", choices=["pickles", "layouts", "throughput", "memory"], default=None)
+    parser.add_argument("--stream-images", type=int, default=4000, help="replicated paths for the memory check")
+    parser.add_argument("--only", choices=["pickles", "layouts", "sizes", "precisions", "memory"], default=None)
     parser.add_argument("--quick", action="store_true", help="a smoke run: few images, one repeat")
     _results.add_argument(parser)
     args = parser.parse_args(argv)
     if args.quick:
-        args.limit, args.repeats, args.stream_images = 48, 1, 192
+        args.limit, args.repeats, args.stream_images = 64, 1, 192
 
-    from sktransfer.parallel._threads import usable_cores, worker_thread_budget
+    from sktransfer import PretrainedFeatureExtractor
+    from sktransfer.parallel._threads import usable_cores
 
     cores = usable_cores()
     paths = image_paths(args.dataset, args.limit)
     print(_results.machine(), flush=True)
-    est = fitted_extractor(paths)
     workdir = tempfile.mkdtemp(prefix="sktransfer-scale-")
-    blob = os.path.join(workdir, "extractor.pkl")
-    Path(blob).write_bytes(pickle.dumps(est))
-    cache = os.environ.get("SKTRANSFER_CACHE") or os.path.join(workdir, "cache")
     lines = []
-
     if args.only in (None, "pickles"):
+        est = PretrainedFeatureExtractor().fit(paths[:2])
+        blob = os.path.join(workdir, "extractor.pkl")
+        Path(blob).write_bytes(pickle.dumps(est))
+        cache = os.environ.get("SKTRANSFER_CACHE") or os.path.join(workdir, "cache")
         lines += ["| pickled | with tensors (bytes) | by name (bytes) |", "|---|---:|---:|"]
         lines += [f"| {what} | {before:,} | {after:,} |" for what, before, after in pickle_sizes(est, paths)]
         warm, cold = first_use(blob, paths, cache)
         lines += ["", "| first transform of 8 images in a fresh process, after unpickling | seconds |", "|---|---:|"]
         lines += [f"| ONNX graph in the disk cache | {warm:.2f} |", f"| empty cache (graph exported) | {cold:.2f} |"]
-
+        lines += [""]
     if args.only in (None, "layouts"):
-        # Interleaved, so that a busy moment of a shared machine hits both layouts.
-        n, layouts = len(paths), [(1, cores), (args.workers, worker_thread_budget(args.workers, cores=cores))]
-        seconds = {layout: [] for layout in layouts}
-        for _ in range(args.repeats):
-            for layout in layouts:
-                seconds[layout].append(layout_run(blob, paths, *layout, cache))
-        lines += ["", f"{n} {args.dataset} images, plain processes started together, median of {args.repeats}:", ""]
-        lines += ["| processes x threads | images/s |", "|---|---:|"]
-        lines += [f"| {p} x {t} | {n / statistics.median(seconds[(p, t)]):.1f} |" for p, t in layouts]
-
-    if args.only in (None, "throughput"):
-        budget = worker_thread_budget(args.workers, cores=cores)
-        n = len(paths)
-        _, one, one_rss = run_child(blob, paths, cores, args.repeats, cache)
-        rows = [("1 process, `transform`", f"1 x {cores}", one, [one_rss])]
-        for workers, threads in ((1, cores), (args.workers, budget)):  # threads: the budget
-            seconds, rss = cluster_run(est, paths, workers, args.repeats, npartitions=max(workers, n // 32))
-            rows.append(("LocalCluster, `dask_transform`", f"{workers} x {threads}", seconds, rss))
-        lines += ["", f"{n} {args.dataset} images, median of {args.repeats}:", ""]
-        lines += ["| run | processes x threads | images/s | peak RSS per process (MiB) |", "|---|---|---:|---|"]
-        for name, layout, seconds, rss in rows:
-            lines.append(f"| {name} | {layout} | {n / seconds:.1f} | {', '.join(f'{r:.0f}' for r in rss)} |")
-
+        est = PretrainedFeatureExtractor().fit(paths[:2])
+        table, values = layouts(est, paths, cores, args.repeats, workdir)
+        lines += table + [""] + sizes(values, workdir)
+        print("\n".join(lines), flush=True)
+    if args.only == "sizes":  # the sizes alone (the layouts give them too): one process's embeddings
+        lines += sizes(PretrainedFeatureExtractor().fit(paths[:2]).transform(paths), workdir)
+    if args.only in (None, "precisions"):
+        lines += ([""] if lines else []) + precisions(paths, cores, args.repeats, workdir)
     if args.only in (None, "memory"):
-        lines += ["", "| replicated paths | seconds | peak RSS per worker (MiB) |", "|---:|---:|---|"]
+        est = PretrainedFeatureExtractor().fit(paths[:2])
+        lines += ["", f"Flat memory: dask_transform to Parquet on {cores} workers x 1 thread, replicated paths:", ""]
+        lines += ["| replicated paths | seconds | peak RSS per worker (MiB) |", "|---:|---:|---|"]
         for size in (args.stream_images // 4, args.stream_images):
             many = [paths[i % len(paths)] for i in range(size)]
-            seconds, rss = cluster_run(est, many, args.workers, 1, npartitions=max(args.workers, size // 64))
+            seconds, rss = memory_run(est, many, cores, max(cores, size // 500), workdir)
             lines.append(f"| {size:,} | {seconds:.1f} | {', '.join(f'{r:.0f}' for r in rss)} |")
-
     table = "\n".join(lines)
     print()
     print(table)
     notes = (
-        f"{cores} usable cores; the cluster's workers run {worker_thread_budget(args.workers, cores=cores)} "
-        "thread(s) each by the thread budget, except in the 1-worker row."
+        f"{cores} usable cores, {args.dataset} photos. Target: every LocalCluster layout >= 0.9x the process pool. "
+        "The pools and the clusters are started and warmed (network loaded, a first batch run) before timing."
     )
-    _results.write(args.write_results, "Scale: pickles, dask workers, flat memory", table, notes=notes)
+    _results.write(args.write_results, "Scale: dask against a process pool, per-core rates, sizes", table, notes=notes)
 
 
 if __name__ == "__main__":

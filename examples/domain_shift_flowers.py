@@ -1,16 +1,22 @@
 """Label shift and a "different sensor" on real flower-photo embeddings.
+=====================================================================
 
-Uses the efficientnet_lite0 embeddings cached by ``benchmarks/domain_shift.py``
-(run it once first: it embeds 800 photos, a few minutes on a 2-core CPU).
+800 photos of the flowers data set (160 per class) are embedded by
+EfficientNet-Lite0, and 300 of them again after a "sensor change"
+(greyscale, darker, blurred): a few minutes on a 2-core CPU the first time;
+the embeddings are kept in an embedding store (``examples/output/store``),
+so a rerun takes seconds.
 
 Left plot: class priors of a target where daisies are 70% of the photos, as
 estimated by ``LabelShiftAdapter``. Right plot: accuracy on greyscale, dark,
 blurred target photos with no correction and with CORAL.
 Output: ``examples/output/domain_shift_flowers.png``.
 Run: ``python examples/domain_shift_flowers.py``
+Data: ``flowers/`` in the folder ``sktransfer.datasets.find_data_dir`` finds
+(``$SKTRANSFER_DATA``, ``~/sktransfer_data``, or ``../shared/data`` beside a
+checkout).
 """
 
-import sys
 from pathlib import Path
 
 import matplotlib
@@ -18,23 +24,38 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from PIL import ImageEnhance, ImageFilter  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
-from sktransfer import CORAL, LabelShiftAdapter, detect_shift  # noqa: E402
+from sktransfer import CORAL, LabelShiftAdapter, PretrainedFeatureExtractor, detect_shift, load_image  # noqa: E402
+from sktransfer.datasets import find_data_dir, load_image_folder  # noqa: E402
 
-CACHE = Path(__file__).resolve().parents[1] / "benchmarks" / ".cache"
 OUTPUT = Path(__file__).resolve().parent / "output"
-if not (CACHE / "flowers_sensor.npz").is_file():
-    sys.exit("No cached embeddings: run `python benchmarks/domain_shift.py` first.")
+PER_CLASS, TRAIN_PER_CLASS, SENSOR_PER_CLASS = 160, 60, 60
 
-clean, sensor = np.load(CACHE / "flowers_clean.npz"), np.load(CACHE / "flowers_sensor.npz")
-X, y = clean["X"], clean["y"]
-classes = np.unique(y)
+
+def sensor_change(image):
+    """A different camera: greyscale, half the brightness, a little blur."""
+    grey = image.convert("L").convert("RGB")
+    return ImageEnhance.Brightness(grey).enhance(0.5).filter(ImageFilter.GaussianBlur(radius=2))
+
+
+paths, labels = load_image_folder(Path(find_data_dir("flowers", required=True)) / "flowers")
 rng = np.random.default_rng(0)
-train = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:60] for c in classes])
-held_out = np.setdiff1d(np.arange(len(y)), np.union1d(train, sensor["rows"]))
+chosen = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:PER_CLASS] for c in np.unique(labels)])
+paths, y = [paths[i] for i in chosen], labels[chosen]
+classes = np.unique(y)
+# Per class, in the drawn order: training photos, then the sensor's, then held out.
+rank = np.concatenate([np.arange(PER_CLASS) for _ in classes])
+train = np.flatnonzero(rank < TRAIN_PER_CLASS)
+sensor_rows = np.flatnonzero((rank >= TRAIN_PER_CLASS) & (rank < TRAIN_PER_CLASS + SENSOR_PER_CLASS))
+held_out = np.flatnonzero(rank >= TRAIN_PER_CLASS + SENSOR_PER_CLASS)
+
+extractor = PretrainedFeatureExtractor(model="efficientnet_lite0", cache=OUTPUT / "store").fit(paths[:1])
+X = extractor.transform(paths)
+X_sensor = extractor.transform([sensor_change(load_image(paths[i])) for i in sensor_rows])
 
 
 def model():
@@ -49,7 +70,7 @@ adapter = LabelShiftAdapter(model()).fit(X[train], y[train]).fit_target(X[target
 true_priors = np.array([np.mean(y[target] == c) for c in classes])
 
 # A different sensor: the same kind of photos, greyscale, darker and blurred.
-X_sensor, y_sensor = sensor["X"], y[sensor["rows"]]
+y_sensor = y[sensor_rows]
 print(detect_shift(X[train], X_sensor, "mmd", random_state=0))
 plain = model().fit(X[train], y[train])
 coral = make_pipeline(CORAL(), *model().named_steps.values())

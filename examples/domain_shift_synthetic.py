@@ -1,4 +1,5 @@
 """Domain-shift helpers on synthetic data: a two-minute tour with plots.
+=====================================================================
 
 1. Covariate shift: importance weights of a domain classifier against the true
    density ratio of two Gaussians, and importance-weighted training.

@@ -1,4 +1,5 @@
 """When to transfer: ImageNet features help on photos and hurt on 8x8 digits.
+==========================================================================
 
 ``transfer_gain`` scores "efficientnet_lite0 embeddings + logistic regression"
 against "logistic regression on the raw pixels" on the same folds, and flags

@@ -1,4 +1,5 @@
 """Accuracy against freeze depth: a grid over ``unfreeze`` x ``lr_decay``.
+=======================================================================
 
 Fine-tunes the offline efficientnet_lite0 on flowers (20 images per class,
 fixed seed) with ``GridSearchCV(cv=3)`` over how many of the last layer

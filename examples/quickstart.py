@@ -1,9 +1,11 @@
 """Quickstart: an image classifier from a folder of images, in a minute on a CPU.
+==============================================================================
 
     python examples/quickstart.py [FOLDER] [--write-results [FILE]]
 
 FOLDER holds one sub-folder per class (``FOLDER/ants/1.jpg``...), or
-``train/`` and ``val/`` folders laid out that way. Without FOLDER the
+split folders laid out that way (``train/`` and ``val/``, ``training_set/``
+and ``test_set/``, ``train/`` ``valid/`` ``test/``...), which are kept as the split. Without FOLDER the
 ants-vs-bees data set of the PyTorch transfer-learning tutorial is used
 (``sktransfer.datasets.fetch_hymenoptera``).
 
@@ -28,15 +30,23 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from sktransfer import PretrainedFeatureExtractor, load_image
-from sktransfer.datasets import fetch_hymenoptera, load_image_folder
+from sktransfer.datasets import fetch_hymenoptera, load_image_folder, load_image_splits, split_of
 
 
 def load_split(folder):
-    """(train paths, train labels, test paths, test labels) from a folder."""
+    """(train paths, train labels, test paths, test labels) from a folder.
+
+    A folder already split (``train/`` and ``val/``, ``training_set/`` and
+    ``test_set/``...: ``load_image_splits``) keeps its split; a folder of
+    class folders is split here, 30% held out.
+    """
     root = Path(folder)
-    if (root / "train").is_dir() and (root / "val").is_dir():
-        X_train, y_train = load_image_folder(root / "train")
-        X_test, y_test = load_image_folder(root / "val")
+    if any(split_of(child.name) for child in root.iterdir() if child.is_dir()):
+        splits = load_image_splits(root)
+        held_out = "val" if "val" in splits else "test"
+        if held_out not in splits:
+            sys.exit(f"{root} has a training folder but no val/ or test/ folder to measure accuracy on")
+        (X_train, y_train), (X_test, y_test) = splits["train"], splits[held_out]
         return list(X_train), y_train, list(X_test), y_test
     paths, labels = load_image_folder(root)
     X_train, X_test, y_train, y_test = train_test_split(

@@ -1,4 +1,5 @@
 """Which backbone and layer to transfer? Rank them before training anything.
+=========================================================================
 
 Ants vs bees (the PyTorch tutorial's hymenoptera photos): nine candidate
 extractors (EfficientNet-Lite0/1/2 x their last three layer groups) are
@@ -14,13 +15,10 @@ accuracy they really reach.
 Output: ``examples/output/rank_backbones.png``. A few minutes on a 2-core
 CPU (three networks over 397 photos).
 Run: ``python examples/rank_backbones.py``
-Data: ``$SKTRANSFER_DATA/hymenoptera`` or ``../shared/data/hymenoptera``;
-``--data PATH`` points elsewhere.
+Data: ``fetch_hymenoptera`` finds ``hymenoptera/`` in ``$SKTRANSFER_DATA``,
+``~/sktransfer_data`` or ``../shared/data`` (or downloads it).
 """
 
-import argparse
-import os
-import sys
 import warnings
 from pathlib import Path
 
@@ -35,7 +33,7 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from sktransfer import PretrainedFeatureExtractor  # noqa: E402
-from sktransfer.datasets import load_image_folder  # noqa: E402
+from sktransfer.datasets import fetch_hymenoptera  # noqa: E402
 from sktransfer.selection import rank_transfer  # noqa: E402
 
 OUTPUT = Path(__file__).resolve().parent / "output"
@@ -44,33 +42,20 @@ LAYERS = ("stage6", "stage7", None)  # None: the network's own embedding
 SCORES = ("logme", "knn", "linear")
 
 
-def find_data(explicit):
-    candidates = [Path(explicit)] if explicit else []
-    if os.environ.get("SKTRANSFER_DATA"):
-        candidates.append(Path(os.environ["SKTRANSFER_DATA"]) / "hymenoptera")
-    candidates.append(Path(__file__).resolve().parents[2] / "shared" / "data" / "hymenoptera")
-    for path in candidates:
-        if (path / "train").is_dir():
-            return path
-    sys.exit(f"hymenoptera not found in {[str(p) for p in candidates]}: pass --data PATH")
-
-
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", help="the hymenoptera folder (with train/ and val/)")
-    args = parser.parse_args()
-    root = find_data(args.data)
+    # The same folders as every example: $SKTRANSFER_DATA, ~/sktransfer_data,
+    # ../shared/data beside a checkout (downloaded when absent and online).
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the data set's .gif placeholder is skipped
-        X_train, y_train = load_image_folder(root / "train")
-        X_val, y_val = load_image_folder(root / "val")
+        X_train, y_train = fetch_hymenoptera(subset="train", return_X_y=True)
+        X_val, y_val = fetch_hymenoptera(subset="val", return_X_y=True)
 
     candidates = {
         f"{b.replace('efficientnet_', '')}/{layer or 'embedding'}": PretrainedFeatureExtractor(model=b, layer=layer)
         for b in BACKBONES
         for layer in LAYERS
     }
-    table = rank_transfer(candidates, X_train, y_train, scores=SCORES, random_state=0)
+    table = rank_transfer(candidates, X_train, y_train, scores=SCORES, random_state=0, return_timings=True, verbose=1)
     print(table[list(SCORES) + ["extract_s"]].round(3).to_string())
 
     # The truth the scores try to predict: accuracy on photos nobody scored.

@@ -8,8 +8,9 @@ transfer helps.
 Subpackages, one per subject: :mod:`sktransfer.image` (reading images),
 :mod:`sktransfer.feature_extraction`, :mod:`sktransfer.finetune`,
 :mod:`sktransfer.shift`, :mod:`sktransfer.selection`, :mod:`sktransfer.backbones`,
-:mod:`sktransfer.datasets`, :mod:`sktransfer.storage` (embedding store, Parquet
-output), :mod:`sktransfer.parallel` (dask, Ray), :mod:`sktransfer.runtime` (the
+:mod:`sktransfer.datasets`, :mod:`sktransfer.inspection` (diagnostic plots),
+:mod:`sktransfer.storage` (embedding store, Parquet output),
+:mod:`sktransfer.parallel` (dask, Ray), :mod:`sktransfer.runtime` (the
 inference engines, internal) and :mod:`sktransfer.utils`. Their public names
 are re-exported here lazily, so ``from sktransfer import CORAL`` does not
 import torch.
@@ -22,6 +23,7 @@ from ._lazy import attach_type_checking
 # The public names, imported for static tools only (type checkers, an
 # editor's go-to-definition); at run time each is imported on first use.
 if TYPE_CHECKING:
+    from .feature_extraction import FewShotLinearClassifier as FewShotLinearClassifier
     from .feature_extraction import FrozenFeatureClassifier as FrozenFeatureClassifier
     from .feature_extraction import PretrainedFeatureExtractor as PretrainedFeatureExtractor
     from .feature_extraction import embed as embed

@@ -20,7 +20,11 @@ _WRITABLE_FOLDERS = {
     "TORCH_HOME": "torch",  # torchvision weight downloads (torch.hub)
     "MPLCONFIGDIR": "matplotlib",  # font cache
     "XDG_CACHE_HOME": "xdg-cache",  # anything else following the XDG layout
+    "HF_HOME": "huggingface",  # the Hugging Face cache (timm/ and hf-hub: weights), see timm_hub
 }
+# Set for the run: no test downloads from the Hugging Face hub; HF_HUB_CACHE
+# would take precedence over HF_HOME, so it is unset.
+_FIXED_ENV = {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": None}
 _SAVED_ENV = pytest.StashKey()
 _CACHE_ROOT = pytest.StashKey()
 
@@ -34,9 +38,14 @@ def pytest_configure(config):
     """
     root = tempfile.mkdtemp(prefix="sktransfer-tests-")
     config.stash[_CACHE_ROOT] = root
-    config.stash[_SAVED_ENV] = {name: os.environ.get(name) for name in _WRITABLE_FOLDERS}
+    config.stash[_SAVED_ENV] = {name: os.environ.get(name) for name in (*_WRITABLE_FOLDERS, *_FIXED_ENV)}
     for name, folder in _WRITABLE_FOLDERS.items():
         os.environ[name] = os.path.join(root, folder)
+    for name, value in _FIXED_ENV.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def pytest_unconfigure(config):
@@ -110,3 +119,49 @@ def flower_embeddings(data_dir):
     rows = np.concatenate([rng.choice(np.flatnonzero(labels == c), 60, replace=False) for c in np.unique(labels)])
     X = PretrainedFeatureExtractor().fit_transform([paths[i] for i in rows])
     return X, np.asarray(labels)[rows]
+
+
+#: Random-initialised timm models put in the test run's Hugging Face cache by timm_hub.
+TIMM_TEST_MODELS = ("vit_tiny_patch16_224", "convnext_atto", "resnet10t")
+
+
+@pytest.fixture(scope="session")
+def timm_hub(cache_root):
+    """A Hugging Face cache (under the run's ``HF_HOME``) holding random-initialised small timm models.
+
+    Laid out as ``huggingface_hub`` writes it: ``models--timm--<name>.<tag>/``
+    with ``refs/main`` naming a commit, ``snapshots/<commit>/model.safetensors``
+    and ``config.json`` (written by timm's ``save_for_hf``, as timm's hub
+    repositories hold them) linking to ``blobs/<sha256 of the content>``.
+    Returns {timm name: hub repository id}. Built once per run, seeded.
+    """
+    import hashlib
+
+    import timm
+    import torch
+    from timm.models import get_pretrained_cfg
+    from timm.models._hub import save_for_hf
+
+    hub = Path(os.environ["HF_HOME"]) / "hub"
+    repos = {}
+    for name in TIMM_TEST_MODELS:
+        repo_id = get_pretrained_cfg(name).hf_hub_id
+        torch.manual_seed(0)
+        net = timm.create_model(name, pretrained=False)
+        staging = cache_root / "timm-staging" / name
+        save_for_hf(net, staging, safe_serialization=True)
+        commit = hashlib.sha1(repo_id.encode()).hexdigest()
+        folder = hub / ("models--" + repo_id.replace("/", "--"))
+        (folder / "blobs").mkdir(parents=True, exist_ok=True)
+        (folder / "snapshots" / commit).mkdir(parents=True, exist_ok=True)
+        (folder / "refs").mkdir(exist_ok=True)
+        for filename in ("model.safetensors", "config.json"):
+            data = (staging / filename).read_bytes()
+            blob = folder / "blobs" / hashlib.sha256(data).hexdigest()
+            blob.write_bytes(data)
+            link = folder / "snapshots" / commit / filename
+            if not link.exists():
+                link.symlink_to(os.path.relpath(blob, link.parent))
+        (folder / "refs" / "main").write_text(commit)
+        repos[name] = repo_id
+    return repos

@@ -94,6 +94,8 @@ ESTIMATORS = [
         ),
         {**_not_images(_IMAGE_ESTIMATOR_TABLES), **_not_images(_FROZEN_CLASSIFIER_TABLES)},
     ),
+    # The few-shot head, on embeddings (3-fold CV over 5 values of C at fit).
+    (sktransfer.FewShotLinearClassifier(), {}),
     # --- fine-tuning ---
     (
         sktransfer.FineTuneClassifier(

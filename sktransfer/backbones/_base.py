@@ -26,12 +26,43 @@ from torch import nn
 if TYPE_CHECKING:
     from ..image._transforms import ResizeCenterCrop
 
+#: Backbones whose ImageNet weights come with a pip package (no download).
+OFFLINE_BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 #: Output layout of a group: image feature maps channels-first or -last, or a
-#: token sequence (batch, tokens, channels) whose first token is a class token.
-FEATURE_FORMATS = ("nchw", "nhwc", "nlc")
+#: token sequence (batch, tokens, channels): ``"nlc"`` starts with a class
+#: token, ``"nl"`` has none (SigLIP); ``"+<k>"`` after either says that ``k``
+#: register tokens follow (DINOv2 with registers: ``"nlc+4"``), then the patches.
+FEATURE_FORMATS = ("nchw", "nhwc", "nlc", "nl")
+
+
+def prefix_tokens(fmt: str) -> tuple[bool, int]:
+    """(whether the sequence starts with a class token, how many tokens precede the patches) of a token format.
+
+    Examples
+    --------
+    >>> prefix_tokens("nlc"), prefix_tokens("nl"), prefix_tokens("nlc+4")
+    ((True, 1), (False, 0), (True, 5))
+    """
+    base, _, registers = fmt.partition("+")
+    if base not in ("nlc", "nl") or not (registers == "" or registers.isdigit()):
+        raise ValueError(f"{fmt!r} is not a token-sequence format (nlc, nl, nlc+<k>, nl+<k>)")
+    has_class_token = base == "nlc"
+    return has_class_token, int(has_class_token) + int(registers or 0)
+
+
+def is_feature_format(fmt: str) -> bool:
+    """Whether ``fmt`` is one of :data:`FEATURE_FORMATS`, registers (``"+<k>"``) allowed on token formats."""
+    if fmt in ("nchw", "nhwc"):
+        return True
+    try:
+        prefix_tokens(fmt)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -93,7 +124,7 @@ class Backbone(nn.Module):
     preprocessing : Preprocessing
         Input preparation the weights were trained with.
     group_formats : dict or str, default="nchw"
-        Output layout of each group (one of ``FEATURE_FORMATS``), or one
+        Output layout of each group (see ``FEATURE_FORMATS``), or one
         layout for all.
     input_transform : nn.Module or None
         Applied to the normalised input before the first group (GoogLeNet and
@@ -124,7 +155,7 @@ class Backbone(nn.Module):
         self.input_transform = input_transform
         if isinstance(group_formats, str):
             group_formats = {g: group_formats for g in self.groups}
-        unknown = set(group_formats.values()) - set(FEATURE_FORMATS)
+        unknown = {fmt for fmt in group_formats.values() if not is_feature_format(fmt)}
         if unknown:
             raise ValueError(f"unknown feature formats {sorted(unknown)}")
         self.group_formats = dict(group_formats)

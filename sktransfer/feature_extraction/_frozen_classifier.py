@@ -17,7 +17,6 @@ import numpy as np
 import torch
 from PIL import Image
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
-from sklearn.linear_model import LogisticRegression
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, has_fit_parameter
@@ -25,6 +24,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, has_
 from ..image import load_image
 from ..image._transforms import ResizeCenterCrop, random_resized_crop_flip
 from ..image._validation import ImageInputMixin, check_image_labels
+from ..utils._progress import Progress
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -95,13 +95,18 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
     ----------
     extractor : transformer or None, default=None
         Images in, embeddings out: a
-        :class:`~sktransfer.PretrainedFeatureExtractor` (None: one with its
-        defaults), or any transformer taking a list of RGB PIL images, such
+        :class:`~sktransfer.PretrainedFeatureExtractor` (None:
+        ``PretrainedFeatureExtractor(model="efficientnet_lite2")``, ImageNet
+        weights), or any transformer taking a list of RGB PIL images, such
         as a ``FeatureUnion`` of extractors (concatenated embeddings of
         several backbones) or a ``Pipeline`` ending in a scaler. Cloned at fit.
     classifier : classifier or None, default=None
-        Fitted on the embeddings; None: ``LogisticRegression(max_iter=1000)``.
-        Cloned at fit.
+        Fitted on the embeddings; None:
+        :class:`~sktransfer.feature_extraction.FewShotLinearClassifier` (class
+        prototypes at one image per class, else prototypes or a logistic
+        regression chosen by cross-validation). Cloned at fit. A classifier
+        whose ``fit`` takes ``groups`` gets the index of each row's image,
+        so that the views of an image stay in one fold.
     n_views : int, default=8
         Random views per training image. 0: a plain extractor + classifier.
     augment : "light" or callable, default="light"
@@ -118,6 +123,10 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
         classifier (for a deterministic classifier). A callable ``augment``
         runs with torch's generator forked and seeded from it, so
         torchvision transforms are reproducible too.
+    verbose : int, default=0
+        1: at fit, one line per step (the training images embedded, each
+        chunk of up to 256 views, the classifier fitted) with its time, on
+        stderr; a bar on a terminal.
 
     Attributes
     ----------
@@ -178,6 +187,7 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
         "augment": [StrOptions({"light"}), callable],
         "keep_original": ["boolean"],
         "random_state": ["random_state"],
+        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -189,6 +199,7 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
         augment: Literal["light"] | Callable | None = "light",
         keep_original: bool = True,
         random_state: RandomStateLike = None,
+        verbose: int = 0,
     ) -> None:
         self.extractor = extractor
         self.classifier = classifier
@@ -196,6 +207,7 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
         self.augment = augment
         self.keep_original = keep_original
         self.random_state = random_state
+        self.verbose = verbose
 
     @property
     def image_shape(self) -> Literal["auto"] | tuple[int, ...]:
@@ -206,12 +218,17 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
         if self.extractor is None:
             from ._extractor import PretrainedFeatureExtractor
 
-            return PretrainedFeatureExtractor()
+            # Lite2 over the extractor's own default (Lite0): chosen by the
+            # head's internal cross-validation on training images only
+            # (benchmarks/fewshot.py), at about 3x Lite0's embedding time.
+            return PretrainedFeatureExtractor(model="efficientnet_lite2")
         return clone(self.extractor)
 
     def _make_classifier(self):
         if self.classifier is None:
-            return LogisticRegression(max_iter=1000)
+            from ._few_shot_head import FewShotLinearClassifier
+
+            return FewShotLinearClassifier()
         return clone(self.classifier)
 
     # ------------------------------------------------------------------ fit
@@ -251,18 +268,29 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
             sample_weight = _check_sample_weight(sample_weight, items)
         extractor = self._make_extractor()
         extractor.fit(items, y)
+        n_view_chunks = -(-len(items) // self._images_per_chunk()) if self.n_views > 0 else 0
+        progress = Progress(self.verbose, type(self).__name__, total=int(self.keep_original) + n_view_chunks + 1)
         blocks, labels, weights = [], [], []
         if self.keep_original:
             blocks.append(np.asarray(extractor.transform(items)))
+            progress.step(f"embedded {len(items)} training images")
             labels.append(y)
             weights.append(sample_weight)
         if self.n_views > 0:
-            blocks.append(self._embed_views(extractor, items))
+            blocks.append(self._embed_views(extractor, items, progress))
             labels.append(np.repeat(y, self.n_views))
             weights.append(None if sample_weight is None else np.repeat(sample_weight, self.n_views))
         if sample_weight is not None:
             fit_params["sample_weight"] = np.concatenate(weights)
+        if has_fit_parameter(classifier, "groups"):
+            # The rows of an image and of its views are one group, so that a
+            # classifier cross-validating internally keeps them in one fold.
+            image_index = np.arange(len(items))
+            groups = [image_index] if self.keep_original else []
+            fit_params["groups"] = np.concatenate([*groups, np.repeat(image_index, self.n_views)])
         classifier.fit(np.concatenate(blocks), np.concatenate(labels), **fit_params)
+        progress.step(f"fitted {type(classifier).__name__}")
+        progress.close()
         self.extractor_ = extractor
         self.classifier_ = classifier
         self.classes_ = classifier.classes_
@@ -284,7 +312,10 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
             raise TypeError(f"augment must return a PIL image, got {type(view).__name__}")
         return view.convert("RGB")
 
-    def _embed_views(self, extractor, items):
+    def _images_per_chunk(self):
+        return max(1, _VIEWS_PER_CHUNK // max(self.n_views, 1))
+
+    def _embed_views(self, extractor, items, progress):
         """Embeddings of ``n_views`` views of every image, image by image, view by view.
 
         Images are decoded and their views embedded one chunk at a time:
@@ -298,7 +329,7 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
         side = _source_side(extractor)
         draft = None if side is None else (side, side)
         shrink = None if side is None else ResizeCenterCrop(side, side).resize
-        per_chunk = max(1, _VIEWS_PER_CHUNK // self.n_views)
+        per_chunk = self._images_per_chunk()
         blocks = []
         for start in range(0, len(items), per_chunk):
             views = []
@@ -315,6 +346,7 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
                         image = shrink(image)
                     views.extend(self._draw_view(image, rng) for _ in range(self.n_views))
             blocks.append(np.asarray(extractor.transform(views)))
+            progress.step(f"embedded {len(views)} views")
         return np.concatenate(blocks)
 
     # ------------------------------------------------------------- predict

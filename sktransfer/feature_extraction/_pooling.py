@@ -4,6 +4,8 @@ from typing import Literal
 
 import torch
 
+from ..backbones._base import prefix_tokens
+
 POOLINGS = ("avg", "max", "avgmax", "gem", "token")
 
 #: Exponent of generalised-mean pooling (Radenovic et al. 2018 use p=3).
@@ -17,13 +19,13 @@ def _spatial(x, fmt):
         return x.flatten(2)
     if fmt == "nhwc":
         return x.flatten(1, 2).transpose(1, 2)
-    if fmt == "nlc":
-        # Pool the patch tokens; the class token is read by "token".
-        return x[:, 1:, :].transpose(1, 2)
-    raise ValueError(f"unknown feature format {fmt!r}")
+    # A token sequence: pool the patch tokens; the class token is read by
+    # "token", register tokens are neither.
+    _, n_prefix = prefix_tokens(fmt)
+    return x[:, n_prefix:, :].transpose(1, 2)
 
 
-def global_pool(x: torch.Tensor, kind: str, fmt: Literal["nchw", "nhwc", "nlc"] = "nchw") -> torch.Tensor:
+def global_pool(x: torch.Tensor, kind: str, fmt: Literal["nchw", "nhwc", "nlc", "nl"] | str = "nchw") -> torch.Tensor:
     """Pool a feature map to (batch, features).
 
     Parameters
@@ -35,14 +37,19 @@ def global_pool(x: torch.Tensor, kind: str, fmt: Literal["nchw", "nhwc", "nlc"] 
         ``"avgmax"`` concatenates average and max (2C features); ``"gem"`` is
         the generalised mean with p=3 over positive parts; ``"token"`` reads
         the class token of a transformer sequence.
-    fmt : {"nchw", "nhwc", "nlc"}
-        Layout of ``x``.
+    fmt : {"nchw", "nhwc", "nlc", "nl"}, or a token format with registers
+        Layout of ``x`` (see :data:`sktransfer.backbones._base.FEATURE_FORMATS`).
     """
     if x.ndim == 2:
         return x
     if kind == "token":
-        if fmt != "nlc":
+        if fmt in ("nchw", "nhwc"):
             raise ValueError("pooling='token' needs a token sequence (a ViT layer)")
+        if not prefix_tokens(fmt)[0]:
+            raise ValueError(
+                "pooling='token' reads the class token, and this network's token sequence has none "
+                "(e.g. SigLIP): use pooling='avg', or None for the network's own pooling"
+            )
         return x[:, 0]
     flat = _spatial(x, fmt)
     if kind == "avg":

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -100,7 +101,7 @@ class EmbeddingLoop:
         if extractor.verbose and len(items) > 2 * self.batch_size:
             self.progress = _progress(len(items))
 
-    def _decoder(self, items):
+    def _decoder(self, items, sources=None):
         return BatchDecoder(
             items,
             self.transform,
@@ -108,6 +109,7 @@ class EmbeddingLoop:
             num_workers=resolve_num_workers(self.extractor.num_workers),
             on_error=self.extractor.on_error,
             draft_size=self.transform.draft_size,
+            sources=sources,
         )
 
     def _advance(self, n):
@@ -184,18 +186,49 @@ class EmbeddingLoop:
                     block[offset] = vector
             self._advance(len(chunk) - len(misses))
             failures = []
-            for start, batch, fails in self._decoder([chunk[i] for i in misses]):
+            # The misses are stored under the key of what the decoder read,
+            # not under the look-up's: a file replaced in between must not
+            # give its new photo's embedding to the old photo's key.
+            read = _ReadOnce([chunk[i] for i in misses])
+            sources = [item_source(chunk[i], chunk_start + i) for i in misses]
+            for start, batch, fails in self._decoder(read, sources):
                 rows = misses[start : start + self.batch_size]
                 if batch is not None:
                     vectors = self.runner(batch)[0]
                     block[rows] = vectors
                     # Failed items were embedded as black fillers: never store those.
                     failed = {i for i, _ in fails}
-                    self._keep(config, [None if j in failed else keys[r] for j, r in enumerate(rows, start)], vectors)
+                    self._keep(
+                        config,
+                        [None if j in failed else read.keys[j] for j in range(start, start + len(rows))],
+                        vectors,
+                    )
                 failures.extend(_renamed(chunk, misses[i], err, chunk_start) for i, err in fails)
                 self._advance(len(rows))
             failures.sort(key=lambda pair: pair[0])
             yield chunk_start, _nan_rows(block, failures, chunk_start), failures
+
+
+class _ReadOnce(Sequence):
+    """Items as the decoder reads them (a file's or URL's bytes, read once), with the key of what was read.
+
+    The decoder's threads index it as they go, so only the batches in flight
+    are held in memory; ``keys[i]`` is set once item ``i`` has been read.
+    """
+
+    def __init__(self, items):
+        from ..storage import read_with_key
+
+        self.items = items
+        self.keys = [None] * len(items)
+        self._read = read_with_key
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, index):
+        item, self.keys[index] = self._read(self.items[index])
+        return item
 
 
 def embed_all(extractor, items, store=None):

@@ -15,7 +15,9 @@ import math
 import time
 
 import numpy as np
-from skorch.callbacks import Callback, EarlyStopping, EpochScoring
+from skorch.callbacks import Callback, EarlyStopping, EpochScoring, PrintLog
+
+from ._display import EpochLog
 
 
 def valid_accuracy(net, X, y) -> float:
@@ -50,7 +52,11 @@ def default_callbacks(skorch_defaults: list, *, early_stopping_patience: int | N
         extra.append(
             ("early_stopping", EarlyStopping(monitor="valid_loss", patience=early_stopping_patience, load_best=True))
         )
-    return callbacks[:-1] + extra + callbacks[-1:]
+    name, printer = callbacks[-1]
+    if name == "print_log" and type(printer) is PrintLog:
+        # Plain text when piped, and the same columns every epoch.
+        printer = EpochLog()
+    return callbacks[:-1] + extra + [(name, printer)]
 
 
 class PhaseSwitch(Callback):

@@ -41,9 +41,11 @@ from ..utils import autocast_context, resolve_device
 from ._activation_cache import leave, mark_pretrained, route
 from ._callbacks import default_callbacks
 from ._datasets import TrainingDataset, reject_user_dataset, training_dataset
+from ._display import hyperparameter_repr
 from ._fast_prefix import ENGINES, fit_fast_prefix, prediction_prefix
 from ._labels import check_known_labels, class_weights, classes_of, encode_labels
 from ._network import FineTuneNetwork, param_groups, resolve_unfreeze, set_trainable, suffix_start
+from ._persistence import is_saved_state, restore_state, saved_state
 from ._probe import probe_head
 from ._runs import RunSnapshot, epochs_to_refit, local_rng, training_view, warn_interrupted
 
@@ -228,6 +230,23 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         skorch, an interrupted run keeps what it trained; an interrupted
         refit keeps the validated run's model instead, and warns.
 
+    Notes
+    -----
+    Pickling (``pickle``, ``joblib``, ``skops.io``) saves plain data: the
+    parameters that differ from their defaults, the classes, the history
+    (as JSON) and the trained network's tensors, restored with
+    ``torch.load(weights_only=True)``; the optimizer's state only with
+    ``warm_start=True``, the one case where a later ``fit`` continues from
+    it (``partial_fit`` after loading, or on a ``copy.deepcopy``, otherwise
+    starts the optimizer afresh). A file is about the size of the network, and loading builds
+    the named architecture without reading its pretrained weights. With
+    ``skops.io``, a classifier of a named ``model`` lists one type to trust,
+    ``sktransfer.finetune._classifier.FineTuneClassifier``; a parameter that
+    is not plain data (a module passed as ``model``, a ``train_split``,
+    ``callbacks``, an ``augment`` function, another ``optimizer`` class)
+    is saved as itself and listed with its own types: trust those only for
+    a file from a trusted source.
+
     Examples
     --------
     >>> import numpy as np
@@ -398,6 +417,10 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
 
     # ---------------------------------------------------------------- set-up
 
+    def __repr__(self) -> str:
+        # scikit-learn's repr (the hyperparameters set), not skorch's module dump.
+        return hyperparameter_repr(self)
+
     def get_default_callbacks(self) -> list:
         patience = self.patience if self._holds_out_validation() else None
         return default_callbacks(super().get_default_callbacks(), early_stopping_patience=patience)
@@ -452,7 +475,15 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         self.grad_scaler_ = torch.amp.GradScaler(self.device_.type) if self.precision == "float16" else None
         return self
 
+    def __getstate__(self) -> dict:
+        # Plain data and tensors, not skorch's pickled objects (see _persistence and the Notes).
+        return saved_state(self)
+
     def __setstate__(self, state: dict) -> None:
+        if is_saved_state(state):
+            restore_state(self, state)
+            return
+        # A pickle of skorch's own format (an earlier sktransfer).
         requested = state.get("_device_param", state["device"])
         if _is_auto(requested):
             # "auto" resolves again where the net is unpickled: a GPU-trained

@@ -24,8 +24,13 @@ from ._errors import ImageLoadError
 
 
 def default_num_workers() -> int:
-    """Decoding threads when ``num_workers="auto"``: one per core, at most 4."""
-    return max(1, min(4, os.cpu_count() or 1))
+    """Decoding threads when ``num_workers="auto"``: one per compute thread, at most 4.
+
+    The compute threads are torch's (``torch.get_num_threads()``, one per
+    core unless set), the budget a dask worker or Ray actor sets for its
+    share of the machine, so decoding stays within that share too.
+    """
+    return max(1, min(4, torch.get_num_threads(), os.cpu_count() or 1))
 
 
 def resolve_num_workers(num_workers: int | Literal["auto"]) -> int:
@@ -46,8 +51,11 @@ def decode_item_or_error(
     draft_size: tuple[int, int] | None,
     input_name: str,
     on_error: Literal["raise", "nan"],
+    source: str | None = None,
 ) -> Any:
     """Decode and transform one item; returns the tensor, or its ImageLoadError.
+
+    Errors name the item by `source`, by default by :func:`item_source`.
 
     With ``on_error="raise"`` the error is raised instead of returned. Any
     other exception from decoding or from ``transform`` becomes an
@@ -55,7 +63,8 @@ def decode_item_or_error(
     ``on_error`` applies to it. MemoryError and KeyboardInterrupt pass
     through untouched.
     """
-    source = item_source(item, index, input_name)
+    if source is None:
+        source = item_source(item, index, input_name)
     # A transform that takes tensors gets JPEGs decoded outside the GIL.
     load = load_pixels if getattr(transform, "takes_tensors", False) else load_image
     try:
@@ -98,6 +107,9 @@ class BatchDecoder:
     draft_size : tuple or None
         Passed to ``load_image`` (JPEG draft-mode decoding).
     input_name : str
+    sources : sequence of str or None, default=None
+        How errors name each item, when not by :func:`item_source` (e.g.
+        items read into bytes ahead of decoding, named by their paths).
 
     Yields
     ------
@@ -119,8 +131,10 @@ class BatchDecoder:
         on_error: Literal["raise", "nan"] = "raise",
         draft_size: tuple[int, int] | None = None,
         input_name: str = "X",
+        sources: Sequence[str] | None = None,
     ) -> None:
         self.items = items
+        self.sources = sources
         self.transform = transform
         self.batch_size = int(batch_size)
         self.num_workers = int(num_workers)
@@ -129,8 +143,9 @@ class BatchDecoder:
         self.input_name = input_name
 
     def _decode_index(self, index):
+        source = None if self.sources is None else self.sources[index]
         return decode_item_or_error(
-            self.items[index], index, self.transform, self.draft_size, self.input_name, self.on_error
+            self.items[index], index, self.transform, self.draft_size, self.input_name, self.on_error, source
         )
 
     def _collate(self, start, results):

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from ._engines import unrunnable_engine_error as unrunnable_engine_error
     from ._graphs import CACHE_ENV as CACHE_ENV
     from ._graphs import OPSET as OPSET
+    from ._graphs import ExportError as ExportError
     from ._graphs import cache_root as cache_root
     from ._graphs import cached_graph as cached_graph
     from ._graphs import export_onnx as export_onnx
@@ -57,6 +58,8 @@ if TYPE_CHECKING:
     from ._runners import OnnxRuntimeRunner as OnnxRuntimeRunner
     from ._runners import OpenVinoRunner as OpenVinoRunner
     from ._runners import TorchRunner as TorchRunner
+    from ._runners import concurrent_callers as concurrent_callers
     from ._runners import make_runner as make_runner
+    from ._runners import set_concurrent_callers as set_concurrent_callers
 
 __getattr__, __dir__, __all__ = attach_type_checking(__name__, __file__)

@@ -221,6 +221,10 @@ def cached_graph(key: str | None, export: Callable[[], bytes]) -> bytes:
 OPSET = 17
 
 
+class ExportError(RuntimeError):
+    """The module could not be exported to ONNX (an operator or control flow the exporter does not support)."""
+
+
 def output_names(n_outputs: int) -> list[str]:
     """The names of an exported graph's outputs: ``out0, out1, ...``.
 
@@ -250,6 +254,11 @@ def export_onnx(module: nn.Module, crop: int, n_outputs: int = 1) -> bytes:
     Returns
     -------
     bytes
+
+    Raises
+    ------
+    ExportError
+        When the exporter cannot export the module, with its first line.
     """
     import torch
 
@@ -260,16 +269,20 @@ def export_onnx(module: nn.Module, crop: int, n_outputs: int = 1) -> bytes:
         # Tracing warns about shape-dependent Python code (e.g. TF 'same'
         # padding computed from the input size); the input size is fixed here.
         warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module.cpu().eval(),
-            (example,),
-            buffer,
-            input_names=["images"],
-            output_names=names,
-            dynamic_axes={"images": {0: "batch"}, **{name: {0: "batch"} for name in names}},
-            opset_version=OPSET,
-            dynamo=False,
-        )
+        try:
+            torch.onnx.export(
+                module.cpu().eval(),
+                (example,),
+                buffer,
+                input_names=["images"],
+                output_names=names,
+                dynamic_axes={"images": {0: "batch"}, **{name: {0: "batch"} for name in names}},
+                opset_version=OPSET,
+                dynamo=False,
+            )
+        except Exception as exc:  # the exporter raises many types (SymbolicValueError, RuntimeError...)
+            text = str(exc).strip().splitlines()
+            raise ExportError(f"{type(exc).__name__}: {text[0] if text else ''}") from exc
     return buffer.getvalue()
 
 

@@ -32,6 +32,12 @@ CPU it runs on. Three settings matter beyond speed:
 * One compiled model per graph and precision per process: compiling takes
   a fraction of a second per network, more than a batch. Each thread runs
   it through its own infer request (a request is not thread-safe).
+* Streams: a compiled model runs one inference per stream at a time, so
+  threads that call it at once take turns on a single stream. A process
+  whose threads run the network concurrently (a dask worker with several
+  task threads) says so with :func:`set_concurrent_callers`: the runners
+  built after compile one stream per caller, each with the caller's torch
+  thread budget (ONNX Runtime: one session per calling thread).
 
 A calibrated int8 model (an OpenVINO IR: XML text plus a weights blob) is
 carried as one byte string, see :func:`pack_model`.
@@ -112,6 +118,37 @@ def cpu_session(graph: bytes) -> onnxruntime.InferenceSession:
     return ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
 
 
+_CALLERS = [1]  # threads of this process that run networks at once (set_concurrent_callers)
+
+
+def set_concurrent_callers(n: int) -> int:
+    """Declare how many threads of this process run a network at the same time; returns the previous number.
+
+    For worker processes (a dask worker's task threads): runners built
+    afterwards give each caller its own OpenVINO stream, or ONNX Runtime
+    session, of the caller's ``torch.get_num_threads()`` threads, instead
+    of one shared by all (on which concurrent calls take turns). Default 1.
+
+    Parameters
+    ----------
+    n : int
+        Concurrent calling threads, at least 1.
+
+    Returns
+    -------
+    int
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    previous, _CALLERS[0] = _CALLERS[0], n
+    return previous
+
+
+def concurrent_callers() -> int:
+    """The number :func:`set_concurrent_callers` declared (1 unless set)."""
+    return _CALLERS[0]
+
+
 class OnnxRuntimeRunner:
     """Run an exported graph with ONNX Runtime on the CPU.
 
@@ -119,15 +156,30 @@ class OnnxRuntimeRunner:
     ----------
     graph : bytes
         An ONNX graph with one uint8 input (the float32 export, or the
-        calibrated int8 one).
+        calibrated int8 one). With more than one concurrent caller declared
+        (:func:`set_concurrent_callers`), each calling thread gets a session
+        of its own, sized by its torch thread budget.
     """
 
     def __init__(self, graph: bytes):
         self.session = cpu_session(graph)
+        self._per_thread = None
+        if concurrent_callers() > 1:
+            self._graph = graph
+            self._per_thread = threading.local()
+            self._per_thread.session = self.session
+
+    def _session(self):
+        if self._per_thread is None:
+            return self.session
+        session = getattr(self._per_thread, "session", None)
+        if session is None:
+            session = self._per_thread.session = cpu_session(self._graph)
+        return session
 
     def __call__(self, batch) -> list[np.ndarray]:
         # None: every output, in the graph's order (the order of export).
-        outputs = self.session.run(None, {"images": _uint8_array(batch)})
+        outputs = self._session().run(None, {"images": _uint8_array(batch)})
         return [np.asarray(out, dtype=np.float32) for out in outputs]
 
 
@@ -174,9 +226,12 @@ def unpack_model(data: bytes) -> openvino.Model:
     return core().read_model(text, ov.Tensor(np.frombuffer(weights, dtype=np.uint8).copy()))
 
 
-def compile_config(precision: str, threads: int) -> dict:
-    """The CPU plugin's settings for ``precision`` (see the module docstring)."""
-    return {
+def compile_config(precision: str, threads: int, streams: int = 1) -> dict:
+    """The CPU plugin's settings for ``precision`` (see the module docstring).
+
+    ``threads`` in all, shared by ``streams`` streams.
+    """
+    config = {
         "INFERENCE_PRECISION_HINT": _OV_PRECISIONS[precision],
         "INFERENCE_NUM_THREADS": int(threads),
         # One batch at a time from the extractor's loop: latency mode puts
@@ -184,19 +239,24 @@ def compile_config(precision: str, threads: int) -> dict:
         "PERFORMANCE_HINT": "LATENCY",
         "ENABLE_CPU_PINNING": False,
     }
+    if streams > 1:  # one batch at a time per caller, several callers
+        config.update({"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": int(streams)})
+    return config
 
 
-def compiled_model(graph: bytes, precision: str, threads: int, packed: bool = False) -> openvino.CompiledModel:
-    """Compile ``graph`` (ONNX bytes, or a packed IR) once per process and precision."""
+def compiled_model(
+    graph: bytes, precision: str, threads: int, packed: bool = False, streams: int = 1
+) -> openvino.CompiledModel:
+    """Compile ``graph`` (ONNX bytes, or a packed IR) once per process, precision, threads and streams."""
     import hashlib
 
-    key = (hashlib.sha256(graph).hexdigest(), precision, int(threads))
+    key = (hashlib.sha256(graph).hexdigest(), precision, int(threads), int(streams))
     with _COMPILED_LOCK:
         found = _COMPILED.get(key)
     if found is not None:
         return found
     model = unpack_model(graph) if packed else core().read_model(graph, b"")
-    compiled = core().compile_model(model, "CPU", compile_config(precision, threads))
+    compiled = core().compile_model(model, "CPU", compile_config(precision, threads, streams))
     with _COMPILED_LOCK:
         compiled = _COMPILED.setdefault(key, compiled)
         while len(_COMPILED) > _MAX_COMPILED:
@@ -232,6 +292,8 @@ class ThreadRequests:
 class OpenVinoRunner:
     """Run an exported graph with OpenVINO on the CPU, one infer request per thread.
 
+    Compiled with one stream per concurrent caller (:func:`set_concurrent_callers`).
+
     Parameters
     ----------
     graph : bytes
@@ -244,7 +306,11 @@ class OpenVinoRunner:
 
     def __init__(self, graph: bytes, precision: str = "float32", n_outputs: int = 1):
         self.precision = precision
-        self.compiled = compiled_model(graph, precision, torch.get_num_threads(), packed=precision == "int8")
+        # One stream per concurrent caller, each of the caller's thread budget.
+        streams = concurrent_callers()
+        self.compiled = compiled_model(
+            graph, precision, torch.get_num_threads() * streams, packed=precision == "int8", streams=streams
+        )
         # Looked up by name: the order of a compiled model's outputs is not
         # promised to be the ONNX graph's. A single output is the first.
         if n_outputs == 1:

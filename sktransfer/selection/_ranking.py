@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Mapping, Sequence
+from numbers import Integral
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -12,6 +13,7 @@ from numpy.typing import ArrayLike, NDArray
 from sklearn.base import clone
 
 from .._typing import CrossValidator, CVLike, Estimator, RandomStateLike
+from ..utils._progress import Progress
 from ._folds import CV_SCORES, cv_accuracy, fold_plan, make_cv
 from ._scores import leep_score, logme_score, nce_score
 
@@ -90,7 +92,7 @@ def _check_labels(y):
     return y
 
 
-def _extract_all(named, X, need_source):
+def _extract_all(named, X, need_source, progress):
     """Each candidate's features (and source probabilities where readable), one pass per network.
 
     A pass that raises records its error for each of its candidates in
@@ -104,6 +106,7 @@ def _extract_all(named, X, need_source):
     for name, ext in named:
         key = shared_pass_key(ext)
         groups.setdefault(key if key is not None else ("alone", name), []).append((name, ext))
+    progress.add(len(groups))
     for key, members in groups.items():
         t0 = time.perf_counter()
         proba = None
@@ -122,6 +125,7 @@ def _extract_all(named, X, need_source):
                 failed[name] = exc
         # Candidates sharing a pass share its time equally.
         share = (time.perf_counter() - t0) / len(members)
+        progress.step(f"extracted {', '.join(name for name, _ in members)}")
         for name, ext in members:
             extract_s[name] = share
             if proba is not None and reads_source_head(ext):
@@ -169,10 +173,12 @@ def rank_transfer(
     X: Any,
     y: ArrayLike,
     *,
-    scores: str | Sequence[str] = SCORES,
+    scores: str | Sequence[str] | None = None,
     sort_by: str | None = None,
     cv: CVLike | None = None,
     random_state: RandomStateLike = None,
+    return_timings: bool = False,
+    verbose: int = 0,
 ) -> pd.DataFrame:
     """Rank feature extractors by how well their features suit labelled images.
 
@@ -192,13 +198,19 @@ def rank_transfer(
     y : array-like of shape (n_samples,)
         Labels, at least two classes, of one type, none missing (None or
         NaN is an error naming its positions).
-    scores : sequence of str, default=all of ``SCORES``
+    scores : str, sequence of str or None, default=None
         ``"logme"`` (LogME evidence), ``"leep"`` and ``"nce"`` (from the
         network's ImageNet classifier; NaN unless the candidate's features
         are the classifier's input, i.e. ``layer=None`` and
         ``pooling=None``), ``"knn"`` (cross-validated accuracy of a 5-nearest
         neighbour cosine classifier) and ``"linear"`` (cross-validated
         accuracy of standardised LogisticRegression). Higher is better.
+        None: all of ``SCORES``, except that, with two candidates or more,
+        a score that cannot tell them apart (NaN for every candidate, such
+        as LEEP and NCE when no candidate reads the network's classifier,
+        or equal for all, such as NCE at 0 when each source class the
+        images fall into holds a single target class) is left out, with
+        a warning saying why. Scores named explicitly are always kept.
     sort_by : str or None, default=None
         Score to sort by, best first; None: the first of ``scores``.
     cv : int, cross-validation splitter or None, default=None
@@ -212,15 +224,19 @@ def rank_transfer(
         Either change is said in the ``note`` column and in one warning.
     random_state : int, RandomState or None, default=None
         Shuffling of those folds.
+    return_timings : bool, default=False
+        Add the columns ``extract_s`` (seconds extracting, shared equally
+        by candidates of one pass) and ``<score>_s`` (seconds per score).
+    verbose : int, default=0
+        1: one line per extraction pass and per scored candidate, on
+        stderr, with the elapsed time.
 
     Returns
     -------
     pandas.DataFrame
         One row per candidate, indexed by name, best first: a column per
-        score, ``n_features``, ``extract_s`` (seconds extracting, shared
-        equally by candidates of one pass), ``<score>_s`` (seconds per
-        score) and ``note`` (why a score is NaN, or how its folds were
-        chosen).
+        score, ``n_features``, the timings when `return_timings` is True,
+        and ``note`` (why a score is NaN, or how its folds were chosen).
 
         A candidate whose extraction raises does not stop the ranking: its
         row has NaN scores and the error in ``note``, it is ranked last, and
@@ -251,7 +267,10 @@ def rank_transfer(
     >>> list(table.columns[:2]), len(table)
     (['logme', 'knn'], 2)
     """
-    scores = _check_scores(scores)
+    if not (isinstance(verbose, Integral) and verbose >= 0):
+        raise ValueError(f"verbose must be a non-negative integer, got {verbose!r}")
+    default_scores = scores is None
+    scores = _check_scores(SCORES if scores is None else scores)
     sort_by = scores[0] if sort_by is None else sort_by
     if sort_by not in scores:
         raise ValueError(f"sort_by={sort_by!r} is not one of the computed scores {scores}")
@@ -262,12 +281,13 @@ def rank_transfer(
         described = "; ".join(_joined_notes(fold_notes, scores))
         warnings.warn(f"rank_transfer with cv=None: {described}", UserWarning, stacklevel=2)
     need_source = bool(set(_SOURCE_SCORES) & set(scores))
-    features, source, extract_s, failed = _extract_all(named, X, need_source)
+    progress = Progress(verbose, "rank_transfer", total=len(named))  # extraction passes added once grouped
+    features, source, extract_s, failed = _extract_all(named, X, need_source, progress)
     _report_failures(failed, len(named))
     n_images = len(next(iter(features.values())))
     if n_images != len(y):
         raise ValueError(f"X and y have different lengths ({n_images} and {len(y)})")
-    return score_features(
+    table = score_features(
         [name for name, _ in named],
         features,
         source,
@@ -278,7 +298,38 @@ def rank_transfer(
         splitters,
         notes=fold_notes,
         failed=failed,
+        progress=progress,
     )
+    if default_scores and len(named) > 1:
+        table = _without_uninformative_scores(table, scores, sort_by)
+    if not return_timings:
+        table = table.drop(columns=[column for column in table.columns if column.endswith("_s")])
+    return table
+
+
+def _without_uninformative_scores(table, scores, sort_by):
+    """`table` without the score columns that are NaN for every candidate or equal for all, with one warning."""
+    dropped = []
+    for score in scores:
+        values = table[score].to_numpy(dtype=float)
+        if np.isnan(values).all():
+            dropped.append(f"{score} (NaN for every candidate)")
+        elif not np.isnan(values).any() and np.ptp(values) == 0:
+            dropped.append(f"{score} (equal to {values[0]:.4g} for every candidate)")
+    if not dropped or len(dropped) == len(scores):  # none, or nothing left to rank by: keep them all
+        return table
+    warnings.warn(
+        f"rank_transfer left out score(s) that cannot rank these candidates: {'; '.join(dropped)}; "
+        "name them in scores= to keep them",
+        UserWarning,
+        stacklevel=3,
+    )
+    names = [entry.split(" ")[0] for entry in dropped]
+    if sort_by in names:
+        kept = [score for score in scores if score not in names]
+        if kept:
+            table = table.sort_values(kept[0], ascending=False, kind="stable", na_position="last")
+    return table.drop(columns=[*names, *(f"{name}_s" for name in names)])
 
 
 def score_features(
@@ -293,6 +344,7 @@ def score_features(
     *,
     notes: Mapping[str, str] | None = None,
     failed: Mapping[str, BaseException] | None = None,
+    progress: Progress | None = None,
 ) -> pd.DataFrame:
     """The ranking table from extracted features (``rank_transfer`` without the extraction).
 
@@ -302,9 +354,12 @@ def score_features(
     the score is skipped, NaN); ``notes`` says, by score, how a score was
     computed or why it was skipped; ``failed`` maps the candidates whose
     extraction raised to their error (a row of NaN scores, the error in its
-    note).
+    note); ``progress`` is told of each candidate scored.
     """
     import pandas as pd
+
+    # The caller's progress counts the candidates to score already (its total is known up front).
+    progress = Progress(0, "", total=len(names)) if progress is None else progress
 
     splitters = splitter if isinstance(splitter, Mapping) else dict.fromkeys(CV_SCORES, splitter)
     notes, failed = dict(notes or {}), dict(failed or {})
@@ -335,6 +390,8 @@ def score_features(
             row[f"{score}_s"] = time.perf_counter() - t0
         row["note"] = "; ".join(row_notes)
         rows.append((name, row))
+        progress.step(f"scored {name}")
+    progress.close()
     table = pd.DataFrame([r for _, r in rows], index=pd.Index([n for n, _ in rows], name="candidate"))
     table = table[list(scores) + ["n_features", "extract_s"] + [f"{s}_s" for s in scores] + ["note"]]
     return table.sort_values(sort_by, ascending=False, kind="stable", na_position="last")

@@ -16,6 +16,7 @@ from .._lazy import attach_type_checking
 # editor's go-to-definition); at run time each is imported on first use.
 if TYPE_CHECKING:
     from ._keys import content_key as content_key
+    from ._keys import read_with_key as read_with_key
     from ._store import EmbeddingStore as EmbeddingStore
     from ._store import as_store as as_store
     from ._table import EmbeddingTableWriter as EmbeddingTableWriter

@@ -4,7 +4,10 @@ An image is named by the SHA-256 of its content, never by its path: a file
 rewritten under the same name gets a new key (no stale embeddings), and the
 same photo under two names is embedded once. Hashing a file reads it once
 (the page cache makes the decoder's later read of a miss cheap), which costs
-far less than decoding it. An in-memory PIL image is keyed by the pixels it
+far less than decoding it. A file or URL that is embedded is keyed by the
+very bytes the decoder reads (:func:`read_with_key`: one read, hashed and
+decoded), so a file replaced between the look-up and the decoding is stored
+under its new content's key, never under the old one's. An in-memory PIL image is keyed by the pixels it
 decodes to (EXIF orientation, frame, palette and transparency applied), so
 two images that look alike but decode differently never share a key.
 """
@@ -21,7 +24,7 @@ from PIL import Image
 from .._typing import ImageItem
 from ..image import ImageLoadError, is_url, load_image, open_image_file, read_url
 
-__all__ = ["content_key"]
+__all__ = ["content_key", "read_with_key"]
 
 _READ_BLOCK = 1 << 20
 
@@ -33,6 +36,12 @@ def _file_digest(path):
         while block := file.read(_READ_BLOCK):
             h.update(block)
     return h.digest()
+
+
+def _read_file(path):
+    # A FIFO or a device is refused here too (open_image_file).
+    with open_image_file(path, os.fspath(path)) as file:
+        return file.read()
 
 
 def _pixels_digest(kind, pixels, *header):
@@ -103,3 +112,43 @@ def content_key(item: ImageItem) -> bytes | None:
         array = np.ascontiguousarray(item)
         return _pixels_digest("array", array.tobytes(), array.shape, str(array.dtype))
     return None
+
+
+def read_with_key(item: ImageItem) -> tuple[ImageItem, bytes | None]:
+    """``(what to decode, its content key)``, the key computed from what is decoded.
+
+    A file or a URL is read once: its bytes are returned for the decoder,
+    with their SHA-256 (the key :func:`content_key` gives the same
+    content). A file replaced after an earlier :func:`content_key` of its
+    path is therefore keyed by the photo that is actually embedded. Any
+    other item (bytes, PIL image, array, tensor) is in memory: it is
+    returned as is, with :func:`content_key`'s key. An item that cannot be
+    read is returned as is with the key None, for the decoder to report
+    why.
+
+    Parameters
+    ----------
+    item : path, URL, bytes, PIL image, numpy array or torch tensor
+
+    Returns
+    -------
+    item : bytes or the item
+    key : bytes or None
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.png")
+    >>> with open(path, "wb") as file:
+    ...     _ = file.write(b"some bytes")
+    >>> data, key = read_with_key(path)
+    >>> data, key == content_key(path) == content_key(data)
+    (b'some bytes', True)
+    """
+    if not isinstance(item, (str, os.PathLike)):
+        return item, content_key(item)
+    try:
+        data = read_url(item, item) if isinstance(item, str) and is_url(item) else _read_file(item)
+    except (OSError, ValueError, ImportError):  # as in content_key: the decoder says why
+        return item, None
+    return data, hashlib.sha256(data).digest()

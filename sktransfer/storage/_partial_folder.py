@@ -3,10 +3,23 @@
 ``OUT.partial/`` holds ``manifest.json`` (a digest of the inputs and the
 settings: a later run resumes only under the same), one Parquet part file
 per written chunk (``part-<first position>.parquet``, with the rows' input
-positions in a ``_position`` column), and ``lock``, which the writing run
+positions in a ``_position`` column and what their files were in a
+``_file`` column: size, modification and change times in nanoseconds, inode
+number), and ``lock``, which the writing run
 holds (``fcntl.flock``, so the lock goes when the process does) with its
 process id in it. The manifest is written before any part and removed after
 all of them. :mod:`._table` builds the table from these parts.
+
+The manifest names the inputs by their paths only: a resumed run compares
+each written row's ``_file`` with its file now (one ``os.stat`` per file,
+no read) and embeds again the rows of files that changed since (an image
+rewritten in place under its name), dropping their old rows from the parts.
+The change time catches a copy that keeps the old modification time
+(``cp -p``, ``rsync -t``), the inode a file replaced by another (a rename).
+Not seen: a rewrite in place that keeps the size and the modification
+time, within the file system's timestamp resolution, of the moment the
+earlier run looked (a few milliseconds on Linux); a URL, which is taken as
+written.
 """
 
 from __future__ import annotations
@@ -16,19 +29,26 @@ import json
 import os
 import secrets
 
+from ..image import is_url
+
 __all__ = [
+    "BOOKKEEPING_COLUMNS",
     "MANIFEST",
+    "file_identity",
     "manifest",
     "open_partial",
     "pyarrow_or_hint",
     "remove_partial",
     "row_sources",
+    "saved_row_count",
     "unlock",
     "write_atomically",
     "write_part",
 ]
 
 _PART = "part-{:012d}.parquet"
+# The columns a part file has beyond the table's own.
+BOOKKEEPING_COLUMNS = ("_position", "_file")
 MANIFEST = "manifest.json"
 _LOCK = "lock"
 
@@ -50,6 +70,22 @@ def manifest(paths, labels, config):
     digest = hashlib.sha256(json.dumps([paths, labels]).encode()).hexdigest()
     # Through JSON and back, so that it compares equal to the one read from disk.
     return json.loads(json.dumps({"inputs": digest, "configuration": config}))
+
+
+def file_identity(path):
+    """What a file is now, for a resumed run to tell whether it changed: ``[size, mtime_ns, ctime_ns, inode]``.
+
+    None for a missing value, a URL or a path that cannot be examined (its
+    row is an error row; if the file appears later, the row is computed
+    again).
+    """
+    if path is None or is_url(path):
+        return None
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return [info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino]
 
 
 def _is_part(name):
@@ -90,9 +126,13 @@ def _lock(partial):
         os.makedirs(partial, exist_ok=True)
 
 
-def open_partial(partial, expected):
-    """``(done, lock)``: positions already written by an earlier run (empty for a fresh start), the held lock."""
-    pyarrow = pyarrow_or_hint()
+def open_partial(partial, expected, identities):
+    """``(done, changed, lock)``: positions already written by an earlier run (empty for a fresh start),
+    positions whose file changed since it wrote them (their rows removed), the held lock.
+
+    ``identities`` gives each position's :func:`file_identity` now.
+    """
+    pyarrow_or_hint()
     os.makedirs(partial, exist_ok=True)
     lock = _lock(partial)
     try:
@@ -105,21 +145,49 @@ def open_partial(partial, expected):
                     f"{partial!r} holds the unfinished output of an embed() run on other images or settings; "
                     "delete that folder to start again, or rerun with the same inputs and settings to finish it"
                 )
-            done = set()
+            done, changed = set(), set()
             for name in _part_names(partial):
-                table = pyarrow.parquet.read_table(os.path.join(partial, name), columns=["_position"])
-                done.update(table.column(0).to_pylist())
-            return done, lock
+                kept, dropped = _drop_changed_rows(partial, name, identities)
+                done.update(kept)
+                changed.update(dropped)
+            return done, changed - done, lock
         # The manifest is written before any part and removed after all of
         # them: parts without one are what a clean-up cut short left, of a
         # run that can no longer be identified.
         for name in _part_names(partial):
             os.remove(os.path.join(partial, name))
         write_atomically(manifest_path, lambda f: f.write(json.dumps(expected).encode()), partial)
-        return set(), lock
+        return set(), set(), lock
     except BaseException:
         unlock(lock)
         raise
+
+
+def _drop_changed_rows(partial, name, identities):
+    """``(kept, dropped)`` positions of one part; the rows of files changed since are removed from it."""
+    pa = pyarrow_or_hint()
+    path = os.path.join(partial, name)
+    # The bookkeeping columns only: the embeddings are read when a row is to be dropped.
+    columns = [c for c in BOOKKEEPING_COLUMNS if c in pa.parquet.read_schema(path).names]
+    bookkeeping = pa.parquet.read_table(path, columns=columns)
+    positions = bookkeeping.column("_position").to_pylist()
+    # A part without file identities (an older version's) cannot vouch for its rows.
+    written = bookkeeping.column("_file").to_pylist() if "_file" in columns else [False] * len(positions)
+    unchanged = [
+        # A position outside the inputs is left for the join to name.
+        not 0 <= position < len(identities) or identity == identities[position]
+        for position, identity in zip(positions, written)
+    ]
+    if all(unchanged):
+        return positions, []
+    kept = [p for p, same in zip(positions, unchanged) if same]
+    dropped = [p for p, same in zip(positions, unchanged) if not same]
+    if kept:
+        filtered = pa.parquet.read_table(path).filter(pa.array(unchanged))
+        write_atomically(path, lambda f: pa.parquet.write_table(filtered, f), partial)
+    else:
+        os.remove(path)
+    return kept, dropped
 
 
 def unlock(lock):
@@ -149,9 +217,10 @@ def write_atomically(path, write, folder):
         raise
 
 
-def write_part(partial, positions, paths, labels, errors, block, schema):
-    """One chunk to ``partial/part-<first position>.parquet``, atomically."""
+def write_part(partial, positions, paths, labels, errors, block, schema, identities):
+    """One chunk to ``partial/part-<first position>.parquet``, atomically, with its files' ``identities``."""
     pa = pyarrow_or_hint()
+    identity_type = pa.list_(pa.int64(), 4)
     n_features = block.shape[1]
     embedding = pa.FixedSizeListArray.from_arrays(pa.array(block.reshape(-1), pa.float32()), n_features)
     table = pa.Table.from_arrays(
@@ -161,8 +230,9 @@ def write_part(partial, positions, paths, labels, errors, block, schema):
             pa.array(errors, pa.string()),
             embedding,
             pa.array(positions, pa.int64()),
+            pa.array(identities, identity_type),
         ],
-        schema=schema.append(pa.field("_position", pa.int64())),
+        schema=schema.append(pa.field("_position", pa.int64())).append(pa.field("_file", identity_type)),
     )
     path = os.path.join(partial, _PART.format(positions[0]))
     write_atomically(path, lambda f: pa.parquet.write_table(table, f), partial)
@@ -208,3 +278,16 @@ def remove_partial(partial):
         os.rmdir(partial)
     except OSError:  # another run has just started in it: the folder is now its own
         pass
+
+
+def saved_row_count(partial):
+    """How many distinct rows the part files of `partial` hold (0 when there is no such folder)."""
+    if not os.path.isdir(partial):
+        return 0
+    pa = pyarrow_or_hint()
+    positions = set()
+    for name in _part_names(partial):
+        positions.update(
+            pa.parquet.read_table(os.path.join(partial, name), columns=["_position"]).column(0).to_pylist()
+        )
+    return len(positions)

@@ -15,6 +15,24 @@ The database records its format in SQLite's ``user_version``; a file of
 another format (an older sktransfer) is refused when opened, as a store that
 cannot be used, and is never rewritten.
 
+Size. A 1280-wide float32 vector is 5,120 bytes, more than fits in a row of
+a 4 KiB page: format 2 stored each row over overflow pages, 8.8 kB a row
+(1.7x the vector). Format 3 packs it: rows live in a rowid table, in the
+order they were written, so its pages fill up whatever the keys (a table
+ordered by content keys, which are random hashes, splits its pages and
+leaves them a third empty), with an index on (configuration, content key);
+the database uses 64 KiB pages (SQLite's largest, a dozen rows each
+without overflow pages); and each vector is stored either as its bytes or,
+when smaller, as a bitmap of its non-zero values followed by those values
+(the pooled activations of ReLU networks are about half exact zeros); both
+are lossless, bit for bit (a -0.0 is kept). The first byte of the blob
+says which (:func:`_pack`). The checksum covers the stored blob.
+
+Several machines. Each machine keeps its own store (see WAL below);
+:meth:`EmbeddingStore.merge` copies the rows of another store file into
+this one (rows already present are kept), so stores filled on different
+machines by a rerun can be gathered into one and shipped back.
+
 Why SQLite (the standard library's ``sqlite3``), one row per embedding as a
 BLOB, in WAL mode, rather than append-only Parquet part files: measured
 side by side (``benchmarks/embedding_store.py``, figures in
@@ -60,21 +78,25 @@ _LOOKUP_CHUNK = 500
 
 # The table layout's version, kept in the database's user_version (0: a
 # new, empty file, or a store written before versions were recorded).
-_FORMAT = 2
+_FORMAT = 3
+# SQLite's largest page: a dozen packed 1280-wide rows fit in one, no overflow pages.
+_PAGE_SIZE = 65536
+# The first byte of a stored vector: its bytes as they are, or packed.
+_RAW, _SPARSE = 0, 1
 _SCHEMA = (
     """CREATE TABLE configurations (
         config TEXT PRIMARY KEY,
         description TEXT NOT NULL,
         n_features INTEGER NOT NULL
     )""",
-    # checksum: _row_checksum of the row, checked on every read.
+    # vector: _pack of the float32 vector; checksum: _row_checksum of the row, checked on every read.
     """CREATE TABLE embeddings (
         config TEXT NOT NULL,
         content BLOB NOT NULL,
         vector BLOB NOT NULL,
         checksum INTEGER NOT NULL,
-        PRIMARY KEY (config, content)
-    ) WITHOUT ROWID""",
+        UNIQUE (config, content)
+    )""",
 )
 
 
@@ -101,7 +123,8 @@ class EmbeddingStore:
     pickled (only its folder travels) and used from worker processes.
     A write is one transaction: a process killed mid-run loses at most the
     batch it was writing. WAL mode needs a local file system; on a network
-    file system give each machine its own store.
+    file system give each machine its own store, and gather them with
+    :meth:`merge` (copy the other machines' files over first).
 
     Every stored vector carries a checksum. A damaged row (a flipped bit,
     NaN, a vector of the wrong length or type) is never served: :meth:`get`
@@ -236,26 +259,17 @@ class EmbeddingStore:
                 (config, *part),
             )
             for content, vector, checksum in rows:
-                # The type and length first: a damaged row may hold TEXT, or a
-                # number of bytes that is no whole vector.
-                if (
-                    type(vector) is bytes
-                    and len(vector) == 4 * width
-                    and checksum == _row_checksum(seed, content, vector)
-                ):
-                    intact[content] = vector
+                # The type first: a damaged row may hold TEXT; then a blob that
+                # unpacks to no whole vector of this width is damaged too.
+                unpacked = None
+                if type(vector) is bytes and checksum == _row_checksum(seed, content, vector):
+                    unpacked = _unpack(vector, width)
+                # put never writes a non-finite vector: one that reads back so is damaged.
+                if unpacked is not None and np.isfinite(unpacked).all():
+                    intact[content] = unpacked
                 else:
                     damaged.append((content, vector))
-        found = {}
-        if intact:
-            matrix = np.frombuffer(b"".join(intact.values()), dtype=np.float32).reshape(len(intact), width)
-            # put never writes a non-finite vector: one that reads back so is damaged.
-            finite = np.isfinite(matrix).all(axis=1)
-            for (content, vector), row, ok in zip(intact.items(), matrix, finite):
-                if ok:
-                    found[content] = row
-                else:
-                    damaged.append((content, vector))
+        found = intact
         if damaged:
             self._drop_damaged(db, config, damaged)
         return [found.get(c) if c is not None else None for c in contents]
@@ -310,7 +324,7 @@ class EmbeddingStore:
         rows = []
         for content, vector in zip(contents, vectors):
             if content is not None and np.isfinite(vector).all():
-                data = vector.tobytes()
+                data = _pack(vector)
                 rows.append((config, content, data, _row_checksum(seed, content, data)))
         if not rows:
             return
@@ -318,6 +332,57 @@ class EmbeddingStore:
             writer.executemany(
                 "INSERT OR IGNORE INTO embeddings (config, content, vector, checksum) VALUES (?, ?, ?, ?)", rows
             )
+
+    def merge(self, other: StrPath | EmbeddingStore) -> int:
+        """Copy every row of another store into this one (one transaction); returns how many were new.
+
+        For stores filled on several machines (each machine needs its own,
+        see the Notes): copy their folders to one machine (the database with
+        its ``-wal`` file, if there is one; or close the writers first) and
+        merge them into one store, which can then be copied back to every
+        machine. Rows are
+        copied as stored, checksums included, and checked on their first
+        read as any other; a key this store already holds keeps its row.
+
+        Parameters
+        ----------
+        other : str, os.PathLike or EmbeddingStore
+            The other store, or its folder. Its rows are left as they are.
+
+        Returns
+        -------
+        int
+            Rows added.
+
+        Raises
+        ------
+        OSError
+            If `other` holds no store, a store of another format, or is this store.
+        """
+        source = as_store(other)
+        if os.path.abspath(source.path) == os.path.abspath(self.path):
+            raise OSError(f"cannot merge {self!r} into itself")
+        if not os.path.isfile(source.path):
+            raise OSError(f"{source.directory!r} holds no embedding store (no {_FILE_NAME})")
+        version = _read_version(source.path)
+        if version != _FORMAT:
+            raise OSError(
+                f"{source.path} holds a store of another format ({_describe(version)}); this sktransfer merges "
+                f"stores of format {_FORMAT} only"
+            )
+        db = self._connection()
+        db.execute("ATTACH DATABASE ? AS other", (source.path,))
+        try:
+            before = len(self)
+            with _transaction(db) as writer:
+                writer.execute("INSERT OR IGNORE INTO main.configurations SELECT * FROM other.configurations")
+                writer.execute(
+                    "INSERT OR IGNORE INTO main.embeddings (config, content, vector, checksum) "
+                    "SELECT config, content, vector, checksum FROM other.embeddings"
+                )
+            return len(self) - before
+        finally:
+            db.execute("DETACH DATABASE other")
 
     def __len__(self) -> int:
         return self._connection().execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
@@ -335,6 +400,46 @@ def _row_checksum(seed: int, content: bytes, vector: bytes) -> int:
     return zlib.crc32(vector, zlib.crc32(content, seed))
 
 
+def _pack(vector: np.ndarray) -> bytes:
+    """A float32 vector as stored: a byte ``_RAW`` and its bytes, or ``_SPARSE``, a bitmap of non-zeros and those.
+
+    Zeros are found on the bits (a -0.0 is a non-zero, kept as it is).
+    """
+    bits = vector.view(np.uint32)
+    nonzero = bits != 0
+    kept = int(np.count_nonzero(nonzero))
+    if (len(vector) + 7) // 8 + 4 * kept < 4 * len(vector):
+        return bytes([_SPARSE]) + np.packbits(nonzero).tobytes() + bits[nonzero].tobytes()
+    return bytes([_RAW]) + vector.tobytes()
+
+
+def _unpack(blob: bytes, width: int) -> np.ndarray | None:
+    """The float32 vector of width `width` that :func:`_pack` stored, or None if `blob` is none."""
+    if blob[:1] == bytes([_RAW]) and len(blob) == 1 + 4 * width:
+        return np.frombuffer(blob, dtype=np.float32, offset=1)
+    if blob[:1] != bytes([_SPARSE]) or len(blob) < 1 + (width + 7) // 8:
+        return None
+    mask_end = 1 + (width + 7) // 8
+    nonzero = np.unpackbits(np.frombuffer(blob, dtype=np.uint8, count=mask_end - 1, offset=1), count=width).view(bool)
+    values = blob[mask_end:]
+    if len(values) != 4 * int(np.count_nonzero(nonzero)):
+        return None
+    bits = np.zeros(width, dtype=np.uint32)
+    bits[nonzero] = np.frombuffer(values, dtype=np.uint32)
+    return bits.view(np.float32)
+
+
+def _read_version(path: str) -> int:
+    """The ``user_version`` of the database at `path`, read without writing to it."""
+    from pathlib import Path
+
+    db = sqlite3.connect(Path(path).absolute().as_uri() + "?mode=ro", uri=True)
+    try:
+        return db.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        db.close()
+
+
 def _width(db, config: str) -> int | None:
     """The n_features registered for `config`, or None."""
     row = db.execute("SELECT n_features FROM configurations WHERE config = ?", (config,)).fetchone()
@@ -349,6 +454,8 @@ def _create_or_check_format(connection, path: str) -> None:
     """
     if connection.execute("PRAGMA user_version").fetchone()[0] == _FORMAT:
         return
+    # Takes effect only on a database without tables yet (a new store).
+    connection.execute(f"PRAGMA page_size={_PAGE_SIZE}")
     connection.execute("BEGIN IMMEDIATE")  # another process may be creating it now
     try:
         version = connection.execute("PRAGMA user_version").fetchone()[0]
@@ -356,8 +463,8 @@ def _create_or_check_format(connection, path: str) -> None:
         if version != _FORMAT and (version != 0 or has_tables):
             raise OSError(
                 f"{path} holds a store of another format ({_describe(version)}; this sktransfer reads and writes "
-                f"format {_FORMAT}, with a checksum per vector); it is left untouched: delete the file to start a "
-                "new store"
+                f"format {_FORMAT}, packed vectors with a checksum each); it is left untouched: delete the file to "
+                "start a new store, or keep it for the sktransfer that wrote it"
             )
         if version == 0:
             for statement in _SCHEMA:

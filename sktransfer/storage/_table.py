@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -35,12 +36,15 @@ import numpy as np
 
 from .._typing import StrPath
 from ._partial_folder import (
+    BOOKKEEPING_COLUMNS,
     MANIFEST,
+    file_identity,
     manifest,
     open_partial,
     pyarrow_or_hint,
     remove_partial,
     row_sources,
+    saved_row_count,
     unlock,
     write_atomically,
     write_part,
@@ -52,10 +56,15 @@ if TYPE_CHECKING:
 __all__ = ["EmbeddingTableWriter", "read_embeddings"]
 
 _METADATA_KEY = b"sktransfer"
+#: Beside the description: what was asked for (see ``request`` of the writer).
+_REQUEST_KEY = b"sktransfer_request"
 
 
-def _schema(n_features, metadata):
+def _schema(n_features, metadata, request=None):
     pa = pyarrow_or_hint()
+    kept = {_METADATA_KEY: json.dumps(metadata).encode()}
+    if request is not None:
+        kept[_REQUEST_KEY] = json.dumps(request).encode()
     return pa.schema(
         [
             ("path", pa.string()),
@@ -63,7 +72,7 @@ def _schema(n_features, metadata):
             ("error", pa.string()),
             ("embedding", pa.list_(pa.float32(), n_features)),
         ],
-        metadata={_METADATA_KEY: json.dumps(metadata).encode()},
+        metadata=kept,
     )
 
 
@@ -83,7 +92,8 @@ def _join_parts(partial, out, schema, n_rows):
                 while stop < n_rows and source[stop][0] == name and source[stop][1] == source[stop - 1][1] + 1:
                     stop += 1
                 if loaded[0] != name:
-                    loaded = (name, pa.parquet.read_table(os.path.join(partial, name)).drop_columns(["_position"]))
+                    part = pa.parquet.read_table(os.path.join(partial, name))
+                    loaded = (name, part.drop_columns([c for c in BOOKKEEPING_COLUMNS if c in part.column_names]))
                 first = source[start][1]
                 writer.write_table(loaded[1].slice(first, stop - start))
                 start = stop
@@ -108,11 +118,20 @@ class EmbeddingTableWriter:
         inputs or settings is refused.
     n_features : int
         Width of the embeddings.
+    request : dict or None, default=None
+        What the caller asked for, JSON-able, kept in the schema metadata
+        ``sktransfer_request`` of the finished table, for the caller to
+        recognise the same request again without computing `description`
+        (:meth:`read_request`). Only the caller knows what it means.
 
     Attributes
     ----------
     done : set of int
         Row positions already written by an earlier, interrupted writer.
+    changed : list of int
+        Row positions an earlier writer wrote whose file has changed since
+        (size, modification or change time, inode): their rows were removed, to
+        be written again (one warning names them).
 
     Raises
     ------
@@ -132,7 +151,13 @@ class EmbeddingTableWriter:
     The rows are joined each position once and in input order, whatever
     chunk sizes the runs that wrote the parts used; part files found in a
     partial folder without its manifest are removed (the remains of a
-    clean-up cut short, of no identifiable run). The output file's mode
+    clean-up cut short, of no identifiable run). Each written row keeps its
+    file's size, modification and change times and inode (``os.stat``, taken when the
+    writer is opened, before any image is read); a resumed writer drops the
+    rows of files that changed since, so an image rewritten in place under
+    its name is embedded again rather than kept stale. The cost is one
+    ``os.stat`` per path per run, no read. A URL cannot be checked and is
+    taken as written. The output file's mode
     follows the umask, as for any file the user creates.
     """
 
@@ -144,14 +169,29 @@ class EmbeddingTableWriter:
         labels: Sequence[str | None],
         description: dict[str, Any],
         n_features: int,
+        request: dict[str, Any] | None = None,
     ) -> None:
         self.check_installed()
         self.check_out(out)
         self.out = os.fspath(out)
         self.partial = self.out + ".partial"
         self.n_rows = len(paths)
-        self.done, self._lock = open_partial(self.partial, manifest(paths, labels, description))
-        self.schema = _schema(n_features, description)
+        # Before any image is read: a file rewritten after this is seen as changed by a later resume.
+        self._identities = [file_identity(path) for path in paths]
+        self.done, changed, self._lock = open_partial(
+            self.partial, manifest(paths, labels, description), self._identities
+        )
+        self.changed = sorted(changed)
+        if self.changed:
+            named = ", ".join(repr(paths[i]) for i in self.changed[:5])
+            warnings.warn(
+                f"{len(self.changed)} image(s) changed since the interrupted run wrote their rows in "
+                f"{self.partial!r} (size, modification time or inode differ): {named}"
+                f"{', ...' if len(self.changed) > 5 else ''}; they are embedded again",
+                UserWarning,
+                stacklevel=3,
+            )
+        self.schema = _schema(n_features, description, request)
 
     @staticmethod
     def check_installed() -> None:
@@ -166,6 +206,86 @@ class EmbeddingTableWriter:
                 f"out={os.fspath(out)!r} is a directory; embed() writes one Parquet file: "
                 f"pass a file path such as {os.path.join(os.fspath(out), 'embeddings.parquet')!r}"
             )
+
+    @staticmethod
+    def saved_rows(out: StrPath) -> int:
+        """Rows an interrupted writer of `out` has saved in ``out + ".partial"/`` (0 when none).
+
+        Parameters
+        ----------
+        out : str or os.PathLike
+            The Parquet file the writer was writing.
+
+        Returns
+        -------
+        int
+        """
+        return saved_row_count(os.fspath(out) + ".partial")
+
+    @staticmethod
+    def read_rows(out: StrPath) -> tuple[dict[str, Any] | None, pd.DataFrame]:
+        """The settings a finished table was written with, and its rows without the embeddings.
+
+        Parameters
+        ----------
+        out : str or os.PathLike
+            A Parquet file written by this class.
+
+        Returns
+        -------
+        description : dict or None
+            The ``description`` it was written with; None for a Parquet
+            file without it (not written by this class).
+        frame : pandas.DataFrame
+            Its ``path``, ``label`` and ``error`` columns (empty when
+            `description` is None).
+        """
+        pa = pyarrow_or_hint()
+        schema = pa.parquet.read_schema(out)
+        metadata = (schema.metadata or {}).get(_METADATA_KEY)
+        columns = ["path", "label", "error"]
+        if metadata is None or not set(columns) <= set(schema.names):
+            return None, pa.table({name: pa.array([], pa.string()) for name in columns}).to_pandas()
+        return json.loads(metadata), pa.parquet.read_table(out, columns=columns).to_pandas()
+
+    @staticmethod
+    def read_request(out: StrPath) -> tuple[dict[str, Any] | None, list[str], list[str | None], int]:
+        """The ``request`` a finished table was written with, its paths and labels, and how many rows failed.
+
+        Reads the schema, then, only when it holds a request, the
+        ``path``, ``label`` and ``error`` columns; imports neither pandas
+        nor anything but pyarrow.
+
+        Parameters
+        ----------
+        out : str or os.PathLike
+            A Parquet file written by this class.
+
+        Returns
+        -------
+        request : dict or None
+            None when the table holds none (written without one, or not by
+            this class); the lists are then empty.
+        paths, labels : list
+        n_failed : int
+            Rows whose ``error`` is set.
+        """
+        pa = pyarrow_or_hint()
+        # ParquetFile, not read_table: the latter imports pyarrow.dataset, and with it pandas.
+        file = pa.parquet.ParquetFile(out)
+        schema = file.schema_arrow
+        request = (schema.metadata or {}).get(_REQUEST_KEY)
+        columns = ["path", "label", "error"]
+        if request is None or not set(columns) <= set(schema.names):
+            return None, [], [], 0
+        table = file.read(columns=columns)
+        errors = table.column("error")
+        return (
+            json.loads(request),
+            table.column("path").to_pylist(),
+            table.column("label").to_pylist(),
+            len(errors) - errors.null_count,
+        )
 
     def write(
         self,
@@ -183,7 +303,8 @@ class EmbeddingTableWriter:
         paths, labels, errors : list of str or None
         block : ndarray of shape (len(positions), n_features), float32
         """
-        write_part(self.partial, positions, paths, labels, errors, block, self.schema)
+        identities = [self._identities[position] for position in positions]
+        write_part(self.partial, positions, paths, labels, errors, block, self.schema, identities)
 
     def finish(self) -> int:
         """Join the parts into ``out``, remove the partial folder and release the lock; returns how many rows failed.

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from sktransfer.datasets import _base, find_data_dir, load_image_folder
+from sktransfer.datasets import _base, find_data_dir, load_image_folder, load_image_splits
 
 
 def _touch(root, *relative_paths):
@@ -182,6 +182,29 @@ def _nothing(root, outside, mp):
     pass
 
 
+def _split_layout(root, outside, mp):
+    _touch(root, "training_set/cats/1.jpg", "training_set/dogs/2.jpg", "test_set/cats/3.jpg", "test_set/dogs/4.jpg")
+
+
+def _two_val_folders(root, outside, mp):
+    _split_layout(root, outside, mp)
+    _touch(root, "val/cats/5.jpg", "valid/cats/6.jpg")
+
+
+def _splits_and_classes(root, outside, mp):
+    _split_layout(root, outside, mp)
+    _touch(root, "birds/7.jpg")
+
+
+def _class_only_in_test(root, outside, mp):
+    _split_layout(root, outside, mp)
+    _touch(root, "test_set/birds/7.jpg")
+
+
+def _test_split_only(root, outside, mp):
+    _touch(root, "test/cats/1.jpg", "test/dogs/2.jpg")
+
+
 def _data_home_without_the_set(root, outside, mp):
     (root / "flowers").mkdir()
     mp.setattr(_base, "_checkout_data_home", lambda: None)
@@ -318,6 +341,53 @@ ROWS = [
         _empty_extensions,
         raises=(ValueError, "extensions is empty"),
         call=lambda root: load_image_folder(root, extensions=()),
+    ),
+    Row(
+        "split folders read as classes warn",
+        _split_layout,
+        images={
+            "test_set/cats/3.jpg": "test_set",
+            "test_set/dogs/4.jpg": "test_set",
+            "training_set/cats/1.jpg": "training_set",
+            "training_set/dogs/2.jpg": "training_set",
+        },
+        warns=("'test_set', 'training_set' in",),
+    ),
+    Row(
+        "load_image_splits: training_set/ and test_set/ are the splits",
+        _split_layout,
+        images={"test_set/cats/3.jpg": "cats", "test_set/dogs/4.jpg": "dogs"},
+        call=lambda root: load_image_splits(root)["test"],
+    ),
+    Row(
+        "load_image_splits: two folders of one split",
+        _two_val_folders,
+        raises=(ValueError, "two val folders, 'val' and 'valid'"),
+        call=load_image_splits,
+    ),
+    Row(
+        "load_image_splits: a class folder beside the split folders",
+        _splits_and_classes,
+        raises=(ValueError, "and other folders ('birds')"),
+        call=load_image_splits,
+    ),
+    Row(
+        "load_image_splits: a class the training split lacks",
+        _class_only_in_test,
+        raises=(ValueError, "class folder(s) ['birds']"),
+        call=load_image_splits,
+    ),
+    Row(
+        "load_image_splits: no training split",
+        _test_split_only,
+        raises=(ValueError, "no training split folder (train/, training_set/...)"),
+        call=load_image_splits,
+    ),
+    Row(
+        "load_image_splits: a folder without splits",
+        _nested,
+        raises=(ValueError, "read by load_image_folder"),
+        call=load_image_splits,
     ),
     Row(
         "find_data_dir: a data set no folder holds",

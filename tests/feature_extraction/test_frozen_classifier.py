@@ -14,7 +14,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import FeatureUnion, make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from sktransfer import FrozenFeatureClassifier, PretrainedFeatureExtractor
+from sktransfer import FewShotLinearClassifier, FrozenFeatureClassifier, PretrainedFeatureExtractor
 from sktransfer.feature_extraction import _frozen_classifier
 from sktransfer.feature_extraction._frozen_classifier import _source_side
 from sktransfer.image._transforms import random_resized_crop_flip
@@ -58,7 +58,7 @@ def data():
 def test_no_views_is_the_pipeline_exactly(data):
     images, y = data
     clf = FrozenFeatureClassifier(extractor=_tiny(), n_views=0).fit(images, y)
-    pipe = make_pipeline(_tiny(), LogisticRegression(max_iter=1000)).fit(images, y)
+    pipe = make_pipeline(_tiny(), FewShotLinearClassifier()).fit(images, y)
     np.testing.assert_array_equal(clf.predict(images), pipe.predict(images))
     np.testing.assert_array_equal(clf.predict_proba(images), pipe.predict_proba(images))
     np.testing.assert_array_equal(clf.decision_function(images), pipe.decision_function(images))
@@ -191,6 +191,28 @@ def test_methods_follow_the_classifier(data):
     np.testing.assert_array_equal(knn.fit(images, y).predict(images), y)
 
 
+class RecordingHead(FewShotLinearClassifier):
+    """The default head, keeping the groups fit was given."""
+
+    def fit(self, X, y, sample_weight=None, groups=None):
+        self.seen_groups_ = groups
+        return super().fit(X, y, sample_weight=sample_weight, groups=groups)
+
+
+@pytest.mark.parametrize("keep_original", [True, False])
+def test_default_head_keeps_the_views_of_an_image_in_one_group(data, keep_original):
+    images, y = data
+    assert isinstance(FrozenFeatureClassifier()._make_classifier(), FewShotLinearClassifier)
+    assert FrozenFeatureClassifier()._make_extractor().model == "efficientnet_lite2"
+    clf = FrozenFeatureClassifier(
+        extractor=_tiny(), classifier=RecordingHead(), n_views=3, keep_original=keep_original, random_state=0
+    ).fit(images, y)
+    views = np.repeat(np.arange(10), 3)
+    expected = np.concatenate([np.arange(10), views]) if keep_original else views
+    np.testing.assert_array_equal(clf.classifier_.seen_groups_, expected)
+    assert clf.classifier_.n_shots_ == 5  # five images per class, however many views
+
+
 def test_sample_weight_is_repeated_per_view(data):
     images, y = data
     weights = np.linspace(0.5, 2.0, len(images))
@@ -199,8 +221,11 @@ def test_sample_weight_is_repeated_per_view(data):
     ).fit(images, y, sample_weight=weights)
     np.testing.assert_array_equal(clf.classifier_.seen_weight_, np.concatenate([weights, np.repeat(weights, 2)]))
     # Integer weights equal repeating the images (each image's views are drawn in order).
-    twice = FrozenFeatureClassifier(extractor=_tiny(), n_views=0).fit(images, y, sample_weight=np.full(10, 2))
-    repeated = FrozenFeatureClassifier(extractor=_tiny(), n_views=0).fit(images + images, np.tile(y, 2))
+    lr = LogisticRegression(max_iter=1000)
+    twice = FrozenFeatureClassifier(extractor=_tiny(), classifier=lr, n_views=0).fit(
+        images, y, sample_weight=np.full(10, 2)
+    )
+    repeated = FrozenFeatureClassifier(extractor=_tiny(), classifier=lr, n_views=0).fit(images + images, np.tile(y, 2))
     np.testing.assert_allclose(twice.classifier_.coef_, repeated.classifier_.coef_, rtol=1e-4, atol=1e-5)
 
 
@@ -306,3 +331,22 @@ def test_views_depend_on_the_generator_only():
     c = np.asarray(random_resized_crop_flip(img, np.random.default_rng(2)))
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
+
+
+def test_verbose_reports_each_fit_step_as_plain_lines(capsys):
+    # 40 images x 8 views in chunks of 256 views (32 images): two chunks of views.
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, 24, 24, 3), dtype=np.uint8)
+    y = np.repeat([0, 1], 20)
+    clf = FrozenFeatureClassifier(extractor=_tiny(verbose=0), n_views=8, random_state=0, verbose=1).fit(images, y)
+    err = capsys.readouterr().err
+    assert [line.split(" in ")[0] for line in err.splitlines()] == [
+        "FrozenFeatureClassifier [1/4] embedded 40 training images",
+        "FrozenFeatureClassifier [2/4] embedded 256 views",
+        "FrozenFeatureClassifier [3/4] embedded 64 views",
+        "FrozenFeatureClassifier [4/4] fitted LogisticRegression",
+        "FrozenFeatureClassifier: done",
+    ]
+    assert "\r" not in err and "\x1b" not in err
+    clf.set_params(verbose=0).fit(images, y)
+    assert capsys.readouterr().err == ""

@@ -191,6 +191,43 @@ def _corrupt_graph_policy(c):
     np.testing.assert_allclose(first.predict_proba(c.X), second.predict_proba(c.X), atol=1e-6)
 
 
+def _named_fit(c, **params):
+    return _fresh(c, **{"model": "tiny_convnet", "unfreeze": 1, "max_epochs": 1, **params}).fit(c.X, c.y)
+
+
+def _tensor_bytes(module):
+    return sum(t.numel() * t.element_size() for t in module.state_dict().values())
+
+
+def _skops_policy(c):
+    # Found by the red team: skops listed 21 untrusted types (builtins.print, functools.partial,
+    # torch.optim.adamw.AdamW...), so the README's advice made a fitted model unloadable.
+    sio = pytest.importorskip("skops.io")
+    clf = _named_fit(c)
+    data = sio.dumps(clf)
+    untrusted = sio.get_untrusted_types(data=data)
+    assert untrusted == ["sktransfer.finetune._classifier.FineTuneClassifier"], untrusted
+    restored = sio.loads(data, trusted=untrusted)
+    np.testing.assert_array_equal(restored.predict_proba(c.X), clf.predict_proba(c.X))
+
+
+def _pickle_size_policy(c):
+    # Found by the red team: the joblib pickle was about twice the network (the optimizer's moments, the
+    # network pickled as objects); without warm_start nothing but the network's tensors is large.
+    # Every tensor trained from the first epoch: the optimizer holds two moments of each.
+    clf = _named_fit(c, unfreeze="all", head_epochs=0)
+    size, network = len(pickle.dumps(clf)), _tensor_bytes(clf.module_)
+    assert size < 1.2 * network + 20_000, (size, network)
+
+
+def _payload_as_network(c):
+    # Found while fixing the row above: the saved tensors are read with torch.load(weights_only=True), so a
+    # pickled payload in their place is refused, not run.
+    state = _named_fit(c).__getstate__()
+    state["fitted"]["network"] = pickle.dumps(mock.sentinel.payload)
+    FineTuneClassifier.__new__(FineTuneClassifier).__setstate__(state)
+
+
 ROWS = [
     # --- labels ---
     (
@@ -332,6 +369,9 @@ ROWS = [
     ("threads-predict-proba", _threads_policy, None),
     ("random-state-global-rng", _global_rng_policy, None),
     ("device-auto-stays-auto", _keeps_auto_device_policy, None),
+    ("skops-lists-only-the-classifier", _skops_policy, None),
+    ("pickle-about-the-network-size", _pickle_size_policy, None),
+    ("saved-network-not-tensors", _payload_as_network, (ValueError, "saved network of this FineTuneClassifier")),
 ]
 
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
+from skorch import NeuralNetClassifier
 from skorch.callbacks import Callback
 from skorch.dataset import ValidSplit
 from tiny_finetune import GROUPS, make_clf, make_tiny_backbone
@@ -398,12 +399,17 @@ def test_auto_device_pickle_loads_on_cpu(tiny_backbone, data):
     X, y = data
     clf = make_clf(tiny_backbone, device="auto", max_epochs=1).fit(X, y)
     assert clf.get_params()["device"] == "auto"
+    # The device is saved as the parameter, "auto", which resolves again where it loads.
     state = clf.__getstate__()
-    state["device"] = "cuda"  # as a fit on a GPU saves it: "auto" resolves again where it loads
-    restored = FineTuneClassifier.__new__(FineTuneClassifier)
-    restored.__setstate__(state)
-    assert restored.get_params()["device"] == "auto" and restored.device_ == resolve_device("auto")
-    assert restored.predict(X).shape == (16,)
+    assert "device" not in state["params"] and "device_" not in state["fitted"]
+    # An earlier sktransfer saved skorch's state, with the device a fit on a GPU resolved to.
+    old_format = NeuralNetClassifier.__getstate__(clf)
+    old_format["device"] = "cuda"
+    for saved in (state, old_format):
+        restored = FineTuneClassifier.__new__(FineTuneClassifier)
+        restored.__setstate__(saved)
+        assert restored.get_params()["device"] == "auto" and restored.device_ == resolve_device("auto")
+        assert restored.predict(X).shape == (16,)
 
 
 def test_grid_search(tiny_backbone, data):

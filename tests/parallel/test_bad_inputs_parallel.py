@@ -16,7 +16,7 @@ from _catalogue import Policy, Raises, assert_catalogue, check_row
 from sklearn.exceptions import NotFittedError
 
 from sktransfer import PretrainedFeatureExtractor
-from sktransfer.parallel import apply_thread_budget, dask_transform, worker_thread_budget
+from sktransfer.parallel import apply_thread_budget, dask_transform, embedding_meta, worker_thread_budget
 
 TINY = dict(model="tiny_convnet", weights=None, num_workers=0, batch_size=4)
 
@@ -104,6 +104,16 @@ ROWS = [
         "dask_transform_missing_item",
         _series_with_a_gap_in_its_second_partition,
         Raises(ValueError, "X at index 104 is missing"),
+    ),
+    (
+        "dask_transform_unknown_output",
+        lambda ctx: dask_transform(ctx.extractor, _dask_series(ctx), output="frame"),
+        Raises(ValueError, "output must be one of 'embedding', 'array', 'columns'; got 'frame'"),
+    ),
+    (
+        "embedding_meta_unknown_output",
+        lambda ctx: embedding_meta(ctx.extractor, output="wide"),
+        Raises(ValueError, "output must be one of 'embedding', 'array', 'columns'; got 'wide'"),
     ),
     (
         "dask_missing",

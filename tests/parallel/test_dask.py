@@ -9,7 +9,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 
 from sktransfer import PretrainedFeatureExtractor
-from sktransfer.parallel import dask_transform, embedding_meta, worker_thread_budget
+from sktransfer.parallel import dask_transform, embedding_meta, warm_up, worker_thread_budget
 
 # Two worker processes start and import torch: about 30 s for the module.
 pytestmark = pytest.mark.slow
@@ -48,15 +48,38 @@ def _series(paths, npartitions=4):
 
 def test_dask_transform_on_the_cluster_equals_one_process(client, paths, extractor):
     X = _series(paths)
+    expected = extractor.transform(paths)
     lazy = dask_transform(extractor, X)
-    assert list(lazy.columns) == list(extractor.get_feature_names_out())
-    assert (lazy.dtypes == np.float32).all()
+    assert lazy.name == "embedding" and lazy.divisions == X.divisions
     out = lazy.compute()
     assert out.index.tolist() == [f"row{i:02d}" for i in range(len(paths))]
-    np.testing.assert_allclose(out.to_numpy(), extractor.transform(paths), rtol=1e-5, atol=1e-5)
-    # A one-column DataFrame is the same input.
-    frame = dask_transform(extractor, X.to_frame()).compute()
-    np.testing.assert_array_equal(frame.to_numpy(), out.to_numpy())
+    np.testing.assert_allclose(np.stack(out), expected, rtol=1e-5, atol=1e-5)
+    # A one-column DataFrame is the same input; the wide frame and the array on request.
+    frame = dask_transform(extractor, X.to_frame(), output="columns").compute()
+    assert list(frame.columns) == list(extractor.get_feature_names_out())
+    np.testing.assert_array_equal(frame.to_numpy(), np.stack(out))
+    array = dask_transform(extractor, X, output="array").compute()
+    np.testing.assert_array_equal(array, np.stack(out))
+
+
+def test_workers_raise_the_malloc_thresholds_dask_lowered(client, paths, extractor):
+    from sktransfer.parallel import _worker
+
+    # The nanny starts each worker with MALLOC_TRIM_THRESHOLD_ set (dask's default).
+    assert all(client.run(lambda: "MALLOC_TRIM_THRESHOLD_" in __import__("os").environ).values())
+    dask_transform(extractor, _series(paths)).compute()
+    assert all(client.run(lambda: _worker._MALLOC_DONE).values())
+
+
+def test_warm_up_loads_the_network_on_every_worker_once(client, paths):
+    from sktransfer.backbones._shared import loaded_networks
+
+    est = PretrainedFeatureExtractor(**TINY, pooling="max").fit(paths)
+    seconds = warm_up(client, est)
+    assert set(seconds) == set(client.scheduler_info(n_workers=-1)["workers"])
+    builds = client.run(lambda: loaded_networks()[1])
+    dask_transform(est, _series(paths, npartitions=6)).compute()
+    assert client.run(lambda: loaded_networks()[1]) == builds  # nothing built again
 
 
 def test_each_worker_loads_the_network_once_and_runs_within_its_thread_budget(client, paths, extractor):
@@ -95,7 +118,7 @@ def test_parallel_post_fit_on_a_one_column_frame_of_paths(client, paths, labels,
     X = _series(paths).to_frame()
     # Partitions answer DataFrames (set_output), described by embedding_meta.
     framed = clone(extractor).set_output(transform="pandas").fit(paths)
-    wrapped = wrappers.ParallelPostFit(framed, transform_meta=embedding_meta(framed))
+    wrapped = wrappers.ParallelPostFit(framed, transform_meta=embedding_meta(framed, output="columns"))
     out = wrapped.transform(X).compute()
     assert out.index.tolist() == [f"row{i:02d}" for i in range(len(paths))]
     np.testing.assert_allclose(out.to_numpy(), extractor.transform(paths), rtol=1e-5, atol=1e-5)

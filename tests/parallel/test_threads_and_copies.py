@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from sktransfer import PretrainedFeatureExtractor
-from sktransfer.parallel import _dask, apply_thread_budget, worker_thread_budget
+from sktransfer.parallel import _worker, apply_thread_budget, worker_thread_budget
 from sktransfer.parallel._threads import usable_cores
 
 TINY = dict(model="tiny_convnet", weights=None, num_workers=0)
@@ -35,15 +35,33 @@ def test_apply_thread_budget_sets_and_reports_torch_threads():
 
 
 def test_workers_reuse_their_copy_of_an_identical_extractor(images, monkeypatch):
-    monkeypatch.setattr(_dask, "_COPIES", type(_dask._COPIES)())
+    monkeypatch.setattr(_worker, "_COPIES", type(_worker._COPIES)())
     blob = pickle.dumps(PretrainedFeatureExtractor(**TINY).fit(images))
     first, again = pickle.loads(blob), pickle.loads(blob)
-    assert _dask._worker_copy(first) is first
-    assert _dask._worker_copy(again) is first  # shipped anew, same content: the copy in use
+    assert _worker.worker_copy(first) is first
+    assert _worker.worker_copy(again) is first  # shipped anew, same content: the copy in use
     first.transform(images)
-    assert _dask._worker_copy(first) is first  # used (its network built): still the same
+    assert _worker.worker_copy(first) is first  # used (its network built): still the same
     other = PretrainedFeatureExtractor(**TINY, pooling="max").fit(images)
-    assert _dask._worker_copy(other) is other
+    assert _worker.worker_copy(other) is other
     for pooling in ("gem", "avgmax"):
-        _dask._worker_copy(PretrainedFeatureExtractor(**TINY, pooling=pooling).fit(images))
-    assert len(_dask._COPIES) == _dask._KEEP_COPIES  # bounded
+        _worker.worker_copy(PretrainedFeatureExtractor(**TINY, pooling=pooling).fit(images))
+    assert len(_worker._COPIES) == _worker._KEEP_COPIES  # bounded
+
+
+def test_a_worker_s_task_threads_share_its_budget_each_on_a_stream(monkeypatch):
+    from types import SimpleNamespace
+
+    from sktransfer.runtime import concurrent_callers, set_concurrent_callers
+
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)  # no allocator change in the test process
+    worker = SimpleNamespace(address="tcp://127.0.0.1:4000", state=SimpleNamespace(nthreads=2))
+    threads, callers = torch.get_num_threads(), concurrent_callers()
+    try:
+        got = _worker.prepare_worker({"127.0.0.1": 1}, worker=worker)
+        assert got == max(1, usable_cores() // 2) == torch.get_num_threads()
+        assert concurrent_callers() == 2
+        assert _worker.prepare_worker(None, worker=worker) is None  # no client: nothing changed
+    finally:
+        torch.set_num_threads(threads)
+        set_concurrent_callers(callers)

@@ -175,3 +175,47 @@ def test_leave_one_out_knn_equals_one_fit_per_image():
         table = rank_transfer({"f": FunctionTransformer(lambda X: F)}, np.zeros(60), y, scores=("knn",))
     per_image = cross_val_score(make_pipeline(Normalizer(), KNeighborsClassifier(5)), F, y, cv=LeaveOneOut())
     assert table.loc["f", "knn"] == pytest.approx(per_image.mean())
+
+
+def _brightness_doubled(images):
+    return 2 * _brightness(images) + np.random.default_rng(2).normal(size=(len(images), 2))
+
+
+def test_rank_transfer_returns_scores_and_gives_timings_on_request(images_labels):
+    images, y = images_labels
+    candidates = {"b": FunctionTransformer(_brightness), "n": FunctionTransformer(_noise)}
+    plain = rank_transfer(candidates, images, y, scores=("logme", "knn"), random_state=0)
+    assert list(plain.columns) == ["logme", "knn", "n_features", "note"]
+    timed = rank_transfer(candidates, images, y, scores=("logme", "knn"), random_state=0, return_timings=True)
+    assert list(timed.columns) == ["logme", "knn", "n_features", "extract_s", "logme_s", "knn_s", "note"]
+    assert (timed[["extract_s", "logme_s", "knn_s"]] >= 0).all().all()
+
+
+def test_rank_transfer_default_scores_leave_out_those_that_cannot_rank_the_candidates(images_labels):
+    # leep/nce are NaN for every candidate (none reads the network's classifier); knn and linear
+    # are 1.0 for both (each tells the classes apart perfectly): only logme ranks them.
+    images, y = images_labels
+    candidates = {"b": FunctionTransformer(_brightness), "b2": FunctionTransformer(_brightness_doubled)}
+    with pytest.warns(UserWarning, match=r"leep \(NaN for every candidate\); nce .*knn \(equal to 1 for every"):
+        table = rank_transfer(candidates, images, y, random_state=0)
+    assert list(table.columns) == ["logme", "n_features", "note"]
+    explicit = rank_transfer(candidates, images, y, scores=("logme", "leep", "knn"), random_state=0)
+    assert list(explicit.columns[:3]) == ["logme", "leep", "knn"] and explicit["leep"].isna().all()
+
+
+def test_rank_transfer_verbose_reports_each_step_as_plain_lines(images_labels, capsys):
+    images, y = images_labels
+    candidates = {"b": FunctionTransformer(_brightness), "n": FunctionTransformer(_noise)}
+    rank_transfer(candidates, images, y, scores=("logme",), verbose=1)
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert [line.split(" in ")[0] for line in lines] == [
+        "rank_transfer [1/4] extracted b",
+        "rank_transfer [2/4] extracted n",
+        "rank_transfer [3/4] scored b",
+        "rank_transfer [4/4] scored n",
+        "rank_transfer: done",
+    ]
+    assert "\r" not in err and "\x1b" not in err  # not a terminal: no control characters
+    rank_transfer(candidates, images, y, scores=("logme",))
+    assert capsys.readouterr().err == ""

@@ -47,7 +47,7 @@ def test_one_pass_per_network_and_time_shared(data):
     images, y = data
     cands = {f"{s}/{p}": _tiny(layer=s, pooling=p) for s in ("stage1", "stage2") for p in ("avg", "max")}
     cands["alone"] = _tiny(layer=["stage1", "stage2"])
-    table = rank_transfer(cands, images, y, scores=("logme",))
+    table = rank_transfer(cands, images, y, scores=("logme",), return_timings=True)
     shared = table.loc[[k for k in cands if k != "alone"], "extract_s"]
     assert shared.nunique() == 1  # one pass, its time split equally
     assert table.loc["alone", "n_features"] == 16 + 32

@@ -42,15 +42,21 @@ def computed(photos):
 
 @pytest.fixture
 def decode_count(monkeypatch):
-    """How many images were decoded (the decoder's calls to decode one item)."""
+    """Which images were decoded (the decoder's calls to decode one item), named by their source."""
+    import inspect
+
     import sktransfer.image._batch_decoder as batch_decoder
 
     calls = []
     real = batch_decoder.decode_item_or_error
+    signature = inspect.signature(real)
 
-    def counting(item, *args, **kwargs):
-        calls.append(item)
-        return real(item, *args, **kwargs)
+    def counting(*args, **kwargs):
+        # With a store, files reach the decoder as the bytes read for their
+        # key, named by their path (the source).
+        bound = signature.bind(*args, **kwargs)
+        calls.append(bound.arguments.get("source") or bound.arguments["item"])
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(batch_decoder, "decode_item_or_error", counting)
     return calls

@@ -86,6 +86,18 @@ def _old_format_store(ctx):
     return EmbeddingStore(ctx.tmp_path)
 
 
+def _format_2_store(ctx):
+    """A store as format 2 wrote it: raw vector bytes with a checksum, 4 KiB pages, user_version 2."""
+    with closing(sqlite3.connect(ctx.tmp_path / "embeddings.sqlite")) as db, db:
+        db.execute(_OLD_LAYOUT[0])
+        db.execute(
+            "CREATE TABLE embeddings (config TEXT NOT NULL, content BLOB NOT NULL, vector BLOB NOT NULL, "
+            "checksum INTEGER NOT NULL, PRIMARY KEY (config, content)) WITHOUT ROWID"
+        )
+        db.execute("PRAGMA user_version=2")
+    return EmbeddingStore(ctx.tmp_path)
+
+
 def _transform_with_an_old_format_store(ctx):
     _old_format_store(ctx)
     return _transform_recording(ctx, _fitted(ctx, cache=ctx.tmp_path))
@@ -167,6 +179,44 @@ def _stale_file(ctx):
     return before, est.transform([path]), tiny().fit([path]).transform([path])
 
 
+def _file_replaced_after_hashing(ctx):
+    import sktransfer.storage
+
+    old, new = write_images(ctx.tmp_path / "old", 1, seed=4)[0], write_images(ctx.tmp_path / "new", 1, seed=5)[0]
+    photo = ctx.tmp_path / "photo.png"
+    shutil.copyfile(old, photo)
+    looked_up = sktransfer.storage.content_key
+
+    def replace_once_hashed(item):
+        key = looked_up(item)
+        if os.fspath(item) == str(photo) and not replaced:
+            replaced.append(item)
+            shutil.copyfile(new, photo)  # after the look-up's hash, before the decoding
+        return key
+
+    replaced = []
+    ctx.monkeypatch.setattr(sktransfer.storage, "content_key", replace_once_hashed)
+    est = _fitted(ctx, cache=ctx.tmp_path / "store")
+    during = est.transform([str(photo)])
+    assert replaced, "the fault was not injected"
+    # The old photo, under another name, from the same store, and both photos computed without one.
+    return est.transform([old]), during, tiny().fit([old]).transform([old, new])
+
+
+def _each_photo_its_own_embedding(result):
+    old_from_store, during, (old_computed, new_computed) = result
+    # Batches of other sizes: PyTorch's last bits may differ.
+    np.testing.assert_allclose(during[0], new_computed, rtol=1e-5, atol=1e-6)  # what was decoded
+    np.testing.assert_allclose(old_from_store[0], old_computed, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(old_computed, new_computed)
+
+
+def _bad_bytes_after_a_stored_image(ctx):
+    est = _fitted(ctx, cache=ctx.tmp_path / "store")
+    est.transform([ctx.photos[0]])
+    return est.transform([ctx.photos[0], b"not an image"])
+
+
 def _stale_is_recomputed(result):
     before, after, fresh = result
     assert np.array_equal(after, fresh) and not np.array_equal(before, after)
@@ -216,6 +266,33 @@ def _parts_without_join(ctx, out, chunk_size):
         with pytest.raises(_Stopped):
             embed(ctx.photos, out, extractor=tiny(), chunk_size=chunk_size, verbose=0)
     return str(out) + ".partial"
+
+
+def _resumed_after_an_image_was_rewritten(ctx):
+    folder = ctx.tmp_path / "images"
+    paths = write_images(folder, 6, seed=7)
+    out = ctx.tmp_path / "o.parquet"
+
+    def stop(self):
+        raise _Stopped
+
+    with ctx.monkeypatch.context() as patch:
+        patch.setattr(EmbeddingTableWriter, "finish", stop)
+        with pytest.raises(_Stopped):
+            embed(paths, out, extractor=tiny(), chunk_size=4, verbose=0)
+    # Every row written; then photo 2 is rewritten in place (same name, other pixels and size).
+    Image.fromarray(np.full((20, 24, 3), 200, np.uint8)).save(paths[2])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = embed(paths, out, extractor=tiny(), chunk_size=4, verbose=0)
+    return result, read_embeddings(out)[1], tiny().fit(paths).transform(paths), [str(w.message) for w in caught]
+
+
+def _changed_row_embedded_again(result):
+    summary, X, expected, messages = result
+    assert (summary.n_resumed, summary.n_computed) == (5, 1)
+    np.testing.assert_allclose(X, expected, rtol=1e-5, atol=1e-6)
+    assert [m for m in messages if "1 image(s) changed since" in m and "img002.png" in m], messages
 
 
 def _cleanup_cut_short_then_other_chunk_size(ctx):
@@ -439,6 +516,23 @@ ROWS = [
         lambda ctx: _old_format_store(ctx).get("config", [b"a" * 32]),
         (OSError, "delete the file to start a new store"),
     ),
+    # Found with the packed format 3: a format-2 store's raw vectors would be read as packed
+    # ones; it is refused, untouched, as every store of another format.
+    (
+        "store-of-format-2-used-directly-raises",
+        lambda ctx: _format_2_store(ctx).get("config", [b"a" * 32]),
+        (OSError, "holds a store of another format (format 2"),
+    ),
+    (
+        "store-merge-of-a-folder-without-a-store",
+        lambda ctx: EmbeddingStore(ctx.tmp_path / "here").merge(ctx.tmp_path / "nothing"),
+        (OSError, "holds no embedding store (no embeddings.sqlite)"),
+    ),
+    (
+        "store-merge-of-format-2",
+        lambda ctx: EmbeddingStore(ctx.tmp_path / "here").merge(_format_2_store(ctx)),
+        (OSError, "holds a store of another format (format 2); this sktransfer merges stores of format 3 only"),
+    ),
     ("module-other-code-equal-weights", _modules_with_equal_weights, _own_embeddings),
     ("module-whose-source-cannot-be-read", _module_without_source, _not_stored_with_a_warning),
     (
@@ -475,6 +569,16 @@ ROWS = [
     ),
     ("iter-missing-with-nan-keeps-alignment", _nan_chunk_alignment, _all_missing_first_chunk),
     ("stale-file-under-same-name", _stale_file, _stale_is_recomputed),
+    # Found by the red team: a file replaced after its hash, before its decoding, stored the new photo's
+    # embedding under the old photo's key; the old photo, under any name, was then served the new one's.
+    ("file-replaced-between-hashing-and-decoding", _file_replaced_after_hashing, _each_photo_its_own_embedding),
+    # Found while fixing the row above: with a store and on_error="raise", an image after stored ones was named
+    # by its position among those not found (X[0]), not in the input (X[1]).
+    (
+        "unreadable-bytes-after-a-stored-image-named-by-input-position",
+        _bad_bytes_after_a_stored_image,
+        (ImageLoadError, "cannot read image X[1]"),
+    ),
     ("unreadable-image-not-stored", _unreadable_not_stored, _nan_row_nothing_stored),
     (
         "embed-not-a-folder",
@@ -502,6 +606,9 @@ ROWS = [
     # Found by the red team: parts were joined in the order of their names, so a resume with another chunk size
     # whose part held positions 0-3 and 8 put row 8 before rows 4-7.
     ("embed-resume-with-other-chunk-size-keeps-order", _resumed_out_of_order_other_chunk_size, _each_row_once_in_order),
+    # Found by the red team: a resume after an image was rewritten in place kept its old row (the manifest
+    # names the inputs by their paths only).
+    ("embed-resume-after-an-image-was-rewritten", _resumed_after_an_image_was_rewritten, _changed_row_embedded_again),
     # Found by the red team: part files were joined without looking at their row positions.
     ("embed-part-outside-the-inputs", _part_outside_the_inputs, (ValueError, "row position 108, outside 0..10")),
     # Found by the red team: pd.read_parquet, filter, to_parquet, then read_embeddings raised

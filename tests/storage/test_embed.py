@@ -228,9 +228,9 @@ def test_command_line_main_in_process(folder, tmp_path, capsys):
 def test_command_line_needs_a_command(capsys):
     from sktransfer.__main__ import main
 
-    with pytest.raises(SystemExit):
-        main([])
-    assert "embed" in capsys.readouterr().err
+    assert main([]) == 2  # a usage error: one line, no SystemExit out of main
+    err = capsys.readouterr().err
+    assert "required: {fit,predict,embed}" in err and err.count("\n") == 1
 
 
 def test_embed_reuses_a_store(folder, tmp_path, decode_count):
@@ -242,3 +242,57 @@ def test_embed_reuses_a_store(folder, tmp_path, decode_count):
     embed(folder, tmp_path / "c.parquet", model="tiny_convnet", weights=None, cache=tmp_path / "store", verbose=0)
     embed(folder, tmp_path / "d.parquet", model="tiny_convnet", weights=None, cache=tmp_path / "store", verbose=0)
     assert len(decode_count) == 9  # the second call found every image
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _interrupted_before_the_join(paths, out, monkeypatch):
+    """embed() of `paths` cut short once every part is written (the join never runs)."""
+    from sktransfer.storage import EmbeddingTableWriter
+
+    def stop(self):
+        raise _Stopped
+
+    with monkeypatch.context() as patch:
+        patch.setattr(EmbeddingTableWriter, "finish", stop)
+        with pytest.raises(_Stopped):
+            embed(paths, out, extractor=tiny(), chunk_size=4, verbose=0)
+    return str(out) + ".partial"
+
+
+def test_a_resume_embeds_again_a_file_whose_times_changed_only(tmp_path, monkeypatch, decode_count):
+    # The same bytes, a later modification time: taken as changed (a stat cannot tell), embedded again alone.
+    paths = write_images(tmp_path / "images", 6, seed=3)
+    _interrupted_before_the_join(paths, tmp_path / "o.parquet", monkeypatch)
+    info = os.stat(paths[1])
+    os.utime(paths[1], ns=(info.st_atime_ns, info.st_mtime_ns + 10**9))
+    decode_count.clear()
+    with pytest.warns(UserWarning, match=r"1 image\(s\) changed since .*img001.png"):
+        result = embed(paths, tmp_path / "o.parquet", extractor=tiny(), chunk_size=4, verbose=0)
+    assert (result.n_resumed, result.n_computed) == (5, 1) and decode_count == [paths[1]]
+    # Embedded alone, in a batch of one: PyTorch's last bits may differ.
+    np.testing.assert_allclose(
+        read_embeddings(result.path)[1], tiny().fit(paths).transform(paths), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_a_resume_unchanged_reads_no_image_and_keeps_every_row(tmp_path, monkeypatch, decode_count):
+    paths = write_images(tmp_path / "images", 6, seed=3)
+    _interrupted_before_the_join(paths, tmp_path / "o.parquet", monkeypatch)
+    decode_count.clear()
+    result = embed(paths, tmp_path / "o.parquet", extractor=tiny(), chunk_size=4, verbose=0)
+    assert (result.n_resumed, result.n_computed) == (6, 0) and decode_count == []
+
+
+def test_parts_without_file_identities_are_embedded_again(tmp_path, monkeypatch):
+    # A part written before the rows kept their files' identities cannot vouch for them.
+    paths = write_images(tmp_path / "images", 6, seed=3)
+    partial = _interrupted_before_the_join(paths, tmp_path / "o.parquet", monkeypatch)
+    first = os.path.join(partial, "part-000000000000.parquet")
+    pq.write_table(pq.read_table(first).drop_columns(["_file"]), first)
+    with pytest.warns(UserWarning, match=r"4 image\(s\) changed since"):
+        result = embed(paths, tmp_path / "o.parquet", extractor=tiny(), chunk_size=4, verbose=0)
+    assert (result.n_resumed, result.n_computed) == (2, 4)
+    assert np.array_equal(read_embeddings(result.path)[1], tiny().fit(paths).transform(paths))

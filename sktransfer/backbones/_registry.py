@@ -84,6 +84,7 @@ def _build_efficientnet_lite(name, weights, load):
         build_efficientnet_lite,
         efficientnet_lite_spec,
         efficientnet_lite_weights_path,
+        lite_state_dict_to_timm,
     )
 
     model = build_efficientnet_lite(name)
@@ -99,8 +100,11 @@ def _build_efficientnet_lite(name, weights, load):
                 f"(the {package} package), None or a local file path"
             )
         if load:
-            source = f"weights file {expand_weights_path(path)!r}"
-            load_state_dict_checked(model, read_state_dict(path), source=source)
+            source = f"weights file {expand_weights_path(path)!r} (model {name!r})"
+            # The packaged files (and files saved from sktransfer before it built
+            # the Lites through timm) are in the lukemelas layout: renamed here.
+            state = lite_state_dict_to_timm(read_state_dict(path), model)
+            load_state_dict_checked(model, state, source=source)
     return efficientnet_lite_spec(model), EFFICIENTNET_LITE_VARIANTS[name].preprocessing
 
 

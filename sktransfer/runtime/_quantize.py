@@ -125,8 +125,29 @@ def int8_saturates():
     return "avx512_vnni" not in flags and "avx_vnni" not in flags and "amx_int8" not in flags
 
 
+def shape_only_nodes(model) -> list[str]:
+    """Names of the nodes of an ONNX model that compute shapes, not activations.
+
+    A node is on the activation path when one of its inputs is a graph input
+    or the output of such a node, except through ``Shape``, whose output is
+    a shape whatever the values. The rest (shape arithmetic, such as timm's
+    TF 'SAME' padding computing ``ceil(size / stride)`` in float) must not
+    be quantized: ONNX Runtime's quantizer would round the padding amounts
+    through uint8 and a cast to int64, padding by the wrong amount.
+    """
+    active = {i.name for i in model.graph.input}
+    excluded = []
+    for node in model.graph.node:  # ONNX nodes are in topological order
+        if node.op_type != "Shape" and any(name in active for name in node.input):
+            active.update(node.output)
+        else:
+            excluded.append(node.name)
+    return excluded
+
+
 def quantize_onnx(graph, images):
     """ONNX graph bytes -> QDQ int8 graph bytes (ONNX Runtime's static quantizer)."""
+    import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     class Reader(CalibrationDataReader):
@@ -148,6 +169,7 @@ def quantize_onnx(graph, images):
             activation_type=QuantType.QUInt8,
             # U8S8 saturates without VNNI; U8U8 uses kernels that do not.
             weight_type=QuantType.QUInt8 if int8_saturates() else QuantType.QInt8,
+            nodes_to_exclude=shape_only_nodes(onnx.load_from_string(graph)),
         )
         return dst.read_bytes()
 
@@ -357,7 +379,7 @@ def calibrated_graph(
         quantize, tools = quantize_openvino, _versions("nncf", "openvino")
         settings = {**{k: str(v) for k, v in NNCF_SETTINGS.items()}, "float32_layers": RULE, "constants": "folded"}
     else:
-        quantize, tools, settings = quantize_onnx, _versions("onnxruntime"), {}
+        quantize, tools, settings = quantize_onnx, _versions("onnxruntime"), {"shape_nodes": "float32"}
     settings["saturation_fix"] = int8_saturates()
     key = None
     if description is not None:

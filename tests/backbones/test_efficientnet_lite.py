@@ -1,4 +1,4 @@
-"""EfficientNet-Lite0: weight layout, reference outputs, preprocessing, padding."""
+"""EfficientNet-Lite0 through timm: weight layout, reference outputs, preprocessing, padding."""
 
 import json
 import pickle
@@ -9,18 +9,26 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from sktransfer.backbones import get_backbone
 from sktransfer.backbones._base import Backbone
 from sktransfer.backbones._efficientnet_lite import (
     EFFICIENTNET_LITE0_PREPROCESSING,
-    Conv2dSame,
-    EfficientNetLite0,
+    build_efficientnet_lite,
     efficientnet_lite0_spec,
     efficientnet_lite0_weights_path,
+    lite_state_dict_to_timm,
 )
 from sktransfer.image._transforms import ResizeCenterCrop, normalize_batch
 
 GROUPS = ["stem"] + [f"stage{i}" for i in range(1, 8)] + ["head_conv"]
 TOL = 1e-3
+# What the issue asks of the rebuilt network on the reference's own inputs;
+# timm with the packaged weights measured 2.4e-6 (pooled) and 3.8e-6 (logits).
+REFERENCE_TOL = 5e-6
+
+
+def _lite0(num_classes=1000):
+    return build_efficientnet_lite("efficientnet_lite0", num_classes=num_classes)
 
 
 def _backbone(model):
@@ -29,8 +37,13 @@ def _backbone(model):
 
 
 @pytest.fixture(scope="module")
-def weights():
+def packaged():
     return torch.load(efficientnet_lite0_weights_path(), map_location="cpu", weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def weights(packaged):
+    return lite_state_dict_to_timm(packaged, _lite0())
 
 
 @pytest.fixture(scope="module")
@@ -41,18 +54,20 @@ def reference(reference_dir):
 
 
 @pytest.mark.real_weights
-def test_state_dict_matches_weight_file(weights):
-    own = EfficientNetLite0().state_dict()
-    assert list(own) == list(weights)
+def test_weight_file_maps_one_for_one_onto_timm(packaged, weights):
+    own = _lite0().state_dict()
+    assert len(packaged) == len(own) == 296
+    # Every packaged tensor lands on a distinct timm key, in the same order.
+    assert list(weights) == list(own)
     for key, value in weights.items():
         assert own[key].shape == value.shape, key
-    EfficientNetLite0().load_state_dict(weights, strict=True)
+    _lite0().load_state_dict(weights, strict=True)
 
 
 @pytest.mark.real_weights
 def test_reproduces_reference_outputs(weights, reference):
     arrays, meta = reference
-    model = EfficientNetLite0()
+    model = _lite0()
     backbone = _backbone(model).eval()
     # Load after splitting: the groups share the model's modules.
     model.load_state_dict(weights, strict=True)
@@ -61,9 +76,9 @@ def test_reproduces_reference_outputs(weights, reference):
         pooled = backbone.forward_embedding(x)
         logits = backbone(x)
         direct = model.eval()(x)
-    assert np.abs(pooled.numpy() - arrays["pooled"]).max() < TOL
-    assert np.abs(logits.numpy() - arrays["logits"]).max() < TOL
-    assert np.abs(direct.numpy() - arrays["logits"]).max() < TOL
+    assert np.abs(pooled.numpy() - arrays["pooled"]).max() < REFERENCE_TOL
+    assert np.abs(logits.numpy() - arrays["logits"]).max() < REFERENCE_TOL
+    assert np.abs(direct.numpy() - arrays["logits"]).max() < REFERENCE_TOL
     assert logits.topk(5, dim=1).indices.tolist() == meta["top5"]
 
 
@@ -126,7 +141,7 @@ def test_library_preprocessing_stays_within_a_level_of_the_reference_and_its_pre
     difference = np.abs(batch.numpy() - arrays["inputs"])
     assert (difference <= one_level * (1 + 1e-4)).all()
     assert (difference > TOL).mean() < 0.01
-    model = EfficientNetLite0()
+    model = _lite0()
     backbone = _backbone(model).eval()
     model.load_state_dict(weights, strict=True)
     with torch.no_grad():
@@ -141,54 +156,39 @@ def test_library_preprocessing_stays_within_a_level_of_the_reference_and_its_pre
     assert cosine.min() > 0.9999
 
 
-@pytest.mark.parametrize(
-    "size, kernel, stride, expected",
-    [
-        (224, 3, 2, (0, 1)),  # the reference's stride-2 3x3 case
-        (112, 5, 2, (1, 2)),
-        (225, 3, 2, (1, 1)),
-        (97, 5, 2, (2, 2)),
-        (56, 3, 1, (1, 1)),
-        (28, 5, 1, (2, 2)),
-    ],
-)
-def test_conv2d_same_matches_tf_rule(size, kernel, stride, expected):
-    torch.manual_seed(0)
-    conv = Conv2dSame(2, 3, kernel, stride=stride)
-    x = torch.randn(1, 2, size, size + 1)
-    before, after = expected
-    out = conv(x)
-    assert out.shape[-2] == -(-size // stride)
-    assert out.shape[-1] == -(-(size + 1) // stride)
-    # Height padding as stated; the width (size + 1) follows the same rule.
-    total_w = max((out.shape[-1] - 1) * stride + kernel - (size + 1), 0)
-    padded = F.pad(x, (total_w // 2, total_w - total_w // 2, before, after))
-    torch.testing.assert_close(out, F.conv2d(padded, conv.weight, stride=stride))
+@pytest.mark.real_weights
+def test_symmetric_padding_would_not_reproduce_the_reference(weights, reference):
+    # The weights were trained with TF's 'SAME' padding: the same tensors in
+    # timm's symmetric-padding build give other outputs, which is why the
+    # Lites are timm's tf_ variants.
+    import timm
+
+    arrays, _ = reference
+    symmetric = timm.create_model("tf_efficientnet_lite0", pad_type="", bn_eps=1e-3).eval()
+    symmetric.load_state_dict(weights, strict=True)
+    with torch.no_grad():
+        logits = symmetric(torch.from_numpy(arrays["inputs"])).numpy()
+    assert np.abs(logits - arrays["logits"]).max() > 0.1
 
 
-@pytest.mark.parametrize("size, kernel, stride", [(225, 3, 2), (56, 3, 1), (7, 5, 1), (14, 5, 2)])
-def test_conv2d_same_output_and_gradients_whichever_way_it_pads(size, kernel, stride):
-    # Symmetric padding is left to the convolution, asymmetric padding is an
-    # explicit pad first (the 14x14 stride-2 case); both must be TF's rule.
+@pytest.mark.parametrize("size, before, after", [(224, 0, 1), (225, 1, 1), (97, 1, 1), (64, 0, 1)])
+def test_stem_pads_like_tensorflow_same(size, before, after):
+    # TF 'SAME' for a 3x3 stride-2 convolution: ceil(size / 2) outputs, the
+    # extra pixel of an odd total padding after, not before.
     torch.manual_seed(0)
-    conv = Conv2dSame(4, 4, kernel, stride=stride, groups=4)
-    x = torch.randn(2, 4, size, size, requires_grad=True)
-    out = conv(x)
-    total = max((out.shape[-1] - 1) * stride + kernel - size, 0)
-    pads = (total // 2, total - total // 2) * 2
-    expected = F.conv2d(F.pad(x, pads), conv.weight, stride=stride, groups=4)
-    torch.testing.assert_close(out, expected)
-    grad = torch.randn_like(out)
-    got = torch.autograd.grad(out, (x, conv.weight), grad)
-    want = torch.autograd.grad(expected, (x, conv.weight), grad)
-    for g, w in zip(got, want):
-        torch.testing.assert_close(g, w)
+    model = _lite0()
+    x = torch.randn(1, 3, size, size)
+    with torch.no_grad():
+        got = model.conv_stem(x)
+        want = F.conv2d(F.pad(x, (before, after, before, after)), model.conv_stem.weight, stride=2)
+    assert got.shape[-1] == -(-size // 2)
+    torch.testing.assert_close(got, want)
 
 
 @pytest.mark.parametrize("size", [225, 97, 33])
 def test_random_init_forward_any_size(size):
     torch.manual_seed(0)
-    model = EfficientNetLite0(num_classes=7)
+    model = _lite0(num_classes=7)
     backbone = _backbone(model).eval()
     assert backbone.group_names == GROUPS
     assert backbone.layer_groups == GROUPS
@@ -205,21 +205,34 @@ def test_random_init_forward_any_size(size):
 
 
 def test_groups_share_model_modules():
-    model = EfficientNetLite0()
+    model = _lite0()
     spec = efficientnet_lite0_spec(model)
     group_params = {id(p) for _, g in spec.groups for p in g.parameters()}
-    trunk_params = {id(p) for name, p in model.named_parameters() if not name.startswith("_fc")}
+    trunk_params = {id(p) for name, p in model.named_parameters() if not name.startswith("classifier")}
     assert group_params == trunk_params
-    assert spec.head is model._fc
+    assert spec.head is model.classifier
     assert spec.num_features == 1280
     assert spec.pre_logits is None
 
 
+def test_backbone_runs_the_timm_network():
+    # The groups, pooled, are timm's own embedding and logits, not a re-wiring.
+    torch.manual_seed(0)
+    model = _lite0().eval()
+    backbone = _backbone(model).eval()
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        features = model.forward_features(x)
+        torch.testing.assert_close(backbone.forward_trunk(x), features)
+        torch.testing.assert_close(backbone.forward_embedding(x), model.forward_head(features, pre_logits=True))
+        torch.testing.assert_close(backbone(x), model(x))
+
+
 def test_stochastic_depth_only_in_training():
     torch.manual_seed(0)
-    model = EfficientNetLite0()
-    rates = [block.drop_connect_rate for block in model._blocks]
-    assert rates[0] == 0.0 and rates == sorted(rates) and max(rates) < 0.2
+    model = _lite0()
+    rates = [getattr(block.drop_path, "drop_prob", 0.0) for stage in model.blocks for block in stage]
+    assert rates[0] == 0.0 and rates == sorted(rates) and 0 < max(rates) < 0.2
     x = torch.randn(4, 3, 64, 64)
     model.eval()
     with torch.no_grad():
@@ -230,9 +243,54 @@ def test_stochastic_depth_only_in_training():
         assert not torch.allclose(model.forward_features(x), model.forward_features(x))
 
 
+def _packaged_layout(model):
+    """``model``'s state dict renamed to the packaged files' (lukemelas) layout."""
+    outer = {"conv_stem": "_conv_stem", "bn1": "_bn0", "conv_head": "_conv_head", "bn2": "_bn1", "classifier": "_fc"}
+    first = {"conv_dw": "_depthwise_conv", "bn1": "_bn1", "conv_pw": "_project_conv", "bn2": "_bn2"}
+    other = {"conv_pw": "_expand_conv", "bn1": "_bn0", "conv_dw": "_depthwise_conv", "bn2": "_bn1"}
+    other |= {"conv_pwl": "_project_conv", "bn3": "_bn2"}
+    index = {}
+    out = {}
+    for key, value in model.state_dict().items():
+        parts = key.split(".")
+        if parts[0] == "blocks":
+            n = index.setdefault((parts[1], parts[2]), len(index))
+            names = first if n == 0 else other
+            out[".".join(["_blocks", str(n), names[parts[3]], *parts[4:]])] = value
+        else:
+            out[".".join([outer[parts[0]], *parts[1:]])] = value
+    return out
+
+
+def test_a_file_in_the_packaged_layout_loads_by_name(tmp_path):
+    # Files saved from the hand-written network (the packaged layout) and
+    # files in timm's layout both load; the tensors land where they belong.
+    torch.manual_seed(5)
+    source = _lite0().eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = source(x)
+    for layout, state in (("packaged", _packaged_layout(source)), ("timm", source.state_dict())):
+        path = tmp_path / f"{layout}.pth"
+        torch.save(state, path)
+        backbone = get_backbone("efficientnet_lite0", weights=str(path))
+        with torch.no_grad():
+            torch.testing.assert_close(backbone(x), expected, msg=layout)
+
+
+def test_a_lite1_file_for_lite0_names_the_keys_that_do_not_fit(tmp_path):
+    path = tmp_path / "lite1.pth"
+    torch.save(_packaged_layout(build_efficientnet_lite("efficientnet_lite1")), path)
+    with pytest.raises(ValueError, match="does not fit the architecture") as info:
+        get_backbone("efficientnet_lite0", weights=str(path))
+    text = str(info.value)
+    # Lite1 has more blocks: those packaged keys have no place in Lite0.
+    assert "'efficientnet_lite0'" in text and "unexpected keys: _blocks.1" in text
+
+
 def test_backbone_pickles():
     torch.manual_seed(0)
-    backbone = _backbone(EfficientNetLite0()).eval()
+    backbone = _backbone(_lite0()).eval()
     clone = pickle.loads(pickle.dumps(backbone))
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():

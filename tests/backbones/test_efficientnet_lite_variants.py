@@ -1,4 +1,4 @@
-"""EfficientNet-Lite1/2: scaling rules, weight layout, ImageNet head, preprocessing."""
+"""EfficientNet-Lite1/2 through timm: scaling, weight layout, ImageNet head, preprocessing."""
 
 import sys
 
@@ -10,11 +10,9 @@ from sktransfer import PretrainedFeatureExtractor
 from sktransfer.backbones import get_backbone, list_backbones
 from sktransfer.backbones._efficientnet_lite import (
     EFFICIENTNET_LITE_VARIANTS,
-    EfficientNetLite0,
     build_efficientnet_lite,
     efficientnet_lite_weights_path,
-    round_filters,
-    round_repeats,
+    lite_state_dict_to_timm,
 )
 
 VARIANTS = ["efficientnet_lite1", "efficientnet_lite2"]
@@ -28,32 +26,15 @@ EXPECTED_STAGES = {
 }
 
 
-@pytest.mark.parametrize(
-    "channels, width, expected",
-    [(32, 1.0, 32), (16, 1.1, 16), (40, 1.1, 48), (112, 1.1, 120), (192, 1.1, 208), (320, 1.1, 352), (4, 1.1, 8)],
-)
-def test_round_filters(channels, width, expected):
-    assert round_filters(channels, width) == expected
-
-
-@pytest.mark.parametrize("repeats, depth, expected", [(2, 1.1, 3), (3, 1.1, 4), (4, 1.2, 5), (3, 1.0, 3)])
-def test_round_repeats(repeats, depth, expected):
-    assert round_repeats(repeats, depth) == expected
-
-
 @pytest.mark.parametrize("name", sorted(EXPECTED_STAGES))
 def test_stage_shapes_follow_the_variant_scaling(name):
     model = build_efficientnet_lite(name)
-    got = [(model._blocks[stop - 1]._project_conv.out_channels, stop - start) for start, stop in model.stage_slices]
+    # The projection is conv_pw in timm's first (unexpanded) block, conv_pwl after.
+    got = [(getattr(stage[-1], "conv_pwl", stage[-1].conv_pw).out_channels, len(stage)) for stage in model.blocks]
     assert got == EXPECTED_STAGES[name]
     # Lite keeps the stem and head widths of Lite0 whatever the width.
-    assert model._conv_stem.out_channels == 32
-    assert model._conv_head.out_channels == 1280
-
-
-def test_lite0_alias_is_the_unscaled_variant():
-    a, b = EfficientNetLite0(), build_efficientnet_lite("efficientnet_lite0")
-    assert {k: v.shape for k, v in a.state_dict().items()} == {k: v.shape for k, v in b.state_dict().items()}
+    assert model.conv_stem.out_channels == 32
+    assert model.conv_head.out_channels == 1280
 
 
 @pytest.mark.parametrize("name, crop, resize", [("efficientnet_lite1", 240, 272), ("efficientnet_lite2", 260, 292)])
@@ -85,10 +66,11 @@ def test_layer_groups_cover_every_parameter_once(name):
 @pytest.mark.real_weights
 @pytest.mark.parametrize("name", VARIANTS)
 def test_weight_file_loads_strictly(name):
-    state = torch.load(efficientnet_lite_weights_path(name), map_location="cpu", weights_only=True)
+    packaged = torch.load(efficientnet_lite_weights_path(name), map_location="cpu", weights_only=True)
     model = build_efficientnet_lite(name)
+    state = lite_state_dict_to_timm(packaged, model)
     own = model.state_dict()
-    assert list(own) == list(state)
+    assert len(packaged) == len(state) and list(own) == list(state)
     assert all(own[k].shape == v.shape for k, v in state.items())
     model.load_state_dict(state, strict=True)
 
@@ -149,15 +131,15 @@ def test_missing_package_import_error(monkeypatch):
 def test_variant_classes_follow_the_table(name):
     v = EFFICIENTNET_LITE_VARIANTS[name]
     model = build_efficientnet_lite(name)
-    assert type(model).__name__ == "EfficientNetLite" + name[-1]
-    assert model._dropout.p == v.dropout
+    assert model.pretrained_cfg["architecture"] == "tf_" + name
+    assert model.drop_rate == v.dropout
 
 
 def test_variant_table_is_the_tf_release():
-    assert {k: (v.width, v.depth, v.crop_size) for k, v in EFFICIENTNET_LITE_VARIANTS.items()} == {
-        "efficientnet_lite0": (1.0, 1.0, 224),
-        "efficientnet_lite1": (1.0, 1.1, 240),
-        "efficientnet_lite2": (1.1, 1.2, 260),
+    assert {k: (v.crop_size, v.dropout) for k, v in EFFICIENTNET_LITE_VARIANTS.items()} == {
+        "efficientnet_lite0": (224, 0.2),
+        "efficientnet_lite1": (240, 0.2),
+        "efficientnet_lite2": (260, 0.3),
     }
 
 

@@ -22,7 +22,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from sktransfer import ImageLoadError, PretrainedFeatureExtractor
 from sktransfer.backbones import get_backbone
-from sktransfer.backbones._efficientnet_lite import EfficientNetLite0
+from sktransfer.backbones._efficientnet_lite import build_efficientnet_lite
 from sktransfer.backbones._weights import weights_identity
 from sktransfer.runtime import _graphs
 
@@ -60,7 +60,7 @@ def malicious_bytes(ctx):
 
 def lite0_file(path):
     torch.manual_seed(0)
-    model = EfficientNetLite0()
+    model = build_efficientnet_lite("efficientnet_lite0")
     torch.save(model.state_dict(), path)
     return model
 
@@ -213,7 +213,7 @@ def weights_rewritten_same_size_and_mtime(ctx):
     st = os.stat(path)
     before = weights_identity("efficientnet_lite0", str(path))
     state = torch.load(path, weights_only=True)
-    state["_conv_stem.weight"] = state["_conv_stem.weight"] + 1.0
+    state["conv_stem.weight"] = state["conv_stem.weight"] + 1.0
     torch.save(state, path)
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
     after = weights_identity("efficientnet_lite0", str(path))
@@ -332,7 +332,7 @@ def odd_extension_in_cwd(ctx):
 
 def loaded_lite0(ctx, backbone):
     torch.manual_seed(0)
-    expected = EfficientNetLite0()._conv_stem.weight
+    expected = build_efficientnet_lite("efficientnet_lite0").conv_stem.weight
     torch.testing.assert_close(backbone.layer_group("stem")[0].weight, expected)
 
 
@@ -497,7 +497,7 @@ ROWS = [
     (
         "weights_wrong_keys",
         build("efficientnet_lite0", saved("r.pth", {"conv.weight": torch.zeros(2)})),
-        Raises(ValueError, "does not fit the architecture EfficientNetLite0"),
+        Raises(ValueError, "(model 'efficientnet_lite0') does not fit the architecture EfficientNet:"),
     ),
     (
         "weights_not_tensors",
@@ -733,7 +733,7 @@ def _half_of_saved(ctx):
     import io
 
     buffer = io.BytesIO()
-    torch.save(EfficientNetLite0().state_dict(), buffer)
+    torch.save(build_efficientnet_lite("efficientnet_lite0").state_dict(), buffer)
     data = buffer.getvalue()
     return data[: len(data) // 2]
 

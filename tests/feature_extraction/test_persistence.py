@@ -12,7 +12,7 @@ from torch import nn
 
 from sktransfer import PretrainedFeatureExtractor
 from sktransfer.backbones import Backbone, Preprocessing
-from sktransfer.backbones._efficientnet_lite import EfficientNetLite0
+from sktransfer.backbones._efficientnet_lite import build_efficientnet_lite
 
 TINY = dict(model="tiny_convnet", weights=None, batch_size=4, num_workers=0)
 EXTRACTOR_TYPE = "sktransfer.feature_extraction._extractor.PretrainedFeatureExtractor"
@@ -55,7 +55,7 @@ def test_skops_round_trip_of_an_extractor_alone(images, tmp_path):
 def test_a_weights_file_is_named_not_carried_and_checked_on_first_use(images, tmp_path):
     torch.manual_seed(3)
     path = tmp_path / "lite0.pth"
-    torch.save(EfficientNetLite0().state_dict(), path)
+    torch.save(build_efficientnet_lite("efficientnet_lite0").state_dict(), path)
     est = PretrainedFeatureExtractor(model="efficientnet_lite0", weights=str(path), engine="torch", num_workers=0)
     est.fit(images[:2])
     blob = pickle.dumps(est)
@@ -65,7 +65,7 @@ def test_a_weights_file_is_named_not_carried_and_checked_on_first_use(images, tm
     np.testing.assert_allclose(restored.transform(images[:2]), est.transform(images[:2]), atol=1e-6)
     # Rewritten since fitting: other weights must never embed silently.
     torch.manual_seed(4)
-    torch.save(EfficientNetLite0().state_dict(), path)
+    torch.save(build_efficientnet_lite("efficientnet_lite0").state_dict(), path)
     with pytest.raises(ValueError, match="not the ones it was fitted with"):
         pickle.loads(blob).transform(images[:2])
     path.unlink()

@@ -19,6 +19,7 @@ from skorch.dataset import ValidSplit
 from tiny_finetune import GROUPS, make_clf, make_tiny_backbone
 
 from sktransfer import FineTuneClassifier, ImageLoadError
+from sktransfer.backbones import get_backbone
 from sktransfer.finetune._network import FineTuneNetwork, param_groups, set_trainable
 from sktransfer.utils._device import resolve_device
 
@@ -479,3 +480,26 @@ def test_hymenoptera_quick(data_dir):
     idx = rng.choice(len(X_val), 60, replace=False)
     clf = FineTuneClassifier(random_state=0, max_epochs=6, head_epochs=3, verbose=0).fit(X_train, y_train)
     assert clf.score([X_val[i] for i in idx], y_val[idx]) >= 0.85
+
+
+# ------------------------------------------------------------- timm's Lites
+
+
+def test_efficientnet_lite_through_timm_fine_tunes_its_last_group(data, tmp_path):
+    # The offline Lites are timm networks: unfreeze=1 trains timm's conv_head
+    # (group head_conv) and the new head, and leaves the stages untouched.
+    from sktransfer.backbones._efficientnet_lite import build_efficientnet_lite
+
+    X, y = data
+    torch.manual_seed(0)
+    path = tmp_path / "lite0.pth"
+    torch.save(build_efficientnet_lite("efficientnet_lite0").state_dict(), path)
+    clf = make_clf("efficientnet_lite0", weights=str(path), unfreeze=1, head_epochs=0, max_epochs=1, lr=0.01)
+    clf.fit(X[:8], y[:8])
+    backbone = clf.module_.backbone
+    assert [g for g in backbone.layer_groups if g not in clf.module_.frozen_groups] == ["head_conv"]
+    before = get_backbone("efficientnet_lite0", weights=str(path)).state_dict()
+    after = backbone.state_dict()
+    changed = {k.split(".")[1] for k in after if not torch.equal(after[k].cpu(), before[k])}
+    assert changed == {"head_conv"}
+    assert clf.predict(X[:4]).shape == (4,)

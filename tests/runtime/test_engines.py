@@ -308,3 +308,51 @@ def float32_graph(est):
     from sktransfer.runtime import exported_graph
 
     return exported_graph(est._embedder, est.backbone_.preprocessing.crop_size, est._graph_description())
+
+
+def test_onnxruntime_int8_leaves_shape_arithmetic_in_float(tmp_path):
+    # timm's TF 'SAME' padding (the EfficientNet-Lites, every tf_ model)
+    # computes the padding from the input size in float: ceil(size / stride).
+    # Quantizing that arithmetic rounded the amounts through uint8 and a cast
+    # to int64, so the int8 graph padded by the wrong amount.
+    pytest.importorskip("onnxruntime.quantization")
+    import io
+
+    import onnx
+    import onnxruntime as ort
+    from timm.layers import Conv2dSame
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(Conv2dSame(3, 4, 3, stride=2, bias=False), torch.nn.ReLU()).eval()
+    buffer = io.BytesIO()
+    x = torch.rand(1, 3, 32, 32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter, as the library uses
+        torch.onnx.export(
+            net, (x,), buffer, input_names=["images"], dynamic_axes={"images": {0: "batch"}}, dynamo=False
+        )
+    images = np.random.default_rng(0).random((4, 3, 32, 32), dtype=np.float32)
+    int8 = _quantize.quantize_onnx(buffer.getvalue(), images)
+    model = onnx.load_from_string(int8)
+    producer = {out: node for node in model.graph.node for out in node.output}
+
+    def ancestors(name, seen):
+        node = producer.get(name)
+        if node is None or node.name in seen:
+            return
+        seen.add(node.name)
+        yield node.op_type
+        if node.op_type == "Shape":
+            return  # its output is a shape, whether its input is quantized or not
+        for parent in node.input:
+            yield from ancestors(parent, seen)
+
+    pads = [node.input[1] for node in model.graph.node if node.op_type == "Pad"]
+    assert pads
+    for name in pads:
+        assert "QuantizeLinear" not in set(ancestors(name, set()))
+    out = ort.InferenceSession(int8, providers=["CPUExecutionProvider"]).run(None, {"images": images})[0]
+    with torch.no_grad():
+        expected = net(torch.from_numpy(images)).numpy()
+    assert out.shape == expected.shape
+    assert np.abs(out - expected).max() < 0.1 * np.abs(expected).max()

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from sktransfer import PretrainedFeatureExtractor
-from sktransfer.backbones._efficientnet_lite import EfficientNetLite0
+from sktransfer.backbones._efficientnet_lite import build_efficientnet_lite
 from sktransfer.runtime import OnnxRuntimeRunner, TorchRunner, _graphs, exported_graph
 from sktransfer.runtime._graphs import cache_root, cached_graph, graph_folder, graph_key
 
@@ -142,12 +142,12 @@ def test_random_initialisation_is_not_cached_on_disk(images, cache):
 def test_graph_description_follows_the_weights_content(images, tmp_path):
     path = tmp_path / "w.pth"
     torch.manual_seed(0)
-    state = EfficientNetLite0().state_dict()
+    state = build_efficientnet_lite("efficientnet_lite0").state_dict()
     torch.save(state, path)
     st = os.stat(path)
     params = dict(model="efficientnet_lite0", weights=str(path), engine="torch", num_workers=0)
     first = PretrainedFeatureExtractor(**params).fit(images[:1])._graph_description()
-    state["_bn0.bias"] = state["_bn0.bias"] + 0.5
+    state["bn1.bias"] = state["bn1.bias"] + 0.5
     torch.save(state, path)
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # same size, same mtime
     assert os.stat(path).st_size == st.st_size

@@ -135,7 +135,6 @@ def timm_hub(cache_root):
     repositories hold them) linking to ``blobs/<sha256 of the content>``.
     Returns {timm name: hub repository id}. Built once per run, seeded.
     """
-    import hashlib
 
     import timm
     import torch
@@ -150,18 +149,50 @@ def timm_hub(cache_root):
         net = timm.create_model(name, pretrained=False)
         staging = cache_root / "timm-staging" / name
         save_for_hf(net, staging, safe_serialization=True)
-        commit = hashlib.sha1(repo_id.encode()).hexdigest()
-        folder = hub / ("models--" + repo_id.replace("/", "--"))
-        (folder / "blobs").mkdir(parents=True, exist_ok=True)
-        (folder / "snapshots" / commit).mkdir(parents=True, exist_ok=True)
-        (folder / "refs").mkdir(exist_ok=True)
-        for filename in ("model.safetensors", "config.json"):
-            data = (staging / filename).read_bytes()
-            blob = folder / "blobs" / hashlib.sha256(data).hexdigest()
-            blob.write_bytes(data)
-            link = folder / "snapshots" / commit / filename
-            if not link.exists():
-                link.symlink_to(os.path.relpath(blob, link.parent))
-        (folder / "refs" / "main").write_text(commit)
+        files = {filename: (staging / filename).read_bytes() for filename in ("model.safetensors", "config.json")}
+        put_in_hub_cache(hub, repo_id, files)
         repos[name] = repo_id
     return repos
+
+
+def put_in_hub_cache(hub, repo_id, files):
+    """Write ``files`` ({name: bytes}) as the ``main`` snapshot of ``repo_id`` in the hub cache folder ``hub``."""
+    import hashlib
+
+    commit = hashlib.sha1(repo_id.encode()).hexdigest()
+    folder = Path(hub) / ("models--" + repo_id.replace("/", "--"))
+    (folder / "blobs").mkdir(parents=True, exist_ok=True)
+    (folder / "snapshots" / commit).mkdir(parents=True, exist_ok=True)
+    (folder / "refs").mkdir(exist_ok=True)
+    for filename, data in files.items():
+        blob = folder / "blobs" / hashlib.sha256(data).hexdigest()
+        blob.write_bytes(data)
+        link = folder / "snapshots" / commit / filename
+        if not link.exists():
+            link.symlink_to(os.path.relpath(blob, link.parent))
+    (folder / "refs" / "main").write_text(commit)
+
+
+@pytest.fixture(scope="session")
+def timm_hub_variant(timm_hub):
+    """Copy a ``timm_hub`` model to hub repository ``repo_id`` with its pretrained configuration changed.
+
+    Returns a function ``(name, repo_id, **cfg) -> repo_id``: the weights of
+    ``timm_hub[name]``, its ``config.json`` with ``pretrained_cfg`` updated
+    by ``cfg`` (e.g. ``crop_mode="squash"``), for ``hf-hub:<repo_id>``.
+    """
+    import json
+
+    hub = Path(os.environ["HF_HOME"]) / "hub"
+
+    def make(name, repo_id, **cfg):
+        source = hub / ("models--" + timm_hub[name].replace("/", "--"))
+        snapshot = source / "snapshots" / (source / "refs" / "main").read_text().strip()
+        config = json.loads((snapshot / "config.json").read_text())
+        config["pretrained_cfg"].update(cfg)
+        files = {"model.safetensors": (snapshot / "model.safetensors").read_bytes()}
+        files["config.json"] = json.dumps(config).encode()
+        put_in_hub_cache(hub, repo_id, files)
+        return repo_id
+
+    return make

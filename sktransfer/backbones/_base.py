@@ -72,13 +72,19 @@ class Preprocessing:
     Parameters
     ----------
     resize_size : int
-        The shorter image side is resized to this many pixels.
+        The shorter image side is resized to this many pixels (see
+        ``crop_mode``).
     crop_size : int
         Side of the square centre crop fed to the network.
     interpolation : {"bilinear", "bicubic", "nearest"}
         Resampling filter of the resize (antialiased).
     mean, std : tuple of 3 floats
         Per-channel normalisation of the [0, 1] pixel values.
+    crop_mode : {"center", "squash", "border"}, default="center"
+        timm's eval crop modes: ``"center"`` resizes the shorter side to
+        ``resize_size``; ``"squash"`` resizes both sides to it (the aspect
+        ratio is not kept); ``"border"`` resizes the longer side to it and
+        pads to the crop with the mean pixel. Then the centre crop.
     """
 
     resize_size: int = 256
@@ -86,12 +92,23 @@ class Preprocessing:
     interpolation: str = "bilinear"
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
+    crop_mode: str = "center"
+
+    def __post_init__(self) -> None:
+        from ..image._transforms import CROP_MODES
+
+        if self.crop_mode not in CROP_MODES:
+            raise ValueError(f"crop_mode must be one of {list(CROP_MODES)}, got {self.crop_mode!r}")
 
     def pil_transform(self) -> ResizeCenterCrop:
         """A callable mapping an RGB PIL image to a uint8 CHW tensor (resize, crop)."""
         from ..image._transforms import ResizeCenterCrop
 
-        return ResizeCenterCrop(self.resize_size, self.crop_size, self.interpolation)
+        # timm's border mode pads with the mean pixel (round(255 * mean)).
+        fill = tuple(round(255 * v) for v in self.mean) if self.crop_mode == "border" else (0, 0, 0)
+        return ResizeCenterCrop(
+            self.resize_size, self.crop_size, self.interpolation, crop_mode=self.crop_mode, fill=fill
+        )
 
     def normalize(self, batch: torch.Tensor) -> torch.Tensor:
         """Map a uint8 (or [0, 255] float) NCHW batch to the network's normalised input."""

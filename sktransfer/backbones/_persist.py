@@ -105,7 +105,8 @@ def backbone_recipe(backbone: Backbone, model: Any, weights: Weights, *, tensors
 
 def _preprocessing(fields):
     names = {f.name for f in dataclasses.fields(Preprocessing)}
-    if not isinstance(fields, dict) or set(fields) != names:
+    # Recipes saved before crop modes existed have no crop_mode: "center".
+    if not isinstance(fields, dict) or set(fields) not in (names, names - {"crop_mode"}):
         raise ValueError(f"the saved preprocessing must have the fields {sorted(names)}")
     pre = Preprocessing(
         resize_size=int(fields["resize_size"]),
@@ -113,6 +114,7 @@ def _preprocessing(fields):
         interpolation=str(fields["interpolation"]),
         mean=tuple(float(v) for v in fields["mean"]),
         std=tuple(float(v) for v in fields["std"]),
+        crop_mode=str(fields.get("crop_mode", "center")),
     )
     if len(pre.mean) != 3 or len(pre.std) != 3:
         raise ValueError("the saved preprocessing must have 3 means and 3 standard deviations")

@@ -11,8 +11,10 @@ input size) and loads strictly.
 
 The preprocessing is timm's eval transform for the pretrained
 configuration (``timm.data.resolve_data_config`` then ``create_transform``):
-resize the shorter side to ``floor(size / crop_pct)`` with the configured
-interpolation, centre-crop ``size``, normalise with the configured mean and
+resize to ``floor(size / crop_pct)`` with the configured interpolation as
+the configured ``crop_mode`` says (``"center"``: the shorter side;
+``"squash"``: both sides; ``"border"``: the longer side, padded with the
+mean pixel), centre-crop ``size``, normalise with the configured mean and
 std.
 
 Input size: a model trained on large fixed inputs (DINOv2's 518 px) is
@@ -24,11 +26,11 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from typing import Any
 
 from torch import nn
 
+from ..image._transforms import CROP_MODES
 from ._base import Preprocessing
 from ._hub import HUB_WEIGHTS_FILES, find_hub_file
 from ._timm_names import TimmSource, timm_source
@@ -64,13 +66,11 @@ def timm_preprocessing(source: TimmSource, side: int) -> Preprocessing:
     from timm.data import resolve_data_config
 
     data = resolve_data_config(pretrained_cfg=source.pretrained_cfg)
-    crop_mode = data.get("crop_mode", "center")
-    if crop_mode != "center":
-        warnings.warn(
-            f"{source.model}: timm's eval transform for it uses crop_mode={crop_mode!r}; sktransfer resizes the "
-            "shorter side and centre-crops (crop_mode='center'), so embeddings differ slightly from timm's.",
-            UserWarning,
-            stacklevel=4,
+    crop_mode = data.get("crop_mode") or "center"
+    if crop_mode not in CROP_MODES:
+        raise ValueError(
+            f"{source.model}: its pretrained configuration has crop_mode={crop_mode!r}; "
+            f"timm's eval transform knows {list(CROP_MODES)}"
         )
     interpolation = data.get("interpolation", "bicubic")
     if interpolation not in _INTERPOLATIONS:
@@ -81,6 +81,7 @@ def timm_preprocessing(source: TimmSource, side: int) -> Preprocessing:
         interpolation=interpolation,
         mean=tuple(float(v) for v in data["mean"]),
         std=tuple(float(v) for v in data["std"]),
+        crop_mode=crop_mode,
     )
 
 

@@ -127,7 +127,8 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
     augment : None, "light" or callable, default=None
         Training augmentation. ``"light"``: random resized crop (35-100% of
         the area) and horizontal flip. A callable receives the RGB PIL image
-        resized to the backbone's ``resize_size`` on its shorter side and
+        resized to the backbone's ``resize_size`` (on its shorter side, or
+        as the preprocessing's ``crop_mode`` says) and
         returns a PIL image (centre-cropped to the crop size if needed) or a
         uint8 tensor of the crop size. Prediction always uses the backbone's
         own resize and centre crop.

@@ -5,9 +5,10 @@ CPU, so :class:`FineTuneClassifier` decodes every training image exactly
 once per ``fit`` and keeps the result in memory:
 
 * without augmentation, the final uint8 crops (what the network sees);
-* with augmentation, the images resized so that their shorter side is the
-  backbone's ``resize_size``: random crops are drawn from those, and the
-  centre crop of such an image *is* the evaluation crop.
+* with augmentation, the images resized to the backbone's ``resize_size``
+  (the shorter side, or as its ``crop_mode`` says): random crops are drawn
+  from those, and the centre crop of such an image *is* the evaluation crop
+  (the resize leaves an image of its result size alone).
 
 The frozen prefix's activations on top of that live in
 :mod:`._activation_cache`. :func:`training_dataset` turns the training
@@ -88,7 +89,7 @@ class DecodedImages:
     ----------
     images : torch.Tensor or list of PIL.Image.Image
         uint8 crops (n, 3, crop, crop) when ``augment`` is None, else images
-        resized to the backbone's ``resize_size`` on their shorter side.
+        resized to the backbone's ``resize_size`` (the shorter side, or as its ``crop_mode`` says).
     crop : ResizeCenterCrop
         The evaluation crop (a no-op resize on the stored images).
     augment : callable or None

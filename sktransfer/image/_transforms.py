@@ -38,6 +38,27 @@ def _resized_size(width, height, size):
 _TENSOR_FILTERS = frozenset({"bilinear"})
 
 
+#: timm's eval crop modes (``transforms_imagenet_eval``): how the image is
+#: brought to ``resize_size`` before the centre crop.
+CROP_MODES = ("center", "squash", "border")
+
+
+def _mode_size(width, height, size, crop_mode):
+    """(width, height) after the resize of ``crop_mode`` to ``size``.
+
+    center: the shorter side to ``size`` (aspect kept, torchvision's rule);
+    squash: both sides to ``size`` (aspect changed, timm's ``Resize((s, s))``);
+    border: the longer side to ``size`` (aspect kept, timm's
+    ``ResizeKeepRatio(s, longest=1)`` with its rounding).
+    """
+    if crop_mode == "squash":
+        return size, size
+    if crop_mode == "border":
+        ratio = max(height / size, width / size)
+        return round(width / ratio), round(height / ratio)
+    return _resized_size(width, height, size)
+
+
 def _padded(width, height, crop):
     """A canvas at least ``crop`` on each side: (width, height, left, top) of the image on it."""
     canvas_width, canvas_height = max(width, crop), max(height, crop)
@@ -63,10 +84,15 @@ def _pil_to_planar_view(img):
 
 
 class ResizeCenterCrop:
-    """Resize the shorter side, centre-crop a square, return a uint8 CHW tensor.
+    """Resize, centre-crop a square, return a uint8 CHW tensor.
 
-    The geometry of ``torchvision.transforms.Resize(resize_size,
-    interpolation, antialias=True)`` followed by ``CenterCrop(crop_size)``.
+    With ``crop_mode="center"``, the geometry of
+    ``torchvision.transforms.Resize(resize_size, interpolation,
+    antialias=True)`` followed by ``CenterCrop(crop_size)``. timm's other
+    eval crop modes: ``"squash"`` resizes both sides to ``resize_size``
+    (aspect ratio not kept) then centre-crops; ``"border"`` resizes the
+    longer side to ``resize_size`` then centre-crops or pads with ``fill``
+    (timm's ``ResizeKeepRatio(longest=1)`` + ``CenterCropOrPad``).
     Calling the transform resizes bilinear images as uint8 tensors
     (torchvision's antialiased uint8 kernel, faster than PIL): a few values
     differ from PIL's, by one level (rarely two). Bicubic and nearest resize in PIL. :meth:`resize_crop`
@@ -80,10 +106,17 @@ class ResizeCenterCrop:
         Side of the centre crop.
     interpolation : {"bilinear", "bicubic", "nearest"}
         Resampling filter (antialiased when shrinking).
+    crop_mode : {"center", "squash", "border"}, default="center"
+        Which side(s) the resize brings to ``resize_size`` (see above).
+    fill : tuple of 3 int, default=(0, 0, 0)
+        RGB colour of the padding around images smaller than the crop
+        (timm's border mode pads with the mean pixel).
 
     Examples
     --------
     >>> from PIL import Image
+    >>> ResizeCenterCrop(224, 224, crop_mode="border", fill=(124, 116, 104)).resize(Image.new("RGB", (640, 480))).size
+    (224, 168)
     >>> crop = ResizeCenterCrop(256, 224)
     >>> crop(Image.new("RGB", (640, 480))).shape
     torch.Size([3, 224, 224])
@@ -91,12 +124,27 @@ class ResizeCenterCrop:
     ('tensor', (224, 224))
     """
 
-    def __init__(self, resize_size: int, crop_size: int, interpolation: str = "bilinear") -> None:
+    def __init__(
+        self,
+        resize_size: int,
+        crop_size: int,
+        interpolation: str = "bilinear",
+        *,
+        crop_mode: str = "center",
+        fill: tuple[int, int, int] = (0, 0, 0),
+    ) -> None:
         if interpolation not in _PIL_FILTERS:
             raise ValueError(f"interpolation must be one of {sorted(_PIL_FILTERS)}, got {interpolation!r}")
+        if crop_mode not in CROP_MODES:
+            raise ValueError(f"crop_mode must be one of {list(CROP_MODES)}, got {crop_mode!r}")
+        fill = tuple(int(v) for v in fill)
+        if len(fill) != 3 or not all(0 <= v <= 255 for v in fill):
+            raise ValueError(f"fill must be 3 integers in [0, 255] (an RGB colour), got {fill!r}")
         self.resize_size = int(resize_size)
         self.crop_size = int(crop_size)
         self.interpolation = interpolation
+        self.crop_mode = crop_mode
+        self.fill = fill
 
     @property
     def draft_size(self) -> tuple[int, int]:
@@ -113,20 +161,20 @@ class ResizeCenterCrop:
         return (2 * self.resize_size, 2 * self.resize_size)
 
     def resize(self, img: Image.Image) -> Image.Image:
-        """Resize an RGB PIL image so that its shorter side is ``resize_size``."""
+        """Resize an RGB PIL image to ``resize_size`` as ``crop_mode`` says (the shorter side for "center")."""
         w, h = img.size
-        new_size = _resized_size(w, h, self.resize_size)
+        new_size = _mode_size(w, h, self.resize_size, self.crop_mode)
         if new_size == (w, h):
             return img
         return img.resize(new_size, _PIL_FILTERS[self.interpolation])
 
     def center_crop(self, img: Image.Image) -> Image.Image:
-        """The square centre crop of ``crop_size`` (torchvision's rounding; pads when too small)."""
+        """The square centre crop of ``crop_size`` (torchvision's rounding; pads with ``fill`` when too small)."""
         w, h = img.size
         c = self.crop_size
         if w < c or h < c:
             w, h, left, top = _padded(w, h, c)
-            canvas = Image.new("RGB", (w, h))
+            canvas = Image.new("RGB", (w, h), self.fill)
             canvas.paste(img, (left, top))
             img = canvas
         left, top = _crop_origin(w, h, c)
@@ -148,7 +196,7 @@ class ResizeCenterCrop:
 
     def _resize_crop_tensor(self, x):
         h, w = x.shape[-2:]
-        new_w, new_h = _resized_size(w, h, self.resize_size)
+        new_w, new_h = _mode_size(w, h, self.resize_size, self.crop_mode)
         if (new_w, new_h) != (w, h):
             # torch's own uint8 kernel, as torchvision's resize calls it
             # (without importing torchvision, a slow import).
@@ -157,9 +205,9 @@ class ResizeCenterCrop:
             ).squeeze(0)
         c = self.crop_size
         if new_w < c or new_h < c:
-            # Pad with black around the image, as the PIL path does.
+            # Pad with the fill colour around the image, as the PIL path does.
             canvas_w, canvas_h, left, top = _padded(new_w, new_h, c)
-            canvas = x.new_zeros((x.shape[0], canvas_h, canvas_w))
+            canvas = torch.tensor(self.fill, dtype=x.dtype).reshape(-1, 1, 1).repeat(1, canvas_h, canvas_w)
             canvas[:, top : top + new_h, left : left + new_w] = x
             x, new_w, new_h = canvas, canvas_w, canvas_h
         left, top = _crop_origin(new_w, new_h, c)
@@ -175,9 +223,11 @@ class ResizeCenterCrop:
         return pil_to_chw(self.resize_crop(img))
 
     def __repr__(self) -> str:
+        extra = "" if self.crop_mode == "center" else f", crop_mode={self.crop_mode!r}"
+        extra += "" if self.fill == (0, 0, 0) else f", fill={self.fill}"
         return (
             f"ResizeCenterCrop(resize_size={self.resize_size}, crop_size={self.crop_size}, "
-            f"interpolation={self.interpolation!r})"
+            f"interpolation={self.interpolation!r}{extra})"
         )
 
 

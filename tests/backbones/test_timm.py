@@ -286,3 +286,58 @@ def test_other_architectures_are_one_group_and_copies_are_independent():
         # Casting replaces buffers (BatchNorm statistics): the network reads the new ones.
         doubled = copy.deepcopy(backbone).double()
         torch.testing.assert_close(doubled.forward_embedding(x.double()).float(), expected, atol=1e-4, rtol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def wide_photos():
+    """Non-square images with structure (a gradient and a bright block), so the crop modes see different pixels."""
+    rng = np.random.default_rng(1)
+    out = []
+    for height, width in ((40, 120), (130, 50), (70, 96)):
+        ramp = np.linspace(0, 255, width)[None, :, None] * np.array([1.0, 0.4, 0.1])
+        pixels = np.broadcast_to(ramp, (height, width, 3)).copy()
+        pixels[: height // 3, : width // 4] = (250, 250, 30)
+        pixels += rng.normal(0, 12, pixels.shape)
+        out.append(Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)))
+    return out
+
+
+def _timm_reference_from_config(name, repo_id, images):
+    """timm's own embedding with the eval transform of ``hf-hub:<repo_id>``'s pretrained configuration."""
+    from timm.models import load_model_config_from_hf
+
+    pretrained_cfg = load_model_config_from_hf(repo_id)[0]
+    _, net, _ = _timm_reference(name, repo_id, images[:1])
+    data = resolve_data_config(pretrained_cfg=pretrained_cfg)
+    transform = create_transform(**data)
+    x = torch.stack([transform(img) for img in images])
+    with torch.no_grad():
+        return net.forward_head(net.forward_features(x), pre_logits=True).numpy(), data["crop_mode"]
+
+
+@pytest.mark.parametrize("crop_mode", ["squash", "border", "center"])
+def test_crop_modes_embed_as_timms_own_eval_transform(timm_hub_variant, wide_photos, crop_mode):
+    # crop_pct=1: squash keeps the whole image, border pads it with the mean pixel.
+    repo = timm_hub_variant("resnet10t", f"tests/resnet10t-{crop_mode}", crop_mode=crop_mode, crop_pct=1.0)
+    expected, timm_crop_mode = _timm_reference_from_config("resnet10t", repo, wide_photos)
+    assert timm_crop_mode == crop_mode
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "embeddings differ from timm's" warning any more
+        est = PretrainedFeatureExtractor(model=f"hf-hub:{repo}", engine="torch", num_workers=0).fit(wide_photos)
+    got = est.transform(wide_photos)
+    assert est.backbone_.preprocessing.crop_mode == crop_mode
+    assert est.output_description()["preprocessing"]["crop_mode"] == crop_mode
+    assert _cosine(got, expected).min() >= 0.999
+    if crop_mode != "center":
+        # The mode matters on these images: the centre crop's embedding is another one.
+        center = PretrainedFeatureExtractor(model="timm/resnet10t", engine="torch", num_workers=0).fit(wide_photos)
+        assert _cosine(center.transform(wide_photos), expected).min() < 0.999
+
+
+def test_registry_crop_modes_reach_the_preprocessing():
+    from sktransfer.backbones._timm import timm_preprocessing
+    from sktransfer.backbones._timm_names import timm_source
+
+    for name, mode in (("coat_lite_medium_384.in1k", "squash"), ("deepseek_vit_412m.deepseek_v4_1_flash", "border")):
+        pre = timm_preprocessing(timm_source(f"timm/{name}"), 224)
+        assert (pre.crop_mode, pre.resize_size, pre.crop_size) == (mode, 224, 224), name

@@ -147,9 +147,15 @@ def test_recipe_keeps_the_weights_preprocessing(tmp_path):
     from dataclasses import replace
 
     bb = get_backbone("tiny_convnet", weights=None)
-    bb.preprocessing = replace(bb.preprocessing, resize_size=40, mean=(0.1, 0.2, 0.3))
+    bb.preprocessing = replace(bb.preprocessing, resize_size=40, mean=(0.1, 0.2, 0.3), crop_mode="squash")
     rebuilt = backbone_from_recipe(backbone_recipe(bb, "tiny_convnet", None))
     assert rebuilt.preprocessing == bb.preprocessing
+
+
+def test_recipe_saved_before_crop_modes_rebuilds_with_the_centre_crop():
+    recipe = backbone_recipe(make_tiny_backbone(), "tiny_convnet", None)
+    older = {k: v for k, v in recipe["preprocessing"].items() if k != "crop_mode"}
+    assert backbone_from_recipe({**recipe, "preprocessing": older}).preprocessing.crop_mode == "center"
 
 
 @pytest.mark.parametrize(
@@ -160,6 +166,7 @@ def test_recipe_keeps_the_weights_preprocessing(tmp_path):
         (lambda r: {**r, "model": 3}, "names its model and weights with strings"),
         (lambda r: {**r, "preprocessing": {"crop_size": 3}}, "must have the fields"),
         (lambda r: {**r, "preprocessing": {**r["preprocessing"], "mean": (0.5,)}}, "3 means"),
+        (lambda r: {**r, "preprocessing": {**r["preprocessing"], "crop_mode": "fit"}}, "crop_mode must be one of"),
         (lambda r: {**r, "state_dict": b"junk"}, "cannot read the saved network"),
         (lambda r: "a string", "not a saved sktransfer backbone"),
     ],

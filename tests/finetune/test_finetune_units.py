@@ -172,3 +172,26 @@ def test_partial_fit_continues_and_keeps_the_classes(tiny_backbone, data):
     assert not torch.equal(first, clf.module_.head[-1].weight)
     with pytest.raises(ValueError, match="never seen in fit"):
         clf.partial_fit(X[:2], np.array(["ant", "moth"], dtype=object))
+
+
+@pytest.mark.parametrize("crop_mode", ["squash", "border"])
+def test_training_images_take_the_preprocessings_crop_mode(crop_mode):
+    from PIL import Image
+
+    from sktransfer.backbones import Preprocessing
+    from sktransfer.finetune._datasets import decode_training_images
+
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for h, w in ((20, 60), (50, 24))]
+    pre = Preprocessing(resize_size=32, crop_size=32, crop_mode=crop_mode)
+    expected = torch.stack([pre.pil_transform()(img) for img in images])
+    # Without augmentation the stored crops, with it the evaluation crop of the stored resized images.
+    plain = decode_training_images(images, pre)
+    augmented = decode_training_images(images, pre, augment=lambda img: img)
+    # (The stored images were resized in PIL, the direct crops on the uint8 tensor: one level apart at most.)
+    for decoded, level in ((plain, 0), (augmented, 1)):
+        got = torch.stack([decoded.eval_item(i) for i in range(2)])
+        torch.testing.assert_close(got, expected, rtol=0, atol=level)
+    # The mode is not the centre crop on these images.
+    centre = Preprocessing(resize_size=32, crop_size=32).pil_transform()
+    assert not torch.equal(torch.stack([centre(img) for img in images]), expected)

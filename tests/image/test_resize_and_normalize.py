@@ -114,3 +114,54 @@ def test_repr_names_the_parameters():
     assert repr(ResizeCenterCrop(8, 6, "nearest")) == (
         "ResizeCenterCrop(resize_size=8, crop_size=6, interpolation='nearest')"
     )
+
+
+@pytest.mark.parametrize("crop_pct", [1.0, 0.9])
+@pytest.mark.parametrize("crop_mode", ["squash", "border", "center"])
+@pytest.mark.parametrize("size", [(120, 40), (50, 130), (33, 40)])
+def test_crop_modes_equal_timms_eval_transform(size, crop_mode, crop_pct):
+    import math
+
+    from timm.data.transforms_factory import transforms_imagenet_eval
+
+    image, fill = _noise(*size), (124, 116, 104)
+    for interpolation in ("bicubic", "bilinear"):  # resized in PIL, then on the uint8 tensor
+        expected = transforms_imagenet_eval(
+            img_size=48,
+            crop_pct=crop_pct,
+            crop_mode=crop_mode,
+            interpolation=interpolation,
+            mean=tuple(v / 255 for v in fill),
+            normalize=False,
+        )(image)
+        crop = ResizeCenterCrop(
+            math.floor(48 / crop_pct),
+            48,
+            interpolation,
+            crop_mode=crop_mode,
+            fill=fill if crop_mode == "border" else (0, 0, 0),
+        )
+        got = crop(image)
+        assert got.shape == expected.shape == (3, 48, 48)
+        # PIL's bicubic is timm's exactly; torch's uint8 bilinear kernel is within one level.
+        bound = 0 if interpolation == "bicubic" else 1
+        assert (got.int() - expected.int()).abs().max() <= bound, interpolation
+        # The PIL path (resize_crop) is timm's on every filter.
+        np.testing.assert_array_equal(pil_to_chw(crop.resize_crop(image)), expected)
+        # The fine-tuner resizes once, then crops the stored image: the resize is idempotent.
+        resized = crop.resize(image)
+        assert crop.resize(resized).size == resized.size
+
+
+def test_border_mode_pads_with_the_fill_colour_on_both_paths():
+    crop = ResizeCenterCrop(48, 48, "bilinear", crop_mode="border", fill=(10, 200, 30))
+    image = Image.new("RGB", (96, 32), (255, 255, 255))  # resized to 48x16: 16 rows of fill above and below
+    for out in (crop(image), pil_to_chw(crop.resize_crop(image))):
+        assert out[:, 0, 0].tolist() == [10, 200, 30] and out[:, 24, 24].tolist() == [255, 255, 255]
+
+
+def test_unknown_crop_mode_and_bad_fill_are_refused():
+    with pytest.raises(ValueError, match="crop_mode must be one of"):
+        ResizeCenterCrop(8, 6, crop_mode="fit")
+    with pytest.raises(ValueError, match="fill must be 3 integers"):
+        ResizeCenterCrop(8, 6, fill=(0, 0))

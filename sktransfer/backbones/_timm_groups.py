@@ -16,8 +16,13 @@ that must call the model's own methods (a ViT's patch and position
 embedding, the head) hold the model as a plain attribute, not a submodule:
 its tensors are registered by the submodules and parameters they name.
 
-Other timm architectures are one group, ``"features"``
-(``forward_features``), plus the head.
+Other timm architectures are cut at their ``feature_info`` modules
+(EfficientNet's and MobileNet's ``blocks.N``, RegNet's ``s1..s4``) when
+their top-level children, run in order, are their ``forward_features``:
+that is checked on a probe batch when the model is split, as is the
+channels-first layout of every cut. Where it does not hold (a ViT-like
+model with position embeddings, an architecture with a branching trunk), the
+model is one group, ``"features"`` (``forward_features``), plus the head.
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ from ._base import BackboneSpec
 
 #: Vision Transformer blocks are cut into this many groups.
 VIT_GROUPS = 4
+
+#: Side of the probe image that checks a split from ``feature_info`` (models without a fixed input size).
+PROBE_SIDE = 64
 
 
 class TimmCall(nn.Module):
@@ -150,6 +158,80 @@ def _split_convnext(net):
     return groups, {"stem", "stages", "norm_pre"}, "nchw"
 
 
+def _children_in_order(net, cuts):
+    """(qualified name, module) of ``net``'s children, a Sequential opened where a cut lies inside it."""
+    inside = {cut.split(".")[0] for cut in cuts if "." in cut}
+    out = []
+    for name, child in net.named_children():
+        if name in inside and isinstance(child, nn.Sequential):
+            out += [(f"{name}.{sub}", module) for sub, module in child.named_children()]
+        else:
+            out.append((name, child))
+    return out
+
+
+def _probe(net):
+    """A small fixed input batch (its own generator: the global one is untouched)."""
+    cfg = getattr(net, "pretrained_cfg", None) or {}
+    side = int(cfg.get("input_size", (3, 224, 224))[-1]) if cfg.get("fixed_input_size") else PROBE_SIDE
+    return torch.randn(1, 3, side, side, generator=torch.Generator().manual_seed(0))
+
+
+def _split_feature_info(net):
+    """Groups cut at ``feature_info``'s modules, if the children in order compute ``forward_features``; else None."""
+    if any(p is not None for p in net._parameters.values()):
+        return None  # a parameter of the model itself (a position embedding): not a chain of its children
+    try:
+        cuts = [str(entry["module"]) for entry in net.feature_info]
+        channels = [int(entry["num_chs"]) for entry in net.feature_info]
+    except (AttributeError, TypeError, KeyError, ValueError):
+        return None
+    sequence = _children_in_order(net, cuts)
+    names = [name for name, _ in sequence]
+    if not cuts or len(set(cuts)) != len(cuts) or not set(cuts) <= set(names):
+        return None
+    ends = [names.index(cut) for cut in cuts]
+    if ends != sorted(ends):
+        return None
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            split = _cut_and_check(net, sequence, ends, channels, _probe(net))
+    except Exception:  # a trunk its children do not compute on their own: one group
+        split = None
+    finally:
+        net.train(was_training)
+    if split is not None:
+        groups, used, _ = split
+        # Every parameter of the trunk's children is in a group (none left out of both trunk and head).
+        in_groups = {id(p) for _, group in groups for p in group.parameters()}
+        if any(id(p) not in in_groups for name in used for p in getattr(net, name).parameters()):
+            return None
+    return split
+
+
+def _cut_and_check(net, sequence, ends, channels, x):
+    groups, start = [], 0
+    for end, width in zip(ends, channels):
+        modules = [module for _, module in sequence[start : end + 1]]
+        x = nn.Sequential(*modules)(x)
+        if x.ndim != 4 or x.shape[1] != width:  # not a channels-first feature map
+            return None
+        groups.append((sequence[end][0].replace(".", ""), modules))
+        start = end + 1
+    expected = net.forward_features(_probe(net))
+    # forward_features may run more of the children after the last cut (EfficientNet's conv_head, bn2).
+    for extra in range(len(sequence) - start + 1):
+        if x.shape == expected.shape and torch.allclose(x, expected, rtol=1e-4, atol=1e-5):
+            groups[-1][1].extend(module for _, module in sequence[start : start + extra])
+            used = {name.split(".")[0] for name, _ in sequence[: start + extra]}
+            return [(name, nn.Sequential(*modules)) for name, modules in groups], used, "nchw"
+        if start + extra < len(sequence):
+            x = sequence[start + extra][1](x)
+    return None
+
+
 #: timm model classes whose ``forward_features`` the splitters reproduce group by group.
 _SPLITTERS = {
     "VisionTransformer": _split_vit,
@@ -161,7 +243,10 @@ _SPLITTERS = {
 def split_timm(net: nn.Module) -> BackboneSpec:
     """A :class:`BackboneSpec` of a timm model: its stages as groups, its ``forward_head`` as pre-logits."""
     splitter = _SPLITTERS.get(_class_name(net))
-    if splitter is None or getattr(net, "grad_checkpointing", False):
+    split = None
+    if not getattr(net, "grad_checkpointing", False):
+        split = splitter(net) if splitter is not None else _split_feature_info(net)
+    if split is None:
         # One group: every submodule and parameter but the classifier (the
         # head's own layers, e.g. a norm, are in it too: the trunk and head
         # of an unknown architecture cannot be told apart).
@@ -174,7 +259,7 @@ def split_timm(net: nn.Module) -> BackboneSpec:
         classifier = classifier if top_level and isinstance(classifier, nn.Linear) else None
         fmt = "nchw"
     else:
-        groups, trunk, fmt = splitter(net)
+        groups, trunk, fmt = split
         head, classifier = _head(net, trunk)
     return BackboneSpec(
         groups=groups,

@@ -268,12 +268,53 @@ def test_embedding_store_serves_a_timm_models_embeddings(timm_hub, photos, tmp_p
     np.testing.assert_array_equal(second.transform(photos), first)
 
 
-def test_other_architectures_are_one_group_and_copies_are_independent():
+#: Architectures without a splitter of their own, cut at their feature_info modules.
+FEATURE_INFO_GROUPS = {
+    "efficientnet_b0": ["blocks0", "blocks1", "blocks2", "blocks4", "blocks6"],
+    "regnetx_002": ["stem", "s1", "s2", "s3", "s4"],
+    "mobilenetv3_small_050": ["bn1", "blocks0", "blocks1", "blocks3", "blocks5", "pre_logits"],
+}
+
+
+@pytest.mark.parametrize("name", FEATURE_INFO_GROUPS)
+def test_other_architectures_are_cut_at_their_feature_info(name):
+    torch.manual_seed(0)
+    backbone = get_backbone(f"timm/{name}", weights=None)
+    assert backbone.layer_groups == FEATURE_INFO_GROUPS[name]
+    net = backbone.pre_logits.net
+    x = torch.randn(2, 3, 80, 96)  # not the probe's size or shape
+    with torch.no_grad():
+        torch.testing.assert_close(backbone.forward_trunk(x), net.forward_features(x))
+        torch.testing.assert_close(
+            backbone.forward_embedding(x), net.forward_head(net.forward_features(x), pre_logits=True)
+        )
+    # Each parameter of the model is in exactly one group or in the head (pre-logits and classifier).
+    owners = [backbone.groups[g] for g in backbone.group_names] + [backbone.pre_logits, backbone.head]
+    counts = {}
+    for owner in owners:
+        for p in {id(p): p for p in owner.parameters()}.values():
+            counts[id(p)] = counts.get(id(p), 0) + 1
+    assert sorted(counts) == sorted(id(p) for p in net.parameters())
+    assert set(counts.values()) == {1}
+    assert len(backbone.state_dict()) == len(net.state_dict())
+
+
+def test_a_model_whose_children_are_not_its_trunk_stays_one_group():
+    # EVA-02: position embedding and rotary embedding between its children.
+    torch.manual_seed(0)
+    backbone = get_backbone("timm/eva02_tiny_patch14_224", weights=None)
+    assert backbone.layer_groups == ["features"]
+    x = torch.randn(1, 3, 224, 224)
+    net = backbone.pre_logits.net
+    with torch.no_grad():
+        torch.testing.assert_close(backbone.forward_trunk(x), net.forward_features(x))
+
+
+def test_copies_of_a_timm_backbone_are_independent():
     import copy
 
     torch.manual_seed(0)
     backbone = get_backbone("timm/mobilenetv3_small_050", weights=None)
-    assert backbone.layer_groups == ["features"]
     net = backbone.pre_logits.net
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():

@@ -170,6 +170,28 @@ def test_finetune_unfreeze_1_trains_only_the_last_group(timm_hub):
     assert changed == {"layer4"}
 
 
+def test_finetune_unfreeze_1_trains_only_the_last_feature_info_stage(tmp_path):
+    torch.manual_seed(0)
+    net = timm.create_model("regnetx_002", pretrained=False)
+    torch.save(net.state_dict(), tmp_path / "regnet.pth")
+    X = np.random.default_rng(1).integers(0, 256, (8, 48, 48, 3), dtype=np.uint8)
+    clf = FineTuneClassifier(
+        model="timm/regnetx_002",
+        weights=str(tmp_path / "regnet.pth"),
+        unfreeze=1,
+        max_epochs=1,
+        batch_size=4,
+        num_workers=0,
+        random_state=0,
+        patience=None,
+    )
+    clf.fit(X, np.array([0, 1] * 4))
+    before = get_backbone("timm/regnetx_002", weights=str(tmp_path / "regnet.pth")).state_dict()
+    after = clf.module_.backbone.state_dict()
+    changed = {k.split(".")[1] for k, v in after.items() if k.startswith("groups.") and not torch.equal(v, before[k])}
+    assert changed == {"s4"}
+
+
 def test_list_backbones_filters_timms_pretrained_names():
     names = list_backbones("*dinov2*")
     assert "timm/vit_small_patch14_dinov2.lvd142m" in names

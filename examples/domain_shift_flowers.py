@@ -32,7 +32,10 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sktransfer import CORAL, LabelShiftAdapter, PretrainedFeatureExtractor, detect_shift, load_image  # noqa: E402
 from sktransfer.datasets import find_data_dir, load_image_folder  # noqa: E402
 
-OUTPUT = Path(__file__).resolve().parent / "output"
+# This example's folder: sphinx-gallery runs the examples from it and does not set __file__.
+HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
+
+OUTPUT = HERE / "output"
 PER_CLASS, TRAIN_PER_CLASS, SENSOR_PER_CLASS = 160, 60, 60
 
 

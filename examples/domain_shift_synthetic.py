@@ -24,7 +24,9 @@ from sktransfer import (  # noqa: E402
     detect_shift,
 )
 
-OUTPUT = Path(__file__).resolve().parent / "output"
+# This example's folder: sphinx-gallery runs the examples from it and does not set __file__.
+HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
+OUTPUT = HERE / "output"
 rng = np.random.default_rng(0)
 
 # 1. Covariate shift: source N(0, 1), target N(1, 1); p_t/p_s = exp(x - 1/2).

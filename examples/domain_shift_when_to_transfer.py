@@ -31,9 +31,12 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sktransfer import PretrainedFeatureExtractor, transfer_gain  # noqa: E402
 from sktransfer.datasets import find_data_dir, load_image_folder  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+# This example's folder: sphinx-gallery runs the examples from it and does not set __file__.
+HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
+
+REPO = HERE.parent
 CACHE = REPO / "benchmarks" / ".cache"
-OUTPUT = Path(__file__).resolve().parent / "output"
+OUTPUT = HERE / "output"
 
 
 def model():

@@ -37,7 +37,10 @@ from sklearn.pipeline import make_pipeline
 from sktransfer import FineTuneClassifier, PretrainedFeatureExtractor
 from sktransfer.datasets import find_data_dir, load_image_folder
 
-ROOT = Path(__file__).resolve().parents[1]
+# This example's folder: sphinx-gallery runs the examples from it and does not set __file__.
+HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
+
+ROOT = HERE.parent
 
 
 def results_table(search, args, wall, baseline, n_images):

@@ -32,6 +32,9 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sktransfer import PretrainedFeatureExtractor, load_image
 from sktransfer.datasets import fetch_hymenoptera, load_image_folder, load_image_splits, split_of
 
+# This example's folder: sphinx-gallery runs the examples from it and does not set __file__.
+HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
+
 
 def load_split(folder):
     """(train paths, train labels, test paths, test labels) from a folder.
@@ -109,7 +112,7 @@ def results_table(name, n_train, n_test, results):
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # RESULTS.md writer
+    sys.path.insert(0, str(HERE.parent / "benchmarks"))  # RESULTS.md writer
     import _results
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

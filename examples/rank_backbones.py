@@ -36,7 +36,10 @@ from sktransfer import PretrainedFeatureExtractor  # noqa: E402
 from sktransfer.datasets import fetch_hymenoptera  # noqa: E402
 from sktransfer.selection import rank_transfer  # noqa: E402
 
-OUTPUT = Path(__file__).resolve().parent / "output"
+# This example's folder: sphinx-gallery runs the examples from it and does not set __file__.
+HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
+
+OUTPUT = HERE / "output"
 BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 LAYERS = ("stage6", "stage7", None)  # None: the network's own embedding
 SCORES = ("logme", "knn", "linear")

@@ -115,7 +115,8 @@ if __name__ == "__main__":
     sys.path.insert(0, str(HERE.parent / "benchmarks"))  # RESULTS.md writer
     import _results
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # sphinx-gallery runs this with an empty __doc__.
+    parser = argparse.ArgumentParser(description="Quickstart: an image classifier from a folder of images.")
     parser.add_argument("folder", nargs="?", default=None, help="a folder of class sub-folders")
     _results.add_argument(parser)
     args = parser.parse_args()

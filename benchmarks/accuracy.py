@@ -43,6 +43,7 @@ from pathlib import Path
 
 import _results
 import numpy as np
+from _splits import split_per_class
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(__file__).resolve().parent / ".cache"
@@ -182,15 +183,6 @@ def flowers_features(use_cache=True):
             "cache_file": str(path.relative_to(ROOT)),
         },
     )
-
-
-def split_per_class(labels, k, seed):
-    rng = np.random.default_rng(seed)
-    train = np.zeros(len(labels), dtype=bool)
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        train[rng.choice(idx, size=k, replace=False)] = True
-    return np.flatnonzero(train), np.flatnonzero(~train)
 
 
 def run_flowers(per_class, seeds, use_cache):

@@ -65,41 +65,14 @@ import json
 import os
 import statistics
 import time
-import warnings
 from pathlib import Path
 
 import _results
 import numpy as np
+from _splits import load_folder, split_per_class
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 UNION = ("efficientnet_lite0", "efficientnet_lite2")
-
-
-def load_folder(name, *parts):
-    from sktransfer.datasets import find_data_dir, load_image_folder
-
-    root = Path(find_data_dir(name, required=True)) / name
-    with warnings.catch_warnings():  # hymenoptera's imageNotFound.gif is skipped, as intended
-        warnings.simplefilter("ignore")
-        paths, labels = load_image_folder(root.joinpath(*parts))
-    return np.asarray(paths, dtype=object), np.asarray(labels)
-
-
-def split_per_class(labels, k, seed):
-    """The seeded k-per-class split of benchmarks/accuracy.py: (train indices, rest)."""
-    rng = np.random.default_rng(seed)
-    train = np.zeros(len(labels), dtype=bool)
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        train[rng.choice(idx, size=k, replace=False)] = True
-    return np.flatnonzero(train), np.flatnonzero(~train)
-
-
-def limit_test(test, limit, seed):
-    if limit is None or limit >= len(test):
-        return test
-    # The same subset for every method of a seed: differences are the methods'.
-    return np.sort(np.random.default_rng(10_000 + seed).choice(test, size=limit, replace=False))
 
 
 def extractor(backbone, store):
@@ -136,8 +109,8 @@ def tasks(shots, seeds, test_limit):
     flower_paths, flower_labels = load_folder("flowers")
     for k in shots:
         for seed in seeds:
-            tr, te = split_per_class(flower_labels, k, seed)
-            yield "flowers", k, seed, flower_paths, flower_labels, tr, limit_test(te, test_limit, seed)
+            tr, te = split_per_class(flower_labels, k, seed, test_limit)
+            yield "flowers", k, seed, flower_paths, flower_labels, tr, te
     train_paths, train_labels = load_folder("hymenoptera", "train")
     val_paths, val_labels = load_folder("hymenoptera", "val")
     paths = np.concatenate([train_paths, val_paths])

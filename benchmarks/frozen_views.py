@@ -39,24 +39,14 @@ import json
 import os
 import statistics
 import time
-import warnings
 from pathlib import Path
 
 import _results
 import numpy as np
+from _splits import load_folder, split_per_class
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 UNION = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
-
-
-def load_folder(name, *parts):
-    from sktransfer.datasets import find_data_dir, load_image_folder
-
-    root = Path(find_data_dir(name, required=True)) / name
-    with warnings.catch_warnings():  # hymenoptera's imageNotFound.gif is skipped, as intended
-        warnings.simplefilter("ignore")
-        paths, labels = load_image_folder(root.joinpath(*parts))
-    return np.asarray(paths, dtype=object), np.asarray(labels)
 
 
 def make_extractor(backbones):
@@ -78,19 +68,6 @@ def fit_score(backbones, n_views, seed, X_train, y_train, X_test, y_test):
     clf.fit(X_train, y_train)
     fit_s = time.perf_counter() - t0
     return float(np.mean(clf.predict(X_test) == y_test)), fit_s
-
-
-def split_per_class(labels, k, seed, test_limit=None):
-    rng = np.random.default_rng(seed)
-    train = np.zeros(len(labels), dtype=bool)
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        train[rng.choice(idx, size=k, replace=False)] = True
-    test = np.flatnonzero(~train)
-    if test_limit is not None and test_limit < len(test):
-        # The same subset for every method of a seed: differences are the methods'.
-        test = np.sort(np.random.default_rng(10_000 + seed).choice(test, size=test_limit, replace=False))
-    return np.flatnonzero(train), test
 
 
 def summarise(accs, fits, n_train, n_test):

@@ -357,7 +357,8 @@ def run_manyclass(args):
         f"({args.manyclass_per_class} - k per class). Seeds {list(args.seeds)}; accuracy mean ± sd [min, max] "
         "over the seeds. Internal CV: the default head's best cross-validated accuracy on the training "
         "images only. Chosen: what the default head picked, per seed (prototypes or the C of logistic "
-        "regression).",
+        "regression). Where the data set came from, how to get it, and its overlap with ImageNet: "
+        "`--manyclass-dir` in the docstring of benchmarks/fewshot.py.",
         "",
         "| data | k/class | backbone | head | accuracy | internal CV | chosen | fit s (median) |",
         "|---|---:|---|---|---:|---:|---|---:|",

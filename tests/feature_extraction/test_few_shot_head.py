@@ -29,12 +29,21 @@ def _blobs(n_per_class, n_classes=3, n_features=12, spread=0.6, seed=0):
 def test_one_shot_is_the_nearest_unit_class_mean():
     X, y = _blobs(1)
     X_new, _ = _blobs(5, seed=1)
-    clf = FewShotLinearClassifier().fit(X, y)
+    clf = FewShotLinearClassifier(strategy="auto").fit(X, y)
     assert clf.strategy_ == "prototype" and clf.C_ is None and clf.n_shots_ == 1 and clf.cv_scores_ == {}
     prototypes = _unit_rows(X, X.mean(axis=0))  # one image per class: its own prototype
     cosine = _unit_rows(X_new, X.mean(axis=0)) @ prototypes.T
     np.testing.assert_array_equal(clf.predict(X_new), cosine.argmax(axis=1))
     np.testing.assert_allclose(clf.decision_function(X_new), 10.0 * cosine)
+
+
+@pytest.mark.parametrize("n_per_class", [1, 2, 6])
+def test_the_default_is_logistic_regression_at_C_30_on_centred_unit_rows_at_any_number_of_shots(n_per_class):
+    X, y = _blobs(n_per_class)
+    clf = FewShotLinearClassifier().fit(X, y)
+    reference = LogisticRegression(C=30.0, max_iter=1000).fit(_unit_rows(X, X.mean(axis=0)), y)
+    assert clf.strategy_ == "logistic" and clf.C_ == 30.0 and clf.cv_scores_ == {}
+    np.testing.assert_allclose(clf.coef_, reference.coef_, rtol=1e-5, atol=1e-7)
 
 
 def test_logistic_with_one_C_is_logistic_regression_on_centred_unit_rows():
@@ -48,7 +57,7 @@ def test_logistic_with_one_C_is_logistic_regression_on_centred_unit_rows():
 
 def test_cv_scores_are_those_of_stratified_folds_and_the_best_is_refitted():
     X, y = _blobs(6, spread=2.5)  # overlapping classes: the candidates score differently
-    clf = FewShotLinearClassifier(Cs=[0.5, 50.0], cv=3).fit(X, y)
+    clf = FewShotLinearClassifier(strategy="auto", Cs=[0.5, 50.0], cv=3).fit(X, y)
     for C in (0.5, 50.0):
         accuracies = []
         for train, test in StratifiedKFold(3).split(X, y):
@@ -78,9 +87,8 @@ def test_the_views_of_an_image_are_one_shot_and_stay_in_one_fold():
     assert leaky.cv_scores_[1000.0] > 0.95
     assert grouped.cv_scores_[1000.0] < 0.8
     # One image of a class, however many views: prototypes.
-    assert FewShotLinearClassifier().fit(X[:8], [0, 0, 0, 0, 1, 1, 1, 1], groups=[0] * 4 + [1] * 4).strategy_ == (
-        "prototype"
-    )
+    auto = FewShotLinearClassifier(strategy="auto")
+    assert auto.fit(X[:8], [0, 0, 0, 0, 1, 1, 1, 1], groups=[0] * 4 + [1] * 4).strategy_ == "prototype"
 
 
 def test_cross_validation_fits_one_mean_row_per_group():
@@ -140,13 +148,18 @@ BAD_INPUTS = [
     ("head-one-class", _fit(_X[:2], [0, 0]), Raises(ValueError, "one class only")),
     (
         "head-logistic-cv-on-one-shot",
-        _fit(_X[::2], _y[::2], strategy="logistic"),
+        _fit(_X[::2], _y[::2], strategy="logistic", Cs=(1.0, 10.0)),
         Raises(ValueError, "at least 2 shots of every class"),
     ),
     ("head-groups-wrong-length", _fit(_X, _y, groups=[0, 1]), Raises(ValueError, "groups must have one entry per row")),
     (
         "head-group-of-two-labels",
         _fit(_X, _y, groups=[0, 1, 1, 2, 2, 0]),  # rows 0 and 5 are of different classes
+        Raises(ValueError, "rows of group 0 have different labels"),
+    ),
+    (
+        "head-group-of-two-labels-auto",
+        _fit(_X, _y, groups=[0, 1, 1, 2, 2, 0], strategy="auto", Cs=(1.0, 10.0)),
         Raises(ValueError, "rows of group 0 have different labels"),
     ),
     ("head-Cs-empty", _fit(_X, _y, Cs=[]), Raises(ValueError, "Cs must be one positive number")),

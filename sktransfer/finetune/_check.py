@@ -191,12 +191,24 @@ def keeps_frozen_probe(net, dataset: TrainingDataset, y_encoded: np.ndarray) -> 
     net.fine_tuned_, net.check_scores_, net.probe_C_ = True, None, 1.0
     if net.check_folds is None or net.train_split is not None:
         return False
-    result = check_fine_tuning(net, dataset, y_encoded, net.check_folds)
-    if net.random_state is not None:
-        torch.manual_seed(net.random_state)
-    net.initialize()
+    verbose, net.verbose = net.verbose, 0  # the folds' epochs are not the fit's
+    try:
+        result = check_fine_tuning(net, dataset, y_encoded, net.check_folds)
+        if net.random_state is not None:
+            torch.manual_seed(net.random_state)
+        net.initialize()
+    finally:
+        net.verbose = verbose
     if result is None:
         return False
+    if verbose:
+        s = result.scores
+        print(
+            f"internal check, {s['n_folds']}-fold accuracy: frozen probe (C={result.probe_C:g}) "
+            f"{s['frozen_accuracy']:.4f}, fine-tuned {s['fine_tuned_accuracy']:.4f}: "
+            + ("fine-tuning" if result.fine_tune else "keeping the frozen probe, no fine-tuning"),
+            flush=True,
+        )
     net.fine_tuned_, net.check_scores_, net.probe_C_ = result.fine_tune, result.scores, result.probe_C
     if result.fine_tune:
         return False

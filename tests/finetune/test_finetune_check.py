@@ -161,3 +161,14 @@ def test_bad_check_folds_is_refused_naming_the_parameter(tiny_backbone, data, ba
     X, y = data
     with pytest.raises(InvalidParameterError, match="'check_folds' parameter"):
         make_clf(tiny_backbone, check_folds=bad).fit(X, y)
+
+
+def test_the_folds_print_nothing_and_the_check_prints_one_line(tiny_backbone, data, capsys):
+    X, y = data
+    clf = make_clf(tiny_backbone, check_folds=2, verbose=1, max_epochs=1, head_epochs=0).fit(X, y)
+    out = capsys.readouterr().out
+    assert clf.verbose == 1
+    assert out.count("internal check, 2-fold accuracy: frozen probe") == 1
+    assert "Re-initializing" not in out
+    # The final fit's epochs are printed when it fine-tunes.
+    assert ("epoch" in out) == clf.fine_tuned_

@@ -590,7 +590,11 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
     def fit(self, X: Any, y: ArrayLike, **fit_params: Any) -> FineTuneClassifier:
         """Fit the head, then the last ``unfreeze`` layer groups.
 
-        By default every image trains for ``max_epochs`` epochs. With a
+        By default the internal check (``check_folds``) first
+        cross-validates fine-tuning against the probe on frozen features,
+        then every image trains for ``max_epochs`` epochs, or, when the
+        probe won, the probe is fitted on every image and nothing else
+        trains (``fine_tuned_=False``). With a
         ``train_split`` the run is validated and early-stopped; with
         ``refit=True`` the network then starts again from the pretrained
         weights and trains on all of ``X`` for the best run's number of
@@ -641,6 +645,7 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         items, y_encoded = self._checked_inputs(X, y, new_fit=new_fit)
         if new_fit:
             self.initialize()
+            self.fine_tuned_, self.check_scores_, self.probe_C_ = True, None, 1.0  # no check: see fit
         self.interrupted_ = False
         self._train(self._training_dataset(items, y_encoded), y_encoded, classes, **fit_params)
         if self.interrupted_:

@@ -172,3 +172,10 @@ def test_the_folds_print_nothing_and_the_check_prints_one_line(tiny_backbone, da
     assert "Re-initializing" not in out
     # The final fit's epochs are printed when it fine-tunes.
     assert ("epoch" in out) == clf.fine_tuned_
+
+
+def test_partial_fit_runs_no_check_and_reports_so(tiny_backbone, data):
+    X, y = data
+    clf = make_clf(tiny_backbone, check_folds=3, max_epochs=1).partial_fit(X, y)
+    assert clf.fine_tuned_ and clf.check_scores_ is None and clf.probe_C_ == 1.0
+    assert len(clf.history) == 1

@@ -36,6 +36,7 @@ from ._activation_cache import ActivationCache
 from ._datasets import TrainingDataset
 from ._network import HEAD, suffix_start
 from ._probe import fit_linear_probe
+from ._runs import warn_interrupted
 
 #: The probe's inverse regularisation strengths the check chooses from
 #: (scikit-learn's ``LogisticRegression(C=...)`` on the raw embeddings).
@@ -52,17 +53,20 @@ class CheckResult:
         Whether fine-tuning won (else: keep the probe on frozen features).
     probe_C : float
         The probe's ``C`` chosen by held-out log-loss.
-    scores : dict
-        Cross-validated ``accuracy`` and ``log_loss`` of ``"frozen"`` (the
+    scores : dict or None
+        None when the check was interrupted (Ctrl-C). Cross-validated ``accuracy`` and ``log_loss`` of ``"frozen"`` (the
         probe) and ``"fine_tuned"``, and ``n_folds``.
     embeddings : Tensor
         Frozen embeddings of every training image (for the final probe).
+    interrupted_after : int or None
+        Epochs of the fold run that was interrupted; None when none was.
     """
 
     fine_tune: bool
     probe_C: float
     scores: dict = field(default_factory=dict)
     embeddings: torch.Tensor | None = None
+    interrupted_after: int | None = None
 
 
 def stratified_folds(y_encoded: np.ndarray, n_folds: int, seed: int | None) -> list | None:
@@ -162,6 +166,8 @@ def check_fine_tuning(net, dataset: TrainingDataset, y_encoded: np.ndarray, n_fo
         if k:
             net.initialize()  # a fresh pretrained network per fold
         net._train(dataset.view(train, train=True), y_encoded[train])
+        if net.interrupted_:  # Ctrl-C: no verdict; the probe stands (see keeps_frozen_probe)
+            return CheckResult(False, probe_C, None, embeddings, interrupted_after=len(net.history))
         tuned = heldout_logits(net, dataset, dataset.indices[test])
         for name, logits in (("frozen", frozen), ("fine_tuned", tuned)):
             loss, hits = _loss_and_hits(logits, y[test])
@@ -201,7 +207,14 @@ def keeps_frozen_probe(net, dataset: TrainingDataset, y_encoded: np.ndarray) -> 
         net.verbose = verbose
     if result is None:
         return False
-    if verbose:
+    if result.scores is None:
+        warn_interrupted(
+            type(net).__name__,
+            "the internal check",
+            result.interrupted_after,
+            "the model is the probe on frozen features, fitted on every image",
+        )
+    elif verbose:
         s = result.scores
         print(
             f"internal check, {s['n_folds']}-fold accuracy: frozen probe (C={result.probe_C:g}) "

@@ -179,3 +179,18 @@ def test_partial_fit_runs_no_check_and_reports_so(tiny_backbone, data):
     clf = make_clf(tiny_backbone, check_folds=3, max_epochs=1).partial_fit(X, y)
     assert clf.fine_tuned_ and clf.check_scores_ is None and clf.probe_C_ == 1.0
     assert len(clf.history) == 1
+
+
+def test_an_interrupted_check_keeps_the_frozen_probe_and_says_so(tiny_backbone, data):
+    from skorch.callbacks import Callback
+
+    class InterruptFirstRun(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            raise KeyboardInterrupt
+
+    X, y = data
+    clf = make_clf(tiny_backbone, check_folds=2, callbacks=[("stop", InterruptFirstRun())])
+    with pytest.warns(UserWarning, match="the internal check was interrupted after 1 epoch"):
+        clf.fit(X, y)
+    assert clf.interrupted_ and not clf.fine_tuned_ and clf.check_scores_ is None
+    assert len(clf.history) == 0 and clf.score(X, y) > 0.5

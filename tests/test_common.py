@@ -105,6 +105,10 @@ ESTIMATORS = [
             head_epochs=1,
             batch_size=16,
             train_split=None,
+            # The internal check fine-tunes once per fold: the estimator
+            # checks test the training machinery, fitted once
+            # (tests/finetune/test_finetune_check.py tests the check).
+            check_folds=None,
             random_state=0,
             num_workers=0,
             device="cpu",

@@ -33,13 +33,14 @@ from skorch.utils import TeeGenerator, is_dataset, to_device, to_tensor
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..backbones import OFFLINE_BACKBONE, get_backbone
+from ..backbones import get_backbone
 from ..backbones._weights import weights_identity
 from ..image import BatchDecoder, resolve_num_workers
 from ..image._validation import ImageInputMixin, check_image_labels
 from ..utils import autocast_context, resolve_device
 from ._activation_cache import leave, mark_pretrained, route
 from ._callbacks import default_callbacks
+from ._check import keeps_frozen_probe
 from ._datasets import TrainingDataset, reject_user_dataset, training_dataset
 from ._display import hyperparameter_repr
 from ._fast_prefix import ENGINES, fit_fast_prefix, prediction_prefix
@@ -70,7 +71,13 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
 
     By default the new head starts as the logistic regression of the frozen
     embeddings (so phase 1 needs no epochs) and the network trains on every
-    image for ``max_epochs`` epochs, the rates annealed to zero. No split is
+    image for ``max_epochs`` epochs, the rates annealed to zero. Before
+    that, an internal check (``check_folds``) cross-validates this
+    fine-tuning against the logistic regression alone on the frozen
+    network, on the training images only: fine-tuning is kept when it
+    scores higher, else the fitted model is the frozen network with that
+    head (``fine_tuned_=False``), so the fine-tuner is not worse than its
+    own frozen features where the check can tell. No split is
     held out: the annealed schedule already fixes where training ends, and on
     a few hundred images a validated run followed by a refit on all of them
     costs a second training to choose an epoch count. Passing a
@@ -86,12 +93,15 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
 
     Parameters
     ----------
-    model : str, Backbone or torch.nn.Module, default="efficientnet_lite0"
+    model : str, Backbone or torch.nn.Module, default="efficientnet_lite2"
         The backbone, as for :func:`sktransfer.backbones.get_backbone`. A
         module passed here is copied at each fit, never trained in place.
+        The default is :class:`~sktransfer.FrozenFeatureClassifier`'s
+        backbone too; with ``unfreeze=1`` it fine-tunes only its last
+        layer group (see "The defaults" in the user guide).
     weights : str, path or None, default="DEFAULT"
         Pretrained weights; None for random initialisation.
-    unfreeze : int or "all", default=3
+    unfreeze : int or "all", default=1
         How many of the last layer groups train in phase 2 (0: the head only).
     lr : float, default=2e-4
         Learning rate of the head (low: the head starts fitted, see
@@ -105,9 +115,10 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         epoch, so phase 1 can be skipped; with ``"random"`` give it a few.
     head_init : {"probe", "random"}, default="probe"
         How the new head starts. ``"probe"``: fitted to convergence as an
-        L2-penalised logistic regression (scikit-learn's default ``C=1``) on
-        the frozen embeddings of the training split, by L-BFGS, before phase
-        1 -- "linear probing, then fine-tuning" (LP-FT), which Kumar et al.
+        L2-penalised logistic regression (``C`` chosen by the internal
+        check's folds, ``probe_C_``; scikit-learn's default ``C=1`` without
+        the check) on the frozen embeddings of the training split, by
+        L-BFGS, before phase 1 -- "linear probing, then fine-tuning" (LP-FT), which Kumar et al.
         (ICLR 2022) found to distort the pretrained features less than
         fine-tuning from a random head. ``"random"``: PyTorch's default
         initialisation, trained by the optimizer alone.
@@ -189,6 +200,20 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         device is a ValueError, naming one that is not installed an
         ImportError. Set after fit (``set_params``), a named engine is
         obeyed by prediction too.
+    check_folds : int >= 2 or None, default=3
+        The internal check of a ``fit`` without ``train_split``: stratified
+        folds of the training images (fewer when a class has fewer images;
+        none, no check, when one has a single image). On each fold the
+        probe's ``C`` is chosen among 0.1, 0.3, 1, 3, 10 by held-out
+        log-loss, a fresh pretrained network is fine-tuned on the other
+        folds as the final fit will be, and both it and the probe alone
+        predict the held-out fold. Fine-tuning is kept when its
+        cross-validated accuracy is higher (equal: lower log-loss); else
+        ``fit`` stops at the probe on the frozen network, which costs no
+        epoch. The folds reuse the fit's decoded images and cached
+        activations, so the check costs about ``check_folds`` trainings of
+        the unfrozen groups on ``(k-1)/k`` of the images. None: always
+        fine-tune, from the ``C=1`` probe (the behaviour before the check).
     iterator_train__shuffle : bool, default=True
         Draw the training batches in a new random order each epoch (skorch's
         own default is False).
@@ -224,6 +249,15 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         The engine ``engine`` resolved to. A fitted model
         unpickled where the engine ``"auto"`` chose is not installed
         predicts with PyTorch (the same function, to rounding).
+    fine_tuned_ : bool
+        Whether the network was fine-tuned; False when the internal check
+        kept the probe on frozen features (the history is then empty).
+    check_scores_ : dict or None
+        The internal check's cross-validated ``frozen_accuracy``,
+        ``frozen_log_loss``, ``fine_tuned_accuracy``,
+        ``fine_tuned_log_loss`` and ``n_folds``; None when no check ran.
+    probe_C_ : float
+        The ``C`` of the probe head (1.0 without the check).
     validating_ : bool
         Whether the fit held out a validation split.
     interrupted_ : bool
@@ -283,14 +317,15 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         "cache_activations": ["boolean"],
         "num_workers": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
         "engine": [StrOptions(set(ENGINES))],
+        "check_folds": [Interval(Integral, 2, None, closed="left"), None],
     }
 
     def __init__(
         self,
         *,
-        model: str | nn.Module = OFFLINE_BACKBONE,
+        model: str | nn.Module = "efficientnet_lite2",
         weights: str | os.PathLike | None = "DEFAULT",
-        unfreeze: int | str = 3,
+        unfreeze: int | str = 1,
         lr: float = 2e-4,
         lr_decay: float = 0.3,
         head_epochs: int = 0,
@@ -310,6 +345,7 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         image_shape: str | tuple = "auto",
         num_workers: int | str = "auto",
         engine: str = "auto",
+        check_folds: int | None = 3,
         module: type[nn.Module] = FineTuneNetwork,
         criterion: type[nn.Module] = nn.CrossEntropyLoss,
         optimizer: type[torch.optim.Optimizer] = torch.optim.AdamW,
@@ -337,6 +373,7 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         self.image_shape = image_shape
         self.num_workers = num_workers
         self.engine = engine
+        self.check_folds = check_folds
         super().__init__(
             module,
             criterion=criterion,
@@ -553,7 +590,11 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
     def fit(self, X: Any, y: ArrayLike, **fit_params: Any) -> FineTuneClassifier:
         """Fit the head, then the last ``unfreeze`` layer groups.
 
-        By default every image trains for ``max_epochs`` epochs. With a
+        By default the internal check (``check_folds``) first
+        cross-validates fine-tuning against the probe on frozen features,
+        then every image trains for ``max_epochs`` epochs, or, when the
+        probe won, the probe is fitted on every image and nothing else
+        trains (``fine_tuned_=False``). With a
         ``train_split`` the run is validated and early-stopped; with
         ``refit=True`` the network then starts again from the pretrained
         weights and trains on all of ``X`` for the best run's number of
@@ -586,6 +627,8 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
             else:
                 items, y_encoded = self._checked_inputs(X, y, new_fit=False)
             dataset = self._training_dataset(items, y_encoded)
+            if fresh and keeps_frozen_probe(self, dataset, y_encoded):
+                return self
             self._train(dataset, y_encoded, **fit_params)
             if self.interrupted_:
                 warn_interrupted(type(self).__name__, "the training run", len(self.history))
@@ -602,6 +645,7 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         items, y_encoded = self._checked_inputs(X, y, new_fit=new_fit)
         if new_fit:
             self.initialize()
+            self.fine_tuned_, self.check_scores_, self.probe_C_ = True, None, 1.0  # no check: see fit
         self.interrupted_ = False
         self._train(self._training_dataset(items, y_encoded), y_encoded, classes, **fit_params)
         if self.interrupted_:
@@ -681,7 +725,13 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
             **compute,
         )
         if self.head_init == "probe" and len(self.history) == 1:  # first epoch of a fresh fit
-            probe_head(self.module_, datasets[0], class_weight=getattr(self, "class_weight_", None), **compute)
+            probe_head(
+                self.module_,
+                datasets[0],
+                class_weight=getattr(self, "class_weight_", None),
+                C=getattr(self, "probe_C_", 1.0),
+                **compute,
+            )
 
     def leave_training(self) -> None:
         """Back to image input after training (called by :class:`PhaseSwitch`)."""

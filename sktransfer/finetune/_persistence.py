@@ -46,10 +46,25 @@ if TYPE_CHECKING:
 
 __all__ = ["is_saved_state", "restore_state", "saved_state"]
 
-FORMAT = "sktransfer.FineTuneClassifier/1"
+FORMAT = "sktransfer.FineTuneClassifier/2"
+# What the defaults were when an earlier format was written: its saved
+# parameters omit them, so they are put back, not today's defaults.
+_EARLIER_DEFAULTS = {
+    "sktransfer.FineTuneClassifier/1": {"model": "efficientnet_lite0", "unfreeze": 3, "check_folds": None},
+}
 _KEYS = {"format", "params", "fitted"}
 # Fitted attributes that are plain data (numbers, strings, arrays), saved as they are.
-_PLAIN_FITTED = ("classes_inferred_", "class_weight_", "validating_", "interrupted_", "best_epoch_", "engine_")
+_PLAIN_FITTED = (
+    "classes_inferred_",
+    "class_weight_",
+    "validating_",
+    "interrupted_",
+    "best_epoch_",
+    "engine_",
+    "fine_tuned_",
+    "check_scores_",
+    "probe_C_",
+)
 
 
 def _is_default(value, default):
@@ -111,14 +126,14 @@ def saved_state(net: FineTuneClassifier) -> dict[str, Any]:
 
 def is_saved_state(state: dict[str, Any]) -> bool:
     """Whether ``state`` was written by :func:`saved_state` (not by skorch's own pickling)."""
-    return state.get("format") == FORMAT
+    return state.get("format") == FORMAT or state.get("format") in _EARLIER_DEFAULTS
 
 
 def restore_state(net: FineTuneClassifier, state: dict[str, Any]) -> None:
     """``net.__setstate__``: rebuild ``net`` from :func:`saved_state`'s dict."""
     if set(state) != _KEYS or not isinstance(state["params"], dict):
         raise ValueError(f"not a saved FineTuneClassifier (expected a dict with the keys {sorted(_KEYS)})")
-    type(net).__init__(net, **state["params"])
+    type(net).__init__(net, **{**_EARLIER_DEFAULTS.get(state["format"], {}), **state["params"]})
     fitted = state["fitted"]
     if fitted is None:
         return

@@ -16,7 +16,9 @@ from ._network import HEAD
 
 
 @torch.no_grad()
-def probe_head(network: nn.Module, train, *, device: torch.device | str, batch_size: int, class_weight=None) -> None:
+def probe_head(
+    network: nn.Module, train, *, device: torch.device | str, batch_size: int, class_weight=None, C: float = 1.0
+) -> None:
     """Fit ``network``'s head on the frozen embeddings of the ``train`` dataset.
 
     The embeddings come from the activation cache when training runs from
@@ -34,6 +36,8 @@ def probe_head(network: nn.Module, train, *, device: torch.device | str, batch_s
     batch_size : int
         Batch size of the forward passes computing embeddings.
     class_weight : array-like of shape (n_classes,) or None
+    C : float, default=1.0
+        Inverse regularisation strength (see :func:`fit_linear_probe`).
     """
     if not isinstance(train, TrainingDataset) or len(train) == 0:
         return
@@ -51,6 +55,7 @@ def probe_head(network: nn.Module, train, *, device: torch.device | str, batch_s
         cache.values[HEAD][rows],
         train.y[rows],
         class_weight=None if class_weight is None else torch.as_tensor(class_weight),
+        C=C,
     )
 
 

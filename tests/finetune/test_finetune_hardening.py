@@ -213,9 +213,19 @@ def test_set_params_on_a_fitted_net_is_validated_before_use(fitted):
 def test_the_defaults_train_on_every_image(tiny_backbone, per_class):
     # Nothing is held out by default, however few the images: no validation
     # warning, no early stopping, no refit, every image in every epoch.
+    # (The internal check's folds are not a validation split: with the
+    # check, the final fit, when it fine-tunes, is this same fit; see
+    # test_finetune_check.py.)
     X, y = make_data(per_class=per_class)
     clf = FineTuneClassifier(
-        model=tiny_backbone, weights=None, max_epochs=2, num_workers=0, device="cpu", verbose=0, random_state=0
+        model=tiny_backbone,
+        weights=None,
+        max_epochs=2,
+        num_workers=0,
+        device="cpu",
+        verbose=0,
+        random_state=0,
+        check_folds=None,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -106,3 +106,14 @@ def test_a_pickle_in_skorch_format_still_loads(named, data):
     restored = FineTuneClassifier.__new__(FineTuneClassifier)
     restored.__setstate__(state)
     np.testing.assert_array_equal(restored.predict_proba(X), named.predict_proba(X))
+
+
+def test_a_state_of_the_first_format_restores_the_defaults_of_its_time():
+    # Format 1 saved only the parameters that differed from the defaults of
+    # then: those defaults come back, not today's.
+    state = {"format": "sktransfer.FineTuneClassifier/1", "params": {"lr": 1e-3}, "fitted": None}
+    restored = FineTuneClassifier.__new__(FineTuneClassifier)
+    restored.__setstate__(state)
+    assert restored.model == "efficientnet_lite0" and restored.unfreeze == 3 and restored.check_folds is None
+    assert restored.lr == 1e-3
+    assert restored.__getstate__()["format"] == "sktransfer.FineTuneClassifier/2"

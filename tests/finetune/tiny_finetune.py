@@ -56,6 +56,10 @@ def make_clf(backbone, **params):
         "random_state": 0,
         "num_workers": 0,
         "device": "cpu",
+        # The internal check (fine-tuning against the frozen probe, by
+        # cross-validation) fine-tunes once per fold; the tests of the
+        # training machinery fit once. test_finetune_check.py tests it.
+        "check_folds": None,
     }
     defaults.update(params)
     return FineTuneClassifier(**defaults)

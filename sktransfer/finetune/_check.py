@@ -1,0 +1,236 @@
+"""The internal check: fine-tune only when it beats the frozen features, by cross-validation.
+
+Fine-tuning a pretrained network on a few hundred images can help or hurt:
+on some data the linear probe on the frozen embeddings (the head that LP-FT
+starts from, see :mod:`._probe`) is already as good as anything the last
+layer groups learn from so few images. :func:`check_fine_tuning` decides,
+on the training images only:
+
+1. the frozen embeddings of every training image are computed once (the
+   pretrained prefix, on the fit's engine);
+2. stratified folds of the training images: on each, the probe's ``C`` is
+   chosen among :data:`PROBE_CS` by held-out log-loss (closed-form cheap:
+   a convex fit on cached embeddings), then the estimator fine-tunes a fresh
+   pretrained network on the other folds exactly as its final fit would
+   (its own schedule, its own probe start), and both the probe alone and
+   the fine-tuned network predict the held-out fold;
+3. fine-tuning is kept when its cross-validated accuracy is higher, or
+   equal with a lower log-loss; otherwise the model is the probe on the
+   frozen network (``fine_tuned_=False``).
+
+The folds share the fit's decoded images and activation cache: what runs
+per fold is the trainable suffix, plus one pass of the held-out images
+through it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from sklearn.model_selection import StratifiedKFold
+from torch import nn
+
+from ._activation_cache import ActivationCache
+from ._datasets import TrainingDataset
+from ._network import HEAD, suffix_start
+from ._probe import fit_linear_probe
+from ._runs import warn_interrupted
+
+#: The probe's inverse regularisation strengths the check chooses from
+#: (scikit-learn's ``LogisticRegression(C=...)`` on the raw embeddings).
+PROBE_CS = (0.1, 0.3, 1.0, 3.0, 10.0)
+
+
+@dataclass
+class CheckResult:
+    """What :func:`check_fine_tuning` found.
+
+    Attributes
+    ----------
+    fine_tune : bool
+        Whether fine-tuning won (else: keep the probe on frozen features).
+    probe_C : float
+        The probe's ``C`` chosen by held-out log-loss.
+    scores : dict or None
+        None when the check was interrupted (Ctrl-C). Cross-validated ``accuracy`` and ``log_loss`` of ``"frozen"`` (the
+        probe) and ``"fine_tuned"``, and ``n_folds``.
+    embeddings : Tensor
+        Frozen embeddings of every training image (for the final probe).
+    interrupted_after : int or None
+        Epochs of the fold run that was interrupted; None when none was.
+    """
+
+    fine_tune: bool
+    probe_C: float
+    scores: dict = field(default_factory=dict)
+    embeddings: torch.Tensor | None = None
+    interrupted_after: int | None = None
+
+
+def stratified_folds(y_encoded: np.ndarray, n_folds: int, seed: int | None) -> list | None:
+    """Stratified (train, test) index pairs, at most ``n_folds``; None when a class has one image."""
+    fewest = int(np.bincount(y_encoded).min())
+    if fewest < 2:
+        return None
+    splitter = StratifiedKFold(min(n_folds, fewest), shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(len(y_encoded)), y_encoded))
+
+
+@torch.no_grad()
+def frozen_embeddings(network: nn.Module, dataset: TrainingDataset, *, device, batch_size: int, fast=None):
+    """The pretrained network's embeddings of every stored image of ``dataset``, or None beyond the cache bound.
+
+    The prefix runs on ``fast``'s engine; for image files, the inputs of
+    the last groups go to the fit memo on the way, where the fine-tuning
+    runs find their entry. A cache of its own: the training runs derive
+    their activations as a fit without the check does. Call it on a network
+    that still holds its pretrained weights.
+    """
+    store = dataset.images
+    cache = ActivationCache(store.cache.memo_key)
+    if not cache.fill(network, store, HEAD, device=device, batch_size=batch_size, fast=fast):
+        return None
+    return cache.values[HEAD]
+
+
+def _probe_logits(embeddings, y, train, test, C, class_weight):
+    linear = nn.Linear(embeddings.shape[1], int(y.max()) + 1)
+    fit_linear_probe(linear, embeddings[train], y[train], class_weight=class_weight, C=C)
+    with torch.no_grad():
+        return linear(embeddings[test].float())
+
+
+def _loss_and_hits(logits, y):
+    logits = logits.float()
+    return float(nn.functional.cross_entropy(logits, y, reduction="sum")), int((logits.argmax(1) == y).sum())
+
+
+def choose_probe_C(embeddings, y, folds, class_weight=None) -> tuple[float, dict]:
+    """The ``C`` of :data:`PROBE_CS` with the lowest held-out log-loss (ties: the stronger penalty)."""
+    losses = {}
+    for C in PROBE_CS:
+        total = 0.0
+        for train, test in folds:
+            total += _loss_and_hits(_probe_logits(embeddings, y, train, test, C, class_weight), y[test])[0]
+        losses[C] = total / len(y)
+    best = min(losses.values())
+    return next(C for C in PROBE_CS if losses[C] == best), losses
+
+
+@torch.no_grad()
+def heldout_logits(net, dataset: TrainingDataset, rows: np.ndarray) -> torch.Tensor:
+    """The trained ``net``'s logits of stored images ``rows``: from cached activations when the fit cached them."""
+    network = net.module_
+    store = dataset.images
+    start = suffix_start(network, net.n_unfrozen_groups_)
+    cached = store.cache.values.get(start) if start is not None else None
+    network.eval()
+    out = []
+    batch = max(net._batch_size(), 64)
+    for lo in range(0, len(rows), batch):
+        index = rows[lo : lo + batch]
+        if cached is not None:
+            out.append(net.infer(cached[index], start=start).cpu())
+        else:
+            images = torch.stack([store.eval_item(int(i)) for i in index])
+            out.append(net.infer(images, start=None).cpu())
+    return torch.cat(out)
+
+
+def check_fine_tuning(net, dataset: TrainingDataset, y_encoded: np.ndarray, n_folds: int) -> CheckResult | None:
+    """Cross-validate fine-tuning against the frozen probe on ``dataset`` (see the module docstring).
+
+    ``net`` is a :class:`FineTuneClassifier` freshly initialised (its network
+    pretrained); it is left holding the last fold's network: initialise it
+    again before the final fit. None when no check is possible (a class
+    with one image, or embeddings beyond the cache bound).
+    """
+    folds = stratified_folds(y_encoded, n_folds, net.random_state)
+    if folds is None:
+        return None
+    compute = {"device": net.device_, "batch_size": max(net._batch_size(), 64)}
+    embeddings = frozen_embeddings(net.module_, dataset, fast=net._fast_prefix, **compute)
+    if embeddings is None:
+        return None
+    embeddings = embeddings[torch.as_tensor(dataset.indices)].float()
+    y = torch.as_tensor(y_encoded)
+    weight = getattr(net, "class_weight_", None)
+    weight = None if weight is None else torch.as_tensor(weight, dtype=torch.float32)
+    probe_C, _ = choose_probe_C(embeddings, y, folds, weight)
+    net.probe_C_ = probe_C
+    sums = {"frozen": [0.0, 0], "fine_tuned": [0.0, 0]}
+    for k, (train, test) in enumerate(folds):
+        frozen = _probe_logits(embeddings, y, train, test, probe_C, weight)
+        if k:
+            net.initialize()  # a fresh pretrained network per fold
+        net._train(dataset.view(train, train=True), y_encoded[train])
+        if net.interrupted_:  # Ctrl-C: no verdict; the probe stands (see keeps_frozen_probe)
+            return CheckResult(False, probe_C, None, embeddings, interrupted_after=len(net.history))
+        tuned = heldout_logits(net, dataset, dataset.indices[test])
+        for name, logits in (("frozen", frozen), ("fine_tuned", tuned)):
+            loss, hits = _loss_and_hits(logits, y[test])
+            sums[name][0] += loss
+            sums[name][1] += hits
+    scores = {
+        f"{name}_{what}": value
+        for name, (loss, hits) in sums.items()
+        for what, value in (("accuracy", hits / len(y)), ("log_loss", loss / len(y)))
+    }
+    scores["n_folds"] = len(folds)
+    frozen_key = (scores["frozen_accuracy"], -scores["frozen_log_loss"])
+    tuned_key = (scores["fine_tuned_accuracy"], -scores["fine_tuned_log_loss"])
+    return CheckResult(tuned_key > frozen_key, probe_C, scores, embeddings)
+
+
+def keeps_frozen_probe(net, dataset: TrainingDataset, y_encoded: np.ndarray) -> bool:
+    """Run ``net``'s internal check before its final fit; True when the frozen probe won and is fitted.
+
+    Sets ``fine_tuned_``, ``check_scores_`` and ``probe_C_`` on ``net``,
+    and leaves it initialised afresh (pretrained network; with
+    ``random_state``, torch's generator reseeded, so that a final
+    fine-tuning draws as a fit without the check). When the probe won, its
+    head is fitted on every training image and nothing else trains.
+    No check without ``check_folds`` or with a ``train_split``.
+    """
+    net.fine_tuned_, net.check_scores_, net.probe_C_ = True, None, 1.0
+    if net.check_folds is None or net.train_split is not None:
+        return False
+    verbose, net.verbose = net.verbose, 0  # the folds' epochs are not the fit's
+    try:
+        result = check_fine_tuning(net, dataset, y_encoded, net.check_folds)
+        if net.random_state is not None:
+            torch.manual_seed(net.random_state)
+        net.initialize()
+    finally:
+        net.verbose = verbose
+    if result is None:
+        return False
+    if result.scores is None:
+        warn_interrupted(
+            type(net).__name__,
+            "the internal check",
+            result.interrupted_after,
+            "the model is the probe on frozen features, fitted on every image",
+        )
+    elif verbose:
+        s = result.scores
+        print(
+            f"internal check, {s['n_folds']}-fold accuracy: frozen probe (C={result.probe_C:g}) "
+            f"{s['frozen_accuracy']:.4f}, fine-tuned {s['fine_tuned_accuracy']:.4f}: "
+            + ("fine-tuning" if result.fine_tune else "keeping the frozen probe, no fine-tuning"),
+            flush=True,
+        )
+    net.fine_tuned_, net.check_scores_, net.probe_C_ = result.fine_tune, result.scores, result.probe_C
+    if result.fine_tune:
+        return False
+    weight = getattr(net, "class_weight_", None)
+    fit_linear_probe(
+        net.module_.head[-1],
+        result.embeddings,
+        torch.as_tensor(y_encoded),
+        class_weight=None if weight is None else torch.as_tensor(weight, dtype=torch.float32),
+        C=result.probe_C,
+    )
+    return True

@@ -102,11 +102,11 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
         several backbones) or a ``Pipeline`` ending in a scaler. Cloned at fit.
     classifier : classifier or None, default=None
         Fitted on the embeddings; None:
-        :class:`~sktransfer.feature_extraction.FewShotLinearClassifier` (class
-        prototypes at one image per class, else prototypes or a logistic
-        regression chosen by cross-validation). Cloned at fit. A classifier
-        whose ``fit`` takes ``groups`` gets the index of each row's image,
-        so that the views of an image stay in one fold.
+        :class:`~sktransfer.feature_extraction.FewShotLinearClassifier` (a
+        logistic regression at ``C=30`` on centred, unit-length embeddings).
+        Cloned at fit. A classifier whose ``fit`` takes ``groups`` gets the
+        index of each row's image, so that an image counts once as a shot
+        and its views stay in one fold of any internal cross-validation.
     n_views : int, default=8
         Random views per training image. 0: a plain extractor + classifier.
     augment : "light" or callable, default="light"

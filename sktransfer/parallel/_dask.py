@@ -152,11 +152,11 @@ def dask_transform(
 
     Notes
     -----
-    Partition size: each task has a fixed cost (scheduling, unpickling
-    the shipped extractor's reference, a Parquet part file), so partitions
-    of a few hundred to a few thousand images keep it small next to the
-    network, while a few partitions per worker thread let the last ones
-    end together. Aim for 500-5,000 images per partition and at least 2-3
+    Partition size: each partition has a fixed cost in dask itself (its
+    tasks' scheduling and hand-offs, messages, a Parquet part file: some
+    10-20 ms of CPU), so partitions of a few hundred to a few thousand
+    images keep it small next to the network, while a few partitions per
+    worker thread let the last ones end together. Aim for 500-5,000 images per partition and at least 2-3
     partitions per worker thread (the user guide's page on scale has the
     measurements). :func:`warm_up` loads the network on every worker ahead
     of the first job.

@@ -11,8 +11,11 @@ machine hits every layout), median of ``--repeats``:
   ``sktransfer.parallel.dask_transform`` on a ``distributed.LocalCluster``
   of ``cores`` workers x 1 thread and of 1 worker x ``cores`` threads, at
   2, 12 and 16 partitions (workers warmed with ``warm_up`` first, as the
-  pools are). The target: every LocalCluster layout >= 0.9x the process
-  pool. Every run's embeddings are compared with the one process's.
+  pools are), and 2 x 1 at 12 partitions with dask's worker profiler off.
+  The target: every LocalCluster layout >= 0.9x the process pool. Every
+  run's embeddings are compared with the one process's. Each run is
+  followed by the same run with an extractor answering zeros at once: the
+  pipeline's own fixed cost, without the network;
 * **precisions**: images/s per core at float32, bfloat16 and int8 (the
   process pool of single-thread processes), the rates the docs page
   "Ten million images, on paper" scales up: by the wall clock, and per
@@ -54,6 +57,7 @@ from pathlib import Path
 
 import _results
 import numpy as np
+from _zero_extractor import ZeroExtractor
 
 PARTITIONS = (2, 12, 16)
 REPO = Path(__file__).resolve().parents[1]
@@ -184,22 +188,23 @@ def _pool_warm(paths):
     return os.getpid()
 
 
-def _pool_embed(paths, out):
+def _pool_embed(paths, out, zero=False):
     cpu = time.process_time()  # this process's CPU time, all its threads (decoders included)
-    values = _EST.transform(paths)
+    values = (ZeroExtractor() if zero else _EST).transform(paths)
     write_parquet(values, out)
     return values, time.process_time() - cpu
 
 
-def pool_run(pool, paths, n_shares, folder):
+def pool_run(pool, paths, n_shares, folder, zero=False):
     """``(seconds, result, CPU seconds)`` of ``pool`` embedding ``paths`` in ``n_shares`` shares, written and gathered.
 
     The CPU seconds are those the pool's processes spent, all their threads.
+    ``zero``: with the zero extractor instead of the pool's.
     """
     bounds = np.linspace(0, len(paths), n_shares + 1).astype(int)
     start = time.perf_counter()
     futures = [
-        pool.submit(_pool_embed, paths[a:b], os.path.join(folder, f"part{i}.parquet"))
+        pool.submit(_pool_embed, paths[a:b], os.path.join(folder, f"part{i}.parquet"), zero)
         for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))
     ]
     done = [f.result() for f in futures]
@@ -239,61 +244,78 @@ def cluster_run(client, est, paths, npartitions, folder):
 
 
 def layouts(est, paths, cores, repeats, workdir):
+    """Every layout embedding ``paths``, and the same pipeline with the zero extractor (its fixed cost)."""
+    import dask
     import distributed
 
     from sktransfer.parallel import warm_up
 
     blob = pickle.dumps(est)
+    zero = ZeroExtractor()
     n = len(paths)
-    seconds, results = {}, {}
+    seconds, results, fixed = {}, {}, {}
 
-    def record(name, run):
+    def record(name, run, zero_run):
         folder = tempfile.mkdtemp(dir=workdir)
         took, values = run(folder)
         seconds.setdefault(name, []).append(took)
         results.setdefault(name, values)
+        fixed.setdefault(name, []).append(zero_run(tempfile.mkdtemp(dir=workdir))[0])
 
     pools = {
         f"1 process, `transform` (1 x {cores})": (make_pool(blob, 1, cores, paths[:8]), 1),
         f"ProcessPoolExecutor ({cores} x 1)": (make_pool(blob, cores, 1, paths[:8]), cores),
     }
+    # (workers, threads, partitions, dask configuration): the layouts, and one with dask's worker profiler off.
+    no_profiler = {"distributed.worker.profile.enabled": False}
+    layouts = [(cores, 1, PARTITIONS, {}), (1, cores, PARTITIONS, {}), (cores, 1, (12,), no_profiler)]
     clusters = {}
-    for workers, threads in ((cores, 1), (1, cores)):
-        cluster = distributed.LocalCluster(
-            n_workers=workers, threads_per_worker=threads, processes=True, dashboard_address=":0", silence_logs=40
-        )
+    for workers, threads, parts, config in layouts:
+        with dask.config.set(config):
+            cluster = distributed.LocalCluster(
+                n_workers=workers, threads_per_worker=threads, processes=True, dashboard_address=":0", silence_logs=40
+            )
         client = distributed.Client(cluster, set_as_default=False)
         warm_up(client, est)
-        clusters[f"{workers} x {threads}"] = (cluster, client)
+        label = f"{workers} x {threads}" + (", worker profiler off" if config else "")
+        clusters[label] = (cluster, client, parts)
     try:
         for _ in range(repeats):
             for name, (pool, shares) in pools.items():
-                record(name, lambda folder, pool=pool, shares=shares: pool_run(pool, paths, shares, folder)[:2])
-            for layout, (_, client) in clusters.items():
+                record(
+                    name,
+                    lambda folder, pool=pool, shares=shares: pool_run(pool, paths, shares, folder)[:2],
+                    lambda folder, pool=pool, shares=shares: pool_run(pool, paths, shares, folder, zero=True),
+                )
+            for layout, (_, client, parts_list) in clusters.items():
                 with client.as_current():
-                    for parts in PARTITIONS:
+                    for parts in parts_list:
                         record(
                             f"LocalCluster {layout}, {parts} partitions",
                             lambda folder, client=client, parts=parts: cluster_run(client, est, paths, parts, folder),
+                            lambda folder, client=client, parts=parts: cluster_run(client, zero, paths, parts, folder),
                         )
     finally:
         for pool, _ in pools.values():
             pool.shutdown()
-        for cluster, client in clusters.values():
+        for cluster, client, _ in clusters.values():
             client.close()
             cluster.close()
     reference = results[next(iter(pools))]
     pool_rate = n / statistics.median(seconds[f"ProcessPoolExecutor ({cores} x 1)"])
     lines = [
-        f"{n} images, results written to Parquet and gathered, median of {repeats}:",
+        f"{n} images, results written to Parquet and gathered, median of {repeats}. Fixed cost: the same run "
+        "with an extractor that answers zeros at once (`_zero_extractor.py`): scheduling, serialisation, "
+        "the Parquet writer (of zeros) and gathering, without the network:",
         "",
-        "| run | images/s | / process pool | max abs difference to one process |",
-        "|---|---:|---:|---:|",
+        "| run | images/s | / process pool | fixed cost (ms) | max abs difference to one process |",
+        "|---|---:|---:|---:|---:|",
     ]
     for name, times in seconds.items():
         rate = n / statistics.median(times)
         diff = float(np.max(np.abs(results[name] - reference)))
-        lines.append(f"| {name} | {rate:.1f} | {rate / pool_rate:.2f}x | {diff:.1e} |")
+        cost = 1000 * statistics.median(fixed[name])
+        lines.append(f"| {name} | {rate:.1f} | {rate / pool_rate:.2f}x | {cost:.0f} | {diff:.1e} |")
     return lines, reference
 
 
@@ -416,7 +438,9 @@ def main(argv=None):
     print(table)
     notes = (
         f"{cores} usable cores, {args.dataset} photos. Target: every LocalCluster layout >= 0.9x the process pool. "
-        "The pools and the clusters are started and warmed (network loaded, a first batch run) before timing."
+        "The pools and the clusters are started and warmed (network loaded, a first batch run) before timing. "
+        "The fixed cost is what the same run takes with an extractor answering zeros at once (no network; "
+        "its Parquet parts hold zeros), interleaved with the timed runs."
     )
     _results.write(args.write_results, "Scale: dask against a process pool, per-core rates, sizes", table, notes=notes)
 

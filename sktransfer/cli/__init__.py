@@ -1,4 +1,4 @@
-"""The command line: ``sktransfer fit``, ``sktransfer predict`` and ``sktransfer embed``.
+"""The command line: ``sktransfer fit``, ``predict``, ``embed`` and ``store merge``.
 
 Run as ``sktransfer ...`` once installed, or ``python -m sktransfer ...``.
 :func:`main` parses the arguments, runs one command and turns what a user

@@ -15,11 +15,11 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from . import _embed_command, _fit_command, _predict_command
+from . import _embed_command, _fit_command, _predict_command, _store_command
 
 __all__ = ["main"]
 
-_COMMANDS = {"fit": _fit_command, "predict": _predict_command, "embed": _embed_command}
+_COMMANDS = {"fit": _fit_command, "predict": _predict_command, "embed": _embed_command, "store": _store_command}
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
@@ -42,7 +42,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The ``sktransfer`` parser, one sub-command per module of this package."""
     parser = _Parser(prog="sktransfer", description="Transfer learning for images, with scikit-learn.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{fit,predict,embed}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(_COMMANDS) + "}")
     for name, command in _COMMANDS.items():
         command.add_parser(commands, name)
     return parser
@@ -82,7 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_one_line(error), file=sys.stderr)
         return EXIT_USAGE
     command = _COMMANDS[args.command]
-    prefix = f"sktransfer {args.command}"
+    # A command with sub-commands (store merge) names both.
+    prefix = " ".join(["sktransfer", args.command, *filter(None, [getattr(args, "subcommand", None)])])
     with warnings.catch_warnings():
         warnings.showwarning = _warning_line
         try:

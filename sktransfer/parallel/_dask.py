@@ -1,10 +1,15 @@
 """Embedding a dask collection of images partition by partition.
 
-The extractor travels to the workers as one task of the graph (a
-``dask.delayed`` value), not inside every task: each worker receives it
-once, and its network, named rather than carried (see
-:mod:`sktransfer.feature_extraction._pickling`), is loaded once per worker
-process (what a worker sets up is in :mod:`._worker`).
+The extractor travels to the workers as its pickle, made once per call and
+held by one key of the graph (a ``dask.delayed`` value), not inside every
+task: each worker receives it once, and unpickles it once for all the
+tasks of every call shipping the same bytes; its network, named rather
+than carried (see :mod:`sktransfer.feature_extraction._pickling`), is
+loaded once per worker process (what a worker sets up is in
+:mod:`._worker`). Pickling a fitted extractor hashes its network's
+tensors (tens of milliseconds for EfficientNet-Lite0), and dask would
+otherwise pickle the extractor twice per computation, on the critical path
+before the first task starts.
 
 What comes back is one column per partition, not one per feature: a
 Series named ``embedding`` of Arrow fixed-size lists of float32, the layout
@@ -21,6 +26,7 @@ number of rows. So the wide frame is only made on request
 
 from __future__ import annotations
 
+import pickle
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -146,11 +152,11 @@ def dask_transform(
 
     Notes
     -----
-    Partition size: each task has a fixed cost (scheduling, unpickling
-    the shipped extractor's reference, a Parquet part file), so partitions
-    of a few hundred to a few thousand images keep it small next to the
-    network, while a few partitions per worker thread let the last ones
-    end together. Aim for 500-5,000 images per partition and at least 2-3
+    Partition size: each partition has a fixed cost in dask itself (its
+    tasks' scheduling and hand-offs, messages, a Parquet part file: some
+    10-20 ms of CPU), so partitions of a few hundred to a few thousand
+    images keep it small next to the network, while a few partitions per
+    worker thread let the last ones end together. Aim for 500-5,000 images per partition and at least 2-3
     partitions per worker thread (the user guide's page on scale has the
     measurements). :func:`warm_up` loads the network on every worker ahead
     of the first job.
@@ -189,15 +195,15 @@ def dask_transform(
             "of images, e.g. X[[column_name]] or X[column_name]"
         )
     meta = embedding_meta(extractor, index=X._meta.index, output=output)
-    shipped = dask.delayed(extractor, traverse=False)
+    shipped = dask.delayed(pickle.dumps(extractor), traverse=False)
     return X.map_partitions(_embed_partition, shipped, processes_per_host(), output, meta=meta)
 
 
-def _embed_partition(part, extractor, hosts, output):
+def _embed_partition(part, blob, hosts, output):
     import pandas as pd
 
     prepare_worker(hosts)
-    extractor = worker_copy(extractor)
+    extractor = worker_copy(blob)
     values = np.ascontiguousarray(extractor.transform(part), dtype=np.float32)
     if output == "array":
         return values
@@ -239,15 +245,15 @@ def warm_up(client: distributed.Client, extractor: PretrainedFeatureExtractor) -
     """
     check_is_fitted(extractor, "n_features_out_")
     hosts = processes_per_host(client)
-    return client.run(_warm_worker, extractor, hosts)
+    return client.run(_warm_worker, pickle.dumps(extractor), hosts)
 
 
-def _warm_worker(extractor, hosts, dask_worker=None):
+def _warm_worker(blob, hosts, dask_worker=None):
     import time
 
     start = time.perf_counter()
     prepare_worker(hosts, worker=dask_worker)
-    extractor = worker_copy(extractor)
+    extractor = worker_copy(blob)
     # A first batch of the CPU batch size (8) of small black images through the network.
     extractor.transform(np.zeros((8, 32, 32, 3), dtype=np.uint8))
     return time.perf_counter() - start

@@ -16,16 +16,18 @@ never in the application's process:
   raised once per process to where glibc's own dynamic thresholds would
   have grown (mmap 32 MiB, trim 64 MiB): up to 64 MiB of freed memory per
   allocator arena stays with the process instead of being returned at once;
-* the extractor's copy: each ``dask_transform`` ships the extractor anew,
-  and a worker keeps using the copy it already holds (its engine built
-  once) when the pickle is the same.
+* the extractor's copy: the extractor travels as its pickle, made once in
+  the application's process per ``dask_transform`` (or ``warm_up``) call;
+  a worker unpickles a pickle the first time it sees it and keeps that
+  copy, its network loaded and its engine built, for every later task
+  shipping the same bytes (the same extractor, unchanged, pickles to the
+  same bytes).
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import hashlib
 import os
 import pickle
 import platform
@@ -43,7 +45,7 @@ TRIM_THRESHOLD = 2 * MMAP_THRESHOLD
 _MALLOC_DONE = False
 
 _COPIES_LOCK = threading.Lock()
-_COPIES = OrderedDict()  # sha256 of the pickle -> the extractor this worker already uses
+_COPIES = OrderedDict()  # pickle of an extractor -> the copy this worker made of it
 _KEEP_COPIES = 2
 
 
@@ -110,21 +112,20 @@ def prepare_worker(hosts, worker=None):
     return threads
 
 
-def worker_copy(extractor):
-    """The copy of ``extractor`` this worker process already runs, if any.
+def worker_copy(blob: bytes):
+    """The extractor this worker process made from ``blob`` (its pickle): unpickled on first sight only.
 
-    Keyed by the pickle's content, so only an identical extractor is
-    reused; at most a few are kept.
+    At most a few are kept, the most recently used.
     """
     with _COPIES_LOCK:
-        if any(known is extractor for known in _COPIES.values()):
-            return extractor  # the same delayed value, task after task: no need to hash it
-    key = hashlib.sha256(pickle.dumps(extractor)).hexdigest()
+        known = _COPIES.get(blob)  # a bytes object caches its hash: task after task, a dict look-up
+        if known is not None:
+            _COPIES.move_to_end(blob)
+            return known
+    extractor = pickle.loads(blob)  # outside the lock: the first one may import the engines
     with _COPIES_LOCK:
-        known = _COPIES.get(key)
-        if known is None:
-            known = _COPIES[key] = extractor
-        _COPIES.move_to_end(key)
+        known = _COPIES.setdefault(blob, extractor)  # two task threads at once: both use the first
+        _COPIES.move_to_end(blob)
         while len(_COPIES) > _KEEP_COPIES:
             _COPIES.popitem(last=False)
     return known

@@ -357,30 +357,42 @@ class EmbeddingStore:
         Raises
         ------
         OSError
-            If `other` holds no store, a store of another format, or is this store.
+            If `other` holds no store, a file that is not one, a store of
+            another format, or is this store.
+        ValueError
+            If both stores register a configuration with different widths
+            (nothing is merged).
         """
         source = as_store(other)
-        if os.path.abspath(source.path) == os.path.abspath(self.path):
+        if os.path.realpath(source.path) == os.path.realpath(self.path):
             raise OSError(f"cannot merge {self!r} into itself")
         if not os.path.isfile(source.path):
             raise OSError(f"{source.directory!r} holds no embedding store (no {_FILE_NAME})")
-        version = _read_version(source.path)
+        try:
+            version = _read_version(source.path)
+        except sqlite3.Error as exc:  # not an SQLite database: a damaged or foreign file
+            raise OSError(f"{source.path} is not an embedding store that can be read: {exc}") from exc
         if version != _FORMAT:
             raise OSError(
                 f"{source.path} holds a store of another format ({_describe(version)}); this sktransfer merges "
                 f"stores of format {_FORMAT} only"
             )
         db = self._connection()
-        db.execute("ATTACH DATABASE ? AS other", (source.path,))
         try:
-            before = len(self)
-            with _transaction(db) as writer:
+            db.execute("ATTACH DATABASE ? AS other", (source.path,))
+        except sqlite3.Error as exc:
+            raise OSError(f"cannot open {source.path} to merge it: {exc}") from exc
+        try:
+            with _transaction(db) as writer:  # counted under the write lock: only this merge's rows
+                _refuse_width_clash(writer, source.path, self.path)
                 writer.execute("INSERT OR IGNORE INTO main.configurations SELECT * FROM other.configurations")
-                writer.execute(
+                added = writer.execute(
                     "INSERT OR IGNORE INTO main.embeddings (config, content, vector, checksum) "
                     "SELECT config, content, vector, checksum FROM other.embeddings"
-                )
-            return len(self) - before
+                ).rowcount
+            return added
+        except sqlite3.Error as exc:  # a damaged file, a full disk: rolled back, nothing merged
+            raise OSError(f"cannot merge {source.path} into {self.path}: {exc}") from exc
         finally:
             db.execute("DETACH DATABASE other")
 
@@ -393,6 +405,20 @@ class EmbeddingStore:
         if connection is not None:
             connection.close()
             self._local.pid = None
+
+
+def _refuse_width_clash(db, source: str, target: str) -> None:
+    """A ValueError if the attached store ``other`` registers a configuration of ``main`` with another width."""
+    clash = db.execute(
+        "SELECT config, other.configurations.n_features, main.configurations.n_features "
+        "FROM other.configurations JOIN main.configurations USING (config) "
+        "WHERE other.configurations.n_features != main.configurations.n_features"
+    ).fetchone()
+    if clash is not None:
+        raise ValueError(
+            f"{source} registers configuration {clash[0]} with {clash[1]} features, {target} with {clash[2]}: "
+            "the stores disagree on what it computes; nothing was merged"
+        )
 
 
 def _row_checksum(seed: int, content: bytes, vector: bytes) -> int:

@@ -164,6 +164,92 @@ def embed_if_exists_misspelt(ctx):
     return embed(_flat(ctx), ctx.tmp / "e.parquet", model="tiny_convnet", weights=None, verbose=0, if_exists="keep")
 
 
+def _store(folder, rows, width=2, description=None):
+    """A store in `folder` holding `rows` keys (bytes) of one configuration."""
+    import numpy as np
+
+    from sktransfer.storage import EmbeddingStore
+
+    store = EmbeddingStore(folder)
+    config = store.register(description or {"model": "m"}, width)
+    if rows:
+        store.put(config, rows, np.ones((len(rows), width), np.float32))
+    store.close()
+    return folder
+
+
+def merge_a_missing_store(ctx):
+    return ctx.run("store", "merge", "out", _store(ctx.tmp / "a", [b"a" * 32]), ctx.tmp / "absent")
+
+
+def merge_a_folder_without_a_store(ctx):
+    (ctx.tmp / "empty").mkdir()
+    return ctx.run("store", "merge", "out", ctx.tmp / "empty")
+
+
+def merge_an_empty_database_file(ctx):
+    (ctx.tmp / "empty").mkdir()
+    (ctx.tmp / "empty" / "embeddings.sqlite").write_bytes(b"")
+    return ctx.run("store", "merge", "out", ctx.tmp / "empty")
+
+
+def merge_a_file(ctx):
+    (ctx.tmp / "notes.txt").write_text("not a store")
+    return ctx.run("store", "merge", "out", ctx.tmp / "notes.txt")
+
+
+def merge_into_a_file(ctx):
+    (ctx.tmp / "out").write_text("not a store")
+    return ctx.run("store", "merge", "out", _store(ctx.tmp / "a", [b"a" * 32]))
+
+
+def merge_the_output_into_itself(ctx):
+    out, other = _store(ctx.tmp / "a", [b"a" * 32]), _store(ctx.tmp / "b", [b"b" * 32])
+    return ctx.run("store", "merge", out, other, ctx.tmp / "." / "a")
+
+
+def merge_a_store_of_another_format(ctx):
+    import sqlite3
+    from contextlib import closing
+
+    (ctx.tmp / "old").mkdir()
+    with closing(sqlite3.connect(ctx.tmp / "old" / "embeddings.sqlite")) as db, db:
+        db.execute("CREATE TABLE embeddings (config TEXT, content BLOB, vector BLOB, checksum INTEGER)")
+        db.execute("PRAGMA user_version=2")
+    return ctx.run("store", "merge", "out", ctx.tmp / "old")
+
+
+def merge_a_file_that_is_not_a_database(ctx):
+    (ctx.tmp / "bad").mkdir()
+    (ctx.tmp / "bad" / "embeddings.sqlite").write_bytes(b"\x01not sqlite" * 100)
+    return ctx.run("store", "merge", "out", ctx.tmp / "bad")
+
+
+def merge_stores_that_disagree_on_a_width(ctx):
+    _store(ctx.tmp / "a", [b"a" * 32], width=2)
+    _store(ctx.tmp / "b", [b"b" * 32], width=3)
+    return ctx.run("store", "merge", "out", ctx.tmp / "a", ctx.tmp / "b")
+
+
+def merge_without_inputs(ctx):
+    return ctx.run("store", "merge", "out")
+
+
+def store_without_a_subcommand(ctx):
+    return ctx.run("store")
+
+
+def nothing_merged_when_a_later_input_is_bad(ctx):
+    outcome = merge_a_missing_store(ctx)
+    return outcome, (ctx.tmp / "out").exists()
+
+
+def _refused_before_writing(ctx, result):
+    outcome, out_exists = result
+    one_line_error(2, "store folder not found").check(ctx, outcome)
+    assert not out_exists and outcome.out == ""
+
+
 ROWS = [
     ("fit-missing-folder", fit_missing_folder, one_line_error(2, "image folder not found")),
     ("embed-missing-folder", embed_missing_folder, one_line_error(2, "is not a folder")),
@@ -185,11 +271,27 @@ ROWS = [
     ("embed-over-other-images", embed_over_other_images, one_line_error(2, "holds embeddings of other images")),
     ("embed-over-a-foreign-file", embed_over_a_file_embed_did_not_write, one_line_error(2, "not a table written")),
     ("embed-if-exists-misspelt", embed_if_exists_misspelt, Raises(ValueError, "if_exists must be one of")),
+    ("store-merge-missing-store", merge_a_missing_store, one_line_error(2, "store folder not found")),
+    ("store-merge-folder-without-a-store", merge_a_folder_without_a_store, one_line_error(2, "holds no embedding")),
+    ("store-merge-empty-database-file", merge_an_empty_database_file, one_line_error(2, "or an empty one")),
+    ("store-merge-a-file", merge_a_file, one_line_error(2, "is not a folder; pass the folder of a store")),
+    ("store-merge-into-a-file", merge_into_a_file, one_line_error(2, "OUT is the folder of a store")),
+    ("store-merge-output-as-input", merge_the_output_into_itself, one_line_error(2, "name it once, as OUT")),
+    ("store-merge-another-format", merge_a_store_of_another_format, one_line_error(1, "another format (format 2")),
+    ("store-merge-not-a-database", merge_a_file_that_is_not_a_database, one_line_error(1, "file is not a database")),
+    ("store-merge-width-clash", merge_stores_that_disagree_on_a_width, one_line_error(1, "with 3 features")),
+    ("store-merge-without-inputs", merge_without_inputs, one_line_error(2, "arguments are required: IN")),
+    ("store-without-a-subcommand", store_without_a_subcommand, one_line_error(2, "required: {merge}")),
+    (
+        "store-merge-checks-every-input-first",
+        nothing_merged_when_a_later_input_is_bad,
+        Policy(_refused_before_writing, "a bad input after a good one: exit 2 and OUT not created"),
+    ),
 ]
 
 
 def test_catalogue_size():
-    assert_catalogue(ROWS, minimum=20)
+    assert_catalogue(ROWS, minimum=32)
 
 
 @pytest.mark.parametrize(("fault", "expected"), [row[1:] for row in ROWS], ids=[row[0] for row in ROWS])

@@ -89,6 +89,45 @@ def test_embed_rerun_returns_at_once_and_another_configuration_needs_overwrite(r
     assert read_embeddings(tmp_path / "e.parquet")[1].shape == (4, 32)
 
 
+def test_store_merge_gathers_the_stores_of_two_machines_for_the_next_run(run_cli, tmp_path, monkeypatch):
+    from sktransfer.feature_extraction._streaming import EmbeddingLoop
+    from sktransfer.storage import EmbeddingStore
+
+    # Two machines each embed their share, each into a store of its own.
+    shares = {"one": write_images(tmp_path / "one", {"dark": 2, "light": 1}, seed=1)}
+    shares["two"] = write_images(tmp_path / "two", {"dark": 1, "light": 2}, seed=2)
+    for name, folder in shares.items():
+        done = run_cli("embed", folder, "-o", f"{name}.parquet", *TINY, "--cache", f"store_{name}", "-q")
+        assert done.status == 0, done.err
+    merged = run_cli("store", "merge", "all", "store_one", "store_two")
+    assert merged.status == 0, merged.err
+    assert merged.out.splitlines() == [
+        "store_one: 3 rows, 3 new",
+        "store_two: 3 rows, 3 new",
+        "all holds 6 rows of 1 configuration(s)",
+    ]
+    assert len(EmbeddingStore(tmp_path / "store_one")) == len(EmbeddingStore(tmp_path / "store_two")) == 3
+
+    # The next run, on either share, finds every image in the merged store: it decodes none.
+    decoded, original = [], EmbeddingLoop._decoder
+
+    def recording(self, items, *args):
+        decoded.extend(items)
+        return original(self, items, *args)
+
+    monkeypatch.setattr(EmbeddingLoop, "_decoder", recording)
+    for name, folder in shares.items():
+        rerun = run_cli("embed", folder, "-o", f"{name}_again.parquet", *TINY, "--cache", "all", "-q")
+        assert rerun.status == 0, rerun.err
+        np.testing.assert_array_equal(
+            read_embeddings(tmp_path / f"{name}_again.parquet")[1], read_embeddings(tmp_path / f"{name}.parquet")[1]
+        )
+    assert decoded == []
+
+    again = run_cli("store", "merge", "all", "store_one", "store_two")
+    assert again.status == 0 and "store_one: 3 rows, 0 new" in again.out and "all holds 6 rows" in again.out
+
+
 @pytest.mark.slow
 def test_ctrl_c_during_embed_says_how_many_rows_are_saved_and_the_rerun_resumes(tmp_path):
     folder = write_images(tmp_path / "many", {"dark": 150, "light": 150}, size=64)

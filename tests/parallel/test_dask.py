@@ -82,6 +82,25 @@ def test_warm_up_loads_the_network_on_every_worker_once(client, paths):
     assert client.run(lambda: loaded_networks()[1]) == builds  # nothing built again
 
 
+def test_the_extractor_is_pickled_once_per_call_in_the_client(client, paths, extractor, monkeypatch, tmp_path):
+    import dask
+
+    # Each pickle of a fitted extractor hashes its network's tensors; dask, handed the
+    # extractor itself, pickled it twice per computation before the first task started.
+    pickled = []
+    original = PretrainedFeatureExtractor.__getstate__
+
+    def counting(self):
+        pickled.append(self)
+        return original(self)
+
+    monkeypatch.setattr(PretrainedFeatureExtractor, "__getstate__", counting)
+    embedding = dask_transform(extractor, _series(paths, npartitions=6))
+    written = embedding.to_frame().to_parquet(tmp_path, compute=False)
+    out, _ = dask.compute(embedding, written)  # kept and written: the graph goes out with two outputs
+    assert len(pickled) == 1 and len(out) == len(paths)
+
+
 def test_each_worker_loads_the_network_once_and_runs_within_its_thread_budget(client, paths, extractor):
     def set_threads(n):
         import torch

@@ -34,18 +34,20 @@ def test_apply_thread_budget_sets_and_reports_torch_threads():
         torch.set_num_threads(before)
 
 
-def test_workers_reuse_their_copy_of_an_identical_extractor(images, monkeypatch):
+def test_workers_unpickle_a_shipped_extractor_once(images, monkeypatch):
     monkeypatch.setattr(_worker, "_COPIES", type(_worker._COPIES)())
-    blob = pickle.dumps(PretrainedFeatureExtractor(**TINY).fit(images))
-    first, again = pickle.loads(blob), pickle.loads(blob)
-    assert _worker.worker_copy(first) is first
-    assert _worker.worker_copy(again) is first  # shipped anew, same content: the copy in use
+    est = PretrainedFeatureExtractor(**TINY).fit(images)
+    blob = pickle.dumps(est)
+    first = _worker.worker_copy(blob)
+    assert type(first) is PretrainedFeatureExtractor and first is not est
+    assert _worker.worker_copy(bytes(bytearray(blob))) is first  # shipped anew, the same bytes: the copy in use
     first.transform(images)
-    assert _worker.worker_copy(first) is first  # used (its network built): still the same
-    other = PretrainedFeatureExtractor(**TINY, pooling="max").fit(images)
-    assert _worker.worker_copy(other) is other
+    assert _worker.worker_copy(blob) is first  # used (its network built): still the same
+    assert pickle.dumps(est) == blob  # the same extractor, pickled again by the next call: the same bytes
+    other = _worker.worker_copy(pickle.dumps(PretrainedFeatureExtractor(**TINY, pooling="max").fit(images)))
+    assert other is not first and other.pooling == "max"
     for pooling in ("gem", "avgmax"):
-        _worker.worker_copy(PretrainedFeatureExtractor(**TINY, pooling=pooling).fit(images))
+        _worker.worker_copy(pickle.dumps(PretrainedFeatureExtractor(**TINY, pooling=pooling).fit(images)))
     assert len(_worker._COPIES) == _worker._KEEP_COPIES  # bounded
 
 

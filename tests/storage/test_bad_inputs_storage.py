@@ -161,6 +161,30 @@ def _garbage_database_direct(ctx):
     return EmbeddingStore(ctx.tmp_path).register({}, 1)
 
 
+def _merge_garbage(ctx):
+    (ctx.tmp_path / "garbage").mkdir()
+    (ctx.tmp_path / "garbage" / "embeddings.sqlite").write_bytes(b"\x01not sqlite" * 100)
+    return EmbeddingStore(ctx.tmp_path / "here").merge(ctx.tmp_path / "garbage")
+
+
+def _merge_width_clash(ctx):
+    here, there = EmbeddingStore(ctx.tmp_path / "here"), EmbeddingStore(ctx.tmp_path / "there")
+    config = here.register({"model": "m"}, 2)
+    there.register({"model": "m"}, 3)
+    there.put(config, [b"a" * 32], np.ones((1, 3), np.float32))
+    try:
+        here.merge(there)
+    finally:
+        assert len(here) == 0 and here.configurations()[config][1] == 2  # nothing merged
+
+
+def _merge_into_itself_through_a_link(ctx):
+    store = EmbeddingStore(ctx.tmp_path / "here")
+    store.register({"model": "m"}, 2)
+    os.symlink(ctx.tmp_path / "here", ctx.tmp_path / "link")
+    return store.merge(ctx.tmp_path / "link")
+
+
 def _store_write_fails(ctx):
     import sqlite3
 
@@ -533,6 +557,12 @@ ROWS = [
         lambda ctx: EmbeddingStore(ctx.tmp_path / "here").merge(_format_2_store(ctx)),
         (OSError, "holds a store of another format (format 2); this sktransfer merges stores of format 3 only"),
     ),
+    # Found with the sktransfer store merge command: a file that is not a database raised sqlite3.DatabaseError,
+    # which the command line would have printed as a traceback.
+    ("store-merge-of-a-garbage-file", _merge_garbage, (OSError, "is not an embedding store that can be read")),
+    ("store-merge-width-clash", _merge_width_clash, (ValueError, "registers configuration")),
+    # Found with the command: the same store under another name (a symbolic link) was merged into itself.
+    ("store-merge-into-itself-through-a-link", _merge_into_itself_through_a_link, (OSError, "into itself")),
     ("module-other-code-equal-weights", _modules_with_equal_weights, _own_embeddings),
     ("module-whose-source-cannot-be-read", _module_without_source, _not_stored_with_a_warning),
     (

@@ -230,7 +230,7 @@ def test_command_line_needs_a_command(capsys):
 
     assert main([]) == 2  # a usage error: one line, no SystemExit out of main
     err = capsys.readouterr().err
-    assert "required: {fit,predict,embed}" in err and err.count("\n") == 1
+    assert "required: {fit,predict,embed,store}" in err and err.count("\n") == 1
 
 
 def test_embed_reuses_a_store(folder, tmp_path, decode_count):

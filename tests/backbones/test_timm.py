@@ -160,7 +160,14 @@ def test_finetune_unfreeze_1_trains_only_the_last_group(timm_hub):
     X = rng.integers(0, 256, (8, 48, 48, 3), dtype=np.uint8)
     y = np.array([0, 1] * 4)
     clf = FineTuneClassifier(
-        model="timm/resnet10t", unfreeze=1, max_epochs=1, batch_size=4, num_workers=0, random_state=0, patience=None
+        model="timm/resnet10t",
+        unfreeze=1,
+        max_epochs=1,
+        batch_size=4,
+        num_workers=0,
+        random_state=0,
+        patience=None,
+        check_folds=None,  # fine-tune whatever the internal check would say: the groups trained are the subject
     )
     before = {k: v.clone() for k, v in get_backbone("timm/resnet10t").state_dict().items()}
     clf.fit(X, y)
@@ -184,6 +191,7 @@ def test_finetune_unfreeze_1_trains_only_the_last_feature_info_stage(tmp_path):
         num_workers=0,
         random_state=0,
         patience=None,
+        check_folds=None,
     )
     clf.fit(X, np.array([0, 1] * 4))
     before = get_backbone("timm/regnetx_002", weights=str(tmp_path / "regnet.pth")).state_dict()

@@ -277,6 +277,17 @@ def _cv(values):
     return f"{np.mean(values):.3f}" if values else "-"
 
 
+def _head_row(key, r, chosen=False):
+    """One row of a heads table; ``chosen``: with the column of what ``auto (CV)`` picked per seed."""
+    dataset, k, backbone, head = key
+    cells = [dataset, k, backbone, head, f"{r['mean']:.4f} ± {r['sd']:.4f} [{r['min']:.3f}, {r['max']:.3f}]"]
+    cells.append(_cv(r["cv"]) if r["cv"] else "")
+    if chosen:
+        cells.append(", ".join(map(str, r["chosen"])) if r["chosen"] else "")
+    cells.append(f"{r['fit_s_median']:.2f}")
+    return "| " + " | ".join(map(str, cells)) + " |"
+
+
 def markdown(head_results, recipe_results, args):
     lines = [
         f"Seeds {list(args.seeds)}; accuracy mean ± sd [min, max] over the seeds on the test images "
@@ -289,12 +300,7 @@ def markdown(head_results, recipe_results, args):
         "| data | k/class | backbone | head | accuracy | internal CV | fit s (median) |",
         "|---|---:|---|---|---:|---:|---:|",
     ]
-    for (dataset, k, backbone, head), r in head_results.items():
-        cv = _cv(r["cv"]) if r["cv"] else ""
-        lines.append(
-            f"| {dataset} | {k} | {backbone} | {head} | {r['mean']:.4f} ± {r['sd']:.4f} "
-            f"[{r['min']:.3f}, {r['max']:.3f}] | {cv} | {r['fit_s_median']:.2f} |"
-        )
+    lines += [_head_row(key, r) for key, r in head_results.items()]
     if recipe_results:
         lines += [
             "",
@@ -360,21 +366,15 @@ def run_manyclass(args):
         f"{args.manyclass_per_class} per class ({info['pool']} images) drawn once (seed {MANYCLASS_POOL_SEED}) "
         "is embedded. For each seed, k per class of the pool train and the rest of the pool tests "
         f"({args.manyclass_per_class} - k per class). Seeds {list(args.seeds)}; accuracy mean ± sd [min, max] "
-        "over the seeds. Internal CV: the default head's best cross-validated accuracy on the training "
-        "images only. Chosen: what the default head picked, per seed (prototypes or the C of logistic "
+        "over the seeds. Internal CV: the best cross-validated accuracy of `auto (CV)` on the training "
+        "images only. Chosen: what `auto (CV)` picked, per seed (prototypes or the C of logistic "
         "regression). Where the data set came from, how to get it, and its overlap with ImageNet: "
         "`--manyclass-dir` in the docstring of benchmarks/fewshot.py.",
         "",
         "| data | k/class | backbone | head | accuracy | internal CV | chosen | fit s (median) |",
         "|---|---:|---|---|---:|---:|---|---:|",
     ]
-    for (dataset, k, backbone, head), r in results.items():
-        cv = _cv(r["cv"]) if r["cv"] else ""
-        chosen = ", ".join(map(str, r["chosen"])) if r["chosen"] else ""
-        lines.append(
-            f"| {dataset} | {k} | {backbone} | {head} | {r['mean']:.4f} ± {r['sd']:.4f} "
-            f"[{r['min']:.3f}, {r['max']:.3f}] | {cv} | {chosen} | {r['fit_s_median']:.2f} |"
-        )
+    lines += [_head_row(key, r, chosen=True) for key, r in results.items()]
     table = "\n".join(lines)
     print()
     print(table)

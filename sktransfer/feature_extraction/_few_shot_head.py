@@ -54,14 +54,20 @@ def _prototype_weights(Z, y_index, n_classes, sample_weight):
     return coef, np.zeros(n_classes)
 
 
+def _group_labels(groups, y_index):
+    """``(names, group_index, labels)``: the distinct groups, each row's group, each group's label (its last row's)."""
+    names, group_index = np.unique(groups, return_inverse=True)
+    labels = np.full(len(names), -1)
+    labels[group_index] = y_index
+    return names, group_index, labels
+
+
 def _check_groups(groups, y_index):
     """``groups`` as an array, refused unless it has one entry per row and each group one label."""
     groups = np.asarray(groups)
     if groups.shape != y_index.shape:
         raise ValueError(f"groups must have one entry per row of X ({len(y_index)}), got shape {groups.shape}")
-    names, group_index = np.unique(groups, return_inverse=True)
-    labels = np.full(len(names), -1)
-    labels[group_index] = y_index
+    names, group_index, labels = _group_labels(groups, y_index)
     if np.any(labels[group_index] != y_index):
         mixed = names[np.flatnonzero(np.bincount(group_index, weights=labels[group_index] != y_index))[0]]
         raise ValueError(f"groups: the rows of group {mixed.tolist()!r} have different labels; a group is one image")
@@ -78,11 +84,9 @@ def _group_means(X, y_index, sample_weight, groups):
     """
     if groups is None:
         return X, y_index, sample_weight, None
-    names, group_index = np.unique(groups, return_inverse=True)
+    names, group_index, labels = _group_labels(groups, y_index)
     if len(names) == len(groups):
         return X, y_index, sample_weight, groups
-    labels = np.full(len(names), -1)
-    labels[group_index] = y_index
     totals = np.bincount(group_index, weights=sample_weight, minlength=len(names))
     sums = np.zeros((len(names), X.shape[1]))
     np.add.at(sums, group_index, X * sample_weight[:, None])

@@ -3,8 +3,9 @@
 Usage (from the repository root)::
 
     python benchmarks/fewshot.py [--seeds 0 1 2 3 4] [--shots 1 2 5 10 20]
-                                 [--backbones efficientnet_lite0 efficientnet_lite2 union]
-                                 [--recipes lite0 lite2 lite0+lite2] [--recipe-shots 5 20]
+                                 [--backbones lite0 lite2 lite0+lite1+lite2]
+                                 [--recipes lite0 lite2 lite0+lite2 lite0+lite1+lite2]
+                                 [--recipe-shots 5 20]
                                  [--store DIR] [--test-limit N] [--quick]
                                  [--json out.json] [--write-results [FILE]]
 
@@ -15,8 +16,9 @@ is their seed-0 split); flowers tests on all the other images, hymenoptera
 draws its k per class from ``train/`` and tests on all of ``val/`` (153);
 "all" is the whole of ``train/`` (244, no randomness in the split).
 
-Table 1, heads on the centre-crop embeddings of each backbone ("union":
-Lite0 and Lite2 concatenated, as a ``FeatureUnion`` gives), fitted on the
+Table 1, heads on the centre-crop embeddings of each extractor (``lite0``
+is EfficientNet-Lite0; ``lite0+lite1+lite2`` the three backbones'
+embeddings concatenated, as a ``FeatureUnion`` gives them), fitted on the
 training images only:
 
 * ``LR(C=1)``: ``LogisticRegression(max_iter=1000)``, the previous default;
@@ -39,9 +41,9 @@ Table 2, recipes fitted end to end from the image files
 training image, the ``FewShotLinearClassifier()`` head;
 ``random_state=seed``), at ``--recipe-shots`` and on all of hymenoptera's
 ``train/``, one per extractor: ``lite0``, ``lite2`` (a
-``PretrainedFeatureExtractor`` of that backbone) and ``lite0+lite2`` (a
-``FeatureUnion`` of both); the one ``FrozenFeatureClassifier()`` uses is
-marked. Fit time includes embedding the training images and their views
+``PretrainedFeatureExtractor`` of that backbone), ``lite0+lite2`` and
+``lite0+lite1+lite2`` (a ``FeatureUnion`` of them); the one
+``FrozenFeatureClassifier()`` uses is marked. Fit time includes embedding the training images and their views
 when the store did not hold them yet (a first run), and only reading them
 on a rerun: time a first run with an empty ``--store``.
 
@@ -49,12 +51,14 @@ Embeddings are kept in an ``EmbeddingStore`` (``--store``, default
 ``benchmarks/.cache/store``, git-ignored): the first run embeds every image
 once per backbone, reruns read them.
 
-``--fit-time``: instead of the tables, the time of
-``FrozenFeatureClassifier().fit`` (every default) on 100 flowers images
-(20 per class, seed 0) from an empty store, as a new user's first fit:
-decoding, 9 embeddings per image and the head; median of
-``--fit-repeats`` runs, and the head's share. Run it alone on the machine
-(``flock`` the benchmark lock).
+``--fit-time``: instead of the tables, what each of ``--recipes`` costs:
+the time of ``FrozenFeatureClassifier(random_state=0).fit`` (the default
+one exactly as a user gets it, the others with their extractor) on 100
+flowers images (20 per class, seed 0) with nothing stored, as a new
+user's first fit (decoding, 9 embeddings per image per backbone, the
+head), then of ``predict`` on 200 test images; median of ``--fit-repeats``
+runs, recipes interleaved, and the head's share of the fit. Run it alone
+on the machine (``flock`` the benchmark lock).
 
 ``--quick``: Lite0 only, seed 0, 1 and 5 shots, recipe ``lite0`` with
 flowers scored on 200 test images: a smoke run of about a minute.
@@ -85,8 +89,8 @@ needed)::
     cp -r /tmp/serizba-vision/ex03/task2/bird_dataset /tmp/manyclass/cub100
     python benchmarks/fewshot.py --manyclass-dir /tmp/manyclass/cub100/images \\
         --manyclass-name "CUB-200-2011, 100-class subset (serizba/vision)" \\
-        --store /tmp/manyclass/store --backbones efficientnet_lite0 efficientnet_lite2 \\
-        --write-results
+        --store /tmp/manyclass/store \\
+        --backbones lite0 lite1 lite2 lite0+lite2 lite0+lite1+lite2 --write-results
 
 Its 100 class folders sit in ``images/``; ``images.txt`` and the other text
 files beside it are not read. 100 classes x 30 images = 3,000 images
@@ -108,7 +112,6 @@ import numpy as np
 from _splits import load_folder, split_per_class
 
 CACHE = Path(__file__).resolve().parent / ".cache"
-UNION = ("efficientnet_lite0", "efficientnet_lite2")
 #: The ``C`` path the previous default head (``strategy="auto"``) cross-validated.
 CV_PATH = (0.1, 1.0, 10.0, 100.0, 1000.0)
 
@@ -176,7 +179,7 @@ def summary(accs, fits, extra=None):
 def embed_tasks(args, splits):
     """Centre-crop embeddings of every data set, by (data set, backbones)."""
     embedded = {}
-    wanted = {*args.extractors.values(), *(RECIPES[name] for name in args.recipes)}
+    wanted = {*args.extractors.values(), *(backbones_of(name) for name in args.recipes)}
     for dataset, _k, _seed, paths, _labels, _tr, _te in splits:
         for backbones in wanted:
             if (dataset, backbones) not in embedded:
@@ -211,8 +214,13 @@ def run_heads(args, splits, embedded):
     }
 
 
-#: The recipes of table 2: the backbones of FrozenFeatureClassifier's extractor.
-RECIPES = {"lite0": ("efficientnet_lite0",), "lite2": ("efficientnet_lite2",), "lite0+lite2": UNION}
+#: The recipes of table 2, named by the backbones of FrozenFeatureClassifier's extractor.
+RECIPES = ("lite0", "lite2", "lite0+lite2", "lite0+lite1+lite2")
+
+
+def backbones_of(name):
+    """The backbones an extractor name stands for: ``"lite0+lite2"`` is Lite0's and Lite2's side by side."""
+    return tuple(part if part.startswith("efficientnet_") else f"efficientnet_{part}" for part in name.split("+"))
 
 
 def default_backbones():
@@ -228,7 +236,7 @@ def recipe(name, seed, store):
 
     from sktransfer import FrozenFeatureClassifier
 
-    backbones = RECIPES[name]
+    backbones = backbones_of(name)
     if len(backbones) == 1:
         ext = extractor(backbones[0], store)
     else:
@@ -257,7 +265,7 @@ def run_recipes(args, splits, embedded):
             t0 = time.perf_counter()
             clf.fit(list(paths[tr]), labels[tr])
             fit_s = time.perf_counter() - t0
-            X_test = embedded[dataset, RECIPES[name]][te]
+            X_test = embedded[dataset, backbones_of(name)][te]
             acc = float(np.mean(clf.classifier_.predict(X_test) == labels[te]))
             head = clf.classifier_
             print(
@@ -314,7 +322,7 @@ def markdown(head_results, recipe_results, args):
         ]
         default = default_backbones()
         for (dataset, k, name), r in recipe_results.items():
-            label = f"{name} (`FrozenFeatureClassifier()`)" if RECIPES[name] == default else name
+            label = f"{name} (`FrozenFeatureClassifier()`)" if backbones_of(name) == default else name
             lines.append(
                 f"| {dataset} | {k} | {label} | {r['mean']:.4f} ± {r['sd']:.4f} [{r['min']:.3f}, {r['max']:.3f}] "
                 f"| {_cv(r['cv'])} | {r['fit_s_median']:.1f} |"
@@ -387,30 +395,64 @@ def run_manyclass(args):
     _results.write(args.write_results, "Few-shot accuracy: many classes", table)
 
 
-def time_default_fit(repeats):
-    """Seconds of FrozenFeatureClassifier().fit on 100 flowers images, nothing stored; the head's share."""
-    from sktransfer import FrozenFeatureClassifier
+def time_recipes(repeats, recipes):
+    """Markdown: seconds to fit each recipe on 100 flowers images and to predict 200 others, nothing stored."""
+    from sklearn.base import clone
+    from sklearn.pipeline import FeatureUnion
+
+    from sktransfer import FrozenFeatureClassifier, PretrainedFeatureExtractor
 
     paths, labels = load_folder("flowers")
-    tr, _ = split_per_class(labels, 20, 0)
-    totals, heads_s = [], []
+    tr, te = split_per_class(labels, 20, 0)
+    default = default_backbones()
+    lines = [
+        "| recipe | features | fit 100 images s (median) | runs | predict 200 images s (median) | of the fit: head s |",
+        "|---|---:|---:|---|---:|---:|",
+    ]
+    times = {name: {"fit": [], "predict": [], "head": [], "features": 0} for name in recipes}
     for _ in range(repeats):
-        clf = FrozenFeatureClassifier(random_state=0)
-        t0 = time.perf_counter()
-        clf.fit(list(paths[tr]), labels[tr])
-        totals.append(time.perf_counter() - t0)
-        head = clf._make_classifier()
-        X = np.repeat(clf.extractor_.transform(list(paths[tr])), 9, axis=0)  # as many rows as with 8 views
-        t0 = time.perf_counter()
-        head.fit(X, np.repeat(labels[tr], 9), groups=np.repeat(np.arange(len(tr)), 9))
-        heads_s.append(time.perf_counter() - t0)
-        print(f"fit {totals[-1]:.1f} s (head on 900 rows {heads_s[-1]:.1f} s)", flush=True)
-    extractor = clf.extractor_.get_params()["model"]
-    return (
-        f"`FrozenFeatureClassifier().fit` ({extractor}, 8 views, `FewShotLinearClassifier()`) on 100 flowers "
-        f"images (20/class, seed 0), nothing stored: median {statistics.median(totals):.1f} s over {repeats} "
-        f"runs ({', '.join(f'{t:.1f}' for t in totals)}); of which the head on 900 rows about "
-        f"{statistics.median(heads_s):.1f} s."
+        for name in recipes:  # interleaved, so that a change of load falls on every recipe
+            backbones = backbones_of(name)
+            # The default recipe exactly as a user gets it; the others with the default head and views.
+            if backbones == default:
+                clf = FrozenFeatureClassifier(random_state=0)
+            else:
+                parts = [(b, PretrainedFeatureExtractor(model=b)) for b in backbones]
+                clf = FrozenFeatureClassifier(
+                    extractor=parts[0][1] if len(parts) == 1 else FeatureUnion(parts), random_state=0
+                )
+            t0 = time.perf_counter()
+            clf.fit(list(paths[tr]), labels[tr])
+            fit_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            clf.predict(list(paths[te[:200]]))
+            predict_s = time.perf_counter() - t0
+            X = np.repeat(clf.extractor_.transform(list(paths[tr])), 9, axis=0)  # as many rows as with 8 views
+            t0 = time.perf_counter()
+            clone(clf.classifier_).fit(X, np.repeat(labels[tr], 9), groups=np.repeat(np.arange(len(tr)), 9))
+            head_s = time.perf_counter() - t0
+            row = times[name]
+            row["fit"].append(fit_s)
+            row["predict"].append(predict_s)
+            row["head"].append(head_s)
+            row["features"] = X.shape[1]
+            print(f"{name}: fit {fit_s:.1f} s, predict {predict_s:.1f} s, head {head_s:.1f} s", flush=True)
+    for name, row in times.items():
+        label = f"{name} (`FrozenFeatureClassifier()`)" if backbones_of(name) == default else name
+        lines.append(
+            f"| {label} | {row['features']} | {statistics.median(row['fit']):.1f} | "
+            f"{', '.join(f'{t:.1f}' for t in row['fit'])} | {statistics.median(row['predict']):.1f} | "
+            f"{statistics.median(row['head']):.1f} |"
+        )
+    return "\n".join(
+        [
+            "`FrozenFeatureClassifier(random_state=0).fit` with 8 views and the `FewShotLinearClassifier()` head "
+            "on 100 flowers images (20/class, seed 0), from an empty store as a new user's first fit "
+            "(decoding, 9 embeddings per image per backbone, the head), then `predict` on 200 test images; "
+            "recipes interleaved, repeats in order.",
+            "",
+            *lines,
+        ]
     )
 
 
@@ -418,13 +460,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--shots", type=int, nargs="+", default=[1, 2, 5, 10, 20])
-    parser.add_argument("--backbones", nargs="+", default=["efficientnet_lite0", "efficientnet_lite2", "union"])
-    parser.add_argument("--recipes", nargs="*", default=sorted(RECIPES), choices=sorted(RECIPES))
+    parser.add_argument("--backbones", nargs="+", default=["lite0", "lite2", "lite0+lite1+lite2"])
+    parser.add_argument("--recipes", nargs="*", default=list(RECIPES), choices=RECIPES)
     parser.add_argument("--recipe-shots", type=int, nargs="*", default=[5, 20], help="k/class of table 2")
     parser.add_argument("--store", default=str(CACHE / "store"))
     parser.add_argument("--test-limit", type=int, default=None, help="score flowers on this many test images")
     parser.add_argument("--quick", action="store_true", help="a smoke run of about a minute")
-    parser.add_argument("--fit-time", action="store_true", help="time the default fit of 100 images instead")
+    parser.add_argument("--fit-time", action="store_true", help="time each recipe's fit of 100 images instead")
     parser.add_argument("--fit-repeats", type=int, default=3)
     parser.add_argument("--manyclass-dir", default=None, help="run table 1 on this folder per class instead")
     parser.add_argument("--manyclass-name", default=None, help="the data set's name in the table")
@@ -434,15 +476,15 @@ def main(argv=None):
     _results.add_argument(parser)
     args = parser.parse_args(argv)
     if args.quick:
-        args.seeds, args.shots, args.backbones, args.recipes = [0], [1, 5], ["efficientnet_lite0"], ["lite0"]
+        args.seeds, args.shots, args.backbones, args.recipes = [0], [1, 5], ["lite0"], ["lite0"]
         args.recipe_shots = [5]
         args.test_limit = args.test_limit or 200
     if args.fit_time:
-        line = time_default_fit(args.fit_repeats)
-        print(line)
-        _results.write(args.write_results, "Few-shot: time of the default fit", line)
+        table = time_recipes(args.fit_repeats, args.recipes)
+        print(table)
+        _results.write(args.write_results, "Few-shot: time of each recipe's fit and prediction", table)
         return
-    args.extractors = {name: (UNION if name == "union" else (name,)) for name in args.backbones}
+    args.extractors = {name: backbones_of(name) for name in args.backbones}
     if args.manyclass_dir:
         run_manyclass(args)
         return

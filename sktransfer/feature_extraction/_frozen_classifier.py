@@ -25,6 +25,7 @@ from ..image import load_image
 from ..image._transforms import ResizeCenterCrop, random_resized_crop_flip
 from ..image._validation import ImageInputMixin, check_image_labels
 from ..utils._progress import Progress
+from ._view_cv import cross_validate_views
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -141,6 +142,17 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
         centre-crops them as it does any image.
     keep_original : bool, default=True
         Fit on the centre-crop embedding of each training image too.
+    cv : int, cross-validation generator, iterable or None, default=None
+        Also estimate, at fit, the accuracy of this recipe on new images by
+        cross-validation over the training images (``cv_scores_``), at the
+        cost of fitting the classifier once per split: the embeddings are
+        computed once, not once per split as
+        :func:`~sklearn.model_selection.cross_val_score` would. Splits are
+        of images (an int: stratified k-fold; or any splitter or list of
+        ``(train, test)`` image indices, as for
+        :func:`~sklearn.model_selection.check_cv`): the views of an image
+        stay with it, and a held-out image is scored on its centre-crop
+        embedding, as :meth:`predict` sees it. Needs ``keep_original=True``.
     random_state : int, RandomState instance or None, default=None
         Seeds the views: the same seed gives the same views, hence the same
         classifier (for a deterministic classifier). A callable ``augment``
@@ -159,6 +171,10 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
         The fitted clone of ``classifier``.
     classes_ : ndarray
         The classifier's classes.
+    cv_scores_ : dict or None
+        With ``cv``: the held-out ``accuracy`` and ``log_loss`` (NaN for a
+        classifier without ``predict_proba``) over every split's held-out
+        images, and ``n_splits``. None without ``cv``.
     n_features_in_ : int
         Only when fitted on a numeric table of flattened images.
 
@@ -209,6 +225,7 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
         "n_views": [Interval(Integral, 0, None, closed="left")],
         "augment": [StrOptions({"light"}), callable],
         "keep_original": ["boolean"],
+        "cv": ["cv_object", None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -221,6 +238,7 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
         n_views: int = 8,
         augment: Literal["light"] | Callable | None = "light",
         keep_original: bool = True,
+        cv: int | object | None = None,
         random_state: RandomStateLike = None,
         verbose: int = 0,
     ) -> None:
@@ -229,6 +247,7 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
         self.n_views = n_views
         self.augment = augment
         self.keep_original = keep_original
+        self.cv = cv
         self.random_state = random_state
         self.verbose = verbose
 
@@ -274,6 +293,11 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
             raise ValueError(
                 "n_views=0 with keep_original=False leaves nothing to fit on; set n_views >= 1 or keep_original=True"
             )
+        if self.cv is not None and not self.keep_original:
+            raise ValueError(
+                "cv scores each held-out image on its centre-crop embedding, which keep_original=False "
+                "does not compute; set keep_original=True or cv=None"
+            )
         items = self._validate_images(X, reset=True)
         y = self._check_labels(y, len(items))
         classifier = self._make_classifier()
@@ -287,7 +311,8 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
         extractor = self._make_extractor()
         extractor.fit(items, y)
         n_view_chunks = -(-len(items) // self._images_per_chunk()) if self.n_views > 0 else 0
-        progress = Progress(self.verbose, type(self).__name__, total=int(self.keep_original) + n_view_chunks + 1)
+        n_steps = int(self.keep_original) + n_view_chunks + int(self.cv is not None) + 1
+        progress = Progress(self.verbose, type(self).__name__, total=n_steps)
         blocks, labels, weights = [], [], []
         if self.keep_original:
             blocks.append(np.asarray(extractor.transform(items)))
@@ -300,13 +325,20 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
             weights.append(None if sample_weight is None else np.repeat(sample_weight, self.n_views))
         if sample_weight is not None:
             fit_params["sample_weight"] = np.concatenate(weights)
+        image_index = np.arange(len(items))
+        row_image = np.concatenate(
+            [*([image_index] if self.keep_original else []), np.repeat(image_index, self.n_views)]
+        )
         if has_fit_parameter(classifier, "groups"):
             # The rows of an image and of its views are one group, so that a
             # classifier cross-validating internally keeps them in one fold.
-            image_index = np.arange(len(items))
-            groups = [image_index] if self.keep_original else []
-            fit_params["groups"] = np.concatenate([*groups, np.repeat(image_index, self.n_views)])
-        classifier.fit(np.concatenate(blocks), np.concatenate(labels), **fit_params)
+            fit_params["groups"] = row_image
+        rows, row_labels = np.concatenate(blocks), np.concatenate(labels)
+        self.cv_scores_ = None
+        if self.cv is not None:
+            self.cv_scores_ = cross_validate_views(classifier, self.cv, rows, row_labels, row_image, y, fit_params)
+            progress.step(f"cross-validated {type(classifier).__name__}, {self.cv_scores_['n_splits']} splits")
+        classifier.fit(rows, row_labels, **fit_params)
         progress.step(f"fitted {type(classifier).__name__}")
         progress.close()
         self.extractor_ = extractor

@@ -21,7 +21,9 @@ def _proba_columns(proba, fold_classes, classes):
     """``proba`` over ``fold_classes`` as columns of ``classes`` (a class the fold never saw: 0)."""
     out = np.zeros((len(proba), len(classes)))
     out[:, np.searchsorted(classes, fold_classes)] = proba
-    return out
+    # In float64, rows of a float32 model's probabilities sum to 1 only to
+    # float32 precision, which log_loss warns about.
+    return out / out.sum(axis=1, keepdims=True)
 
 
 def cross_validate_views(classifier, cv, rows, row_labels, row_image, labels, fit_params):

@@ -47,7 +47,8 @@ def add_parser(commands, name):
         description="Train an image classifier on FOLDER (FOLDER/class_name/image.jpg, or train/ and val/ or "
         "test/ folders laid out that way), print its validation accuracy and save it with skops. By default "
         "a classifier on frozen embeddings of the images and of random views of them (FrozenFeatureClassifier); "
-        "--finetune trains the network's last layers too (FineTuneClassifier).",
+        "--finetune trains the network's last layers too (FineTuneClassifier), keeping the frozen-features model "
+        "instead when its internal cross-validation finds that better.",
     )
     parser.add_argument("folder", help="folder of class folders, or of train/ and val/ (or test/) folders")
     parser.add_argument("-o", "--out", default="model.skops", help="model file to write (default: %(default)s)")
@@ -115,21 +116,27 @@ def _train_and_validation(folder, val_size, random_state):
 
 
 def _estimator(args):
+    from ..feature_extraction import FrozenFeatureClassifier, PretrainedFeatureExtractor
+
     weights = weights_argument(args)
+    verbose = 0 if args.quiet else 1
+    extractor = PretrainedFeatureExtractor(model=args.model, weights=weights)
     if args.finetune:
         from ..finetune import FineTuneClassifier
 
         options = {} if args.epochs is None else {"max_epochs": args.epochs}
+        # The check measures fine-tuning against what fit without --finetune builds.
+        frozen = FrozenFeatureClassifier(extractor=extractor, random_state=args.random_state)
         return FineTuneClassifier(
-            model=args.model, weights=weights, random_state=args.random_state, verbose=0 if args.quiet else 1, **options
+            model=args.model,
+            weights=weights,
+            frozen=frozen,
+            random_state=args.random_state,
+            verbose=verbose,
+            **options,
         )
-    from ..feature_extraction import FrozenFeatureClassifier, PretrainedFeatureExtractor
-
     options = {} if args.views is None else {"n_views": args.views}
-    extractor = PretrainedFeatureExtractor(model=args.model, weights=weights)
-    return FrozenFeatureClassifier(
-        extractor=extractor, random_state=args.random_state, verbose=0 if args.quiet else 1, **options
-    )
+    return FrozenFeatureClassifier(extractor=extractor, random_state=args.random_state, verbose=verbose, **options)
 
 
 def _class_counts(labels):

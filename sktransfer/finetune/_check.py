@@ -1,22 +1,25 @@
-"""The internal check: fine-tune only when it beats the frozen features, by cross-validation.
+"""The internal check: fine-tune only when it beats the frozen-features recipe, by cross-validation.
 
 Fine-tuning a pretrained network on a few hundred images can help or hurt:
-on some data the linear probe on the frozen embeddings (the head that LP-FT
-starts from, see :mod:`._probe`) is already as good as anything the last
-layer groups learn from so few images. :func:`check_fine_tuning` decides,
-on the training images only:
+on some data a classifier on frozen embeddings is already as good as
+anything the last layer groups learn from so few images, or better.
+:func:`check_fine_tuning` decides, on the training images only:
 
 1. the frozen embeddings of every training image are computed once (the
-   pretrained prefix, on the fit's engine);
-2. stratified folds of the training images: on each, the probe's ``C`` is
-   chosen among :data:`PROBE_CS` by held-out log-loss (closed-form cheap:
-   a convex fit on cached embeddings), then the estimator fine-tunes a fresh
-   pretrained network on the other folds exactly as its final fit would
-   (its own schedule, its own probe start), and both the probe alone and
-   the fine-tuned network predict the held-out fold;
-3. fine-tuning is kept when its cross-validated accuracy is higher, or
-   equal with a lower log-loss; otherwise the model is the probe on the
-   frozen network (``fine_tuned_=False``).
+   pretrained prefix, on the fit's engine), and the probe's ``C`` (the head
+   that LP-FT starts from, see :mod:`._probe`) is chosen among
+   :data:`PROBE_CS` by held-out log-loss over stratified folds of the
+   training images (closed-form cheap: a convex fit on cached embeddings);
+2. on each fold, the estimator fine-tunes a fresh pretrained network on the
+   other folds exactly as its final fit would (its own schedule, its own
+   probe start) and predicts the held-out fold;
+3. the frozen contender, :class:`~sktransfer.FrozenFeatureClassifier`
+   (the library's frozen recipe: its defaults unless the estimator's
+   ``frozen`` says otherwise), is cross-validated on the same folds by its
+   own ``cv`` (its embeddings computed once) and fitted on every image;
+4. fine-tuning is kept when its cross-validated accuracy is higher, or
+   equal with a lower log-loss; otherwise the model is the fitted recipe
+   (``fine_tuned_=False``, ``frozen_``).
 
 The folds share the fit's decoded images and activation cache: what runs
 per fold is the trainable suffix, plus one pass of the held-out images
@@ -29,9 +32,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from sklearn.base import clone
 from sklearn.model_selection import StratifiedKFold
 from torch import nn
 
+from ..feature_extraction import FrozenFeatureClassifier
 from ._activation_cache import ActivationCache
 from ._datasets import TrainingDataset
 from ._network import HEAD, suffix_start
@@ -50,16 +55,20 @@ class CheckResult:
     Attributes
     ----------
     fine_tune : bool
-        Whether fine-tuning won (else: keep the probe on frozen features).
+        Whether fine-tuning won (else: keep the frozen recipe, or the probe
+        when the check was interrupted).
     probe_C : float
         The probe's ``C`` chosen by held-out log-loss.
     scores : dict or None
-        None when the check was interrupted (Ctrl-C). Cross-validated ``accuracy`` and ``log_loss`` of ``"frozen"`` (the
-        probe) and ``"fine_tuned"``, and ``n_folds``.
+        None when the check was interrupted (Ctrl-C). Cross-validated
+        ``accuracy`` and ``log_loss`` of ``"frozen"`` (the recipe) and
+        ``"fine_tuned"``, and ``n_folds``.
     embeddings : Tensor
         Frozen embeddings of every training image (for the final probe).
     interrupted_after : int or None
         Epochs of the fold run that was interrupted; None when none was.
+    frozen : FrozenFeatureClassifier or None
+        The recipe, fitted on every training image; None when interrupted.
     """
 
     fine_tune: bool
@@ -67,6 +76,7 @@ class CheckResult:
     scores: dict = field(default_factory=dict)
     embeddings: torch.Tensor | None = None
     interrupted_after: int | None = None
+    frozen: FrozenFeatureClassifier | None = None
 
 
 def stratified_folds(y_encoded: np.ndarray, n_folds: int, seed: int | None) -> list | None:
@@ -139,13 +149,21 @@ def heldout_logits(net, dataset: TrainingDataset, rows: np.ndarray) -> torch.Ten
     return torch.cat(out)
 
 
-def check_fine_tuning(net, dataset: TrainingDataset, y_encoded: np.ndarray, n_folds: int) -> CheckResult | None:
-    """Cross-validate fine-tuning against the frozen probe on ``dataset`` (see the module docstring).
+def frozen_recipe(net) -> FrozenFeatureClassifier:
+    """The estimator's frozen contender, unfitted: a clone of ``frozen``, else the recipe's defaults, seeded alike."""
+    if net.frozen is not None:
+        return clone(net.frozen)
+    return FrozenFeatureClassifier(random_state=net.random_state)
+
+
+def check_fine_tuning(net, dataset: TrainingDataset, y_encoded: np.ndarray, n_folds: int, items) -> CheckResult | None:
+    """Cross-validate fine-tuning against the frozen recipe on ``dataset`` (see the module docstring).
 
     ``net`` is a :class:`FineTuneClassifier` freshly initialised (its network
     pretrained); it is left holding the last fold's network: initialise it
-    again before the final fit. None when no check is possible (a class
-    with one image, or embeddings beyond the cache bound).
+    again before the final fit. ``items`` are the training images as the
+    recipe takes them, in ``y_encoded``'s order. None when no check is
+    possible (a class with one image, or embeddings beyond the cache bound).
     """
     folds = stratified_folds(y_encoded, n_folds, net.random_state)
     if folds is None:
@@ -160,46 +178,50 @@ def check_fine_tuning(net, dataset: TrainingDataset, y_encoded: np.ndarray, n_fo
     weight = None if weight is None else torch.as_tensor(weight, dtype=torch.float32)
     probe_C, _ = choose_probe_C(embeddings, y, folds, weight)
     net.probe_C_ = probe_C
-    sums = {"frozen": [0.0, 0], "fine_tuned": [0.0, 0]}
+    loss, hits = 0.0, 0
     for k, (train, test) in enumerate(folds):
-        frozen = _probe_logits(embeddings, y, train, test, probe_C, weight)
         if k:
             net.initialize()  # a fresh pretrained network per fold
         net._train(dataset.view(train, train=True), y_encoded[train])
-        if net.interrupted_:  # Ctrl-C: no verdict; the probe stands (see keeps_frozen_probe)
+        if net.interrupted_:  # Ctrl-C: no verdict; the probe stands (see keeps_frozen_model)
             return CheckResult(False, probe_C, None, embeddings, interrupted_after=len(net.history))
-        tuned = heldout_logits(net, dataset, dataset.indices[test])
-        for name, logits in (("frozen", frozen), ("fine_tuned", tuned)):
-            loss, hits = _loss_and_hits(logits, y[test])
-            sums[name][0] += loss
-            sums[name][1] += hits
+        fold_loss, fold_hits = _loss_and_hits(heldout_logits(net, dataset, dataset.indices[test]), y[test])
+        loss += fold_loss
+        hits += fold_hits
+    recipe = frozen_recipe(net).set_params(cv=folds)
+    recipe.fit(items, net.classes_[y_encoded])
     scores = {
-        f"{name}_{what}": value
-        for name, (loss, hits) in sums.items()
-        for what, value in (("accuracy", hits / len(y)), ("log_loss", loss / len(y)))
+        "frozen_accuracy": recipe.cv_scores_["accuracy"],
+        "frozen_log_loss": recipe.cv_scores_["log_loss"],
+        "fine_tuned_accuracy": hits / len(y),
+        "fine_tuned_log_loss": loss / len(y),
+        "n_folds": len(folds),
     }
-    scores["n_folds"] = len(folds)
     frozen_key = (scores["frozen_accuracy"], -scores["frozen_log_loss"])
     tuned_key = (scores["fine_tuned_accuracy"], -scores["fine_tuned_log_loss"])
-    return CheckResult(tuned_key > frozen_key, probe_C, scores, embeddings)
+    # A NaN log-loss (a recipe head without probabilities) compares False: at equal accuracy the recipe stays.
+    return CheckResult(tuned_key > frozen_key, probe_C, scores, embeddings, frozen=recipe)
 
 
-def keeps_frozen_probe(net, dataset: TrainingDataset, y_encoded: np.ndarray) -> bool:
-    """Run ``net``'s internal check before its final fit; True when the frozen probe won and is fitted.
+def keeps_frozen_model(net, dataset: TrainingDataset, y_encoded: np.ndarray, items) -> bool:
+    """Run ``net``'s internal check before its final fit; True when the frozen side won and is fitted.
 
-    Sets ``fine_tuned_``, ``check_scores_`` and ``probe_C_`` on ``net``,
-    and leaves it initialised afresh (pretrained network; with
+    Sets ``fine_tuned_``, ``check_scores_``, ``probe_C_`` and ``frozen_``
+    on ``net``, and leaves it initialised afresh (pretrained network; with
     ``random_state``, torch's generator reseeded, so that a final
-    fine-tuning draws as a fit without the check). When the probe won, its
-    head is fitted on every training image and nothing else trains.
-    No check without ``check_folds`` or with a ``train_split``.
+    fine-tuning draws as a fit without the check). When the recipe won, it
+    is ``frozen_`` (fitted on every training image) and nothing trains;
+    the network's head is the probe on every image, so that a later
+    ``partial_fit`` starts from it. An interrupted check keeps that probe
+    as the model. No check without ``check_folds`` or with a
+    ``train_split``.
     """
-    net.fine_tuned_, net.check_scores_, net.probe_C_ = True, None, 1.0
+    net.fine_tuned_, net.check_scores_, net.probe_C_, net.frozen_ = True, None, 1.0, None
     if net.check_folds is None or net.train_split is not None:
         return False
     verbose, net.verbose = net.verbose, 0  # the folds' epochs are not the fit's
     try:
-        result = check_fine_tuning(net, dataset, y_encoded, net.check_folds)
+        result = check_fine_tuning(net, dataset, y_encoded, net.check_folds, items)
         if net.random_state is not None:
             torch.manual_seed(net.random_state)
         net.initialize()
@@ -217,14 +239,15 @@ def keeps_frozen_probe(net, dataset: TrainingDataset, y_encoded: np.ndarray) -> 
     elif verbose:
         s = result.scores
         print(
-            f"internal check, {s['n_folds']}-fold accuracy: frozen probe (C={result.probe_C:g}) "
+            f"internal check, {s['n_folds']}-fold accuracy: frozen features ({type(result.frozen).__name__}) "
             f"{s['frozen_accuracy']:.4f}, fine-tuned {s['fine_tuned_accuracy']:.4f}: "
-            + ("fine-tuning" if result.fine_tune else "keeping the frozen probe, no fine-tuning"),
+            + ("fine-tuning" if result.fine_tune else "keeping the frozen features, no fine-tuning"),
             flush=True,
         )
     net.fine_tuned_, net.check_scores_, net.probe_C_ = result.fine_tune, result.scores, result.probe_C
     if result.fine_tune:
         return False
+    net.frozen_ = result.frozen
     weight = getattr(net, "class_weight_", None)
     fit_linear_probe(
         net.module_.head[-1],

@@ -35,12 +35,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..backbones import get_backbone
 from ..backbones._weights import weights_identity
+from ..feature_extraction import FrozenFeatureClassifier
 from ..image import BatchDecoder, resolve_num_workers
 from ..image._validation import ImageInputMixin, check_image_labels
 from ..utils import autocast_context, resolve_device
 from ._activation_cache import leave, mark_pretrained, route
 from ._callbacks import default_callbacks
-from ._check import keeps_frozen_probe
+from ._check import keeps_frozen_model
 from ._datasets import TrainingDataset, reject_user_dataset, training_dataset
 from ._display import hyperparameter_repr
 from ._fast_prefix import ENGINES, fit_fast_prefix, prediction_prefix
@@ -73,11 +74,12 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
     embeddings (so phase 1 needs no epochs) and the network trains on every
     image for ``max_epochs`` epochs, the rates annealed to zero. Before
     that, an internal check (``check_folds``) cross-validates this
-    fine-tuning against the logistic regression alone on the frozen
-    network, on the training images only: fine-tuning is kept when it
-    scores higher, else the fitted model is the frozen network with that
-    head (``fine_tuned_=False``), so the fine-tuner is not worse than its
-    own frozen features where the check can tell. No split is
+    fine-tuning against the library's frozen-features recipe,
+    :class:`~sktransfer.FrozenFeatureClassifier` (``frozen``), on the
+    training images only: fine-tuning is kept when it scores higher, else
+    the fitted model is that recipe (``fine_tuned_=False``; ``frozen_``
+    predicts), so the fine-tuner is not worse than frozen features where
+    the check can tell. No split is
     held out: the annealed schedule already fixes where training ends, and on
     a few hundred images a validated run followed by a refit on all of them
     costs a second training to choose an epoch count. Passing a
@@ -203,17 +205,25 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
     check_folds : int >= 2 or None, default=3
         The internal check of a ``fit`` without ``train_split``: stratified
         folds of the training images (fewer when a class has fewer images;
-        none, no check, when one has a single image). On each fold the
-        probe's ``C`` is chosen among 0.1, 0.3, 1, 3, 10 by held-out
-        log-loss, a fresh pretrained network is fine-tuned on the other
-        folds as the final fit will be, and both it and the probe alone
-        predict the held-out fold. Fine-tuning is kept when its
-        cross-validated accuracy is higher (equal: lower log-loss); else
-        ``fit`` stops at the probe on the frozen network, which costs no
-        epoch. The folds reuse the fit's decoded images and cached
-        activations, so the check costs about ``check_folds`` trainings of
-        the unfrozen groups on ``(k-1)/k`` of the images. None: always
-        fine-tune, from the ``C=1`` probe (the behaviour before the check).
+        none, no check, when one has a single image). The probe's ``C`` is
+        chosen among 0.1, 0.3, 1, 3, 10 by held-out log-loss; on each fold
+        a fresh pretrained network is fine-tuned on the other folds as the
+        final fit will be and predicts the held-out fold; the ``frozen``
+        recipe is cross-validated on the same folds (its ``cv``) and fitted
+        on every image. Fine-tuning is kept when its cross-validated
+        accuracy is higher (equal: lower log-loss); else ``fit`` stops
+        there and the recipe is the model. The folds reuse the fit's
+        decoded images and cached activations, so the check costs about
+        ``check_folds`` trainings of the unfrozen groups on ``(k-1)/k`` of
+        the images, plus one fit of the recipe (which embeds each image and
+        its views with each of its backbones). None: always fine-tune, from
+        the ``C=1`` probe.
+    frozen : FrozenFeatureClassifier or None, default=None
+        The frozen-features contender of the internal check, and the model
+        when it wins; cloned, its ``cv`` set to the check's folds. None:
+        ``FrozenFeatureClassifier(random_state=random_state)``, the
+        library's recipe with its defaults (its own backbones, whatever
+        ``model`` is). It does not use ``class_weight``.
     iterator_train__shuffle : bool, default=True
         Draw the training batches in a new random order each epoch (skorch's
         own default is False).
@@ -251,10 +261,14 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         predicts with PyTorch (the same function, to rounding).
     fine_tuned_ : bool
         Whether the network was fine-tuned; False when the internal check
-        kept the probe on frozen features (the history is then empty).
+        kept the frozen features (the history is then empty).
+    frozen_ : FrozenFeatureClassifier or None
+        The fitted frozen recipe when the internal check kept it: it makes
+        the predictions (the network's head is the probe, where a later
+        ``partial_fit`` starts). None otherwise.
     check_scores_ : dict or None
         The internal check's cross-validated ``frozen_accuracy``,
-        ``frozen_log_loss``, ``fine_tuned_accuracy``,
+        ``frozen_log_loss`` (the recipe's), ``fine_tuned_accuracy``,
         ``fine_tuned_log_loss`` and ``n_folds``; None when no check ran.
     probe_C_ : float
         The ``C`` of the probe head (1.0 without the check).
@@ -318,6 +332,7 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         "num_workers": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
         "engine": [StrOptions(set(ENGINES))],
         "check_folds": [Interval(Integral, 2, None, closed="left"), None],
+        "frozen": [FrozenFeatureClassifier, None],
     }
 
     def __init__(
@@ -346,6 +361,7 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         num_workers: int | str = "auto",
         engine: str = "auto",
         check_folds: int | None = 3,
+        frozen: FrozenFeatureClassifier | None = None,
         module: type[nn.Module] = FineTuneNetwork,
         criterion: type[nn.Module] = nn.CrossEntropyLoss,
         optimizer: type[torch.optim.Optimizer] = torch.optim.AdamW,
@@ -374,6 +390,7 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         self.num_workers = num_workers
         self.engine = engine
         self.check_folds = check_folds
+        self.frozen = frozen
         super().__init__(
             module,
             criterion=criterion,
@@ -591,10 +608,10 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         """Fit the head, then the last ``unfreeze`` layer groups.
 
         By default the internal check (``check_folds``) first
-        cross-validates fine-tuning against the probe on frozen features,
+        cross-validates fine-tuning against the frozen recipe (``frozen``),
         then every image trains for ``max_epochs`` epochs, or, when the
-        probe won, the probe is fitted on every image and nothing else
-        trains (``fine_tuned_=False``). With a
+        recipe won, it is the model (``frozen_``, fitted on every image)
+        and the network does not train (``fine_tuned_=False``). With a
         ``train_split`` the run is validated and early-stopped; with
         ``refit=True`` the network then starts again from the pretrained
         weights and trains on all of ``X`` for the best run's number of
@@ -627,8 +644,10 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
             else:
                 items, y_encoded = self._checked_inputs(X, y, new_fit=False)
             dataset = self._training_dataset(items, y_encoded)
-            if fresh and keeps_frozen_probe(self, dataset, y_encoded):
+            if fresh and keeps_frozen_model(self, dataset, y_encoded, items):
                 return self
+            if not fresh:
+                self.fine_tuned_, self.frozen_ = True, None  # training goes on: the network predicts
             self._train(dataset, y_encoded, **fit_params)
             if self.interrupted_:
                 warn_interrupted(type(self).__name__, "the training run", len(self.history))
@@ -645,7 +664,8 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         items, y_encoded = self._checked_inputs(X, y, new_fit=new_fit)
         if new_fit:
             self.initialize()
-            self.fine_tuned_, self.check_scores_, self.probe_C_ = True, None, 1.0  # no check: see fit
+            self.check_scores_, self.probe_C_ = None, 1.0  # no check: see fit
+        self.fine_tuned_, self.frozen_ = True, None  # training goes on: the network predicts
         self.interrupted_ = False
         self._train(self._training_dataset(items, y_encoded), y_encoded, classes, **fit_params)
         if self.interrupted_:
@@ -835,7 +855,14 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         """Class probabilities, shape (n_samples, n_classes), rows summing to 1."""
         check_is_fitted(self)
         reject_user_dataset(X, "predict_proba")
-        return super().predict_proba(X)
+        frozen = getattr(self, "frozen_", None)
+        if frozen is None:
+            return super().predict_proba(X)
+        # The recipe knows the classes it was fitted on; columns in classes_' order.
+        proba = np.zeros((len(X), len(self.classes_)))
+        column = {label: i for i, label in enumerate(self.classes_.tolist())}
+        proba[:, [column[label] for label in frozen.classes_.tolist()]] = frozen.predict_proba(X)
+        return proba
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted labels (the original label values)."""

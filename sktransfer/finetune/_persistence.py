@@ -15,7 +15,10 @@ the state is plain data:
 * the trained network's tensors, and the optimizer's only with
   ``warm_start=True`` (the one case where a later ``fit`` continues from
   them), both written by ``torch.save`` and read back with
-  ``torch.load(weights_only=True)``, which refuses anything but tensors.
+  ``torch.load(weights_only=True)``, which refuses anything but tensors;
+* the frozen recipe the internal check kept (``frozen_``), when it did,
+  as the estimator itself: a fitted ``FrozenFeatureClassifier`` pickles its
+  networks by name (kilobytes), and skops lists its types.
 
 Loading builds the network again through skorch's own ``initialize`` (a
 named architecture without reading or downloading its pretrained weights)
@@ -117,6 +120,8 @@ def saved_state(net: FineTuneClassifier) -> dict[str, Any]:
         history=_history_json(net.history_),
         validation_history=_history_json(state.get("validation_history_")),
         fast_prefix=None if fast is None else fast.__getstate__(),
+        # The frozen recipe the internal check kept: an estimator, travelling as itself.
+        frozen=state.get("frozen_"),
         network=_tensors_bytes({k: v.detach().cpu() for k, v in net.module_.state_dict().items()}),
         # Only a warm start continues from the optimizer's moments.
         optimizer=_tensors_bytes(net.optimizer_.state_dict()) if net.warm_start else None,
@@ -145,6 +150,8 @@ def restore_state(net: FineTuneClassifier, state: dict[str, Any]) -> None:
     net.device_ = resolve_device(requested)
     net._device_param = requested
     net.device = str(net.device_) if requested == "auto" else requested
+    # Absent from files written before the check kept a recipe.
+    net.frozen_ = fitted.get("frozen")
     if fitted["fast_prefix"] is not None:
         fast = FastPrefix.__new__(FastPrefix)
         fast.__setstate__(fitted["fast_prefix"])

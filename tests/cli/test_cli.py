@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from cli_helpers import TINY, run_cli, split_folder, write_images  # noqa: F401 -- fixtures
 
-from sktransfer.cli._model_file import load_model
+from sktransfer.cli._model_file import TRUSTED_TYPES, load_model
 from sktransfer.storage import read_embeddings
 
 pytest.importorskip("skops")
@@ -60,8 +60,11 @@ def test_fit_finetune_saves_a_model_that_predict_loads_trusting_only_sktransfer_
     assert "validation accuracy:" in fitted.out
     import skops.io as sio
 
-    # The fine-tuner saves as plain data and tensors: its own class is the one type skops lists.
-    assert sio.get_untrusted_types(file="ft.skops") == ["sktransfer.finetune._classifier.FineTuneClassifier"]
+    # The fine-tuner saves as plain data and tensors: skops lists its own class, and the frozen
+    # recipe's (the same --model) when the internal check kept it; predict trusts them.
+    untrusted = sio.get_untrusted_types(file="ft.skops")
+    assert "sktransfer.finetune._classifier.FineTuneClassifier" in untrusted
+    assert set(untrusted) <= set(TRUSTED_TYPES)
     predicted = run_cli("predict", "ft.skops", split_folder / "test_set")
     assert predicted.status == 0, predicted.err
     assert len(predicted.out.splitlines()) == 1 + 8

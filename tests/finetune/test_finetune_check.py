@@ -1,4 +1,4 @@
-"""The internal check: fine-tuning is kept only when it beats the frozen probe by cross-validation."""
+"""The internal check: fine-tuning is kept only when it beats the frozen recipe by cross-validation."""
 
 import pickle
 
@@ -7,8 +7,10 @@ import pytest
 import torch
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
-from tiny_finetune import make_clf, make_data
+from sklearn.utils._param_validation import InvalidParameterError
+from tiny_finetune import make_clf, make_data, tiny_recipe
 
+from sktransfer import FineTuneClassifier, FrozenFeatureClassifier
 from sktransfer.finetune import _check
 from sktransfer.finetune._probe import fit_linear_probe
 
@@ -43,7 +45,7 @@ def test_without_the_check_every_fit_fine_tunes_from_the_C1_probe(fitted):
 
 def test_the_check_reports_cross_validated_scores_of_both_candidates(tiny_backbone, data):
     X, y = data
-    clf = make_clf(tiny_backbone, check_folds=2).fit(X, y)
+    clf = make_clf(tiny_backbone, frozen=tiny_recipe(), check_folds=2).fit(X, y)
     assert set(clf.check_scores_) == SCORE_KEYS and clf.check_scores_["n_folds"] == 2
     for key in SCORE_KEYS - {"n_folds"}:
         assert np.isfinite(clf.check_scores_[key])
@@ -58,8 +60,8 @@ def test_when_fine_tuning_wins_the_final_fit_is_the_fit_without_the_check(tiny_b
     monkeypatch.setattr(_check, "PROBE_CS", (1.0,))
     monkeypatch.setattr(_check, "check_fine_tuning", _forced(_check.check_fine_tuning, fine_tune=True))
     X, y = data
-    checked = make_clf(tiny_backbone, check_folds=2).fit(X, y)
-    plain = make_clf(tiny_backbone, check_folds=None).fit(X, y)
+    checked = make_clf(tiny_backbone, frozen=tiny_recipe(), check_folds=2).fit(X, y)
+    plain = make_clf(tiny_backbone, frozen=tiny_recipe(), check_folds=None).fit(X, y)
     assert checked.fine_tuned_ and len(checked.history) == len(plain.history)
     np.testing.assert_allclose(checked.predict_proba(X), plain.predict_proba(X), atol=1e-6)
 
@@ -73,14 +75,25 @@ def _forced(check, fine_tune):
     return forced
 
 
-def test_a_harmful_fine_tuning_is_dropped_for_the_frozen_probe(tiny_backbone):
-    # A learning rate that wrecks the network: the probe on frozen features wins.
+def test_a_harmful_fine_tuning_is_dropped_for_the_frozen_recipe(tiny_backbone):
+    # A learning rate that wrecks the network: the frozen recipe wins.
     X, y = make_data(per_class=8)
-    clf = make_clf(tiny_backbone, check_folds=2, max_epochs=2, lr=50.0, lr_decay=1.0, unfreeze="all").fit(X, y)
+    clf = make_clf(
+        tiny_backbone, frozen=tiny_recipe(), check_folds=2, max_epochs=2, lr=50.0, lr_decay=1.0, unfreeze="all"
+    ).fit(X, y)
     assert not clf.fine_tuned_
     assert clf.check_scores_["frozen_accuracy"] >= clf.check_scores_["fine_tuned_accuracy"]
     assert len(clf.history) == 0
-    # The backbone is the pretrained one, untouched...
+    # The model is the recipe, fitted on every training image, with the check's folds as its cv...
+    folds = _check.stratified_folds(np.searchsorted(clf.classes_, y), 2, seed=0)
+    recipe = tiny_recipe(cv=folds).fit(X, y)
+    assert isinstance(clf.frozen_, FrozenFeatureClassifier)
+    assert clf.check_scores_["frozen_accuracy"] == recipe.cv_scores_["accuracy"]
+    assert clf.check_scores_["frozen_log_loss"] == pytest.approx(recipe.cv_scores_["log_loss"])
+    np.testing.assert_allclose(clf.predict_proba(X), recipe.predict_proba(X), atol=1e-6)
+    np.testing.assert_array_equal(clf.predict(X), recipe.predict(X))
+    assert clf.score(X, y) == recipe.score(X, y) > 0.8
+    # ...the backbone is the pretrained one, untouched...
     for name, value in tiny_backbone.state_dict().items():
         torch.testing.assert_close(clf.module_.backbone.state_dict()[name], value)
     # ...and the head the probe's logistic regression on all the training images.
@@ -89,19 +102,36 @@ def test_a_harmful_fine_tuning_is_dropped_for_the_frozen_probe(tiny_backbone):
     y_index = torch.as_tensor(np.searchsorted(clf.classes_, y))
     fit_linear_probe(reference, embeddings, y_index, C=clf.probe_C_)
     with torch.no_grad():
-        expected = torch.softmax(reference(embeddings), dim=1).numpy()
-    np.testing.assert_allclose(clf.predict_proba(X), expected, atol=1e-3)
-    assert clf.score(X, y) > 0.8
+        expected = torch.softmax(reference(embeddings), dim=1)
+        torch.testing.assert_close(torch.softmax(clf.module_.head[-1](embeddings), dim=1), expected, atol=1e-3, rtol=0)
     # It travels as a fitted model.
     again = pickle.loads(pickle.dumps(clf))
     assert not again.fine_tuned_ and again.check_scores_ == clf.check_scores_ and again.probe_C_ == clf.probe_C_
     np.testing.assert_allclose(again.predict_proba(X), clf.predict_proba(X), atol=1e-6)
+    # Training on (partial_fit) fine-tunes the network from the probe: the network predicts again.
+    clf.set_params(lr=1e-3, max_epochs=1).partial_fit(X, y)
+    assert clf.fine_tuned_ and clf.frozen_ is None and len(clf.history) == 1
+
+
+def test_the_frozen_contender_is_a_clone_of_frozen_else_the_recipe_seeded_alike(tiny_backbone):
+    given = tiny_recipe(n_views=3)
+    contender = _check.frozen_recipe(make_clf(tiny_backbone, frozen=given))
+    assert contender is not given and contender.get_params()["n_views"] == 3
+    default = _check.frozen_recipe(FineTuneClassifier(random_state=7))
+    assert isinstance(default, FrozenFeatureClassifier) and default.random_state == 7
+    assert default.extractor is None and default.classifier is None and default.n_views == 8
+
+
+def test_a_bad_frozen_is_refused_naming_the_parameter(tiny_backbone, data):
+    X, y = data
+    with pytest.raises(InvalidParameterError, match="'frozen' parameter"):
+        make_clf(tiny_backbone, check_folds=2, frozen="recipe").fit(X, y)
 
 
 def test_the_check_is_skipped_when_a_class_has_one_image(tiny_backbone, data):
     X, y = data
     keep = np.r_[np.flatnonzero(y == "ant"), np.flatnonzero(y == "bee")[:1]]
-    clf = make_clf(tiny_backbone, check_folds=3).fit(X[keep], y[keep])
+    clf = make_clf(tiny_backbone, frozen=tiny_recipe(), check_folds=3).fit(X[keep], y[keep])
     assert clf.fine_tuned_ and clf.check_scores_ is None
 
 
@@ -109,13 +139,15 @@ def test_the_check_is_skipped_with_a_validation_split(tiny_backbone, data):
     from skorch.dataset import ValidSplit
 
     X, y = data
-    clf = make_clf(tiny_backbone, check_folds=3, train_split=ValidSplit(4, stratified=True), refit=False).fit(X, y)
+    clf = make_clf(
+        tiny_backbone, frozen=tiny_recipe(), check_folds=3, train_split=ValidSplit(4, stratified=True), refit=False
+    ).fit(X, y)
     assert clf.fine_tuned_ and clf.check_scores_ is None
 
 
 def test_the_check_with_augmentation_runs_the_network_on_images(tiny_backbone, data):
     X, y = data
-    clf = make_clf(tiny_backbone, check_folds=2, augment="light").fit(X, y)
+    clf = make_clf(tiny_backbone, frozen=tiny_recipe(), check_folds=2, augment="light").fit(X, y)
     assert set(clf.check_scores_) == SCORE_KEYS
 
 
@@ -146,7 +178,7 @@ def test_probe_C_is_chosen_by_held_out_log_loss():
 
 def test_check_folds_is_a_parameter_for_clone_set_params_and_searches(tiny_backbone, data):
     X, y = data
-    clf = make_clf(tiny_backbone, check_folds=2, max_epochs=1, head_epochs=0)
+    clf = make_clf(tiny_backbone, frozen=tiny_recipe(), check_folds=2, max_epochs=1, head_epochs=0)
     assert clone(clf).check_folds == 2
     assert clf.set_params(check_folds=None).check_folds is None
     search = GridSearchCV(clf, {"check_folds": [None, 2]}, cv=2, refit=False).fit(X, y)
@@ -160,15 +192,15 @@ def test_bad_check_folds_is_refused_naming_the_parameter(tiny_backbone, data, ba
 
     X, y = data
     with pytest.raises(InvalidParameterError, match="'check_folds' parameter"):
-        make_clf(tiny_backbone, check_folds=bad).fit(X, y)
+        make_clf(tiny_backbone, frozen=tiny_recipe(), check_folds=bad).fit(X, y)
 
 
 def test_the_folds_print_nothing_and_the_check_prints_one_line(tiny_backbone, data, capsys):
     X, y = data
-    clf = make_clf(tiny_backbone, check_folds=2, verbose=1, max_epochs=1, head_epochs=0).fit(X, y)
+    clf = make_clf(tiny_backbone, frozen=tiny_recipe(), check_folds=2, verbose=1, max_epochs=1, head_epochs=0).fit(X, y)
     out = capsys.readouterr().out
     assert clf.verbose == 1
-    assert out.count("internal check, 2-fold accuracy: frozen probe") == 1
+    assert out.count("internal check, 2-fold accuracy: frozen features (FrozenFeatureClassifier)") == 1
     assert "Re-initializing" not in out
     # The final fit's epochs are printed when it fine-tunes.
     assert ("epoch" in out) == clf.fine_tuned_
@@ -176,7 +208,7 @@ def test_the_folds_print_nothing_and_the_check_prints_one_line(tiny_backbone, da
 
 def test_partial_fit_runs_no_check_and_reports_so(tiny_backbone, data):
     X, y = data
-    clf = make_clf(tiny_backbone, check_folds=3, max_epochs=1).partial_fit(X, y)
+    clf = make_clf(tiny_backbone, frozen=tiny_recipe(), check_folds=3, max_epochs=1).partial_fit(X, y)
     assert clf.fine_tuned_ and clf.check_scores_ is None and clf.probe_C_ == 1.0
     assert len(clf.history) == 1
 
@@ -189,7 +221,7 @@ def test_an_interrupted_check_keeps_the_frozen_probe_and_says_so(tiny_backbone, 
             raise KeyboardInterrupt
 
     X, y = data
-    clf = make_clf(tiny_backbone, check_folds=2, callbacks=[("stop", InterruptFirstRun())])
+    clf = make_clf(tiny_backbone, frozen=tiny_recipe(), check_folds=2, callbacks=[("stop", InterruptFirstRun())])
     with pytest.warns(UserWarning, match="the internal check was interrupted after 1 epoch"):
         clf.fit(X, y)
     assert clf.interrupted_ and not clf.fine_tuned_ and clf.check_scores_ is None

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sktransfer import FineTuneClassifier
+from sktransfer import FineTuneClassifier, FrozenFeatureClassifier, PretrainedFeatureExtractor
 from sktransfer.backbones import Backbone, Preprocessing
 from sktransfer.backbones._base import Lambda, global_avg
 
@@ -44,6 +44,12 @@ def make_data(per_class=8, n_classes=2, seed=0):
     return X, y
 
 
+def tiny_recipe(**params):
+    """The check's frozen contender on the seeded tiny network: one view per image."""
+    extractor = PretrainedFeatureExtractor(model="tiny_convnet", weights=None, num_workers=0, engine="torch")
+    return FrozenFeatureClassifier(extractor=extractor, **{"n_views": 1, "random_state": 0, **params})
+
+
 def make_clf(backbone, **params):
     defaults = {
         "model": backbone,
@@ -56,7 +62,7 @@ def make_clf(backbone, **params):
         "random_state": 0,
         "num_workers": 0,
         "device": "cpu",
-        # The internal check (fine-tuning against the frozen probe, by
+        # The internal check (fine-tuning against the frozen recipe, by
         # cross-validation) fine-tunes once per fold; the tests of the
         # training machinery fit once. test_finetune_check.py tests it.
         "check_folds": None,

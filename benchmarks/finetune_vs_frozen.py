@@ -19,9 +19,10 @@ Fit seconds include decoding and, for the fine-tuner, its internal check
 (one fine-tuning per fold, then the final fit); every fine-tuner fit starts
 cold (the fit memo cleared), as a user's one fit does. ``--params`` gives
 other FineTuneClassifier parameters (JSON) for a comparison run. The
-fine-tuner's columns say what its check chose (``fine-tuned`` or ``frozen``:
-the probe on frozen features) and its cross-validated accuracies on the
-training images (frozen probe / fine-tuned).
+fine-tuner's columns say what its check kept (``probe``: the logistic
+regression on its frozen network; ``recipe``: the frozen recipe,
+``FrozenFeatureClassifier(random_state=seed)``; or ``fine-tuned``) and
+the cross-validated accuracies of the three on the training images.
 """
 
 import argparse
@@ -78,7 +79,8 @@ def run(task, seed, params):
         "frozen_fit_s": frozen_s,
         "finetune_accuracy": tuned_acc,
         "finetune_fit_s": tuned_s,
-        "chose": "fine-tuned" if tuner.fine_tuned_ else "frozen",
+        "chose": "fine-tuned" if tuner.fine_tuned_ else ("recipe" if tuner.frozen_ is not None else "probe"),
+        "cv_probe": scores.get("probe_accuracy"),
         "cv_frozen": scores.get("frozen_accuracy"),
         "cv_fine_tuned": scores.get("fine_tuned_accuracy"),
         "probe_C": tuner.probe_C_,
@@ -97,18 +99,19 @@ def markdown(rows, params):
     lines = [
         f"Both classifiers with their defaults (the fine-tuner: {setting}), fitted back to back on the same "
         "training images; accuracy on the same test images. Fit seconds include decoding and the fine-tuner's "
-        "internal check. Check: what the fine-tuner kept, and its cross-validated accuracy on the training "
-        "images (frozen probe / fine-tuned).",
+        "internal check (which fits the frozen recipe too). Check: what the fine-tuner kept (the probe on its "
+        "frozen network, the frozen recipe `FrozenFeatureClassifier(random_state=seed)` or the fine-tuned "
+        "network), and the cross-validated accuracy of each on the training images.",
         "",
         "| task | seed | n train -> test | `FrozenFeatureClassifier()` accuracy | fit s "
-        "| `FineTuneClassifier()` accuracy | fit s | check kept | check CV frozen / fine-tuned | probe C |",
+        "| `FineTuneClassifier()` accuracy | fit s | check kept | check CV probe / recipe / fine-tuned | probe C |",
         "|---|---:|---|---:|---:|---:|---:|---|---|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['task']} | {r['seed']} | {r['n_train']} -> {r['n_test']} | {r['frozen_accuracy']:.4f} "
             f"| {r['frozen_fit_s']:.1f} | {r['finetune_accuracy']:.4f} | {r['finetune_fit_s']:.1f} | {r['chose']} "
-            f"| {_cv(r['cv_frozen'])} / {_cv(r['cv_fine_tuned'])} | {r['probe_C']:g} |"
+            f"| {_cv(r['cv_probe'])} / {_cv(r['cv_frozen'])} / {_cv(r['cv_fine_tuned'])} | {r['probe_C']:g} |"
         )
     lines += ["", "| task | median accuracy frozen | median accuracy fine-tuner | median fit s frozen | fine-tuner |"]
     lines.append("|---|---:|---:|---:|---:|")

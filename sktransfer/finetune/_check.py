@@ -17,8 +17,12 @@ anything the last layer groups learn from so few images, or better.
    (the library's frozen recipe: its defaults unless the estimator's
    ``frozen`` says otherwise), is cross-validated on the same folds by its
    own ``cv`` (its embeddings computed once) and fitted on every image;
-4. fine-tuning is kept when its cross-validated accuracy is higher, or
-   equal with a lower log-loss; otherwise the model is the fitted recipe
+4. the probe alone (on the network's own frozen embeddings) predicts each
+   held-out fold too;
+5. the candidate with the highest cross-validated accuracy is kept (equal:
+   the lower log-loss; still equal: the probe, then the recipe, the
+   cheaper first): the fine-tuned network, the frozen network with the
+   probe as its head (``fine_tuned_=False``), or the fitted recipe
    (``fine_tuned_=False``, ``frozen_``).
 
 The folds share the fit's decoded images and activation cache: what runs
@@ -54,15 +58,14 @@ class CheckResult:
 
     Attributes
     ----------
-    fine_tune : bool
-        Whether fine-tuning won (else: keep the frozen recipe, or the probe
-        when the check was interrupted).
+    kept : {"fine_tuned", "probe", "frozen"}
+        The candidate that won: the probe too when the check was interrupted.
     probe_C : float
         The probe's ``C`` chosen by held-out log-loss.
     scores : dict or None
         None when the check was interrupted (Ctrl-C). Cross-validated
-        ``accuracy`` and ``log_loss`` of ``"frozen"`` (the recipe) and
-        ``"fine_tuned"``, and ``n_folds``.
+        ``accuracy`` and ``log_loss`` of ``"probe"``, ``"frozen"`` (the
+        recipe) and ``"fine_tuned"``, and ``n_folds``.
     embeddings : Tensor
         Frozen embeddings of every training image (for the final probe).
     interrupted_after : int or None
@@ -71,7 +74,7 @@ class CheckResult:
         The recipe, fitted on every training image; None when interrupted.
     """
 
-    fine_tune: bool
+    kept: str
     probe_C: float
     scores: dict = field(default_factory=dict)
     embeddings: torch.Tensor | None = None
@@ -178,29 +181,46 @@ def check_fine_tuning(net, dataset: TrainingDataset, y_encoded: np.ndarray, n_fo
     weight = None if weight is None else torch.as_tensor(weight, dtype=torch.float32)
     probe_C, _ = choose_probe_C(embeddings, y, folds, weight)
     net.probe_C_ = probe_C
-    loss, hits = 0.0, 0
+    sums = {"probe": [0.0, 0], "fine_tuned": [0.0, 0]}
     for k, (train, test) in enumerate(folds):
+        probe = _probe_logits(embeddings, y, train, test, probe_C, weight)
         if k:
             net.initialize()  # a fresh pretrained network per fold
         net._train(dataset.view(train, train=True), y_encoded[train])
         if net.interrupted_:  # Ctrl-C: no verdict; the probe stands (see keeps_frozen_model)
-            return CheckResult(False, probe_C, None, embeddings, interrupted_after=len(net.history))
-        fold_loss, fold_hits = _loss_and_hits(heldout_logits(net, dataset, dataset.indices[test]), y[test])
-        loss += fold_loss
-        hits += fold_hits
+            return CheckResult("probe", probe_C, None, embeddings, interrupted_after=len(net.history))
+        tuned = heldout_logits(net, dataset, dataset.indices[test])
+        for name, logits in (("probe", probe), ("fine_tuned", tuned)):
+            loss, hits = _loss_and_hits(logits, y[test])
+            sums[name][0] += loss
+            sums[name][1] += hits
     recipe = frozen_recipe(net).set_params(cv=folds)
     recipe.fit(items, net.classes_[y_encoded])
     scores = {
+        "probe_accuracy": sums["probe"][1] / len(y),
+        "probe_log_loss": sums["probe"][0] / len(y),
         "frozen_accuracy": recipe.cv_scores_["accuracy"],
         "frozen_log_loss": recipe.cv_scores_["log_loss"],
-        "fine_tuned_accuracy": hits / len(y),
-        "fine_tuned_log_loss": loss / len(y),
+        "fine_tuned_accuracy": sums["fine_tuned"][1] / len(y),
+        "fine_tuned_log_loss": sums["fine_tuned"][0] / len(y),
         "n_folds": len(folds),
     }
-    frozen_key = (scores["frozen_accuracy"], -scores["frozen_log_loss"])
-    tuned_key = (scores["fine_tuned_accuracy"], -scores["fine_tuned_log_loss"])
-    # A NaN log-loss (a recipe head without probabilities) compares False: at equal accuracy the recipe stays.
-    return CheckResult(tuned_key > frozen_key, probe_C, scores, embeddings, frozen=recipe)
+    return CheckResult(best_candidate(scores), probe_C, scores, embeddings, frozen=recipe)
+
+
+#: The check's candidates, in the order ties go: the cheaper to predict with first.
+CANDIDATES = ("probe", "frozen", "fine_tuned")
+
+
+def best_candidate(scores: dict) -> str:
+    """The candidate of :data:`CANDIDATES` with the highest accuracy, then the lowest log-loss, then first."""
+
+    def key(name):
+        log_loss = scores[f"{name}_log_loss"]
+        # A NaN log-loss (a recipe head without probabilities) loses the tie.
+        return scores[f"{name}_accuracy"], -log_loss if np.isfinite(log_loss) else -np.inf
+
+    return max(CANDIDATES, key=key)  # max keeps the first of equal keys
 
 
 def keeps_frozen_model(net, dataset: TrainingDataset, y_encoded: np.ndarray, items) -> bool:
@@ -209,12 +229,12 @@ def keeps_frozen_model(net, dataset: TrainingDataset, y_encoded: np.ndarray, ite
     Sets ``fine_tuned_``, ``check_scores_``, ``probe_C_`` and ``frozen_``
     on ``net``, and leaves it initialised afresh (pretrained network; with
     ``random_state``, torch's generator reseeded, so that a final
-    fine-tuning draws as a fit without the check). When the recipe won, it
-    is ``frozen_`` (fitted on every training image) and nothing trains;
-    the network's head is the probe on every image, so that a later
-    ``partial_fit`` starts from it. An interrupted check keeps that probe
-    as the model. No check without ``check_folds`` or with a
-    ``train_split``.
+    fine-tuning draws as a fit without the check). Unless fine-tuning won,
+    nothing trains and the network's head is the probe fitted on every
+    image: the model when the probe won (or the check was interrupted),
+    where a later ``partial_fit`` starts when the recipe won and is
+    ``frozen_`` (fitted on every training image). No check without
+    ``check_folds`` or with a ``train_split``.
     """
     net.fine_tuned_, net.check_scores_, net.probe_C_, net.frozen_ = True, None, 1.0, None
     if net.check_folds is None or net.train_split is not None:
@@ -238,16 +258,21 @@ def keeps_frozen_model(net, dataset: TrainingDataset, y_encoded: np.ndarray, ite
         )
     elif verbose:
         s = result.scores
+        kept = {
+            "fine_tuned": "fine-tuning",
+            "probe": "keeping the probe on the frozen network, no fine-tuning",
+            "frozen": f"keeping the frozen features ({type(result.frozen).__name__}), no fine-tuning",
+        }[result.kept]
         print(
-            f"internal check, {s['n_folds']}-fold accuracy: frozen features ({type(result.frozen).__name__}) "
-            f"{s['frozen_accuracy']:.4f}, fine-tuned {s['fine_tuned_accuracy']:.4f}: "
-            + ("fine-tuning" if result.fine_tune else "keeping the frozen features, no fine-tuning"),
+            f"internal check, {s['n_folds']}-fold accuracy: probe (C={result.probe_C:g}) {s['probe_accuracy']:.4f}, "
+            f"frozen features {s['frozen_accuracy']:.4f}, fine-tuned {s['fine_tuned_accuracy']:.4f}: {kept}",
             flush=True,
         )
-    net.fine_tuned_, net.check_scores_, net.probe_C_ = result.fine_tune, result.scores, result.probe_C
-    if result.fine_tune:
+    net.fine_tuned_, net.check_scores_, net.probe_C_ = result.kept == "fine_tuned", result.scores, result.probe_C
+    if result.kept == "fine_tuned":
         return False
-    net.frozen_ = result.frozen
+    if result.kept == "frozen":
+        net.frozen_ = result.frozen
     weight = getattr(net, "class_weight_", None)
     fit_linear_probe(
         net.module_.head[-1],

@@ -74,10 +74,12 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
     embeddings (so phase 1 needs no epochs) and the network trains on every
     image for ``max_epochs`` epochs, the rates annealed to zero. Before
     that, an internal check (``check_folds``) cross-validates this
-    fine-tuning against the library's frozen-features recipe,
-    :class:`~sktransfer.FrozenFeatureClassifier` (``frozen``), on the
-    training images only: fine-tuning is kept when it scores higher, else
-    the fitted model is that recipe (``fine_tuned_=False``; ``frozen_``
+    fine-tuning against two models on frozen features, on the training
+    images only: that logistic regression alone on the frozen network, and
+    the library's frozen-features recipe,
+    :class:`~sktransfer.FrozenFeatureClassifier` (``frozen``). Fine-tuning
+    is kept when it scores highest; else the fitted model is the better
+    frozen one (``fine_tuned_=False``; when it is the recipe, ``frozen_``
     predicts), so the fine-tuner is not worse than frozen features where
     the check can tell. No split is
     held out: the annealed schedule already fixes where training ends, and on
@@ -208,11 +210,12 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         none, no check, when one has a single image). The probe's ``C`` is
         chosen among 0.1, 0.3, 1, 3, 10 by held-out log-loss; on each fold
         a fresh pretrained network is fine-tuned on the other folds as the
-        final fit will be and predicts the held-out fold; the ``frozen``
-        recipe is cross-validated on the same folds (its ``cv``) and fitted
-        on every image. Fine-tuning is kept when its cross-validated
-        accuracy is higher (equal: lower log-loss); else ``fit`` stops
-        there and the recipe is the model. The folds reuse the fit's
+        final fit will be, and it and the probe alone predict the held-out
+        fold; the ``frozen`` recipe is cross-validated on the same folds
+        (its ``cv``) and fitted on every image. The candidate with the
+        highest cross-validated accuracy is kept (equal: the lower
+        log-loss; still equal: the probe, then the recipe); unless it is
+        fine-tuning, ``fit`` stops there. The folds reuse the fit's
         decoded images and cached activations, so the check costs about
         ``check_folds`` trainings of the unfrozen groups on ``(k-1)/k`` of
         the images, plus one fit of the recipe (which embeds each image and
@@ -261,15 +264,17 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         predicts with PyTorch (the same function, to rounding).
     fine_tuned_ : bool
         Whether the network was fine-tuned; False when the internal check
-        kept the frozen features (the history is then empty).
+        kept frozen features (the history is then empty, and the network's
+        head is the probe).
     frozen_ : FrozenFeatureClassifier or None
         The fitted frozen recipe when the internal check kept it: it makes
-        the predictions (the network's head is the probe, where a later
-        ``partial_fit`` starts). None otherwise.
+        the predictions (a later ``partial_fit`` trains the network from
+        the probe). None otherwise.
     check_scores_ : dict or None
-        The internal check's cross-validated ``frozen_accuracy``,
-        ``frozen_log_loss`` (the recipe's), ``fine_tuned_accuracy``,
-        ``fine_tuned_log_loss`` and ``n_folds``; None when no check ran.
+        The internal check's cross-validated ``probe_accuracy``,
+        ``probe_log_loss``, ``frozen_accuracy``, ``frozen_log_loss`` (the
+        recipe's), ``fine_tuned_accuracy``, ``fine_tuned_log_loss`` and
+        ``n_folds``; None when no check ran.
     probe_C_ : float
         The ``C`` of the probe head (1.0 without the check).
     validating_ : bool
@@ -608,10 +613,11 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         """Fit the head, then the last ``unfreeze`` layer groups.
 
         By default the internal check (``check_folds``) first
-        cross-validates fine-tuning against the frozen recipe (``frozen``),
-        then every image trains for ``max_epochs`` epochs, or, when the
-        recipe won, it is the model (``frozen_``, fitted on every image)
-        and the network does not train (``fine_tuned_=False``). With a
+        cross-validates fine-tuning against the probe on the frozen network
+        and the frozen recipe (``frozen``), then every image trains for
+        ``max_epochs`` epochs; or, when a frozen model won, the network
+        does not train (``fine_tuned_=False``) and the model is the probe,
+        fitted on every image, or the recipe (``frozen_``). With a
         ``train_split`` the run is validated and early-stopped; with
         ``refit=True`` the network then starts again from the pretrained
         weights and trains on all of ``X`` for the best run's number of

@@ -15,6 +15,8 @@ from sktransfer.finetune import _check
 from sktransfer.finetune._probe import fit_linear_probe
 
 SCORE_KEYS = {
+    "probe_accuracy",
+    "probe_log_loss",
     "frozen_accuracy",
     "frozen_log_loss",
     "fine_tuned_accuracy",
@@ -43,22 +45,36 @@ def test_without_the_check_every_fit_fine_tunes_from_the_C1_probe(fitted):
     assert len(fitted.history) == fitted.max_epochs
 
 
-def test_the_check_reports_cross_validated_scores_of_both_candidates(tiny_backbone, data):
+def test_the_check_reports_cross_validated_scores_of_every_candidate(tiny_backbone, data):
     X, y = data
     clf = make_clf(tiny_backbone, frozen=tiny_recipe(), check_folds=2).fit(X, y)
     assert set(clf.check_scores_) == SCORE_KEYS and clf.check_scores_["n_folds"] == 2
     for key in SCORE_KEYS - {"n_folds"}:
         assert np.isfinite(clf.check_scores_[key])
     assert clf.probe_C_ in _check.PROBE_CS
-    frozen = (clf.check_scores_["frozen_accuracy"], -clf.check_scores_["frozen_log_loss"])
-    tuned = (clf.check_scores_["fine_tuned_accuracy"], -clf.check_scores_["fine_tuned_log_loss"])
-    assert clf.fine_tuned_ == (tuned > frozen)
+    kept = _check.best_candidate(clf.check_scores_)
+    assert clf.fine_tuned_ == (kept == "fine_tuned") and (clf.frozen_ is not None) == (kept == "frozen")
+
+
+@pytest.mark.parametrize(
+    ("scores", "kept"),
+    [
+        (((0.9, 0.3), (0.9, 0.3), (0.9, 0.3)), "probe"),  # a full tie: the cheapest
+        (((0.8, 0.3), (0.9, 0.4), (0.9, 0.3)), "fine_tuned"),  # equal accuracy: the lower log-loss
+        (((0.8, 0.3), (0.9, 0.5), (0.85, 0.1)), "frozen"),  # accuracy first
+        (((0.8, 0.3), (0.9, float("nan")), (0.9, 0.6)), "fine_tuned"),  # no log-loss loses the tie
+    ],
+)
+def test_the_best_candidate_is_the_most_accurate_then_the_surest_then_the_cheapest(scores, kept):
+    named = dict(zip(("probe", "frozen", "fine_tuned"), scores))
+    flat = {f"{name}_{what}": v for name, pair in named.items() for what, v in zip(("accuracy", "log_loss"), pair)}
+    assert _check.best_candidate(flat) == kept
 
 
 def test_when_fine_tuning_wins_the_final_fit_is_the_fit_without_the_check(tiny_backbone, data, monkeypatch):
     # One C to choose from: the check then changes nothing but whether to fine-tune.
     monkeypatch.setattr(_check, "PROBE_CS", (1.0,))
-    monkeypatch.setattr(_check, "check_fine_tuning", _forced(_check.check_fine_tuning, fine_tune=True))
+    monkeypatch.setattr(_check, "check_fine_tuning", _forced(_check.check_fine_tuning, "fine_tuned"))
     X, y = data
     checked = make_clf(tiny_backbone, frozen=tiny_recipe(), check_folds=2).fit(X, y)
     plain = make_clf(tiny_backbone, frozen=tiny_recipe(), check_folds=None).fit(X, y)
@@ -66,24 +82,51 @@ def test_when_fine_tuning_wins_the_final_fit_is_the_fit_without_the_check(tiny_b
     np.testing.assert_allclose(checked.predict_proba(X), plain.predict_proba(X), atol=1e-6)
 
 
-def _forced(check, fine_tune):
+def _forced(check, kept):
     def forced(*args, **kwargs):
         result = check(*args, **kwargs)
-        result.fine_tune = fine_tune
+        result.kept = kept
         return result
 
     return forced
 
 
-def test_a_harmful_fine_tuning_is_dropped_for_the_frozen_recipe(tiny_backbone):
-    # A learning rate that wrecks the network: the frozen recipe wins.
+def _harmful(backbone):
+    # A learning rate that wrecks the network: frozen features win.
+    return make_clf(backbone, frozen=tiny_recipe(), check_folds=2, max_epochs=2, lr=50.0, lr_decay=1.0, unfreeze="all")
+
+
+def test_a_harmful_fine_tuning_is_dropped(tiny_backbone):
     X, y = make_data(per_class=8)
-    clf = make_clf(
-        tiny_backbone, frozen=tiny_recipe(), check_folds=2, max_epochs=2, lr=50.0, lr_decay=1.0, unfreeze="all"
-    ).fit(X, y)
-    assert not clf.fine_tuned_
-    assert clf.check_scores_["frozen_accuracy"] >= clf.check_scores_["fine_tuned_accuracy"]
-    assert len(clf.history) == 0
+    clf = _harmful(tiny_backbone).fit(X, y)
+    assert not clf.fine_tuned_ and len(clf.history) == 0
+    scores = clf.check_scores_
+    assert max(scores["probe_accuracy"], scores["frozen_accuracy"]) >= scores["fine_tuned_accuracy"]
+
+
+def test_when_the_probe_wins_the_model_is_the_frozen_network_with_the_probe(tiny_backbone, monkeypatch):
+    monkeypatch.setattr(_check, "check_fine_tuning", _forced(_check.check_fine_tuning, "probe"))
+    X, y = make_data(per_class=8)
+    clf = _harmful(tiny_backbone).fit(X, y)
+    assert not clf.fine_tuned_ and clf.frozen_ is None and len(clf.history) == 0
+    for name, value in tiny_backbone.state_dict().items():
+        torch.testing.assert_close(clf.module_.backbone.state_dict()[name], value)
+    embeddings = _embeddings(clf, X)
+    reference = torch.nn.Linear(embeddings.shape[1], 2)
+    fit_linear_probe(reference, embeddings, torch.as_tensor(np.searchsorted(clf.classes_, y)), C=clf.probe_C_)
+    with torch.no_grad():
+        expected = torch.softmax(reference(embeddings), dim=1).numpy()
+    np.testing.assert_allclose(clf.predict_proba(X), expected, atol=1e-3)
+    again = pickle.loads(pickle.dumps(clf))
+    assert again.frozen_ is None
+    np.testing.assert_allclose(again.predict_proba(X), clf.predict_proba(X), atol=1e-6)
+
+
+def test_when_the_recipe_wins_it_is_the_model(tiny_backbone, monkeypatch):
+    monkeypatch.setattr(_check, "check_fine_tuning", _forced(_check.check_fine_tuning, "frozen"))
+    X, y = make_data(per_class=8)
+    clf = _harmful(tiny_backbone).fit(X, y)
+    assert not clf.fine_tuned_ and len(clf.history) == 0
     # The model is the recipe, fitted on every training image, with the check's folds as its cv...
     folds = _check.stratified_folds(np.searchsorted(clf.classes_, y), 2, seed=0)
     recipe = tiny_recipe(cv=folds).fit(X, y)
@@ -200,7 +243,7 @@ def test_the_folds_print_nothing_and_the_check_prints_one_line(tiny_backbone, da
     clf = make_clf(tiny_backbone, frozen=tiny_recipe(), check_folds=2, verbose=1, max_epochs=1, head_epochs=0).fit(X, y)
     out = capsys.readouterr().out
     assert clf.verbose == 1
-    assert out.count("internal check, 2-fold accuracy: frozen features (FrozenFeatureClassifier)") == 1
+    assert out.count("internal check, 2-fold accuracy: probe (C=") == 1
     assert "Re-initializing" not in out
     # The final fit's epochs are printed when it fine-tunes.
     assert ("epoch" in out) == clf.fine_tuned_

@@ -460,6 +460,16 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
             self._validate_own_params({k: v for k, v in params.items() if k in self._parameter_constraints})
         if "device" in params and "_device_param" in vars(self):
             self._device_param = params.pop("device")
+        # skorch would keep an unknown prefix's values as settings of its own: route them to the recipe.
+        nested = {name[len("frozen__") :]: params.pop(name) for name in list(params) if name.startswith("frozen__")}
+        if nested:
+            frozen = params.get("frozen", self.frozen)
+            if frozen is None:
+                raise ValueError(
+                    f"set_params({', '.join(f'frozen__{name}' for name in nested)}=...): frozen is None (the "
+                    "default recipe); pass frozen=FrozenFeatureClassifier(...) to set its parameters"
+                )
+            frozen.set_params(**nested)
         super().set_params(**params)
         if self.initialized_ and {"lr", "lr_decay"} & params.keys():
             self.apply_learning_rates()

@@ -269,3 +269,14 @@ def test_an_interrupted_check_keeps_the_frozen_probe_and_says_so(tiny_backbone, 
         clf.fit(X, y)
     assert clf.interrupted_ and not clf.fine_tuned_ and clf.check_scores_ is None
     assert len(clf.history) == 0 and clf.score(X, y) > 0.5
+
+
+def test_frozen_parameters_are_set_on_the_recipe_as_scikit_learn_nests_them(tiny_backbone):
+    clf = make_clf(tiny_backbone, frozen=tiny_recipe(n_views=1))
+    clf.set_params(frozen__n_views=3)
+    assert clf.frozen.n_views == 3 and "frozen__n_views" not in clf.get_params(deep=False)
+    # As a search sets them: on a clone, whose recipe is a clone too.
+    searched = clone(clf).set_params(frozen__n_views=2)
+    assert searched.frozen.n_views == 2 and clf.frozen.n_views == 3
+    with pytest.raises(ValueError, match="frozen is None"):
+        make_clf(tiny_backbone).set_params(frozen__n_views=2)

@@ -691,6 +691,14 @@ FROZEN_ROWS = [
         frozen(n_views=0, keep_original=False),
         Raises(ValueError, "leaves nothing to fit on"),
     ),
+    (
+        "frozen_cv_without_centre_crops",
+        frozen(n_views=1, keep_original=False, cv=2),
+        Raises(ValueError, "set keep_original=True or cv=None"),
+    ),
+    ("frozen_cv_not_a_splitter", frozen(cv="five"), Raises(InvalidParameterError, "'cv' parameter")),
+    # Four images, two per class: three stratified folds cannot be drawn.
+    ("frozen_cv_more_folds_than_images_per_class", frozen(n_views=1, cv=3), Raises(ValueError, "n_splits=3")),
     ("frozen_empty_X", frozen(images=[], y=[]), Raises(ValueError, "X is empty")),
     ("frozen_y_length_mismatch", frozen(y=(0, 1, 0)), Raises(ValueError, "X has 4 images but y has 3 labels")),
     ("frozen_y_missing", frozen(y=None), Raises(ValueError, "fit needs labels y")),

@@ -19,6 +19,7 @@ import pytest
 import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LogisticRegression
 from sklearn.utils._param_validation import InvalidParameterError
 from skorch.callbacks import Callback
 from skorch.dataset import ValidSplit
@@ -333,6 +334,17 @@ ROWS = [
         (ImportError, "pip install openvino"),
     ),
     ("fit-memo-negative-bound", lambda c: set_fit_memo_limit(-5), (ValueError, "max_bytes must be >= 0")),
+    # Found in review: skorch kept frozen__* as a setting of its own, so a search over them changed nothing.
+    (
+        "frozen-nested-parameter-without-a-recipe",
+        lambda c: _fresh(c).set_params(frozen__n_views=2),
+        (ValueError, "frozen is None (the default recipe)"),
+    ),
+    (
+        "frozen-not-a-frozen-feature-classifier",
+        lambda c: _fresh(c, frozen=LogisticRegression(), check_folds=2).fit(c.X, c.y),
+        (InvalidParameterError, "'frozen' parameter"),
+    ),
     # --- calls before fit ---
     ("score-before-fit", lambda c: _fresh(c).score(c.X, c.y), (NotFittedError, "not fitted")),
     ("predict-before-fit", lambda c: _fresh(c).predict(c.X), (NotFittedError, "not fitted")),

@@ -117,3 +117,29 @@ def test_a_state_of_the_first_format_restores_the_defaults_of_its_time():
     assert restored.model == "efficientnet_lite0" and restored.unfreeze == 3 and restored.check_folds is None
     assert restored.lr == 1e-3
     assert restored.__getstate__()["format"] == "sktransfer.FineTuneClassifier/2"
+
+
+def test_a_kept_frozen_recipe_travels_with_the_classifier_through_skops(data, tmp_path, monkeypatch):
+    sio = pytest.importorskip("skops.io")
+    from tiny_finetune import tiny_recipe
+
+    from sktransfer.cli._model_file import TRUSTED_TYPES
+    from sktransfer.finetune import _check
+
+    def recipe_wins(*args, **kwargs):
+        result = check(*args, **kwargs)
+        result.kept = "frozen"
+        return result
+
+    check = _check.check_fine_tuning
+    monkeypatch.setattr(_check, "check_fine_tuning", recipe_wins)
+    X, y = data
+    clf = make_clf(None, model="tiny_convnet", check_folds=2, frozen=tiny_recipe()).fit(X, y)
+    assert clf.frozen_ is not None and clf.__getstate__()["fitted"]["frozen"] is clf.frozen_
+    sio.dump(clf, tmp_path / "clf.skops")
+    # The recipe's types are sktransfer's (and scikit-learn's, which skops trusts): what the CLI trusts.
+    assert set(sio.get_untrusted_types(file=tmp_path / "clf.skops")) <= set(TRUSTED_TYPES)
+    loaded = sio.load(tmp_path / "clf.skops", trusted=list(TRUSTED_TYPES))
+    assert not loaded.fine_tuned_ and loaded.frozen_ is not None
+    np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), atol=1e-6)
+    np.testing.assert_array_equal(loaded.predict(X), clf.frozen_.predict(X))

@@ -36,8 +36,8 @@ demo: $(STAMP)
 
 # Lint and format are checked before the tests, as CI runs this target.
 lint: $(STAMP)
-	$(VENV)/bin/ruff check sktransfer tests
-	$(VENV)/bin/ruff format --check sktransfer tests
+	$(VENV)/bin/ruff check sktransfer tests benchmarks examples
+	$(VENV)/bin/ruff format --check sktransfer tests benchmarks examples
 
 # CI (.ci/run) runs this target: lint, the tests, then the documentation
 # with warnings as errors.

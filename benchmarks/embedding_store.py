@@ -209,7 +209,8 @@ def measure_hashing(paths, repeats, model):
     h, d = statistics.median(hash_t), statistics.median(decode_t)
     return (
         f"| {len(paths)} photos, one thread | hash (ms/image) | decode for {model} (ms/image) | decode / hash |\n"
-        f"|---|---|---|---|\n| median of {repeats} | {1000 * h / len(paths):.2f} | {1000 * d / len(paths):.2f} | {d / h:.1f}x |"
+        f"|---|---|---|---|\n| median of {repeats} | {1000 * h / len(paths):.2f} | "
+        f"{1000 * d / len(paths):.2f} | {d / h:.1f}x |"
     )
 
 
@@ -280,7 +281,8 @@ def measure_streaming(paths, factor):
 _EMBED = """
 import sys
 from sktransfer import embed
-embed(open(sys.argv[1]).read().split("\\n"), sys.argv[2], model="tiny_convnet", weights=None, chunk_size=int(sys.argv[3]),
+paths = open(sys.argv[1]).read().split("\\n")
+embed(paths, sys.argv[2], model="tiny_convnet", weights=None, chunk_size=int(sys.argv[3]),
       cache=sys.argv[4] or None, verbose=0)
 """
 

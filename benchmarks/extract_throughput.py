@@ -461,8 +461,8 @@ def markdown(results, args):
         lines += [
             "",
             "Quality against eager float32 (torch engine): cosine similarity of the val embeddings "
-            f"({results[0]['quality_n']} hymenoptera val images; int8 calibrated on the train images), LogisticRegression "
-            "val accuracy (trained on train; and its mean over "
+            f"({results[0]['quality_n']} hymenoptera val images; int8 calibrated on the train images), "
+            "LogisticRegression val accuracy (trained on train; and its mean over "
             f"{QUALITY_SUBSETS} training subsets that each leave {QUALITY_LEFT_OUT} random train images out, "
             "the same subsets for every row), and flowers accuracy (20/class training, mean of 3 seeds).",
             "",

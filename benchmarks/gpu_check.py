@@ -77,12 +77,13 @@ def extraction_rows(model, paths, repeats, device):
         exts[p].transform(paths[:64])
     for _ in range(repeats):
         for p, ext in exts.items():
-            rates[p]["extractor"].append(timed(lambda: len(ext.transform(paths))))
+            rates[p]["extractor"].append(timed(lambda ext=ext: len(ext.transform(paths))))
             runner = ext._get_runner()
-            rates[p]["bare"].append(timed(lambda: sum(len(runner(b)[0]) for b in decoded)))  # one output
+            rates[p]["bare"].append(timed(lambda runner=runner: sum(len(runner(b)[0]) for b in decoded)))  # one output
             rates[p]["decode"].append(timed(make_decode(ext, paths)))
     lines = [
-        "| model | precision | extractor img/s | bare forward img/s | decode-only img/s | extractor / min(bare, decode) |",
+        "| model | precision | extractor img/s | bare forward img/s | decode-only img/s "
+        "| extractor / min(bare, decode) |",
         "|---|---|---:|---:|---:|---:|",
     ]
     for p in PRECISIONS:

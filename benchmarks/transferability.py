@@ -106,7 +106,7 @@ def extract(paths):
     for backbone in BACKBONES:
         cands = candidates_of(backbone)
 
-        def compute():
+        def compute(cands=cands):
             feats, proba = extract_shared(list(cands.values()), paths, with_source=True)
             return {"__source__": proba, **{name.replace("/", "|"): f for name, f in zip(cands, feats)}}
 
@@ -127,7 +127,7 @@ def extract_flip(paths):
     features, seconds = {}, {}
     for backbone in BACKBONES:
 
-        def compute():
+        def compute(backbone=backbone):
             (f,), _ = extract_shared([PretrainedFeatureExtractor(model=backbone, tta="flip")], paths, with_source=False)
             return {"flip": f}
 
@@ -305,7 +305,8 @@ def report(hym, flo, seeds, total_s):
     lines = []
     lines.append("### Kendall's tau between each score and held-out accuracy (higher is better)\n")
     lines.append(
-        "| score | hymenoptera, vs scaler+LR | hymenoptera, vs LR | flowers 20/class, vs scaler+LR | flowers 20/class, vs LR | candidates |"
+        "| score | hymenoptera, vs scaler+LR | hymenoptera, vs LR | flowers 20/class, vs scaler+LR "
+        "| flowers 20/class, vs LR | candidates |"
     )
     lines.append("|---|---:|---:|---:|---:|---:|")
     for score in SCORE_NAMES:
@@ -313,7 +314,8 @@ def report(hym, flo, seeds, total_s):
         f_s = [t[(score, "scaler+LR")][0] for t in flo["taus"]]
         f_l = [t[(score, "LR")][0] for t in flo["taus"]]
         lines.append(
-            f"| {score} | {h[(score, 'scaler+LR')][0]:.3f} | {h[(score, 'LR')][0]:.3f} | {_mean_std(f_s)} | {_mean_std(f_l)} "
+            f"| {score} | {h[(score, 'scaler+LR')][0]:.3f} | {h[(score, 'LR')][0]:.3f} | {_mean_std(f_s)} "
+            f"| {_mean_std(f_l)} "
             f"| {h[(score, 'LR')][1]} |"
         )
     lines.append(f"\nflowers: mean ± std over seeds {list(seeds)}.\n")
@@ -324,12 +326,14 @@ def report(hym, flo, seeds, total_s):
         lines.append(f"| {key} | {hym['times'][0][key]:.1f} | {np.mean([t[key] for t in flo['times']]):.1f} |")
     lines.append(
         "\nA score's time is the training images' share of the shared extraction plus the score "
-        f'itself over the {len(BACKBONES) * PER_NETWORK} candidates; "separate passes" multiplies the extraction by the {PER_NETWORK} candidates '
+        f"itself over the {len(BACKBONES) * PER_NETWORK} candidates; "
+        f'"separate passes" multiplies the extraction by the {PER_NETWORK} candidates '
         "per network (an estimate, not run).\n"
     )
     lines.append("### Frozen features (each network's own embedding) + classifier, accuracy per backbone\n")
     lines.append(
-        f"| backbone | hymenoptera val, LR | scaler+LR | flowers 20/class, LR | scaler+LR | flowers 5/class, LR | scaler+LR | images/s (one pass, {PER_NETWORK} readouts) |"
+        "| backbone | hymenoptera val, LR | scaler+LR | flowers 20/class, LR | scaler+LR | flowers 5/class, LR "
+        f"| scaler+LR | images/s (one pass, {PER_NETWORK} readouts) |"
     )
     lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
     for b in BACKBONES:
@@ -337,7 +341,8 @@ def report(hym, flo, seeds, total_s):
         rate = (hym["n"] + flo["n"]) / (hym["seconds"][b] + flo["seconds"][b])
         lines.append(
             f"| {b} | {h['hymenoptera']:.3f} | {h['hymenoptera scaler+LR']:.3f} | {_mean_std(f['flowers20'])} | "
-            f"{_mean_std(f['flowers20 scaler+LR'])} | {_mean_std(f['flowers5'])} | {_mean_std(f['flowers5 scaler+LR'])} | {rate:.1f} |"
+            f"{_mean_std(f['flowers20 scaler+LR'])} | {_mean_std(f['flowers5'])} | "
+            f"{_mean_std(f['flowers5 scaler+LR'])} | {rate:.1f} |"
         )
     lines.append(
         f'\n"images/s" is the rate of the shared pass that reads all {PER_NETWORK} candidates (and the ImageNet head) '

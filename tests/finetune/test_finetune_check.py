@@ -162,7 +162,7 @@ def test_the_frozen_contender_is_a_clone_of_frozen_else_the_recipe_seeded_alike(
     assert contender is not given and contender.get_params()["n_views"] == 3
     default = _check.frozen_recipe(FineTuneClassifier(random_state=7))
     assert isinstance(default, FrozenFeatureClassifier) and default.random_state == 7
-    assert default.extractor is None and default.classifier is None and default.n_views == 8
+    assert default.get_params() == FrozenFeatureClassifier(random_state=7).get_params()
 
 
 def test_a_bad_frozen_is_refused_naming_the_parameter(tiny_backbone, data):

@@ -52,12 +52,13 @@ Embeddings are kept in an ``EmbeddingStore`` (``--store``, default
 ``benchmarks/.cache/store``, git-ignored): the first run embeds every image
 once per backbone, reruns read them.
 
-``--fit-time``: instead of the tables, what each of ``--recipes`` costs:
+``--fit-time``: instead of the tables, what each of ``--recipes`` costs,
+at each of ``--recipe-views``:
 the time of ``FrozenFeatureClassifier(random_state=0).fit`` (the default
 one exactly as a user gets it, the others with their extractor) on 100
 flowers images (20 per class, seed 0) with nothing stored, as a new
-user's first fit (decoding, 9 embeddings per image per backbone, the
-head), then of ``predict`` on 200 test images; median of ``--fit-repeats``
+user's first fit (decoding, ``n_views + 1`` embeddings per image per
+backbone, the head), then of ``predict`` on 200 test images; median of ``--fit-repeats``
 runs, recipes interleaved, and the head's share of the fit. Run it alone
 on the machine (``flock`` the benchmark lock).
 
@@ -419,7 +420,7 @@ def run_manyclass(args):
     _results.write(args.write_results, "Few-shot accuracy: many classes", table)
 
 
-def time_recipes(repeats, recipes):
+def time_recipes(repeats, recipes, views):
     """Markdown: seconds to fit each recipe on 100 flowers images and to predict 200 others, nothing stored."""
     from sklearn.base import clone
     from sklearn.pipeline import FeatureUnion
@@ -433,17 +434,18 @@ def time_recipes(repeats, recipes):
         "| recipe | features | fit 100 images s (median) | runs | predict 200 images s (median) | of the fit: head s |",
         "|---|---:|---:|---|---:|---:|",
     ]
-    times = {name: {"fit": [], "predict": [], "head": [], "features": 0} for name in recipes}
+    configurations = [(name, n_views) for name in recipes for n_views in views]
+    times = {key: {"fit": [], "predict": [], "head": [], "features": 0} for key in configurations}
     for _ in range(repeats):
-        for name in recipes:  # interleaved, so that a change of load falls on every recipe
+        for name, n_views in configurations:  # interleaved, so that a change of load falls on every recipe
             backbones = backbones_of(name)
-            # The default recipe exactly as a user gets it; the others with the default head and views.
-            if backbones == default:
+            # The default recipe exactly as a user gets it; the others with the default head.
+            if backbones == default and n_views == FrozenFeatureClassifier().n_views:
                 clf = FrozenFeatureClassifier(random_state=0)
             else:
                 parts = [(b, PretrainedFeatureExtractor(model=b)) for b in backbones]
                 clf = FrozenFeatureClassifier(
-                    extractor=parts[0][1] if len(parts) == 1 else FeatureUnion(parts), random_state=0
+                    extractor=parts[0][1] if len(parts) == 1 else FeatureUnion(parts), n_views=n_views, random_state=0
                 )
             t0 = time.perf_counter()
             clf.fit(list(paths[tr]), labels[tr])
@@ -451,18 +453,22 @@ def time_recipes(repeats, recipes):
             t0 = time.perf_counter()
             clf.predict(list(paths[te[:200]]))
             predict_s = time.perf_counter() - t0
-            X = np.repeat(clf.extractor_.transform(list(paths[tr])), 9, axis=0)  # as many rows as with 8 views
+            rows = n_views + 1  # as many rows as the fit had
+            X = np.repeat(clf.extractor_.transform(list(paths[tr])), rows, axis=0)
             t0 = time.perf_counter()
-            clone(clf.classifier_).fit(X, np.repeat(labels[tr], 9), groups=np.repeat(np.arange(len(tr)), 9))
+            clone(clf.classifier_).fit(X, np.repeat(labels[tr], rows), groups=np.repeat(np.arange(len(tr)), rows))
             head_s = time.perf_counter() - t0
-            row = times[name]
+            row = times[name, n_views]
             row["fit"].append(fit_s)
             row["predict"].append(predict_s)
             row["head"].append(head_s)
             row["features"] = X.shape[1]
-            print(f"{name}: fit {fit_s:.1f} s, predict {predict_s:.1f} s, head {head_s:.1f} s", flush=True)
-    for name, row in times.items():
-        label = f"{name} (`FrozenFeatureClassifier()`)" if backbones_of(name) == default else name
+            print(
+                f"{name}, {n_views} views: fit {fit_s:.1f} s, predict {predict_s:.1f} s, head {head_s:.1f} s",
+                flush=True,
+            )
+    for (name, n_views), row in times.items():
+        label = recipe_label(name, n_views)
         lines.append(
             f"| {label} | {row['features']} | {statistics.median(row['fit']):.1f} | "
             f"{', '.join(f'{t:.1f}' for t in row['fit'])} | {statistics.median(row['predict']):.1f} | "
@@ -470,9 +476,9 @@ def time_recipes(repeats, recipes):
         )
     return "\n".join(
         [
-            "`FrozenFeatureClassifier(random_state=0).fit` with 8 views and the `FewShotLinearClassifier()` head "
-            "on 100 flowers images (20/class, seed 0), from an empty store as a new user's first fit "
-            "(decoding, 9 embeddings per image per backbone, the head), then `predict` on 200 test images; "
+            "`FrozenFeatureClassifier(random_state=0).fit` with the `FewShotLinearClassifier()` head on 100 "
+            "flowers images (20/class, seed 0), from an empty store as a new user's first fit (decoding, "
+            "n_views + 1 embeddings per image per backbone, the head), then `predict` on 200 test images; "
             "recipes interleaved, repeats in order.",
             "",
             *lines,
@@ -508,7 +514,7 @@ def main(argv=None):
         args.recipe_shots = [5]
         args.test_limit = args.test_limit or 200
     if args.fit_time:
-        table = time_recipes(args.fit_repeats, args.recipes)
+        table = time_recipes(args.fit_repeats, args.recipes, args.recipe_views)
         print(table)
         _results.write(args.write_results, "Few-shot: time of each recipe's fit and prediction", table)
         return

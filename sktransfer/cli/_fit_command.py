@@ -46,7 +46,7 @@ def add_parser(commands, name):
         help="train a classifier on a folder of class folders and save it",
         description="Train an image classifier on FOLDER (FOLDER/class_name/image.jpg, or train/ and val/ or "
         "test/ folders laid out that way), print its validation accuracy and save it with skops. By default "
-        "a classifier on frozen embeddings of the images and of random views of them (FrozenFeatureClassifier); "
+        "a classifier on frozen embeddings of the images (FrozenFeatureClassifier; --views adds random views); "
         "--finetune trains the network's last layers too (FineTuneClassifier), keeping the frozen-features model "
         "instead when its internal cross-validation finds that better.",
     )

@@ -218,8 +218,8 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         fine-tuning, ``fit`` stops there. The folds reuse the fit's
         decoded images and cached activations, so the check costs about
         ``check_folds`` trainings of the unfrozen groups on ``(k-1)/k`` of
-        the images, plus one fit of the recipe (which embeds each image and
-        its views with each of its backbones). None: always fine-tune, from
+        the images, plus one fit of the recipe (which embeds each image
+        with each of its backbones). None: always fine-tune, from
         the ``C=1`` probe.
     frozen : FrozenFeatureClassifier or None, default=None
         The frozen-features contender of the internal check, and the model

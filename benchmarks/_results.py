@@ -15,12 +15,14 @@ holds one copy of each table, the latest); a new command appends a section.
 """
 
 import datetime
+import json
 import os
 import platform
 import shlex
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -152,3 +154,27 @@ def write(path, title, body, *, notes=None):
     os.chmod(temporary, 0o644)  # mkstemp's 0600 would make RESULTS.md private
     os.replace(temporary, path)
     print(f"wrote the section of `{cmd}` to {path}")
+
+
+def start_run():
+    """Print the core count and the load average for the run's log; return the start (``time.perf_counter``)."""
+    load = os.getloadavg()
+    print(f"{os.cpu_count()}-core CPU; load average at start {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}", flush=True)
+    return time.perf_counter()
+
+
+def finish_run(args, title, table, started, results):
+    """Print ``table``, the wall time since ``started`` and the load at the end; write ``--json`` and the section.
+
+    ``results`` goes to ``args.json`` as JSON, tuple keys joined by " / ".
+    """
+    print()
+    print(table)
+    print(
+        f"\ntotal wall {time.perf_counter() - started:.0f} s; load average at end "
+        + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    )
+    if args.json:
+        keyed = {" / ".join(map(str, key)) if isinstance(key, tuple) else key: value for key, value in results.items()}
+        Path(args.json).write_text(json.dumps(keyed, indent=1, default=str))
+    write(args.write_results, title, table)

@@ -260,25 +260,13 @@ def main(argv=None):
     parser.add_argument("--json", default=None)
     _results.add_argument(parser)
     args = parser.parse_args(argv)
-    load = os.getloadavg()
-    print(
-        f"{os.cpu_count()}-core CPU; load average at start {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}",
-        flush=True,
-    )
-    t0 = time.perf_counter()
+    started = _results.start_run()
     hym = run_hymenoptera()
-    print(f"hymenoptera done ({time.perf_counter() - t0:.0f} s)", flush=True)
+    print(f"hymenoptera done ({time.perf_counter() - started:.0f} s)", flush=True)
     flw = run_flowers(args.per_class, args.seeds, not args.no_cache)
-    print()
     table = markdown(hym, flw, args.seeds)
-    print(table)
-    print(
-        f"\ntotal wall {time.perf_counter() - t0:.0f} s; load average at end "
-        + ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    )
-    if args.json:
-        Path(args.json).write_text(json.dumps({"hymenoptera": hym, "flowers": flw}, indent=1, default=str))
-    _results.write(args.write_results, "Accuracy: frozen features + logistic regression", table)
+    title = "Accuracy: frozen features + logistic regression"
+    _results.finish_run(args, title, table, started, {"hymenoptera": hym, "flowers": flw})
 
 
 if __name__ == "__main__":

@@ -106,8 +106,6 @@ store.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import time
 from pathlib import Path
@@ -382,9 +380,7 @@ def manyclass_tasks(root, per_class, shots, seeds, name):
 def run_manyclass(args):
     """Table 1 (the heads on centre-crop embeddings) on the many-class folder ``--manyclass-dir``."""
     name = args.manyclass_name or Path(args.manyclass_dir).name
-    load = os.getloadavg()
-    print(f"{os.cpu_count()}-core CPU; load average at start {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}", flush=True)
-    t0 = time.perf_counter()
+    started = _results.start_run()
     splits, info = manyclass_tasks(args.manyclass_dir, args.manyclass_per_class, args.manyclass_shots, args.seeds, name)
     args.recipes, args.recipe_shots = args.manyclass_recipes, args.manyclass_shots
     embedded = embed_tasks(args, splits)
@@ -406,26 +402,14 @@ def run_manyclass(args):
     lines += [_head_row(key, r, chosen=True) for key, r in results.items()]
     lines += recipe_lines(recipe_results)
     table = "\n".join(lines)
-    print()
-    print(table)
-    print(
-        f"\ntotal wall {time.perf_counter() - t0:.0f} s; load average at end "
-        + ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    )
-    if args.json:
-        everything = {**results, **recipe_results}
-        Path(args.json).write_text(
-            json.dumps({" / ".join(map(str, key)): r for key, r in everything.items()}, indent=1)
-        )
-    _results.write(args.write_results, "Few-shot accuracy: many classes", table)
+    _results.finish_run(args, "Few-shot accuracy: many classes", table, started, {**results, **recipe_results})
 
 
 def time_recipes(repeats, recipes, views):
     """Markdown: seconds to fit each recipe on 100 flowers images and to predict 200 others, nothing stored."""
     from sklearn.base import clone
-    from sklearn.pipeline import FeatureUnion
 
-    from sktransfer import FrozenFeatureClassifier, PretrainedFeatureExtractor
+    from sktransfer import FrozenFeatureClassifier
 
     paths, labels = load_folder("flowers")
     tr, te = split_per_class(labels, 20, 0)
@@ -439,14 +423,11 @@ def time_recipes(repeats, recipes, views):
     for _ in range(repeats):
         for name, n_views in configurations:  # interleaved, so that a change of load falls on every recipe
             backbones = backbones_of(name)
-            # The default recipe exactly as a user gets it; the others with the default head.
+            # The default recipe exactly as a user gets it; the others as table 2 builds them, with no store.
             if backbones == default and n_views == FrozenFeatureClassifier().n_views:
                 clf = FrozenFeatureClassifier(random_state=0)
             else:
-                parts = [(b, PretrainedFeatureExtractor(model=b)) for b in backbones]
-                clf = FrozenFeatureClassifier(
-                    extractor=parts[0][1] if len(parts) == 1 else FeatureUnion(parts), n_views=n_views, random_state=0
-                )
+                clf = recipe(name, 0, None, n_views)
             t0 = time.perf_counter()
             clf.fit(list(paths[tr]), labels[tr])
             fit_s = time.perf_counter() - t0
@@ -522,27 +503,14 @@ def main(argv=None):
     if args.manyclass_dir:
         run_manyclass(args)
         return
-    load = os.getloadavg()
-    print(f"{os.cpu_count()}-core CPU; load average at start {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}", flush=True)
-    t0 = time.perf_counter()
+    started = _results.start_run()
     splits = list(tasks(args.shots, args.seeds, args.test_limit))
     embedded = embed_tasks(args, splits)
     head_results = run_heads(args, splits, embedded)
     recipe_results = run_recipes(args, splits, embedded) if args.recipes else {}
     table = markdown(head_results, recipe_results, args)
-    print()
-    print(table)
-    print(
-        f"\ntotal wall {time.perf_counter() - t0:.0f} s; load average at end "
-        + ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    )
-    if args.json:
-        Path(args.json).write_text(
-            json.dumps(
-                {" / ".join(map(str, key)): r for key, r in {**head_results, **recipe_results}.items()}, indent=1
-            )
-        )
-    _results.write(args.write_results, "Few-shot accuracy: heads and recipes", table)
+    title = "Few-shot accuracy: heads and recipes"
+    _results.finish_run(args, title, table, started, {**head_results, **recipe_results})
 
 
 if __name__ == "__main__":

@@ -35,8 +35,6 @@ test images, 2 views, hymenoptera on 40 training and 40 validation images.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import time
 from pathlib import Path
@@ -165,20 +163,11 @@ def main(argv=None):
         else:
             extractors[name] = (name,)
     methods = {"extractor + LR": 0, f"+ {args.n_views} views": args.n_views}
-    load = os.getloadavg()
-    print(f"{os.cpu_count()}-core CPU; load average at start {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}", flush=True)
-    t0 = time.perf_counter()
+    started = _results.start_run()
     results = run(args, extractors, methods)
     table = markdown(results, args.seeds)
-    print()
-    print(table)
-    print(
-        f"\ntotal wall {time.perf_counter() - t0:.0f} s; load average at end "
-        + ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    )
-    if args.json:
-        Path(args.json).write_text(json.dumps({" / ".join(key): r for key, r in results.items()}, indent=1))
-    _results.write(args.write_results, "Frozen features with augmented views (FrozenFeatureClassifier)", table)
+    title = "Frozen features with augmented views (FrozenFeatureClassifier)"
+    _results.finish_run(args, title, table, started, results)
 
 
 if __name__ == "__main__":

@@ -155,12 +155,10 @@ def test_pickle_is_small_and_rebuilds_from_the_cache_in_a_fresh_process(timm_hub
     assert expected.shape == (3, 192)
 
 
-def test_finetune_unfreeze_1_trains_only_the_last_group(timm_hub):
-    rng = np.random.default_rng(1)
-    X = rng.integers(0, 256, (8, 48, 48, 3), dtype=np.uint8)
-    y = np.array([0, 1] * 4)
-    clf = FineTuneClassifier(
-        model="timm/resnet10t",
+def _one_group_finetuner(model, **params):
+    """One epoch training the last group, on any timm model."""
+    return FineTuneClassifier(
+        model=model,
         unfreeze=1,
         max_epochs=1,
         batch_size=4,
@@ -168,13 +166,25 @@ def test_finetune_unfreeze_1_trains_only_the_last_group(timm_hub):
         random_state=0,
         patience=None,
         check_folds=None,  # fine-tune whatever the internal check would say: the groups trained are the subject
+        **params,
     )
+
+
+def _groups_changed(before, clf):
+    """The layer groups of ``clf``'s backbone whose tensors differ from ``before``."""
+    after = clf.module_.backbone.state_dict()
+    return {k.split(".")[1] for k, v in after.items() if k.startswith("groups.") and not torch.equal(v, before[k])}
+
+
+def test_finetune_unfreeze_1_trains_only_the_last_group(timm_hub):
+    rng = np.random.default_rng(1)
+    X = rng.integers(0, 256, (8, 48, 48, 3), dtype=np.uint8)
+    y = np.array([0, 1] * 4)
+    clf = _one_group_finetuner("timm/resnet10t")
     before = {k: v.clone() for k, v in get_backbone("timm/resnet10t").state_dict().items()}
     clf.fit(X, y)
     assert clf.predict(X).shape == (8,)
-    after = clf.module_.backbone.state_dict()
-    changed = {k.split(".")[1] for k, v in after.items() if k.startswith("groups.") and not torch.equal(v, before[k])}
-    assert changed == {"layer4"}
+    assert _groups_changed(before, clf) == {"layer4"}
 
 
 def test_finetune_unfreeze_1_trains_only_the_last_feature_info_stage(tmp_path):
@@ -182,22 +192,10 @@ def test_finetune_unfreeze_1_trains_only_the_last_feature_info_stage(tmp_path):
     net = timm.create_model("regnetx_002", pretrained=False)
     torch.save(net.state_dict(), tmp_path / "regnet.pth")
     X = np.random.default_rng(1).integers(0, 256, (8, 48, 48, 3), dtype=np.uint8)
-    clf = FineTuneClassifier(
-        model="timm/regnetx_002",
-        weights=str(tmp_path / "regnet.pth"),
-        unfreeze=1,
-        max_epochs=1,
-        batch_size=4,
-        num_workers=0,
-        random_state=0,
-        patience=None,
-        check_folds=None,
-    )
+    clf = _one_group_finetuner("timm/regnetx_002", weights=str(tmp_path / "regnet.pth"))
     clf.fit(X, np.array([0, 1] * 4))
     before = get_backbone("timm/regnetx_002", weights=str(tmp_path / "regnet.pth")).state_dict()
-    after = clf.module_.backbone.state_dict()
-    changed = {k.split(".")[1] for k, v in after.items() if k.startswith("groups.") and not torch.equal(v, before[k])}
-    assert changed == {"s4"}
+    assert _groups_changed(before, clf) == {"s4"}
 
 
 def test_list_backbones_filters_timms_pretrained_names():

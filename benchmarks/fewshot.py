@@ -29,8 +29,13 @@ training images only:
   or a logistic regression on those embeddings at one of those ``C``,
   chosen by internal cross-validation (prototypes at one shot);
 * ``FewShotLinearClassifier()``: the default head, a logistic regression
-  on those embeddings at ``C=30`` (chosen on the many-class set below, not
-  on these).
+  at ``C=30`` on those embeddings after the signed square root of each
+  component (``power=0.5``; both chosen on the many-class set below, not
+  on these);
+* ``power=1``: ``FewShotLinearClassifier(power=1)``, the same without the
+  square root (the default head of the previous version); ``--head-powers``
+  lists the powers of these rows (the many-class run below compares 0.3,
+  0.7 and 1 with the default 0.5).
 
 The "internal CV" column is ``auto (CV)``'s best cross-validated accuracy
 on the training images alone (not defined at one shot): what a user
@@ -95,7 +100,8 @@ needed)::
     python benchmarks/fewshot.py --manyclass-dir /tmp/manyclass/cub100/images \\
         --manyclass-name "CUB-200-2011, 100-class subset (serizba/vision)" \\
         --store /tmp/manyclass/store \\
-        --backbones lite0 lite1 lite2 lite0+lite2 lite0+lite1+lite2 --write-results
+        --backbones lite0 lite1 lite2 lite0+lite2 lite0+lite1+lite2 \\
+        --head-powers 0.3 0.7 1 --write-results
 
 Its 100 class folders sit in ``images/``; ``images.txt`` and the other text
 files beside it are not read. 100 classes x 30 images = 3,000 images
@@ -135,7 +141,10 @@ def embed(paths, backbones, store):
     return np.hstack(blocks)
 
 
-def heads():
+def heads(powers=(1.0,)):
+    """Table 1's heads by name; ``FewShotLinearClassifier(power=p)`` for each of ``powers`` too."""
+    from functools import partial
+
     from sklearn.linear_model import LogisticRegression
 
     from sktransfer.feature_extraction import FewShotLinearClassifier
@@ -144,6 +153,7 @@ def heads():
         "LR(C=1)": lambda: LogisticRegression(max_iter=1000),
         "prototype": lambda: FewShotLinearClassifier(strategy="prototype"),
         "auto (CV)": lambda: FewShotLinearClassifier(strategy="auto", Cs=CV_PATH),
+        **{f"power={p:g}": partial(FewShotLinearClassifier, power=p) for p in powers},
         "FewShotLinearClassifier()": lambda: FewShotLinearClassifier(),
     }
 
@@ -198,7 +208,7 @@ def run_heads(args, splits, embedded):
     for backbone_name, backbones in args.extractors.items():
         for dataset, k, _seed, _paths, labels, tr, te in splits:
             X = embedded[dataset, backbones]
-            for head_name, make in heads().items():
+            for head_name, make in heads(args.head_powers).items():
                 if head_name == "auto (CV)" and k == 1:
                     continue  # C cannot be cross-validated on one image per class
                 clf = make()
@@ -475,6 +485,9 @@ def main(argv=None):
     parser.add_argument("--recipes", nargs="*", default=list(RECIPES), choices=RECIPES)
     parser.add_argument("--recipe-shots", type=int, nargs="*", default=[5, 20], help="k/class of table 2")
     parser.add_argument("--recipe-views", type=int, nargs="+", default=[0, 8], help="n_views of table 2's recipes")
+    parser.add_argument(
+        "--head-powers", type=float, nargs="*", default=[1.0], help="table 1 has FewShotLinearClassifier(power=p) too"
+    )
     parser.add_argument("--store", default=str(CACHE / "store"))
     parser.add_argument("--test-limit", type=int, default=None, help="score flowers on this many test images")
     parser.add_argument("--quick", action="store_true", help="a smoke run of about a minute")

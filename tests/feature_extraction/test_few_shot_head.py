@@ -19,6 +19,11 @@ def _unit_rows(X, mean):
     return Z / np.linalg.norm(Z, axis=1, keepdims=True)
 
 
+def _signed_sqrt(X):
+    """The default power normalisation, written independently of the library."""
+    return np.copysign(np.sqrt(np.abs(X)), X)
+
+
 def _blobs(n_per_class, n_classes=3, n_features=12, spread=0.6, seed=0):
     rng = np.random.default_rng(seed)
     centres = 2 * rng.normal(size=(n_classes, n_features))
@@ -30,25 +35,27 @@ def test_one_shot_is_the_nearest_unit_class_mean():
     X, y = _blobs(1)
     X_new, _ = _blobs(5, seed=1)
     clf = FewShotLinearClassifier(strategy="auto").fit(X, y)
+    R, R_new = _signed_sqrt(X), _signed_sqrt(X_new)
     assert clf.strategy_ == "prototype" and clf.C_ is None and clf.n_shots_ == 1 and clf.cv_scores_ == {}
-    prototypes = _unit_rows(X, X.mean(axis=0))  # one image per class: its own prototype
-    cosine = _unit_rows(X_new, X.mean(axis=0)) @ prototypes.T
+    prototypes = _unit_rows(R, R.mean(axis=0))  # one image per class: its own prototype
+    cosine = _unit_rows(R_new, R.mean(axis=0)) @ prototypes.T
     np.testing.assert_array_equal(clf.predict(X_new), cosine.argmax(axis=1))
     np.testing.assert_allclose(clf.decision_function(X_new), 10.0 * cosine)
 
 
 @pytest.mark.parametrize("n_per_class", [1, 2, 6])
-def test_the_default_is_logistic_regression_at_C_30_on_centred_unit_rows_at_any_number_of_shots(n_per_class):
+def test_the_default_is_logistic_regression_at_C_30_on_centred_unit_square_roots_at_any_number_of_shots(n_per_class):
     X, y = _blobs(n_per_class)
     clf = FewShotLinearClassifier().fit(X, y)
-    reference = LogisticRegression(C=30.0, max_iter=1000).fit(_unit_rows(X, X.mean(axis=0)), y)
+    R = _signed_sqrt(X)
+    reference = LogisticRegression(C=30.0, max_iter=1000).fit(_unit_rows(R, R.mean(axis=0)), y)
     assert clf.strategy_ == "logistic" and clf.C_ == 30.0 and clf.cv_scores_ == {}
     np.testing.assert_allclose(clf.coef_, reference.coef_, rtol=1e-5, atol=1e-7)
 
 
 def test_logistic_with_one_C_is_logistic_regression_on_centred_unit_rows():
     X, y = _blobs(6)
-    clf = FewShotLinearClassifier(strategy="logistic", Cs=2.0).fit(X, y)
+    clf = FewShotLinearClassifier(strategy="logistic", Cs=2.0, power=1.0).fit(X, y)
     reference = LogisticRegression(C=2.0, max_iter=1000).fit(_unit_rows(X, X.mean(axis=0)), y)
     assert clf.strategy_ == "logistic" and clf.C_ == 2.0 and clf.cv_scores_ == {}
     np.testing.assert_allclose(clf.coef_, reference.coef_, rtol=1e-6, atol=1e-8)
@@ -58,6 +65,7 @@ def test_logistic_with_one_C_is_logistic_regression_on_centred_unit_rows():
 def test_cv_scores_are_those_of_stratified_folds_and_the_best_is_refitted():
     X, y = _blobs(6, spread=2.5)  # overlapping classes: the candidates score differently
     clf = FewShotLinearClassifier(strategy="auto", Cs=[0.5, 50.0], cv=3).fit(X, y)
+    X = _signed_sqrt(X)  # element-wise, so the same in every fold
     for C in (0.5, 50.0):
         accuracies = []
         for train, test in StratifiedKFold(3).split(X, y):
@@ -134,6 +142,35 @@ def test_in_a_pipeline_clone_and_pickle():
     assert pipe.score(X, y) == 1.0
 
 
+@pytest.mark.parametrize("power", [0.3, 0.5, 2.0])
+def test_power_is_applied_to_every_component_with_its_sign_before_centring(power):
+    X, y = _blobs(4)
+    X_new, _ = _blobs(3, seed=1)
+    powered = FewShotLinearClassifier(power=power).fit(X, y)
+    by_hand = FewShotLinearClassifier(power=1.0).fit(np.sign(X) * np.abs(X) ** power, y)
+    np.testing.assert_allclose(powered.mean_, by_hand.mean_)
+    np.testing.assert_allclose(powered.coef_, by_hand.coef_)
+    np.testing.assert_allclose(
+        powered.decision_function(X_new), by_hand.decision_function(np.sign(X_new) * np.abs(X_new) ** power)
+    )
+    # An odd function: negating every embedding negates the normalised ones, the fitted model mirrors.
+    mirrored = FewShotLinearClassifier(power=power).fit(-X, y)
+    np.testing.assert_allclose(mirrored.decision_function(-X_new), powered.decision_function(X_new), atol=1e-6)
+
+
+def test_power_changes_the_model_and_one_turns_it_off():
+    rng = np.random.default_rng(0)
+    X, y = np.abs(_blobs(4)[0]) ** 3, np.repeat([0, 1, 2], 4)  # heavy-tailed, non-negative, as pooled activations
+    plain = FewShotLinearClassifier(power=1.0).fit(X, y)
+    reference = LogisticRegression(C=30.0, max_iter=1000).fit(_unit_rows(X, X.mean(axis=0)), y)
+    np.testing.assert_allclose(plain.coef_, reference.coef_, rtol=1e-5, atol=1e-7)
+    rooted = FewShotLinearClassifier().fit(X, y)
+    np.testing.assert_allclose(rooted.mean_, np.sqrt(X).mean(axis=0))
+    assert not np.allclose(rooted.coef_, plain.coef_)
+    X_new = X + 0.1 * rng.normal(size=X.shape)
+    assert not np.allclose(rooted.decision_function(X_new), plain.decision_function(X_new))
+
+
 def _fit(X, y, **params):
     fit_params = {k: params.pop(k) for k in list(params) if k in ("sample_weight", "groups")}
 
@@ -167,11 +204,12 @@ BAD_INPUTS = [
     ("head-weights-all-zero", _fit(_X, _y, sample_weight=np.zeros(6)), Raises(ValueError, "at least one non-zero")),
     ("head-cv-one", _fit(_X, _y, cv=1), Raises(ValueError, "'cv' parameter")),
     ("head-nan-embedding", _fit(np.where(np.eye(6, 12) > 0, np.nan, _X), _y), Raises(ValueError, "NaN")),
+    ("head-power-zero", _fit(_X, _y, power=0.0), Raises(ValueError, "'power' parameter")),
 ]
 
 
 def test_bad_inputs_catalogue_size():
-    assert_catalogue(BAD_INPUTS, 9)
+    assert_catalogue(BAD_INPUTS, 11)
 
 
 @pytest.mark.parametrize("fault, expected", [row[1:] for row in BAD_INPUTS], ids=[row[0] for row in BAD_INPUTS])

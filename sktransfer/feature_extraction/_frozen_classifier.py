@@ -131,7 +131,8 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
     classifier : classifier or None, default=None
         Fitted on the embeddings; None:
         :class:`~sktransfer.feature_extraction.FewShotLinearClassifier` (a
-        logistic regression at ``C=30`` on centred, unit-length embeddings).
+        logistic regression at ``C=30`` on power-normalised, centred, unit-length
+        embeddings).
         Cloned at fit. A classifier whose ``fit`` takes ``groups`` gets the
         index of each row's image, so that an image counts once as a shot
         and its views stay in one fold of any internal cross-validation.
@@ -184,6 +185,12 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
         With ``cv``: the held-out ``accuracy`` and ``log_loss`` (NaN for a
         classifier without ``predict_proba``) over every split's held-out
         images, and ``n_splits``. None without ``cv``.
+    cv_predictions_ : ndarray of shape (n_images,) or None
+        With ``cv`` whose splits hold out every training image exactly once
+        (k-fold): each image's label as predicted by the split that held it
+        out, as :func:`~sklearn.model_selection.cross_val_predict` gives
+        them (for a confusion matrix, or to compare with another model
+        image by image). None otherwise.
     n_features_in_ : int
         Only when fitted on a numeric table of flattened images.
 
@@ -343,9 +350,11 @@ class FrozenFeatureClassifier(ImageInputMixin, ClassifierMixin, BaseEstimator):
             # classifier cross-validating internally keeps them in one fold.
             fit_params["groups"] = row_image
         rows, row_labels = np.concatenate(blocks), np.concatenate(labels)
-        self.cv_scores_ = None
+        self.cv_scores_, self.cv_predictions_ = None, None
         if self.cv is not None:
-            self.cv_scores_ = cross_validate_views(classifier, self.cv, rows, row_labels, row_image, y, fit_params)
+            self.cv_scores_, self.cv_predictions_ = cross_validate_views(
+                classifier, self.cv, rows, row_labels, row_image, y, fit_params
+            )
             progress.step(f"cross-validated {type(classifier).__name__}, {self.cv_scores_['n_splits']} splits")
         classifier.fit(rows, row_labels, **fit_params)
         progress.step(f"fitted {type(classifier).__name__}")

@@ -16,18 +16,11 @@ from sklearn.base import clone
 from sklearn.metrics import log_loss
 from sklearn.model_selection import check_cv
 
-
-def _proba_columns(proba, fold_classes, classes):
-    """``proba`` over ``fold_classes`` as columns of ``classes`` (a class the fold never saw: 0)."""
-    out = np.zeros((len(proba), len(classes)))
-    out[:, np.searchsorted(classes, fold_classes)] = proba
-    # In float64, rows of a float32 model's probabilities sum to 1 only to
-    # float32 precision, which log_loss warns about.
-    return out / out.sum(axis=1, keepdims=True)
+from ..utils._classes import align_proba
 
 
 def cross_validate_views(classifier, cv, rows, row_labels, row_image, labels, fit_params):
-    """Out-of-fold accuracy and log-loss of ``classifier`` over the images, as a dict.
+    """Out-of-fold accuracy, log-loss and predictions of ``classifier`` over the images.
 
     Parameters
     ----------
@@ -47,28 +40,37 @@ def cross_validate_views(classifier, cv, rows, row_labels, row_image, labels, fi
 
     Returns
     -------
-    dict
+    scores : dict
         ``accuracy`` and ``log_loss`` over the held-out images of every
         split (log-loss NaN when the classifier has no ``predict_proba``),
         and ``n_splits``.
+    predictions : ndarray or None
+        Each image's predicted label when it was held out, as
+        :func:`~sklearn.model_selection.cross_val_predict` gives them;
+        None unless the splits hold out every image exactly once.
     """
     classes = np.unique(labels)
     splitter = check_cv(cv, labels, classifier=True)
     has_proba = hasattr(classifier, "predict_proba")
     hits, loss, n_scored, n_splits = 0, 0.0, 0, 0
+    predictions, times_held_out = np.empty_like(labels), np.zeros(len(labels), dtype=int)
     for train, test in splitter.split(np.zeros((len(labels), 1)), labels):
         keep = np.isin(row_image, train)
         fitted = clone(classifier).fit(
             rows[keep], row_labels[keep], **{name: np.asarray(value)[keep] for name, value in fit_params.items()}
         )
-        hits += int(np.sum(fitted.predict(rows[test]) == labels[test]))
+        predicted = fitted.predict(rows[test])
+        hits += int(np.sum(predicted == labels[test]))
+        predictions[test] = predicted
+        np.add.at(times_held_out, test, 1)
         if has_proba:
-            proba = _proba_columns(fitted.predict_proba(rows[test]), fitted.classes_, classes)
+            proba = align_proba(fitted.predict_proba(rows[test]), fitted.classes_, classes)
             loss += log_loss(labels[test], proba, labels=classes, normalize=False)
         n_scored += len(test)
         n_splits += 1
-    return {
+    scores = {
         "accuracy": hits / n_scored,
         "log_loss": loss / n_scored if has_proba else float("nan"),
         "n_splits": n_splits,
     }
+    return scores, predictions if np.all(times_held_out == 1) else None

@@ -19,11 +19,22 @@ anything the last layer groups learn from so few images, or better.
    own ``cv`` (its embeddings computed once) and fitted on every image;
 4. the probe alone (on the network's own frozen embeddings) predicts each
    held-out fold too;
-5. the candidate with the highest cross-validated accuracy is kept (equal:
-   the lower log-loss; still equal: the probe, then the recipe, the
-   cheaper first): the fine-tuned network, the frozen network with the
-   probe as its head (``fine_tuned_=False``), or the fitted recipe
-   (``fine_tuned_=False``, ``frozen_``).
+5. the recipe is kept (``fine_tuned_=False``, ``frozen_``) unless a
+   challenger, fine-tuning or the probe, is more accurate than it by
+   McNemar's exact test on the held-out predictions, image by image
+   (one-sided, at :data:`SIGNIFICANCE`); of the challengers that are, the
+   most accurate (equal: the lower log-loss; still equal: the probe, the
+   cheaper) is kept: the fine-tuned network, or the frozen network with the
+   probe as its head (``fine_tuned_=False``).
+
+The recipe is the incumbent because it is the library's measured answer
+for frozen features, and because on a hundred images the folds' accuracies
+differ by a few images: picking the highest of three noisy estimates
+would swap a stronger model for a weaker one about as often as the other
+way round. McNemar's test on paired predictions is the standard
+comparison of two classifiers evaluated on the same examples (Dietterich,
+"Approximate statistical tests for comparing supervised classification
+learning algorithms", Neural Computation 1998).
 
 The folds share the fit's decoded images and activation cache: what runs
 per fold is the trainable suffix, plus one pass of the held-out images
@@ -36,6 +47,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from scipy.stats import binomtest
 from sklearn.base import clone
 from sklearn.model_selection import StratifiedKFold
 from torch import nn
@@ -51,6 +63,10 @@ from ._runs import warn_interrupted
 #: (scikit-learn's ``LogisticRegression(C=...)`` on the raw embeddings).
 PROBE_CS = (0.1, 0.3, 1.0, 3.0, 10.0)
 
+#: A challenger replaces the recipe only when McNemar's one-sided exact
+#: p-value of its being more accurate is below this (the conventional 5%).
+SIGNIFICANCE = 0.05
+
 
 @dataclass
 class CheckResult:
@@ -65,7 +81,8 @@ class CheckResult:
     scores : dict or None
         None when the check was interrupted (Ctrl-C). Cross-validated
         ``accuracy`` and ``log_loss`` of ``"probe"``, ``"frozen"`` (the
-        recipe) and ``"fine_tuned"``, and ``n_folds``.
+        recipe) and ``"fine_tuned"``, the ``p_value`` of the probe and of
+        fine-tuning against the recipe, and ``n_folds``.
     embeddings : Tensor
         Frozen embeddings of every training image (for the final probe).
     interrupted_after : int or None
@@ -120,16 +137,20 @@ def _loss_and_hits(logits, y):
     return float(nn.functional.cross_entropy(logits, y, reduction="sum")), int((logits.argmax(1) == y).sum())
 
 
-def choose_probe_C(embeddings, y, folds, class_weight=None) -> tuple[float, dict]:
-    """The ``C`` of :data:`PROBE_CS` with the lowest held-out log-loss (ties: the stronger penalty)."""
-    losses = {}
+def choose_probe_C(embeddings, y, folds, class_weight=None) -> tuple[float, dict, list]:
+    """The ``C`` of :data:`PROBE_CS` with the lowest held-out log-loss (ties: the stronger penalty).
+
+    Returns ``(C, losses, heldout)``: the mean held-out log-loss of every
+    ``C``, and the chosen probe's logits of each fold's held-out images (the
+    check scores the probe with them instead of fitting it again).
+    """
+    losses, logits = {}, {}
     for C in PROBE_CS:
-        total = 0.0
-        for train, test in folds:
-            total += _loss_and_hits(_probe_logits(embeddings, y, train, test, C, class_weight), y[test])[0]
-        losses[C] = total / len(y)
+        logits[C] = [_probe_logits(embeddings, y, train, test, C, class_weight) for train, test in folds]
+        losses[C] = sum(_loss_and_hits(out, y[test])[0] for out, (_, test) in zip(logits[C], folds)) / len(y)
     best = min(losses.values())
-    return next(C for C in PROBE_CS if losses[C] == best), losses
+    chosen = next(C for C in PROBE_CS if losses[C] == best)
+    return chosen, losses, logits[chosen]
 
 
 @torch.no_grad()
@@ -179,11 +200,11 @@ def check_fine_tuning(net, dataset: TrainingDataset, y_encoded: np.ndarray, n_fo
     y = torch.as_tensor(y_encoded)
     weight = getattr(net, "class_weight_", None)
     weight = None if weight is None else torch.as_tensor(weight, dtype=torch.float32)
-    probe_C, _ = choose_probe_C(embeddings, y, folds, weight)
+    probe_C, _, probe_heldout = choose_probe_C(embeddings, y, folds, weight)
     net.probe_C_ = probe_C
     sums = {"probe": [0.0, 0], "fine_tuned": [0.0, 0]}
-    for k, (train, test) in enumerate(folds):
-        probe = _probe_logits(embeddings, y, train, test, probe_C, weight)
+    correct = {"probe": np.zeros(len(y), dtype=bool), "fine_tuned": np.zeros(len(y), dtype=bool)}
+    for k, ((train, test), probe) in enumerate(zip(folds, probe_heldout)):
         if k:
             net.initialize()  # a fresh pretrained network per fold
         net._train(dataset.view(train, train=True), y_encoded[train])
@@ -194,33 +215,57 @@ def check_fine_tuning(net, dataset: TrainingDataset, y_encoded: np.ndarray, n_fo
             loss, hits = _loss_and_hits(logits, y[test])
             sums[name][0] += loss
             sums[name][1] += hits
+            correct[name][test] = (logits.argmax(1) == y[test]).numpy()
     recipe = frozen_recipe(net).set_params(cv=folds)
     recipe.fit(items, net.classes_[y_encoded])
+    recipe_correct = recipe.cv_predictions_ == net.classes_[y_encoded]  # the folds hold out each image once
     scores = {
         "probe_accuracy": sums["probe"][1] / len(y),
         "probe_log_loss": sums["probe"][0] / len(y),
+        "probe_p_value": mcnemar_p_value(correct["probe"], recipe_correct),
         "frozen_accuracy": recipe.cv_scores_["accuracy"],
         "frozen_log_loss": recipe.cv_scores_["log_loss"],
         "fine_tuned_accuracy": sums["fine_tuned"][1] / len(y),
         "fine_tuned_log_loss": sums["fine_tuned"][0] / len(y),
+        "fine_tuned_p_value": mcnemar_p_value(correct["fine_tuned"], recipe_correct),
         "n_folds": len(folds),
     }
     return CheckResult(best_candidate(scores), probe_C, scores, embeddings, frozen=recipe)
 
 
-#: The check's candidates, in the order ties go: the cheaper to predict with first.
-CANDIDATES = ("probe", "frozen", "fine_tuned")
+#: The check's candidates: the recipe, then the challengers in the order
+#: ties between them go (the cheaper to predict with first).
+CANDIDATES = ("frozen", "probe", "fine_tuned")
+
+
+def mcnemar_p_value(challenger_correct: np.ndarray, recipe_correct: np.ndarray) -> float:
+    """One-sided exact McNemar p-value that the challenger is more accurate than the recipe.
+
+    Only the images exactly one of the two gets right count: under the null
+    hypothesis of equal accuracy each of them is the challenger's with
+    probability 1/2. 1.0 when there is none.
+    """
+    wins = int(np.sum(challenger_correct & ~recipe_correct))
+    losses = int(np.sum(~challenger_correct & recipe_correct))
+    if wins + losses == 0:
+        return 1.0
+    return float(binomtest(wins, wins + losses, 0.5, alternative="greater").pvalue)
 
 
 def best_candidate(scores: dict) -> str:
-    """The candidate of :data:`CANDIDATES` with the highest accuracy, then the lowest log-loss, then first."""
+    """``"frozen"`` unless a challenger beats it at :data:`SIGNIFICANCE`; then the best such challenger.
+
+    Among significant challengers: the highest accuracy, then the lowest
+    log-loss, then the first of :data:`CANDIDATES`.
+    """
 
     def key(name):
         log_loss = scores[f"{name}_log_loss"]
-        # A NaN log-loss (a recipe head without probabilities) loses the tie.
+        # A NaN log-loss loses the tie.
         return scores[f"{name}_accuracy"], -log_loss if np.isfinite(log_loss) else -np.inf
 
-    return max(CANDIDATES, key=key)  # max keeps the first of equal keys
+    challengers = [name for name in CANDIDATES[1:] if scores[f"{name}_p_value"] < SIGNIFICANCE]
+    return max(challengers, key=key) if challengers else "frozen"  # max keeps the first of equal keys
 
 
 def keeps_frozen_model(net, dataset: TrainingDataset, y_encoded: np.ndarray, items) -> bool:

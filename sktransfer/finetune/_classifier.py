@@ -39,6 +39,7 @@ from ..feature_extraction import FrozenFeatureClassifier
 from ..image import BatchDecoder, resolve_num_workers
 from ..image._validation import ImageInputMixin, check_image_labels
 from ..utils import autocast_context, resolve_device
+from ..utils._classes import align_proba
 from ._activation_cache import leave, mark_pretrained, route
 from ._callbacks import default_callbacks
 from ._check import keeps_frozen_model
@@ -77,11 +78,11 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
     fine-tuning against two models on frozen features, on the training
     images only: that logistic regression alone on the frozen network, and
     the library's frozen-features recipe,
-    :class:`~sktransfer.FrozenFeatureClassifier` (``frozen``). Fine-tuning
-    is kept when it scores highest; else the fitted model is the better
-    frozen one (``fine_tuned_=False``; when it is the recipe, ``frozen_``
-    predicts), so the fine-tuner is not worse than frozen features where
-    the check can tell. No split is
+    :class:`~sktransfer.FrozenFeatureClassifier` (``frozen``). The recipe
+    is the fitted model (``fine_tuned_=False``, ``frozen_`` predicts)
+    unless fine-tuning or the probe is significantly more accurate than it
+    on the held-out images (McNemar's test), so the fine-tuner is not worse
+    than frozen features unless the evidence says otherwise. No split is
     held out: the annealed schedule already fixes where training ends, and on
     a few hundred images a validated run followed by a refit on all of them
     costs a second training to choose an epoch count. Passing a
@@ -212,10 +213,12 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         a fresh pretrained network is fine-tuned on the other folds as the
         final fit will be, and it and the probe alone predict the held-out
         fold; the ``frozen`` recipe is cross-validated on the same folds
-        (its ``cv``) and fitted on every image. The candidate with the
-        highest cross-validated accuracy is kept (equal: the lower
-        log-loss; still equal: the probe, then the recipe); unless it is
-        fine-tuning, ``fit`` stops there. The folds reuse the fit's
+        (its ``cv``) and fitted on every image. The recipe is kept unless
+        a challenger (fine-tuning, the probe) is more accurate than it by
+        McNemar's one-sided exact test at 5% on the held-out predictions;
+        of the challengers that are, the most accurate (equal: the lower
+        log-loss; still equal: the probe). Unless it is fine-tuning,
+        ``fit`` stops there. The folds reuse the fit's
         decoded images and cached activations, so the check costs about
         ``check_folds`` trainings of the unfrozen groups on ``(k-1)/k`` of
         the images, plus one fit of the recipe (which embeds each image
@@ -273,8 +276,9 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
     check_scores_ : dict or None
         The internal check's cross-validated ``probe_accuracy``,
         ``probe_log_loss``, ``frozen_accuracy``, ``frozen_log_loss`` (the
-        recipe's), ``fine_tuned_accuracy``, ``fine_tuned_log_loss`` and
-        ``n_folds``; None when no check ran.
+        recipe's), ``fine_tuned_accuracy``, ``fine_tuned_log_loss``, the
+        McNemar ``probe_p_value`` and ``fine_tuned_p_value`` against the
+        recipe, and ``n_folds``; None when no check ran.
     probe_C_ : float
         The ``C`` of the probe head (1.0 without the check).
     validating_ : bool
@@ -875,10 +879,7 @@ class FineTuneClassifier(ImageInputMixin, NeuralNetClassifier):
         if frozen is None:
             return super().predict_proba(X)
         # The recipe knows the classes it was fitted on; columns in classes_' order.
-        proba = np.zeros((len(X), len(self.classes_)))
-        column = {label: i for i, label in enumerate(self.classes_.tolist())}
-        proba[:, [column[label] for label in frozen.classes_.tolist()]] = frozen.predict_proba(X)
-        return proba
+        return align_proba(frozen.predict_proba(X), frozen.classes_, self.classes_)
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted labels (the original label values)."""

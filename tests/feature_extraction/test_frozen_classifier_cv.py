@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
-from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold
 from sklearn.svm import LinearSVC
 from sklearn.utils._param_validation import InvalidParameterError
 
@@ -46,23 +46,36 @@ def test_cv_scores_are_those_of_fitting_each_split_by_hand(data):
     centre = clf.extractor_.transform(images)
     np.testing.assert_allclose(all_rows[: len(y)], centre, rtol=1e-5, atol=1e-6)
     row_image = np.concatenate([np.arange(12), np.repeat(np.arange(12), 2)])
-    hits, loss = 0, 0.0
+    hits, loss, predictions = 0, 0.0, np.empty_like(y)
     for (train, test), (rows, labels) in zip(folds, RowsHead.fits[:2]):
         # A split trains on its images' rows and their views', and nothing of the held-out images.
         keep = np.isin(row_image, train)
         np.testing.assert_array_equal(rows, all_rows[keep])
         np.testing.assert_array_equal(labels, all_labels[keep])
         head = LogisticRegression(max_iter=500).fit(rows, labels)
-        hits += np.sum(head.predict(centre[test]) == y[test])
+        predictions[test] = head.predict(centre[test])
+        hits += np.sum(predictions[test] == y[test])
         proba = head.predict_proba(centre[test]).astype(float)
         loss += log_loss(y[test], proba / proba.sum(axis=1, keepdims=True), labels=head.classes_, normalize=False)
     assert clf.cv_scores_["n_splits"] == 2
     assert clf.cv_scores_["accuracy"] == pytest.approx(hits / 12)
     assert clf.cv_scores_["log_loss"] == pytest.approx(loss / 12, rel=1e-4)
+    np.testing.assert_array_equal(clf.cv_predictions_, predictions)  # each image, by the split holding it out
     # The fitted model is the fit on everything, as without cv.
     plain = FrozenFeatureClassifier(extractor=_tiny(), classifier=RowsHead(max_iter=500), n_views=2, random_state=0)
     np.testing.assert_allclose(plain.fit(images, y).classifier_.coef_, clf.classifier_.coef_, rtol=1e-6)
-    assert plain.cv_scores_ is None
+    assert plain.cv_scores_ is None and plain.cv_predictions_ is None
+
+
+def test_cv_predictions_need_every_image_held_out_once(data):
+    images, y = data
+    repeated = FrozenFeatureClassifier(
+        extractor=_tiny(), random_state=0, cv=ShuffleSplit(3, test_size=4, random_state=0)
+    )
+    assert repeated.fit(images, y).cv_scores_["n_splits"] == 3 and repeated.cv_predictions_ is None
+    folds = FrozenFeatureClassifier(extractor=_tiny(), random_state=0, cv=3).fit(images, y)
+    assert folds.cv_predictions_.shape == (12,) and set(folds.cv_predictions_) <= set(y)
+    assert np.mean(folds.cv_predictions_ == y) == pytest.approx(folds.cv_scores_["accuracy"])
 
 
 def test_cv_as_an_int_is_stratified_folds_of_images(data):

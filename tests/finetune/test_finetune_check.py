@@ -17,6 +17,8 @@ from sktransfer.finetune._probe import fit_linear_probe
 SCORE_KEYS = {
     "probe_accuracy",
     "probe_log_loss",
+    "probe_p_value",
+    "fine_tuned_p_value",
     "frozen_accuracy",
     "frozen_log_loss",
     "fine_tuned_accuracy",
@@ -51,6 +53,7 @@ def test_the_check_reports_cross_validated_scores_of_every_candidate(tiny_backbo
     assert set(clf.check_scores_) == SCORE_KEYS and clf.check_scores_["n_folds"] == 2
     for key in SCORE_KEYS - {"n_folds"}:
         assert np.isfinite(clf.check_scores_[key])
+    assert 0 < clf.check_scores_["probe_p_value"] <= 1 and 0 < clf.check_scores_["fine_tuned_p_value"] <= 1
     assert clf.probe_C_ in _check.PROBE_CS
     kept = _check.best_candidate(clf.check_scores_)
     assert clf.fine_tuned_ == (kept == "fine_tuned") and (clf.frozen_ is not None) == (kept == "frozen")
@@ -59,16 +62,40 @@ def test_the_check_reports_cross_validated_scores_of_every_candidate(tiny_backbo
 @pytest.mark.parametrize(
     ("scores", "kept"),
     [
-        (((0.9, 0.3), (0.9, 0.3), (0.9, 0.3)), "probe"),  # a full tie: the cheapest
-        (((0.8, 0.3), (0.9, 0.4), (0.9, 0.3)), "fine_tuned"),  # equal accuracy: the lower log-loss
-        (((0.8, 0.3), (0.9, 0.5), (0.85, 0.1)), "frozen"),  # accuracy first
-        (((0.8, 0.3), (0.9, float("nan")), (0.9, 0.6)), "fine_tuned"),  # no log-loss loses the tie
+        # (accuracy, log-loss, p-value against the recipe) of the probe, the recipe, fine-tuning
+        (((0.95, 0.2, 0.06), (0.8, 0.5, None), (0.95, 0.2, 0.2)), "frozen"),  # none significant: the recipe
+        (((0.85, 0.3, 0.04), (0.8, 0.3, None), (0.95, 0.1, 0.06)), "probe"),  # only a significant one
+        (((0.9, 0.3, 0.01), (0.8, 0.3, None), (0.95, 0.4, 0.01)), "fine_tuned"),  # both: accuracy first
+        (((0.9, 0.4, 0.01), (0.8, 0.3, None), (0.9, 0.3, 0.01)), "fine_tuned"),  # equal: the lower log-loss
+        (((0.9, 0.3, 0.01), (0.8, 0.3, None), (0.9, 0.3, 0.01)), "probe"),  # a full tie: the cheaper
+        (((0.9, float("nan"), 0.01), (0.8, 0.3, None), (0.9, 0.6, 0.01)), "fine_tuned"),  # no log-loss loses
     ],
 )
-def test_the_best_candidate_is_the_most_accurate_then_the_surest_then_the_cheapest(scores, kept):
+def test_the_recipe_is_kept_unless_a_challenger_beats_it_significantly(scores, kept):
     named = dict(zip(("probe", "frozen", "fine_tuned"), scores))
-    flat = {f"{name}_{what}": v for name, pair in named.items() for what, v in zip(("accuracy", "log_loss"), pair)}
+    flat = {
+        f"{name}_{what}": v
+        for name, triple in named.items()
+        for what, v in zip(("accuracy", "log_loss", "p_value"), triple)
+        if v is not None
+    }
     assert _check.best_candidate(flat) == kept
+
+
+def test_mcnemar_counts_only_the_images_one_model_gets_right():
+    recipe = np.array([1, 1, 1, 0, 0, 0, 0, 0, 1, 0], dtype=bool)
+    # 5 images only the challenger gets right, none only the recipe: 1/2**5.
+    challenger = recipe.copy()
+    challenger[3:8] = True
+    assert _check.mcnemar_p_value(challenger, recipe) == pytest.approx(1 / 32)
+    # 3 against 1: P(X >= 3) for X ~ Binomial(4, 1/2) = 5/16.
+    challenger = np.array([0, 1, 1, 1, 1, 1, 0, 0, 1, 0], dtype=bool)
+    assert (challenger & ~recipe).sum() == 3 and (~challenger & recipe).sum() == 1
+    assert _check.mcnemar_p_value(challenger, recipe) == pytest.approx(5 / 16)
+    # Images both get right or both wrong do not count; none disagree: no evidence.
+    assert _check.mcnemar_p_value(recipe, recipe) == 1.0
+    # The other way round, the challenger is worse: a large p-value.
+    assert _check.mcnemar_p_value(recipe, challenger) == pytest.approx(15 / 16)
 
 
 def test_when_fine_tuning_wins_the_final_fit_is_the_fit_without_the_check(tiny_backbone, data, monkeypatch):
@@ -212,8 +239,12 @@ def test_probe_C_is_chosen_by_held_out_log_loss():
     x = torch.as_tensor(np.r_[rng.normal(-3, 0.3, (10, 2)), rng.normal(3, 0.3, (10, 2))], dtype=torch.float32)
     y = torch.as_tensor(np.repeat([0, 1], 10))
     folds = _check.stratified_folds(y.numpy(), 2, seed=0)
-    C, losses = _check.choose_probe_C(x, y, folds)
+    C, losses, heldout = _check.choose_probe_C(x, y, folds)
     assert C == max(_check.PROBE_CS) and losses[C] == min(losses.values())
+    # The chosen probe's held-out logits, fold by fold, as a fit at that C gives them.
+    assert len(heldout) == len(folds)
+    for (train, test), logits in zip(folds, heldout):
+        torch.testing.assert_close(logits, _check._probe_logits(x, y, train, test, C, None))
     # Pure noise: the strongest penalty.
     noise = torch.as_tensor(rng.normal(size=(20, 50)), dtype=torch.float32)
     assert _check.choose_probe_C(noise, y, folds)[0] == min(_check.PROBE_CS)

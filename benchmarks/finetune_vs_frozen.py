@@ -22,7 +22,9 @@ other FineTuneClassifier parameters (JSON) for a comparison run. The
 fine-tuner's columns say what its check kept (``probe``: the logistic
 regression on its frozen network; ``recipe``: the frozen recipe,
 ``FrozenFeatureClassifier(random_state=seed)``; or ``fine-tuned``) and
-the cross-validated accuracies of the three on the training images.
+the cross-validated accuracies of the three on the training images, with
+the p-values of McNemar's test that decided (the recipe is kept unless the
+probe or fine-tuning beats it at 5%).
 """
 
 import argparse
@@ -83,6 +85,8 @@ def run(task, seed, params):
         "cv_probe": scores.get("probe_accuracy"),
         "cv_frozen": scores.get("frozen_accuracy"),
         "cv_fine_tuned": scores.get("fine_tuned_accuracy"),
+        "p_probe": scores.get("probe_p_value"),
+        "p_fine_tuned": scores.get("fine_tuned_p_value"),
         "probe_C": tuner.probe_C_,
         "engine": tuner.engine_,
     }
@@ -94,6 +98,10 @@ def _cv(value):
     return "-" if value is None else f"{value:.3f}"
 
 
+def _p(value):
+    return "-" if value is None else f"{value:.2g}"
+
+
 def markdown(rows, params):
     setting = f"`FineTuneClassifier(**{json.dumps(params)})`" if params else "`FineTuneClassifier()`"
     lines = [
@@ -101,17 +109,20 @@ def markdown(rows, params):
         "training images; accuracy on the same test images. Fit seconds include decoding and the fine-tuner's "
         "internal check (which fits the frozen recipe too). Check: what the fine-tuner kept (the probe on its "
         "frozen network, the frozen recipe `FrozenFeatureClassifier(random_state=seed)` or the fine-tuned "
-        "network), and the cross-validated accuracy of each on the training images.",
+        "network), the cross-validated accuracy of each on the training images, and the p-values of McNemar's "
+        "test that the probe / fine-tuning is more accurate than the recipe (kept unless one is below 0.05).",
         "",
         "| task | seed | n train -> test | `FrozenFeatureClassifier()` accuracy | fit s "
-        "| `FineTuneClassifier()` accuracy | fit s | check kept | check CV probe / recipe / fine-tuned | probe C |",
-        "|---|---:|---|---:|---:|---:|---:|---|---|---:|",
+        "| `FineTuneClassifier()` accuracy | fit s | check kept | check CV probe / recipe / fine-tuned "
+        "| p probe / fine-tuned | probe C |",
+        "|---|---:|---|---:|---:|---:|---:|---|---|---|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['task']} | {r['seed']} | {r['n_train']} -> {r['n_test']} | {r['frozen_accuracy']:.4f} "
             f"| {r['frozen_fit_s']:.1f} | {r['finetune_accuracy']:.4f} | {r['finetune_fit_s']:.1f} | {r['chose']} "
-            f"| {_cv(r['cv_probe'])} / {_cv(r['cv_frozen'])} / {_cv(r['cv_fine_tuned'])} | {r['probe_C']:g} |"
+            f"| {_cv(r['cv_probe'])} / {_cv(r['cv_frozen'])} / {_cv(r['cv_fine_tuned'])} "
+            f"| {_p(r['p_probe'])} / {_p(r['p_fine_tuned'])} | {r['probe_C']:g} |"
         )
     lines += ["", "| task | median accuracy frozen | median accuracy fine-tuner | median fit s frozen | fine-tuner |"]
     lines.append("|---|---:|---:|---:|---:|")

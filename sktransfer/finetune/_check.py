@@ -309,8 +309,9 @@ def keeps_frozen_model(net, dataset: TrainingDataset, y_encoded: np.ndarray, ite
             "frozen": f"keeping the frozen features ({type(result.frozen).__name__}), no fine-tuning",
         }[result.kept]
         print(
-            f"internal check, {s['n_folds']}-fold accuracy: probe (C={result.probe_C:g}) {s['probe_accuracy']:.4f}, "
-            f"frozen features {s['frozen_accuracy']:.4f}, fine-tuned {s['fine_tuned_accuracy']:.4f}: {kept}",
+            f"internal check, {s['n_folds']}-fold accuracy: frozen features {s['frozen_accuracy']:.4f}, "
+            f"probe (C={result.probe_C:g}) {s['probe_accuracy']:.4f} (p={s['probe_p_value']:.2g}), "
+            f"fine-tuned {s['fine_tuned_accuracy']:.4f} (p={s['fine_tuned_p_value']:.2g}): {kept}",
             flush=True,
         )
     net.fine_tuned_, net.check_scores_, net.probe_C_ = result.kept == "fine_tuned", result.scores, result.probe_C

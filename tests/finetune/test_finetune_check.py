@@ -274,7 +274,7 @@ def test_the_folds_print_nothing_and_the_check_prints_one_line(tiny_backbone, da
     clf = make_clf(tiny_backbone, frozen=tiny_recipe(), check_folds=2, verbose=1, max_epochs=1, head_epochs=0).fit(X, y)
     out = capsys.readouterr().out
     assert clf.verbose == 1
-    assert out.count("internal check, 2-fold accuracy: probe (C=") == 1
+    assert out.count("internal check, 2-fold accuracy: frozen features ") == 1 and "probe (C=" in out
     assert "Re-initializing" not in out
     # The final fit's epochs are printed when it fine-tunes.
     assert ("epoch" in out) == clf.fine_tuned_

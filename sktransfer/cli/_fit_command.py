@@ -10,34 +10,13 @@ the file written.
 
 from __future__ import annotations
 
-import argparse
 import os
 import warnings
 
 from ._model_file import save_model
-from ._options import add_weights_options, positive_int, weights_argument
+from ._options import add_weights_options, non_negative_int, positive_int, share, weights_argument
 
 __all__ = ["add_parser", "interrupted", "run"]
-
-
-def _share(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not in [0, 1)")
-    return value
-
-
-def _non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is negative")
-    return value
 
 
 def add_parser(commands, name):
@@ -61,13 +40,13 @@ def add_parser(commands, name):
     )
     parser.add_argument(
         "--views",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=None,
         help="without --finetune: random views embedded per training image (default: the library's)",
     )
     parser.add_argument(
         "--val-size",
-        type=_share,
+        type=share,
         default=0.2,
         help="share of the images held out for validation when FOLDER has no val/ or test/ folder; "
         "0: none (default: %(default)s)",

@@ -4,7 +4,40 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["add_weights_options", "batch_size", "positive_int", "weights_argument"]
+__all__ = [
+    "add_weights_options",
+    "batch_size",
+    "non_negative_int",
+    "number_type",
+    "positive_int",
+    "share",
+    "weights_argument",
+]
+
+
+def number_type(convert, accept, requirement):
+    """An argparse type: ``convert(text)`` (``int`` or ``float``), refused unless ``accept(value)``.
+
+    The errors name the text: not a number (a whole one, for ``int``), or
+    ``requirement`` (for example ``"is negative"``).
+    """
+
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            kind = "a whole number" if convert is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"{text!r} {requirement}")
+        return value
+
+    return parse
+
+
+positive_int = number_type(int, lambda value: value >= 1, "is not a positive number")
+non_negative_int = number_type(int, lambda value: value >= 0, "is negative")
+share = number_type(float, lambda value: 0 <= value < 1, "is not in [0, 1)")
 
 
 def batch_size(text):
@@ -12,23 +45,10 @@ def batch_size(text):
     if text == "auto":
         return text
     try:
-        value = int(text)
+        int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is neither 'auto' nor a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
-    return value
-
-
-def positive_int(text):
-    """argparse type: a whole number >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
-    return value
+    return positive_int(text)
 
 
 def add_weights_options(parser):

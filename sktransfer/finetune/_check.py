@@ -132,9 +132,8 @@ def _probe_logits(embeddings, y, train, test, C, class_weight):
         return linear(embeddings[test].float())
 
 
-def _loss_and_hits(logits, y):
-    logits = logits.float()
-    return float(nn.functional.cross_entropy(logits, y, reduction="sum")), int((logits.argmax(1) == y).sum())
+def _summed_log_loss(logits, y):
+    return float(nn.functional.cross_entropy(logits.float(), y, reduction="sum"))
 
 
 def choose_probe_C(embeddings, y, folds, class_weight=None) -> tuple[float, dict, list]:
@@ -147,7 +146,7 @@ def choose_probe_C(embeddings, y, folds, class_weight=None) -> tuple[float, dict
     losses, logits = {}, {}
     for C in PROBE_CS:
         logits[C] = [_probe_logits(embeddings, y, train, test, C, class_weight) for train, test in folds]
-        losses[C] = sum(_loss_and_hits(out, y[test])[0] for out, (_, test) in zip(logits[C], folds)) / len(y)
+        losses[C] = sum(_summed_log_loss(out, y[test]) for out, (_, test) in zip(logits[C], folds)) / len(y)
     best = min(losses.values())
     chosen = next(C for C in PROBE_CS if losses[C] == best)
     return chosen, losses, logits[chosen]
@@ -202,7 +201,8 @@ def check_fine_tuning(net, dataset: TrainingDataset, y_encoded: np.ndarray, n_fo
     weight = None if weight is None else torch.as_tensor(weight, dtype=torch.float32)
     probe_C, _, probe_heldout = choose_probe_C(embeddings, y, folds, weight)
     net.probe_C_ = probe_C
-    sums = {"probe": [0.0, 0], "fine_tuned": [0.0, 0]}
+    # Per challenger: the summed held-out log-loss, and which images it got right when held out.
+    loss = {"probe": 0.0, "fine_tuned": 0.0}
     correct = {"probe": np.zeros(len(y), dtype=bool), "fine_tuned": np.zeros(len(y), dtype=bool)}
     for k, ((train, test), probe) in enumerate(zip(folds, probe_heldout)):
         if k:
@@ -212,21 +212,19 @@ def check_fine_tuning(net, dataset: TrainingDataset, y_encoded: np.ndarray, n_fo
             return CheckResult("probe", probe_C, None, embeddings, interrupted_after=len(net.history))
         tuned = heldout_logits(net, dataset, dataset.indices[test])
         for name, logits in (("probe", probe), ("fine_tuned", tuned)):
-            loss, hits = _loss_and_hits(logits, y[test])
-            sums[name][0] += loss
-            sums[name][1] += hits
+            loss[name] += _summed_log_loss(logits, y[test])
             correct[name][test] = (logits.argmax(1) == y[test]).numpy()
     recipe = frozen_recipe(net).set_params(cv=folds)
     recipe.fit(items, net.classes_[y_encoded])
     recipe_correct = recipe.cv_predictions_ == net.classes_[y_encoded]  # the folds hold out each image once
     scores = {
-        "probe_accuracy": sums["probe"][1] / len(y),
-        "probe_log_loss": sums["probe"][0] / len(y),
+        "probe_accuracy": float(correct["probe"].mean()),
+        "probe_log_loss": loss["probe"] / len(y),
         "probe_p_value": mcnemar_p_value(correct["probe"], recipe_correct),
         "frozen_accuracy": recipe.cv_scores_["accuracy"],
         "frozen_log_loss": recipe.cv_scores_["log_loss"],
-        "fine_tuned_accuracy": sums["fine_tuned"][1] / len(y),
-        "fine_tuned_log_loss": sums["fine_tuned"][0] / len(y),
+        "fine_tuned_accuracy": float(correct["fine_tuned"].mean()),
+        "fine_tuned_log_loss": loss["fine_tuned"] / len(y),
         "fine_tuned_p_value": mcnemar_p_value(correct["fine_tuned"], recipe_correct),
         "n_folds": len(folds),
     }
